@@ -1,0 +1,148 @@
+// The configuration as plain structs: what the YAML file says, validated, with defaults applied.
+// config.cpp is the only yaml-cpp user; nothing here includes Asio, Beast or yaml-cpp, so policy
+// code and its tests compile fast (conventions.md, rule 11).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace proxyd {
+
+using Duration = std::chrono::milliseconds;
+
+// Parts per million: the unit of a route's weight (the share sent to its passive slot).
+inline constexpr std::uint32_t kPpmMax = 1'000'000;
+
+enum class SlotName { live, passive };
+
+// host:port as written; resolved to addresses when a snapshot is built. An IPv6 host is stored
+// without brackets (as resolvers take it); text() puts them back: "[::1]:8080".
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string text() const {
+    const bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  }
+};
+
+struct TlsConfig {
+  std::string cert;
+  std::string key;
+};
+
+struct ListenerConfig {
+  std::string name;
+  Endpoint address;
+  std::optional<TlsConfig> tls;
+  std::optional<SlotName> slot;  // set: every request here goes to that slot of its route
+  int line = 0;
+};
+
+struct AdminConfig {
+  std::string control_socket = "/run/proxyd/control.sock";
+  std::optional<Endpoint> metrics;  // GET /metrics, /healthz, /ready
+  std::string state_file = "/var/lib/proxyd/state.json";
+  std::string access_log = "stdout";  // "stdout", "off", or a path
+  std::string audit_log;  // JSON lines, one per mutating command; "" = beside state_file
+  std::uint32_t control_mode = 0600;  // file mode of the control socket
+  std::string control_group;          // group owning the socket ("" = proxyd's own)
+  std::vector<std::int64_t> control_allow_uids;  // besides root and proxyd's own user
+  std::vector<std::int64_t> control_allow_gids;  // peers whose primary group is one of these
+};
+
+struct HealthConfig {
+  std::string path = "/healthz";
+  Duration interval{2000};
+  Duration timeout{1000};
+  int rise = 2;
+  int fall = 3;
+};
+
+enum class Balance { round_robin, least_request };
+
+struct PoolConfig {
+  std::string name;
+  std::vector<Endpoint> servers;
+  Balance balance = Balance::round_robin;
+  std::optional<HealthConfig> health;
+  int line = 0;
+};
+
+struct StickyConfig {
+  enum class Kind { none, cookie, header, client_ip };
+  Kind kind = Kind::none;
+  std::string name;  // the cookie or header name
+};
+
+struct RouteConfig {
+  std::string name;
+  std::string host;         // empty: any host; "*.example.com": any subdomain
+  std::string path_prefix;  // empty: any path
+  std::string live;
+  std::string passive;
+  std::uint32_t weight_ppm = 0;
+  StickyConfig sticky;
+  std::string preview_header;  // optional: a request carrying this header goes to passive
+  int line = 0;
+};
+
+struct TimeoutsConfig {
+  Duration client_header{10'000};
+  Duration client_idle{60'000};
+  Duration client_body{60'000};  // between two reads of a request body
+  Duration upstream_connect{2'000};
+  Duration upstream_response{60'000};
+  Duration upstream_idle{30'000};  // an idle kept-alive upstream connection is closed after this
+  Duration drain{30'000};
+};
+
+struct LimitsConfig {
+  std::uint64_t max_header_bytes = 16 * 1024;
+  std::uint64_t max_body_bytes = 100ull * 1024 * 1024;
+  std::uint32_t upstream_idle_per_server = 64;  // idle connections kept per server per worker
+};
+
+struct Config {
+  std::string path;  // the file it was read from
+  int workers = 0;   // 0 = auto (one per core)
+  std::vector<ListenerConfig> listeners;
+  AdminConfig admin;
+  std::vector<PoolConfig> pools;
+  std::vector<RouteConfig> routes;
+  TimeoutsConfig timeouts;
+  LimitsConfig limits;
+};
+
+// One problem found in a config file, printed as `FILE:LINE: key: message`. Line 0 (the file as a
+// whole: unreadable, empty) prints as `FILE: message`; an empty key (a YAML syntax error) as
+// `FILE:LINE: message`.
+struct ConfigError {
+  std::string file;
+  int line = 0;
+  std::string key;  // dotted path, e.g. routes[1].weight
+  std::string message;
+  std::string text() const;
+};
+
+struct ConfigResult {
+  std::optional<Config> config;     // set when errors is empty
+  std::vector<ConfigError> errors;  // every problem found, in file order
+};
+
+// Reads and validates a config file. Never throws.
+ConfigResult load_config_file(const std::string& path);
+// Same, from text; `file` is only used in error messages.
+ConfigResult load_config_text(const std::string& text, const std::string& file);
+
+// Value parsers shared with the control plane. Each returns nullopt on bad input.
+std::optional<Duration> parse_duration(const std::string& text);       // 500ms, 2s, 1m, 1h
+std::optional<std::uint64_t> parse_size(const std::string& text);      // 1024, 16KiB, 100MiB, 1GiB
+std::optional<std::uint32_t> parse_percent_ppm(const std::string& text);  // 0.5, 0.5%, 100 -> ppm
+std::optional<Endpoint> parse_endpoint(const std::string& text);       // host:port, [v6]:port
+std::string format_percent(std::uint32_t ppm);                          // 500000 -> "50", 5000 -> "0.5"
+
+}  // namespace proxyd

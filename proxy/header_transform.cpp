@@ -1,0 +1,324 @@
+// Request/response head policy and rewriting. See header_transform.hpp for the contract; the
+// framing rules here are the ones design.md lists as Beast 1.81's gaps.
+#include "header_transform.hpp"
+
+#include <charconv>
+
+namespace proxyd {
+namespace {
+
+using F = http::field;
+
+constexpr char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Hop-by-hop fields (RFC 9110 7.6.1 plus the historical Proxy-* and Keep-Alive), and the framing
+// and forwarding fields we state ourselves.
+bool dropped_on_forward(F id) {
+  switch (id) {
+    case F::connection:
+    case F::proxy_connection:
+    case F::keep_alive:
+    case F::te:
+    case F::trailer:
+    case F::transfer_encoding:
+    case F::upgrade:
+    case F::proxy_authenticate:
+    case F::proxy_authorization:
+    case F::content_length:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool valid_target(http::verb method, std::string_view target) {
+  if (target == "*") return method == http::verb::options;
+  if (target.empty() || target.front() != '/') return false;  // origin-form only
+  for (char c : target) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '#') return false;
+  }
+  return true;
+}
+
+bool valid_host(std::string_view host) {
+  if (host.empty() || host.size() > 255) return false;
+  for (char c : host) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+void append_number(std::string& out, std::uint64_t n) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+  out.append(digits, static_cast<std::size_t>(end - digits));
+}
+
+bool forwarded(const HeadField& f, const ConnectionTokens& tokens) {
+  if (dropped_on_forward(f.id)) return false;
+  if (f.id == F::unknown && (iequals(f.name, "keep-alive") || iequals(f.name, "te"))) return false;
+  return !tokens.names_field(f.name);
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+bool ConnectionTokens::names_field(std::string_view field_name) const {
+  for (std::size_t i = 0; i < count; ++i)
+    if (iequals(names[i], field_name)) return true;
+  return false;
+}
+
+template <class Fields>
+ConnectionTokens connection_tokens(const Fields& fields) {
+  ConnectionTokens t;
+  for (const HeadField& f : fields) {
+    if (f.id != F::connection && f.id != F::proxy_connection) continue;
+    std::string_view rest = f.value;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      std::string_view token = trim(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      if (token.empty()) continue;
+      if (iequals(token, "close")) t.close = true;
+      else if (iequals(token, "keep-alive")) t.keep_alive = true;
+      else if (iequals(token, "upgrade")) t.upgrade = true;
+      if (t.count == ConnectionTokens::kMax) {
+        t.overflow = true;
+        return t;
+      }
+      t.names[t.count++] = token;
+    }
+  }
+  return t;
+}
+template ConnectionTokens connection_tokens(const std::vector<HeadField>&);
+
+bool has_obs_fold(std::string_view block) {
+  for (std::size_t i = block.find('\n'); i != std::string_view::npos && i + 1 < block.size();
+       i = block.find('\n', i + 1)) {
+    char next = block[i + 1];
+    if (next == ' ' || next == '\t') return true;
+  }
+  return false;
+}
+
+std::optional<LocalReason> check_request(const RequestHead& head, std::uint64_t max_body_bytes,
+                                         RequestPlan& plan) {
+  plan = RequestPlan{};
+  if (head.version != 10 && head.version != 11) return LocalReason::bad_request;
+  if (!valid_target(head.method, head.target)) return LocalReason::bad_request;
+
+  int hosts = 0, transfer_encodings = 0, lengths = 0;
+  std::string_view transfer_encoding, content_length, expect;
+  for (const HeadField& f : head.fields) {
+    switch (f.id) {
+      case F::host:
+        ++hosts;
+        plan.host = trim(f.value);
+        break;
+      case F::transfer_encoding:
+        ++transfer_encodings;
+        transfer_encoding = trim(f.value);
+        break;
+      case F::content_length:
+        ++lengths;
+        content_length = trim(f.value);
+        break;
+      case F::cookie:
+        if (plan.cookie.empty()) plan.cookie = f.value;
+        break;
+      case F::expect:
+        expect = trim(f.value);
+        break;
+      case F::upgrade:
+        plan.upgrade = trim(f.value);
+        break;
+      default:
+        break;
+    }
+  }
+  // Host: exactly one in HTTP/1.1 (RFC 9112 3.2), at most one in 1.0, and well-formed.
+  if (hosts > 1 || (hosts == 0 && head.version == 11)) return LocalReason::bad_request;
+  if (hosts == 1 && !valid_host(plan.host)) return LocalReason::bad_request;
+
+  // Framing: Transfer-Encoding is exactly "chunked", alone, in HTTP/1.1, without Content-Length.
+  if (transfer_encodings > 0) {
+    if (transfer_encodings > 1 || lengths > 0 || head.version != 11 ||
+        !iequals(transfer_encoding, "chunked"))
+      return LocalReason::bad_request;
+    plan.framing = BodyFraming::chunked;
+  } else if (lengths > 0) {
+    // Beast already refused differing or malformed values; a single value is all digits here,
+    // but a list like "5, 5" is legal to Beast: take its first element.
+    std::uint64_t n = 0;
+    auto first = content_length.substr(0, content_length.find(','));
+    first = trim(first);
+    auto [end, ec] = std::from_chars(first.data(), first.data() + first.size(), n);
+    if (ec != std::errc{} || end != first.data() + first.size()) return LocalReason::bad_request;
+    if (n > max_body_bytes) return LocalReason::body_too_large;
+    plan.length = n;
+    plan.framing = n > 0 ? BodyFraming::length : BodyFraming::none;
+  }
+
+  plan.connection = connection_tokens(head.fields);
+  if (plan.connection.overflow) return LocalReason::bad_request;
+  plan.keep_alive = head.version == 11 ? !plan.connection.close
+                                       : plan.connection.keep_alive && !plan.connection.close;
+  if (!plan.upgrade.empty() &&
+      !(plan.connection.upgrade && head.method == http::verb::get && head.version == 11))
+    plan.upgrade = {};
+  plan.expect_continue = iequals(expect, "100-continue") && plan.framing != BodyFraming::none;
+  return std::nullopt;
+}
+
+void write_upstream_request(const RequestHead& head, const RequestPlan& plan,
+                            const ForwardInfo& forward, std::string& out) {
+  out.clear();
+  out.append(head.method_text);
+  out.push_back(' ');
+  out.append(head.target);
+  out.append(" HTTP/1.1\r\n");
+  for (const HeadField& f : head.fields) {
+    if (!forwarded(f, plan.connection)) continue;
+    if (f.id == F::expect) continue;  // 100-continue is answered by proxyd itself
+    if (f.id == F::unknown &&
+        (iequals(f.name, "x-forwarded-for") || iequals(f.name, "x-forwarded-proto") ||
+         iequals(f.name, "x-forwarded-host")))
+      continue;
+    append_field(out, f.name, f.value);
+  }
+  if (plan.framing == BodyFraming::length) {
+    out.append("Content-Length: ");
+    append_number(out, plan.length);
+    out.append("\r\n");
+  } else if (plan.framing == BodyFraming::chunked) {
+    out.append("Transfer-Encoding: chunked\r\n");
+  }
+  // X-Forwarded-For: every earlier hop, in order (several fields join with ", "), then the client.
+  out.append("X-Forwarded-For: ");
+  for (const HeadField& f : head.fields) {
+    if (f.id != F::unknown || !iequals(f.name, "x-forwarded-for")) continue;
+    std::string_view prior = trim(f.value);
+    if (prior.empty()) continue;
+    out.append(prior);
+    out.append(", ");
+  }
+  out.append(forward.client_ip);
+  out.append(forward.tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
+  if (!plan.host.empty()) append_field(out, "X-Forwarded-Host", plan.host);
+  if (!plan.upgrade.empty()) {
+    out.append("Connection: upgrade\r\n");
+    append_field(out, "Upgrade", plan.upgrade);
+  }
+  out.append("\r\n");
+}
+
+bool check_response(const ResponseHead& head, std::optional<std::uint64_t> length, bool chunked,
+                    bool head_request, ResponsePlan& plan) {
+  plan = ResponsePlan{};
+  if (head.version != 10 && head.version != 11) return false;
+  int transfer_encodings = 0;
+  std::string_view transfer_encoding;
+  for (const HeadField& f : head.fields) {
+    if (f.id == F::transfer_encoding) {
+      ++transfer_encodings;
+      transfer_encoding = trim(f.value);
+    } else if (f.id == F::upgrade) {
+      plan.upgrade = trim(f.value);
+    }
+  }
+  plan.connection = connection_tokens(head.fields);
+  if (plan.connection.overflow) return false;
+  plan.upstream_keep_alive = head.version == 11
+                                 ? !plan.connection.close
+                                 : plan.connection.keep_alive && !plan.connection.close;
+
+  bool bodyless = head_request || head.status / 100 == 1 || head.status == 204 ||
+                  head.status == 304;
+  if (bodyless) {
+    plan.framing = BodyFraming::none;
+    return true;
+  }
+  if (transfer_encodings > 0) {
+    if (transfer_encodings > 1 || !chunked || !iequals(transfer_encoding, "chunked"))
+      return false;
+    plan.framing = BodyFraming::chunked;
+  } else if (length) {
+    plan.length = *length;
+    plan.framing = *length > 0 ? BodyFraming::length : BodyFraming::none;
+  } else {
+    plan.framing = BodyFraming::until_close;
+    plan.upstream_keep_alive = false;
+  }
+  return true;
+}
+
+BodyFraming client_framing(BodyFraming upstream, unsigned client_version) {
+  if (upstream == BodyFraming::chunked || upstream == BodyFraming::until_close)
+    return client_version == 11 ? BodyFraming::chunked : BodyFraming::until_close;
+  return upstream;
+}
+
+void write_client_response(const ResponseHead& head, const ResponsePlan& plan,
+                           BodyFraming framing, bool keep_alive, unsigned client_version,
+                           std::string& out) {
+  out.clear();
+  out.append("HTTP/1.1 ");
+  append_number(out, head.status);
+  out.push_back(' ');
+  out.append(head.reason);
+  out.append("\r\n");
+  // A bodyless response (HEAD, 304) keeps the upstream's Content-Length: it describes the
+  // representation, not this message's body.
+  bool keep_length = plan.framing == BodyFraming::none && head.status != 204 &&
+                     head.status / 100 != 1;
+  for (const HeadField& f : head.fields) {
+    if (f.id == F::content_length && keep_length) {
+      append_field(out, f.name, f.value);
+      continue;
+    }
+    if (!forwarded(f, plan.connection)) continue;
+    append_field(out, f.name, f.value);
+  }
+  if (framing == BodyFraming::length) {
+    out.append("Content-Length: ");
+    append_number(out, plan.length);
+    out.append("\r\n");
+  } else if (framing == BodyFraming::chunked) {
+    out.append("Transfer-Encoding: chunked\r\n");
+  }
+  if (head.status == 101) {
+    out.append("Connection: upgrade\r\n");
+    append_field(out, "Upgrade", plan.upgrade);
+  } else if (!keep_alive && client_version == 11) {
+    out.append("Connection: close\r\n");
+  } else if (keep_alive && client_version == 10) {
+    out.append("Connection: keep-alive\r\n");
+  }
+  out.append("\r\n");
+}
+
+}  // namespace proxyd

@@ -1,0 +1,94 @@
+// The one place headers change (conventions.md, rule 4): the intermediary policy applied to a
+// parsed request (framing checks that close Beast 1.81's gaps, design.md) and the rewrite of the
+// request head sent upstream and the response head sent back (hop-by-hop removal per RFC 9110
+// 7.6.1, X-Forwarded-*). Pure functions over views; the output goes into a reused string.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "http_head.hpp"
+#include "local_reply.hpp"
+
+namespace proxyd {
+
+enum class BodyFraming : std::uint8_t { none, length, chunked, until_close };
+
+// The tokens of every Connection field of one message (bounded: more is a bad request).
+struct ConnectionTokens {
+  static constexpr std::size_t kMax = 16;
+  std::array<std::string_view, kMax> names{};
+  std::size_t count = 0;
+  bool close = false;
+  bool keep_alive = false;
+  bool upgrade = false;
+  bool overflow = false;
+
+  bool names_field(std::string_view field_name) const;
+};
+
+template <class Fields>
+ConnectionTokens connection_tokens(const Fields& fields);
+
+// What the session needs to know about a request that passed the checks.
+struct RequestPlan {
+  BodyFraming framing = BodyFraming::none;  // none, length or chunked (never until_close)
+  std::uint64_t length = 0;
+  std::string_view host;
+  std::string_view cookie;  // the first Cookie field
+  std::string_view upgrade;  // the Upgrade value when the client asks for a protocol switch
+  bool keep_alive = true;
+  bool expect_continue = false;
+  ConnectionTokens connection;
+};
+
+// True when a line of the header block starts with SP or HTAB (obs-fold, RFC 9112 5.2). Beast
+// joins such lines silently, which can hide a Transfer-Encoding value; we refuse them instead.
+bool has_obs_fold(std::string_view header_block);
+
+// Applies the request policy. On refusal returns the local reply reason (400, 413 or 431).
+std::optional<LocalReason> check_request(const RequestHead& head, std::uint64_t max_body_bytes,
+                                         RequestPlan& plan);
+
+struct ForwardInfo {
+  std::string_view client_ip;
+  bool tls = false;
+};
+
+// Serializes the head sent upstream: HTTP/1.1, hop-by-hop and Connection-named fields removed,
+// framing re-stated, X-Forwarded-For appended, X-Forwarded-Proto and -Host set.
+void write_upstream_request(const RequestHead& head, const RequestPlan& plan,
+                            const ForwardInfo& forward, std::string& out);
+
+// What the session needs to know about an upstream response.
+struct ResponsePlan {
+  BodyFraming framing = BodyFraming::none;
+  std::uint64_t length = 0;
+  bool upstream_keep_alive = true;  // the upstream allows reusing the connection
+  std::string_view upgrade;
+  ConnectionTokens connection;
+};
+
+// Applies the response policy: returns false on a response a proxy must not relay (a
+// Transfer-Encoding other than exactly chunked, a bad Connection list).
+// `has_length`/`chunked` come from the parser; `head_request` and status decide bodyless replies.
+bool check_response(const ResponseHead& head, std::optional<std::uint64_t> length, bool chunked,
+                    bool head_request, ResponsePlan& plan);
+
+// How the body is framed towards the client: a chunked or close-delimited upstream body is sent
+// chunked to HTTP/1.1 clients (so their connection stays open) and close-delimited to HTTP/1.0.
+BodyFraming client_framing(BodyFraming upstream, unsigned client_version);
+
+// Serializes the head sent to the client. `keep_alive` says whether the client connection stays
+// open after this response.
+void write_client_response(const ResponseHead& head, const ResponsePlan& plan,
+                           BodyFraming framing, bool keep_alive, unsigned client_version,
+                           std::string& out);
+
+// Field-name and token comparison, ASCII case-insensitive.
+bool iequals(std::string_view a, std::string_view b);
+
+}  // namespace proxyd

@@ -1,0 +1,143 @@
+// Parsed HTTP/1.x message heads as views into the connection's read buffer, and the parser that
+// fills them. Beast's basic_parser checks syntax; we keep the fields in a reused vector instead of
+// basic_fields (no allocation per field) and apply the proxy's own framing policy on top
+// (header_transform.hpp). Views stay valid until the owner consumes the header bytes.
+#pragma once
+
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace proxyd {
+
+namespace http = boost::beast::http;
+
+struct HeadField {
+  http::field id;  // http::field::unknown for names Beast does not know
+  std::string_view name;
+  std::string_view value;
+};
+
+struct RequestHead {
+  http::verb method = http::verb::unknown;
+  std::string_view method_text;
+  std::string_view target;
+  unsigned version = 11;  // 10 or 11
+  std::vector<HeadField> fields;
+
+  void clear() {
+    fields.clear();
+    method = http::verb::unknown;
+  }
+};
+
+struct ResponseHead {
+  unsigned status = 0;
+  std::string_view reason;
+  unsigned version = 11;
+  std::vector<HeadField> fields;
+
+  void clear() { fields.clear(); }
+};
+
+// Parses one message head into `Head`, then (optionally) one chunked body, handing decoded body
+// bytes to a sink one piece at a time. Non-eager: each put() does one step, so a full sink can
+// stop the parser (an eager Beast parser would spin when a callback consumes nothing).
+// Trailer fields are dropped: they arrive after the head has been forwarded.
+template <bool isRequest>
+class HeadParser : public http::basic_parser<isRequest> {
+ public:
+  using Head = std::conditional_t<isRequest, RequestHead, ResponseHead>;
+
+  explicit HeadParser(Head& head) : head_(head) {
+    head_.clear();
+    this->eager(false);
+  }
+
+  // Where decoded chunk bytes go: up to `capacity` bytes at `out`, `size` counts what is there.
+  void set_sink(char* out, std::size_t capacity, std::size_t* size) {
+    sink_ = out;
+    sink_capacity_ = capacity;
+    sink_size_ = size;
+  }
+
+  std::optional<std::uint64_t> length() const {
+    auto n = this->content_length();
+    return n ? std::optional<std::uint64_t>(*n) : std::nullopt;
+  }
+
+ private:
+  // Beast hands out boost::core::string_view; we store std::string_view (same bytes, no copy).
+  void on_request_impl(http::verb method, boost::beast::string_view method_text,
+                       boost::beast::string_view target, int version,
+                       boost::system::error_code&) override {
+    if constexpr (isRequest) {
+      head_.method = method;
+      head_.method_text = method_text;
+      head_.target = target;
+      head_.version = static_cast<unsigned>(version);
+    }
+  }
+
+  void on_response_impl(int status, boost::beast::string_view reason, int version,
+                        boost::system::error_code&) override {
+    if constexpr (!isRequest) {
+      head_.status = static_cast<unsigned>(status);
+      head_.reason = reason;
+      head_.version = static_cast<unsigned>(version);
+    }
+  }
+
+  void on_field_impl(http::field id, boost::beast::string_view name,
+                     boost::beast::string_view value,
+                     boost::system::error_code&) override {
+    if (!head_done_) head_.fields.push_back({id, name, value});
+  }
+
+  void on_header_impl(boost::system::error_code&) override { head_done_ = true; }
+
+  void on_body_init_impl(boost::optional<std::uint64_t> const&,
+                         boost::system::error_code&) override {}
+
+  std::size_t on_body_impl(boost::beast::string_view body, boost::system::error_code& ec) override {
+    return deliver(body, ec);
+  }
+
+  void on_chunk_header_impl(std::uint64_t, boost::beast::string_view extensions,
+                            boost::system::error_code& ec) override {
+    // Beast 1.81 puts no bound on chunk extensions; we forward none, so refuse long ones.
+    if (extensions.size() > 256) ec = http::error::bad_chunk_extension;
+  }
+
+  std::size_t on_chunk_body_impl(std::uint64_t, boost::beast::string_view body,
+                                 boost::system::error_code& ec) override {
+    return deliver(body, ec);
+  }
+
+  void on_finish_impl(boost::system::error_code&) override {}
+
+  std::size_t deliver(boost::beast::string_view body, boost::system::error_code& ec) {
+    if (sink_ == nullptr) {
+      ec = http::error::unexpected_body;
+      return 0;
+    }
+    std::size_t n = std::min(body.size(), sink_capacity_ - *sink_size_);
+    std::memcpy(sink_ + *sink_size_, body.data(), n);
+    *sink_size_ += n;
+    return n;
+  }
+
+  Head& head_;
+  bool head_done_ = false;
+  char* sink_ = nullptr;
+  std::size_t sink_capacity_ = 0;
+  std::size_t* sink_size_ = nullptr;
+};
+
+}  // namespace proxyd

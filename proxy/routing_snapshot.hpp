@@ -1,0 +1,89 @@
+// The immutable routing state a request reads: routes, pools, servers, slots and weights.
+// Built from a Config by the validating builder, then published through SnapshotStore and never
+// mutated; every change makes a new snapshot (conventions.md, rule 6). Plain structs, no Asio.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+
+namespace proxyd {
+
+// A numeric socket address, resolved when the snapshot is built (no DNS on the request path).
+struct ResolvedAddress {
+  bool v6 = false;
+  std::array<std::uint8_t, 16> bytes{};  // v4 uses the first 4
+  std::uint16_t port = 0;
+  std::string text() const;  // "127.0.0.1:9001" or "[::1]:9001"
+};
+
+// Counters shared by every worker and every snapshot generation for one server (matched by pool
+// and server name across snapshots), so least-request sees all workers' in-flight requests.
+struct ServerState {
+  std::atomic<std::int64_t> in_flight{0};
+};
+
+enum class ServerAdmin : std::uint8_t { enabled, draining, disabled };
+
+struct Server {
+  std::string name;  // as written in the config: "127.0.0.1:9001" or "app.internal:80"
+  ResolvedAddress address;
+  ServerAdmin admin = ServerAdmin::enabled;
+  std::shared_ptr<ServerState> state;
+};
+
+struct Pool {
+  std::string name;
+  std::uint32_t index = 0;  // position in RoutingSnapshot::pools
+  Balance balance = Balance::round_robin;
+  std::vector<Server> servers;
+};
+
+struct Route {
+  std::string name;
+  std::uint32_t index = 0;  // position in RoutingSnapshot::routes
+  std::string host;         // "" any, "api.example.com" exact, "*.example.com" any subdomain
+  std::string path_prefix;  // "" any
+  std::uint32_t live_pool = 0;
+  std::uint32_t passive_pool = 0;
+  std::uint32_t weight_ppm = 0;
+  StickyConfig sticky;
+  std::string preview_header;
+  std::uint64_t sticky_salt = 0;  // per route, so cohorts of two routes are independent
+};
+
+struct RoutingSnapshot {
+  std::uint64_t generation = 0;
+  std::vector<Pool> pools;
+  std::vector<Route> routes;
+  std::shared_ptr<const Config> config;  // timeouts, limits, listeners: read per request too
+
+  const Pool* find_pool(const std::string& name) const;
+  const Route* find_route(const std::string& name) const;
+};
+
+struct SnapshotResult {
+  std::shared_ptr<const RoutingSnapshot> snapshot;  // set when errors is empty
+  std::vector<ConfigError> errors;
+};
+
+// Resolves host names (getaddrinfo; numeric addresses skip DNS). Injected so tests stay offline.
+// Returns every address in the resolver's preference order (empty + `error` set on failure); a
+// snapshot's server uses only the first one, so a name is one server, not one per address.
+using Resolver = std::vector<ResolvedAddress> (*)(const std::string& host, std::uint16_t port,
+                                                  std::string& error);
+std::vector<ResolvedAddress> resolve_system(const std::string& host, std::uint16_t port,
+                                            std::string& error);
+
+// Builds a snapshot from a validated config. `previous`, when given, lends its ServerState objects
+// to servers that still exist, so counters survive a reload. A host that does not resolve is an
+// error naming the pool's line.
+SnapshotResult build_snapshot(std::shared_ptr<const Config> config, std::uint64_t generation,
+                              const RoutingSnapshot* previous, Resolver resolve = resolve_system);
+
+}  // namespace proxyd

@@ -1,0 +1,186 @@
+// Runtime overrides applied to snapshots, and the validation of control operations.
+#include "runtime_state.hpp"
+
+namespace proxyd {
+namespace {
+
+const Server* find_server(const Pool& pool, const std::string& name) {
+  for (const Server& s : pool.servers)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+std::string sticky_text(const StickyConfig& sticky) {
+  switch (sticky.kind) {
+    case StickyConfig::Kind::cookie:
+      return "cookie " + sticky.name;
+    case StickyConfig::Kind::header:
+      return "header " + sticky.name;
+    case StickyConfig::Kind::client_ip:
+      return "client_ip";
+    case StickyConfig::Kind::none:
+      break;
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string_view admin_name(ServerAdmin admin) {
+  switch (admin) {
+    case ServerAdmin::enabled:
+      return "enabled";
+    case ServerAdmin::draining:
+      return "draining";
+    case ServerAdmin::disabled:
+      return "disabled";
+  }
+  return "enabled";
+}
+
+std::optional<ServerAdmin> parse_admin(std::string_view name) {
+  if (name == "enabled") return ServerAdmin::enabled;
+  if (name == "draining") return ServerAdmin::draining;
+  if (name == "disabled") return ServerAdmin::disabled;
+  return std::nullopt;
+}
+
+std::shared_ptr<const RoutingSnapshot> with_runtime(const RoutingSnapshot& base,
+                                                    RuntimeState& state,
+                                                    std::vector<std::string>& warnings) {
+  auto next = std::make_shared<RoutingSnapshot>(base);
+  next->generation = state.generation;
+
+  for (auto it = state.routes.begin(); it != state.routes.end();) {
+    const std::string& name = it->first;
+    RouteOverride& o = it->second;
+    const Route* route = base.find_route(name);
+    if (route == nullptr) {
+      warnings.push_back("route " + name + " no longer exists; its runtime state is dropped");
+      it = state.routes.erase(it);
+      continue;
+    }
+    auto keep_pool = [&](std::optional<std::string>& pool, const char* slot) {
+      if (pool && base.find_pool(*pool) == nullptr) {
+        warnings.push_back("route " + name + ": " + slot + " pool " + *pool +
+                           " no longer exists; the config's " + slot + " pool is used");
+        pool.reset();
+      }
+    };
+    keep_pool(o.live, "live");
+    keep_pool(o.passive, "passive");
+    Route& r = next->routes[route->index];
+    if (o.live) r.live_pool = base.find_pool(*o.live)->index;
+    if (o.passive) r.passive_pool = base.find_pool(*o.passive)->index;
+    if (o.weight_ppm) r.weight_ppm = *o.weight_ppm;
+    it = o.empty() ? state.routes.erase(it) : std::next(it);
+  }
+
+  for (Pool& pool : next->pools)
+    for (Server& server : pool.servers) server.admin = ServerAdmin::enabled;
+  for (auto it = state.servers.begin(); it != state.servers.end();) {
+    const auto& [pool_name, server_name] = it->first;
+    const Pool* pool = base.find_pool(pool_name);
+    const Server* server = pool ? find_server(*pool, server_name) : nullptr;
+    if (server == nullptr) {
+      warnings.push_back("server " + server_name + " of pool " + pool_name +
+                         " no longer exists; its runtime state is dropped");
+      it = state.servers.erase(it);
+      continue;
+    }
+    Pool& target = next->pools[pool->index];
+    target.servers[static_cast<std::size_t>(server - pool->servers.data())].admin = it->second;
+    ++it;
+  }
+  return next;
+}
+
+std::optional<std::string> apply_operations(const RoutingSnapshot& current,
+                                            const RuntimeState& state,
+                                            const std::vector<Operation>& operations,
+                                            RuntimeState& next) {
+  if (operations.empty()) return "no operation given";
+  next = state;
+  // Effective slots as operations go: a flip after a set-live sees the new live pool.
+  std::map<std::string, std::pair<std::string, std::string>> slots;
+  auto slots_of = [&](const Route& route) -> std::pair<std::string, std::string>& {
+    auto [it, inserted] = slots.try_emplace(route.name);
+    if (inserted)
+      it->second = {current.pools[route.live_pool].name, current.pools[route.passive_pool].name};
+    return it->second;
+  };
+
+  for (const Operation& op : operations) {
+    if (op.kind == Operation::Kind::server_admin) {
+      const Pool* pool = current.find_pool(op.pool);
+      if (pool == nullptr) return "no pool named " + op.pool;
+      if (find_server(*pool, op.server) == nullptr)
+        return "pool " + op.pool + " has no server " + op.server;
+      next.servers[{op.pool, op.server}] = op.admin;
+      continue;
+    }
+    const Route* route = current.find_route(op.route);
+    if (route == nullptr) return "no route named " + op.route;
+    auto& [live, passive] = slots_of(*route);
+    RouteOverride& o = next.routes[op.route];
+    switch (op.kind) {
+      case Operation::Kind::set_weight:
+        if (op.weight_ppm > kPpmMax) return "weight must be between 0 and 100 percent";
+        o.weight_ppm = op.weight_ppm;
+        break;
+      case Operation::Kind::set_live:
+        if (current.find_pool(op.pool) == nullptr) return "no pool named " + op.pool;
+        o.live = live = op.pool;
+        break;
+      case Operation::Kind::set_passive:
+        if (current.find_pool(op.pool) == nullptr) return "no pool named " + op.pool;
+        o.passive = passive = op.pool;
+        break;
+      case Operation::Kind::flip:
+        std::swap(live, passive);
+        o.live = live;
+        o.passive = passive;
+        o.weight_ppm = 0;
+        break;
+      case Operation::Kind::server_admin:
+        break;
+    }
+  }
+  next.generation = state.generation + 1;
+  return std::nullopt;
+}
+
+Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state) {
+  Status status;
+  status.generation = snapshot.generation;
+  if (snapshot.config) status.config_path = snapshot.config->path;
+  for (const Route& route : snapshot.routes) {
+    RouteStatus r;
+    r.name = route.name;
+    r.live = snapshot.pools[route.live_pool].name;
+    r.passive = snapshot.pools[route.passive_pool].name;
+    r.weight_ppm = route.weight_ppm;
+    r.sticky = sticky_text(route.sticky);
+    if (auto it = state.routes.find(route.name); it != state.routes.end()) {
+      if (it->second.live) r.live_source = Source::runtime;
+      if (it->second.passive) r.passive_source = Source::runtime;
+      if (it->second.weight_ppm) r.weight_source = Source::runtime;
+    }
+    status.routes.push_back(std::move(r));
+  }
+  for (const Pool& pool : snapshot.pools) {
+    PoolStatus p;
+    p.name = pool.name;
+    for (const Server& server : pool.servers) {
+      ServerStatus s;
+      s.name = server.name;
+      s.admin = server.admin;
+      if (state.servers.count({pool.name, server.name}) != 0) s.admin_source = Source::runtime;
+      p.servers.push_back(std::move(s));
+    }
+    status.pools.push_back(std::move(p));
+  }
+  return status;
+}
+
+}  // namespace proxyd

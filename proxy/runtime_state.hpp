@@ -1,0 +1,56 @@
+// Runtime state: what the control socket changed on top of the config (slots, weights, server
+// admin states) and the generation. It is what the state file stores. A published snapshot is
+// always "config + runtime state"; these functions are pure so every rule is unit-tested.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "admin_api.hpp"
+#include "routing_snapshot.hpp"
+
+namespace proxyd {
+
+struct RouteOverride {
+  std::optional<std::string> live;
+  std::optional<std::string> passive;
+  std::optional<std::uint32_t> weight_ppm;
+
+  bool empty() const { return !live && !passive && !weight_ppm; }
+  bool operator==(const RouteOverride&) const = default;
+};
+
+struct RuntimeState {
+  std::uint64_t generation = 1;
+  std::map<std::string, RouteOverride> routes;                            // by route name
+  std::map<std::pair<std::string, std::string>, ServerAdmin> servers;    // (pool, server)
+
+  bool operator==(const RuntimeState&) const = default;
+};
+
+// A snapshot with the state's overrides applied to `base` (built from the config, servers
+// resolved). Entries naming a route, pool or server that no longer exists are removed from
+// `state`, each with a warning; the result carries state.generation.
+std::shared_ptr<const RoutingSnapshot> with_runtime(const RoutingSnapshot& base,
+                                                    RuntimeState& state,
+                                                    std::vector<std::string>& warnings);
+
+// Applies `operations` in order to a copy of `state`, checking each against `current` (the
+// published snapshot). Returns the refusal reason, or nullopt with `next` set (generation + 1).
+std::optional<std::string> apply_operations(const RoutingSnapshot& current,
+                                            const RuntimeState& state,
+                                            const std::vector<Operation>& operations,
+                                            RuntimeState& next);
+
+// What `proxyctl status` shows: effective values and where each comes from.
+Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state);
+
+std::string_view admin_name(ServerAdmin admin);  // "enabled", "draining", "disabled"
+std::optional<ServerAdmin> parse_admin(std::string_view name);
+
+}  // namespace proxyd

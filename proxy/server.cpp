@@ -1,0 +1,295 @@
+// Proxy: listener binding, worker start, drain, and every runtime change (control commands and
+// reload) with its state file save and audit record. See server.hpp.
+#include "server.hpp"
+
+#include <boost/asio/socket_base.hpp>
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <set>
+#include <thread>
+
+#include "upstream_pool.hpp"
+
+namespace proxyd {
+namespace {
+
+namespace json = boost::json;
+using ReusePort = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+unsigned configured_workers(const Config& config) {
+  if (config.workers > 0) return static_cast<unsigned>(config.workers);
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::string join_errors(const std::vector<ConfigError>& errors) {
+  std::string text;
+  for (const auto& e : errors) {
+    if (!text.empty()) text += "; ";
+    text += e.text();
+  }
+  return text;
+}
+
+bool same_listeners(const Config& a, const Config& b) {
+  if (a.listeners.size() != b.listeners.size()) return false;
+  for (std::size_t i = 0; i < a.listeners.size(); ++i) {
+    const auto& x = a.listeners[i];
+    const auto& y = b.listeners[i];
+    if (x.name != y.name || x.address.text() != y.address.text() || x.slot != y.slot ||
+        x.tls.has_value() != y.tls.has_value())
+      return false;
+  }
+  return true;
+}
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+// The part of a status an audit record shows: the routes and servers a command touched.
+json::object audit_view(const Status& status, const std::set<std::string>& routes,
+                        const std::set<std::string>& servers) {
+  json::object out;
+  json::object r;
+  for (const RouteStatus& route : status.routes) {
+    if (!routes.count(route.name)) continue;
+    r[route.name] = json::object{{"live", route.live},
+                                 {"passive", route.passive},
+                                 {"weight", format_percent(route.weight_ppm)}};
+  }
+  json::object s;
+  for (const PoolStatus& pool : status.pools)
+    for (const ServerStatus& server : pool.servers) {
+      std::string key = pool.name + "/" + server.name;
+      if (servers.count(key)) s[key] = std::string(admin_name(server.admin));
+    }
+  if (!r.empty()) out["routes"] = std::move(r);
+  if (!s.empty()) out["servers"] = std::move(s);
+  return out;
+}
+
+}  // namespace
+
+Proxy::Proxy(std::shared_ptr<const Config> config, std::shared_ptr<const RoutingSnapshot> base)
+    : config_(std::move(config)),
+      store_(base),
+      base_(std::move(base)),
+      state_store_(config_->admin.state_file),
+      audit_log_(config_->admin.audit_log) {}
+
+Proxy::~Proxy() {
+  for (auto& w : workers_) w->stop();
+  for (auto& w : workers_) w->join();
+}
+
+std::vector<std::string> Proxy::restore() {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> warnings;
+  StateLoad loaded = state_store_.load();
+  if (!loaded.error.empty()) {
+    warnings.push_back("state file " + loaded.error +
+                       (loaded.moved_to.empty() ? "" : "; moved to " + loaded.moved_to) +
+                       "; starting from the config");
+  }
+  if (loaded.state) state_ = std::move(*loaded.state);
+  store_.publish(with_runtime(*base_, state_, warnings));
+  return warnings;
+}
+
+bool Proxy::start(std::string& error) {
+  if (!access_log_.open(config_->admin.access_log, error)) return false;
+  const unsigned count = configured_workers(*config_);
+  for (unsigned i = 0; i < count; ++i)
+    workers_.push_back(std::make_unique<Worker>(i, store_, access_log_, latch_));
+
+  for (const ListenerConfig& listener : config_->listeners) {
+    if (listener.tls) {
+      error = "listener " + listener.name + ": TLS termination is not implemented yet";
+      return false;
+    }
+    error_code ec;
+    auto address = net::ip::make_address(listener.address.host, ec);
+    if (ec) {
+      error = "listener " + listener.name + ": " + listener.address.host +
+              " is not an IP address";
+      return false;
+    }
+    std::uint16_t port = listener.address.port;
+    // SO_REUSEPORT would let a second proxyd on the same address share the port silently and
+    // take half the connections. A plain bind first fails if anyone else is listening there.
+    if (port != 0) {
+      Acceptor probe(workers_.front()->executor());
+      tcp::endpoint endpoint(address, port);
+      probe.open(endpoint.protocol(), ec);
+      if (!ec) probe.set_option(net::socket_base::reuse_address(true), ec);
+      if (!ec) probe.bind(endpoint, ec);
+      if (ec) {
+        error = "cannot listen on " + listener.address.text() + " (listener " + listener.name +
+                "): " + ec.message();
+        return false;
+      }
+    }
+    for (auto& worker : workers_) {
+      Acceptor acceptor(worker->executor());
+      tcp::endpoint endpoint(address, port);
+      acceptor.open(endpoint.protocol(), ec);
+      if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+      if (!ec) acceptor.set_option(ReusePort(true), ec);
+      if (!ec) acceptor.bind(endpoint, ec);
+      if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+      if (ec) {
+        error = "cannot listen on " + listener.address.text() + " (listener " + listener.name +
+                "): " + ec.message();
+        return false;
+      }
+      // Port 0 binds an ephemeral port once; the other workers join that same port.
+      port = acceptor.local_endpoint().port();
+      worker->add_acceptor(std::move(acceptor), ListenerRuntime{&listener, listener.name});
+    }
+    std::string shown = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+    std::fprintf(stderr, "proxyd: listening %s %s:%u\n", listener.name.c_str(), shown.c_str(),
+                 static_cast<unsigned>(port));
+  }
+  for (auto& worker : workers_) worker->start();
+  std::fprintf(stderr, "proxyd: ready workers=%u generation=%llu\n", count,
+               static_cast<unsigned long long>(store_.load()->generation));
+  return true;
+}
+
+bool Proxy::drain() {
+  const auto deadline = std::chrono::steady_clock::now() + store_.load()->config->timeouts.drain;
+  for (auto& w : workers_) w->begin_drain();
+  bool clean = latch_.wait_until(deadline);
+  for (auto& w : workers_) w->stop();
+  for (auto& w : workers_) w->join();
+  return clean;
+}
+
+Status Proxy::status() const {
+  std::lock_guard lock(mutex_);
+  return make_status(*store_.load(), state_);
+}
+
+std::optional<std::string> Proxy::commit(RuntimeState next,
+                                         std::shared_ptr<const RoutingSnapshot> base) {
+  std::vector<std::string> warnings;
+  auto snapshot = with_runtime(*base, next, warnings);
+  // Durable first: a change that cannot be saved is not made.
+  if (auto error = state_store_.save(next)) return "cannot save the state file: " + *error;
+  state_ = std::move(next);
+  base_ = std::move(base);
+  store_.publish(std::move(snapshot));
+  for (auto& w : warnings) warnings_.push_back(std::move(w));
+  return std::nullopt;
+}
+
+ChangeResult Proxy::apply(const ChangeRequest& request) {
+  std::lock_guard lock(mutex_);
+  ChangeResult result;
+  result.generation = state_.generation;
+  const Status before = make_status(*store_.load(), state_);
+  std::optional<std::string> refusal;
+  if (request.if_generation && *request.if_generation != state_.generation) {
+    refusal = "the generation is " + std::to_string(state_.generation) + ", not " +
+              std::to_string(*request.if_generation);
+  }
+  RuntimeState next;
+  if (!refusal) refusal = apply_operations(*store_.load(), state_, request.operations, next);
+  if (!refusal) refusal = commit(std::move(next), base_);
+  if (refusal) {
+    result.error = *refusal;
+  } else {
+    result.ok = true;
+    result.generation = state_.generation;
+  }
+  audit(request.caller, request.command, before, make_status(*store_.load(), state_), result);
+  return result;
+}
+
+ChangeResult Proxy::reload(const Caller& caller) {
+  std::lock_guard lock(mutex_);
+  ChangeResult result;
+  result.generation = state_.generation;
+  const Status before = make_status(*store_.load(), state_);
+  ConfigResult loaded = load_config_file(config_->path);
+  if (!loaded.errors.empty()) {
+    result.error = join_errors(loaded.errors);
+  } else {
+    auto config = std::make_shared<const Config>(std::move(*loaded.config));
+    SnapshotResult built = build_snapshot(config, state_.generation + 1, base_.get());
+    if (!built.errors.empty()) {
+      result.error = join_errors(built.errors);
+    } else {
+      RuntimeState next = state_;
+      next.generation = state_.generation + 1;
+      if (auto error = commit(std::move(next), std::move(built.snapshot))) {
+        result.error = *error;
+      } else {
+        result.ok = true;
+        result.generation = state_.generation;
+        if (!same_listeners(*config_, *config) || config->workers != config_->workers ||
+            config->admin.access_log != config_->admin.access_log ||
+            config->admin.state_file != config_->admin.state_file ||
+            config->admin.control_socket != config_->admin.control_socket)
+          warnings_.push_back(
+              "listeners, workers, access_log, state_file and control_socket changes take "
+              "effect on restart");
+      }
+    }
+  }
+  audit(caller, "reload", before, make_status(*store_.load(), state_), result);
+  return result;
+}
+
+std::vector<std::string> Proxy::history(std::size_t max_entries) const {
+  std::lock_guard lock(mutex_);
+  return audit_log_.tail(max_entries);
+}
+
+std::vector<std::string> Proxy::take_warnings() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(warnings_, {});
+}
+
+void Proxy::audit(const Caller& caller, const std::string& command, const Status& before,
+                  const Status& after, const ChangeResult& result) {
+  // Show what the command was about: every route and server whose value changed, or, when
+  // nothing changed (a refusal), everything it named.
+  std::set<std::string> routes, servers;
+  for (std::size_t i = 0; i < before.routes.size() && i < after.routes.size(); ++i) {
+    const RouteStatus& b = before.routes[i];
+    const RouteStatus& a = after.routes[i];
+    if (b.live != a.live || b.passive != a.passive || b.weight_ppm != a.weight_ppm)
+      routes.insert(a.name);
+  }
+  for (std::size_t p = 0; p < before.pools.size() && p < after.pools.size(); ++p)
+    for (std::size_t s = 0;
+         s < before.pools[p].servers.size() && s < after.pools[p].servers.size(); ++s)
+      if (before.pools[p].servers[s].admin != after.pools[p].servers[s].admin)
+        servers.insert(after.pools[p].name + "/" + after.pools[p].servers[s].name);
+  if (routes.empty() && servers.empty())
+    for (const RouteStatus& r : before.routes)
+      if (command.find(r.name) != std::string::npos) routes.insert(r.name);
+
+  json::object entry{{"time", utc_now()},
+                     {"uid", caller.uid},
+                     {"pid", caller.pid},
+                     {"command", command},
+                     {"before", audit_view(before, routes, servers)},
+                     {"after", audit_view(after, routes, servers)},
+                     {"generation", result.generation},
+                     {"result", result.ok ? "ok" : "refused"}};
+  if (!result.ok) entry["reason"] = result.error;
+  if (auto error = audit_log_.append(json::serialize(entry)))
+    warnings_.push_back(*error);
+}
+
+}  // namespace proxyd

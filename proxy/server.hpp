@@ -1,0 +1,74 @@
+// Proxy, the process: owns the workers (one io_context each), binds every listener once per
+// worker (SO_REUSEPORT), holds the snapshot store and the runtime state, and implements reload
+// (SIGHUP and `proxyctl reload`), drain (SIGTERM/SIGINT) and the AdminApi the control socket uses.
+// Every change (control command, reload) runs under one mutex, on the caller's thread (main or
+// the control thread), never on a worker.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "access_log.hpp"
+#include "admin_api.hpp"
+#include "audit_log.hpp"
+#include "config.hpp"
+#include "routing_snapshot.hpp"
+#include "runtime_state.hpp"
+#include "snapshot_store.hpp"
+#include "state_store.hpp"
+#include "worker.hpp"
+
+namespace proxyd {
+
+class Proxy final : public AdminApi {
+ public:
+  // `base`: the snapshot built from the config alone. The state file is applied by restore().
+  Proxy(std::shared_ptr<const Config> config, std::shared_ptr<const RoutingSnapshot> base);
+  ~Proxy() override;
+
+  // Reads admin.state_file and applies it on top of the config. Problems (a corrupt file moved
+  // aside, entries for routes or servers that no longer exist) are returned as warnings; proxyd
+  // then starts from what is left, or from the config alone.
+  std::vector<std::string> restore();
+
+  // Opens the access log, binds every listener on every worker and starts the worker threads.
+  // Prints `proxyd: listening NAME ADDRESS:PORT` per listener, then `proxyd: ready`.
+  bool start(std::string& error);
+
+  // Stops accepting, lets in-flight requests finish within timeouts.drain, then stops.
+  // Returns true when every request finished in time.
+  bool drain();
+
+  // AdminApi.
+  Status status() const override;
+  ChangeResult apply(const ChangeRequest& request) override;
+  ChangeResult reload(const Caller& caller) override;
+  std::vector<std::string> history(std::size_t max_entries) const override;
+
+  const Config& config() const { return *config_; }
+  std::vector<std::string> take_warnings();
+
+ private:
+  // Saves `next`, publishes the snapshot, and makes both current. Caller holds mutex_.
+  std::optional<std::string> commit(RuntimeState next,
+                                    std::shared_ptr<const RoutingSnapshot> base);
+  void audit(const Caller& caller, const std::string& command, const Status& before,
+             const Status& after, const ChangeResult& result);
+
+  std::shared_ptr<const Config> config_;  // the startup config: listeners and workers live here
+  SnapshotStore store_;
+  AccessLog access_log_;
+  WorkerLatch latch_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+
+  mutable std::mutex mutex_;  // serializes changes; guards the members below
+  std::shared_ptr<const RoutingSnapshot> base_;  // config only, servers resolved
+  RuntimeState state_;
+  StateStore state_store_;
+  AuditLog audit_log_;
+  std::vector<std::string> warnings_;
+};
+
+}  // namespace proxyd

@@ -1,0 +1,166 @@
+// Worker: accept loops, the deadline sweep, and drain. See worker.hpp.
+#include "worker.hpp"
+
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+
+#include "access_log.hpp"
+#include "session.hpp"
+
+namespace proxyd {
+namespace {
+
+// The sweep period: fine enough for the shortest configured timeout, coarse enough to cost
+// nothing (a walk over the worker's sessions a few times a second).
+std::chrono::milliseconds sweep_period(const Config& config) {
+  const TimeoutsConfig& t = config.timeouts;
+  auto shortest = std::min({t.client_header, t.client_idle, t.client_body, t.upstream_connect,
+                            t.upstream_response, t.upstream_idle});
+  return std::clamp(shortest / 8, std::chrono::milliseconds(5), std::chrono::milliseconds(100));
+}
+
+}  // namespace
+
+Worker::Worker(unsigned index, const SnapshotStore& store, AccessLog& access_log,
+               WorkerLatch& latch)
+    : index_(index),
+      io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
+      store_(store),
+      access_log_(access_log),
+      latch_(latch),
+      rng_(0x5eed0000ull + index * 0x9e3779b97f4a7c15ull +
+           static_cast<std::uint64_t>(Clock::now().time_since_epoch().count())) {
+  log_buffer_.reserve(64 * 1024);
+}
+
+Worker::~Worker() { join(); }
+
+void Worker::add_acceptor(Acceptor acceptor, ListenerRuntime listener) {
+  acceptors_.push_back(std::make_unique<Acceptor>(std::move(acceptor)));
+  listeners_.push_back(std::move(listener));
+}
+
+void Worker::start() {
+  for (std::size_t i = 0; i < acceptors_.size(); ++i)
+    net::co_spawn(io_, accept_loop(*acceptors_[i], listeners_[i]), net::detached);
+  sweep_timer_ = std::make_unique<SteadyTimer>(io_);
+  net::co_spawn(io_, sweep_loop(), net::detached);
+  latch_.add();
+  thread_ = std::thread([this] {
+    io_.run();
+    access_log_.write(log_buffer_);
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+const std::shared_ptr<const RoutingSnapshot>& Worker::snapshot() {
+  std::uint64_t version = store_.version();
+  if (version != snapshot_version_ || !snapshot_) {
+    std::shared_ptr<const RoutingSnapshot> global = store_.load();
+    const RoutingSnapshot* raw = global.get();
+    snapshot_ = std::shared_ptr<const RoutingSnapshot>(
+        raw, [keep = std::move(global)](const RoutingSnapshot*) {});
+    snapshot_version_ = version;
+  }
+  return snapshot_;
+}
+
+std::uint64_t& Worker::rr_cursor(const Pool& pool) {
+  if (pool.index >= rr_cursors_.size()) rr_cursors_.resize(pool.index + 1, index_);
+  return rr_cursors_[pool.index];
+}
+
+Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(use_task);
+    if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
+    if (ec) {
+      // Out of descriptors or memory: back off briefly instead of spinning on accept.
+      SteadyTimer pause(io_);
+      pause.expires_after(std::chrono::milliseconds(50));
+      co_await pause.async_wait(use_task);
+      continue;
+    }
+    if (draining_) co_return;
+    socket.set_option(tcp::no_delay(true), ec);
+    net::co_spawn(io_, run_session(*this, std::move(socket), listener), net::detached);
+  }
+}
+
+Task<void> Worker::sweep_loop() {
+  for (;;) {
+    now_ = Clock::now();
+    sweep();
+    access_log_.write(log_buffer_);
+    if (finished_) co_return;
+    sweep_timer_->expires_after(sweep_period(*snapshot()->config));
+    auto [ec] = co_await sweep_timer_->async_wait(use_task);
+    if (ec) co_return;
+  }
+}
+
+void Worker::sweep() {
+  for (Deadline* d = deadlines_; d != nullptr; d = d->next) {
+    if (d->at > now_ || d->fired) continue;
+    d->fired = true;
+    for (Socket* s : d->sockets) {
+      error_code ignored;
+      if (s != nullptr && s->is_open()) s->cancel(ignored);
+    }
+  }
+  upstreams_.sweep(now_, snapshot()->config->timeouts.upstream_idle);
+}
+
+void Worker::link(Deadline& d) {
+  d.next = deadlines_;
+  d.prev = nullptr;
+  if (deadlines_ != nullptr) deadlines_->prev = &d;
+  deadlines_ = &d;
+  ++sessions_;
+}
+
+void Worker::unlink(Deadline& d) {
+  if (d.prev != nullptr) d.prev->next = d.next;
+  else deadlines_ = d.next;
+  if (d.next != nullptr) d.next->prev = d.prev;
+  d.prev = d.next = nullptr;
+  --sessions_;
+  if (draining_) maybe_finish_drain();
+}
+
+void Worker::begin_drain() {
+  net::post(io_, [this] {
+    if (draining_) return;
+    draining_ = true;
+    for (auto& a : acceptors_) {
+      error_code ignored;
+      a->close(ignored);
+    }
+    // Sessions waiting for their next request are closed now; the others finish their
+    // request and close after it (they check draining() before reading another one).
+    for (Deadline* d = deadlines_; d != nullptr; d = d->next) {
+      if (!d->idle) continue;
+      error_code ignored;
+      if (d->sockets[0] != nullptr) d->sockets[0]->cancel(ignored);
+    }
+    maybe_finish_drain();
+  });
+}
+
+void Worker::maybe_finish_drain() {
+  if (sessions_ != 0 || finished_) return;
+  finished_ = true;
+  upstreams_.clear();
+  error_code ignored;
+  if (sweep_timer_) sweep_timer_->cancel();
+  latch_.done();
+}
+
+void Worker::stop() { io_.stop(); }
+
+}  // namespace proxyd

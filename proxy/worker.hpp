@@ -1,0 +1,137 @@
+// One worker: a thread running its own single-threaded io_context, its acceptors (one per
+// listener, SO_REUSEPORT, so the kernel spreads connections), its sessions, its idle upstream
+// connections, its PRNG and round-robin cursors, and one coarse timer that sweeps deadlines
+// (performance-notes.md #5: one timer per worker instead of one per operation).
+// Everything here is touched only on the worker's thread, except begin_drain() and stop(), which
+// post into it.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net.hpp"
+#include "snapshot_store.hpp"
+#include "split_policy.hpp"
+#include "upstream_pool.hpp"
+
+namespace proxyd {
+
+class AccessLog;
+
+// A session's deadline, linked into its worker's list while the session lives. Set right before
+// each wait; when it passes, the sweep marks it fired and cancels the session's sockets, so the
+// pending operation completes with operation_aborted and the session maps it to its reply.
+struct Deadline {
+  Deadline* prev = nullptr;
+  Deadline* next = nullptr;
+  Clock::time_point at = Clock::time_point::max();
+  Socket* sockets[2] = {nullptr, nullptr};
+  bool fired = false;
+  bool idle = false;  // waiting for the next request: closed at once when draining
+};
+
+// Counts running workers; drain waits on it with a deadline. Shared by the server's workers.
+class WorkerLatch {
+ public:
+  void add() {
+    std::lock_guard lock(mutex_);
+    ++running_;
+  }
+  void done() {
+    std::lock_guard lock(mutex_);
+    if (--running_ == 0) idle_.notify_all();
+  }
+  // True when every worker finished before `deadline`.
+  bool wait_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    return idle_.wait_until(lock, deadline, [this] { return running_ == 0; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  int running_ = 0;
+};
+
+struct ListenerRuntime {
+  const ListenerConfig* config = nullptr;  // lives in the Config the server started with
+  std::string name;
+};
+
+class Worker {
+ public:
+  Worker(unsigned index, const SnapshotStore& store, AccessLog& access_log, WorkerLatch& latch);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  unsigned index() const { return index_; }
+  Executor executor() { return io_.get_executor(); }
+  net::io_context& io() { return io_; }
+
+  // Adopts an acceptor bound by the Server; its accept loop starts with the thread.
+  void add_acceptor(Acceptor acceptor, ListenerRuntime listener);
+  void start();
+  void join();
+
+  // Stops accepting, closes idle sessions, lets in-flight requests finish, then stops the
+  // io_context once no session is left. Thread-safe.
+  void begin_drain();
+  // Stops at once (drain timeout passed). Thread-safe.
+  void stop();
+
+  // --- used by sessions, on this worker's thread only ---
+  // The current snapshot, as a pointer whose control block only this worker touches: a
+  // session copies it for the life of a request without contending with other workers.
+  const std::shared_ptr<const RoutingSnapshot>& snapshot();
+  std::uint64_t random() { return rng_.next(); }
+  std::uint64_t& rr_cursor(const Pool& pool);
+  UpstreamCache& upstreams() { return upstreams_; }
+  AccessLog& access_log() { return access_log_; }
+  std::string& log_buffer() { return log_buffer_; }
+  bool draining() const { return draining_; }
+  Clock::time_point now() const { return now_; }
+
+  void link(Deadline& d);
+  void unlink(Deadline& d);
+  void arm(Deadline& d, std::chrono::milliseconds timeout) {
+    d.at = now_ + timeout;
+    d.fired = false;
+  }
+
+ private:
+  Task<void> accept_loop(Acceptor& acceptor, ListenerRuntime listener);
+  Task<void> sweep_loop();
+  void sweep();
+  void maybe_finish_drain();
+
+  unsigned index_;
+  net::io_context io_;
+  const SnapshotStore& store_;
+  AccessLog& access_log_;
+  WorkerLatch& latch_;
+  std::thread thread_;
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  std::vector<ListenerRuntime> listeners_;
+  std::shared_ptr<const RoutingSnapshot> snapshot_;  // worker-local control block, see snapshot()
+  std::uint64_t snapshot_version_ = 0;
+  SplitMix64 rng_;
+  std::vector<std::uint64_t> rr_cursors_;  // by pool index; a reload may shuffle, harmlessly
+  UpstreamCache upstreams_;
+  std::string log_buffer_;
+  Deadline* deadlines_ = nullptr;  // head of the intrusive list of live sessions
+  std::size_t sessions_ = 0;
+  Clock::time_point now_ = Clock::now();
+  std::unique_ptr<SteadyTimer> sweep_timer_;
+  bool draining_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace proxyd

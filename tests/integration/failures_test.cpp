@@ -1,0 +1,179 @@
+// Upstream and client failures through the real proxyd: refused and black-holed servers are skipped
+// for the next one (502 when none is left), a stalled upstream gets 504, a malformed or reset
+// response gets 502, a slow client header gets 408 and an idle client connection is closed.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "tests/support/fake_upstream.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/proxyd_process.hpp"
+
+namespace proxyd::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// @SERVERS@ is the blue pool's server list, e.g. "127.0.0.1:1, 127.0.0.1:2".
+constexpr const char* kFailureConfig = R"(workers: 1
+listeners:
+  - name: public
+    address: 127.0.0.1:0
+admin:
+  control_socket: @DIR@/control.sock
+  state_file: @DIR@/state.json
+  access_log: stdout
+pools:
+  blue:
+    servers: [@SERVERS@]
+routes:
+  - name: web
+    match: {path_prefix: /}
+    live: blue
+    passive: blue
+timeouts: {client_header: 300ms, client_idle: 500ms, upstream_connect: 200ms, upstream_response: 300ms, drain: 2s}
+)";
+
+std::unique_ptr<ProxydProcess> start_proxy(const std::string& servers) {
+  return ProxydProcess::start(substitute(kFailureConfig, {{"@SERVERS@", servers}}));
+}
+
+std::string refused() { return "127.0.0.1:" + std::to_string(unused_port()); }
+
+std::chrono::milliseconds since(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+}
+
+TEST(Failures, RefusedServerIsSkippedForAHealthyOne) {
+  FakeUpstream blue("blue-1");
+  auto proxy = start_proxy(refused() + ", " + blue.address());
+  ASSERT_TRUE(proxy);
+  // Round robin starts some of these on the refusing server; each must still succeed.
+  for (int i = 0; i < 10; ++i) {
+    Response r = fetch(proxy->port("public"), "/");
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.status, 200u) << "request " << i;
+    EXPECT_EQ(r.header("x-upstream"), "blue-1");
+  }
+}
+
+TEST(Failures, AllServersRefusingGets502) {
+  auto proxy = start_proxy(refused() + ", " + refused());
+  ASSERT_TRUE(proxy);
+  for (int i = 0; i < 3; ++i) {
+    Response r = fetch(proxy->port("public"), "/");
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.status, 502u);
+    EXPECT_FALSE(r.has("x-upstream"));
+  }
+}
+
+TEST(Failures, ConnectTimeoutMovesOnToTheNextServer) {
+  Blackhole hole;
+  FakeUpstream blue("blue-1");
+  auto proxy = start_proxy(hole.address() + ", " + blue.address());
+  ASSERT_TRUE(proxy);
+  for (int i = 0; i < 6; ++i) {
+    const auto start = Clock::now();
+    Response r = fetch(proxy->port("public"), "/");
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.status, 200u) << "request " << i;
+    EXPECT_EQ(r.header("x-upstream"), "blue-1");
+    EXPECT_LT(since(start), 2s);
+  }
+}
+
+TEST(Failures, ConnectTimeoutWithNoServerLeftGets502) {
+  Blackhole hole;
+  auto proxy = start_proxy(hole.address());
+  ASSERT_TRUE(proxy);
+  const auto start = Clock::now();
+  Response r = fetch(proxy->port("public"), "/");
+  const auto elapsed = since(start);
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 502u);
+  EXPECT_GE(elapsed, 150ms) << "upstream_connect is 200ms";
+  EXPECT_LT(elapsed, 3s);
+}
+
+TEST(Failures, StalledUpstreamGets504) {
+  FakeUpstream blue("blue-1");
+  auto proxy = start_proxy(blue.address());
+  ASSERT_TRUE(proxy);
+  const auto start = Clock::now();
+  Response r = fetch(proxy->port("public"), "/stall");
+  const auto elapsed = since(start);
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 504u);
+  EXPECT_GE(elapsed, 250ms) << "upstream_response is 300ms";
+  EXPECT_LT(elapsed, 3s);
+  // The stalled connection is not handed to the next request.
+  Response next = fetch(proxy->port("public"), "/");
+  ASSERT_TRUE(next.ok()) << next.error;
+  EXPECT_EQ(next.status, 200u);
+}
+
+TEST(Failures, MalformedUpstreamResponseGets502) {
+  FakeUpstream blue("blue-1");
+  auto proxy = start_proxy(blue.address());
+  ASSERT_TRUE(proxy);
+  Response r = fetch(proxy->port("public"), "/garbage");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 502u);
+  Response next = fetch(proxy->port("public"), "/");
+  ASSERT_TRUE(next.ok()) << next.error;
+  EXPECT_EQ(next.status, 200u);
+}
+
+TEST(Failures, UpstreamResetGets502) {
+  FakeUpstream blue("blue-1");
+  auto proxy = start_proxy(blue.address());
+  ASSERT_TRUE(proxy);
+  Response r = fetch(proxy->port("public"), "/reset");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 502u);
+  Response next = fetch(proxy->port("public"), "/");
+  ASSERT_TRUE(next.ok()) << next.error;
+  EXPECT_EQ(next.status, 200u);
+}
+
+TEST(Failures, SlowClientHeaderGets408) {
+  FakeUpstream blue("blue-1");
+  auto proxy = start_proxy(blue.address());
+  ASSERT_TRUE(proxy);
+  HttpClient client(proxy->port("public"), 3s);
+  ASSERT_TRUE(client.connected()) << client.connect_error();
+  const auto start = Clock::now();
+  ASSERT_TRUE(client.send_raw("GET / HTTP/1.1\r\nHost: a\r\n"));  // and never the blank line
+  Response r = client.read_response();
+  const auto elapsed = since(start);
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 408u);
+  EXPECT_GE(elapsed, 250ms) << "client_header is 300ms";
+  EXPECT_LT(elapsed, 2500ms);
+  EXPECT_TRUE(client.is_closed_by_peer());
+  EXPECT_EQ(blue.requests_served(), 0u);
+}
+
+TEST(Failures, IdleClientConnectionIsClosed) {
+  FakeUpstream blue("blue-1");
+  auto proxy = start_proxy(blue.address());
+  ASSERT_TRUE(proxy);
+  HttpClient client(proxy->port("public"), 3s);
+  ASSERT_TRUE(client.connected()) << client.connect_error();
+  Response r = client.get("/");
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.status, 200u);
+  // client_idle is 500ms; the 3s receive timeout bounds the wait. Closing silently is usual; a
+  // 408 before closing is tolerated.
+  if (!client.is_closed_by_peer()) {
+    Response extra = client.read_response();
+    EXPECT_TRUE(extra.ok() && extra.status == 408u) << "unexpected bytes on an idle connection";
+    EXPECT_TRUE(client.is_closed_by_peer());
+  }
+}
+
+}  // namespace
+}  // namespace proxyd::test

@@ -1,0 +1,196 @@
+// Routing through the real proxyd: the weighted split between live and passive, exact weights 0 and
+// 100, a `slot: passive` preview listener, sticky cookies, host matching (first match wins) and
+// the 404 for a request no route matches. The side a request reached is read from x-upstream.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+
+#include "tests/support/fake_upstream.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/proxyd_process.hpp"
+
+namespace proxyd::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Routes, first match wins: `hosted` (host only, all green), `api` (50%, sticky on cookie sid),
+// `zero` (weight 0), `full` (weight 100), and the catch-all `web` (50%, no sticky key).
+constexpr const char* kSplitConfig = R"(workers: 2
+listeners:
+  - name: public
+    address: 127.0.0.1:0
+  - name: preview
+    address: 127.0.0.1:0
+    slot: passive
+admin:
+  control_socket: @DIR@/control.sock
+  state_file: @DIR@/state.json
+  access_log: stdout
+pools:
+  blue:
+    servers: [@BLUE@]
+  green:
+    servers: [@GREEN@]
+routes:
+  - name: hosted
+    match: {host: api.example.test}
+    live: green
+    passive: green
+  - name: api
+    match: {path_prefix: /api/}
+    live: blue
+    passive: green
+    weight: 50
+    sticky: {cookie: sid}
+  - name: zero
+    match: {path_prefix: /zero/}
+    live: blue
+    passive: green
+    weight: 0
+  - name: full
+    match: {path_prefix: /full/}
+    live: blue
+    passive: green
+    weight: 100
+  - name: web
+    match: {path_prefix: /}
+    live: blue
+    passive: green
+    weight: 50
+timeouts: {client_header: 2s, client_idle: 10s, upstream_connect: 500ms, upstream_response: 5s, drain: 2s}
+)";
+
+class RoutingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    proxy_ = ProxydProcess::start(
+        substitute(kSplitConfig, {{"@BLUE@", blue_.address()}, {"@GREEN@", green_.address()}}));
+    ASSERT_TRUE(proxy_);
+    public_ = proxy_->port("public");
+    preview_ = proxy_->port("preview");
+    ASSERT_NE(public_, 0);
+    ASSERT_NE(preview_, 0);
+  }
+
+  // Sends `n` GETs for `target` over one keep-alive connection; returns the count per x-upstream.
+  std::map<std::string, int> tally(std::uint16_t port, const std::string& target, int n,
+                                   const Headers& headers = {}) {
+    std::map<std::string, int> seen;
+    HttpClient client(port);
+    EXPECT_TRUE(client.connected()) << client.connect_error();
+    for (int i = 0; i < n; ++i) {
+      Response r = client.get(target, headers);
+      EXPECT_TRUE(r.ok()) << r.error;
+      EXPECT_EQ(r.status, 200u);
+      if (!r.ok()) break;
+      ++seen[r.header("x-upstream")];
+    }
+    return seen;
+  }
+
+  FakeUpstream blue_{"blue-1"};
+  FakeUpstream green_{"green-1"};
+  std::unique_ptr<ProxydProcess> proxy_;
+  std::uint16_t public_ = 0;
+  std::uint16_t preview_ = 0;
+};
+
+TEST_F(RoutingTest, WeightedSplitReachesBothSlots) {
+  std::map<std::string, int> seen;
+  for (int c = 0; c < 4; ++c) {
+    for (const auto& [tag, n] : tally(public_, "/page?c=" + std::to_string(c), 50)) seen[tag] += n;
+  }
+  // 200 draws at 50%: mean 100, sd ~7; 60 is more than 5 sd away.
+  EXPECT_EQ(seen["blue-1"] + seen["green-1"], 200);
+  EXPECT_GE(seen["blue-1"], 60);
+  EXPECT_GE(seen["green-1"], 60);
+}
+
+TEST_F(RoutingTest, WeightsZeroAndHundredAreExact) {
+  EXPECT_EQ(tally(public_, "/zero/x", 50), (std::map<std::string, int>{{"blue-1", 50}}));
+  EXPECT_EQ(tally(public_, "/full/x", 50), (std::map<std::string, int>{{"green-1", 50}}));
+}
+
+TEST_F(RoutingTest, PassiveListenerSendsEverythingToPassive) {
+  EXPECT_EQ(tally(preview_, "/zero/x", 30), (std::map<std::string, int>{{"green-1", 30}}));
+  EXPECT_EQ(tally(preview_, "/page", 30), (std::map<std::string, int>{{"green-1", 30}}));
+  // The public listener still follows the weight.
+  EXPECT_EQ(tally(public_, "/zero/x", 10), (std::map<std::string, int>{{"blue-1", 10}}));
+}
+
+TEST_F(RoutingTest, StickyCookieKeepsEachClientOnOneSide) {
+  std::map<std::string, int> users_per_side;
+  for (int user = 0; user < 40; ++user) {
+    const Headers cookie{{"Cookie", "theme=dark; sid=user-" + std::to_string(user) + "; x=1"}};
+    std::map<std::string, int> seen;
+    // Fresh connections, so nothing but the cookie can hold the user on a side.
+    for (int i = 0; i < 5; ++i) {
+      Response r = fetch(public_, "/api/items", cookie);
+      ASSERT_TRUE(r.ok()) << r.error;
+      ASSERT_EQ(r.status, 200u);
+      ++seen[r.header("x-upstream")];
+    }
+    EXPECT_EQ(seen.size(), 1u) << "user-" << user << " moved between sides";
+    ++users_per_side[seen.begin()->first];
+  }
+  // At 50% both cohorts are populated (each side empty with probability 2^-40).
+  EXPECT_GT(users_per_side["blue-1"], 0);
+  EXPECT_GT(users_per_side["green-1"], 0);
+}
+
+TEST_F(RoutingTest, HostMatchIsCaseInsensitiveIgnoresPortAndFirstMatchWins) {
+  // `hosted` is listed before `zero`, so its host wins even on a /zero/ path.
+  EXPECT_EQ(tally(public_, "/zero/x", 5, {{"Host", "api.example.test"}}),
+            (std::map<std::string, int>{{"green-1", 5}}));
+  EXPECT_EQ(tally(public_, "/zero/x", 5, {{"Host", "API.Example.Test:8080"}}),
+            (std::map<std::string, int>{{"green-1", 5}}));
+  EXPECT_EQ(tally(public_, "/zero/x", 5, {{"Host", "other.example.test"}}),
+            (std::map<std::string, int>{{"blue-1", 5}}));
+}
+
+constexpr const char* kApiOnlyConfig = R"(workers: 1
+listeners:
+  - name: public
+    address: 127.0.0.1:0
+admin:
+  control_socket: @DIR@/control.sock
+  state_file: @DIR@/state.json
+  access_log: stdout
+pools:
+  blue:
+    servers: [@BLUE@]
+routes:
+  - name: api
+    match: {path_prefix: /api/}
+    live: blue
+    passive: blue
+timeouts: {client_header: 2s, client_idle: 10s, upstream_connect: 500ms, upstream_response: 5s, drain: 2s}
+)";
+
+TEST(RoutingNoRoute, RequestNoRouteMatchesGets404) {
+  FakeUpstream blue("blue-1");
+  auto proxy = ProxydProcess::start(substitute(kApiOnlyConfig, {{"@BLUE@", blue.address()}}));
+  ASSERT_TRUE(proxy);
+  HttpClient client(proxy->port("public"));
+  ASSERT_TRUE(client.connected()) << client.connect_error();
+
+  Response r = client.get("/other");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 404u);
+  EXPECT_FALSE(r.has("x-upstream"));
+  EXPECT_EQ(blue.requests_served(), 0u);
+
+  // A 404 is not a framing error: if proxyd kept the connection, it must still work.
+  if (r.keep_alive) {
+    Response next = client.get("/api/x");
+    ASSERT_TRUE(next.ok()) << next.error;
+    EXPECT_EQ(next.status, 200u);
+    EXPECT_EQ(next.header("x-upstream"), "blue-1");
+  }
+}
+
+}  // namespace
+}  // namespace proxyd::test

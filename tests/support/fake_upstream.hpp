@@ -1,0 +1,89 @@
+// In-process HTTP/1.1 upstream for integration tests: tags every reply (`x-upstream`, `x-conn-seq`)
+// and misbehaves on command (delay, stall, reset, garbage, leftover bytes, 1xx, upgrade), plus the
+// loopback helpers for unreachable servers (`unused_port`, `Blackhole`). Beast stays in the .cpp.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace proxyd::test {
+
+// A tagged HTTP/1.1 server on its own thread and io_context.
+// Owner: the test that constructs it. Threads: one internal I/O thread; every public member is safe
+// to call from any thread. Lifetime: listening once the constructor returns; the destructor closes
+// the acceptor and every connection and joins the thread.
+//
+// Endpoints (path, then query parameters):
+//   /headers              200, body = "METHOD TARGET HTTP/1.x\n" then "name: value\n" per field
+//   /echo                 streams the request body back as a chunked response body
+//   /sink                 discards the body, replies with the number of body bytes (decimal)
+//   /bytes?n=N&mode=M     N pattern bytes ('a'..'z' repeated) in 64 KiB writes; M = cl (default),
+//                         chunked, or close (no length, Connection: close, then close)
+//   /delay?ms=N           replies "<tag>\n" after N ms (async timer)
+//   /stall                reads the request, never replies; closes when the peer does or at stop
+//   /reset                closes with SO_LINGER{1,0} (RST) without replying
+//   /garbage              writes a malformed status line, then closes
+//   /status?code=N        replies with status N (204/304 without a body)
+//   /leftover             200 with Content-Length: 2 "ok" followed by "EXTRA" in the same write
+//   /early-hints          103 Early Hints (link: </a.css>) then a normal 200
+//   anything else         200, body "<tag>\n"
+// A request with `Upgrade: websocket` and `Connection: upgrade` gets 101 (with Sec-WebSocket-Accept
+// when a key was sent) and then a raw byte echo until EOF.
+// A request with `Expect: 100-continue` gets `100 Continue` before its body is read.
+// Every reply carries `x-upstream: <tag>` and `x-conn-seq: <n>` (1 for the first TCP connection).
+class FakeUpstream {
+ public:
+  // Listens on 127.0.0.1 with a kernel-chosen port.
+  explicit FakeUpstream(std::string tag);
+  // Listens on a fixed address (the demo backend). Throws std::system_error if it cannot bind.
+  FakeUpstream(std::string tag, const std::string& address, std::uint16_t port);
+  ~FakeUpstream();
+  FakeUpstream(const FakeUpstream&) = delete;
+  FakeUpstream& operator=(const FakeUpstream&) = delete;
+
+  std::uint16_t port() const;
+  std::string address() const;  // "127.0.0.1:PORT", as a pool's server entry
+  const std::string& tag() const;
+
+  std::uint64_t connections_accepted() const;
+  // Requests whose header was read (including the ones answered by stalling or resetting).
+  std::uint64_t requests_served() const;
+  // Blocks until requests_served() >= n or the timeout passes; returns whether it got there.
+  bool wait_for_requests(std::uint64_t n, std::chrono::milliseconds timeout) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A loopback port nothing listens on (bound to 127.0.0.1:0, then closed): connecting is refused.
+std::uint16_t unused_port();
+
+// A loopback address whose connect() never completes, for connect-timeout tests.
+// How: a listening socket with backlog 0 that never accepts; the Blackhole fills its accept queue
+// with one connection of its own, after which Linux drops further SYNs (the accept queue is full),
+// so a client's connect() hangs in SYN_SENT until its own timeout. Loopback only, no firewall.
+// Owner: the test; lifetime: the port stays a black hole until destruction.
+class Blackhole {
+ public:
+  Blackhole();
+  ~Blackhole();
+  Blackhole(const Blackhole&) = delete;
+  Blackhole& operator=(const Blackhole&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  std::string address() const;  // "127.0.0.1:PORT"
+
+ private:
+  int listen_fd_ = -1;
+  std::vector<int> fillers_;
+  std::uint16_t port_ = 0;
+};
+
+// The byte the pattern has at `offset` ('a'..'z' repeated), shared by /bytes and the test client.
+inline char pattern_byte(std::uint64_t offset) { return static_cast<char>('a' + offset % 26); }
+
+}  // namespace proxyd::test

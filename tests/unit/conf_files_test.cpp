@@ -1,0 +1,60 @@
+// Every shipped example config (conf/*.yaml) must load without errors, so examples never rot when
+// a key is renamed or a rule is tightened.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "proxy/config.hpp"
+
+namespace proxyd {
+namespace {
+
+std::vector<std::filesystem::path> conf_files() {
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::filesystem::path(PROXYD_SOURCE_DIR) / "conf")) {
+    if (entry.is_regular_file() && entry.path().extension() == ".yaml") {
+      files.push_back(entry.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+TEST(ConfFilesTest, EveryExampleLoads) {
+  const std::vector<std::filesystem::path> files = conf_files();
+  // The README's demo and the full example at least; an empty glob must not pass vacuously.
+  ASSERT_GE(files.size(), 2u);
+  for (const std::filesystem::path& file : files) {
+    const ConfigResult result = load_config_file(file.string());
+    std::string errors;
+    for (const ConfigError& error : result.errors) errors += error.text() + "\n";
+    EXPECT_TRUE(result.config.has_value()) << errors;
+    EXPECT_EQ(errors, "") << file;
+  }
+}
+
+TEST(ConfFilesTest, DemoIsTheReadmeSetup) {
+  const ConfigResult result =
+      load_config_file((std::filesystem::path(PROXYD_SOURCE_DIR) / "conf" / "demo.yaml").string());
+  ASSERT_TRUE(result.config.has_value());
+  const Config& config = *result.config;
+  ASSERT_EQ(config.listeners.size(), 2u);
+  EXPECT_EQ(config.listeners[0].address.text(), "127.0.0.1:8080");
+  EXPECT_EQ(config.listeners[1].address.text(), "127.0.0.1:8081");
+  EXPECT_EQ(config.listeners[1].slot, SlotName::passive);
+  EXPECT_EQ(config.admin.control_socket, "/tmp/proxyd-demo/control.sock");
+  EXPECT_EQ(config.admin.state_file, "/tmp/proxyd-demo/state.json");
+  ASSERT_EQ(config.routes.size(), 2u);
+  EXPECT_EQ(config.routes[0].name, "api");
+  EXPECT_EQ(config.routes[0].weight_ppm, 200'000u);
+  EXPECT_EQ(config.routes[0].sticky.name, "sessionid");
+  EXPECT_EQ(config.routes[1].name, "web");
+  EXPECT_EQ(config.routes[1].weight_ppm, 50'000u);
+}
+
+}  // namespace
+}  // namespace proxyd

@@ -1,0 +1,306 @@
+// The header transform and the request/response framing policy, on raw bytes parsed by the same
+// HeadParser the session uses: Beast's syntax checks plus ours, as a client would hit them.
+#include <gtest/gtest.h>
+
+#include <boost/asio/buffer.hpp>
+
+#include <string>
+
+#include "proxy/header_transform.hpp"
+#include "proxy/http_head.hpp"
+
+namespace proxyd {
+namespace {
+
+constexpr std::uint64_t kMaxBody = 1000;
+
+// Parses a request head; the outcome is what a client would get: nullopt means accepted.
+struct Parsed {
+  std::string bytes;  // owns what the head's views point into
+  RequestHead head;
+  RequestPlan plan;
+  std::optional<LocalReason> refusal;
+};
+
+std::unique_ptr<Parsed> parse_request(std::string raw) {
+  auto p = std::make_unique<Parsed>();
+  p->bytes = std::move(raw);
+  if (has_obs_fold(p->bytes)) {
+    p->refusal = LocalReason::bad_request;
+    return p;
+  }
+  HeadParser<true> parser(p->head);
+  parser.header_limit(64 * 1024);
+  boost::system::error_code ec;
+  parser.put(boost::asio::buffer(p->bytes), ec);
+  if (ec || !parser.is_header_done()) {
+    p->refusal = LocalReason::bad_request;
+    return p;
+  }
+  p->refusal = check_request(p->head, kMaxBody, p->plan);
+  return p;
+}
+
+std::optional<LocalReason> verdict(const std::string& raw) { return parse_request(raw)->refusal; }
+
+TEST(RequestFraming, AcceptsPlainRequests) {
+  auto p = parse_request("GET /a?b=c HTTP/1.1\r\nHost: example.com\r\n\r\n");
+  ASSERT_FALSE(p->refusal);
+  EXPECT_EQ(p->plan.framing, BodyFraming::none);
+  EXPECT_EQ(p->plan.host, "example.com");
+  EXPECT_TRUE(p->plan.keep_alive);
+}
+
+TEST(RequestFraming, ContentLengthBody) {
+  auto p = parse_request("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n");
+  ASSERT_FALSE(p->refusal);
+  EXPECT_EQ(p->plan.framing, BodyFraming::length);
+  EXPECT_EQ(p->plan.length, 12u);
+}
+
+TEST(RequestFraming, ChunkedBody) {
+  auto p = parse_request("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+  ASSERT_FALSE(p->refusal);
+  EXPECT_EQ(p->plan.framing, BodyFraming::chunked);
+}
+
+TEST(RequestFraming, TransferEncodingOtherThanChunkedIsRefused) {
+  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            LocalReason::bad_request);
+  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
+            LocalReason::bad_request);
+  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            LocalReason::bad_request);
+  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n"),
+            LocalReason::bad_request);
+}
+
+TEST(RequestFraming, TransferEncodingWithContentLengthIsRefused) {
+  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
+                    "Content-Length: 5\r\n\r\n"),
+            LocalReason::bad_request);
+  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n"),
+            LocalReason::bad_request);
+  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                    "Content-Length: 5\r\n\r\n"),
+            LocalReason::bad_request);
+}
+
+TEST(RequestFraming, ChunkedInHttp10IsRefused) {
+  EXPECT_EQ(verdict("POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            LocalReason::bad_request);
+}
+
+TEST(RequestFraming, BadContentLengthIsRefused) {
+  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            LocalReason::bad_request);
+  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5x\r\n\r\n"),
+            LocalReason::bad_request);
+  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"),
+            LocalReason::bad_request);
+  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n"),
+            LocalReason::bad_request);
+}
+
+TEST(RequestFraming, BodyOverTheLimitIsTooLarge) {
+  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n"),
+            LocalReason::body_too_large);
+  EXPECT_FALSE(verdict("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n"));
+}
+
+TEST(RequestFraming, ObsFoldIsRefused) {
+  EXPECT_TRUE(has_obs_fold("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  2\r\n\r\n"));
+  EXPECT_TRUE(has_obs_fold("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: x\r\n\tchunked\r\n\r\n"));
+  EXPECT_FALSE(has_obs_fold("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1 2\r\n\r\n"));
+  EXPECT_EQ(verdict("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n"), LocalReason::bad_request);
+}
+
+TEST(RequestFraming, HostIsRequiredOnceInHttp11) {
+  EXPECT_EQ(verdict("GET / HTTP/1.1\r\n\r\n"), LocalReason::bad_request);
+  EXPECT_EQ(verdict("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), LocalReason::bad_request);
+  EXPECT_EQ(verdict("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), LocalReason::bad_request);
+  EXPECT_EQ(verdict("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), LocalReason::bad_request);
+  EXPECT_FALSE(verdict("GET / HTTP/1.0\r\n\r\n"));
+  EXPECT_FALSE(verdict("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"));
+}
+
+TEST(RequestFraming, TargetMustBeOriginForm) {
+  EXPECT_EQ(verdict("GET foo HTTP/1.1\r\nHost: a\r\n\r\n"), LocalReason::bad_request);
+  EXPECT_EQ(verdict("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n"), LocalReason::bad_request);
+  EXPECT_EQ(verdict("GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n"), LocalReason::bad_request);
+  EXPECT_EQ(verdict("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), LocalReason::bad_request);
+  EXPECT_EQ(verdict("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), LocalReason::bad_request);
+  EXPECT_FALSE(verdict("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"));
+}
+
+TEST(RequestFraming, KeepAliveFollowsVersionAndConnection) {
+  EXPECT_FALSE(parse_request("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")->plan.keep_alive);
+  EXPECT_FALSE(parse_request("GET / HTTP/1.0\r\n\r\n")->plan.keep_alive);
+  EXPECT_TRUE(parse_request("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")->plan.keep_alive);
+}
+
+TEST(RequestFraming, TooManyConnectionTokensIsRefused) {
+  std::string list = "a";
+  for (int i = 0; i < 40; ++i) list += ", t" + std::to_string(i);
+  EXPECT_EQ(verdict("GET / HTTP/1.1\r\nHost: a\r\nConnection: " + list + "\r\n\r\n"),
+            LocalReason::bad_request);
+}
+
+TEST(RequestFraming, UpgradeOnlyForGetWithConnectionUpgrade) {
+  EXPECT_EQ(parse_request("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                          "Upgrade: websocket\r\n\r\n")->plan.upgrade,
+            "websocket");
+  EXPECT_EQ(parse_request("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n")->plan.upgrade,
+            "");
+  EXPECT_EQ(parse_request("POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n"
+                          "Upgrade: websocket\r\n\r\n")->plan.upgrade,
+            "");
+}
+
+std::string upstream_head(const std::string& raw, bool tls = false) {
+  auto p = parse_request(raw);
+  EXPECT_FALSE(p->refusal);
+  std::string out;
+  write_upstream_request(p->head, p->plan, ForwardInfo{"10.1.2.3", tls}, out);
+  return out;
+}
+
+TEST(HeaderTransform, RemovesHopByHopAndConnectionNamedFields) {
+  std::string out = upstream_head(
+      "GET /x HTTP/1.1\r\nHost: site\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: 5\r\n"
+      "X-Secret: 1\r\nTE: trailers\r\nProxy-Connection: x\r\nProxy-Authorization: b\r\n"
+      "Upgrade: h2c\r\nTrailer: x\r\nAccept: */*\r\n\r\n");
+  EXPECT_EQ(out,
+            "GET /x HTTP/1.1\r\nHost: site\r\nAccept: */*\r\nX-Forwarded-For: 10.1.2.3\r\n"
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Host: site\r\n\r\n");
+}
+
+TEST(HeaderTransform, AppendsToXForwardedForAndReplacesProtoAndHost) {
+  std::string out = upstream_head(
+      "GET / HTTP/1.1\r\nHost: site\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n"
+      "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\n\r\n",
+      false);
+  EXPECT_NE(out.find("X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.1.2.3\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("X-Forwarded-Proto: http\r\n"), std::string::npos);
+  EXPECT_EQ(out.find("https"), std::string::npos);
+  EXPECT_EQ(out.find("evil"), std::string::npos);
+  EXPECT_NE(out.find("X-Forwarded-Host: site\r\n"), std::string::npos);
+  EXPECT_NE(upstream_head("GET / HTTP/1.1\r\nHost: s\r\n\r\n", true).find("X-Forwarded-Proto: https"),
+            std::string::npos);
+}
+
+TEST(HeaderTransform, RestatesFramingAndAnswersExpectItself) {
+  std::string out = upstream_head(
+      "PUT /u HTTP/1.1\r\nHost: s\r\nContent-Length: 00010\r\nExpect: 100-continue\r\n\r\n");
+  EXPECT_NE(out.find("Content-Length: 10\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("00010"), std::string::npos);
+  EXPECT_EQ(out.find("Expect"), std::string::npos);
+  out = upstream_head("POST /u HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n");
+  EXPECT_NE(out.find("Transfer-Encoding: chunked\r\n"), std::string::npos);
+}
+
+TEST(HeaderTransform, Http10RequestGoesUpstreamAsHttp11) {
+  EXPECT_EQ(upstream_head("GET / HTTP/1.0\r\n\r\n").rfind("GET / HTTP/1.1\r\n", 0), 0u);
+}
+
+TEST(HeaderTransform, UpgradeIsForwardedExplicitly) {
+  std::string out = upstream_head(
+      "GET /ws HTTP/1.1\r\nHost: s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+      "Sec-WebSocket-Key: k\r\n\r\n");
+  EXPECT_NE(out.find("Connection: upgrade\r\nUpgrade: websocket\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("Sec-WebSocket-Key: k\r\n"), std::string::npos);
+}
+
+struct ParsedResponse {
+  std::string bytes;
+  ResponseHead head;
+  ResponsePlan plan;
+  bool accepted = false;
+};
+
+std::unique_ptr<ParsedResponse> parse_response(std::string raw, bool head_request = false) {
+  auto p = std::make_unique<ParsedResponse>();
+  p->bytes = std::move(raw);
+  HeadParser<false> parser(p->head);
+  if (head_request) parser.skip(true);
+  boost::system::error_code ec;
+  parser.put(boost::asio::buffer(p->bytes), ec);
+  if (ec || !parser.is_header_done()) return p;
+  p->accepted = check_response(p->head, parser.length(), parser.chunked(), head_request, p->plan);
+  return p;
+}
+
+std::string client_head(const ParsedResponse& r, bool keep_alive, unsigned version) {
+  std::string out;
+  write_client_response(r.head, r.plan, client_framing(r.plan.framing, version), keep_alive,
+                        version, out);
+  return out;
+}
+
+TEST(ResponseFraming, Framings) {
+  EXPECT_EQ(parse_response("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")->plan.framing,
+            BodyFraming::length);
+  EXPECT_EQ(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")->plan.framing,
+            BodyFraming::chunked);
+  auto close = parse_response("HTTP/1.1 200 OK\r\n\r\n");
+  EXPECT_EQ(close->plan.framing, BodyFraming::until_close);
+  EXPECT_FALSE(close->plan.upstream_keep_alive);
+  EXPECT_EQ(parse_response("HTTP/1.1 204 No Content\r\n\r\n")->plan.framing, BodyFraming::none);
+  EXPECT_EQ(parse_response("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n")->plan.framing,
+            BodyFraming::none);
+  EXPECT_EQ(parse_response("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true)->plan.framing,
+            BodyFraming::none);
+}
+
+TEST(ResponseFraming, NonChunkedTransferEncodingIsRejected) {
+  EXPECT_FALSE(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")->accepted);
+  EXPECT_FALSE(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n")->accepted);
+  EXPECT_FALSE(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                              "Content-Length: 3\r\n\r\n")->accepted);
+}
+
+TEST(ResponseFraming, UpstreamConnectionClose) {
+  EXPECT_FALSE(parse_response("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n")
+                   ->plan.upstream_keep_alive);
+  EXPECT_FALSE(parse_response("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n")->plan.upstream_keep_alive);
+}
+
+TEST(HeaderTransform, ClientResponseHead) {
+  auto r = parse_response(
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: X-Internal\r\nX-Internal: 1\r\n"
+      "Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\r\n");
+  ASSERT_TRUE(r->accepted);
+  EXPECT_EQ(client_head(*r, true, 11),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n");
+  EXPECT_EQ(client_head(*r, false, 11),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+            "Connection: close\r\n\r\n");
+  // An HTTP/1.0 client cannot read chunked: the body is delimited by the close instead.
+  EXPECT_EQ(client_head(*r, false, 10), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+}
+
+TEST(HeaderTransform, HeadResponseKeepsContentLength) {
+  auto r = parse_response("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", true);
+  ASSERT_TRUE(r->accepted);
+  EXPECT_EQ(client_head(*r, true, 11), "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
+}
+
+TEST(HeaderTransform, KeepAliveForHttp10Client) {
+  auto r = parse_response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+  EXPECT_EQ(client_head(*r, true, 10),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
+}
+
+TEST(HeaderTransform, SwitchingProtocols) {
+  auto r = parse_response("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                          "Upgrade: websocket\r\nSec-WebSocket-Accept: x\r\n\r\n");
+  ASSERT_TRUE(r->accepted);
+  EXPECT_EQ(client_head(*r, true, 11),
+            "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: x\r\n"
+            "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+}
+
+}  // namespace
+}  // namespace proxyd

@@ -1,0 +1,189 @@
+// Runtime state on top of the config: operations (validation, all-or-nothing, flip), overrides
+// applied to snapshots (and dropped when their route, pool or server is gone), status sources.
+#include <gtest/gtest.h>
+
+#include "proxy/runtime_state.hpp"
+
+namespace proxyd {
+namespace {
+
+std::vector<ResolvedAddress> numeric_only(const std::string&, std::uint16_t port, std::string&) {
+  ResolvedAddress a;
+  a.bytes[0] = 127;
+  a.bytes[3] = 1;
+  a.port = port;
+  return {a};
+}
+
+std::shared_ptr<const Config> two_routes_config() {
+  auto config = std::make_shared<Config>();
+  config->path = "test.yaml";
+  for (const char* name : {"blue", "green", "red"}) {
+    PoolConfig pool;
+    pool.name = name;
+    pool.servers.push_back({"127.0.0.1", static_cast<std::uint16_t>(9000 + pool.name.size())});
+    pool.servers.push_back({"127.0.0.1", static_cast<std::uint16_t>(9100 + pool.name.size())});
+    config->pools.push_back(pool);
+  }
+  RouteConfig api;
+  api.name = "api";
+  api.path_prefix = "/api/";
+  api.live = "blue";
+  api.passive = "green";
+  api.weight_ppm = 5000;
+  RouteConfig web;
+  web.name = "web";
+  web.live = "blue";
+  web.passive = "blue";
+  config->routes = {api, web};
+  return config;
+}
+
+std::shared_ptr<const RoutingSnapshot> base_snapshot(std::shared_ptr<const Config> config) {
+  SnapshotResult built = build_snapshot(std::move(config), 1, nullptr, &numeric_only);
+  EXPECT_TRUE(built.errors.empty());
+  return built.snapshot;
+}
+
+const Route& route(const RoutingSnapshot& s, const std::string& name) { return *s.find_route(name); }
+std::string live_of(const RoutingSnapshot& s, const std::string& r) {
+  return s.pools[route(s, r).live_pool].name;
+}
+std::string passive_of(const RoutingSnapshot& s, const std::string& r) {
+  return s.pools[route(s, r).passive_pool].name;
+}
+
+Operation op(Operation::Kind kind, std::string route_name, std::string pool = "",
+             std::uint32_t weight = 0) {
+  Operation o;
+  o.kind = kind;
+  o.route = std::move(route_name);
+  o.pool = std::move(pool);
+  o.weight_ppm = weight;
+  return o;
+}
+
+Operation server_op(std::string pool, std::string server, ServerAdmin admin) {
+  Operation o;
+  o.kind = Operation::Kind::server_admin;
+  o.pool = std::move(pool);
+  o.server = std::move(server);
+  o.admin = admin;
+  return o;
+}
+
+class RuntimeStateTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<const RoutingSnapshot> base = base_snapshot(two_routes_config());
+  RuntimeState state;
+
+  // Applies operations and returns the published snapshot, as the Proxy does.
+  std::shared_ptr<const RoutingSnapshot> change(const std::vector<Operation>& ops,
+                                                std::optional<std::string>* refusal = nullptr) {
+    std::vector<std::string> warnings;
+    auto current = with_runtime(*base, state, warnings);
+    RuntimeState next;
+    auto error = apply_operations(*current, state, ops, next);
+    if (refusal) *refusal = error;
+    if (!error) state = next;
+    return with_runtime(*base, state, warnings);
+  }
+};
+
+TEST_F(RuntimeStateTest, SetWeightAndSlots) {
+  auto s = change({op(Operation::Kind::set_weight, "api", "", 200000),
+                   op(Operation::Kind::set_passive, "web", "red")});
+  EXPECT_EQ(route(*s, "api").weight_ppm, 200000u);
+  EXPECT_EQ(passive_of(*s, "web"), "red");
+  EXPECT_EQ(s->generation, 2u);
+  s = change({op(Operation::Kind::set_live, "api", "red")});
+  EXPECT_EQ(live_of(*s, "api"), "red");
+  EXPECT_EQ(route(*s, "api").weight_ppm, 200000u);  // untouched values stay
+  EXPECT_EQ(s->generation, 3u);
+}
+
+TEST_F(RuntimeStateTest, FlipSwapsSlotsAndResetsWeight) {
+  change({op(Operation::Kind::set_weight, "api", "", 500000)});
+  auto s = change({op(Operation::Kind::flip, "api")});
+  EXPECT_EQ(live_of(*s, "api"), "green");
+  EXPECT_EQ(passive_of(*s, "api"), "blue");
+  EXPECT_EQ(route(*s, "api").weight_ppm, 0u);
+  s = change({op(Operation::Kind::flip, "api")});  // and back: a rollback
+  EXPECT_EQ(live_of(*s, "api"), "blue");
+  EXPECT_EQ(passive_of(*s, "api"), "green");
+}
+
+TEST_F(RuntimeStateTest, OperationsSeeEarlierOnesOfTheSameCommand) {
+  auto s = change({op(Operation::Kind::set_passive, "api", "red"), op(Operation::Kind::flip, "api")});
+  EXPECT_EQ(live_of(*s, "api"), "red");
+  EXPECT_EQ(passive_of(*s, "api"), "blue");
+}
+
+TEST_F(RuntimeStateTest, RefusalsNameTheProblemAndChangeNothing) {
+  const RuntimeState before = state;
+  std::optional<std::string> refusal;
+  change({op(Operation::Kind::set_weight, "api", "", 1000), op(Operation::Kind::set_live, "nope", "blue")},
+         &refusal);
+  EXPECT_EQ(refusal, "no route named nope");
+  EXPECT_EQ(state, before);
+  change({op(Operation::Kind::set_live, "api", "purple")}, &refusal);
+  EXPECT_EQ(refusal, "no pool named purple");
+  change({op(Operation::Kind::set_weight, "api", "", 1'000'001)}, &refusal);
+  EXPECT_EQ(refusal, "weight must be between 0 and 100 percent");
+  change({server_op("blue", "127.0.0.1:1", ServerAdmin::draining)}, &refusal);
+  EXPECT_EQ(refusal, "pool blue has no server 127.0.0.1:1");
+  change({server_op("pink", "127.0.0.1:1", ServerAdmin::draining)}, &refusal);
+  EXPECT_EQ(refusal, "no pool named pink");
+  change({}, &refusal);
+  EXPECT_EQ(refusal, "no operation given");
+  EXPECT_EQ(state, before);
+}
+
+TEST_F(RuntimeStateTest, ServerAdminStates) {
+  const std::string server = base->pools[0].servers[1].name;
+  auto s = change({server_op("blue", server, ServerAdmin::draining)});
+  EXPECT_EQ(s->find_pool("blue")->servers[1].admin, ServerAdmin::draining);
+  EXPECT_EQ(s->find_pool("blue")->servers[0].admin, ServerAdmin::enabled);
+  s = change({server_op("blue", server, ServerAdmin::enabled)});
+  EXPECT_EQ(s->find_pool("blue")->servers[1].admin, ServerAdmin::enabled);
+}
+
+TEST_F(RuntimeStateTest, EntriesForVanishedRoutesPoolsAndServersAreDroppedWithWarnings) {
+  state.routes["gone"].weight_ppm = 5;
+  state.routes["api"].live = "purple";
+  state.routes["api"].weight_ppm = 7;
+  state.servers[{"blue", "10.0.0.1:80"}] = ServerAdmin::disabled;
+  std::vector<std::string> warnings;
+  auto s = with_runtime(*base, state, warnings);
+  ASSERT_EQ(warnings.size(), 3u);
+  EXPECT_EQ(warnings[0], "route api: live pool purple no longer exists; the config's live pool is used");
+  EXPECT_EQ(warnings[1], "route gone no longer exists; its runtime state is dropped");
+  EXPECT_EQ(warnings[2],
+            "server 10.0.0.1:80 of pool blue no longer exists; its runtime state is dropped");
+  EXPECT_EQ(live_of(*s, "api"), "blue");
+  EXPECT_EQ(route(*s, "api").weight_ppm, 7u);  // what still applies, applies
+  EXPECT_EQ(state.routes.count("gone"), 0u);
+  EXPECT_TRUE(state.servers.empty());
+}
+
+TEST_F(RuntimeStateTest, StatusSaysWhereEachValueComesFrom) {
+  change({op(Operation::Kind::set_weight, "api", "", 50000)});
+  std::vector<std::string> warnings;
+  Status status = make_status(*with_runtime(*base, state, warnings), state);
+  ASSERT_EQ(status.routes.size(), 2u);
+  EXPECT_EQ(status.routes[0].name, "api");
+  EXPECT_EQ(status.routes[0].weight_source, Source::runtime);
+  EXPECT_EQ(status.routes[0].live_source, Source::config);
+  EXPECT_EQ(status.routes[1].weight_source, Source::config);
+  EXPECT_EQ(status.generation, 2u);
+  EXPECT_EQ(status.config_path, "test.yaml");
+}
+
+TEST(AdminNames, RoundTrip) {
+  for (ServerAdmin a : {ServerAdmin::enabled, ServerAdmin::draining, ServerAdmin::disabled})
+    EXPECT_EQ(parse_admin(admin_name(a)), a);
+  EXPECT_FALSE(parse_admin("paused"));
+}
+
+}  // namespace
+}  // namespace proxyd
