@@ -1,11 +1,15 @@
-// proxyd: args, load config (fatal on error), start the Proxy, then wait for signals:
-// SIGHUP reloads, SIGTERM/SIGINT drain and exit 0.
+// proxyd: args, load config (fatal on error), start the Proxy and the control socket, then wait
+// for signals: SIGHUP reloads, SIGTERM/SIGINT drain and exit 0.
 #include <CLI/CLI.hpp>
+
+#include <grp.h>
+#include <pthread.h>
 
 #include <csignal>
 #include <cstdio>
 #include <memory>
-#include <pthread.h>
+
+#include "control/control_server.hpp"
 
 #include "config.hpp"
 #include "routing_snapshot.hpp"
@@ -15,6 +19,27 @@ namespace {
 
 void print_errors(const std::vector<proxyd::ConfigError>& errors) {
   for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.text().c_str());
+}
+
+// The control socket's options from admin.*; a group that does not exist is an error.
+bool control_options(const proxyd::AdminConfig& admin, proxyd::control::ControlServerOptions& out,
+                     std::string& error) {
+  out.path = admin.control_socket;
+  out.mode = static_cast<mode_t>(admin.control_mode);
+  if (!admin.control_group.empty()) {
+    const group* g = getgrnam(admin.control_group.c_str());
+    if (g == nullptr) {
+      error = "admin.control_group: no group named " + admin.control_group;
+      return false;
+    }
+    out.group = g->gr_gid;
+    // Giving the socket a group means that group may use it (the file mode lets it connect;
+    // the peer check must agree), as with docker.sock.
+    out.allowed_gids.push_back(g->gr_gid);
+  }
+  for (auto uid : admin.control_allow_uids) out.allowed_uids.push_back(static_cast<uid_t>(uid));
+  for (auto gid : admin.control_allow_gids) out.allowed_gids.push_back(static_cast<gid_t>(gid));
+  return true;
 }
 
 }  // namespace
@@ -54,13 +79,20 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   proxyd::Proxy proxy(config, std::move(built.snapshot));
-  for (const auto& warning : proxy.restore())
-    std::fprintf(stderr, "proxyd: warning: %s\n", warning.c_str());
+  for (const auto& warning : proxy.restore()) proxyd::log_warning(warning);
   std::string error;
-  if (!proxy.start(error)) {
+  proxyd::control::ControlServerOptions control;
+  if (!control_options(config->admin, control, error) || !proxy.start(error)) {
     std::fprintf(stderr, "proxyd: %s\n", error.c_str());
     return 1;
   }
+  proxyd::control::ControlServer control_server(proxy, control);
+  if (!control_server.start(error)) {
+    std::fprintf(stderr, "proxyd: control socket: %s\n", error.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "proxyd: ready workers=%u generation=%llu\n", proxy.worker_count(),
+               static_cast<unsigned long long>(proxy.status().generation));
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
@@ -71,11 +103,10 @@ int main(int argc, char** argv) {
                      static_cast<unsigned long long>(result.generation));
       else
         std::fprintf(stderr, "proxyd: reload failed: %s\n", result.error.c_str());
-      for (const auto& warning : proxy.take_warnings())
-        std::fprintf(stderr, "proxyd: warning: %s\n", warning.c_str());
       continue;
     }
     std::fprintf(stderr, "proxyd: draining\n");
+    control_server.stop();
     bool clean = proxy.drain();
     std::fprintf(stderr, "proxyd: stopped%s\n", clean ? "" : " (drain timeout: requests cut)");
     return 0;

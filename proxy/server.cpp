@@ -78,6 +78,10 @@ json::object audit_view(const Status& status, const std::set<std::string>& route
 
 }  // namespace
 
+void log_warning(const std::string& text) {
+  std::fprintf(stderr, "proxyd: warning: %s\n", text.c_str());
+}
+
 Proxy::Proxy(std::shared_ptr<const Config> config, std::shared_ptr<const RoutingSnapshot> base)
     : config_(std::move(config)),
       store_(base),
@@ -159,8 +163,6 @@ bool Proxy::start(std::string& error) {
                  static_cast<unsigned>(port));
   }
   for (auto& worker : workers_) worker->start();
-  std::fprintf(stderr, "proxyd: ready workers=%u generation=%llu\n", count,
-               static_cast<unsigned long long>(store_.load()->generation));
   return true;
 }
 
@@ -187,7 +189,7 @@ std::optional<std::string> Proxy::commit(RuntimeState next,
   state_ = std::move(next);
   base_ = std::move(base);
   store_.publish(std::move(snapshot));
-  for (auto& w : warnings) warnings_.push_back(std::move(w));
+  for (const auto& w : warnings) log_warning(w);
   return std::nullopt;
 }
 
@@ -239,7 +241,7 @@ ChangeResult Proxy::reload(const Caller& caller) {
             config->admin.access_log != config_->admin.access_log ||
             config->admin.state_file != config_->admin.state_file ||
             config->admin.control_socket != config_->admin.control_socket)
-          warnings_.push_back(
+          log_warning(
               "listeners, workers, access_log, state_file and control_socket changes take "
               "effect on restart");
       }
@@ -252,11 +254,6 @@ ChangeResult Proxy::reload(const Caller& caller) {
 std::vector<std::string> Proxy::history(std::size_t max_entries) const {
   std::lock_guard lock(mutex_);
   return audit_log_.tail(max_entries);
-}
-
-std::vector<std::string> Proxy::take_warnings() {
-  std::lock_guard lock(mutex_);
-  return std::exchange(warnings_, {});
 }
 
 void Proxy::audit(const Caller& caller, const std::string& command, const Status& before,
@@ -288,8 +285,7 @@ void Proxy::audit(const Caller& caller, const std::string& command, const Status
                      {"generation", result.generation},
                      {"result", result.ok ? "ok" : "refused"}};
   if (!result.ok) entry["reason"] = result.error;
-  if (auto error = audit_log_.append(json::serialize(entry)))
-    warnings_.push_back(*error);
+  if (auto error = audit_log_.append(json::serialize(entry))) log_warning(*error);
 }
 
 }  // namespace proxyd

@@ -22,6 +22,9 @@
 
 namespace proxyd {
 
+// Warnings (state entries dropped, restart-only changes, a failed audit write) go to stderr.
+void log_warning(const std::string& text);
+
 class Proxy final : public AdminApi {
  public:
   // `base`: the snapshot built from the config alone. The state file is applied by restore().
@@ -48,7 +51,7 @@ class Proxy final : public AdminApi {
   std::vector<std::string> history(std::size_t max_entries) const override;
 
   const Config& config() const { return *config_; }
-  std::vector<std::string> take_warnings();
+  unsigned worker_count() const { return static_cast<unsigned>(workers_.size()); }
 
  private:
   // Saves `next`, publishes the snapshot, and makes both current. Caller holds mutex_.
@@ -68,7 +71,6 @@ class Proxy final : public AdminApi {
   RuntimeState state_;
   StateStore state_store_;
   AuditLog audit_log_;
-  std::vector<std::string> warnings_;
 };
 
 }  // namespace proxyd

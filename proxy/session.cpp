@@ -167,6 +167,8 @@ Task<void> Session::run() {
 // Phase: read header. Reads until the end of the header block is in the buffer. Returns false
 // when the connection should close (EOF, idle timeout, drain, or a local reply already sent).
 Task<bool> Session::read_request_head(bool first, std::size_t& header_len) {
+  // Limits and timeouts for the wait come from the newest snapshot; routing loads it again once
+  // the head is here, so a change made while this connection idled applies to its next request.
   snapshot_ = worker_.snapshot();
   config_ = snapshot_->config.get();
   const std::size_t max_header = config_->limits.max_header_bytes;
@@ -216,6 +218,8 @@ Task<bool> Session::read_request_head(bool first, std::size_t& header_len) {
 // read response -> relay -> log. Returns whether the client connection stays open.
 Task<bool> Session::handle_request(std::size_t header_len) {
   const Clock::time_point started = Clock::now();
+  snapshot_ = worker_.snapshot();  // one snapshot for the whole request, loaded as it starts
+  config_ = snapshot_->config.get();
   status_ = 0;
   reason_ = {};
   route_ = nullptr;
@@ -248,7 +252,7 @@ Task<bool> Session::handle_request(std::size_t header_len) {
   const bool head_request = request_.method == http::verb::head;
   const unsigned client_version = request_.version;
 
-  // Route: one snapshot for the whole request, one draw.
+  // Route: one draw.
   RequestView view;
   view.host = plan.host;
   view.path = request_.target;

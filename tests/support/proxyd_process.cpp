@@ -431,6 +431,11 @@ CommandResult ProxydProcess::run(const std::vector<std::string>& args,
                                  std::chrono::milliseconds timeout) {
   std::vector<std::string> argv{proxyd_binary()};
   argv.insert(argv.end(), args.begin(), args.end());
+  return run_program(argv, timeout);
+}
+
+CommandResult run_program(const std::vector<std::string>& argv,
+                          std::chrono::milliseconds timeout) {
   Spawned child = spawn(argv, true);
 
   std::mutex mu;

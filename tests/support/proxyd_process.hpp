@@ -32,6 +32,11 @@ struct CommandResult {
   std::string config_path;  // for check(): the file that was checked
 };
 
+// Runs argv[0] with the rest as arguments, no standard input, and collects its output until it
+// exits or `timeout` passes (then it is killed and exit_code is -1).
+CommandResult run_program(const std::vector<std::string>& argv,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 // One proxyd process.
 // Owner: the test. Threads: two reader threads (stdout, stderr) and a reaper thread, all internal;
 // public members may be called from any thread. Lifetime: started by the constructor; the

@@ -1,0 +1,813 @@
+// The proxyctl command table and everything generated from it: argument parsing (also for the
+// lines of an `apply` batch), help, and the text rendering of replies. Every usage error message
+// is produced here, so tests/unit/control can pin each one without running a process.
+#include "control/commands.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <initializer_list>
+#include <utility>
+
+namespace proxyd::control {
+
+namespace json = boost::json;
+
+namespace {
+
+// Most servers one wait-healthy can ask for; far above any real pool, low enough to be a typo.
+constexpr std::uint64_t kMaxMinHealthy = 1'000'000;
+
+std::string in_quotes(std::string_view text) { return "\"" + std::string(text) + "\""; }
+
+std::string join(const std::vector<std::string>& parts, std::string_view separator) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += separator;
+    out += parts[i];
+  }
+  return out;
+}
+
+// Decimal digits only, no sign or blanks (std::from_chars alone stops at the first non-digit).
+std::optional<std::uint64_t> parse_whole(std::string_view text) {
+  if (text.empty() || !std::all_of(text.begin(), text.end(), [](char c) {
+        return c >= '0' && c <= '9';
+      })) {
+    return std::nullopt;
+  }
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// --- options ------------------------------------------------------------------------------------
+
+struct OptionSpec {
+  std::string_view name;  // "--min", "-n", "--all"
+  bool takes_value = false;
+};
+
+struct SplitArgs {
+  std::vector<std::string> positional;
+  std::vector<std::pair<std::string, std::string>> options;  // in the order given
+  std::string error;
+
+  const std::string* get(std::string_view name) const {
+    for (const auto& [key, value] : options) {
+      if (key == name) return &value;
+    }
+    return nullptr;
+  }
+};
+
+// "--x" and "-x" (a letter) are options; "-", "-5" and "-0.5" are positional, so a negative
+// number reaches its parser and gets a message about the value rather than "unknown option".
+bool looks_like_option(const std::string& arg) {
+  if (arg.size() < 2 || arg[0] != '-') return false;
+  const char c = arg[1];
+  return c == '-' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+// Splits a row's arguments into positionals and its own options: `--name VALUE`, `--name=VALUE`,
+// `-n VALUE`, `-nVALUE`; `--` ends the options. Anything else that looks like an option is an
+// error, so a misspelt option is never taken as a route name.
+SplitArgs split_args(const std::vector<std::string>& args,
+                     std::initializer_list<OptionSpec> specs) {
+  SplitArgs out;
+  bool options_done = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (options_done || !looks_like_option(arg)) {
+      out.positional.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      options_done = true;
+      continue;
+    }
+    std::string name = arg;
+    std::optional<std::string> value;
+    if (arg[1] == '-') {
+      if (const std::size_t eq = arg.find('='); eq != std::string::npos) {
+        name = arg.substr(0, eq);
+        value = arg.substr(eq + 1);
+      }
+    } else if (arg.size() > 2) {
+      name = arg.substr(0, 2);
+      value = arg.substr(2);
+    }
+    const OptionSpec* spec = nullptr;
+    for (const OptionSpec& s : specs) {
+      if (s.name == name) spec = &s;
+    }
+    if (spec == nullptr) {
+      out.error = "unknown option " + (arg[1] == '-' ? name : arg);
+      return out;
+    }
+    if (!spec->takes_value && value) {
+      out.error = name + " takes no value";
+      return out;
+    }
+    if (spec->takes_value && !value) {
+      if (i + 1 >= args.size()) {
+        out.error = name + " needs a value";
+        return out;
+      }
+      value = args[++i];
+    }
+    if (out.get(name) != nullptr) {
+      out.error = name + " given twice";
+      return out;
+    }
+    out.options.emplace_back(name, value.value_or(""));
+  }
+  return out;
+}
+
+// Exactly these positionals, named as in the usage line.
+std::string expect_positionals(const std::vector<std::string>& given,
+                               std::initializer_list<std::string_view> names) {
+  const std::vector<std::string_view> expected(names);
+  if (given.size() < expected.size()) return "missing " + std::string(expected[given.size()]);
+  if (given.size() > expected.size()) {
+    return "unexpected argument " + in_quotes(given[expected.size()]);
+  }
+  return "";
+}
+
+// --- rendering ----------------------------------------------------------------------------------
+
+constexpr std::string_view kRuntimeMarker = "*";
+constexpr std::string_view kLegend =
+    "* changed at runtime (proxyctl or the state file); unmarked values come from the config file";
+
+std::string marked(std::string value, Source source, bool& any_marker) {
+  if (source == Source::runtime) {
+    any_marker = true;
+    value += kRuntimeMarker;
+  }
+  return value;
+}
+
+std::string health_text(const std::optional<bool>& healthy) {
+  if (!healthy) return "unchecked";
+  return *healthy ? "healthy" : "unhealthy";
+}
+
+// The routes and pools tables (either may be empty and is then left out) and the legend.
+std::string render_tables(const Status& status) {
+  bool any_marker = false;
+  std::string out;
+  if (!status.routes.empty()) {
+    std::vector<std::vector<std::string>> rows{{"ROUTE", "LIVE", "PASSIVE", "WEIGHT", "STICKY"}};
+    for (const RouteStatus& route : status.routes) {
+      rows.push_back({route.name, marked(route.live, route.live_source, any_marker),
+                      marked(route.passive, route.passive_source, any_marker),
+                      marked(format_percent(route.weight_ppm) + "%", route.weight_source,
+                             any_marker),
+                      route.sticky.empty() ? "-" : route.sticky});
+    }
+    out += "\n" + format_table(rows);
+  }
+  if (!status.pools.empty()) {
+    std::vector<std::vector<std::string>> rows{{"POOL", "SERVER", "STATE", "HEALTH"}};
+    for (const PoolStatus& pool : status.pools) {
+      if (pool.servers.empty()) rows.push_back({pool.name, "-", "-", "-"});
+      for (const ServerStatus& server : pool.servers) {
+        rows.push_back({pool.name, server.name,
+                        marked(std::string(to_string(server.admin)), server.admin_source,
+                               any_marker),
+                        health_text(server.healthy)});
+      }
+    }
+    out += "\n" + format_table(rows);
+  }
+  if (any_marker) out += "\n" + std::string(kLegend) + "\n";
+  return out;
+}
+
+std::string render_status_reply(const Response& response) {
+  return render_status(status_from_json(response.result, response.generation.value_or(0)));
+}
+
+// A change: the new generation, then the routes and pools it touched as they are now.
+std::string render_change_reply(const Response& response) {
+  const Status after = status_from_json(response.result, response.generation.value_or(0));
+  std::string out = "changed; generation is now " + std::to_string(after.generation) + "\n";
+  return out + render_tables(after);
+}
+
+std::string render_reload_reply(const Response& response) {
+  return "reloaded the config; generation is now " +
+         std::to_string(response.generation.value_or(0)) + "\n";
+}
+
+std::string render_history_reply(const Response& response) {
+  const json::value* entries = response.result.if_contains("entries");
+  if (entries == nullptr || !entries->is_array()) return render_history(json::array());
+  return render_history(entries->get_array());
+}
+
+// --- row parsers --------------------------------------------------------------------------------
+
+std::string parse_status(const CommandRow&, const std::vector<std::string>& args, Invocation& out) {
+  const SplitArgs split = split_args(args, {});
+  if (!split.error.empty()) return split.error;
+  out.request.routes = split.positional;
+  return "";
+}
+
+std::string parse_set_weight(const CommandRow&, const std::vector<std::string>& args,
+                             Invocation& out) {
+  const SplitArgs split = split_args(args, {});
+  if (!split.error.empty()) return split.error;
+  if (std::string error = expect_positionals(split.positional, {"ROUTE", "PERCENT"});
+      !error.empty()) {
+    return error;
+  }
+  const std::optional<std::uint32_t> ppm = parse_percent_ppm(split.positional[1]);
+  if (!ppm) {
+    return "invalid PERCENT " + in_quotes(split.positional[1]) +
+           ": expected a number from 0 to 100 with at most 4 decimals, e.g. 0.5, 0.5% or 100";
+  }
+  WireOperation op;
+  op.kind = WireOperation::Kind::set_weight;
+  op.route = split.positional[0];
+  op.weight_ppm = *ppm;
+  out.request.operations.push_back(op);
+  return "";
+}
+
+std::string parse_set_slot(const CommandRow& row, const std::vector<std::string>& args,
+                           Invocation& out) {
+  const SplitArgs split = split_args(args, {});
+  if (!split.error.empty()) return split.error;
+  if (std::string error = expect_positionals(split.positional, {"ROUTE", "POOL"});
+      !error.empty()) {
+    return error;
+  }
+  WireOperation op;
+  op.kind = row.words[0] == "set-live" ? WireOperation::Kind::set_live
+                                       : WireOperation::Kind::set_passive;
+  op.route = split.positional[0];
+  op.pool = split.positional[1];
+  out.request.operations.push_back(op);
+  return "";
+}
+
+std::string parse_flip(const CommandRow&, const std::vector<std::string>& args, Invocation& out) {
+  const SplitArgs split = split_args(args, {{"--all", false}});
+  if (!split.error.empty()) return split.error;
+  const bool all = split.get("--all") != nullptr;
+  if (all && !split.positional.empty()) return "--all cannot be combined with route names";
+  if (all) {
+    WireOperation op;
+    op.kind = WireOperation::Kind::flip_all;
+    out.request.operations.push_back(op);
+    return "";
+  }
+  if (split.positional.empty()) return "missing ROUTE (or --all)";
+  for (std::size_t i = 0; i < split.positional.size(); ++i) {
+    const std::string& route = split.positional[i];
+    // Two flips of one route in one step would cancel out: surely not what was meant.
+    if (std::find(split.positional.begin(), split.positional.begin() + static_cast<long>(i),
+                  route) != split.positional.begin() + static_cast<long>(i)) {
+      return "route " + in_quotes(route) + " given twice";
+    }
+    WireOperation op;
+    op.kind = WireOperation::Kind::flip;
+    op.route = route;
+    out.request.operations.push_back(op);
+  }
+  return "";
+}
+
+std::string parse_wait_healthy(const CommandRow&, const std::vector<std::string>& args,
+                               Invocation& out) {
+  const SplitArgs split = split_args(args, {{"--min", true}, {"--timeout", true}});
+  if (!split.error.empty()) return split.error;
+  if (std::string error = expect_positionals(split.positional, {"POOL"}); !error.empty()) {
+    return error;
+  }
+  out.action = Action::wait_healthy;
+  out.pool = split.positional[0];
+  if (const std::string* min = split.get("--min")) {
+    const std::optional<std::uint64_t> n = parse_whole(*min);
+    if (!n || *n < 1 || *n > kMaxMinHealthy) {
+      return "--min needs a whole number of at least 1, got " + in_quotes(*min);
+    }
+    out.min_healthy = static_cast<std::uint32_t>(*n);
+  }
+  if (const std::string* timeout = split.get("--timeout")) {
+    const std::optional<std::chrono::milliseconds> duration = parse_timeout(*timeout);
+    if (!duration) {
+      return "--timeout needs seconds (e.g. 30) or a duration (500ms, 90s, 2m), got " +
+             in_quotes(*timeout);
+    }
+    out.timeout = *duration;
+  }
+  out.request.command = "status";
+  return "";
+}
+
+std::string parse_server(const CommandRow& row, const std::vector<std::string>& args,
+                         Invocation& out) {
+  const SplitArgs split = split_args(args, {});
+  if (!split.error.empty()) return split.error;
+  if (std::string error = expect_positionals(split.positional, {"POOL", "SERVER"});
+      !error.empty()) {
+    return error;
+  }
+  WireOperation op;
+  op.kind = WireOperation::Kind::server_admin;
+  op.pool = split.positional[0];
+  op.server = split.positional[1];
+  op.admin = row.words[1] == "drain"    ? ServerAdmin::draining
+             : row.words[1] == "enable" ? ServerAdmin::enabled
+                                        : ServerAdmin::disabled;
+  out.request.operations.push_back(op);
+  return "";
+}
+
+std::string parse_no_args(const CommandRow&, const std::vector<std::string>& args, Invocation&) {
+  const SplitArgs split = split_args(args, {});
+  if (!split.error.empty()) return split.error;
+  return expect_positionals(split.positional, {});
+}
+
+std::string parse_history(const CommandRow&, const std::vector<std::string>& args,
+                          Invocation& out) {
+  const SplitArgs split = split_args(args, {{"-n", true}});
+  if (!split.error.empty()) return split.error;
+  if (std::string error = expect_positionals(split.positional, {}); !error.empty()) return error;
+  out.request.limit = kDefaultHistoryLimit;
+  if (const std::string* n = split.get("-n")) {
+    const std::optional<std::uint64_t> limit = parse_whole(*n);
+    if (!limit || *limit < 1 || *limit > kMaxHistoryLimit) {
+      return "-n needs a whole number from 1 to " + std::to_string(kMaxHistoryLimit) + ", got " +
+             in_quotes(*n);
+    }
+    out.request.limit = static_cast<std::size_t>(*limit);
+  }
+  return "";
+}
+
+std::string parse_apply(const CommandRow&, const std::vector<std::string>& args, Invocation& out) {
+  const SplitArgs split = split_args(args, {});
+  if (!split.error.empty()) return split.error;
+  if (split.positional.empty()) return "missing FILE (or - for standard input)";
+  if (std::string error = expect_positionals(split.positional, {"FILE"}); !error.empty()) {
+    return error;
+  }
+  out.action = Action::apply_batch;
+  out.batch_source = split.positional[0];
+  return "";
+}
+
+// The rows `help WORDS...` names: one exact command, or every row of a group (`help server`).
+std::vector<const CommandRow*> rows_named(const std::vector<std::string>& words) {
+  if (const CommandRow* row = find_command(join(words, " "))) return {row};
+  std::vector<const CommandRow*> group;
+  if (words.size() == 1) {
+    for (const CommandRow& row : command_table()) {
+      if (row.words.size() > 1 && row.words[0] == words[0]) group.push_back(&row);
+    }
+  }
+  return group;
+}
+
+std::string parse_help(const CommandRow&, const std::vector<std::string>& args, Invocation& out) {
+  out.action = Action::help;
+  if (args.empty()) return "";
+  out.help_rows = rows_named(args);
+  if (out.help_rows.empty()) return "unknown command " + in_quotes(join(args, " "));
+  return "";
+}
+
+std::vector<CommandRow> make_table() {
+  std::vector<CommandRow> rows;
+  rows.push_back({{"status"},
+                  "status [ROUTE...] [--json]",
+                  "routes, slots, weights, the generation; pool health",
+                  "With ROUTE names, only those routes and the pools they use.\n"
+                  "A * marks a value changed at runtime (proxyctl or the state file);\n"
+                  "unmarked values come from the config file.",
+                  false, false, parse_status, render_status_reply});
+  rows.push_back({{"set-weight"},
+                  "set-weight ROUTE PERCENT",
+                  "send PERCENT of ROUTE's requests to its passive slot",
+                  "PERCENT is a number from 0 to 100 with at most 4 decimals (a resolution of\n"
+                  "0.0001%): 0.5, 0.5% and 100 are all valid. With sticky routes, users already\n"
+                  "on the passive side stay there as the weight grows.",
+                  true, true, parse_set_weight, render_change_reply});
+  rows.push_back({{"set-live"},
+                  "set-live ROUTE POOL",
+                  "bind ROUTE's live slot to POOL",
+                  "",
+                  true, true, parse_set_slot, render_change_reply});
+  rows.push_back({{"set-passive"},
+                  "set-passive ROUTE POOL",
+                  "bind ROUTE's passive slot to POOL",
+                  "",
+                  true, true, parse_set_slot, render_change_reply});
+  rows.push_back({{"flip"},
+                  "flip ROUTE... | --all",
+                  "swap live and passive, weight 0, all in one step",
+                  "--all flips every route; proxyd reads the list of routes at the moment of\n"
+                  "the change, so routes added by a reload a second earlier are included.",
+                  true, true, parse_flip, render_change_reply});
+  rows.push_back({{"wait-healthy"},
+                  "wait-healthy POOL [--min N] [--timeout SECONDS]",
+                  "wait until N servers of POOL are healthy",
+                  "N defaults to 1 and the timeout to 30 seconds; SECONDS may also be a\n"
+                  "duration: 500ms, 90s, 2m. Asks proxyd for its status every half second.\n"
+                  "A server counts when its health check passes or, before health checks have\n"
+                  "run for the pool, when it is enabled. Exits 0 as soon as N servers count,\n"
+                  "1 when the timeout passes.",
+                  false, false, parse_wait_healthy, nullptr});
+  rows.push_back({{"server", "drain"},
+                  "server drain POOL SERVER",
+                  "no new requests to SERVER; in-flight ones finish",
+                  "SERVER is written as in the config, e.g. 127.0.0.1:9001.",
+                  true, true, parse_server, render_change_reply});
+  rows.push_back({{"server", "enable"},
+                  "server enable POOL SERVER",
+                  "put SERVER back into rotation",
+                  "SERVER is written as in the config, e.g. 127.0.0.1:9001.",
+                  true, true, parse_server, render_change_reply});
+  rows.push_back({{"server", "disable"},
+                  "server disable POOL SERVER",
+                  "take SERVER out of rotation",
+                  "SERVER is written as in the config, e.g. 127.0.0.1:9001.",
+                  true, true, parse_server, render_change_reply});
+  rows.push_back({{"reload"},
+                  "reload",
+                  "re-read the config file; errors keep the old one",
+                  "Errors are printed as FILE:LINE: key: message. Runtime changes (weights,\n"
+                  "slots, server states) are kept for routes and pools that still exist.",
+                  true, false, parse_no_args, render_reload_reply});
+  rows.push_back({{"history"},
+                  "history [-n N]",
+                  "the last N changes in the audit log (default 20)",
+                  "Every accepted or refused change, oldest first, with the caller's uid and pid.",
+                  false, false, parse_history, render_history_reply});
+  rows.push_back({{"apply"},
+                  "apply FILE|-",
+                  "apply a batch of changes, all or nothing",
+                  "FILE - reads standard input. One command per line, written as on the\n"
+                  "command line without `proxyctl`: set-weight, set-live, set-passive, flip\n"
+                  "and server drain|enable|disable.\n"
+                  "Blank lines and # comments are ignored. All lines become one change: one new\n"
+                  "snapshot and one generation, or nothing at all if any line is refused.",
+                  true, false, parse_apply, render_change_reply});
+  rows.push_back({{"help"},
+                  "help [COMMAND]",
+                  "this list, or the details of one command",
+                  "",
+                  false, false, parse_help, nullptr});
+  return rows;
+}
+
+std::string batchable_list() {
+  std::vector<std::string> names;
+  for (const CommandRow& row : command_table()) {
+    if (!row.batchable) continue;
+    if (row.words.size() > 1 && !names.empty() && names.back().starts_with(row.words[0])) {
+      names.back() += "|" + std::string(row.words[1]);
+    } else {
+      names.push_back(command_name(row));
+    }
+  }
+  return join(names, ", ");
+}
+
+// Splits a batch line into words; a word starting with # starts a comment.
+std::vector<std::string> batch_words(std::string_view line) {
+  std::vector<std::string> words;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+    if (i >= line.size() || line[i] == '#') break;
+    const std::size_t start = i;
+    while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') ++i;
+    words.emplace_back(line.substr(start, i - start));
+  }
+  return words;
+}
+
+std::string parse_if_generation(const CommandRow& row, const std::optional<std::string>& text,
+                                Request& request) {
+  if (!text) return "";
+  if (!row.mutates) return "--if-generation applies only to commands that change something";
+  const std::optional<std::uint64_t> generation = parse_whole(*text);
+  if (!generation) return "--if-generation needs a whole number, got " + in_quotes(*text);
+  request.if_generation = generation;
+  return "";
+}
+
+}  // namespace
+
+std::span<const CommandRow> command_table() {
+  static const std::vector<CommandRow> rows = make_table();
+  return rows;
+}
+
+const CommandRow* find_command(std::string_view name) {
+  for (const CommandRow& row : command_table()) {
+    if (command_name(row) == name) return &row;
+  }
+  return nullptr;
+}
+
+std::string command_name(const CommandRow& row) {
+  std::string out;
+  for (const std::string_view word : row.words) {
+    if (!out.empty()) out += ' ';
+    out += word;
+  }
+  return out;
+}
+
+Parsed parse_command_line(const std::vector<std::string>& args,
+                          const std::optional<std::string>& if_generation) {
+  Parsed out;
+  if (args.empty()) {
+    out.error = "missing COMMAND";
+    return out;
+  }
+  // The longest row whose words start the arguments ("server drain" before a bare "server").
+  const CommandRow* row = nullptr;
+  for (const CommandRow& candidate : command_table()) {
+    if (candidate.words.size() > args.size()) continue;
+    if (!std::equal(candidate.words.begin(), candidate.words.end(), args.begin())) continue;
+    if (row == nullptr || candidate.words.size() > row->words.size()) row = &candidate;
+  }
+  if (row == nullptr) {
+    std::vector<const CommandRow*> group = rows_named({args[0]});
+    if (group.empty()) {
+      out.error = "unknown command " + in_quotes(args[0]);
+      return out;
+    }
+    std::vector<std::string> choices;
+    for (const CommandRow* member : group) choices.emplace_back(member->words[1]);
+    out.error = args[0] + ": expected " +
+                join({choices.begin(), choices.end() - 1}, ", ") + " or " + choices.back();
+    if (args.size() > 1) out.error += ", got " + in_quotes(args[1]);
+    out.usage_rows = group;
+    return out;
+  }
+
+  Invocation& invocation = out.invocation;
+  invocation.row = row;
+  invocation.request.command = command_name(*row);
+  const std::vector<std::string> rest(args.begin() + static_cast<long>(row->words.size()),
+                                      args.end());
+  std::string error = row->parse(*row, rest, invocation);
+  if (error.empty()) error = parse_if_generation(*row, if_generation, invocation.request);
+  if (!error.empty()) {
+    out.error = command_name(*row) + ": " + error;
+    out.usage_rows = {row};
+    return out;
+  }
+  invocation.request.text = join(args, " ");
+  return out;
+}
+
+Parsed parse_batch(std::string_view text, std::string_view source,
+                   const std::optional<std::string>& if_generation) {
+  Parsed out;
+  const CommandRow* apply = find_command("apply");
+  out.invocation.row = apply;
+  out.invocation.request.command = command_name(*apply);
+  std::vector<std::string> lines_done;
+  std::size_t line_number = 0;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    ++line_number;
+    const std::vector<std::string> words = batch_words(line);
+    if (words.empty()) continue;
+
+    const std::string where =
+        "apply: " + std::string(source) + " line " + std::to_string(line_number) + ": ";
+    const Parsed parsed = parse_command_line(words);
+    if (!parsed.ok()) {
+      out.error = where + parsed.error;
+      out.usage_rows = parsed.usage_rows.empty() ? std::vector{apply} : parsed.usage_rows;
+      return out;
+    }
+    const CommandRow& row = *parsed.invocation.row;
+    if (!row.batchable) {
+      out.error = where + command_name(row) + " cannot be part of a batch (only " +
+                  batchable_list() + " can)";
+      out.usage_rows = {apply};
+      return out;
+    }
+    for (const WireOperation& op : parsed.invocation.request.operations) {
+      out.invocation.request.operations.push_back(op);
+    }
+    lines_done.push_back(join(words, " "));
+  }
+  if (lines_done.empty()) {
+    out.error = "apply: " + std::string(source) + " has no commands";
+    out.usage_rows = {apply};
+    return out;
+  }
+  if (std::string error = parse_if_generation(*apply, if_generation, out.invocation.request);
+      !error.empty()) {
+    out.error = "apply: " + error;
+    out.usage_rows = {apply};
+    return out;
+  }
+  out.invocation.request.text = "apply: " + join(lines_done, "; ");
+  return out;
+}
+
+std::string usage_message(const Parsed& parsed) {
+  std::string out = "proxyctl: " + parsed.error + "\n";
+  if (parsed.usage_rows.empty()) {
+    return out + "run `proxyctl help` for the list of commands\n";
+  }
+  for (std::size_t i = 0; i < parsed.usage_rows.size(); ++i) {
+    out += (i == 0 ? "usage: proxyctl " : "       proxyctl ") +
+           std::string(parsed.usage_rows[i]->usage) + "\n";
+  }
+  return out;
+}
+
+std::string help_text() {
+  std::size_t width = 0;
+  for (const CommandRow& row : command_table()) width = std::max(width, row.usage.size());
+  std::string out = "usage: proxyctl [-s PATH] [--json] [--if-generation N] COMMAND [ARGS...]\n";
+  out += "\ncommands:\n";
+  for (const CommandRow& row : command_table()) {
+    out += "  " + std::string(row.usage) + std::string(width - row.usage.size() + 2, ' ') +
+           std::string(row.summary) + "\n";
+  }
+  out +=
+      "\noptions:\n"
+      "  -s, --socket PATH   the control socket; default: $" +
+      std::string(kSocketEnv) + ", else " + std::string(kDefaultSocketPath) +
+      "\n"
+      "  --json              print proxyd's reply as one line of JSON instead of tables\n"
+      "  --if-generation N   with a command that changes something: refuse unless the\n"
+      "                      generation is still N (see status)\n"
+      "  -h, --help          this text; `proxyctl help COMMAND` for one command\n"
+      "\nenvironment:\n"
+      "  PROXYD_SOCKET       the control socket when -s is not given\n"
+      "  PROXYCTL_TIMEOUT    seconds to wait for proxyd's reply (default 60)\n"
+      "\nexit codes: 0 done, 1 refused (the message says why; nothing changed), 2 usage error,\n"
+      "            3 cannot reach proxyd\n";
+  return out;
+}
+
+std::string help_text(const std::vector<const CommandRow*>& rows) {
+  std::string out;
+  for (const CommandRow* row : rows) {
+    if (!out.empty()) out += "\n";
+    out += "usage: proxyctl " + std::string(row->usage) + "\n\n" + std::string(row->summary) +
+           "\n";
+    if (!row->details.empty()) out += std::string(row->details) + "\n";
+    if (row->mutates) {
+      out += "Takes --if-generation N: refused unless the generation is still N.\n";
+    }
+    if (row->batchable) out += "May be a line of an `apply` batch.\n";
+  }
+  return out;
+}
+
+std::string format_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    // Empty trailing cells would leave padding behind.
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string render_status(const Status& status) {
+  std::string out = "generation " + std::to_string(status.generation);
+  if (!status.config_path.empty()) out += " (config " + status.config_path + ")";
+  return out + "\n" + render_tables(status);
+}
+
+std::string render_history(const json::array& entries) {
+  if (entries.empty()) return "no changes recorded\n";
+  // The audit log's fields, read leniently: a missing field shows as "-".
+  const auto cell = [](const json::object& entry, std::string_view key) -> std::string {
+    const json::value* value = entry.if_contains(key);
+    if (value == nullptr || value->is_null()) return "-";
+    if (value->is_string()) return std::string(value->get_string());
+    return json::serialize(*value);
+  };
+  const auto first_line = [](std::string text) {
+    if (const std::size_t nl = text.find('\n'); nl != std::string::npos) {
+      text = text.substr(0, nl) + " ...";
+    }
+    return text;
+  };
+  std::vector<std::vector<std::string>> rows{{"TIME", "UID", "PID", "GEN", "RESULT", "COMMAND"}};
+  bool any_reason = false;
+  for (const json::value& value : entries) {
+    if (!value.is_object()) {
+      // A line proxyd could not parse as JSON is shown as it is rather than dropped.
+      rows.push_back({"-", "-", "-", "-", "-",
+                      value.is_string() ? std::string(value.get_string()) : "-"});
+      continue;
+    }
+    json::object entry = value.get_object();
+    if (const json::value* caller = entry.if_contains("caller"); caller && caller->is_object()) {
+      for (const auto& field : caller->get_object()) entry.emplace(field.key(), field.value());
+    }
+    std::string result = cell(entry, "result");
+    if (result == "-") {
+      if (const json::value* ok = entry.if_contains("ok"); ok && ok->is_bool()) {
+        result = ok->get_bool() ? "ok" : "refused";
+      }
+    }
+    std::vector<std::string> row{cell(entry, "time"), cell(entry, "uid"),
+                                 cell(entry, "pid"),  cell(entry, "generation"),
+                                 result,              cell(entry, "command")};
+    // proxyd's audit log calls the refusal's text "reason"; "error" is read too.
+    const std::string_view why = entry.contains("reason") ? "reason" : "error";
+    if (entry.contains(why)) {
+      any_reason = true;
+      row.push_back(first_line(cell(entry, why)));
+    }
+    rows.push_back(std::move(row));
+  }
+  if (any_reason) rows[0].push_back("REASON");
+  return format_table(rows);
+}
+
+HealthCount count_healthy(const Status& status, std::string_view pool) {
+  HealthCount count;
+  for (const PoolStatus& p : status.pools) {
+    if (p.name != pool) continue;
+    count.found = true;
+    count.total = p.servers.size();
+    for (const ServerStatus& server : p.servers) {
+      const bool counts =
+          server.healthy ? *server.healthy : server.admin == ServerAdmin::enabled;
+      if (counts) ++count.healthy;
+    }
+  }
+  return count;
+}
+
+std::string wait_healthy_met(std::string_view pool, const HealthCount& count, std::uint32_t min) {
+  return "pool " + std::string(pool) + ": " + std::to_string(count.healthy) + " of " +
+         std::to_string(count.total) + " servers healthy (need " + std::to_string(min) + ")";
+}
+
+std::string wait_healthy_timed_out(std::string_view pool, const HealthCount& count,
+                                   std::uint32_t min, std::chrono::milliseconds waited) {
+  return "wait-healthy: timed out after " + format_duration(waited) + ": pool " +
+         std::string(pool) + " has " + std::to_string(count.healthy) + " of " +
+         std::to_string(count.total) + " servers healthy, need " + std::to_string(min);
+}
+
+std::string unknown_pool(const Status& status, std::string_view pool) {
+  std::vector<std::string> names;
+  for (const PoolStatus& p : status.pools) names.push_back(p.name);
+  return "wait-healthy: unknown pool " + in_quotes(pool) + " (pools: " + join(names, ", ") + ")";
+}
+
+std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text) {
+  // Plain seconds as the usage line says, or a duration as in the config.
+  const bool plain = parse_whole(text).has_value();
+  const std::optional<Duration> duration =
+      parse_duration(plain ? std::string(text) + "s" : std::string(text));
+  if (!duration) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(*duration);
+}
+
+std::string format_duration(std::chrono::milliseconds duration) {
+  const auto ms = duration.count();
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  std::string fraction = std::to_string(ms % 1000);
+  fraction.insert(0, 3 - fraction.size(), '0');
+  while (fraction.back() == '0') fraction.pop_back();
+  return std::to_string(ms / 1000) + "." + fraction + "s";
+}
+
+}  // namespace proxyd::control

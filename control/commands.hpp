@@ -1,0 +1,120 @@
+// The proxyctl command table (conventions.md, rule 10): one row per command with its words, usage
+// line, summary, whether it changes anything, how its arguments parse into a protocol request and
+// how a reply renders as text. `proxyctl help`, `help COMMAND`, the batch syntax of `apply` and
+// the command list in docs/control-protocol.md all come from this one table. Pure: no I/O.
+#pragma once
+
+#include <boost/json/array.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "control/protocol.hpp"
+
+namespace proxyd::control {
+
+inline constexpr std::string_view kDefaultSocketPath = "/run/proxyd/control.sock";
+inline constexpr std::string_view kSocketEnv = "PROXYD_SOCKET";
+
+// What proxyctl does with a parsed command line.
+enum class Action {
+  send,          // send `request`, render the reply
+  wait_healthy,  // poll `status` until enough servers of `pool` are healthy
+  apply_batch,   // read `batch_source`, parse it with parse_batch, send that
+  help,          // print help_text(), or help_text(*help_rows) for `help COMMAND`
+};
+
+struct CommandRow;
+
+// A command line, understood.
+struct Invocation {
+  const CommandRow* row = nullptr;
+  Action action = Action::send;
+  Request request;
+
+  // wait-healthy
+  std::string pool;
+  std::uint32_t min_healthy = 1;
+  std::chrono::milliseconds timeout{30'000};
+
+  // apply: a path, or "-" for standard input
+  std::string batch_source;
+
+  // help COMMAND: the rows it names (`help server` names three); empty: the whole list
+  std::vector<const CommandRow*> help_rows;
+};
+
+// A parse result: an invocation, or a usage error (exit code 2) with the usage lines to print.
+struct Parsed {
+  Invocation invocation;
+  std::string error;                         // empty: ok
+  std::vector<const CommandRow*> usage_rows;  // the usage lines that go with the error
+  bool ok() const { return error.empty(); }
+};
+
+struct CommandRow {
+  std::vector<std::string_view> words;  // {"server", "drain"}
+  std::string_view usage;               // after "proxyctl ": "server drain POOL SERVER"
+  std::string_view summary;             // one line for `help`
+  std::string_view details;             // more for `help COMMAND`; may be empty
+  bool mutates = false;    // changes runtime state, so it takes --if-generation
+  bool batchable = false;  // may be a line of `apply`
+  // Parses the arguments after the command words into `out` (row, action and request.command
+  // are already set); returns a usage error without the command-name prefix, or "".
+  std::string (*parse)(const CommandRow& row, const std::vector<std::string>& args,
+                       Invocation& out) = nullptr;
+  // Renders a successful reply as text for a human; nullptr for commands proxyctl runs itself.
+  std::string (*render)(const Response& response) = nullptr;
+};
+
+std::span<const CommandRow> command_table();
+// The row whose words joined by spaces are `name` ("set-weight", "server drain"); nullptr if none.
+const CommandRow* find_command(std::string_view name);
+// The row's words joined by spaces: the protocol's "command" field.
+std::string command_name(const CommandRow& row);
+
+// Parses proxyctl's arguments after the global options (-s, --json, --if-generation) were taken
+// out. `if_generation` is the --if-generation value as typed, if given.
+Parsed parse_command_line(const std::vector<std::string>& args,
+                          const std::optional<std::string>& if_generation = std::nullopt);
+
+// Parses the text of a batch for `apply` (one command per line, as on the command line; blank
+// lines and # comments ignored) into one request with every operation. `source` names the input
+// in error messages ("deploy.batch", "stdin").
+Parsed parse_batch(std::string_view text, std::string_view source,
+                   const std::optional<std::string>& if_generation = std::nullopt);
+
+// What proxyctl prints on stderr for a usage error: "proxyctl: ERROR" and the usage lines.
+std::string usage_message(const Parsed& parsed);
+
+std::string help_text();                                          // every row
+std::string help_text(const std::vector<const CommandRow*>& rows);  // `help COMMAND`
+
+// Rendering, shared by the rows and tested on their own.
+std::string render_status(const Status& status);
+std::string render_history(const boost::json::array& entries);
+// A whitespace-aligned table; the last column is not padded (no trailing blanks).
+std::string format_table(const std::vector<std::vector<std::string>>& rows);
+
+// wait-healthy: the servers of `pool` that count as healthy: `healthy` is true, or, before health
+// checks ran (nullopt), the server is enabled.
+struct HealthCount {
+  bool found = false;  // the pool exists
+  std::size_t healthy = 0;
+  std::size_t total = 0;
+};
+HealthCount count_healthy(const Status& status, std::string_view pool);
+std::string wait_healthy_met(std::string_view pool, const HealthCount& count, std::uint32_t min);
+std::string wait_healthy_timed_out(std::string_view pool, const HealthCount& count,
+                                   std::uint32_t min, std::chrono::milliseconds waited);
+std::string unknown_pool(const Status& status, std::string_view pool);
+std::string format_duration(std::chrono::milliseconds duration);  // 1s, 1.5s, 250ms
+// Whole seconds ("30") or a duration as in the config ("500ms", "90s", "2m"); nullopt otherwise.
+std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text);
+
+}  // namespace proxyd::control

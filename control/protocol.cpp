@@ -1,0 +1,542 @@
+// Encoding and decoding of control protocol lines (docs/control-protocol.md). The server is strict
+// about requests (an unknown field is an error, as in the config: typos must not pass); proxyctl
+// is lenient about responses (unknown fields are ignored) so an older proxyctl still works against
+// a newer proxyd. Nothing here throws on any input.
+#include "control/protocol.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+namespace proxyd::control {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::array<std::pair<ErrorKind, std::string_view>, 8> kErrorKinds{{
+    {ErrorKind::refused, "refused"},
+    {ErrorKind::bad_request, "bad_request"},
+    {ErrorKind::unsupported_version, "unsupported_version"},
+    {ErrorKind::forbidden, "forbidden"},
+    {ErrorKind::too_large, "too_large"},
+    {ErrorKind::timeout, "timeout"},
+    {ErrorKind::busy, "busy"},
+    {ErrorKind::internal, "internal"},
+}};
+
+constexpr std::array<std::pair<WireOperation::Kind, std::string_view>, 6> kOpNames{{
+    {WireOperation::Kind::set_weight, "set_weight"},
+    {WireOperation::Kind::set_live, "set_live"},
+    {WireOperation::Kind::set_passive, "set_passive"},
+    {WireOperation::Kind::flip, "flip"},
+    {WireOperation::Kind::flip_all, "flip_all"},
+    {WireOperation::Kind::server_admin, "server_admin"},
+}};
+
+std::string_view op_name(WireOperation::Kind kind) {
+  for (const auto& [k, name] : kOpNames) {
+    if (k == kind) return name;
+  }
+  return "?";
+}
+
+// The fields each op carries besides "op"; all of them are required.
+std::vector<std::string_view> op_fields(WireOperation::Kind kind) {
+  switch (kind) {
+    case WireOperation::Kind::set_weight: return {"route", "weight_ppm"};
+    case WireOperation::Kind::set_live:
+    case WireOperation::Kind::set_passive: return {"route", "pool"};
+    case WireOperation::Kind::flip: return {"route"};
+    case WireOperation::Kind::flip_all: return {};
+    case WireOperation::Kind::server_admin: return {"pool", "server", "admin"};
+  }
+  return {};
+}
+
+std::string in_quotes(std::string_view text) { return "\"" + std::string(text) + "\""; }
+
+// An integer JSON number that fits in uint64 (5000.0 or -1 is not one).
+std::optional<std::uint64_t> as_uint(const json::value& value) {
+  if (value.is_uint64()) return value.get_uint64();
+  if (value.is_int64() && value.get_int64() >= 0) {
+    return static_cast<std::uint64_t>(value.get_int64());
+  }
+  return std::nullopt;
+}
+
+Error bad(std::string message) { return Error{ErrorKind::bad_request, std::move(message)}; }
+
+// Decodes operations[index]; on failure sets `error` (prefixed with the index) and returns nullopt.
+std::optional<WireOperation> decode_operation(const json::value& value, std::size_t index,
+                                              std::string& error) {
+  const std::string where = "operations[" + std::to_string(index) + "]: ";
+  if (!value.is_object()) {
+    error = where + "an operation must be a JSON object";
+    return std::nullopt;
+  }
+  const json::object& object = value.get_object();
+  const json::value* op = object.if_contains("op");
+  if (op == nullptr || !op->is_string()) {
+    error = where + "missing \"op\" (a string such as \"set_weight\")";
+    return std::nullopt;
+  }
+  const std::string_view name = op->get_string();
+  const auto known = std::find_if(kOpNames.begin(), kOpNames.end(),
+                                  [&](const auto& entry) { return entry.second == name; });
+  if (known == kOpNames.end()) {
+    error = where + "unknown op " + in_quotes(name);
+    return std::nullopt;
+  }
+  WireOperation result;
+  result.kind = known->first;
+  const std::vector<std::string_view> fields = op_fields(result.kind);
+  for (const auto& entry : object) {
+    if (entry.key() == "op") continue;
+    if (std::find(fields.begin(), fields.end(), entry.key()) == fields.end()) {
+      error = where + "unexpected field " + in_quotes(entry.key()) + " for op " + std::string(name);
+      return std::nullopt;
+    }
+  }
+  for (const std::string_view field : fields) {
+    const json::value* v = object.if_contains(field);
+    if (v == nullptr) {
+      error = where + "missing " + in_quotes(field) + " for op " + std::string(name);
+      return std::nullopt;
+    }
+    if (field == "weight_ppm") {
+      const std::optional<std::uint64_t> ppm = as_uint(*v);
+      if (!ppm || *ppm > kPpmMax) {
+        error = where + "\"weight_ppm\" must be an integer from 0 to 1000000";
+        return std::nullopt;
+      }
+      result.weight_ppm = static_cast<std::uint32_t>(*ppm);
+      continue;
+    }
+    if (!v->is_string()) {
+      error = where + in_quotes(field) + " must be a string";
+      return std::nullopt;
+    }
+    const std::string text(v->get_string());
+    if (field == "route") {
+      result.route = text;
+    } else if (field == "pool") {
+      result.pool = text;
+    } else if (field == "server") {
+      result.server = text;
+    } else if (field == "admin") {
+      const std::optional<ServerAdmin> admin = server_admin_from_string(text);
+      if (!admin) {
+        error = where + "\"admin\" must be \"enabled\", \"draining\" or \"disabled\"";
+        return std::nullopt;
+      }
+      result.admin = *admin;
+    }
+  }
+  return result;
+}
+
+std::optional<std::string> string_field(const json::object& object, std::string_view key) {
+  const json::value* v = object.if_contains(key);
+  if (v == nullptr || !v->is_string()) return std::nullopt;
+  return std::string(v->get_string());
+}
+
+std::string string_or(const json::object& object, std::string_view key, std::string fallback) {
+  return string_field(object, key).value_or(std::move(fallback));
+}
+
+Source source_from(const json::object& object, std::string_view key) {
+  return string_or(object, key, "config") == "runtime" ? Source::runtime : Source::config;
+}
+
+}  // namespace
+
+std::string_view to_string(ErrorKind kind) {
+  for (const auto& [k, name] : kErrorKinds) {
+    if (k == kind) return name;
+  }
+  return "internal";
+}
+
+std::optional<ErrorKind> error_kind_from_string(std::string_view text) {
+  for (const auto& [kind, name] : kErrorKinds) {
+    if (name == text) return kind;
+  }
+  return std::nullopt;
+}
+
+std::string_view to_string(ServerAdmin admin) {
+  switch (admin) {
+    case ServerAdmin::enabled: return "enabled";
+    case ServerAdmin::draining: return "draining";
+    case ServerAdmin::disabled: return "disabled";
+  }
+  return "enabled";
+}
+
+std::optional<ServerAdmin> server_admin_from_string(std::string_view text) {
+  if (text == "enabled") return ServerAdmin::enabled;
+  if (text == "draining") return ServerAdmin::draining;
+  if (text == "disabled") return ServerAdmin::disabled;
+  return std::nullopt;
+}
+
+std::string_view to_string(Source source) {
+  return source == Source::runtime ? "runtime" : "config";
+}
+
+Operation to_operation(const WireOperation& op) {
+  Operation out;
+  switch (op.kind) {
+    case WireOperation::Kind::set_weight: out.kind = Operation::Kind::set_weight; break;
+    case WireOperation::Kind::set_live: out.kind = Operation::Kind::set_live; break;
+    case WireOperation::Kind::set_passive: out.kind = Operation::Kind::set_passive; break;
+    case WireOperation::Kind::flip:
+    case WireOperation::Kind::flip_all: out.kind = Operation::Kind::flip; break;
+    case WireOperation::Kind::server_admin: out.kind = Operation::Kind::server_admin; break;
+  }
+  out.route = op.route;
+  out.pool = op.pool;
+  out.server = op.server;
+  out.weight_ppm = op.weight_ppm;
+  out.admin = op.admin;
+  return out;
+}
+
+WireOperation from_operation(const Operation& op) {
+  WireOperation out;
+  switch (op.kind) {
+    case Operation::Kind::set_weight: out.kind = WireOperation::Kind::set_weight; break;
+    case Operation::Kind::set_live: out.kind = WireOperation::Kind::set_live; break;
+    case Operation::Kind::set_passive: out.kind = WireOperation::Kind::set_passive; break;
+    case Operation::Kind::flip: out.kind = WireOperation::Kind::flip; break;
+    case Operation::Kind::server_admin: out.kind = WireOperation::Kind::server_admin; break;
+  }
+  // Only the fields this kind uses, so a round trip through the wire compares equal.
+  for (const std::string_view field : op_fields(out.kind)) {
+    if (field == "route") out.route = op.route;
+    if (field == "pool") out.pool = op.pool;
+    if (field == "server") out.server = op.server;
+    if (field == "weight_ppm") out.weight_ppm = op.weight_ppm;
+    if (field == "admin") out.admin = op.admin;
+  }
+  return out;
+}
+
+json::value to_json(const WireOperation& op) {
+  json::object out;
+  out["op"] = op_name(op.kind);
+  for (const std::string_view field : op_fields(op.kind)) {
+    if (field == "route") out["route"] = op.route;
+    if (field == "pool") out["pool"] = op.pool;
+    if (field == "server") out["server"] = op.server;
+    if (field == "weight_ppm") out["weight_ppm"] = op.weight_ppm;
+    if (field == "admin") out["admin"] = to_string(op.admin);
+  }
+  return out;
+}
+
+DecodedRequest decode_request(std::string_view line) {
+  DecodedRequest out;
+  boost::system::error_code ec;
+  const json::value parsed = json::parse(line, ec);
+  if (ec) {
+    out.error = bad("the request is not valid JSON: " + ec.message());
+    return out;
+  }
+  if (!parsed.is_object()) {
+    out.error = bad("a request must be a JSON object");
+    return out;
+  }
+  const json::object& object = parsed.get_object();
+
+  // The version first: a request of another version may well carry fields this one does not know.
+  const json::value* version = object.if_contains("v");
+  if (version == nullptr) {
+    out.error = bad("missing \"v\" (the protocol version; this proxyd speaks 1)");
+    return out;
+  }
+  if (!version->is_int64() && !version->is_uint64()) {
+    out.error = bad("\"v\" must be an integer");
+    return out;
+  }
+  if (!version->is_int64() || version->get_int64() != kProtocolVersion) {
+    out.error = Error{ErrorKind::unsupported_version,
+                      "protocol version " + json::serialize(*version) +
+                          " is not supported; this proxyd speaks version 1"};
+    return out;
+  }
+
+  Request request;
+  bool has_command = false;
+  for (const auto& entry : object) {
+    const std::string_view key = entry.key();
+    const json::value& value = entry.value();
+    if (key == "v") continue;
+    if (key == "command") {
+      if (!value.is_string() || value.get_string().empty()) {
+        out.error = bad("\"command\" must be a non-empty string");
+        return out;
+      }
+      request.command = std::string(value.get_string());
+      has_command = true;
+    } else if (key == "text") {
+      if (!value.is_string()) {
+        out.error = bad("\"text\" must be a string");
+        return out;
+      }
+      request.text = std::string(value.get_string());
+    } else if (key == "if_generation") {
+      const std::optional<std::uint64_t> generation = as_uint(value);
+      if (!generation) {
+        out.error = bad("\"if_generation\" must be a non-negative integer");
+        return out;
+      }
+      request.if_generation = generation;
+    } else if (key == "limit") {
+      const std::optional<std::uint64_t> limit = as_uint(value);
+      if (!limit || *limit < 1 || *limit > kMaxHistoryLimit) {
+        out.error = bad("\"limit\" must be an integer from 1 to " +
+                        std::to_string(kMaxHistoryLimit));
+        return out;
+      }
+      request.limit = static_cast<std::size_t>(*limit);
+    } else if (key == "routes") {
+      if (!value.is_array()) {
+        out.error = bad("\"routes\" must be an array of route names");
+        return out;
+      }
+      for (const json::value& route : value.get_array()) {
+        if (!route.is_string()) {
+          out.error = bad("\"routes\" must be an array of route names");
+          return out;
+        }
+        request.routes.emplace_back(route.get_string());
+      }
+    } else if (key == "operations") {
+      if (!value.is_array()) {
+        out.error = bad("\"operations\" must be an array");
+        return out;
+      }
+      const json::array& operations = value.get_array();
+      for (std::size_t i = 0; i < operations.size(); ++i) {
+        std::string why;
+        std::optional<WireOperation> op = decode_operation(operations[i], i, why);
+        if (!op) {
+          out.error = bad(std::move(why));
+          return out;
+        }
+        request.operations.push_back(std::move(*op));
+      }
+    } else {
+      out.error = bad("unknown field " + in_quotes(key));
+      return out;
+    }
+  }
+  if (!has_command) {
+    out.error = bad("missing \"command\"");
+    return out;
+  }
+  out.request = std::move(request);
+  return out;
+}
+
+std::string encode_request(const Request& request) {
+  json::object out;
+  out["v"] = kProtocolVersion;
+  out["command"] = request.command;
+  if (!request.operations.empty()) {
+    json::array operations;
+    for (const WireOperation& op : request.operations) operations.push_back(to_json(op));
+    out["operations"] = std::move(operations);
+  }
+  if (request.if_generation) out["if_generation"] = *request.if_generation;
+  if (!request.routes.empty()) {
+    json::array routes;
+    for (const std::string& route : request.routes) routes.emplace_back(route);
+    out["routes"] = std::move(routes);
+  }
+  if (request.limit) out["limit"] = *request.limit;
+  if (!request.text.empty()) out["text"] = request.text;
+  return json::serialize(out);
+}
+
+DecodedResponse decode_response(std::string_view line) {
+  DecodedResponse out;
+  boost::system::error_code ec;
+  const json::value parsed = json::parse(line, ec);
+  if (ec) {
+    out.error = "not JSON (" + ec.message() + ")";
+    return out;
+  }
+  if (!parsed.is_object()) {
+    out.error = "not a JSON object";
+    return out;
+  }
+  const json::object& object = parsed.get_object();
+  const json::value* version = object.if_contains("v");
+  if (version == nullptr || !version->is_int64() || version->get_int64() != kProtocolVersion) {
+    out.error = "not a protocol version 1 reply";
+    return out;
+  }
+  const json::value* ok = object.if_contains("ok");
+  if (ok == nullptr || !ok->is_bool()) {
+    out.error = "no \"ok\" field";
+    return out;
+  }
+  Response response;
+  response.ok = ok->get_bool();
+  if (const json::value* generation = object.if_contains("generation")) {
+    response.generation = as_uint(*generation);
+  }
+  if (response.ok) {
+    if (const json::value* result = object.if_contains("result"); result && result->is_object()) {
+      response.result = result->get_object();
+    }
+  } else {
+    const json::value* error = object.if_contains("error");
+    if (error == nullptr || !error->is_object()) {
+      out.error = "a failed reply without an \"error\" object";
+      return out;
+    }
+    const std::string kind = string_or(error->get_object(), "kind", "");
+    // A kind this proxyctl does not know yet (a newer proxyd) still reads as a refusal.
+    response.error.kind = error_kind_from_string(kind).value_or(ErrorKind::refused);
+    response.error.message = string_or(error->get_object(), "message", kind);
+  }
+  out.response = std::move(response);
+  return out;
+}
+
+std::string encode_response(const Response& response) {
+  json::object out;
+  out["v"] = kProtocolVersion;
+  out["ok"] = response.ok;
+  if (response.generation) out["generation"] = *response.generation;
+  if (response.ok) {
+    out["result"] = response.result;
+  } else {
+    json::object error;
+    error["kind"] = to_string(response.error.kind);
+    error["message"] = response.error.message;
+    out["error"] = std::move(error);
+  }
+  return json::serialize(out);
+}
+
+Response ok_response(std::optional<std::uint64_t> generation, json::object result) {
+  Response response;
+  response.ok = true;
+  response.generation = generation;
+  response.result = std::move(result);
+  return response;
+}
+
+Response error_response(ErrorKind kind, std::string message,
+                        std::optional<std::uint64_t> generation) {
+  Response response;
+  response.ok = false;
+  response.generation = generation;
+  response.error = Error{kind, std::move(message)};
+  return response;
+}
+
+json::object status_to_json(const Status& status) {
+  json::array routes;
+  for (const RouteStatus& route : status.routes) {
+    json::object r;
+    r["name"] = route.name;
+    r["live"] = route.live;
+    r["passive"] = route.passive;
+    r["weight_ppm"] = route.weight_ppm;
+    r["weight_percent"] = format_percent(route.weight_ppm);
+    r["sticky"] = route.sticky;
+    r["live_source"] = to_string(route.live_source);
+    r["passive_source"] = to_string(route.passive_source);
+    r["weight_source"] = to_string(route.weight_source);
+    routes.push_back(std::move(r));
+  }
+  json::array pools;
+  for (const PoolStatus& pool : status.pools) {
+    json::array servers;
+    for (const ServerStatus& server : pool.servers) {
+      json::object s;
+      s["name"] = server.name;
+      s["admin"] = to_string(server.admin);
+      s["admin_source"] = to_string(server.admin_source);
+      if (server.healthy) {
+        s["healthy"] = *server.healthy;
+      } else {
+        s["healthy"] = nullptr;
+      }
+      servers.push_back(std::move(s));
+    }
+    json::object p;
+    p["name"] = pool.name;
+    p["servers"] = std::move(servers);
+    pools.push_back(std::move(p));
+  }
+  json::object out;
+  out["config_path"] = status.config_path;
+  out["routes"] = std::move(routes);
+  out["pools"] = std::move(pools);
+  return out;
+}
+
+Status status_from_json(const json::object& result, std::uint64_t generation) {
+  Status status;
+  status.generation = generation;
+  status.config_path = string_or(result, "config_path", "");
+  if (const json::value* routes = result.if_contains("routes"); routes && routes->is_array()) {
+    for (const json::value& value : routes->get_array()) {
+      if (!value.is_object()) continue;
+      const json::object& r = value.get_object();
+      RouteStatus route;
+      route.name = string_or(r, "name", "");
+      route.live = string_or(r, "live", "");
+      route.passive = string_or(r, "passive", "");
+      if (const json::value* ppm = r.if_contains("weight_ppm")) {
+        route.weight_ppm = static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(as_uint(*ppm).value_or(0), kPpmMax));
+      }
+      route.sticky = string_or(r, "sticky", "");
+      route.live_source = source_from(r, "live_source");
+      route.passive_source = source_from(r, "passive_source");
+      route.weight_source = source_from(r, "weight_source");
+      status.routes.push_back(std::move(route));
+    }
+  }
+  if (const json::value* pools = result.if_contains("pools"); pools && pools->is_array()) {
+    for (const json::value& value : pools->get_array()) {
+      if (!value.is_object()) continue;
+      const json::object& p = value.get_object();
+      PoolStatus pool;
+      pool.name = string_or(p, "name", "");
+      if (const json::value* servers = p.if_contains("servers"); servers && servers->is_array()) {
+        for (const json::value& sv : servers->get_array()) {
+          if (!sv.is_object()) continue;
+          const json::object& s = sv.get_object();
+          ServerStatus server;
+          server.name = string_or(s, "name", "");
+          server.admin =
+              server_admin_from_string(string_or(s, "admin", "")).value_or(ServerAdmin::enabled);
+          server.admin_source = source_from(s, "admin_source");
+          if (const json::value* healthy = s.if_contains("healthy");
+              healthy && healthy->is_bool()) {
+            server.healthy = healthy->get_bool();
+          }
+          pool.servers.push_back(std::move(server));
+        }
+      }
+      status.pools.push_back(std::move(pool));
+    }
+  }
+  return status;
+}
+
+}  // namespace proxyd::control

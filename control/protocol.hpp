@@ -1,0 +1,118 @@
+// The control protocol: one JSON object per line, versioned ("v":1). A client sends a request line
+// and reads one response line; docs/control-protocol.md is the reference. This file turns lines
+// into typed requests and responses and back, for both ends (proxyctl and the control server).
+// Boost.JSON only: no Asio, no sockets, so everything here is unit tested without I/O.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/admin_api.hpp"
+
+namespace proxyd::control {
+
+inline constexpr std::int64_t kProtocolVersion = 1;
+
+// history: how many audit-log entries one request may ask for (a reply has no size cap otherwise).
+inline constexpr std::size_t kMaxHistoryLimit = 10'000;
+inline constexpr std::size_t kDefaultHistoryLimit = 20;
+
+// Why proxyd said no. The wire spelling is the enumerator's name (to_string).
+enum class ErrorKind {
+  refused,              // valid request, not done: unknown route, generation moved, save failed...
+  bad_request,          // not a valid request: not JSON, wrong types, unknown command or field
+  unsupported_version,  // "v" is not a version this proxyd speaks
+  forbidden,            // the peer's uid/gid may not use the control socket
+  too_large,            // the request line is longer than the server's limit
+  timeout,              // the request line did not arrive within the server's deadline
+  busy,                 // too many control connections are open; try again
+  internal,             // proxyd failed while handling it (a bug); nothing is known to have changed
+};
+
+std::string_view to_string(ErrorKind kind);
+std::optional<ErrorKind> error_kind_from_string(std::string_view text);
+
+// One change on the wire: proxyd::Operation plus flip_all, which the control server expands into
+// one flip per route from the state it reads just before applying, so `flip --all` is one
+// snapshot even if a reload changes the set of routes around it.
+struct WireOperation {
+  enum class Kind { set_weight, set_live, set_passive, flip, flip_all, server_admin };
+  Kind kind = Kind::set_weight;
+  std::string route;             // set_weight, set_live, set_passive, flip
+  std::string pool;              // set_live, set_passive, server_admin
+  std::string server;            // server_admin
+  std::uint32_t weight_ppm = 0;  // set_weight
+  ServerAdmin admin = ServerAdmin::enabled;  // server_admin
+
+  bool operator==(const WireOperation&) const = default;
+};
+
+// Not valid for flip_all (which names no route): the caller expands it first.
+Operation to_operation(const WireOperation& op);
+WireOperation from_operation(const Operation& op);
+
+// Every field a request can carry; which ones a command uses is in docs/control-protocol.md.
+struct Request {
+  std::string command;                         // "status", "set-weight", "server drain", "apply"...
+  std::vector<WireOperation> operations;       // commands that change something
+  std::optional<std::uint64_t> if_generation;  // refuse unless the generation is still this
+  std::string text;                            // the command as typed, for the audit log
+  std::vector<std::string> routes;             // status: only these routes (empty: all)
+  std::optional<std::size_t> limit;            // history: how many entries
+
+  bool operator==(const Request&) const = default;
+};
+
+struct Error {
+  ErrorKind kind = ErrorKind::internal;
+  std::string message;
+};
+
+struct Response {
+  bool ok = false;
+  std::optional<std::uint64_t> generation;  // the generation after the command, when known
+  boost::json::object result;               // ok: the command's result (see the docs)
+  Error error;                              // !ok: why
+};
+
+// A decoded request, or the error reply to send instead.
+struct DecodedRequest {
+  std::optional<Request> request;
+  Error error;  // meaningful when request is empty
+};
+
+// One line without its newline. Never throws; anything malformed is bad_request, a version other
+// than kProtocolVersion is unsupported_version.
+DecodedRequest decode_request(std::string_view line);
+std::string encode_request(const Request& request);  // no trailing newline
+
+struct DecodedResponse {
+  std::optional<Response> response;
+  std::string error;  // why the line is not a valid response
+};
+DecodedResponse decode_response(std::string_view line);
+std::string encode_response(const Response& response);  // no trailing newline
+
+Response ok_response(std::optional<std::uint64_t> generation, boost::json::object result = {});
+Response error_response(ErrorKind kind, std::string message,
+                        std::optional<std::uint64_t> generation = std::nullopt);
+
+boost::json::value to_json(const WireOperation& op);
+
+// Status <-> the result of `status`. from_json is lenient (missing fields keep their defaults) so a
+// newer proxyd that adds fields still renders; it throws nothing.
+boost::json::object status_to_json(const Status& status);
+Status status_from_json(const boost::json::object& result, std::uint64_t generation);
+
+std::string_view to_string(ServerAdmin admin);
+std::optional<ServerAdmin> server_admin_from_string(std::string_view text);
+std::string_view to_string(Source source);
+
+}  // namespace proxyd::control

@@ -1,0 +1,422 @@
+// proxyctl: the command-line client of proxyd's control socket. argv -> the command table ->
+// one request line -> the socket -> one reply line -> a table for humans or the JSON for scripts
+// (--json) -> the exit code deploy scripts test: 0 done, 1 refused, 2 usage error, 3 cannot reach
+// proxyd. Plain POSIX sockets with poll() deadlines: a client this small needs no Asio.
+#include <CLI/CLI.hpp>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "control/commands.hpp"
+#include "control/protocol.hpp"
+
+namespace proxyd::control {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+enum ExitCode : int { kDone = 0, kRefused = 1, kUsage = 2, kUnreachable = 3 };
+
+constexpr milliseconds kConnectTimeout{5000};
+// Generous: a reload resolves server names, and DNS can be slow; a deploy script would rather wait
+// than be told "cannot reach" about a reload that then succeeds. PROXYCTL_TIMEOUT overrides it.
+constexpr milliseconds kDefaultReplyTimeout{60'000};
+constexpr milliseconds kWaitHealthyInterval{500};
+constexpr std::size_t kMaxReplyBytes = 64u << 20;
+// A batch file larger than this is certainly a wrong path (say /dev/zero).
+constexpr std::size_t kMaxBatchBytes = 16u << 20;
+
+int millis_until(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+  return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
+}
+
+// Owns one file descriptor and closes it when it goes out of scope. Single-threaded.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+struct Exchange {
+  bool ok = false;
+  std::string reply;  // the reply line, without its newline
+  std::string error;  // why there is no reply
+};
+
+// Sends one request line and reads one reply line: connect within kConnectTimeout, the rest
+// within `reply_timeout`.
+Exchange exchange(const std::string& path, const std::string& request_line,
+                  milliseconds reply_timeout) {
+  Exchange out;
+  sockaddr_un address{};
+  if (path.size() >= sizeof(address.sun_path)) {
+    out.error = "the path is too long for a Unix socket";
+    return out;
+  }
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  const Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (fd.get() < 0) {
+    out.error = std::string("socket: ") + std::strerror(errno);
+    return out;
+  }
+
+  const auto connect_deadline = Clock::now() + kConnectTimeout;
+  for (;;) {
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0) {
+      break;
+    }
+    if (errno == EINTR) continue;
+    // EAGAIN: proxyd's listen backlog is full; it is alive, so try again until the deadline.
+    if (errno == EAGAIN && Clock::now() < connect_deadline) {
+      ::poll(nullptr, 0, 20);
+      continue;
+    }
+    out.error = errno == EAGAIN ? "connect: timed out after " + format_duration(kConnectTimeout)
+                                : std::string("connect: ") + std::strerror(errno);
+    return out;
+  }
+
+  const auto deadline = Clock::now() + reply_timeout;
+  const std::string data = request_line + "\n";
+  std::size_t sent = 0;
+  while (sent < data.size()) {
+    const ssize_t n = ::send(fd.get(), data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd.get(), POLLOUT, 0};
+      if (::poll(&p, 1, millis_until(deadline)) == 0) {
+        out.error = "timed out sending the request";
+        return out;
+      }
+      continue;
+    }
+    // proxyd closed early, e.g. after answering that the request is too large: read that answer.
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) break;
+    out.error = std::string("send: ") + std::strerror(errno);
+    return out;
+  }
+
+  std::string reply;
+  char buffer[64 * 1024];
+  for (;;) {
+    if (const std::size_t newline = reply.find('\n'); newline != std::string::npos) {
+      out.reply = reply.substr(0, newline);
+      out.ok = true;
+      return out;
+    }
+    if (reply.size() > kMaxReplyBytes) {
+      out.error = "the reply is larger than " + std::to_string(kMaxReplyBytes >> 20) + " MiB";
+      return out;
+    }
+    const int wait = millis_until(deadline);
+    pollfd p{fd.get(), POLLIN, 0};
+    if (wait == 0 || ::poll(&p, 1, wait) == 0) {
+      out.error = "no reply within " + format_duration(reply_timeout);
+      return out;
+    }
+    const ssize_t n = ::recv(fd.get(), buffer, sizeof(buffer), 0);
+    if (n > 0) {
+      reply.append(buffer, static_cast<std::size_t>(n));
+    } else if (n == 0) {
+      out.error = reply.empty() ? "proxyd closed the connection without a reply"
+                                : "the reply was cut short";
+      return out;
+    } else if (errno != EINTR && errno != EAGAIN) {
+      out.error = std::string("recv: ") + std::strerror(errno);
+      return out;
+    }
+  }
+}
+
+struct Context {
+  std::string path;
+  bool json = false;
+  milliseconds reply_timeout = kDefaultReplyTimeout;
+};
+
+void print_unreachable(const Context& context, const std::string& why) {
+  std::cerr << "proxyctl: cannot reach proxyd at " << context.path << ": " << why << "\n";
+}
+
+// A reply, or the exit code to return when there is none.
+struct Reply {
+  std::optional<Response> response;
+  std::string line;
+  int exit_code = kUnreachable;
+};
+
+Reply call(const Context& context, const Request& request) {
+  Reply out;
+  const Exchange exchanged = exchange(context.path, encode_request(request), context.reply_timeout);
+  if (!exchanged.ok) {
+    print_unreachable(context, exchanged.error);
+    return out;
+  }
+  DecodedResponse decoded = decode_response(exchanged.reply);
+  if (!decoded.response) {
+    print_unreachable(context, "garbled reply: " + decoded.error);
+    return out;
+  }
+  out.response = std::move(decoded.response);
+  out.line = exchanged.reply;
+  return out;
+}
+
+// The exit code of an error reply: `busy` means the command never reached proxyd's handler.
+int error_exit(const Response& response) {
+  return response.error.kind == ErrorKind::busy ? kUnreachable : kRefused;
+}
+
+int send_and_render(const Context& context, const Invocation& invocation) {
+  const Reply reply = call(context, invocation.request);
+  if (!reply.response) return reply.exit_code;
+  const Response& response = *reply.response;
+  if (context.json) std::cout << reply.line << "\n";
+  if (response.ok) {
+    if (!context.json) std::cout << invocation.row->render(response);
+    return kDone;
+  }
+  std::cerr << "proxyctl: " << to_string(response.error.kind) << ": " << response.error.message
+            << "\n";
+  return error_exit(response);
+}
+
+int wait_healthy(const Context& context, const Invocation& invocation) {
+  const auto deadline = Clock::now() + invocation.timeout;
+  for (;;) {
+    const Reply reply = call(context, invocation.request);
+    if (!reply.response) return reply.exit_code;
+    const Response& response = *reply.response;
+    // Busy is passing: ask again at the next poll, unless time is up.
+    if (!response.ok && (response.error.kind != ErrorKind::busy || Clock::now() >= deadline)) {
+      if (context.json) std::cout << reply.line << "\n";
+      std::cerr << "proxyctl: " << to_string(response.error.kind) << ": "
+                << response.error.message << "\n";
+      return error_exit(response);
+    }
+    if (response.ok) {
+      const Status status = status_from_json(response.result, response.generation.value_or(0));
+      const HealthCount count = count_healthy(status, invocation.pool);
+      if (!count.found) {
+        const std::string message = unknown_pool(status, invocation.pool);
+        if (context.json) {
+          std::cout << encode_response(error_response(ErrorKind::refused, message)) << "\n";
+        }
+        std::cerr << "proxyctl: " << message << "\n";
+        return kRefused;
+      }
+      const bool met = count.healthy >= invocation.min_healthy;
+      if (met || Clock::now() >= deadline) {
+        if (context.json) {
+          boost::json::object result;
+          result["pool"] = invocation.pool;
+          result["healthy"] = count.healthy;
+          result["servers"] = count.total;
+          result["min"] = invocation.min_healthy;
+          const Response out =
+              met ? ok_response(response.generation, std::move(result))
+                  : error_response(ErrorKind::timeout,
+                                   wait_healthy_timed_out(invocation.pool, count,
+                                                          invocation.min_healthy,
+                                                          invocation.timeout));
+          std::cout << encode_response(out) << "\n";
+        }
+        if (met) {
+          if (!context.json) {
+            std::cout << wait_healthy_met(invocation.pool, count, invocation.min_healthy) << "\n";
+          }
+          return kDone;
+        }
+        std::cerr << "proxyctl: "
+                  << wait_healthy_timed_out(invocation.pool, count, invocation.min_healthy,
+                                            invocation.timeout)
+                  << "\n";
+        return kRefused;
+      }
+    }
+    std::this_thread::sleep_for(
+        std::min<milliseconds>(kWaitHealthyInterval, milliseconds(millis_until(deadline))));
+  }
+}
+
+// Reads a batch from FILE or "-" (standard input); on failure `error` says why.
+std::optional<std::string> read_batch(const std::string& source, std::string& error) {
+  std::string text;
+  std::istream* in = &std::cin;
+  std::ifstream file;
+  if (source != "-") {
+    file.open(source, std::ios::binary);
+    if (!file) {
+      error = "cannot read " + source + ": " + std::strerror(errno);
+      return std::nullopt;
+    }
+    in = &file;
+  }
+  char buffer[64 * 1024];
+  while (in->read(buffer, sizeof(buffer)) || in->gcount() > 0) {
+    text.append(buffer, static_cast<std::size_t>(in->gcount()));
+    if (text.size() > kMaxBatchBytes) {
+      error = (source == "-" ? std::string("standard input") : source) + " is larger than " +
+              std::to_string(kMaxBatchBytes >> 20) + " MiB";
+      return std::nullopt;
+    }
+  }
+  if (in->bad()) {
+    error = "cannot read " + source;
+    return std::nullopt;
+  }
+  return text;
+}
+
+// `proxyctl COMMAND ... --help`: the help of the command the arguments start with.
+std::vector<const CommandRow*> help_rows_for(const std::vector<std::string>& args) {
+  if (args.size() >= 2) {
+    if (const CommandRow* row = find_command(args[0] + " " + args[1])) return {row};
+  }
+  const Parsed parsed = parse_command_line({"help", args[0]});
+  return parsed.ok() ? parsed.invocation.help_rows : std::vector<const CommandRow*>{};
+}
+
+int run(int argc, char** argv) {
+  // Global options only; everything else (the command and its own options) goes to the table.
+  CLI::App app{"proxyctl", "proxyctl"};
+  app.set_help_flag();
+  app.allow_extras();
+  std::string socket_path;
+  std::string if_generation;
+  bool json = false;
+  bool help = false;
+  CLI::Option* socket_option = app.add_option("-s,--socket", socket_path);
+  CLI::Option* generation_option = app.add_option("--if-generation", if_generation);
+  app.add_flag("--json", json);
+  app.add_flag("-h,--help", help);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11's own exit codes never leak: any problem with the options is a usage error.
+    std::cerr << "proxyctl: " << e.what() << "\nrun `proxyctl help` for the list of commands\n";
+    return kUsage;
+  }
+  const std::vector<std::string> args = app.remaining();
+
+  if (help) {
+    if (args.empty()) {
+      std::cout << help_text();
+      return kDone;
+    }
+    const std::vector<const CommandRow*> rows = help_rows_for(args);
+    if (rows.empty()) {
+      std::cerr << usage_message(parse_command_line(args));
+      return kUsage;
+    }
+    std::cout << help_text(rows);
+    return kDone;
+  }
+  if (args.empty()) {
+    std::cerr << help_text();
+    return kUsage;
+  }
+
+  std::optional<std::string> generation;
+  if (generation_option->count() > 0) generation = if_generation;
+  Parsed parsed = parse_command_line(args, generation);
+  if (!parsed.ok()) {
+    std::cerr << usage_message(parsed);
+    return kUsage;
+  }
+  Invocation& invocation = parsed.invocation;
+  if (invocation.action == Action::help) {
+    std::cout << (invocation.help_rows.empty() ? help_text() : help_text(invocation.help_rows));
+    return kDone;
+  }
+
+  Context context;
+  context.json = json;
+  if (socket_option->count() > 0) {
+    if (socket_path.empty()) {
+      std::cerr << "proxyctl: -s needs a path\nrun `proxyctl help` for the list of commands\n";
+      return kUsage;
+    }
+    context.path = socket_path;
+  } else if (const char* env = std::getenv(std::string(kSocketEnv).c_str()); env && *env) {
+    context.path = env;
+  } else {
+    context.path = std::string(kDefaultSocketPath);
+  }
+  if (const char* env = std::getenv("PROXYCTL_TIMEOUT"); env && *env) {
+    const std::optional<milliseconds> timeout = parse_timeout(env);
+    if (!timeout) {
+      std::cerr << "proxyctl: PROXYCTL_TIMEOUT needs seconds (e.g. 30) or a duration (500ms, "
+                   "90s, 2m), got \""
+                << env << "\"\n";
+      return kUsage;
+    }
+    context.reply_timeout = *timeout;
+  }
+
+  switch (invocation.action) {
+    case Action::send:
+      return send_and_render(context, invocation);
+    case Action::wait_healthy:
+      return wait_healthy(context, invocation);
+    case Action::apply_batch: {
+      std::string error;
+      const std::optional<std::string> text = read_batch(invocation.batch_source, error);
+      if (!text) {
+        std::cerr << "proxyctl: apply: " << error << "\nusage: proxyctl "
+                  << invocation.row->usage << "\n";
+        return kUsage;
+      }
+      const std::string source = invocation.batch_source == "-" ? "stdin" : invocation.batch_source;
+      const Parsed batch = parse_batch(*text, source, generation);
+      if (!batch.ok()) {
+        std::cerr << usage_message(batch);
+        return kUsage;
+      }
+      return send_and_render(context, batch.invocation);
+    }
+    case Action::help:
+      break;
+  }
+  return kDone;
+}
+
+}  // namespace
+}  // namespace proxyd::control
+
+int main(int argc, char** argv) {
+  // A closed stdout (proxyctl status | head -1) must not kill it before its exit code is set.
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    return proxyd::control::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "proxyctl: " << e.what() << "\n";
+    return proxyd::control::kUnreachable;
+  }
+}

@@ -1,0 +1,284 @@
+// Runtime changes end to end: the real proxyd, the real proxyctl, in-process upstreams. A change is
+// visible to every request that starts after proxyctl returns; 100 flips under load fail nothing;
+// a change survives kill -9; corrupt and truncated state files are kept aside; a save that fails
+// refuses the command; reload keeps runtime state; and the whole deploy cycle of docs/deploy.md.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include "tests/support/fake_upstream.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/load_loop.hpp"
+#include "tests/support/proxyd_process.hpp"
+
+namespace proxyd::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+constexpr const char* kConfig = R"(workers: 2
+listeners:
+  - {name: public, address: 127.0.0.1:0}
+  - {name: preview, address: 127.0.0.1:0, slot: passive}
+admin:
+  control_socket: @DIR@/control.sock
+  state_file: @STATE@
+  audit_log: @DIR@/audit.log
+  access_log: "off"
+pools:
+  blue: {servers: [@BLUE@, @BLUE2@]}
+  green: {servers: [@GREEN@]}
+routes:
+  - name: api
+    match: {path_prefix: /api/}
+    live: blue
+    passive: blue
+    sticky: {cookie: sid}
+  - name: web
+    match: {path_prefix: /}
+    live: blue
+    passive: green
+    weight: @WEIGHT@
+timeouts: {client_header: 2s, client_idle: 10s, upstream_connect: 500ms, upstream_response: 5s, drain: 2s}
+)";
+
+std::multiset<std::string> all(int n, const std::string& tag) {
+  std::multiset<std::string> out;
+  for (int i = 0; i < n; ++i) out.insert(tag);
+  return out;
+}
+
+class ControlE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/proxyd-ctl-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    state_dir_ = tmpl;
+  }
+  void TearDown() override {
+    proxy_.reset();
+    fs::remove_all(state_dir_);
+  }
+
+  std::string config(const std::string& weight = "0") const {
+    return substitute(kConfig, {{"@BLUE@", blue_.address()},
+                                {"@BLUE2@", blue2_.address()},
+                                {"@GREEN@", green_.address()},
+                                {"@STATE@", state_path()},
+                                {"@WEIGHT@", weight}});
+  }
+  std::string state_path() const { return state_dir_ + "/state.json"; }
+
+  void start(const std::string& weight = "0") {
+    proxy_ = ProxydProcess::start(config(weight));
+    ASSERT_TRUE(proxy_);
+    port_ = proxy_->port("public");
+  }
+
+  CommandResult ctl(std::vector<std::string> args) {
+    args.insert(args.begin(), {PROXYCTL_BINARY, "-s", proxy_->dir() + "/control.sock"});
+    return run_program(args, 20s);
+  }
+
+  // Tags of `n` requests, each on a new connection.
+  std::multiset<std::string> tags(int n, const std::string& target = "/",
+                                  const Headers& headers = {}) {
+    std::multiset<std::string> out;
+    for (int i = 0; i < n; ++i) {
+      Response r = fetch(port_, target, headers);
+      out.insert(r.ok() && r.status == 200 ? r.header("x-upstream")
+                                           : "error " + std::to_string(r.status) + r.error);
+    }
+    return out;
+  }
+
+  FakeUpstream blue_{"blue-1"};
+  FakeUpstream blue2_{"blue-2"};
+  FakeUpstream green_{"green-1"};
+  std::string state_dir_;
+  std::unique_ptr<ProxydProcess> proxy_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_F(ControlE2E, FlipIsSeenByEveryRequestThatStartsAfterProxyctlReturns) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  HttpClient kept(port_);  // a keep-alive connection opened before the flip
+  ASSERT_EQ(kept.get("/before").status, 200u);
+  EXPECT_EQ(tags(10).count("green-1"), 0u);
+
+  CommandResult flip = ctl({"flip", "web"});
+  ASSERT_EQ(flip.exit_code, 0) << flip.output;
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(kept.get("/after").header("x-upstream"), "green-1");
+  EXPECT_EQ(tags(30), all(30, "green-1"));
+}
+
+TEST_F(ControlE2E, HundredFlipsUnderLoadFailNoRequest) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  LoadLoop kept(port_, true);
+  LoadLoop fresh(port_, false);
+  ASSERT_TRUE(blue_.wait_for_requests(50, 5s));
+  for (int i = 0; i < 100; ++i) {
+    CommandResult flip = ctl({"flip", "web"});
+    ASSERT_EQ(flip.exit_code, 0) << "flip " << i << ": " << flip.output;
+  }
+  const auto green_before = green_.requests_served();
+  ASSERT_TRUE(blue_.wait_for_requests(blue_.requests_served() + 50, 5s));  // still flowing
+  kept.stop();
+  fresh.stop();
+  EXPECT_EQ(kept.failures(), std::vector<std::string>{});
+  EXPECT_EQ(fresh.failures(), std::vector<std::string>{});
+  EXPECT_GT(green_before, 0u) << "the flips never reached the load";
+  // An even number of flips: blue is live again, for every new request.
+  EXPECT_EQ(tags(10).count("green-1"), 0u);
+  CommandResult status = ctl({"status", "web"});
+  EXPECT_NE(status.output.find("generation 101"), std::string::npos) << status.output;
+}
+
+TEST_F(ControlE2E, ChangeSurvivesKillNine) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  CommandResult set = ctl({"set-weight", "web", "100"});
+  ASSERT_EQ(set.exit_code, 0) << set.output;
+  ASSERT_TRUE(proxy_->signal(SIGKILL));
+  ASSERT_TRUE(proxy_->wait_exit(5s));
+
+  ASSERT_NO_FATAL_FAILURE(start());  // same config (weight 0), same state file
+  EXPECT_EQ(tags(20), all(20, "green-1"));
+  CommandResult status = ctl({"status", "web"});
+  EXPECT_NE(status.output.find("100%*"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("generation 2"), std::string::npos) << status.output;
+}
+
+TEST_F(ControlE2E, CorruptOrTruncatedStateFileIsMovedAsideAndReported) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(ctl({"set-weight", "web", "100"}).exit_code, 0);
+  proxy_.reset();
+  std::string saved;
+  {
+    std::ifstream in(state_path());
+    std::getline(in, saved);
+  }
+  for (const std::string& bad : {saved.substr(0, saved.size() / 2), std::string("\x01\x02garbage")}) {
+    std::ofstream(state_path()) << bad;
+    ASSERT_NO_FATAL_FAILURE(start());
+    EXPECT_NE(proxy_->stderr_text().find("is corrupt"), std::string::npos) << proxy_->stderr_text();
+    EXPECT_NE(proxy_->stderr_text().find("starting from the config"), std::string::npos);
+    EXPECT_EQ(tags(10).count("green-1"), 0u) << "the config's weight 0 applies";
+    proxy_.reset();
+    int kept = 0;
+    for (const auto& e : fs::directory_iterator(state_dir_)) {
+      if (e.path().filename().string().rfind("state.json.corrupt-", 0) != 0) continue;
+      std::ifstream in(e.path());
+      std::string content((std::istreambuf_iterator<char>(in)), {});
+      if (content == bad) ++kept;
+      fs::remove(e.path());
+    }
+    EXPECT_EQ(kept, 1) << "the corrupt file is kept, byte for byte";
+  }
+}
+
+TEST_F(ControlE2E, FailedSaveRefusesTheCommandAndChangesNothing) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  // The state file's directory becomes a plain file: the next save cannot create its temp file.
+  fs::rename(state_dir_, state_dir_ + ".away");
+  std::ofstream(state_dir_) << "not a directory";
+  CommandResult set = ctl({"set-weight", "web", "100"});
+  fs::remove(state_dir_);
+  fs::rename(state_dir_ + ".away", state_dir_);
+  EXPECT_EQ(set.exit_code, 1) << set.output;
+  EXPECT_NE(set.output.find("cannot save the state file"), std::string::npos) << set.output;
+  EXPECT_EQ(tags(20).count("green-1"), 0u);
+  CommandResult status = ctl({"status", "web"});
+  EXPECT_NE(status.output.find("generation 1"), std::string::npos) << status.output;
+  CommandResult history = ctl({"history"});
+  EXPECT_NE(history.output.find("refused"), std::string::npos) << history.output;
+}
+
+TEST_F(ControlE2E, ReloadKeepsRuntimeStateAndRefusesABadFile) {
+  ASSERT_NO_FATAL_FAILURE(start("0"));
+  ASSERT_EQ(ctl({"set-passive", "api", "green"}).exit_code, 0);
+  // The file now says weight 50 for web; api's runtime passive slot must survive the reload.
+  proxy_->write_config(config("50"));
+  CommandResult reload = ctl({"reload"});
+  ASSERT_EQ(reload.exit_code, 0) << reload.output;
+  CommandResult status = ctl({"status"});
+  EXPECT_NE(status.output.find("green*"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("50%"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("generation 3"), std::string::npos) << status.output;
+
+  proxy_->write_config(config("50") + "typo_key: 1\n");
+  CommandResult bad = ctl({"reload"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find(proxy_->config_path() + ":"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("typo_key: unknown key"), std::string::npos) << bad.output;
+  EXPECT_EQ(fetch(port_, "/").status, 200u);
+  EXPECT_NE(ctl({"status"}).output.find("generation 3"), std::string::npos);
+}
+
+TEST_F(ControlE2E, DrainedServerGetsNoNewRequests) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  CommandResult drain = ctl({"server", "drain", "blue", blue2_.address()});
+  ASSERT_EQ(drain.exit_code, 0) << drain.output;
+  EXPECT_EQ(tags(20, "/api/x"), all(20, "blue-1"));
+  ASSERT_EQ(ctl({"server", "enable", "blue", blue2_.address()}).exit_code, 0);
+  // Round robin again; each worker keeps its own cursor, so the share is even to within one
+  // request per worker.
+  const auto back = tags(20, "/api/x").count("blue-2");
+  EXPECT_GE(back, 8u);
+  EXPECT_LE(back, 12u);
+}
+
+// The cycle of docs/deploy.md: green passive, preview, canary with a sticky user, flip, rollback.
+TEST_F(ControlE2E, DeployCycle) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  const std::uint16_t preview = proxy_->port("preview");
+
+  ASSERT_EQ(ctl({"wait-healthy", "green", "--min", "1", "--timeout", "5"}).exit_code, 0);
+  const std::string batch = proxy_->dir() + "/prepare.txt";
+  std::ofstream(batch) << "# prepare\nset-passive api green\nset-weight api 0\nset-weight web 0\n";
+  CommandResult prepare = ctl({"apply", batch});
+  ASSERT_EQ(prepare.exit_code, 0) << prepare.output;
+  EXPECT_EQ(fetch(preview, "/api/x").header("x-upstream"), "green-1");  // testers preview it
+  EXPECT_EQ(tags(20, "/api/x").count("green-1"), 0u);                    // the public does not
+
+  // Canary: a user who lands on green at some step stays there at every later step.
+  const Headers alice{{"Cookie", "sid=alice"}};
+  std::string alice_side = "blue";
+  for (const char* step : {"0.5", "5", "20", "50", "100"}) {
+    CommandResult set = ctl({"set-weight", "api", step});
+    ASSERT_EQ(set.exit_code, 0) << set.output;
+    const std::string tag = fetch(port_, "/api/x", alice).header("x-upstream");
+    const std::string side = tag == "green-1" ? "green" : "blue";
+    if (alice_side == "green") {
+      EXPECT_EQ(side, "green") << "alice bounced back at " << step;
+    }
+    alice_side = side;
+    for (int i = 0; i < 5; ++i)  // blue has two servers: stickiness is to a color, not a server
+      EXPECT_EQ(fetch(port_, "/api/x", alice).header("x-upstream").substr(0, side.size()), side)
+          << "sticky at " << step;
+  }
+  EXPECT_EQ(alice_side, "green");
+
+  CommandResult flip = ctl({"flip", "api", "web"});
+  ASSERT_EQ(flip.exit_code, 0) << flip.output;
+  EXPECT_EQ(tags(10, "/api/x"), all(10, "green-1"));
+  EXPECT_EQ(tags(10, "/"), all(10, "green-1"));
+
+  CommandResult rollback = ctl({"flip", "--all"});
+  ASSERT_EQ(rollback.exit_code, 0) << rollback.output;
+  EXPECT_EQ(tags(10, "/").count("green-1"), 0u);
+  EXPECT_EQ(tags(10, "/api/x").count("green-1"), 0u);
+
+  CommandResult history = ctl({"history", "-n", "20"});
+  EXPECT_EQ(history.exit_code, 0);
+  for (const char* command : {"set-weight api 0.5", "set-weight api 100", "flip api web", "flip --all"})
+    EXPECT_NE(history.output.find(command), std::string::npos) << command << "\n" << history.output;
+}
+
+}  // namespace
+}  // namespace proxyd::test

@@ -1,0 +1,550 @@
+// The command table: each command's arguments become the right request, each usage error has its
+// exact message, help and the docs list every row, batches parse all or nothing, and status and
+// history render as the tables operators read.
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "control/commands.hpp"
+
+namespace proxyd::control {
+namespace {
+
+namespace json = boost::json;
+
+std::vector<std::string> words(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> out;
+  for (std::string word; in >> word;) out.push_back(word);
+  return out;
+}
+
+Invocation parse_ok(const std::string& line, std::optional<std::string> generation = {}) {
+  const Parsed parsed = parse_command_line(words(line), generation);
+  EXPECT_TRUE(parsed.ok()) << line << ": " << parsed.error;
+  return parsed.invocation;
+}
+
+// The whole stderr text of a usage error.
+std::string usage_of(const std::string& line, std::optional<std::string> generation = {}) {
+  const Parsed parsed = parse_command_line(words(line), generation);
+  EXPECT_FALSE(parsed.ok()) << line;
+  return usage_message(parsed);
+}
+
+WireOperation only_op(const Invocation& invocation) {
+  EXPECT_EQ(invocation.request.operations.size(), 1u);
+  return invocation.request.operations.empty() ? WireOperation{}
+                                               : invocation.request.operations[0];
+}
+
+TEST(CommandTable, NamesAreUniqueAndEveryRowIsComplete) {
+  std::set<std::string> names;
+  for (const CommandRow& row : command_table()) {
+    EXPECT_TRUE(names.insert(command_name(row)).second) << command_name(row);
+    EXPECT_TRUE(row.usage.starts_with(command_name(row))) << row.usage;
+    EXPECT_FALSE(row.summary.empty());
+    EXPECT_NE(row.parse, nullptr);
+    EXPECT_EQ(find_command(command_name(row)), &row);
+    if (row.batchable) {
+      EXPECT_TRUE(row.mutates) << command_name(row);
+    }
+  }
+  // The contract of design.md: these commands exist.
+  for (const char* name : {"status", "set-weight", "set-live", "set-passive", "flip",
+                           "wait-healthy", "server drain", "server enable", "server disable",
+                           "reload", "history", "apply", "help"}) {
+    EXPECT_NE(find_command(name), nullptr) << name;
+  }
+}
+
+TEST(CommandParse, Status) {
+  const Invocation all = parse_ok("status");
+  EXPECT_EQ(all.action, Action::send);
+  EXPECT_EQ(all.request.command, "status");
+  EXPECT_TRUE(all.request.routes.empty());
+  const Invocation some = parse_ok("status api web");
+  EXPECT_EQ(some.request.routes, (std::vector<std::string>{"api", "web"}));
+  EXPECT_EQ(some.request.text, "status api web");
+  EXPECT_EQ(usage_of("status --routes api"),
+            "proxyctl: status: unknown option --routes\nusage: proxyctl status [ROUTE...] "
+            "[--json]\n");
+}
+
+TEST(CommandParse, SetWeightAcceptsEveryPercentForm) {
+  for (const auto& [text, ppm] :
+       std::vector<std::pair<std::string, std::uint32_t>>{{"0.5", 5000},
+                                                          {"0.5%", 5000},
+                                                          {"100", 1'000'000},
+                                                          {"100%", 1'000'000},
+                                                          {"0", 0},
+                                                          {"0.0001", 1},
+                                                          {"5", 50'000},
+                                                          {"20.25", 202'500}}) {
+    const Invocation invocation = parse_ok("set-weight api " + text);
+    const WireOperation op = only_op(invocation);
+    EXPECT_EQ(op.kind, WireOperation::Kind::set_weight);
+    EXPECT_EQ(op.route, "api");
+    EXPECT_EQ(op.weight_ppm, ppm) << text;
+    EXPECT_EQ(invocation.request.command, "set-weight");
+    EXPECT_EQ(invocation.request.text, "set-weight api " + text);
+  }
+}
+
+TEST(CommandParse, SetWeightRefusesEverythingElse) {
+  for (const std::string bad :
+       {"abc", "-5", "100.0001", "101", "0.00001", "1e2", "0x10", "5%%", ".5x", "+5", "", "%"}) {
+    const Parsed parsed = parse_command_line({"set-weight", "api", bad});
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.error, "set-weight: invalid PERCENT \"" + bad +
+                                "\": expected a number from 0 to 100 with at most 4 "
+                                "decimals, e.g. 0.5, 0.5% or 100");
+    EXPECT_EQ(usage_message(parsed),
+              "proxyctl: " + parsed.error + "\nusage: proxyctl set-weight ROUTE PERCENT\n");
+  }
+  EXPECT_EQ(usage_of("set-weight"),
+            "proxyctl: set-weight: missing ROUTE\nusage: proxyctl set-weight ROUTE PERCENT\n");
+  EXPECT_EQ(usage_of("set-weight api"),
+            "proxyctl: set-weight: missing PERCENT\nusage: proxyctl set-weight ROUTE PERCENT\n");
+  EXPECT_EQ(usage_of("set-weight api 5 6"),
+            "proxyctl: set-weight: unexpected argument \"6\"\n"
+            "usage: proxyctl set-weight ROUTE PERCENT\n");
+}
+
+TEST(CommandParse, SetLiveAndSetPassive) {
+  const WireOperation live = only_op(parse_ok("set-live api green"));
+  EXPECT_EQ(live.kind, WireOperation::Kind::set_live);
+  EXPECT_EQ(live.route, "api");
+  EXPECT_EQ(live.pool, "green");
+  const WireOperation passive = only_op(parse_ok("set-passive web blue"));
+  EXPECT_EQ(passive.kind, WireOperation::Kind::set_passive);
+  EXPECT_EQ(passive.route, "web");
+  EXPECT_EQ(passive.pool, "blue");
+  EXPECT_EQ(usage_of("set-live api"),
+            "proxyctl: set-live: missing POOL\nusage: proxyctl set-live ROUTE POOL\n");
+  EXPECT_EQ(usage_of("set-passive"),
+            "proxyctl: set-passive: missing ROUTE\nusage: proxyctl set-passive ROUTE POOL\n");
+  EXPECT_EQ(usage_of("set-passive a b c"),
+            "proxyctl: set-passive: unexpected argument \"c\"\n"
+            "usage: proxyctl set-passive ROUTE POOL\n");
+}
+
+TEST(CommandParse, FlipRoutesOrAll) {
+  const Invocation two = parse_ok("flip api web");
+  ASSERT_EQ(two.request.operations.size(), 2u);
+  EXPECT_EQ(two.request.operations[0].kind, WireOperation::Kind::flip);
+  EXPECT_EQ(two.request.operations[0].route, "api");
+  EXPECT_EQ(two.request.operations[1].route, "web");
+  const WireOperation all = only_op(parse_ok("flip --all"));
+  EXPECT_EQ(all.kind, WireOperation::Kind::flip_all);
+  const std::string usage = "usage: proxyctl flip ROUTE... | --all\n";
+  EXPECT_EQ(usage_of("flip"), "proxyctl: flip: missing ROUTE (or --all)\n" + usage);
+  EXPECT_EQ(usage_of("flip --all api"),
+            "proxyctl: flip: --all cannot be combined with route names\n" + usage);
+  EXPECT_EQ(usage_of("flip api web api"), "proxyctl: flip: route \"api\" given twice\n" + usage);
+  EXPECT_EQ(usage_of("flip --all --all"), "proxyctl: flip: --all given twice\n" + usage);
+  EXPECT_EQ(usage_of("flip --all=yes"), "proxyctl: flip: --all takes no value\n" + usage);
+  EXPECT_EQ(usage_of("flip -a"), "proxyctl: flip: unknown option -a\n" + usage);
+  // `--` ends the options: a route could be named like one.
+  EXPECT_EQ(only_op(parse_ok("flip -- --all")).route, "--all");
+}
+
+TEST(CommandParse, WaitHealthy) {
+  const Invocation plain = parse_ok("wait-healthy green");
+  EXPECT_EQ(plain.action, Action::wait_healthy);
+  EXPECT_EQ(plain.pool, "green");
+  EXPECT_EQ(plain.min_healthy, 1u);
+  EXPECT_EQ(plain.timeout, std::chrono::seconds(30));
+  EXPECT_EQ(plain.request.command, "status");  // what it polls
+  const Invocation tuned = parse_ok("wait-healthy green --min 2 --timeout 5");
+  EXPECT_EQ(tuned.min_healthy, 2u);
+  EXPECT_EQ(tuned.timeout, std::chrono::seconds(5));
+  EXPECT_EQ(parse_ok("wait-healthy green --timeout=500ms --min=3").timeout,
+            std::chrono::milliseconds(500));
+  EXPECT_EQ(parse_ok("wait-healthy green --timeout 2m").timeout, std::chrono::minutes(2));
+  const std::string usage = "usage: proxyctl wait-healthy POOL [--min N] [--timeout SECONDS]\n";
+  EXPECT_EQ(usage_of("wait-healthy"), "proxyctl: wait-healthy: missing POOL\n" + usage);
+  EXPECT_EQ(usage_of("wait-healthy a b"),
+            "proxyctl: wait-healthy: unexpected argument \"b\"\n" + usage);
+  EXPECT_EQ(usage_of("wait-healthy green --min 0"),
+            "proxyctl: wait-healthy: --min needs a whole number of at least 1, got \"0\"\n" +
+                usage);
+  EXPECT_EQ(usage_of("wait-healthy green --min two"),
+            "proxyctl: wait-healthy: --min needs a whole number of at least 1, got \"two\"\n" +
+                usage);
+  EXPECT_EQ(usage_of("wait-healthy green --timeout soon"),
+            "proxyctl: wait-healthy: --timeout needs seconds (e.g. 30) or a duration (500ms, "
+            "90s, 2m), got \"soon\"\n" +
+                usage);
+  EXPECT_EQ(usage_of("wait-healthy green --timeout"),
+            "proxyctl: wait-healthy: --timeout needs a value\n" + usage);
+}
+
+TEST(CommandParse, ServerDrainEnableDisable) {
+  for (const auto& [verb, admin] : {std::pair{"drain", ServerAdmin::draining},
+                                    std::pair{"enable", ServerAdmin::enabled},
+                                    std::pair{"disable", ServerAdmin::disabled}}) {
+    const Invocation invocation = parse_ok(std::string("server ") + verb + " blue 127.0.0.1:9001");
+    EXPECT_EQ(invocation.request.command, std::string("server ") + verb);
+    const WireOperation op = only_op(invocation);
+    EXPECT_EQ(op.kind, WireOperation::Kind::server_admin);
+    EXPECT_EQ(op.pool, "blue");
+    EXPECT_EQ(op.server, "127.0.0.1:9001");
+    EXPECT_EQ(op.admin, admin);
+  }
+  EXPECT_EQ(usage_of("server drain blue"),
+            "proxyctl: server drain: missing SERVER\nusage: proxyctl server drain POOL SERVER\n");
+  const std::string group =
+      "usage: proxyctl server drain POOL SERVER\n"
+      "       proxyctl server enable POOL SERVER\n"
+      "       proxyctl server disable POOL SERVER\n";
+  EXPECT_EQ(usage_of("server"), "proxyctl: server: expected drain, enable or disable\n" + group);
+  EXPECT_EQ(usage_of("server stop blue x"),
+            "proxyctl: server: expected drain, enable or disable, got \"stop\"\n" + group);
+}
+
+TEST(CommandParse, ReloadHistoryApplyHelp) {
+  EXPECT_EQ(parse_ok("reload").request.command, "reload");
+  EXPECT_EQ(usage_of("reload now"),
+            "proxyctl: reload: unexpected argument \"now\"\nusage: proxyctl reload\n");
+
+  EXPECT_EQ(parse_ok("history").request.limit, 20u);
+  EXPECT_EQ(parse_ok("history -n 5").request.limit, 5u);
+  EXPECT_EQ(parse_ok("history -n5").request.limit, 5u);
+  EXPECT_EQ(usage_of("history -n 0"),
+            "proxyctl: history: -n needs a whole number from 1 to 10000, got \"0\"\n"
+            "usage: proxyctl history [-n N]\n");
+  EXPECT_EQ(usage_of("history -n"),
+            "proxyctl: history: -n needs a value\nusage: proxyctl history [-n N]\n");
+  EXPECT_EQ(usage_of("history 5"),
+            "proxyctl: history: unexpected argument \"5\"\nusage: proxyctl history [-n N]\n");
+
+  const Invocation apply = parse_ok("apply deploy.batch");
+  EXPECT_EQ(apply.action, Action::apply_batch);
+  EXPECT_EQ(apply.batch_source, "deploy.batch");
+  EXPECT_EQ(parse_ok("apply -").batch_source, "-");
+  EXPECT_EQ(usage_of("apply"),
+            "proxyctl: apply: missing FILE (or - for standard input)\n"
+            "usage: proxyctl apply FILE|-\n");
+  EXPECT_EQ(usage_of("apply a b"),
+            "proxyctl: apply: unexpected argument \"b\"\nusage: proxyctl apply FILE|-\n");
+
+  EXPECT_EQ(parse_ok("help").action, Action::help);
+  EXPECT_TRUE(parse_ok("help").help_rows.empty());
+  EXPECT_EQ(parse_ok("help flip").help_rows,
+            (std::vector<const CommandRow*>{find_command("flip")}));
+  EXPECT_EQ(parse_ok("help server").help_rows.size(), 3u);
+  EXPECT_EQ(parse_ok("help server drain").help_rows,
+            (std::vector<const CommandRow*>{find_command("server drain")}));
+  EXPECT_EQ(usage_of("help frob"),
+            "proxyctl: help: unknown command \"frob\"\nusage: proxyctl help [COMMAND]\n");
+}
+
+TEST(CommandParse, UnknownCommand) {
+  EXPECT_EQ(usage_of("frob"),
+            "proxyctl: unknown command \"frob\"\nrun `proxyctl help` for the list of commands\n");
+  EXPECT_EQ(usage_message(parse_command_line({})),
+            "proxyctl: missing COMMAND\nrun `proxyctl help` for the list of commands\n");
+}
+
+TEST(CommandParse, IfGenerationOnlyOnCommandsThatChangeSomething) {
+  for (const CommandRow& row : command_table()) {
+    if (!row.mutates || row.words[0] == "apply") continue;
+    std::vector<std::string> args(row.words.begin(), row.words.end());
+    if (row.words[0] == "set-weight") args.insert(args.end(), {"api", "5"});
+    if (row.words[0] == "set-live" || row.words[0] == "set-passive") {
+      args.insert(args.end(), {"api", "green"});
+    }
+    if (row.words[0] == "flip") args.push_back("api");
+    if (row.words[0] == "server") args.insert(args.end(), {"blue", "127.0.0.1:9001"});
+    const Parsed parsed = parse_command_line(args, "987654");
+    ASSERT_TRUE(parsed.ok()) << parsed.error;
+    EXPECT_EQ(parsed.invocation.request.if_generation, 987654u) << command_name(row);
+    // It is not part of the command text: the audit log records it separately.
+    EXPECT_EQ(parsed.invocation.request.text.find("987654"), std::string::npos);
+  }
+  EXPECT_EQ(parse_ok("apply x", "7").request.if_generation, 7u);
+  EXPECT_EQ(usage_of("status", "3"),
+            "proxyctl: status: --if-generation applies only to commands that change "
+            "something\nusage: proxyctl status [ROUTE...] [--json]\n");
+  EXPECT_EQ(usage_of("history", "3"),
+            "proxyctl: history: --if-generation applies only to commands that change "
+            "something\nusage: proxyctl history [-n N]\n");
+  EXPECT_EQ(usage_of("wait-healthy green", "3"),
+            "proxyctl: wait-healthy: --if-generation applies only to commands that change "
+            "something\nusage: proxyctl wait-healthy POOL [--min N] [--timeout SECONDS]\n");
+  EXPECT_EQ(usage_of("flip api", "twelve"),
+            "proxyctl: flip: --if-generation needs a whole number, got \"twelve\"\n"
+            "usage: proxyctl flip ROUTE... | --all\n");
+  EXPECT_EQ(usage_of("flip api", "-1"),
+            "proxyctl: flip: --if-generation needs a whole number, got \"-1\"\n"
+            "usage: proxyctl flip ROUTE... | --all\n");
+}
+
+TEST(CommandBatch, AllLinesBecomeOneRequest) {
+  const Parsed parsed = parse_batch(
+      "# canary step\n"
+      "set-weight api 5\n"
+      "\n"
+      "   flip web   # and the web route\n"
+      "server drain blue 127.0.0.1:9001\r\n"
+      "set-live api green\n"
+      "set-passive api blue\n"
+      "flip --all\n",
+      "deploy.batch", "9");
+  ASSERT_TRUE(parsed.ok()) << parsed.error;
+  const Request& request = parsed.invocation.request;
+  EXPECT_EQ(parsed.invocation.action, Action::send);
+  EXPECT_EQ(request.command, "apply");
+  EXPECT_EQ(request.if_generation, 9u);
+  ASSERT_EQ(request.operations.size(), 6u);
+  EXPECT_EQ(request.operations[0].kind, WireOperation::Kind::set_weight);
+  EXPECT_EQ(request.operations[0].weight_ppm, 50'000u);
+  EXPECT_EQ(request.operations[1].kind, WireOperation::Kind::flip);
+  EXPECT_EQ(request.operations[1].route, "web");
+  EXPECT_EQ(request.operations[2].kind, WireOperation::Kind::server_admin);
+  EXPECT_EQ(request.operations[2].admin, ServerAdmin::draining);
+  EXPECT_EQ(request.operations[5].kind, WireOperation::Kind::flip_all);
+  EXPECT_EQ(request.text,
+            "apply: set-weight api 5; flip web; server drain blue 127.0.0.1:9001; set-live api "
+            "green; set-passive api blue; flip --all");
+}
+
+TEST(CommandBatch, ABadLineIsAUsageErrorNamingTheLine) {
+  const Parsed percent = parse_batch("set-weight api 5\n\nset-weight api lots\n", "deploy.batch");
+  ASSERT_FALSE(percent.ok());
+  EXPECT_EQ(usage_message(percent),
+            "proxyctl: apply: deploy.batch line 3: set-weight: invalid PERCENT \"lots\": expected "
+            "a number from 0 to 100 with at most 4 decimals, e.g. 0.5, 0.5% or 100\n"
+            "usage: proxyctl set-weight ROUTE PERCENT\n");
+
+  EXPECT_EQ(usage_message(parse_batch("flip api\nfrob\n", "stdin")),
+            "proxyctl: apply: stdin line 2: unknown command \"frob\"\n"
+            "usage: proxyctl apply FILE|-\n");
+
+  const std::string not_batchable =
+      " cannot be part of a batch (only set-weight, set-live, set-passive, flip, server "
+      "drain|enable|disable can)\nusage: proxyctl apply FILE|-\n";
+  EXPECT_EQ(usage_message(parse_batch("reload\n", "b")),
+            "proxyctl: apply: b line 1: reload" + not_batchable);
+  EXPECT_EQ(usage_message(parse_batch("flip api\nstatus\n", "b")),
+            "proxyctl: apply: b line 2: status" + not_batchable);
+  EXPECT_EQ(usage_message(parse_batch("apply other\n", "b")),
+            "proxyctl: apply: b line 1: apply" + not_batchable);
+  EXPECT_EQ(usage_message(parse_batch("wait-healthy green\n", "b")),
+            "proxyctl: apply: b line 1: wait-healthy" + not_batchable);
+
+  EXPECT_EQ(usage_message(parse_batch("flip api --if-generation 3\n", "b")),
+            "proxyctl: apply: b line 1: flip: unknown option --if-generation\n"
+            "usage: proxyctl flip ROUTE... | --all\n");
+  EXPECT_EQ(usage_message(parse_batch("server halt blue x\n", "b")),
+            "proxyctl: apply: b line 1: server: expected drain, enable or disable, got \"halt\"\n"
+            "usage: proxyctl server drain POOL SERVER\n"
+            "       proxyctl server enable POOL SERVER\n"
+            "       proxyctl server disable POOL SERVER\n");
+  EXPECT_EQ(usage_message(parse_batch("# nothing\n\n", "b")),
+            "proxyctl: apply: b has no commands\nusage: proxyctl apply FILE|-\n");
+  EXPECT_EQ(usage_message(parse_batch("", "b")),
+            "proxyctl: apply: b has no commands\nusage: proxyctl apply FILE|-\n");
+  EXPECT_EQ(usage_message(parse_batch("flip api\n", "b", "x")),
+            "proxyctl: apply: --if-generation needs a whole number, got \"x\"\n"
+            "usage: proxyctl apply FILE|-\n");
+}
+
+TEST(CommandHelp, ListsEveryRow) {
+  const std::string help = help_text();
+  for (const CommandRow& row : command_table()) {
+    EXPECT_NE(help.find("  " + std::string(row.usage) + "  "), std::string::npos) << row.usage;
+    EXPECT_NE(help.find(std::string(row.summary)), std::string::npos) << row.summary;
+  }
+  EXPECT_NE(help.find("exit codes: 0 done, 1 refused"), std::string::npos);
+  EXPECT_NE(help.find("PROXYD_SOCKET"), std::string::npos);
+  EXPECT_NE(help.find("/run/proxyd/control.sock"), std::string::npos);
+  EXPECT_NE(help.find("--if-generation N"), std::string::npos);
+}
+
+TEST(CommandHelp, OneCommand) {
+  EXPECT_EQ(help_text({find_command("reload")}),
+            "usage: proxyctl reload\n\n"
+            "re-read the config file; errors keep the old one\n"
+            "Errors are printed as FILE:LINE: key: message. Runtime changes (weights,\n"
+            "slots, server states) are kept for routes and pools that still exist.\n"
+            "Takes --if-generation N: refused unless the generation is still N.\n");
+  const std::string weight = help_text({find_command("set-weight")});
+  EXPECT_NE(weight.find("0.5, 0.5% and 100"), std::string::npos);
+  EXPECT_NE(weight.find("May be a line of an `apply` batch."), std::string::npos);
+  EXPECT_EQ(help_text({find_command("help")}),
+            "usage: proxyctl help [COMMAND]\n\nthis list, or the details of one command\n");
+}
+
+TEST(CommandHelp, TheDocsListEveryRow) {
+  const std::filesystem::path docs = std::filesystem::path(__FILE__).parent_path() / ".." /
+                                     ".." / ".." / "docs" / "control-protocol.md";
+  std::ifstream in(docs);
+  ASSERT_TRUE(in) << docs;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const CommandRow& row : command_table()) {
+    EXPECT_NE(text.find("proxyctl " + std::string(row.usage)), std::string::npos) << row.usage;
+    EXPECT_NE(text.find(std::string(row.summary)), std::string::npos) << row.summary;
+  }
+  for (const char* kind : {"refused", "bad_request", "unsupported_version", "forbidden",
+                           "too_large", "timeout", "busy", "internal"}) {
+    EXPECT_NE(text.find("\"kind\":\"" + std::string(kind) + "\""), std::string::npos) << kind;
+  }
+}
+
+Status sample_status() {
+  Status status;
+  status.generation = 13;
+  status.config_path = "/etc/proxyd/proxyd.yaml";
+  RouteStatus api;
+  api.name = "api";
+  api.live = "blue";
+  api.passive = "green";
+  api.weight_ppm = 5000;
+  api.sticky = "cookie sessionid";
+  api.weight_source = Source::runtime;
+  RouteStatus web;
+  web.name = "web";
+  web.live = "green";
+  web.passive = "blue";
+  web.live_source = Source::runtime;
+  web.passive_source = Source::runtime;
+  status.routes = {api, web};
+  PoolStatus blue;
+  blue.name = "blue";
+  ServerStatus one;
+  one.name = "127.0.0.1:9001";
+  one.healthy = true;
+  ServerStatus two;
+  two.name = "127.0.0.1:9002";
+  two.admin = ServerAdmin::draining;
+  two.admin_source = Source::runtime;
+  two.healthy = false;
+  blue.servers = {one, two};
+  PoolStatus green;
+  green.name = "green";
+  ServerStatus three;
+  three.name = "127.0.0.1:9011";
+  green.servers = {three};
+  status.pools = {blue, green};
+  return status;
+}
+
+TEST(CommandRender, StatusMarksRuntimeValues) {
+  EXPECT_EQ(render_status(sample_status()),
+            "generation 13 (config /etc/proxyd/proxyd.yaml)\n"
+            "\n"
+            "ROUTE  LIVE    PASSIVE  WEIGHT  STICKY\n"
+            "api    blue    green    0.5%*   cookie sessionid\n"
+            "web    green*  blue*    0%      -\n"
+            "\n"
+            "POOL   SERVER          STATE      HEALTH\n"
+            "blue   127.0.0.1:9001  enabled    healthy\n"
+            "blue   127.0.0.1:9002  draining*  unhealthy\n"
+            "green  127.0.0.1:9011  enabled    unchecked\n"
+            "\n"
+            "* changed at runtime (proxyctl or the state file); unmarked values come from the "
+            "config file\n");
+}
+
+TEST(CommandRender, StatusWithoutRuntimeChangesHasNoLegend) {
+  Status status = sample_status();
+  status.routes.resize(1);
+  status.routes[0].weight_source = Source::config;
+  status.pools.resize(1);
+  status.pools[0].servers.resize(1);
+  status.config_path.clear();
+  EXPECT_EQ(render_status(status),
+            "generation 13\n"
+            "\n"
+            "ROUTE  LIVE  PASSIVE  WEIGHT  STICKY\n"
+            "api    blue  green    0.5%    cookie sessionid\n"
+            "\n"
+            "POOL  SERVER          STATE    HEALTH\n"
+            "blue  127.0.0.1:9001  enabled  healthy\n");
+}
+
+TEST(CommandRender, ChangeReplyShowsTheNewGenerationAndTouchedRoutes) {
+  Status after = sample_status();
+  after.routes.resize(1);
+  after.pools.clear();
+  json::object result = status_to_json(after);
+  result.erase("config_path");
+  const std::string text = find_command("set-weight")->render(ok_response(14, result));
+  EXPECT_EQ(text,
+            "changed; generation is now 14\n"
+            "\n"
+            "ROUTE  LIVE  PASSIVE  WEIGHT  STICKY\n"
+            "api    blue  green    0.5%*   cookie sessionid\n"
+            "\n"
+            "* changed at runtime (proxyctl or the state file); unmarked values come from the "
+            "config file\n");
+  EXPECT_EQ(find_command("reload")->render(ok_response(15)),
+            "reloaded the config; generation is now 15\n");
+}
+
+TEST(CommandRender, History) {
+  const json::array entries = json::parse(R"([
+    {"time":"2024-05-01T10:00:00Z","uid":1000,"pid":4242,"command":"set-weight api 5",
+     "result":"ok","generation":13,"before":{},"after":{}},
+    {"time":"2024-05-01T10:01:00Z","caller":{"uid":0,"pid":77},"command":"flip web",
+     "ok":false,"reason":"generation is 14, not 12\nmore","generation":14},
+    "not json at all"
+  ])")
+                                  .as_array();
+  EXPECT_EQ(render_history(entries),
+            "TIME                  UID   PID   GEN  RESULT   COMMAND           REASON\n"
+            "2024-05-01T10:00:00Z  1000  4242  13   ok       set-weight api 5\n"
+            "2024-05-01T10:01:00Z  0     77    14   refused  flip web          generation is "
+            "14, not 12 ...\n"
+            "-                     -     -     -    -        not json at all\n");
+  EXPECT_EQ(render_history(json::array()), "no changes recorded\n");
+  const Response reply = ok_response(std::nullopt, json::parse(R"({"entries":[]})").as_object());
+  EXPECT_EQ(find_command("history")->render(reply), "no changes recorded\n");
+}
+
+TEST(CommandRender, TableHasNoTrailingBlanks) {
+  EXPECT_EQ(format_table({{"A", "BB", "C"}, {"long", "x", ""}}), "A     BB  C\nlong  x\n");
+}
+
+TEST(WaitHealthy, CountsHealthyOrEnabledBeforeChecks) {
+  const Status status = sample_status();
+  const HealthCount blue = count_healthy(status, "blue");
+  EXPECT_TRUE(blue.found);
+  EXPECT_EQ(blue.healthy, 1u);  // 9001 healthy; 9002 unhealthy (draining does not matter)
+  EXPECT_EQ(blue.total, 2u);
+  const HealthCount green = count_healthy(status, "green");
+  EXPECT_EQ(green.healthy, 1u);  // unchecked and enabled
+  Status disabled = status;
+  disabled.pools[1].servers[0].admin = ServerAdmin::disabled;
+  EXPECT_EQ(count_healthy(disabled, "green").healthy, 0u);
+  EXPECT_FALSE(count_healthy(status, "red").found);
+}
+
+TEST(WaitHealthy, Messages) {
+  const HealthCount count{true, 1, 3};
+  EXPECT_EQ(wait_healthy_met("green", count, 1), "pool green: 1 of 3 servers healthy (need 1)");
+  EXPECT_EQ(wait_healthy_timed_out("green", count, 2, std::chrono::seconds(30)),
+            "wait-healthy: timed out after 30s: pool green has 1 of 3 servers healthy, need 2");
+  EXPECT_EQ(unknown_pool(sample_status(), "red"),
+            "wait-healthy: unknown pool \"red\" (pools: blue, green)");
+}
+
+TEST(Durations, FormatAndParse) {
+  EXPECT_EQ(format_duration(std::chrono::milliseconds(1000)), "1s");
+  EXPECT_EQ(format_duration(std::chrono::milliseconds(1500)), "1.5s");
+  EXPECT_EQ(format_duration(std::chrono::milliseconds(300)), "300ms");
+  EXPECT_EQ(parse_timeout("30"), std::chrono::seconds(30));
+  EXPECT_EQ(parse_timeout("250ms"), std::chrono::milliseconds(250));
+  EXPECT_EQ(parse_timeout("1.5"), std::nullopt);
+  EXPECT_EQ(parse_timeout("-1"), std::nullopt);
+  EXPECT_EQ(parse_timeout(""), std::nullopt);
+}
+
+}  // namespace
+}  // namespace proxyd::control

@@ -1,0 +1,310 @@
+// The control protocol's encoding: requests and responses survive a round trip, and every way a
+// request line can be malformed gets its own error kind and message (never an exception).
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include "control/protocol.hpp"
+
+namespace proxyd::control {
+namespace {
+
+namespace json = boost::json;
+
+Request round_trip(const Request& request) {
+  const DecodedRequest decoded = decode_request(encode_request(request));
+  EXPECT_TRUE(decoded.request.has_value()) << decoded.error.message;
+  return decoded.request.value_or(Request{});
+}
+
+WireOperation op(WireOperation::Kind kind) {
+  WireOperation out;
+  out.kind = kind;
+  return out;
+}
+
+TEST(ProtocolRequest, EveryOperationKindRoundTrips) {
+  Request request;
+  request.command = "apply";
+  request.text = "apply: set-weight api 0.5; ...";
+  request.if_generation = 12;
+  WireOperation weight = op(WireOperation::Kind::set_weight);
+  weight.route = "api";
+  weight.weight_ppm = 5000;
+  WireOperation live = op(WireOperation::Kind::set_live);
+  live.route = "api";
+  live.pool = "green";
+  WireOperation passive = op(WireOperation::Kind::set_passive);
+  passive.route = "web";
+  passive.pool = "blue";
+  WireOperation flip = op(WireOperation::Kind::flip);
+  flip.route = "web";
+  WireOperation drain = op(WireOperation::Kind::server_admin);
+  drain.pool = "blue";
+  drain.server = "127.0.0.1:9001";
+  drain.admin = ServerAdmin::draining;
+  request.operations = {weight, live, passive, flip, op(WireOperation::Kind::flip_all), drain};
+  EXPECT_EQ(round_trip(request), request);
+}
+
+TEST(ProtocolRequest, StatusAndHistoryFieldsRoundTrip) {
+  Request status;
+  status.command = "status";
+  status.routes = {"api", "web"};
+  EXPECT_EQ(round_trip(status), status);
+  Request history;
+  history.command = "history";
+  history.limit = 20;
+  EXPECT_EQ(round_trip(history), history);
+}
+
+TEST(ProtocolRequest, EncodesTheDocumentedShape) {
+  Request request;
+  request.command = "set-weight";
+  request.text = "set-weight api 0.5";
+  request.if_generation = 12;
+  WireOperation weight = op(WireOperation::Kind::set_weight);
+  weight.route = "api";
+  weight.weight_ppm = 5000;
+  request.operations = {weight};
+  EXPECT_EQ(json::parse(encode_request(request)),
+            json::parse(R"({"v":1,"command":"set-weight","operations":[{"op":"set_weight",)"
+                        R"("route":"api","weight_ppm":5000}],"if_generation":12,)"
+                        R"("text":"set-weight api 0.5"})"));
+  const std::string line = encode_request(request);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+}
+
+TEST(ProtocolRequest, ServerAdminSpellings) {
+  for (const auto& [admin, name] : {std::pair{ServerAdmin::enabled, "enabled"},
+                                    std::pair{ServerAdmin::draining, "draining"},
+                                    std::pair{ServerAdmin::disabled, "disabled"}}) {
+    WireOperation server = op(WireOperation::Kind::server_admin);
+    server.pool = "blue";
+    server.server = "127.0.0.1:9001";
+    server.admin = admin;
+    EXPECT_EQ(to_json(server).as_object().at("admin").as_string(), name);
+    EXPECT_EQ(server_admin_from_string(name), admin);
+  }
+  EXPECT_EQ(server_admin_from_string("drained"), std::nullopt);
+}
+
+struct BadLine {
+  std::string line;
+  ErrorKind kind;
+  std::string message;
+};
+
+class ProtocolBadRequest : public ::testing::TestWithParam<BadLine> {};
+
+TEST_P(ProtocolBadRequest, IsAnErrorNotACrash) {
+  const DecodedRequest decoded = decode_request(GetParam().line);
+  ASSERT_FALSE(decoded.request.has_value());
+  EXPECT_EQ(decoded.error.kind, GetParam().kind);
+  EXPECT_EQ(decoded.error.message, GetParam().message);
+}
+
+const std::string kOps = R"({"v":1,"command":"apply","operations":[)";
+
+INSTANTIATE_TEST_SUITE_P(
+    Lines, ProtocolBadRequest,
+    ::testing::Values(
+        BadLine{"", ErrorKind::bad_request,
+                "the request is not valid JSON: incomplete JSON"},
+        BadLine{"status", ErrorKind::bad_request, "the request is not valid JSON: syntax error"},
+        BadLine{R"({"v":1,"command":"status")", ErrorKind::bad_request,
+                "the request is not valid JSON: incomplete JSON"},
+        BadLine{R"({"v":1} trailing)", ErrorKind::bad_request,
+                "the request is not valid JSON: extra data"},
+        BadLine{std::string(100, '[') + std::string(100, ']'), ErrorKind::bad_request,
+                "the request is not valid JSON: too deep"},
+        BadLine{"[1,2]", ErrorKind::bad_request, "a request must be a JSON object"},
+        BadLine{R"({"command":"status"})", ErrorKind::bad_request,
+                R"(missing "v" (the protocol version; this proxyd speaks 1))"},
+        BadLine{R"({"v":"1","command":"status"})", ErrorKind::bad_request,
+                R"("v" must be an integer)"},
+        BadLine{R"({"v":1.0,"command":"status"})", ErrorKind::bad_request,
+                R"("v" must be an integer)"},
+        BadLine{R"({"v":2,"command":"status","new_field":true})",
+                ErrorKind::unsupported_version,
+                "protocol version 2 is not supported; this proxyd speaks version 1"},
+        BadLine{R"({"v":-1,"command":"status"})", ErrorKind::unsupported_version,
+                "protocol version -1 is not supported; this proxyd speaks version 1"},
+        BadLine{R"({"v":1})", ErrorKind::bad_request, R"(missing "command")"},
+        BadLine{R"({"v":1,"command":""})", ErrorKind::bad_request,
+                R"("command" must be a non-empty string)"},
+        BadLine{R"({"v":1,"command":7})", ErrorKind::bad_request,
+                R"("command" must be a non-empty string)"},
+        BadLine{R"({"v":1,"command":"status","text":1})", ErrorKind::bad_request,
+                R"("text" must be a string)"},
+        BadLine{R"({"v":1,"command":"status","routes":"api"})", ErrorKind::bad_request,
+                R"("routes" must be an array of route names)"},
+        BadLine{R"({"v":1,"command":"status","routes":[1]})", ErrorKind::bad_request,
+                R"("routes" must be an array of route names)"},
+        BadLine{R"({"v":1,"command":"history","limit":0})", ErrorKind::bad_request,
+                R"("limit" must be an integer from 1 to 10000)"},
+        BadLine{R"({"v":1,"command":"history","limit":10001})", ErrorKind::bad_request,
+                R"("limit" must be an integer from 1 to 10000)"},
+        BadLine{R"({"v":1,"command":"flip","if_generation":-3})", ErrorKind::bad_request,
+                R"("if_generation" must be a non-negative integer)"},
+        BadLine{R"({"v":1,"command":"flip","if_generation":"3"})", ErrorKind::bad_request,
+                R"("if_generation" must be a non-negative integer)"},
+        BadLine{R"({"v":1,"command":"status","rouets":["api"]})", ErrorKind::bad_request,
+                R"(unknown field "rouets")"},
+        BadLine{R"({"v":1,"command":"flip","operations":{}})", ErrorKind::bad_request,
+                R"("operations" must be an array)"},
+        BadLine{kOps + "1]}", ErrorKind::bad_request,
+                "operations[0]: an operation must be a JSON object"},
+        BadLine{kOps + R"({"route":"api"}]})", ErrorKind::bad_request,
+                R"(operations[0]: missing "op" (a string such as "set_weight"))"},
+        BadLine{kOps + R"({"op":"flip","route":"a"},{"op":"frob"}]})", ErrorKind::bad_request,
+                R"(operations[1]: unknown op "frob")"},
+        BadLine{kOps + R"({"op":"flip"}]})", ErrorKind::bad_request,
+                R"(operations[0]: missing "route" for op flip)"},
+        BadLine{kOps + R"({"op":"set_weight","route":"api","weight_ppm":5,"pool":"x"}]})",
+                ErrorKind::bad_request,
+                R"(operations[0]: unexpected field "pool" for op set_weight)"},
+        BadLine{kOps + R"({"op":"set_weight","route":"api","weight_ppm":1000001}]})",
+                ErrorKind::bad_request,
+                R"(operations[0]: "weight_ppm" must be an integer from 0 to 1000000)"},
+        BadLine{kOps + R"({"op":"set_weight","route":"api","weight_ppm":0.5}]})",
+                ErrorKind::bad_request,
+                R"(operations[0]: "weight_ppm" must be an integer from 0 to 1000000)"},
+        BadLine{kOps + R"({"op":"set_live","route":"api","pool":3}]})", ErrorKind::bad_request,
+                R"(operations[0]: "pool" must be a string)"},
+        BadLine{kOps + R"({"op":"server_admin","pool":"b","server":"s","admin":"off"}]})",
+                ErrorKind::bad_request,
+                R"(operations[0]: "admin" must be "enabled", "draining" or "disabled")"},
+        BadLine{kOps + R"({"op":"flip_all","route":"api"}]})", ErrorKind::bad_request,
+                R"(operations[0]: unexpected field "route" for op flip_all)"}));
+
+TEST(ProtocolBadRequestBinary, ControlBytesAndInvalidUtf8AreRefused) {
+  const std::string line = std::string("{\"v\":1,\"command\":\"st\xff\xfe\"}");
+  const DecodedRequest decoded = decode_request(line);
+  EXPECT_FALSE(decoded.request.has_value());
+  EXPECT_EQ(decoded.error.kind, ErrorKind::bad_request);
+  const DecodedRequest nul = decode_request(std::string("{\"v\":1,\0}", 9));
+  EXPECT_FALSE(nul.request.has_value());
+}
+
+TEST(ProtocolResponse, OkRoundTrips) {
+  json::object result;
+  result["x"] = 1;
+  const Response response = ok_response(13, result);
+  const std::string line = encode_response(response);
+  EXPECT_EQ(json::parse(line),
+            json::parse(R"({"v":1,"ok":true,"generation":13,"result":{"x":1}})"));
+  const DecodedResponse decoded = decode_response(line);
+  ASSERT_TRUE(decoded.response.has_value()) << decoded.error;
+  EXPECT_TRUE(decoded.response->ok);
+  EXPECT_EQ(decoded.response->generation, 13u);
+  EXPECT_EQ(decoded.response->result, result);
+}
+
+TEST(ProtocolResponse, EveryErrorKindRoundTrips) {
+  for (const ErrorKind kind :
+       {ErrorKind::refused, ErrorKind::bad_request, ErrorKind::unsupported_version,
+        ErrorKind::forbidden, ErrorKind::too_large, ErrorKind::timeout, ErrorKind::busy,
+        ErrorKind::internal}) {
+    const std::string line = encode_response(error_response(kind, "why", 7));
+    EXPECT_EQ(json::parse(line).at("error").at("kind").as_string(), to_string(kind));
+    const DecodedResponse decoded = decode_response(line);
+    ASSERT_TRUE(decoded.response.has_value()) << decoded.error;
+    EXPECT_FALSE(decoded.response->ok);
+    EXPECT_EQ(decoded.response->error.kind, kind);
+    EXPECT_EQ(decoded.response->error.message, "why");
+    EXPECT_EQ(decoded.response->generation, 7u);
+    EXPECT_EQ(error_kind_from_string(to_string(kind)), kind);
+  }
+}
+
+TEST(ProtocolResponse, GarbledRepliesSayWhy) {
+  EXPECT_EQ(decode_response("hello").error, "not JSON (syntax error)");
+  EXPECT_EQ(decode_response("[]").error, "not a JSON object");
+  EXPECT_EQ(decode_response(R"({"ok":true})").error, "not a protocol version 1 reply");
+  EXPECT_EQ(decode_response(R"({"v":2,"ok":true})").error, "not a protocol version 1 reply");
+  EXPECT_EQ(decode_response(R"({"v":1})").error, R"(no "ok" field)");
+  EXPECT_EQ(decode_response(R"({"v":1,"ok":false})").error,
+            R"(a failed reply without an "error" object)");
+}
+
+TEST(ProtocolResponse, UnknownFieldsAndKindsFromANewerProxydAreTolerated) {
+  const DecodedResponse decoded = decode_response(
+      R"({"v":1,"ok":false,"extra":1,"error":{"kind":"rate_limited","message":"slow down"}})");
+  ASSERT_TRUE(decoded.response.has_value());
+  EXPECT_EQ(decoded.response->error.kind, ErrorKind::refused);
+  EXPECT_EQ(decoded.response->error.message, "slow down");
+}
+
+Status sample_status() {
+  Status status;
+  status.generation = 13;
+  status.config_path = "/etc/proxyd/proxyd.yaml";
+  RouteStatus api;
+  api.name = "api";
+  api.live = "blue";
+  api.passive = "green";
+  api.weight_ppm = 5000;
+  api.sticky = "cookie sessionid";
+  api.weight_source = Source::runtime;
+  status.routes.push_back(api);
+  PoolStatus blue;
+  blue.name = "blue";
+  ServerStatus one;
+  one.name = "127.0.0.1:9001";
+  one.healthy = true;
+  ServerStatus two;
+  two.name = "127.0.0.1:9002";
+  two.admin = ServerAdmin::draining;
+  two.admin_source = Source::runtime;
+  blue.servers = {one, two};
+  status.pools.push_back(blue);
+  return status;
+}
+
+TEST(ProtocolStatus, RoundTripsThroughJson) {
+  const Status status = sample_status();
+  const json::object encoded = status_to_json(status);
+  EXPECT_EQ(encoded.at("routes").at(0).at("weight_percent").as_string(), "0.5");
+  EXPECT_EQ(encoded.at("routes").at(0).at("weight_source").as_string(), "runtime");
+  EXPECT_TRUE(encoded.at("pools").at(0).at("servers").at(1).at("healthy").is_null());
+  const Status decoded = status_from_json(encoded, 13);
+  EXPECT_EQ(decoded.generation, 13u);
+  EXPECT_EQ(decoded.config_path, status.config_path);
+  ASSERT_EQ(decoded.routes.size(), 1u);
+  EXPECT_EQ(decoded.routes[0].weight_ppm, 5000u);
+  EXPECT_EQ(decoded.routes[0].weight_source, Source::runtime);
+  EXPECT_EQ(decoded.routes[0].live_source, Source::config);
+  EXPECT_EQ(decoded.routes[0].sticky, "cookie sessionid");
+  ASSERT_EQ(decoded.pools.size(), 1u);
+  ASSERT_EQ(decoded.pools[0].servers.size(), 2u);
+  EXPECT_EQ(decoded.pools[0].servers[0].healthy, true);
+  EXPECT_EQ(decoded.pools[0].servers[1].healthy, std::nullopt);
+  EXPECT_EQ(decoded.pools[0].servers[1].admin, ServerAdmin::draining);
+  EXPECT_EQ(decoded.pools[0].servers[1].admin_source, Source::runtime);
+}
+
+TEST(ProtocolStatus, MissingFieldsKeepDefaults) {
+  const Status decoded = status_from_json(
+      json::parse(R"({"routes":[{"name":"api"},3],"pools":[{"servers":[{}]}]})").as_object(), 1);
+  ASSERT_EQ(decoded.routes.size(), 1u);
+  EXPECT_EQ(decoded.routes[0].weight_ppm, 0u);
+  ASSERT_EQ(decoded.pools.size(), 1u);
+  EXPECT_EQ(decoded.pools[0].servers[0].admin, ServerAdmin::enabled);
+}
+
+TEST(ProtocolOperation, ConvertsToAndFromAdminApiOperations) {
+  WireOperation drain = op(WireOperation::Kind::server_admin);
+  drain.pool = "blue";
+  drain.server = "127.0.0.1:9001";
+  drain.admin = ServerAdmin::disabled;
+  const Operation converted = to_operation(drain);
+  EXPECT_EQ(converted.kind, Operation::Kind::server_admin);
+  EXPECT_EQ(converted.pool, "blue");
+  EXPECT_EQ(converted.server, "127.0.0.1:9001");
+  EXPECT_EQ(converted.admin, ServerAdmin::disabled);
+  EXPECT_EQ(from_operation(converted), drain);
+}
+
+}  // namespace
+}  // namespace proxyd::control

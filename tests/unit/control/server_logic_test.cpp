@@ -1,0 +1,341 @@
+// The control server's request handling without a socket: dispatch to AdminApi, flip --all
+// expansion into one apply, refusals, field checks, exceptions, and the peer-credential predicate.
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include <stdexcept>
+
+#include "control/control_server.hpp"
+
+namespace proxyd::control {
+namespace {
+
+namespace json = boost::json;
+
+// Records every call; answers from the fields a test sets. Single-threaded: execute() runs on the
+// test's thread here.
+class RecordingApi : public AdminApi {
+ public:
+  Status status() const override {
+    ++status_calls;
+    if (throw_in_status) throw std::runtime_error("status exploded");
+    Status out = state;
+    if (status_calls > generation_bump_after_status_calls) out.generation += 1;
+    return out;
+  }
+  ChangeResult apply(const ChangeRequest& request) override {
+    applied.push_back(request);
+    if (!apply_results.empty()) {
+      ChangeResult result = apply_results.front();
+      apply_results.erase(apply_results.begin());
+      return result;
+    }
+    return ChangeResult{true, "", state.generation + 1};
+  }
+  ChangeResult reload(const Caller& caller) override {
+    reloads.push_back(caller);
+    return reload_result;
+  }
+  std::vector<std::string> history(std::size_t max_entries) const override {
+    history_limits.push_back(max_entries);
+    return history_lines;
+  }
+
+  Status state;
+  mutable int status_calls = 0;
+  int generation_bump_after_status_calls = 1'000'000;
+  bool throw_in_status = false;
+  std::vector<ChangeRequest> applied;
+  std::vector<ChangeResult> apply_results;
+  std::vector<Caller> reloads;
+  ChangeResult reload_result{true, "", 8};
+  std::vector<std::string> history_lines;
+  mutable std::vector<std::size_t> history_limits;
+};
+
+Status two_routes() {
+  Status status;
+  status.generation = 7;
+  status.config_path = "/etc/proxyd.yaml";
+  RouteStatus api;
+  api.name = "api";
+  api.live = "blue";
+  api.passive = "green";
+  RouteStatus web;
+  web.name = "web";
+  web.live = "blue";
+  web.passive = "blue";
+  status.routes = {api, web};
+  PoolStatus blue;
+  blue.name = "blue";
+  blue.servers.push_back(ServerStatus{"127.0.0.1:9001", ServerAdmin::enabled, Source::config, {}});
+  PoolStatus green;
+  green.name = "green";
+  PoolStatus red;
+  red.name = "red";
+  status.pools = {blue, green, red};
+  return status;
+}
+
+const Caller kCaller{1000, 1000, 4242};
+
+json::value reply(RecordingApi& api, const std::string& line) {
+  return json::parse(handle_line(api, line, kCaller));
+}
+
+TEST(ServerExecute, StatusReturnsEverything) {
+  RecordingApi api;
+  api.state = two_routes();
+  const json::value out = reply(api, R"({"v":1,"command":"status"})");
+  EXPECT_EQ(out.at("ok"), true);
+  EXPECT_EQ(out.at("generation"), 7);
+  EXPECT_EQ(out.at("result").at("routes").as_array().size(), 2u);
+  EXPECT_EQ(out.at("result").at("pools").as_array().size(), 3u);
+  EXPECT_EQ(out.at("result").at("config_path"), "/etc/proxyd.yaml");
+}
+
+TEST(ServerExecute, StatusOfSomeRoutesKeepsTheirPools) {
+  RecordingApi api;
+  api.state = two_routes();
+  const json::value out = reply(api, R"({"v":1,"command":"status","routes":["web"]})");
+  ASSERT_EQ(out.at("result").at("routes").as_array().size(), 1u);
+  EXPECT_EQ(out.at("result").at("routes").at(0).at("name"), "web");
+  ASSERT_EQ(out.at("result").at("pools").as_array().size(), 1u);
+  EXPECT_EQ(out.at("result").at("pools").at(0).at("name"), "blue");
+}
+
+TEST(ServerExecute, StatusOfAnUnknownRouteIsRefused) {
+  RecordingApi api;
+  api.state = two_routes();
+  const json::value out = reply(api, R"({"v":1,"command":"status","routes":["api","nope"]})");
+  EXPECT_EQ(out.at("ok"), false);
+  EXPECT_EQ(out.at("error").at("kind"), "refused");
+  EXPECT_EQ(out.at("error").at("message"), "unknown route \"nope\" (routes: api, web)");
+}
+
+TEST(ServerExecute, ChangePassesOperationsCallerTextAndGeneration) {
+  RecordingApi api;
+  api.state = two_routes();
+  const json::value out = reply(
+      api, R"({"v":1,"command":"set-weight","operations":[{"op":"set_weight","route":"api",)"
+           R"("weight_ppm":5000}],"if_generation":7,"text":"set-weight api 0.5"})");
+  EXPECT_EQ(out.at("ok"), true);
+  EXPECT_EQ(out.at("generation"), 8);
+  ASSERT_EQ(api.applied.size(), 1u);
+  const ChangeRequest& change = api.applied[0];
+  EXPECT_EQ(change.if_generation, 7u);
+  EXPECT_EQ(change.command, "set-weight api 0.5");
+  EXPECT_EQ(change.caller.uid, 1000);
+  EXPECT_EQ(change.caller.pid, 4242);
+  ASSERT_EQ(change.operations.size(), 1u);
+  EXPECT_EQ(change.operations[0].kind, Operation::Kind::set_weight);
+  EXPECT_EQ(change.operations[0].weight_ppm, 5000u);
+  // The reply shows the operation and the touched route, not the others.
+  EXPECT_EQ(out.at("result").at("operations").at(0).at("op"), "set_weight");
+  ASSERT_EQ(out.at("result").at("routes").as_array().size(), 1u);
+  EXPECT_EQ(out.at("result").at("routes").at(0).at("name"), "api");
+  EXPECT_TRUE(out.at("result").at("pools").as_array().empty());
+}
+
+TEST(ServerExecute, ServerChangeShowsItsPool) {
+  RecordingApi api;
+  api.state = two_routes();
+  const json::value out =
+      reply(api, R"({"v":1,"command":"server drain","operations":[{"op":"server_admin",)"
+                 R"("pool":"blue","server":"127.0.0.1:9001","admin":"draining"}]})");
+  EXPECT_EQ(out.at("ok"), true);
+  ASSERT_EQ(api.applied.size(), 1u);
+  EXPECT_EQ(api.applied[0].operations[0].admin, ServerAdmin::draining);
+  EXPECT_EQ(api.applied[0].command, "server drain");  // no text: the command name
+  EXPECT_TRUE(out.at("result").at("routes").as_array().empty());
+  EXPECT_EQ(out.at("result").at("pools").at(0).at("name"), "blue");
+}
+
+TEST(ServerExecute, RefusalCarriesTheReasonAndGeneration) {
+  RecordingApi api;
+  api.state = two_routes();
+  api.apply_results = {ChangeResult{false, "unknown pool \"purple\"", 7}};
+  const json::value out = reply(
+      api, R"({"v":1,"command":"set-live","operations":[{"op":"set_live","route":"api",)"
+           R"("pool":"purple"}]})");
+  EXPECT_EQ(out.at("ok"), false);
+  EXPECT_EQ(out.at("generation"), 7);
+  EXPECT_EQ(out.at("error").at("kind"), "refused");
+  EXPECT_EQ(out.at("error").at("message"), "unknown pool \"purple\"");
+}
+
+TEST(ServerExecute, FlipAllIsOneApplyWithAFlipPerRoutePinnedToTheGenerationRead) {
+  RecordingApi api;
+  api.state = two_routes();
+  const json::value out = reply(
+      api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}],"text":"flip --all"})");
+  EXPECT_EQ(out.at("ok"), true);
+  ASSERT_EQ(api.applied.size(), 1u);
+  const ChangeRequest& change = api.applied[0];
+  ASSERT_EQ(change.operations.size(), 2u);
+  EXPECT_EQ(change.operations[0].kind, Operation::Kind::flip);
+  EXPECT_EQ(change.operations[0].route, "api");
+  EXPECT_EQ(change.operations[1].route, "web");
+  EXPECT_EQ(change.if_generation, 7u);
+  EXPECT_EQ(out.at("result").at("operations").as_array().size(), 2u);
+}
+
+TEST(ServerExecute, FlipAllKeepsTheCallersOwnGeneration) {
+  RecordingApi api;
+  api.state = two_routes();
+  api.apply_results = {ChangeResult{false, "the generation is 7, not 5", 7}};
+  const json::value out = reply(
+      api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}],"if_generation":5})");
+  EXPECT_EQ(out.at("error").at("message"), "the generation is 7, not 5");
+  ASSERT_EQ(api.applied.size(), 1u);  // not retried: the caller asked for 5
+  EXPECT_EQ(api.applied[0].if_generation, 5u);
+}
+
+TEST(ServerExecute, FlipAllRetriesWhenAReloadSlipsInBetween) {
+  RecordingApi api;
+  api.state = two_routes();
+  // The first status() (the expansion) sees 7; after that proxyd is at 8, as after a SIGHUP.
+  api.generation_bump_after_status_calls = 1;
+  api.apply_results = {ChangeResult{false, "generation moved", 8}};
+  const json::value out =
+      reply(api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}]})");
+  EXPECT_EQ(out.at("ok"), true);
+  ASSERT_EQ(api.applied.size(), 2u);
+  EXPECT_EQ(api.applied[0].if_generation, 7u);
+  EXPECT_EQ(api.applied[1].if_generation, 8u);
+}
+
+TEST(ServerExecute, ARouteFlippedTwiceIsRefused) {
+  RecordingApi api;
+  api.state = two_routes();
+  const json::value out = reply(
+      api, R"({"v":1,"command":"apply","operations":[{"op":"flip","route":"web"},)"
+           R"({"op":"flip_all"}]})");
+  EXPECT_EQ(out.at("error").at("kind"), "refused");
+  EXPECT_EQ(out.at("error").at("message"),
+            "route \"web\" is flipped twice in one change (the flips would cancel out)");
+  EXPECT_TRUE(api.applied.empty());
+}
+
+TEST(ServerExecute, FlipAllWithoutRoutesIsRefused) {
+  RecordingApi api;
+  const json::value out =
+      reply(api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}]})");
+  EXPECT_EQ(out.at("error").at("message"), "there are no routes to flip");
+  EXPECT_TRUE(api.applied.empty());
+}
+
+TEST(ServerExecute, ReloadOkAndFailed) {
+  RecordingApi api;
+  api.state = two_routes();
+  const json::value ok = reply(api, R"({"v":1,"command":"reload"})");
+  EXPECT_EQ(ok.at("ok"), true);
+  EXPECT_EQ(ok.at("generation"), 8);
+  ASSERT_EQ(api.reloads.size(), 1u);
+  EXPECT_EQ(api.reloads[0].pid, 4242);
+
+  api.reload_result = ChangeResult{false, "/etc/proxyd.yaml:12: routes[0].weight: invalid", 7};
+  const json::value failed = reply(api, R"({"v":1,"command":"reload"})");
+  EXPECT_EQ(failed.at("error").at("kind"), "refused");
+  EXPECT_EQ(failed.at("error").at("message"), "/etc/proxyd.yaml:12: routes[0].weight: invalid");
+}
+
+TEST(ServerExecute, ReloadChecksIfGeneration) {
+  RecordingApi api;
+  api.state = two_routes();
+  const json::value out = reply(api, R"({"v":1,"command":"reload","if_generation":3})");
+  EXPECT_EQ(out.at("error").at("kind"), "refused");
+  EXPECT_EQ(out.at("error").at("message"),
+            "the generation is 7, not 3 (--if-generation); nothing was reloaded");
+  EXPECT_TRUE(api.reloads.empty());
+  EXPECT_EQ(reply(api, R"({"v":1,"command":"reload","if_generation":7})").at("ok"), true);
+}
+
+TEST(ServerExecute, HistoryPassesEntriesThrough) {
+  RecordingApi api;
+  api.history_lines = {R"({"command":"flip web","result":"ok"})", "damaged {"};
+  const json::value out = reply(api, R"({"v":1,"command":"history","limit":5})");
+  EXPECT_EQ(api.history_limits, std::vector<std::size_t>{5});
+  EXPECT_EQ(out.at("result").at("entries").at(0).at("command"), "flip web");
+  EXPECT_EQ(out.at("result").at("entries").at(1), "damaged {");
+  reply(api, R"({"v":1,"command":"history"})");
+  EXPECT_EQ(api.history_limits.back(), 20u);
+}
+
+struct Misuse {
+  std::string line;
+  std::string message;
+};
+
+class ServerMisuse : public ::testing::TestWithParam<Misuse> {};
+
+TEST_P(ServerMisuse, IsABadRequestAndChangesNothing) {
+  RecordingApi api;
+  api.state = two_routes();
+  const json::value out = reply(api, GetParam().line);
+  EXPECT_EQ(out.at("ok"), false);
+  EXPECT_EQ(out.at("error").at("kind"), "bad_request");
+  EXPECT_EQ(std::string(out.at("error").at("message").as_string()), GetParam().message);
+  EXPECT_TRUE(api.applied.empty());
+  EXPECT_TRUE(api.reloads.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Requests, ServerMisuse,
+    ::testing::Values(
+        Misuse{R"({"v":1,"command":"frob"})", R"(unknown command "frob")"},
+        Misuse{R"({"v":1,"command":"wait-healthy"})",
+               R"(unknown command "wait-healthy" (proxyctl runs it itself; )"
+               R"(it is not sent to proxyd))"},
+        Misuse{R"({"v":1,"command":"help"})",
+               R"(unknown command "help" (proxyctl runs it itself; it is not sent to proxyd))"},
+        Misuse{R"({"v":1,"command":"flip"})",
+               R"("operations" is empty: "flip" needs at least one operation)"},
+        Misuse{R"({"v":1,"command":"status","operations":[{"op":"flip","route":"a"}]})",
+               R"("operations" is only for commands that change routes or servers)"},
+        Misuse{R"({"v":1,"command":"reload","operations":[{"op":"flip","route":"a"}]})",
+               R"("operations" is only for commands that change routes or servers)"},
+        Misuse{R"({"v":1,"command":"status","if_generation":1})",
+               R"("if_generation" is only for commands that change something)"},
+        Misuse{R"({"v":1,"command":"history","routes":["api"]})", R"("routes" is only for status)"},
+        Misuse{R"({"v":1,"command":"status","limit":3})", R"("limit" is only for history)"},
+        Misuse{"not json", "the request is not valid JSON: syntax error"}));
+
+TEST(ServerExecute, AnExceptionInAdminApiIsAnInternalError) {
+  RecordingApi api;
+  api.throw_in_status = true;
+  const json::value out = reply(api, R"({"v":1,"command":"status"})");
+  EXPECT_EQ(out.at("error").at("kind"), "internal");
+  EXPECT_EQ(out.at("error").at("message"),
+            "internal error in status: status exploded; check `proxyctl status`");
+}
+
+TEST(ServerExecute, UnsupportedVersion) {
+  RecordingApi api;
+  const json::value out = reply(api, R"({"v":2,"command":"status"})");
+  EXPECT_EQ(out.at("v"), 1);
+  EXPECT_EQ(out.at("error").at("kind"), "unsupported_version");
+}
+
+TEST(PeerAllowed, RootSelfAndTheConfiguredUidsAndGids) {
+  ControlServerOptions options;
+  const uid_t self = 998;
+  EXPECT_TRUE(peer_allowed(Caller{0, 0, 1}, options, self));
+  EXPECT_TRUE(peer_allowed(Caller{998, 50, 1}, options, self));
+  EXPECT_FALSE(peer_allowed(Caller{1000, 1000, 1}, options, self));
+  EXPECT_FALSE(peer_allowed(Caller{-1, -1, -1}, options, self));
+
+  options.allowed_uids = {1000};
+  EXPECT_TRUE(peer_allowed(Caller{1000, 1000, 1}, options, self));
+  EXPECT_FALSE(peer_allowed(Caller{1001, 1001, 1}, options, self));
+
+  options.allowed_gids = {2000};
+  EXPECT_TRUE(peer_allowed(Caller{1001, 2000, 1}, options, self));   // primary group
+  EXPECT_FALSE(peer_allowed(Caller{1001, 1001, 1}, options, self));  // no supplementary known
+  EXPECT_TRUE(peer_allowed(Caller{1001, 1001, 1}, {27, 2000}, options, self));
+  EXPECT_FALSE(peer_allowed(Caller{1001, 1001, 1}, {27, 2001}, options, self));
+}
+
+}  // namespace
+}  // namespace proxyd::control
