@@ -58,15 +58,16 @@ int main(int argc, char** argv) {
     print_errors(loaded.errors);
     return 1;
   }
+  // --check validates the file alone: no DNS, no TLS files, no state file (docs/configuration.md).
+  if (check_only) {
+    std::fprintf(stderr, "%s: ok\n", config_path.c_str());
+    return 0;
+  }
   auto config = std::make_shared<const proxyd::Config>(std::move(*loaded.config));
   proxyd::SnapshotResult built = proxyd::build_snapshot(config, 1, nullptr);
   if (!built.errors.empty()) {
     print_errors(built.errors);
     return 1;
-  }
-  if (check_only) {
-    std::fprintf(stderr, "%s: ok\n", config_path.c_str());
-    return 0;
   }
 
   // Signals are taken by this thread with sigwait; every worker thread inherits the mask.

@@ -169,10 +169,12 @@ SnapshotResult build_snapshot(std::shared_ptr<const Config> config, std::uint64_
               "cannot resolve " + endpoint.host + ": " + (reason.empty() ? "no address" : reason));
         continue;
       }
-      // One address per server entry, the resolver's first choice: a name that resolves to
-      // several addresses is still one server in metrics and control commands. List the
-      // addresses as separate servers to balance over them.
+      // A name that resolves to several addresses is still one server in metrics and control
+      // commands; connecting tries its addresses in the resolver's order (RFC 6724), so
+      // `localhost` works whether the backend listens on ::1 or on 127.0.0.1. List addresses as
+      // separate servers to balance over them.
       server.address = addresses.front();
+      server.fallback_addresses.assign(addresses.begin() + 1, addresses.end());
 
       const auto occurrence = static_cast<std::size_t>(
           std::count_if(pool.servers.begin(), pool.servers.end(),

@@ -32,7 +32,8 @@ enum class ServerAdmin : std::uint8_t { enabled, draining, disabled };
 
 struct Server {
   std::string name;  // as written in the config: "127.0.0.1:9001" or "app.internal:80"
-  ResolvedAddress address;
+  ResolvedAddress address;  // the resolver's first choice
+  std::vector<ResolvedAddress> fallback_addresses;  // a host name's other addresses, in order
   ServerAdmin admin = ServerAdmin::enabled;
   std::shared_ptr<ServerState> state;
 };

@@ -412,28 +412,33 @@ Task<bool> Session::handle_request(std::size_t header_len) {
   if (outcome == Outcome::done && response_plan.upstream_keep_alive && conn->buffer.empty() &&
       response_plan.framing != BodyFraming::until_close) {
     ++conn->requests;
-    conn->server = server_->state;
-    conn->address = server_->address;
     worker_.upstreams().put(std::move(conn), worker_.now(), config_->limits.upstream_idle_per_server);
   }
   co_return outcome == Outcome::done && keep_alive;
 }
 
-// Phase: get connection (new). Bounded by timeouts.upstream_connect.
+// Phase: get connection (new). Each of the server's addresses in turn, all within one
+// timeouts.upstream_connect.
 Task<bool> Session::connect(UpstreamConn& conn, const Server& server) {
   deadline_.sockets[1] = &conn.socket;
   worker_.arm(deadline_, config_->timeouts.upstream_connect);
-  auto [ec] = co_await conn.socket.async_connect(to_endpoint(server.address), use_task);
-  deadline_.sockets[1] = nullptr;
-  if (ec) {
-    error_code ignored;
-    conn.socket.close(ignored);
-    co_return false;
+  const std::size_t count = 1 + server.fallback_addresses.size();
+  for (std::size_t i = 0; i < count && !deadline_.fired; ++i) {
+    const ResolvedAddress& address = i == 0 ? server.address : server.fallback_addresses[i - 1];
+    error_code ec;
+    if (conn.socket.is_open()) conn.socket.close(ec);
+    auto [connect_error] = co_await conn.socket.async_connect(to_endpoint(address), use_task);
+    if (connect_error) continue;
+    deadline_.sockets[1] = nullptr;
+    conn.socket.set_option(tcp::no_delay(true), ec);
+    conn.server = server.state;
+    conn.address = address;
+    co_return true;
   }
-  conn.socket.set_option(tcp::no_delay(true), ec);
-  conn.server = server.state;
-  conn.address = server.address;
-  co_return true;
+  deadline_.sockets[1] = nullptr;
+  error_code ignored;
+  conn.socket.close(ignored);
+  co_return false;
 }
 
 // Phase: relay body, client -> upstream. Content-Length bodies are copied as read; chunked ones

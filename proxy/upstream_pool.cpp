@@ -24,9 +24,12 @@ std::unique_ptr<UpstreamConn> UpstreamCache::take(const Server& server) {
   while (!conns.empty()) {
     std::unique_ptr<UpstreamConn> conn = std::move(conns.back());
     conns.pop_back();
-    // A reload may have re-resolved the server's name to another address.
-    if (conn->address.bytes == server.address.bytes && conn->address.port == server.address.port &&
-        conn->address.v6 == server.address.v6)
+    // A reload may have re-resolved the server's name to other addresses.
+    auto same = [&](const ResolvedAddress& a) {
+      return a.bytes == conn->address.bytes && a.port == conn->address.port && a.v6 == conn->address.v6;
+    };
+    if (same(server.address) ||
+        std::any_of(server.fallback_addresses.begin(), server.fallback_addresses.end(), same))
       return conn;
   }
   return nullptr;

@@ -135,7 +135,11 @@ TEST(RoutingSnapshot, BuildsPoolsAndRoutesWithIndexes) {
   EXPECT_EQ(green.balance, Balance::least_request);
   ASSERT_EQ(green.servers.size(), 1u);
   EXPECT_EQ(green.servers[0].name, "app.internal:80");
-  EXPECT_EQ(green.servers[0].address.text(), "10.0.0.7:80");  // the first address only
+  // One server for the name; its other addresses are tried in the resolver's order.
+  EXPECT_EQ(green.servers[0].address.text(), "10.0.0.7:80");
+  ASSERT_EQ(green.servers[0].fallback_addresses.size(), 1u);
+  EXPECT_EQ(green.servers[0].fallback_addresses[0].text(), "10.0.0.8:80");
+  EXPECT_TRUE(blue.servers[0].fallback_addresses.empty());
 
   for (const Pool& pool : snapshot->pools) {
     for (const Server& server : pool.servers) {
