@@ -85,12 +85,11 @@ TEST(Check, BadValuesAreReportedAtTheirLines) {
     const char* text;
     const char* key;  // a part of the reported key
   };
-  for (const Case& c : {Case{19, "    weight: 150", "weight"},
-                        Case{19, "    weight: lots", "weight"},
-                        Case{4, "    address: 127.0.0.1:99999", "address"},
-                        Case{17, "    live: purple", "live"},
-                        Case{21, "timeouts: {client_header: 2 seconds}", "client_header"},
-                        Case{22, "limits: {max_body_bytes: 1MB}", "max_body_bytes"}}) {
+  for (const Case& c :
+       {Case{19, "    weight: 150", "weight"}, Case{19, "    weight: lots", "weight"},
+        Case{4, "    address: 127.0.0.1:99999", "address"}, Case{17, "    live: purple", "live"},
+        Case{21, "timeouts: {client_header: 2 seconds}", "client_header"},
+        Case{22, "limits: {max_body_bytes: 1MB}", "max_body_bytes"}}) {
     CommandResult r = ProxydProcess::check(with_line(c.line, c.text));
     EXPECT_EQ(r.exit_code, 1) << c.text << "\n" << r.output;
     const auto errors = errors_at(r.output, r.config_path, c.line);

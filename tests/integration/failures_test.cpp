@@ -33,7 +33,12 @@ routes:
     match: {path_prefix: /}
     live: blue
     passive: blue
-timeouts: {client_header: 300ms, client_idle: 500ms, upstream_connect: 200ms, upstream_response: 300ms, drain: 2s}
+timeouts:
+  client_header: 300ms
+  client_idle: 500ms
+  upstream_connect: 200ms
+  upstream_response: 300ms
+  drain: 2s
 )";
 
 std::unique_ptr<ProxydProcess> start_proxy(const std::string& servers) {

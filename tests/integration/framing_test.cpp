@@ -1,7 +1,7 @@
 // Request framing policy through the real proxyd: every ambiguous or malformed request that Beast
-// 1.81 lets through (design.md, "Known weak spots") gets a 400, its connection is closed, and nothing
-// reaches the upstream; oversized headers get 431 and oversized bodies 413; an upstream connection
-// that had bytes left over after a response is never reused.
+// 1.81 lets through (design.md, "Known weak spots") gets a 400, its connection is closed, and
+// nothing reaches the upstream; oversized headers get 431 and oversized bodies 413; an upstream
+// connection that had bytes left over after a response is never reused.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -32,7 +32,12 @@ routes:
     match: {path_prefix: /}
     live: blue
     passive: blue
-timeouts: {client_header: 2s, client_idle: 10s, upstream_connect: 500ms, upstream_response: 5s, drain: 2s}
+timeouts:
+  client_header: 2s
+  client_idle: 10s
+  upstream_connect: 500ms
+  upstream_response: 5s
+  drain: 2s
 limits: {max_header_bytes: 4096, max_body_bytes: 1KiB}
 )";
 
@@ -71,7 +76,8 @@ const BadRequest kBadRequests[] = {
     {"content_length_differing",
      "POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"},
     {"content_length_list", "POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\nhello!"},
-    {"content_length_malformed", "POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: 5x\r\n\r\nhello"},
+    {"content_length_malformed",
+     "POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: 5x\r\n\r\nhello"},
     {"content_length_negative", "POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"},
     {"obs_fold", "GET / HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n"},
     {"obs_fold_transfer_encoding",
@@ -153,8 +159,8 @@ TEST(FramingLimits, BodyOverMaxBodyBytesGets413) {
   }
   {  // A chunked body is only known to be too large once it is; still 413.
     HttpClient client(port, 3s);
-    ASSERT_TRUE(client.send_raw(
-        "POST /sink HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    ASSERT_TRUE(
+        client.send_raw("POST /sink HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"));
     client.send_chunked_pattern(4096, 1000);
     Response r = client.read_response();
     ASSERT_TRUE(r.ok()) << r.error;

@@ -34,7 +34,12 @@ routes:
     match: {path_prefix: /}
     live: blue
     passive: blue
-timeouts: {client_header: 5s, client_idle: 30s, upstream_connect: 1s, upstream_response: 30s, drain: 2s}
+timeouts:
+  client_header: 5s
+  client_idle: 30s
+  upstream_connect: 1s
+  upstream_response: 30s
+  drain: 2s
 limits: {max_header_bytes: 16KiB, max_body_bytes: 200MiB}
 )";
 
@@ -114,8 +119,8 @@ TEST_F(RelayTest, Streams100MiBEachWayInBoundedMemory) {
   HttpClient client(port_, 30s);
   ASSERT_TRUE(client.connected()) << client.connect_error();
 
-  ASSERT_TRUE(client.send_raw("POST /sink HTTP/1.1\r\nHost: test\r\nContent-Length: " +
-                              std::to_string(n) + "\r\n\r\n"));
+  ASSERT_TRUE(client.send_raw(
+      "POST /sink HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(n) + "\r\n\r\n"));
   const bool sent = client.send_pattern(n);
   Response up = client.read_response();
   ASSERT_TRUE(up.ok()) << up.error;
@@ -123,7 +128,8 @@ TEST_F(RelayTest, Streams100MiBEachWayInBoundedMemory) {
   EXPECT_EQ(up.status, 200u);
   EXPECT_EQ(up.body, std::to_string(n));
 
-  ASSERT_TRUE(client.send_raw("GET /bytes?n=" + std::to_string(n) + " HTTP/1.1\r\nHost: test\r\n\r\n"));
+  ASSERT_TRUE(
+      client.send_raw("GET /bytes?n=" + std::to_string(n) + " HTTP/1.1\r\nHost: test\r\n\r\n"));
   StreamedResponse down = client.read_response_streaming();
   ASSERT_TRUE(down.ok()) << down.error;
   EXPECT_EQ(down.status, 200u);
@@ -131,6 +137,7 @@ TEST_F(RelayTest, Streams100MiBEachWayInBoundedMemory) {
   EXPECT_TRUE(down.pattern_ok);
 
   const long hwm = proxy_->hwm_kib();
+  RecordProperty("proxyd_vm_hwm_kib", static_cast<int>(hwm));
   ASSERT_GT(hwm, 0);
   EXPECT_LT(hwm, 64 * 1024) << "proxyd peak RSS " << hwm << " KiB after 2 x 100 MiB";
 }
@@ -148,8 +155,8 @@ TEST_F(RelayTest, ChunkedRequestAndResponseBodies) {
   EXPECT_EQ(echo.body, "hello world");
 
   // A larger chunked upload, counted by /sink; the same connection keeps working.
-  ASSERT_TRUE(client.send_raw(
-      "POST /sink HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  ASSERT_TRUE(
+      client.send_raw("POST /sink HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"));
   ASSERT_TRUE(client.send_chunked_pattern(kMiB, 10000));
   Response sink = client.read_response();
   ASSERT_TRUE(sink.ok()) << sink.error;
@@ -279,10 +286,10 @@ TEST_F(RelayTest, PipelinedRequestsAreAnsweredInOrder) {
   ASSERT_NO_FATAL_FAILURE(start());
   HttpClient client(port_);
   ASSERT_TRUE(client.connected()) << client.connect_error();
-  ASSERT_TRUE(client.send_raw(
-      "GET /delay?ms=100 HTTP/1.1\r\nHost: test\r\n\r\n"
-      "GET /status?code=202 HTTP/1.1\r\nHost: test\r\n\r\n"
-      "GET /headers?third HTTP/1.1\r\nHost: test\r\n\r\n"));
+  ASSERT_TRUE(
+      client.send_raw("GET /delay?ms=100 HTTP/1.1\r\nHost: test\r\n\r\n"
+                      "GET /status?code=202 HTTP/1.1\r\nHost: test\r\n\r\n"
+                      "GET /headers?third HTTP/1.1\r\nHost: test\r\n\r\n"));
   Response first = client.read_response();
   Response second = client.read_response();
   Response third = client.read_response();

@@ -60,7 +60,12 @@ routes:
     live: blue
     passive: green
     weight: 50
-timeouts: {client_header: 2s, client_idle: 10s, upstream_connect: 500ms, upstream_response: 5s, drain: 2s}
+timeouts:
+  client_header: 2s
+  client_idle: 10s
+  upstream_connect: 500ms
+  upstream_response: 5s
+  drain: 2s
 )";
 
 class RoutingTest : public ::testing::Test {
@@ -167,7 +172,12 @@ routes:
     match: {path_prefix: /api/}
     live: blue
     passive: blue
-timeouts: {client_header: 2s, client_idle: 10s, upstream_connect: 500ms, upstream_response: 5s, drain: 2s}
+timeouts:
+  client_header: 2s
+  client_idle: 10s
+  upstream_connect: 500ms
+  upstream_response: 5s
+  drain: 2s
 )";
 
 TEST(RoutingNoRoute, RequestNoRouteMatchesGets404) {

@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   auto colon = listen.rfind(':');
   if (name.empty() || colon == std::string::npos || colon == 0) return usage();
   std::string host = listen.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   char* end = nullptr;
   unsigned long port = std::strtoul(listen.c_str() + colon + 1, &end, 10);
   if (*end != '\0' || port == 0 || port > 65535) return usage();
@@ -59,7 +60,8 @@ int main(int argc, char** argv) {
                  name.c_str(), sig == SIGINT ? "SIGINT" : "SIGTERM",
                  static_cast<unsigned long long>(server.requests_served()));
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "proxyd-demo-backend: cannot listen on %s: %s\n", listen.c_str(), e.what());
+    std::fprintf(stderr, "proxyd-demo-backend: cannot listen on %s: %s\n", listen.c_str(),
+                 e.what());
     return 1;
   }
   return 0;

@@ -1,7 +1,8 @@
 // The fake upstream: one accept loop and one coroutine per connection on a private io_context,
-// with request bodies read through buffer_body pieces so /echo and /sink stream instead of buffering.
-// Replies are written as raw bytes: the tests need exact control of framing (chunked, close-
-// delimited, leftover bytes, malformed status lines), which Beast's serializer would normalise.
+// with request bodies read through buffer_body pieces so /echo and /sink stream instead of
+// buffering. Replies are written as raw bytes: the tests need exact control of framing (chunked,
+// close- delimited, leftover bytes, malformed status lines), which Beast's serializer would
+// normalise.
 #include "tests/support/fake_upstream.hpp"
 
 #include <netinet/in.h>
@@ -47,7 +48,8 @@ using Parser = http::request_parser<http::buffer_body>;
 constexpr auto kUseTuple = net::as_tuple(net::use_awaitable);
 constexpr std::size_t kPiece = 64 * 1024;
 
-// kPiece bytes of pattern starting at any phase 0..25, so a write at offset o uses &kPattern[o % 26].
+// kPiece bytes of pattern starting at any phase 0..25, so a write at offset o uses &kPattern[o %
+// 26].
 const std::array<char, kPiece + 26>& pattern_block() {
   static const auto block = [] {
     std::array<char, kPiece + 26> b{};
@@ -131,6 +133,7 @@ struct FakeUpstream::Impl {
   std::uint16_t port = 0;
   std::atomic<std::uint64_t> connections{0};
   std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> closed{0};  // connections ended, by either side
   mutable std::mutex mu;
   mutable std::condition_variable cv;
   std::thread thread;
@@ -201,7 +204,7 @@ struct FakeUpstream::Impl {
     std::string out = head(code, seq, fields);
     if (!bodiless && !head_only) out += body;
     bool ok = co_await write_all(sock, out);
-    co_return ok && keep;
+    co_return ok&& keep;
   }
 
   // Reads the next piece of the request body into `storage`. {no error, 0} means the body is done.
@@ -256,6 +259,11 @@ struct FakeUpstream::Impl {
       if (!co_await handle(sock, buf, parser, seq)) break;
     }
     if (sock.is_open()) graceful_close(sock);
+    {
+      std::lock_guard lock(mu);
+      closed.fetch_add(1);
+    }
+    cv.notify_all();
   }
 
   // Answers one request; returns whether the connection stays open for the next one.
@@ -448,6 +456,13 @@ std::string FakeUpstream::address() const { return "127.0.0.1:" + std::to_string
 const std::string& FakeUpstream::tag() const { return impl_->tag; }
 std::uint64_t FakeUpstream::connections_accepted() const { return impl_->connections.load(); }
 std::uint64_t FakeUpstream::requests_served() const { return impl_->requests.load(); }
+
+std::uint64_t FakeUpstream::connections_closed() const { return impl_->closed.load(); }
+
+bool FakeUpstream::wait_for_closed(std::uint64_t n, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(impl_->mu);
+  return impl_->cv.wait_for(lock, timeout, [&] { return impl_->closed.load() >= n; });
+}
 
 bool FakeUpstream::wait_for_requests(std::uint64_t n, std::chrono::milliseconds timeout) const {
   std::unique_lock lock(impl_->mu);

@@ -53,6 +53,9 @@ class FakeUpstream {
   std::uint64_t requests_served() const;
   // Blocks until requests_served() >= n or the timeout passes; returns whether it got there.
   bool wait_for_requests(std::uint64_t n, std::chrono::milliseconds timeout) const;
+  // Connections that ended (closed by the peer, or by this server after a reset or a close).
+  std::uint64_t connections_closed() const;
+  bool wait_for_closed(std::uint64_t n, std::chrono::milliseconds timeout) const;
 
  private:
   struct Impl;

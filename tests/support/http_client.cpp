@@ -1,6 +1,6 @@
-// The blocking test client. Sockets are plain file descriptors with SO_RCVTIMEO/SO_SNDTIMEO, read by
-// Beast through a minimal SyncReadStream (FdStream): Asio's own sync sockets would turn the timeout
-// (EAGAIN) into an unbounded poll(), which is exactly the hang this client exists to avoid.
+// The blocking test client. Sockets are plain file descriptors with SO_RCVTIMEO/SO_SNDTIMEO, read
+// by Beast through a minimal SyncReadStream (FdStream): Asio's own sync sockets would turn the
+// timeout (EAGAIN) into an unbounded poll(), which is exactly the hang this client exists to avoid.
 #include "tests/support/http_client.hpp"
 
 #include <arpa/inet.h>

@@ -19,8 +19,8 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 struct Response {
   unsigned status = 0;  // 0 when nothing could be parsed
   std::string reason;
-  unsigned version = 0;                               // 10 or 11
-  std::multimap<std::string, std::string> headers;    // names lowercased
+  unsigned version = 0;                             // 10 or 11
+  std::multimap<std::string, std::string> headers;  // names lowercased
   std::string body;
   bool keep_alive = false;  // false: the response announced (or implied) that the server closes
   std::string error;        // empty when a whole response was read

@@ -4,6 +4,7 @@
 #include "tests/support/proxyd_process.hpp"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -18,7 +19,6 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <gtest/gtest.h>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -194,7 +194,8 @@ std::string substitute(std::string text,
                        std::initializer_list<std::pair<std::string_view, std::string_view>> pairs) {
   for (const auto& [from, to] : pairs) {
     if (from.empty()) continue;
-    for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size())) {
+    for (auto pos = text.find(from); pos != std::string::npos;
+         pos = text.find(from, pos + to.size())) {
       text.replace(pos, from.size(), to);
     }
   }
@@ -233,8 +234,8 @@ struct ProxydProcess::Impl {
         in >> name >> address;
         auto colon = address.rfind(':');
         if (!name.empty() && colon != std::string::npos) {
-          ports[name] = static_cast<std::uint16_t>(std::strtoul(address.c_str() + colon + 1,
-                                                                nullptr, 10));
+          ports[name] =
+              static_cast<std::uint16_t>(std::strtoul(address.c_str() + colon + 1, nullptr, 10));
         }
       }
       err_lines.push_back(std::move(line));
@@ -367,8 +368,7 @@ std::vector<std::string> ProxydProcess::stdout_lines() const {
 
 bool ProxydProcess::wait_for_stdout_lines(std::size_t n, std::chrono::milliseconds timeout) {
   std::unique_lock lock(impl_->mu);
-  impl_->cv.wait_for(lock, timeout,
-                     [&] { return impl_->out_lines.size() >= n || impl_->out_eof; });
+  impl_->cv.wait_for(lock, timeout, [&] { return impl_->out_lines.size() >= n || impl_->out_eof; });
   return impl_->out_lines.size() >= n;
 }
 
@@ -434,8 +434,7 @@ CommandResult ProxydProcess::run(const std::vector<std::string>& args,
   return run_program(argv, timeout);
 }
 
-CommandResult run_program(const std::vector<std::string>& argv,
-                          std::chrono::milliseconds timeout) {
+CommandResult run_program(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
   Spawned child = spawn(argv, true);
 
   std::mutex mu;

@@ -63,8 +63,7 @@ class ProxydProcess {
   // The first stderr line at index >= from containing `needle`; nullopt on timeout or stderr EOF.
   // Take `from` from line_count() before the action whose answer you wait for.
   std::optional<std::string> wait_for_line(std::string_view needle,
-                                           std::chrono::milliseconds timeout,
-                                           std::size_t from = 0);
+                                           std::chrono::milliseconds timeout, std::size_t from = 0);
   std::size_t line_count() const;  // stderr lines so far
   std::vector<std::string> stderr_lines() const;
   std::string stderr_text() const;

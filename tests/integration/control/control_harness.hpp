@@ -1,6 +1,7 @@
 // Test harness for the control plane: a FakeAdminApi (records every call, answers as scripted), a
 // temp dir, a raw Unix-socket client with bounded reads, and a runner for the real proxyctl binary.
-// Header-only because the control tests are the only users; every wait takes a deadline.
+// Header-only because the control tests are the only users; every wait takes a deadline. The
+// statuses a test shows through the fake come from tests/support/control_fixtures.hpp.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -25,6 +26,7 @@
 
 #include "control/control_server.hpp"
 #include "proxy/admin_api.hpp"
+#include "tests/support/control_fixtures.hpp"
 
 extern char** environ;
 
@@ -108,35 +110,6 @@ class FakeAdminApi : public AdminApi {
   std::vector<std::string> history_;
   mutable std::vector<std::size_t> history_limits_;
 };
-
-// routes api (blue -> green at 0.5%, the weight set at runtime) and web (blue/blue); pools blue
-// (two servers, health not checked yet) and green (one server, healthy).
-inline Status sample_status() {
-  Status status;
-  status.generation = 7;
-  status.config_path = "/etc/proxyd/proxyd.yaml";
-  RouteStatus api;
-  api.name = "api";
-  api.live = "blue";
-  api.passive = "green";
-  api.weight_ppm = 5000;
-  api.weight_source = Source::runtime;
-  api.sticky = "cookie sessionid";
-  RouteStatus web;
-  web.name = "web";
-  web.live = "blue";
-  web.passive = "blue";
-  status.routes = {api, web};
-  PoolStatus blue;
-  blue.name = "blue";
-  blue.servers = {ServerStatus{"127.0.0.1:9001", ServerAdmin::enabled, Source::config, {}},
-                  ServerStatus{"127.0.0.1:9002", ServerAdmin::enabled, Source::config, {}}};
-  PoolStatus green;
-  green.name = "green";
-  green.servers = {ServerStatus{"127.0.0.1:9011", ServerAdmin::enabled, Source::config, true}};
-  status.pools = {blue, green};
-  return status;
-}
 
 // A fresh directory from mkdtemp (mode 0700), removed with everything in it by the destructor.
 // Owner: one test, on its thread.

@@ -451,44 +451,6 @@ TEST_F(ProxyctlTest, Help) {
   EXPECT_EQ(r.err, "proxyctl: help: unknown command \"nope\"\nusage: proxyctl help [COMMAND]\n");
 }
 
-TEST(ProxyctlUnreachable, NoSocketExits3NamingThePath) {
-  TempDir dir;
-  const std::string path = dir.file("control.sock");
-  RunResult r = run_proxyctl({"-s", path, "status"});
-  EXPECT_EQ(r.exit_code, 3);
-  EXPECT_EQ(r.err, "proxyctl: cannot reach proxyd at " + path +
-                       ": connect: No such file or directory\n");
-  // $PROXYD_SOCKET when there is no -s; -s wins over it.
-  r = run_proxyctl({"status"}, "", {{"PROXYD_SOCKET", dir.file("env.sock")}});
-  EXPECT_EQ(r.exit_code, 3);
-  EXPECT_EQ(r.err, "proxyctl: cannot reach proxyd at " + dir.file("env.sock") +
-                       ": connect: No such file or directory\n");
-  r = run_proxyctl({"-s", path, "flip", "api"}, "", {{"PROXYD_SOCKET", dir.file("env.sock")}});
-  EXPECT_EQ(r.exit_code, 3);
-  EXPECT_TRUE(r.err.starts_with("proxyctl: cannot reach proxyd at " + path + ":")) << r.err;
-  // wait-healthy does not wait for a proxyd that is not there.
-  r = run_proxyctl({"-s", path, "wait-healthy", "blue", "--timeout", "60"});
-  EXPECT_EQ(r.exit_code, 3);
-}
-
-TEST(ProxyctlUnreachable, NotASocketExits3) {
-  TempDir dir;
-  const std::string path = dir.file("plain-file");
-  std::ofstream(path) << "x";
-  const RunResult r = run_proxyctl({"-s", path, "status"});
-  EXPECT_EQ(r.exit_code, 3);
-  EXPECT_EQ(r.err, "proxyctl: cannot reach proxyd at " + path + ": connect: Connection refused\n");
-}
-
-TEST(ProxyctlUnreachable, BadPROXYCTL_TIMEOUTIsAUsageError) {
-  const RunResult r =
-      run_proxyctl({"-s", "/nonexistent", "status"}, "", {{"PROXYCTL_TIMEOUT", "soon"}});
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err,
-            "proxyctl: PROXYCTL_TIMEOUT needs seconds (e.g. 30) or a duration (500ms, 90s, 2m), "
-            "got \"soon\"\n");
-}
-
 // A stand-in for a broken proxyd: accepts one connection, reads the request line, then does what
 // the test says. The listening socket exists before the constructor returns. Owner: one test;
 // its own thread serves the connection and is joined by the destructor.
@@ -540,40 +502,80 @@ class FakeProxyd {
   std::thread thread_;
 };
 
-TEST(ProxyctlUnreachable, GarbledReplyExits3) {
-  TempDir dir;
-  const std::string path = dir.file("control.sock");
-  FakeProxyd fake(path, FakeProxyd::Behavior::garbage);
+// proxyctl pointed at TEMP/control.sock, where nothing listens unless a test puts a FakeProxyd
+// there. The directory goes when the test ends.
+class ProxyctlUnreachable : public ::testing::Test {
+ protected:
+  // Runs `proxyctl -s path_ ARGS...` against a FakeProxyd at path_ that behaves as told.
+  RunResult run_against(FakeProxyd::Behavior behavior, std::vector<std::string> args,
+                        const std::map<std::string, std::string>& env = {}) {
+    FakeProxyd fake(path_, behavior);
+    args.insert(args.begin(), {"-s", path_});
+    return run_proxyctl(args, "", env);
+  }
+
+  TempDir dir_;
+  const std::string path_ = dir_.file("control.sock");
+};
+
+TEST_F(ProxyctlUnreachable, NoSocketExits3NamingThePath) {
+  RunResult r = run_proxyctl({"-s", path_, "status"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.err, "proxyctl: cannot reach proxyd at " + path_ +
+                       ": connect: No such file or directory\n");
+  // $PROXYD_SOCKET when there is no -s; -s wins over it.
+  r = run_proxyctl({"status"}, "", {{"PROXYD_SOCKET", dir_.file("env.sock")}});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.err, "proxyctl: cannot reach proxyd at " + dir_.file("env.sock") +
+                       ": connect: No such file or directory\n");
+  r = run_proxyctl({"-s", path_, "flip", "api"}, "", {{"PROXYD_SOCKET", dir_.file("env.sock")}});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(r.err.starts_with("proxyctl: cannot reach proxyd at " + path_ + ":")) << r.err;
+  // wait-healthy does not wait for a proxyd that is not there.
+  r = run_proxyctl({"-s", path_, "wait-healthy", "blue", "--timeout", "60"});
+  EXPECT_EQ(r.exit_code, 3);
+}
+
+TEST_F(ProxyctlUnreachable, NotASocketExits3) {
+  const std::string path = dir_.file("plain-file");
+  std::ofstream(path) << "x";
   const RunResult r = run_proxyctl({"-s", path, "status"});
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_EQ(r.err, "proxyctl: cannot reach proxyd at " + path +
+  EXPECT_EQ(r.err, "proxyctl: cannot reach proxyd at " + path + ": connect: Connection refused\n");
+}
+
+TEST_F(ProxyctlUnreachable, BadPROXYCTL_TIMEOUTIsAUsageError) {
+  const RunResult r =
+      run_proxyctl({"-s", "/nonexistent", "status"}, "", {{"PROXYCTL_TIMEOUT", "soon"}});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "proxyctl: PROXYCTL_TIMEOUT needs seconds (e.g. 30) or a duration (500ms, 90s, 2m), "
+            "got \"soon\"\n");
+}
+
+TEST_F(ProxyctlUnreachable, GarbledReplyExits3) {
+  const RunResult r = run_against(FakeProxyd::Behavior::garbage, {"status"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.err, "proxyctl: cannot reach proxyd at " + path_ +
                        ": garbled reply: not JSON (syntax error)\n");
 }
 
-TEST(ProxyctlUnreachable, ClosedWithoutReplyExits3) {
-  TempDir dir;
-  const std::string path = dir.file("control.sock");
-  FakeProxyd fake(path, FakeProxyd::Behavior::close);
-  const RunResult r = run_proxyctl({"-s", path, "status"});
+TEST_F(ProxyctlUnreachable, ClosedWithoutReplyExits3) {
+  const RunResult r = run_against(FakeProxyd::Behavior::close, {"status"});
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_EQ(r.err, "proxyctl: cannot reach proxyd at " + path +
+  EXPECT_EQ(r.err, "proxyctl: cannot reach proxyd at " + path_ +
                        ": proxyd closed the connection without a reply\n");
 }
 
-TEST(ProxyctlUnreachable, NoReplyInTimeExits3) {
-  TempDir dir;
-  const std::string path = dir.file("control.sock");
-  FakeProxyd fake(path, FakeProxyd::Behavior::silent);
-  const RunResult r = run_proxyctl({"-s", path, "reload"}, "", {{"PROXYCTL_TIMEOUT", "300ms"}});
+TEST_F(ProxyctlUnreachable, NoReplyInTimeExits3) {
+  const RunResult r =
+      run_against(FakeProxyd::Behavior::silent, {"reload"}, {{"PROXYCTL_TIMEOUT", "300ms"}});
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_EQ(r.err, "proxyctl: cannot reach proxyd at " + path + ": no reply within 300ms\n");
+  EXPECT_EQ(r.err, "proxyctl: cannot reach proxyd at " + path_ + ": no reply within 300ms\n");
 }
 
-TEST(ProxyctlUnreachable, BusyExits3) {
-  TempDir dir;
-  const std::string path = dir.file("control.sock");
-  FakeProxyd fake(path, FakeProxyd::Behavior::busy);
-  const RunResult r = run_proxyctl({"-s", path, "flip", "api"});
+TEST_F(ProxyctlUnreachable, BusyExits3) {
+  const RunResult r = run_against(FakeProxyd::Behavior::busy, {"flip", "api"});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_EQ(r.err, "proxyctl: busy: too many\n");
 }

@@ -10,11 +10,14 @@
 #include <sstream>
 
 #include "control/commands.hpp"
+#include "tests/support/control_fixtures.hpp"
 
 namespace proxyd::control {
 namespace {
 
 namespace json = boost::json;
+using test::sample_status;
+using test::status_after_runtime_changes;
 
 std::vector<std::string> words(const std::string& line) {
   std::istringstream in(line);
@@ -268,21 +271,22 @@ TEST(CommandParse, IfGenerationOnlyOnCommandsThatChangeSomething) {
     EXPECT_EQ(parsed.invocation.request.text.find("987654"), std::string::npos);
   }
   EXPECT_EQ(parse_ok("apply x", "7").request.if_generation, 7u);
-  EXPECT_EQ(usage_of("status", "3"),
-            "proxyctl: status: --if-generation applies only to commands that change "
-            "something\nusage: proxyctl status [ROUTE...] [--json]\n");
-  EXPECT_EQ(usage_of("history", "3"),
-            "proxyctl: history: --if-generation applies only to commands that change "
-            "something\nusage: proxyctl history [-n N]\n");
-  EXPECT_EQ(usage_of("wait-healthy green", "3"),
-            "proxyctl: wait-healthy: --if-generation applies only to commands that change "
-            "something\nusage: proxyctl wait-healthy POOL [--min N] [--timeout SECONDS]\n");
-  EXPECT_EQ(usage_of("flip api", "twelve"),
-            "proxyctl: flip: --if-generation needs a whole number, got \"twelve\"\n"
-            "usage: proxyctl flip ROUTE... | --all\n");
-  EXPECT_EQ(usage_of("flip api", "-1"),
-            "proxyctl: flip: --if-generation needs a whole number, got \"-1\"\n"
-            "usage: proxyctl flip ROUTE... | --all\n");
+  // {line, its command's usage}: the commands that only read refuse it.
+  for (const auto& [line, usage] : std::vector<std::pair<std::string, std::string>>{
+           {"status", "status [ROUTE...] [--json]"},
+           {"history", "history [-n N]"},
+           {"wait-healthy green", "wait-healthy POOL [--min N] [--timeout SECONDS]"}}) {
+    const std::string command = line.substr(0, line.find(' '));
+    EXPECT_EQ(usage_of(line, "3"),
+              "proxyctl: " + command +
+                  ": --if-generation applies only to commands that change something\n"
+                  "usage: proxyctl " + usage + "\n");
+  }
+  for (const std::string bad : {"twelve", "-1"}) {
+    EXPECT_EQ(usage_of("flip api", bad),
+              "proxyctl: flip: --if-generation needs a whole number, got \"" + bad +
+                  "\"\nusage: proxyctl flip ROUTE... | --all\n");
+  }
 }
 
 TEST(CommandBatch, AllLinesBecomeOneRequest) {
@@ -397,56 +401,18 @@ TEST(CommandHelp, TheDocsListEveryRow) {
   }
 }
 
-Status sample_status() {
-  Status status;
-  status.generation = 13;
-  status.config_path = "/etc/proxyd/proxyd.yaml";
-  RouteStatus api;
-  api.name = "api";
-  api.live = "blue";
-  api.passive = "green";
-  api.weight_ppm = 5000;
-  api.sticky = "cookie sessionid";
-  api.weight_source = Source::runtime;
-  RouteStatus web;
-  web.name = "web";
-  web.live = "green";
-  web.passive = "blue";
-  web.live_source = Source::runtime;
-  web.passive_source = Source::runtime;
-  status.routes = {api, web};
-  PoolStatus blue;
-  blue.name = "blue";
-  ServerStatus one;
-  one.name = "127.0.0.1:9001";
-  one.healthy = true;
-  ServerStatus two;
-  two.name = "127.0.0.1:9002";
-  two.admin = ServerAdmin::draining;
-  two.admin_source = Source::runtime;
-  two.healthy = false;
-  blue.servers = {one, two};
-  PoolStatus green;
-  green.name = "green";
-  ServerStatus three;
-  three.name = "127.0.0.1:9011";
-  green.servers = {three};
-  status.pools = {blue, green};
-  return status;
-}
-
 TEST(CommandRender, StatusMarksRuntimeValues) {
-  EXPECT_EQ(render_status(sample_status()),
-            "generation 13 (config /etc/proxyd/proxyd.yaml)\n"
+  EXPECT_EQ(render_status(status_after_runtime_changes()),
+            "generation 7 (config /etc/proxyd/proxyd.yaml)\n"
             "\n"
             "ROUTE  LIVE    PASSIVE  WEIGHT  STICKY\n"
-            "api    blue    green    0.5%*   cookie sessionid\n"
-            "web    green*  blue*    0%      -\n"
+            "api    green*  blue*    0.5%*   cookie sessionid\n"
+            "web    blue    blue     0%      -\n"
             "\n"
             "POOL   SERVER          STATE      HEALTH\n"
-            "blue   127.0.0.1:9001  enabled    healthy\n"
+            "blue   127.0.0.1:9001  enabled    unchecked\n"
             "blue   127.0.0.1:9002  draining*  unhealthy\n"
-            "green  127.0.0.1:9011  enabled    unchecked\n"
+            "green  127.0.0.1:9011  enabled    healthy\n"
             "\n"
             "* changed at runtime (proxyctl or the state file); unmarked values come from the "
             "config file\n");
@@ -454,19 +420,19 @@ TEST(CommandRender, StatusMarksRuntimeValues) {
 
 TEST(CommandRender, StatusWithoutRuntimeChangesHasNoLegend) {
   Status status = sample_status();
-  status.routes.resize(1);
-  status.routes[0].weight_source = Source::config;
-  status.pools.resize(1);
-  status.pools[0].servers.resize(1);
+  status.routes[0].weight_source = Source::config;  // its only runtime value
   status.config_path.clear();
   EXPECT_EQ(render_status(status),
-            "generation 13\n"
+            "generation 7\n"
             "\n"
             "ROUTE  LIVE  PASSIVE  WEIGHT  STICKY\n"
             "api    blue  green    0.5%    cookie sessionid\n"
+            "web    blue  blue     0%      -\n"
             "\n"
-            "POOL  SERVER          STATE    HEALTH\n"
-            "blue  127.0.0.1:9001  enabled  healthy\n");
+            "POOL   SERVER          STATE    HEALTH\n"
+            "blue   127.0.0.1:9001  enabled  unchecked\n"
+            "blue   127.0.0.1:9002  enabled  unchecked\n"
+            "green  127.0.0.1:9011  enabled  healthy\n");
 }
 
 TEST(CommandRender, ChangeReplyShowsTheNewGenerationAndTouchedRoutes) {
@@ -513,16 +479,17 @@ TEST(CommandRender, TableHasNoTrailingBlanks) {
 }
 
 TEST(WaitHealthy, CountsHealthyOrEnabledBeforeChecks) {
-  const Status status = sample_status();
+  const Status status = status_after_runtime_changes();
   const HealthCount blue = count_healthy(status, "blue");
   EXPECT_TRUE(blue.found);
-  EXPECT_EQ(blue.healthy, 1u);  // 9001 healthy; 9002 unhealthy (draining does not matter)
+  // 9001 unchecked and enabled; 9002 unhealthy (that it is draining does not matter).
+  EXPECT_EQ(blue.healthy, 1u);
   EXPECT_EQ(blue.total, 2u);
   const HealthCount green = count_healthy(status, "green");
-  EXPECT_EQ(green.healthy, 1u);  // unchecked and enabled
+  EXPECT_EQ(green.healthy, 1u);  // healthy
   Status disabled = status;
-  disabled.pools[1].servers[0].admin = ServerAdmin::disabled;
-  EXPECT_EQ(count_healthy(disabled, "green").healthy, 0u);
+  disabled.pools[0].servers[0].admin = ServerAdmin::disabled;
+  EXPECT_EQ(count_healthy(disabled, "blue").healthy, 0u);  // unchecked but disabled
   EXPECT_FALSE(count_healthy(status, "red").found);
 }
 

@@ -5,6 +5,7 @@
 #include <boost/json/parse.hpp>
 
 #include "control/protocol.hpp"
+#include "tests/support/control_fixtures.hpp"
 
 namespace proxyd::control {
 namespace {
@@ -236,52 +237,29 @@ TEST(ProtocolResponse, UnknownFieldsAndKindsFromANewerProxydAreTolerated) {
   EXPECT_EQ(decoded.response->error.message, "slow down");
 }
 
-Status sample_status() {
-  Status status;
-  status.generation = 13;
-  status.config_path = "/etc/proxyd/proxyd.yaml";
-  RouteStatus api;
-  api.name = "api";
-  api.live = "blue";
-  api.passive = "green";
-  api.weight_ppm = 5000;
-  api.sticky = "cookie sessionid";
-  api.weight_source = Source::runtime;
-  status.routes.push_back(api);
-  PoolStatus blue;
-  blue.name = "blue";
-  ServerStatus one;
-  one.name = "127.0.0.1:9001";
-  one.healthy = true;
-  ServerStatus two;
-  two.name = "127.0.0.1:9002";
-  two.admin = ServerAdmin::draining;
-  two.admin_source = Source::runtime;
-  blue.servers = {one, two};
-  status.pools.push_back(blue);
-  return status;
-}
-
 TEST(ProtocolStatus, RoundTripsThroughJson) {
-  const Status status = sample_status();
+  const Status status = test::status_after_runtime_changes();
   const json::object encoded = status_to_json(status);
   EXPECT_EQ(encoded.at("routes").at(0).at("weight_percent").as_string(), "0.5");
   EXPECT_EQ(encoded.at("routes").at(0).at("weight_source").as_string(), "runtime");
-  EXPECT_TRUE(encoded.at("pools").at(0).at("servers").at(1).at("healthy").is_null());
+  EXPECT_TRUE(encoded.at("pools").at(0).at("servers").at(0).at("healthy").is_null());
   const Status decoded = status_from_json(encoded, 13);
   EXPECT_EQ(decoded.generation, 13u);
   EXPECT_EQ(decoded.config_path, status.config_path);
-  ASSERT_EQ(decoded.routes.size(), 1u);
+  ASSERT_EQ(decoded.routes.size(), 2u);
   EXPECT_EQ(decoded.routes[0].weight_ppm, 5000u);
   EXPECT_EQ(decoded.routes[0].weight_source, Source::runtime);
-  EXPECT_EQ(decoded.routes[0].live_source, Source::config);
+  EXPECT_EQ(decoded.routes[0].live_source, Source::runtime);
+  EXPECT_EQ(decoded.routes[1].live_source, Source::config);
   EXPECT_EQ(decoded.routes[0].sticky, "cookie sessionid");
-  ASSERT_EQ(decoded.pools.size(), 1u);
+  ASSERT_EQ(decoded.pools.size(), 2u);
   ASSERT_EQ(decoded.pools[0].servers.size(), 2u);
-  EXPECT_EQ(decoded.pools[0].servers[0].healthy, true);
-  EXPECT_EQ(decoded.pools[0].servers[1].healthy, std::nullopt);
+  EXPECT_EQ(decoded.pools[0].servers[0].healthy, std::nullopt);
+  EXPECT_EQ(decoded.pools[0].servers[1].healthy, false);
   EXPECT_EQ(decoded.pools[0].servers[1].admin, ServerAdmin::draining);
   EXPECT_EQ(decoded.pools[0].servers[1].admin_source, Source::runtime);
+  ASSERT_EQ(decoded.pools[1].servers.size(), 1u);
+  EXPECT_EQ(decoded.pools[1].servers[0].healthy, true);
 }
 
 TEST(ProtocolStatus, MissingFieldsKeepDefaults) {

@@ -7,14 +7,15 @@
 #include <stdexcept>
 
 #include "control/control_server.hpp"
+#include "tests/support/control_fixtures.hpp"
 
 namespace proxyd::control {
 namespace {
 
 namespace json = boost::json;
 
-// Records every call; answers from the fields a test sets. Single-threaded: execute() runs on the
-// test's thread here.
+// Records every call; answers from the fields a test sets, showing test::sample_status() unless a
+// test changes `state`. Single-threaded: execute() runs on the test's thread here.
 class RecordingApi : public AdminApi {
  public:
   Status status() const override {
@@ -42,7 +43,7 @@ class RecordingApi : public AdminApi {
     return history_lines;
   }
 
-  Status state;
+  Status state = test::sample_status();
   mutable int status_calls = 0;
   int generation_bump_after_status_calls = 1'000'000;
   bool throw_in_status = false;
@@ -54,30 +55,6 @@ class RecordingApi : public AdminApi {
   mutable std::vector<std::size_t> history_limits;
 };
 
-Status two_routes() {
-  Status status;
-  status.generation = 7;
-  status.config_path = "/etc/proxyd.yaml";
-  RouteStatus api;
-  api.name = "api";
-  api.live = "blue";
-  api.passive = "green";
-  RouteStatus web;
-  web.name = "web";
-  web.live = "blue";
-  web.passive = "blue";
-  status.routes = {api, web};
-  PoolStatus blue;
-  blue.name = "blue";
-  blue.servers.push_back(ServerStatus{"127.0.0.1:9001", ServerAdmin::enabled, Source::config, {}});
-  PoolStatus green;
-  green.name = "green";
-  PoolStatus red;
-  red.name = "red";
-  status.pools = {blue, green, red};
-  return status;
-}
-
 const Caller kCaller{1000, 1000, 4242};
 
 json::value reply(RecordingApi& api, const std::string& line) {
@@ -86,18 +63,16 @@ json::value reply(RecordingApi& api, const std::string& line) {
 
 TEST(ServerExecute, StatusReturnsEverything) {
   RecordingApi api;
-  api.state = two_routes();
   const json::value out = reply(api, R"({"v":1,"command":"status"})");
   EXPECT_EQ(out.at("ok"), true);
   EXPECT_EQ(out.at("generation"), 7);
   EXPECT_EQ(out.at("result").at("routes").as_array().size(), 2u);
-  EXPECT_EQ(out.at("result").at("pools").as_array().size(), 3u);
-  EXPECT_EQ(out.at("result").at("config_path"), "/etc/proxyd.yaml");
+  EXPECT_EQ(out.at("result").at("pools").as_array().size(), 2u);
+  EXPECT_EQ(out.at("result").at("config_path"), "/etc/proxyd/proxyd.yaml");
 }
 
 TEST(ServerExecute, StatusOfSomeRoutesKeepsTheirPools) {
   RecordingApi api;
-  api.state = two_routes();
   const json::value out = reply(api, R"({"v":1,"command":"status","routes":["web"]})");
   ASSERT_EQ(out.at("result").at("routes").as_array().size(), 1u);
   EXPECT_EQ(out.at("result").at("routes").at(0).at("name"), "web");
@@ -107,7 +82,6 @@ TEST(ServerExecute, StatusOfSomeRoutesKeepsTheirPools) {
 
 TEST(ServerExecute, StatusOfAnUnknownRouteIsRefused) {
   RecordingApi api;
-  api.state = two_routes();
   const json::value out = reply(api, R"({"v":1,"command":"status","routes":["api","nope"]})");
   EXPECT_EQ(out.at("ok"), false);
   EXPECT_EQ(out.at("error").at("kind"), "refused");
@@ -116,7 +90,6 @@ TEST(ServerExecute, StatusOfAnUnknownRouteIsRefused) {
 
 TEST(ServerExecute, ChangePassesOperationsCallerTextAndGeneration) {
   RecordingApi api;
-  api.state = two_routes();
   const json::value out = reply(
       api, R"({"v":1,"command":"set-weight","operations":[{"op":"set_weight","route":"api",)"
            R"("weight_ppm":5000}],"if_generation":7,"text":"set-weight api 0.5"})");
@@ -140,7 +113,6 @@ TEST(ServerExecute, ChangePassesOperationsCallerTextAndGeneration) {
 
 TEST(ServerExecute, ServerChangeShowsItsPool) {
   RecordingApi api;
-  api.state = two_routes();
   const json::value out =
       reply(api, R"({"v":1,"command":"server drain","operations":[{"op":"server_admin",)"
                  R"("pool":"blue","server":"127.0.0.1:9001","admin":"draining"}]})");
@@ -154,7 +126,6 @@ TEST(ServerExecute, ServerChangeShowsItsPool) {
 
 TEST(ServerExecute, RefusalCarriesTheReasonAndGeneration) {
   RecordingApi api;
-  api.state = two_routes();
   api.apply_results = {ChangeResult{false, "unknown pool \"purple\"", 7}};
   const json::value out = reply(
       api, R"({"v":1,"command":"set-live","operations":[{"op":"set_live","route":"api",)"
@@ -167,7 +138,6 @@ TEST(ServerExecute, RefusalCarriesTheReasonAndGeneration) {
 
 TEST(ServerExecute, FlipAllIsOneApplyWithAFlipPerRoutePinnedToTheGenerationRead) {
   RecordingApi api;
-  api.state = two_routes();
   const json::value out = reply(
       api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}],"text":"flip --all"})");
   EXPECT_EQ(out.at("ok"), true);
@@ -183,7 +153,6 @@ TEST(ServerExecute, FlipAllIsOneApplyWithAFlipPerRoutePinnedToTheGenerationRead)
 
 TEST(ServerExecute, FlipAllKeepsTheCallersOwnGeneration) {
   RecordingApi api;
-  api.state = two_routes();
   api.apply_results = {ChangeResult{false, "the generation is 7, not 5", 7}};
   const json::value out = reply(
       api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}],"if_generation":5})");
@@ -194,7 +163,6 @@ TEST(ServerExecute, FlipAllKeepsTheCallersOwnGeneration) {
 
 TEST(ServerExecute, FlipAllRetriesWhenAReloadSlipsInBetween) {
   RecordingApi api;
-  api.state = two_routes();
   // The first status() (the expansion) sees 7; after that proxyd is at 8, as after a SIGHUP.
   api.generation_bump_after_status_calls = 1;
   api.apply_results = {ChangeResult{false, "generation moved", 8}};
@@ -208,7 +176,6 @@ TEST(ServerExecute, FlipAllRetriesWhenAReloadSlipsInBetween) {
 
 TEST(ServerExecute, ARouteFlippedTwiceIsRefused) {
   RecordingApi api;
-  api.state = two_routes();
   const json::value out = reply(
       api, R"({"v":1,"command":"apply","operations":[{"op":"flip","route":"web"},)"
            R"({"op":"flip_all"}]})");
@@ -220,6 +187,7 @@ TEST(ServerExecute, ARouteFlippedTwiceIsRefused) {
 
 TEST(ServerExecute, FlipAllWithoutRoutesIsRefused) {
   RecordingApi api;
+  api.state.routes.clear();
   const json::value out =
       reply(api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}]})");
   EXPECT_EQ(out.at("error").at("message"), "there are no routes to flip");
@@ -228,7 +196,6 @@ TEST(ServerExecute, FlipAllWithoutRoutesIsRefused) {
 
 TEST(ServerExecute, ReloadOkAndFailed) {
   RecordingApi api;
-  api.state = two_routes();
   const json::value ok = reply(api, R"({"v":1,"command":"reload"})");
   EXPECT_EQ(ok.at("ok"), true);
   EXPECT_EQ(ok.at("generation"), 8);
@@ -243,7 +210,6 @@ TEST(ServerExecute, ReloadOkAndFailed) {
 
 TEST(ServerExecute, ReloadChecksIfGeneration) {
   RecordingApi api;
-  api.state = two_routes();
   const json::value out = reply(api, R"({"v":1,"command":"reload","if_generation":3})");
   EXPECT_EQ(out.at("error").at("kind"), "refused");
   EXPECT_EQ(out.at("error").at("message"),
@@ -272,7 +238,6 @@ class ServerMisuse : public ::testing::TestWithParam<Misuse> {};
 
 TEST_P(ServerMisuse, IsABadRequestAndChangesNothing) {
   RecordingApi api;
-  api.state = two_routes();
   const json::value out = reply(api, GetParam().line);
   EXPECT_EQ(out.at("ok"), false);
   EXPECT_EQ(out.at("error").at("kind"), "bad_request");

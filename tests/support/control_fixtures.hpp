@@ -1,0 +1,59 @@
+// The proxyd status the control-plane tests share, unit and integration alike: one canonical
+// picture (routes api and web over pools blue and green) and the same picture after runtime
+// changes. Header-only and built on proxy/admin_api.hpp alone, so any control test can use it.
+#pragma once
+
+#include <utility>
+
+#include "proxy/admin_api.hpp"
+
+namespace proxyd::control::test {
+
+// Generation 7, config /etc/proxyd/proxyd.yaml. Routes: api (live blue, passive green, 0.5% to
+// green set at runtime, sticky on cookie sessionid) and web (blue/blue, all from the config).
+// Pools: blue (127.0.0.1:9001 and :9002, health not checked yet) and green (127.0.0.1:9011,
+// healthy). A test changes the fields it is about on its own copy.
+inline Status sample_status() {
+  Status status;
+  status.generation = 7;
+  status.config_path = "/etc/proxyd/proxyd.yaml";
+  RouteStatus api;
+  api.name = "api";
+  api.live = "blue";
+  api.passive = "green";
+  api.weight_ppm = 5000;
+  api.weight_source = Source::runtime;
+  api.sticky = "cookie sessionid";
+  RouteStatus web;
+  web.name = "web";
+  web.live = "blue";
+  web.passive = "blue";
+  status.routes = {api, web};
+  PoolStatus blue;
+  blue.name = "blue";
+  blue.servers = {ServerStatus{"127.0.0.1:9001", ServerAdmin::enabled, Source::config, {}},
+                  ServerStatus{"127.0.0.1:9002", ServerAdmin::enabled, Source::config, {}}};
+  PoolStatus green;
+  green.name = "green";
+  green.servers = {ServerStatus{"127.0.0.1:9011", ServerAdmin::enabled, Source::config, true}};
+  status.pools = {blue, green};
+  return status;
+}
+
+// sample_status() after `flip api` and `server drain blue 127.0.0.1:9002`, with 9002 also failing
+// its checks: every kind of runtime value (live, passive, weight, server state) and every health
+// state (9001 unchecked, 9002 unhealthy, 9011 healthy) appear at least once.
+inline Status status_after_runtime_changes() {
+  Status status = sample_status();
+  RouteStatus& api = status.routes[0];
+  std::swap(api.live, api.passive);
+  api.live_source = Source::runtime;
+  api.passive_source = Source::runtime;
+  ServerStatus& drained = status.pools[0].servers[1];
+  drained.admin = ServerAdmin::draining;
+  drained.admin_source = Source::runtime;
+  drained.healthy = false;
+  return status;
+}
+
+}  // namespace proxyd::control::test
