@@ -14,6 +14,7 @@ enum class LocalReason : std::uint8_t {
   bad_request,            // 400: malformed or ambiguous framing, bad Host, bad target
   no_route,               // 404: no route matches
   client_header_timeout,  // 408: the client was too slow to send its header
+  client_body_timeout,    // 408: the client stopped sending its request body
   body_too_large,         // 413: request body above limits.max_body_bytes
   header_too_large,       // 431: request header above limits.max_header_bytes
   upstream_unavailable,   // 502: every server refused or timed out the connection
@@ -35,6 +36,7 @@ inline constexpr std::array<LocalReplyInfo, static_cast<std::size_t>(LocalReason
         {LocalReason::bad_request, "bad_request", 400, "Bad Request"},
         {LocalReason::no_route, "no_route", 404, "Not Found"},
         {LocalReason::client_header_timeout, "client_header_timeout", 408, "Request Timeout"},
+        {LocalReason::client_body_timeout, "client_body_timeout", 408, "Request Timeout"},
         {LocalReason::body_too_large, "body_too_large", 413, "Content Too Large"},
         {LocalReason::header_too_large, "header_too_large", 431,
          "Request Header Fields Too Large"},

@@ -98,6 +98,7 @@ class Session {
   Task<bool> handle_request(std::size_t header_len);
   Task<bool> connect(UpstreamConn& conn, const Server& server);
   Task<bool> send_body(UpstreamConn& conn, HeadParser<true>& parser, const RequestPlan& plan);
+  Task<bool> client_body_failed();
   enum class HeadRead { ok, timeout, stale, bad };
   Task<HeadRead> read_response_head(UpstreamConn& conn, std::size_t& header_len);
   Task<Outcome> relay_response(UpstreamConn& conn, HeadParser<false>& parser,
@@ -454,7 +455,7 @@ Task<bool> Session::send_body(UpstreamConn& conn, HeadParser<true>& parser,
       std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(in_.writable(), remaining));
       worker_.arm(deadline_, config_->timeouts.client_body);
       auto [ec, n] = co_await client_.async_read_some(net::buffer(in_.write_ptr(), want), use_task);
-      if (ec) co_return false;  // client gone or too slow: nothing to answer
+      if (ec) co_return co_await client_body_failed();
       in_.commit(n);
       std::array<net::const_buffer, 1> b{net::buffer(in_.data(), n)};
       if (!co_await write_upstream(conn, b)) {
@@ -504,7 +505,7 @@ Task<bool> Session::send_body(UpstreamConn& conn, HeadParser<true>& parser,
       worker_.arm(deadline_, config_->timeouts.client_body);
       auto [ec, n] =
           co_await client_.async_read_some(net::buffer(in_.write_ptr(), in_.writable()), use_task);
-      if (ec) co_return false;
+      if (ec) co_return co_await client_body_failed();
       in_.commit(n);
     }
   }
@@ -514,6 +515,13 @@ Task<bool> Session::send_body(UpstreamConn& conn, HeadParser<true>& parser,
     co_return false;
   }
   co_return true;
+}
+
+// The client stopped sending its body: a 408 if it is merely slow (nothing of the response has
+// been sent yet), nothing if it went away.
+Task<bool> Session::client_body_failed() {
+  if (deadline_.fired) co_await reply_local(LocalReason::client_body_timeout, true);
+  co_return false;
 }
 
 // Phase: read response (head). `stale`: the connection closed before sending a single byte,

@@ -36,6 +36,7 @@ routes:
 timeouts:
   client_header: 300ms
   client_idle: 500ms
+  client_body: 300ms
   upstream_connect: 200ms
   upstream_response: 300ms
   drain: 2s
@@ -160,6 +161,27 @@ TEST(Failures, SlowClientHeaderGets408) {
   EXPECT_LT(elapsed, 2500ms);
   EXPECT_TRUE(client.is_closed_by_peer());
   EXPECT_EQ(blue.requests_served(), 0u);
+}
+
+TEST(Failures, ClientStallingItsBodyGets408) {
+  FakeUpstream blue("blue-1");
+  auto proxy = start_proxy(blue.address());
+  ASSERT_TRUE(proxy);
+  HttpClient client(proxy->port("public"), 3s);
+  ASSERT_TRUE(client.connected()) << client.connect_error();
+  const auto start = Clock::now();
+  // Ten bytes announced, three sent, then nothing.
+  ASSERT_TRUE(client.send_raw("POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"));
+  Response r = client.read_response();
+  const auto elapsed = since(start);
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 408u);
+  EXPECT_NE(r.body.find("client_body_timeout"), std::string::npos) << r.body;
+  EXPECT_GE(elapsed, 250ms) << "client_body is 300ms";
+  EXPECT_LT(elapsed, 2500ms);
+  EXPECT_TRUE(client.is_closed_by_peer());
+  // The upstream got a request it will never see the rest of: that connection is not reused.
+  EXPECT_EQ(fetch(proxy->port("public"), "/").header("x-conn-seq"), "2");
 }
 
 TEST(Failures, IdleClientConnectionIsClosed) {

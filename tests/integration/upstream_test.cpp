@@ -1,0 +1,67 @@
+// Upstream connections: servers given by host name (resolved when the snapshot is built, at start
+// and at reload, never on the request path), and kept-alive connections closed by proxyd once idle
+// for timeouts.upstream_idle. Only `localhost`, which /etc/hosts answers: no lookup leaves the host.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include "tests/support/fake_upstream.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/proxyd_process.hpp"
+
+namespace proxyd::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kConfig = R"(workers: 1
+listeners:
+  - {name: public, address: 127.0.0.1:0}
+admin: {control_socket: "@DIR@/control.sock", state_file: "@DIR@/state.json", access_log: "off"}
+pools:
+  blue: {servers: ["@SERVER@"]}
+routes:
+  - {name: web, live: blue}
+timeouts: {upstream_idle: @IDLE@}
+)";
+
+std::string config(const std::string& server, const std::string& idle = "30s") {
+  return substitute(kConfig, {{"@SERVER@", server}, {"@IDLE@", idle}});
+}
+
+TEST(Upstream, HostNameServerIsResolvedAtStartAndAtReload) {
+  FakeUpstream blue("blue-1");
+  const std::string yaml = config("localhost:" + std::to_string(blue.port()));
+  auto proxy = ProxydProcess::start(yaml);
+  ASSERT_TRUE(proxy);
+  Response r = fetch(proxy->port("public"), "/");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.header("x-upstream"), "blue-1");
+
+  // Reload resolves again. (A name that does not resolve is a reload error naming the pool: unit
+  // tested with a fake resolver, since a real lookup would leave this machine.)
+  proxy->write_config(yaml);
+  const auto mark = proxy->line_count();
+  ASSERT_TRUE(proxy->signal(SIGHUP));
+  const std::string ok = proxy->wait_for_line("proxyd: reload", 10s, mark).value_or("");
+  EXPECT_NE(ok.find("reload ok"), std::string::npos) << ok;
+  EXPECT_EQ(fetch(proxy->port("public"), "/").header("x-upstream"), "blue-1");
+}
+
+TEST(Upstream, IdleConnectionIsClosedAfterTheTimeoutAndReplaced) {
+  FakeUpstream blue("blue-1");
+  auto proxy = ProxydProcess::start(config(blue.address(), "200ms"));
+  ASSERT_TRUE(proxy);
+  const auto port = proxy->port("public");
+  EXPECT_EQ(fetch(port, "/").header("x-conn-seq"), "1");
+  EXPECT_EQ(fetch(port, "/").header("x-conn-seq"), "1");  // reused while fresh
+  EXPECT_EQ(blue.connections_closed(), 0u);
+
+  // proxyd closes it on its own: the upstream sees the connection end, with no client around.
+  ASSERT_TRUE(blue.wait_for_closed(1, 5s)) << "the idle upstream connection was never closed";
+  EXPECT_EQ(blue.connections_accepted(), 1u);
+  EXPECT_EQ(fetch(port, "/").header("x-conn-seq"), "2");
+}
+
+}  // namespace
+}  // namespace proxyd::test
