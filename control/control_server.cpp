@@ -133,19 +133,9 @@ Response run_history(AdminApi& api, const Request& request) {
 }
 
 Response run_reload(AdminApi& api, const Request& request, const Caller& caller) {
-  // AdminApi::reload takes no expected generation, so it is checked just before; commands are
-  // serialized on this thread, so only a SIGHUP reload could slip in between.
-  if (request.if_generation) {
-    const std::uint64_t now = api.status().generation;
-    if (now != *request.if_generation) {
-      return error_response(ErrorKind::refused,
-                            "the generation is " + std::to_string(now) + ", not " +
-                                std::to_string(*request.if_generation) +
-                                " (--if-generation); nothing was reloaded",
-                            now);
-    }
-  }
-  const ChangeResult result = api.reload(caller);
+  // The generation check happens inside the reload, under proxyd's change lock, so a SIGHUP
+  // cannot slip in between, and a refusal is audited like any other.
+  const ChangeResult result = api.reload(caller, request.if_generation);
   if (!result.ok) return error_response(ErrorKind::refused, result.error, result.generation);
   return ok_response(result.generation);
 }

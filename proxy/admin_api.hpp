@@ -89,8 +89,9 @@ class AdminApi {
   virtual ChangeResult apply(const ChangeRequest& request) = 0;
 
   // Re-reads the config file (the same path as SIGHUP). On error, `error` carries every
-  // `FILE:LINE: key: message` and the running config stays.
-  virtual ChangeResult reload(const Caller& caller) = 0;
+  // `FILE:LINE: key: message` and the running config stays. Refused, and audited, when
+  // `if_generation` is set and the generation has moved.
+  virtual ChangeResult reload(const Caller& caller, std::optional<std::uint64_t> if_generation) = 0;
 
   // The last `max_entries` audit-log entries, oldest first, each one JSON object (one line).
   virtual std::vector<std::string> history(std::size_t max_entries) const = 0;

@@ -216,37 +216,39 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
   return result;
 }
 
-ChangeResult Proxy::reload(const Caller& caller) {
-  std::lock_guard lock(mutex_);
-  ChangeResult result;
-  result.generation = state_.generation;
-  const Status before = make_status(*store_.load(), state_);
+std::optional<std::string> Proxy::reload_locked() {
   ConfigResult loaded = load_config_file(config_->path);
-  if (!loaded.errors.empty()) {
-    result.error = join_errors(loaded.errors);
+  if (!loaded.errors.empty()) return join_errors(loaded.errors);
+  auto config = std::make_shared<const Config>(std::move(*loaded.config));
+  SnapshotResult built = build_snapshot(config, state_.generation + 1, base_.get());
+  if (!built.errors.empty()) return join_errors(built.errors);
+  RuntimeState next = state_;
+  next.generation = state_.generation + 1;
+  if (auto error = commit(std::move(next), std::move(built.snapshot))) return error;
+  if (!same_listeners(*config_, *config) || config->workers != config_->workers ||
+      config->admin.access_log != config_->admin.access_log ||
+      config->admin.state_file != config_->admin.state_file ||
+      config->admin.control_socket != config_->admin.control_socket)
+    log_warning(
+        "listeners, workers, access_log, state_file and control_socket changes take effect on "
+        "restart");
+  return std::nullopt;
+}
+
+ChangeResult Proxy::reload(const Caller& caller, std::optional<std::uint64_t> if_generation) {
+  std::lock_guard lock(mutex_);
+  const Status before = make_status(*store_.load(), state_);
+  std::optional<std::string> refusal;
+  if (if_generation && *if_generation != state_.generation) {
+    refusal = "the generation is " + std::to_string(state_.generation) + ", not " +
+              std::to_string(*if_generation) + "; nothing was reloaded";
   } else {
-    auto config = std::make_shared<const Config>(std::move(*loaded.config));
-    SnapshotResult built = build_snapshot(config, state_.generation + 1, base_.get());
-    if (!built.errors.empty()) {
-      result.error = join_errors(built.errors);
-    } else {
-      RuntimeState next = state_;
-      next.generation = state_.generation + 1;
-      if (auto error = commit(std::move(next), std::move(built.snapshot))) {
-        result.error = *error;
-      } else {
-        result.ok = true;
-        result.generation = state_.generation;
-        if (!same_listeners(*config_, *config) || config->workers != config_->workers ||
-            config->admin.access_log != config_->admin.access_log ||
-            config->admin.state_file != config_->admin.state_file ||
-            config->admin.control_socket != config_->admin.control_socket)
-          log_warning(
-              "listeners, workers, access_log, state_file and control_socket changes take "
-              "effect on restart");
-      }
-    }
+    refusal = reload_locked();
   }
+  ChangeResult result;
+  result.ok = !refusal;
+  if (refusal) result.error = *refusal;
+  result.generation = state_.generation;
   audit(caller, "reload", before, make_status(*store_.load(), state_), result);
   return result;
 }

@@ -47,13 +47,16 @@ class Proxy final : public AdminApi {
   // AdminApi.
   Status status() const override;
   ChangeResult apply(const ChangeRequest& request) override;
-  ChangeResult reload(const Caller& caller) override;
+  ChangeResult reload(const Caller& caller, std::optional<std::uint64_t> if_generation) override;
   std::vector<std::string> history(std::size_t max_entries) const override;
 
   const Config& config() const { return *config_; }
   unsigned worker_count() const { return static_cast<unsigned>(workers_.size()); }
 
  private:
+  // Reads the config file, builds its snapshot and commits it with the runtime state. Caller
+  // holds mutex_. Returns why it did not, or nullopt.
+  std::optional<std::string> reload_locked();
   // Saves `next`, publishes the snapshot, and makes both current. Caller holds mutex_.
   std::optional<std::string> commit(RuntimeState next,
                                     std::shared_ptr<const RoutingSnapshot> base);

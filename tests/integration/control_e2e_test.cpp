@@ -211,6 +211,16 @@ TEST_F(ControlE2E, ReloadKeepsRuntimeStateAndRefusesABadFile) {
   EXPECT_NE(status.output.find("50%"), std::string::npos) << status.output;
   EXPECT_NE(status.output.find("generation 3"), std::string::npos) << status.output;
 
+  // A stale --if-generation is refused inside the reload itself (no SIGHUP can slip in between),
+  // nothing is read, and the refusal is on record.
+  proxy_->write_config(config("100"));
+  CommandResult stale = ctl({"--if-generation", "2", "reload"});
+  EXPECT_EQ(stale.exit_code, 1) << stale.output;
+  EXPECT_NE(stale.output.find("the generation is 3, not 2; nothing was reloaded"),
+            std::string::npos) << stale.output;
+  EXPECT_NE(ctl({"status", "web"}).output.find("50%"), std::string::npos);
+  EXPECT_NE(ctl({"history"}).output.find("refused"), std::string::npos);
+
   proxy_->write_config(config("50") + "typo_key: 1\n");
   CommandResult bad = ctl({"reload"});
   EXPECT_EQ(bad.exit_code, 1) << bad.output;

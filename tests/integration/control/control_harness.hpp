@@ -54,8 +54,13 @@ class FakeAdminApi : public AdminApi {
     status_.generation += 1;
     return ChangeResult{true, "", status_.generation};
   }
-  ChangeResult reload(const Caller& caller) override {
+  ChangeResult reload(const Caller& caller, std::optional<std::uint64_t> if_generation) override {
     std::lock_guard lock(mutex_);
+    if (if_generation && *if_generation != status_.generation)
+      return ChangeResult{false,
+                          "the generation is " + std::to_string(status_.generation) + ", not " +
+                              std::to_string(*if_generation) + "; nothing was reloaded",
+                          status_.generation};
     reloads_.push_back(caller);
     if (reload_result_.ok) status_.generation = reload_result_.generation;
     return reload_result_;

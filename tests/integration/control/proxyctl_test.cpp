@@ -330,8 +330,7 @@ TEST_F(ProxyctlTest, IfGenerationIsPassedThrough) {
   r = run({"reload", "--if-generation", "3"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err,
-            "proxyctl: refused: the generation is 10, not 3 (--if-generation); nothing was "
-            "reloaded\n");
+            "proxyctl: refused: the generation is 10, not 3; nothing was reloaded\n");
   EXPECT_TRUE(api_.reloads().empty());
 }
 
