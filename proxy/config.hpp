@@ -103,7 +103,10 @@ struct TimeoutsConfig {
 struct LimitsConfig {
   std::uint64_t max_header_bytes = 16 * 1024;
   std::uint64_t max_body_bytes = 100ull * 1024 * 1024;
-  std::uint32_t upstream_idle_per_server = 64;  // idle connections kept per server per worker
+  // Idle connections kept per server per worker. It must cover the requests a worker has in
+  // flight to one server at peak: below that, returning connections are closed and the next
+  // requests reconnect, which measured as a 4x longer p99 at 256 connections (benchmarks.md).
+  std::uint32_t upstream_idle_per_server = 1024;
 };
 
 struct Config {

@@ -118,7 +118,7 @@ TEST(ConfigTest, MinimalConfigGetsEveryDefault) {
   EXPECT_EQ(config.timeouts.drain, 30s);
   EXPECT_EQ(config.limits.max_header_bytes, 16384u);
   EXPECT_EQ(config.limits.max_body_bytes, 100u * 1024 * 1024);
-  EXPECT_EQ(config.limits.upstream_idle_per_server, 64u);
+  EXPECT_EQ(config.limits.upstream_idle_per_server, 1024u);
 }
 
 TEST(ConfigTest, EveryKeyIsRead) {
