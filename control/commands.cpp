@@ -179,7 +179,7 @@ std::string render_tables(const Status& status) {
       if (pool.servers.empty()) rows.push_back({pool.name, "-", "-", "-"});
       for (const ServerStatus& server : pool.servers) {
         rows.push_back({pool.name, server.name,
-                        marked(std::string(to_string(server.admin)), server.admin_source,
+                        marked(std::string(admin_name(server.admin)), server.admin_source,
                                any_marker),
                         health_text(server.healthy)});
       }

@@ -129,7 +129,7 @@ std::optional<WireOperation> decode_operation(const json::value& value, std::siz
     } else if (field == "server") {
       result.server = text;
     } else if (field == "admin") {
-      const std::optional<ServerAdmin> admin = server_admin_from_string(text);
+      const std::optional<ServerAdmin> admin = parse_admin(text);
       if (!admin) {
         error = where + "\"admin\" must be \"enabled\", \"draining\" or \"disabled\"";
         return std::nullopt;
@@ -167,22 +167,6 @@ std::optional<ErrorKind> error_kind_from_string(std::string_view text) {
   for (const auto& [kind, name] : kErrorKinds) {
     if (name == text) return kind;
   }
-  return std::nullopt;
-}
-
-std::string_view to_string(ServerAdmin admin) {
-  switch (admin) {
-    case ServerAdmin::enabled: return "enabled";
-    case ServerAdmin::draining: return "draining";
-    case ServerAdmin::disabled: return "disabled";
-  }
-  return "enabled";
-}
-
-std::optional<ServerAdmin> server_admin_from_string(std::string_view text) {
-  if (text == "enabled") return ServerAdmin::enabled;
-  if (text == "draining") return ServerAdmin::draining;
-  if (text == "disabled") return ServerAdmin::disabled;
   return std::nullopt;
 }
 
@@ -236,7 +220,7 @@ json::value to_json(const WireOperation& op) {
     if (field == "pool") out["pool"] = op.pool;
     if (field == "server") out["server"] = op.server;
     if (field == "weight_ppm") out["weight_ppm"] = op.weight_ppm;
-    if (field == "admin") out["admin"] = to_string(op.admin);
+    if (field == "admin") out["admin"] = admin_name(op.admin);
   }
   return out;
 }
@@ -467,7 +451,7 @@ json::object status_to_json(const Status& status) {
     for (const ServerStatus& server : pool.servers) {
       json::object s;
       s["name"] = server.name;
-      s["admin"] = to_string(server.admin);
+      s["admin"] = admin_name(server.admin);
       s["admin_source"] = to_string(server.admin_source);
       if (server.healthy) {
         s["healthy"] = *server.healthy;
@@ -524,7 +508,7 @@ Status status_from_json(const json::object& result, std::uint64_t generation) {
           ServerStatus server;
           server.name = string_or(s, "name", "");
           server.admin =
-              server_admin_from_string(string_or(s, "admin", "")).value_or(ServerAdmin::enabled);
+              parse_admin(string_or(s, "admin", "")).value_or(ServerAdmin::enabled);
           server.admin_source = source_from(s, "admin_source");
           if (const json::value* healthy = s.if_contains("healthy");
               healthy && healthy->is_bool()) {

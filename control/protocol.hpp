@@ -111,8 +111,6 @@ boost::json::value to_json(const WireOperation& op);
 boost::json::object status_to_json(const Status& status);
 Status status_from_json(const boost::json::object& result, std::uint64_t generation);
 
-std::string_view to_string(ServerAdmin admin);
-std::optional<ServerAdmin> server_admin_from_string(std::string_view text);
-std::string_view to_string(Source source);
+std::string_view to_string(Source source);  // admin states: admin_name/parse_admin (admin_api.hpp)
 
 }  // namespace proxyd::control

@@ -6,12 +6,33 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config.hpp"
 #include "routing_snapshot.hpp"
 
 namespace proxyd {
+
+// A server's admin state as written in the state file, the protocol and proxyctl's tables.
+inline std::string_view admin_name(ServerAdmin admin) {
+  switch (admin) {
+    case ServerAdmin::enabled:
+      return "enabled";
+    case ServerAdmin::draining:
+      return "draining";
+    case ServerAdmin::disabled:
+      return "disabled";
+  }
+  return "enabled";
+}
+
+inline std::optional<ServerAdmin> parse_admin(std::string_view name) {
+  if (name == "enabled") return ServerAdmin::enabled;
+  if (name == "draining") return ServerAdmin::draining;
+  if (name == "disabled") return ServerAdmin::disabled;
+  return std::nullopt;
+}
 
 // Who asked, from the control socket's SO_PEERCRED.
 struct Caller {

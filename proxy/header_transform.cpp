@@ -71,9 +71,7 @@ void append_number(std::string& out, std::uint64_t n) {
 }
 
 bool forwarded(const HeadField& f, const ConnectionTokens& tokens) {
-  if (dropped_on_forward(f.id)) return false;
-  if (f.id == F::unknown && (iequals(f.name, "keep-alive") || iequals(f.name, "te"))) return false;
-  return !tokens.names_field(f.name);
+  return !dropped_on_forward(f.id) && !tokens.names_field(f.name);
 }
 
 }  // namespace
@@ -91,8 +89,7 @@ bool ConnectionTokens::names_field(std::string_view field_name) const {
   return false;
 }
 
-template <class Fields>
-ConnectionTokens connection_tokens(const Fields& fields) {
+ConnectionTokens connection_tokens(const std::vector<HeadField>& fields) {
   ConnectionTokens t;
   for (const HeadField& f : fields) {
     if (f.id != F::connection && f.id != F::proxy_connection) continue;
@@ -114,7 +111,6 @@ ConnectionTokens connection_tokens(const Fields& fields) {
   }
   return t;
 }
-template ConnectionTokens connection_tokens(const std::vector<HeadField>&);
 
 bool has_obs_fold(std::string_view block) {
   for (std::size_t i = block.find('\n'); i != std::string_view::npos && i + 1 < block.size();

@@ -30,8 +30,7 @@ struct ConnectionTokens {
   bool names_field(std::string_view field_name) const;
 };
 
-template <class Fields>
-ConnectionTokens connection_tokens(const Fields& fields);
+ConnectionTokens connection_tokens(const std::vector<HeadField>& fields);
 
 // What the session needs to know about a request that passed the checks.
 struct RequestPlan {

@@ -42,10 +42,6 @@ ResolvedAddress from_v6(const in6_addr& address, std::uint16_t port) {
   return resolved;
 }
 
-bool same_address(const ResolvedAddress& a, const ResolvedAddress& b) {
-  return a.v6 == b.v6 && a.bytes == b.bytes && a.port == b.port;
-}
-
 // The state a server had in the previous snapshot: same pool name, same server name, and the same
 // occurrence of that name (a pool listing one address twice keeps two separate counters).
 const Server* previous_server(const Pool* previous_pool, const std::string& name,
@@ -123,8 +119,8 @@ std::vector<ResolvedAddress> resolve_system(const std::string& host, std::uint16
     } else {
       continue;
     }
-    const auto same = [&](const ResolvedAddress& other) { return same_address(address, other); };
-    if (std::none_of(addresses.begin(), addresses.end(), same)) addresses.push_back(address);
+    if (std::find(addresses.begin(), addresses.end(), address) == addresses.end())
+      addresses.push_back(address);
   }
   if (addresses.empty()) error = "no IPv4 or IPv6 address";
   return addresses;

@@ -20,6 +20,7 @@ struct ResolvedAddress {
   std::array<std::uint8_t, 16> bytes{};  // v4 uses the first 4
   std::uint16_t port = 0;
   std::string text() const;  // "127.0.0.1:9001" or "[::1]:9001"
+  bool operator==(const ResolvedAddress&) const = default;
 };
 
 // Counters shared by every worker and every snapshot generation for one server (matched by pool

@@ -26,25 +26,6 @@ std::string sticky_text(const StickyConfig& sticky) {
 
 }  // namespace
 
-std::string_view admin_name(ServerAdmin admin) {
-  switch (admin) {
-    case ServerAdmin::enabled:
-      return "enabled";
-    case ServerAdmin::draining:
-      return "draining";
-    case ServerAdmin::disabled:
-      return "disabled";
-  }
-  return "enabled";
-}
-
-std::optional<ServerAdmin> parse_admin(std::string_view name) {
-  if (name == "enabled") return ServerAdmin::enabled;
-  if (name == "draining") return ServerAdmin::draining;
-  if (name == "disabled") return ServerAdmin::disabled;
-  return std::nullopt;
-}
-
 std::shared_ptr<const RoutingSnapshot> with_runtime(const RoutingSnapshot& base,
                                                     RuntimeState& state,
                                                     std::vector<std::string>& warnings) {

@@ -50,7 +50,4 @@ std::optional<std::string> apply_operations(const RoutingSnapshot& current,
 // What `proxyctl status` shows: effective values and where each comes from.
 Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state);
 
-std::string_view admin_name(ServerAdmin admin);  // "enabled", "draining", "disabled"
-std::optional<ServerAdmin> parse_admin(std::string_view name);
-
 }  // namespace proxyd

@@ -11,7 +11,6 @@
 #include <set>
 #include <thread>
 
-#include "upstream_pool.hpp"
 
 namespace proxyd {
 namespace {

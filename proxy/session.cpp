@@ -110,6 +110,14 @@ class Session {
   Task<bool> write_client(std::span<const net::const_buffer> buffers);
   Task<bool> write_upstream(UpstreamConn& conn, std::span<const net::const_buffer> buffers);
   Task<void> reply_local(LocalReason reason, bool close);
+  // A write to the upstream failed: it timed out, or the connection is gone.
+  LocalReason upstream_write_failure() const {
+    return deadline_.fired ? LocalReason::upstream_timeout : LocalReason::upstream_unavailable;
+  }
+  static LocalReason head_read_failure(HeadRead read) {
+    return read == HeadRead::timeout ? LocalReason::upstream_timeout
+                                     : LocalReason::bad_upstream_response;
+  }
   Task<void> linger();
   Task<void> fairness(std::uint64_t& moved, std::size_t n);
   void log_request(Clock::time_point started);
@@ -200,17 +208,11 @@ Task<bool> Session::read_request_head(bool first, std::size_t& header_len) {
         co_await client_.async_read_some(net::buffer(in_.write_ptr(), in_.writable()), use_task);
     deadline_.idle = false;
     if (ec) {
-      if (deadline_.fired && !idle) {
-        method_.clear();
-        target_.clear();
-        co_await reply_local(LocalReason::client_header_timeout, true);
-      }
+      if (deadline_.fired && !idle) co_await reply_local(LocalReason::client_header_timeout, true);
       co_return false;  // EOF, reset, idle timeout or drain: close without a word
     }
     in_.commit(n);
   }
-  method_.clear();
-  target_.clear();
   co_await reply_local(LocalReason::header_too_large, true);
   co_return false;
 }
@@ -218,7 +220,9 @@ Task<bool> Session::read_request_head(bool first, std::size_t& header_len) {
 // Phases check -> route -> pick server -> get connection -> write header -> relay body ->
 // read response -> relay -> log. Returns whether the client connection stays open.
 Task<bool> Session::handle_request(std::size_t header_len) {
-  const Clock::time_point started = Clock::now();
+  // The access log is the only reader of the start time and of method_/target_.
+  const bool logging = worker_.access_log().enabled();
+  const Clock::time_point started = logging ? Clock::now() : Clock::time_point{};
   snapshot_ = worker_.snapshot();  // one snapshot for the whole request, loaded as it starts
   config_ = snapshot_->config.get();
   status_ = 0;
@@ -245,8 +249,10 @@ Task<bool> Session::handle_request(std::size_t header_len) {
   parser.put(net::buffer(in_.data(), header_len), ec);
   if (ec == http::error::body_limit) co_return co_await refuse(LocalReason::body_too_large);
   if (ec || !parser.is_header_done()) co_return co_await refuse(LocalReason::bad_request);
-  method_.assign(request_.method_text);
-  target_.assign(request_.target);
+  if (logging) {
+    method_.assign(request_.method_text);
+    target_.assign(request_.target);
+  }
   RequestPlan plan;
   if (auto reason = check_request(request_, config_->limits.max_body_bytes, plan))
     co_return co_await refuse(*reason);
@@ -318,8 +324,7 @@ Task<bool> Session::handle_request(std::size_t header_len) {
     if (!co_await write_upstream(*conn, head)) {
       deadline_.sockets[1] = nullptr;
       if (reused && replayable && !deadline_.fired) continue;  // closed while idle: try fresh
-      co_return co_await refuse(deadline_.fired ? LocalReason::upstream_timeout
-                                                : LocalReason::upstream_unavailable);
+      co_return co_await refuse(upstream_write_failure());
     }
 
     // Relay body (client -> upstream), answering 100-continue ourselves first.
@@ -346,8 +351,7 @@ Task<bool> Session::handle_request(std::size_t header_len) {
     }
     if (read != HeadRead::ok) {
       deadline_.sockets[1] = nullptr;
-      co_return co_await refuse(read == HeadRead::timeout ? LocalReason::upstream_timeout
-                                                          : LocalReason::bad_upstream_response);
+      co_return co_await refuse(head_read_failure(read));
     }
     if (replayable) {
       in_.consume(first_body);
@@ -385,8 +389,7 @@ Task<bool> Session::handle_request(std::size_t header_len) {
     conn->buffer.consume(response_header_len);
     HeadRead read = co_await read_response_head(*conn, response_header_len);
     if (read != HeadRead::ok)
-      co_return co_await refuse(read == HeadRead::timeout ? LocalReason::upstream_timeout
-                                                          : LocalReason::bad_upstream_response);
+      co_return co_await refuse(head_read_failure(read));
   }
   status_ = response_.status;
 
@@ -459,8 +462,7 @@ Task<bool> Session::send_body(UpstreamConn& conn, HeadParser<true>& parser,
       in_.commit(n);
       std::array<net::const_buffer, 1> b{net::buffer(in_.data(), n)};
       if (!co_await write_upstream(conn, b)) {
-        co_await reply_local(deadline_.fired ? LocalReason::upstream_timeout
-                                             : LocalReason::upstream_unavailable, true);
+        co_await reply_local(upstream_write_failure(), true);
         co_return false;
       }
       in_.consume(n);
@@ -487,8 +489,7 @@ Task<bool> Session::send_body(UpstreamConn& conn, HeadParser<true>& parser,
       std::array<net::const_buffer, 3> b{net::buffer(chunk_size_line(staged, line)),
                                          net::buffer(stage(), staged), net::buffer("\r\n", 2)};
       if (!co_await write_upstream(conn, b)) {
-        co_await reply_local(deadline_.fired ? LocalReason::upstream_timeout
-                                             : LocalReason::upstream_unavailable, true);
+        co_await reply_local(upstream_write_failure(), true);
         co_return false;
       }
       bytes_in_ += staged;

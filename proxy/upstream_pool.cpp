@@ -25,11 +25,9 @@ std::unique_ptr<UpstreamConn> UpstreamCache::take(const Server& server) {
     std::unique_ptr<UpstreamConn> conn = std::move(conns.back());
     conns.pop_back();
     // A reload may have re-resolved the server's name to other addresses.
-    auto same = [&](const ResolvedAddress& a) {
-      return a.bytes == conn->address.bytes && a.port == conn->address.port && a.v6 == conn->address.v6;
-    };
-    if (same(server.address) ||
-        std::any_of(server.fallback_addresses.begin(), server.fallback_addresses.end(), same))
+    const auto& fallbacks = server.fallback_addresses;
+    if (conn->address == server.address ||
+        std::find(fallbacks.begin(), fallbacks.end(), conn->address) != fallbacks.end())
       return conn;
   }
   return nullptr;

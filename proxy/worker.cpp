@@ -156,7 +156,6 @@ void Worker::maybe_finish_drain() {
   if (sessions_ != 0 || finished_) return;
   finished_ = true;
   upstreams_.clear();
-  error_code ignored;
   if (sweep_timer_) sweep_timer_->cancel();
   latch_.done();
 }

@@ -85,9 +85,9 @@ TEST(ProtocolRequest, ServerAdminSpellings) {
     server.server = "127.0.0.1:9001";
     server.admin = admin;
     EXPECT_EQ(to_json(server).as_object().at("admin").as_string(), name);
-    EXPECT_EQ(server_admin_from_string(name), admin);
+    EXPECT_EQ(parse_admin(name), admin);
   }
-  EXPECT_EQ(server_admin_from_string("drained"), std::nullopt);
+  EXPECT_EQ(parse_admin("drained"), std::nullopt);
 }
 
 struct BadLine {
