@@ -20,8 +20,6 @@ namespace {
 // Most servers one wait-healthy can ask for; far above any real pool, low enough to be a typo.
 constexpr std::uint64_t kMaxMinHealthy = 1'000'000;
 
-std::string in_quotes(std::string_view text) { return "\"" + std::string(text) + "\""; }
-
 std::string join(const std::vector<std::string>& parts, std::string_view separator) {
   std::string out;
   for (std::size_t i = 0; i < parts.size(); ++i) {

@@ -1,4 +1,4 @@
-// The proxyctl command table (conventions.md, rule 10): one row per command with its words, usage
+// The proxyctl command table : one row per command with its words, usage
 // line, summary, whether it changes anything, how its arguments parse into a protocol request and
 // how a reply renders as text. `proxyctl help`, `help COMMAND`, the batch syntax of `apply` and
 // the command list in docs/control-protocol.md all come from this one table. Pure: no I/O.

@@ -68,8 +68,6 @@ void log_exception(std::exception_ptr error) {
   }
 }
 
-std::string in_quotes(std::string_view text) { return "\"" + std::string(text) + "\""; }
-
 std::string names_of(const std::vector<RouteStatus>& routes) {
   std::string out;
   for (const RouteStatus& route : routes) out += (out.empty() ? "" : ", ") + route.name;

@@ -1,7 +1,7 @@
 // The control socket: a Unix domain socket where proxyctl (or socat) sends one JSON request line
 // and reads one response line (docs/control-protocol.md). It checks each peer's credentials, bounds
 // every request (size, deadline, connection count), runs one command at a time on its own thread,
-// and reaches proxyd only through AdminApi (conventions.md, rule 9).
+// and reaches proxyd only through AdminApi (docs/architecture.md, "The control boundary").
 // No Asio in this header: the server's machinery is behind a pointer, and the request handling
 // (execute, handle_line, peer_allowed) is plain functions that unit tests call without sockets.
 #pragma once

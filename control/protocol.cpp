@@ -58,8 +58,6 @@ std::vector<std::string_view> op_fields(WireOperation::Kind kind) {
   return {};
 }
 
-std::string in_quotes(std::string_view text) { return "\"" + std::string(text) + "\""; }
-
 // An integer JSON number that fits in uint64 (5000.0 or -1 is not one).
 std::optional<std::uint64_t> as_uint(const json::value& value) {
   if (value.is_uint64()) return value.get_uint64();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "proxy/admin_api.hpp"
+#include "proxy/values.hpp"
 
 namespace proxyd::control {
 

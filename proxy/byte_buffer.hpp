@@ -1,6 +1,6 @@
 // A fixed-capacity byte buffer with a read and a write cursor. Sized once per connection so a read
-// asks the kernel for as much as fits (performance-notes.md #1: a growing flat_buffer made ~2 KiB
-// reads). Owned by one session or one upstream connection; never shared between threads.
+// asks the kernel for as much as fits (docs/architecture.md, "Performance choices": a growing
+// flat_buffer made ~2 KiB reads). Owned by one session or one upstream connection; never shared between threads.
 #pragma once
 
 #include <cstddef>

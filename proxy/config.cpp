@@ -35,10 +35,6 @@ std::string ConfigError::text() const {
 
 namespace {
 
-// Longer than any sane timeout, and small enough that adding it to a steady_clock time point in
-// nanoseconds can never overflow.
-constexpr std::int64_t kMaxDurationMs = 365LL * 24 * 60 * 60 * 1000;
-
 // A config file larger than this is certainly a wrong path (say /dev/zero), not a config.
 constexpr std::size_t kMaxFileBytes = 16 * 1024 * 1024;
 
@@ -47,177 +43,6 @@ constexpr std::size_t kMaxUnixSocketPath = 107;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool all_digits(std::string_view text) {
-  return !text.empty() && std::all_of(text.begin(), text.end(), is_digit);
-}
-
-std::string quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
-
-enum class DigitsResult { ok, invalid, too_large };
-
-// Decimal digits only: no sign, no space, no base prefix (std::from_chars alone would accept a
-// leading run of digits and stop).
-DigitsResult read_digits(std::string_view text, std::uint64_t& value) {
-  if (!all_digits(text)) return DigitsResult::invalid;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec == std::errc::result_out_of_range) return DigitsResult::too_large;
-  return end == text.data() + text.size() ? DigitsResult::ok : DigitsResult::invalid;
-}
-
-// The parsers below return the value or set `error` to a message naming the bad text; the public
-// parsers drop the message, the config reader reports it.
-
-std::optional<Duration> duration_or_error(std::string_view text, std::string& error) {
-  std::size_t digits_end = 0;
-  while (digits_end < text.size() && is_digit(text[digits_end])) ++digits_end;
-  const std::string_view unit = text.substr(digits_end);
-  static constexpr std::pair<std::string_view, std::int64_t> kUnits[] = {
-      {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 60 * 60 * 1000}};
-  std::int64_t unit_ms = 0;
-  for (const auto& [name, ms] : kUnits) {
-    if (unit == name) unit_ms = ms;
-  }
-  std::uint64_t amount = 0;
-  const DigitsResult digits = read_digits(text.substr(0, digits_end), amount);
-  if (unit_ms == 0 || digits == DigitsResult::invalid) {
-    error = "invalid duration " + quoted(text) +
-            ": expected a whole number and a unit (ms, s, m or h), e.g. 500ms or 2s";
-    return std::nullopt;
-  }
-  if (digits == DigitsResult::too_large ||
-      amount > static_cast<std::uint64_t>(kMaxDurationMs / unit_ms)) {
-    error = "duration " + quoted(text) + " is too long (at most 365 days)";
-    return std::nullopt;
-  }
-  return Duration(static_cast<std::int64_t>(amount) * unit_ms);
-}
-
-std::optional<std::uint64_t> size_or_error(std::string_view text, std::string& error) {
-  std::size_t digits_end = 0;
-  while (digits_end < text.size() && is_digit(text[digits_end])) ++digits_end;
-  const std::string_view unit = text.substr(digits_end);
-  static constexpr std::pair<std::string_view, std::uint64_t> kUnits[] = {
-      {"", 1}, {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}};
-  std::uint64_t multiplier = 0;
-  for (const auto& [name, bytes] : kUnits) {
-    if (unit == name) multiplier = bytes;
-  }
-  std::uint64_t amount = 0;
-  const DigitsResult digits = read_digits(text.substr(0, digits_end), amount);
-  if (multiplier == 0 || digits == DigitsResult::invalid) {
-    error = "invalid size " + quoted(text) +
-            ": expected a whole number of bytes, optionally with KiB, MiB or GiB, e.g. 16384 or "
-            "100MiB";
-    return std::nullopt;
-  }
-  if (digits == DigitsResult::too_large || amount > UINT64_MAX / multiplier) {
-    error = "size " + quoted(text) + " is too large";
-    return std::nullopt;
-  }
-  return amount * multiplier;
-}
-
-// Exact decimal parsing: a weight typed as 0.5 must become 5000 ppm, not 4999 after a round trip
-// through a double.
-std::optional<std::uint32_t> percent_or_error(std::string_view text, std::string& error) {
-  std::string_view number = text;
-  if (!number.empty() && number.back() == '%') number.remove_suffix(1);
-  const std::size_t point = number.find('.');
-  const std::string_view whole = number.substr(0, point);
-  const std::string_view fraction =
-      point == std::string_view::npos ? std::string_view() : number.substr(point + 1);
-  std::uint64_t whole_value = 0;
-  const DigitsResult digits = read_digits(whole, whole_value);
-  const bool fraction_ok = point == std::string_view::npos || all_digits(fraction);
-  if (digits == DigitsResult::invalid || !fraction_ok) {
-    error = "invalid percentage " + quoted(text) +
-            ": expected a number from 0 to 100, e.g. 0.5, 0.5% or 100";
-    return std::nullopt;
-  }
-  if (fraction.size() > 4) {
-    error = "too many decimals in " + quoted(text) + " (the resolution is 0.0001%)";
-    return std::nullopt;
-  }
-  std::uint64_t ppm = 0;
-  if (digits == DigitsResult::ok && whole_value <= 100) {
-    std::uint64_t fraction_value = 0;
-    for (std::size_t i = 0; i < 4; ++i) {
-      fraction_value = fraction_value * 10 + (i < fraction.size() ? fraction[i] - '0' : 0);
-    }
-    ppm = whole_value * 10'000 + fraction_value;
-  }
-  if (digits == DigitsResult::too_large || whole_value > 100 || ppm > kPpmMax) {
-    error = "percentage " + quoted(text) + " is above 100";
-    return std::nullopt;
-  }
-  return static_cast<std::uint32_t>(ppm);
-}
-
-// Host names as DNS and container runtimes use them: letters, digits, '-' and '.', plus '_'
-// because Docker Compose names containers like `shop_web_1` and resolves those names.
-bool valid_host_name(std::string_view host) {
-  if (host.empty() || host.front() == '.' || host.front() == '-' || host.back() == '.') {
-    return false;
-  }
-  if (host.find("..") != std::string_view::npos) return false;
-  return std::all_of(host.begin(), host.end(), [](char c) {
-    return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_';
-  });
-}
-
-bool valid_ipv6_text(std::string_view host) {
-  if (host.find(':') == std::string_view::npos) return false;
-  return std::all_of(host.begin(), host.end(), [](char c) {
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.';
-  });
-}
-
-// An IPv6 host is stored without brackets (the form resolvers take); Endpoint::text() adds them.
-std::optional<Endpoint> endpoint_or_error(std::string_view text, std::uint16_t min_port,
-                                          std::string& error) {
-  const std::string prefix = "invalid address " + quoted(text) + ": ";
-  std::string_view host;
-  std::string_view port_text;
-  if (!text.empty() && text.front() == '[') {
-    const std::size_t close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      error = prefix + "expected [IPv6]:port, e.g. [::1]:8080";
-      return std::nullopt;
-    }
-    host = text.substr(1, close - 1);
-    port_text = text.substr(close + 2);
-    if (!valid_ipv6_text(host)) {
-      error = prefix + "invalid IPv6 address " + quoted(host);
-      return std::nullopt;
-    }
-  } else {
-    const std::size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) {
-      error = prefix + "expected host:port, e.g. 127.0.0.1:8080";
-      return std::nullopt;
-    }
-    host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) {
-      error = prefix + "an IPv6 address needs brackets, e.g. [::1]:8080";
-      return std::nullopt;
-    }
-    if (host.empty()) {
-      error = prefix + "the host is empty";
-      return std::nullopt;
-    }
-    if (!valid_host_name(host)) {
-      error = prefix + "invalid host name " + quoted(host);
-      return std::nullopt;
-    }
-  }
-  std::uint64_t port = 0;
-  if (read_digits(port_text, port) != DigitsResult::ok || port < min_port || port > 65535) {
-    error = prefix + "the port must be a number from " + std::to_string(min_port) + " to 65535";
-    return std::nullopt;
-  }
-  return Endpoint{std::string(host), static_cast<std::uint16_t>(port)};
-}
 
 // RFC 9110 token characters: what a header field name (and a cookie name) may contain.
 bool valid_token(std::string_view text) {
@@ -489,7 +314,7 @@ void Reader::read_name(const Value& value, std::string& out) {
     return;
   }
   if (!valid_name(*text)) {
-    error(value, "invalid name " + quoted(*text) + " (use letters, digits, '-', '_' and '.')");
+    error(value, "invalid name " + in_quotes(*text) + " (use letters, digits, '-', '_' and '.')");
     return;
   }
   out = *text;
@@ -509,7 +334,7 @@ void Reader::read_duration(const Value& value, Duration& out) {
   const std::optional<std::string> text = scalar(value);
   if (!text) return;
   std::string why;
-  const std::optional<Duration> duration = duration_or_error(*text, why);
+  const std::optional<Duration> duration = parse_duration(*text, &why);
   if (!duration) {
     error(value, why);
   } else if (duration->count() == 0) {
@@ -523,7 +348,7 @@ void Reader::read_size(const Value& value, std::uint64_t& out, std::uint64_t max
   const std::optional<std::string> text = scalar(value);
   if (!text) return;
   std::string why;
-  const std::optional<std::uint64_t> size = size_or_error(*text, why);
+  const std::optional<std::uint64_t> size = parse_size(*text, &why);
   if (!size) {
     error(value, why);
   } else if (*size == 0) {
@@ -540,10 +365,10 @@ void Reader::read_integer(const Value& value, std::int64_t min, std::int64_t max
   const std::optional<std::string> text = scalar(value);
   if (!text) return;
   std::uint64_t number = 0;
-  if (read_digits(*text, number) != DigitsResult::ok || number < static_cast<std::uint64_t>(min) ||
+  if (parse_digits(*text, number) != Digits::ok || number < static_cast<std::uint64_t>(min) ||
       number > static_cast<std::uint64_t>(max)) {
     error(value, "expected a whole number from " + std::to_string(min) + " to " +
-                     std::to_string(max) + ", got " + quoted(*text));
+                     std::to_string(max) + ", got " + in_quotes(*text));
     return;
   }
   out = static_cast<std::int64_t>(number);
@@ -553,7 +378,7 @@ std::optional<Endpoint> Reader::read_endpoint(const Value& value, std::uint16_t 
   const std::optional<std::string> text = scalar(value);
   if (!text) return std::nullopt;
   std::string why;
-  std::optional<Endpoint> endpoint = endpoint_or_error(*text, min_port, why);
+  std::optional<Endpoint> endpoint = parse_endpoint(*text, min_port, &why);
   if (!endpoint) error(value, why);
   return endpoint;
 }
@@ -607,8 +432,8 @@ void Reader::read_workers(const Value& value, Config& config) {
     return;
   }
   std::uint64_t workers = 0;
-  if (read_digits(*text, workers) != DigitsResult::ok || workers == 0 || workers > 1024) {
-    error(value, "expected auto or a whole number from 1 to 1024, got " + quoted(*text));
+  if (parse_digits(*text, workers) != Digits::ok || workers == 0 || workers > 1024) {
+    error(value, "expected auto or a whole number from 1 to 1024, got " + in_quotes(*text));
     return;
   }
   config.workers = static_cast<int>(workers);
@@ -628,7 +453,7 @@ void Reader::read_listeners(const Value& value, Config& config) {
       const Value name = at_key(item, "name");
       const auto [first, inserted] = name_lines.emplace(listener.name, name.line);
       if (!inserted) {
-        error(name, "duplicate listener name " + quoted(listener.name) + " (first at line " +
+        error(name, "duplicate listener name " + in_quotes(listener.name) + " (first at line " +
                         std::to_string(first->second) + ")");
       }
     }
@@ -639,7 +464,7 @@ void Reader::read_listeners(const Value& value, Config& config) {
           listener.address.text(), std::make_pair(listener.name, address.line));
       if (!inserted) {
         error(address, "address " + listener.address.text() + " is already used by listener " +
-                           quoted(first->second.first) + " (line " +
+                           in_quotes(first->second.first) + " (line " +
                            std::to_string(first->second.second) + ")");
       }
     }
@@ -685,7 +510,7 @@ void Reader::read_listener(const Value& value, ListenerConfig& listener) {
       } else if (*text == "passive") {
         listener.slot = SlotName::passive;
       } else {
-        error(*slot, "expected live or passive, got " + quoted(*text));
+        error(*slot, "expected live or passive, got " + in_quotes(*text));
       }
     }
   }
@@ -731,7 +556,7 @@ void Reader::read_admin(const Value& value, AdminConfig& admin) {
       if (octal) std::from_chars(text->data(), text->data() + text->size(), bits, 8);
       if (!octal || bits > 0777) {
         error(*mode,
-              "expected an octal file mode from 000 to 0777, e.g. 0660, got " + quoted(*text));
+              "expected an octal file mode from 000 to 0777, e.g. 0660, got " + in_quotes(*text));
       } else {
         admin.control_mode = bits;
       }
@@ -741,7 +566,7 @@ void Reader::read_admin(const Value& value, AdminConfig& admin) {
     if (const std::optional<std::string> text = scalar(*group)) {
       // The portable POSIX user and group name characters.
       if (!valid_name(*text) || text->front() == '-') {
-        error(*group, "invalid group name " + quoted(*text));
+        error(*group, "invalid group name " + in_quotes(*text));
       } else {
         admin.control_group = *text;
       }
@@ -769,7 +594,7 @@ void Reader::read_pools(const Value& value, Config& config) {
     PoolConfig pool;
     if (!valid_name(entry.name)) {
       error(entry.value,
-            "invalid pool name " + quoted(entry.name) + " (use letters, digits, '-', '_' and '.')");
+            "invalid pool name " + in_quotes(entry.name) + " (use letters, digits, '-', '_' and '.')");
     }
     pool.name = entry.name;
     read_pool(entry.value, pool);
@@ -808,7 +633,7 @@ void Reader::read_pool(const Value& value, PoolConfig& pool) {
       } else if (*text == "least_request") {
         pool.balance = Balance::least_request;
       } else {
-        error(*balance, "expected round_robin or least_request, got " + quoted(*text));
+        error(*balance, "expected round_robin or least_request, got " + in_quotes(*text));
       }
     }
   }
@@ -822,7 +647,7 @@ HealthConfig Reader::read_health(const Value& value) {
   if (const auto path = f->get("path")) {
     if (const std::optional<std::string> text = scalar(*path)) {
       if (!text->starts_with('/')) {
-        error(*path, "must start with /, got " + quoted(*text));
+        error(*path, "must start with /, got " + in_quotes(*text));
       } else {
         health.path = *text;
       }
@@ -858,7 +683,7 @@ void Reader::read_routes(const Value& value, Config& config, bool pools_known) {
       const Value name = at_key(item, "name");
       const auto [first, inserted] = name_lines.emplace(route.name, name.line);
       if (!inserted) {
-        error(name, "duplicate route name " + quoted(route.name) + " (first at line " +
+        error(name, "duplicate route name " + in_quotes(route.name) + " (first at line " +
                         std::to_string(first->second) + ")");
       }
     }
@@ -885,7 +710,7 @@ bool Reader::read_route(const Value& value, const Config& config, bool pools_kno
       if (const auto host = mf->get("host")) {
         if (const std::optional<std::string> text = scalar(*host)) {
           if (!valid_route_host(*text)) {
-            error(*host, "invalid host " + quoted(*text) +
+            error(*host, "invalid host " + in_quotes(*text) +
                              " (expected a host name like api.example.com or *.example.com)");
           } else {
             route.host = *text;
@@ -895,7 +720,7 @@ bool Reader::read_route(const Value& value, const Config& config, bool pools_kno
       if (const auto prefix = mf->get("path_prefix")) {
         if (const std::optional<std::string> text = scalar(*prefix)) {
           if (!text->starts_with('/')) {
-            error(*prefix, "must start with /, got " + quoted(*text));
+            error(*prefix, "must start with /, got " + in_quotes(*text));
           } else {
             route.path_prefix = *text;
           }
@@ -909,7 +734,7 @@ bool Reader::read_route(const Value& value, const Config& config, bool pools_kno
     if (out.empty() || !pools_known) return;
     const bool known = std::any_of(config.pools.begin(), config.pools.end(),
                                    [&](const PoolConfig& pool) { return pool.name == out; });
-    if (!known) error(slot, "unknown pool " + quoted(out));
+    if (!known) error(slot, "unknown pool " + in_quotes(out));
   };
   if (const auto live = f->get("live")) {
     read_pool_name(*live, route.live);
@@ -925,7 +750,7 @@ bool Reader::read_route(const Value& value, const Config& config, bool pools_kno
   if (const auto weight = f->get("weight")) {
     if (const std::optional<std::string> text = scalar(*weight)) {
       std::string why;
-      if (const std::optional<std::uint32_t> ppm = percent_or_error(*text, why)) {
+      if (const std::optional<std::uint32_t> ppm = parse_percent_ppm(*text, &why)) {
         route.weight_ppm = *ppm;
       } else {
         error(*weight, why);
@@ -936,7 +761,7 @@ bool Reader::read_route(const Value& value, const Config& config, bool pools_kno
   if (const auto header = f->get("preview_header")) {
     if (const std::optional<std::string> text = scalar(*header)) {
       if (!valid_token(*text)) {
-        error(*header, "invalid header name " + quoted(*text));
+        error(*header, "invalid header name " + in_quotes(*text));
       } else {
         route.preview_header = *text;
       }
@@ -955,7 +780,7 @@ StickyConfig Reader::read_sticky(const Value& value) {
     sticky.kind = StickyConfig::Kind::cookie;
     if (const std::optional<std::string> text = scalar(*cookie)) {
       if (!valid_token(*text)) {
-        error(*cookie, "invalid cookie name " + quoted(*text));
+        error(*cookie, "invalid cookie name " + in_quotes(*text));
       } else {
         sticky.name = *text;
       }
@@ -966,7 +791,7 @@ StickyConfig Reader::read_sticky(const Value& value) {
     sticky.kind = StickyConfig::Kind::header;
     if (const std::optional<std::string> text = scalar(*header)) {
       if (!valid_token(*text)) {
-        error(*header, "invalid header name " + quoted(*text));
+        error(*header, "invalid header name " + in_quotes(*text));
       } else {
         sticky.name = *text;
       }
@@ -1001,7 +826,7 @@ void Reader::check_unreachable_routes(const Config& config, const std::vector<Va
       const RouteConfig& b = config.routes[later];
       if (host_covers(a.host, b.host) && path_covers(a.path_prefix, b.path_prefix)) {
         error(at_key(items[later], "match"),
-              "never matches: route " + quoted(a.name) + " (line " + std::to_string(a.line) +
+              "never matches: route " + in_quotes(a.name) + " (line " + std::to_string(a.line) +
                   ") comes first and matches every request this one would");
         break;
       }
@@ -1091,7 +916,7 @@ ConfigResult load_config_text(const std::string& text, const std::string& file) 
         const auto pos = static_cast<std::size_t>(starts.back().pos);
         const std::string token = pos < text.size() ? text.substr(pos, 1) : "";
         return failure(
-            {file, line_of(starts.back()), "", "invalid YAML: unexpected " + quoted(token)});
+            {file, line_of(starts.back()), "", "invalid YAML: unexpected " + in_quotes(token)});
       }
     }
     if (documents.starts.empty()) {
@@ -1143,36 +968,6 @@ ConfigResult load_config_file(const std::string& path) {
   } catch (const std::exception& e) {
     return failure({path, 0, "", std::string("cannot load: ") + e.what()});
   }
-}
-
-std::optional<Duration> parse_duration(const std::string& text) {
-  std::string ignored;
-  return duration_or_error(text, ignored);
-}
-
-std::optional<std::uint64_t> parse_size(const std::string& text) {
-  std::string ignored;
-  return size_or_error(text, ignored);
-}
-
-std::optional<std::uint32_t> parse_percent_ppm(const std::string& text) {
-  std::string ignored;
-  return percent_or_error(text, ignored);
-}
-
-std::optional<Endpoint> parse_endpoint(const std::string& text) {
-  std::string ignored;
-  return endpoint_or_error(text, 0, ignored);
-}
-
-std::string format_percent(std::uint32_t ppm) {
-  std::string out = std::to_string(ppm / 10'000);
-  std::uint32_t fraction = ppm % 10'000;
-  if (fraction == 0) return out;
-  std::string digits = std::to_string(fraction);
-  digits.insert(0, 4 - digits.size(), '0');
-  while (digits.back() == '0') digits.pop_back();
-  return out + "." + digits;
 }
 
 }  // namespace proxyd

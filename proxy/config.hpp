@@ -1,6 +1,6 @@
 // The configuration as plain structs: what the YAML file says, validated, with defaults applied.
 // config.cpp is the only yaml-cpp user; nothing here includes Asio, Beast or yaml-cpp, so policy
-// code and its tests compile fast (conventions.md, rule 11).
+// code and its tests compile fast.
 #pragma once
 
 #include <chrono>
@@ -9,25 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "proxy/values.hpp"
+
 namespace proxyd {
 
-using Duration = std::chrono::milliseconds;
-
-// Parts per million: the unit of a route's weight (the share sent to its passive slot).
-inline constexpr std::uint32_t kPpmMax = 1'000'000;
-
 enum class SlotName { live, passive };
-
-// host:port as written; resolved to addresses when a snapshot is built. An IPv6 host is stored
-// without brackets (as resolvers take it); text() puts them back: "[::1]:8080".
-struct Endpoint {
-  std::string host;
-  std::uint16_t port = 0;
-  std::string text() const {
-    const bool v6 = host.find(':') != std::string::npos;
-    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-  }
-};
 
 struct TlsConfig {
   std::string cert;
@@ -140,12 +126,5 @@ struct ConfigResult {
 ConfigResult load_config_file(const std::string& path);
 // Same, from text; `file` is only used in error messages.
 ConfigResult load_config_text(const std::string& text, const std::string& file);
-
-// Value parsers shared with the control plane. Each returns nullopt on bad input.
-std::optional<Duration> parse_duration(const std::string& text);       // 500ms, 2s, 1m, 1h
-std::optional<std::uint64_t> parse_size(const std::string& text);      // 1024, 16KiB, 100MiB, 1GiB
-std::optional<std::uint32_t> parse_percent_ppm(const std::string& text);  // 0.5, 0.5%, 100 -> ppm
-std::optional<Endpoint> parse_endpoint(const std::string& text);       // host:port, [v6]:port
-std::string format_percent(std::uint32_t ppm);                          // 500000 -> "50", 5000 -> "0.5"
 
 }  // namespace proxyd

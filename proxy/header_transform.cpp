@@ -1,5 +1,5 @@
 // Request/response head policy and rewriting. See header_transform.hpp for the contract; the
-// framing rules here are the ones design.md lists as Beast 1.81's gaps.
+// framing rules here close Beast 1.81's gaps (docs/architecture.md, "Framing policy").
 #include "header_transform.hpp"
 
 #include <charconv>

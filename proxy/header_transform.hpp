@@ -1,5 +1,6 @@
-// The one place headers change (conventions.md, rule 4): the intermediary policy applied to a
-// parsed request (framing checks that close Beast 1.81's gaps, design.md) and the rewrite of the
+// The one place headers change : the intermediary policy applied to a
+// parsed request (framing checks that close Beast 1.81's gaps, listed in docs/architecture.md,
+// "Framing policy") and the rewrite of the
 // request head sent upstream and the response head sent back (hop-by-hop removal per RFC 9110
 // 7.6.1, X-Forwarded-*). Pure functions over views; the output goes into a reused string.
 #pragma once

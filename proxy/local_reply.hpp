@@ -1,5 +1,5 @@
-// Every reply proxyd makes itself, in one table: reason -> status -> counter (design.md: each local
-// reply has one reason, one status and one counter). Sessions name a reason; nothing else picks a
+// Every reply proxyd makes itself, in one table: reason -> status -> counter (each local reply has one
+// reason, one status and one counter). Sessions name a reason; nothing else picks a
 // status for a local reply.
 #pragma once
 

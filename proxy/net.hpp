@@ -1,5 +1,6 @@
-// Asio/Beast aliases for the data plane: concrete executors everywhere (performance-notes.md #3:
-// `io_context::executor_type` instead of `any_io_executor` saves a type-erased call per operation).
+// Asio/Beast aliases for the data plane: concrete executors everywhere (`io_context::executor_type`
+// instead of `any_io_executor` saves a type-erased call per operation; docs/architecture.md,
+// "Performance choices").
 // Only data-plane .cpp files include this; plain-struct headers never do.
 #pragma once
 

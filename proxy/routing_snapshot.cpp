@@ -19,14 +19,6 @@ namespace proxyd {
 
 namespace {
 
-// The name a server is known by in metrics and control commands: the config's host:port, with an
-// IPv6 literal bracketed as it is written ("[::1]:9001"), so the port stays unambiguous.
-std::string server_name(const Endpoint& endpoint) {
-  const bool v6_literal = endpoint.host.find(':') != std::string::npos;
-  std::string name = v6_literal ? "[" + endpoint.host + "]" : endpoint.host;
-  return name + ":" + std::to_string(endpoint.port);
-}
-
 ResolvedAddress from_v4(const in_addr& address, std::uint16_t port) {
   ResolvedAddress resolved;
   resolved.port = port;
@@ -65,12 +57,8 @@ std::string route_key(std::size_t index, const char* field) {
 
 std::string ResolvedAddress::text() const {
   char buffer[INET6_ADDRSTRLEN] = {};
-  if (v6) {
-    inet_ntop(AF_INET6, bytes.data(), buffer, sizeof buffer);
-    return "[" + std::string(buffer) + "]:" + std::to_string(port);
-  }
-  inet_ntop(AF_INET, bytes.data(), buffer, sizeof buffer);
-  return std::string(buffer) + ":" + std::to_string(port);
+  inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buffer, sizeof buffer);
+  return Endpoint{buffer, port}.text();
 }
 
 const Pool* RoutingSnapshot::find_pool(const std::string& name) const {
@@ -156,7 +144,9 @@ SnapshotResult build_snapshot(std::shared_ptr<const Config> config, std::uint64_
     for (std::size_t i = 0; i < pool_config.servers.size(); ++i) {
       const Endpoint& endpoint = pool_config.servers[i];
       Server server;
-      server.name = server_name(endpoint);
+      // The name a server is known by in metrics and control commands: the config's host:port,
+      // with an IPv6 literal bracketed as written ("[::1]:9001"), so the port stays unambiguous.
+      server.name = endpoint.text();
 
       std::string reason;
       const std::vector<ResolvedAddress> addresses = resolve(endpoint.host, endpoint.port, reason);

@@ -1,6 +1,6 @@
 // The immutable routing state a request reads: routes, pools, servers, slots and weights.
 // Built from a Config by the validating builder, then published through SnapshotStore and never
-// mutated; every change makes a new snapshot (conventions.md, rule 6). Plain structs, no Asio.
+// mutated; every change makes a new snapshot. Plain structs, no Asio.
 #pragma once
 
 #include <array>
@@ -10,7 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "config.hpp"
+#include "proxy/admin_types.hpp"
+#include "proxy/config.hpp"
 
 namespace proxyd {
 
@@ -28,8 +29,6 @@ struct ResolvedAddress {
 struct ServerState {
   std::atomic<std::int64_t> in_flight{0};
 };
-
-enum class ServerAdmin : std::uint8_t { enabled, draining, disabled };
 
 struct Server {
   std::string name;  // as written in the config: "127.0.0.1:9001" or "app.internal:80"

@@ -27,7 +27,8 @@ using namespace net::experimental::awaitable_operators;
 
 // Decoded chunk bytes are staged here before being re-framed for the other side.
 constexpr std::size_t kStageSize = 64 * 1024;
-// A connection that moved this much without waiting yields to the others (performance-notes #4).
+// A connection that moved this much without waiting yields to the others (docs/architecture.md,
+// "Performance choices").
 constexpr std::uint64_t kFairnessBytes = 256 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";

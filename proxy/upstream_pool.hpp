@@ -18,7 +18,7 @@ namespace proxyd {
 using Clock = std::chrono::steady_clock;
 
 // One connection to one server. The read buffer is sized once (64 KiB) so a large response is
-// read in few, large recv calls (performance-notes.md #1).
+// read in few, large recv calls (docs/architecture.md, "Performance choices").
 struct UpstreamConn {
   static constexpr std::size_t kBufferSize = 64 * 1024;
 

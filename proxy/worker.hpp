@@ -1,7 +1,7 @@
 // One worker: a thread running its own single-threaded io_context, its acceptors (one per
 // listener, SO_REUSEPORT, so the kernel spreads connections), its sessions, its idle upstream
 // connections, its PRNG and round-robin cursors, and one coarse timer that sweeps deadlines
-// (performance-notes.md #5: one timer per worker instead of one per operation).
+// (one timer per worker instead of one per operation: docs/architecture.md, "Timeouts").
 // Everything here is touched only on the worker's thread, except begin_drain() and stop(), which
 // post into it.
 #pragma once

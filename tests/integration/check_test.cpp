@@ -120,7 +120,7 @@ TEST(Check, VersionIsPrinted) {
   EXPECT_EQ(r.output, "proxyd " PROXYD_VERSION "\n");
 }
 
-// conf/ holds the example configs; each one must keep passing the check (conventions.md).
+// conf/ holds the example configs; each one must keep passing the check .
 TEST(Check, ExampleConfigsPass) {
   const std::filesystem::path conf = std::filesystem::path(PROXYD_SOURCE_DIR) / "conf";
   std::vector<std::filesystem::path> files;

@@ -1,5 +1,5 @@
 // Request framing policy through the real proxyd: every ambiguous or malformed request that Beast
-// 1.81 lets through (design.md, "Known weak spots") gets a 400, its connection is closed, and
+// 1.81 lets through (docs/architecture.md, "Framing policy") gets a 400, its connection is closed, and
 // nothing reaches the upstream; oversized headers get 431 and oversized bodies 413; an upstream
 // connection that had bytes left over after a response is never reused.
 #include <gtest/gtest.h>

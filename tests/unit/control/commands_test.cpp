@@ -57,7 +57,7 @@ TEST(CommandTable, NamesAreUniqueAndEveryRowIsComplete) {
       EXPECT_TRUE(row.mutates) << command_name(row);
     }
   }
-  // The contract of design.md: these commands exist.
+  // The documented contract (docs/control-protocol.md): these commands exist.
   for (const char* name : {"status", "set-weight", "set-live", "set-passive", "flip",
                            "wait-healthy", "server drain", "server enable", "server disable",
                            "reload", "history", "apply", "help"}) {

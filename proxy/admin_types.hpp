@@ -1,0 +1,101 @@
+// The plain types the control plane and the data plane exchange: runtime operations, the status
+// of routes, pools and servers, who asked. No Asio, Beast, yaml-cpp or snapshot here: control/
+// and proxyctl compile against this header alone (with values.hpp for the value syntaxes).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace proxyd {
+
+// What an operator decided for one server: in rotation, draining (no new requests) or out.
+enum class ServerAdmin : std::uint8_t { enabled, draining, disabled };
+
+// A server's admin state as written in the state file, the protocol and proxyctl's tables.
+inline std::string_view admin_name(ServerAdmin admin) {
+  switch (admin) {
+    case ServerAdmin::enabled:
+      return "enabled";
+    case ServerAdmin::draining:
+      return "draining";
+    case ServerAdmin::disabled:
+      return "disabled";
+  }
+  return "enabled";
+}
+
+inline std::optional<ServerAdmin> parse_admin(std::string_view name) {
+  if (name == "enabled") return ServerAdmin::enabled;
+  if (name == "draining") return ServerAdmin::draining;
+  if (name == "disabled") return ServerAdmin::disabled;
+  return std::nullopt;
+}
+
+// Who asked, from the control socket's SO_PEERCRED.
+struct Caller {
+  std::int64_t uid = -1;
+  std::int64_t gid = -1;
+  std::int64_t pid = -1;
+};
+
+// One runtime change. A command is a list of these, applied all or nothing in one snapshot.
+struct Operation {
+  enum class Kind { set_weight, set_live, set_passive, flip, server_admin };
+  Kind kind = Kind::set_weight;
+  std::string route;                // set_weight, set_live, set_passive, flip
+  std::string pool;                 // set_live, set_passive, server_admin
+  std::string server;               // server_admin: as written in the config ("127.0.0.1:9001")
+  std::uint32_t weight_ppm = 0;     // set_weight
+  ServerAdmin admin = ServerAdmin::enabled;  // server_admin
+};
+
+struct ChangeRequest {
+  std::vector<Operation> operations;
+  std::optional<std::uint64_t> if_generation;  // refuse unless the generation is still this
+  Caller caller;
+  std::string command;  // the command as the caller wrote it, for the audit log
+};
+
+struct ChangeResult {
+  bool ok = false;
+  std::string error;  // why it was refused (nothing changed)
+  std::uint64_t generation = 0;  // the generation after the command (unchanged when refused)
+};
+
+// Where a value comes from: the config file, or a runtime change (control socket, state file).
+enum class Source { config, runtime };
+
+struct RouteStatus {
+  std::string name;
+  std::string live;
+  std::string passive;
+  std::uint32_t weight_ppm = 0;
+  std::string sticky;  // "cookie sessionid", "header X-User-Id", "client_ip", or "" (random)
+  Source live_source = Source::config;
+  Source passive_source = Source::config;
+  Source weight_source = Source::config;
+};
+
+struct ServerStatus {
+  std::string name;
+  ServerAdmin admin = ServerAdmin::enabled;
+  Source admin_source = Source::config;
+  std::optional<bool> healthy;  // nullopt until health checks run for this pool
+};
+
+struct PoolStatus {
+  std::string name;
+  std::vector<ServerStatus> servers;
+};
+
+struct Status {
+  std::uint64_t generation = 0;
+  std::string config_path;
+  std::vector<RouteStatus> routes;
+  std::vector<PoolStatus> pools;
+};
+
+}  // namespace proxyd
