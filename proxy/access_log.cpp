@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <optional>
 
 namespace proxyd {
 namespace {
@@ -23,9 +24,8 @@ void append_kv(std::string& out, std::string_view key, std::string_view value) {
 }
 
 // UTC time to the millisecond; the second part is cached per thread (it changes once a second).
-void append_time(std::string& out) {
+void append_time(std::string& out, std::chrono::system_clock::time_point now) {
   using namespace std::chrono;
-  auto now = system_clock::now();
   auto secs = time_point_cast<seconds>(now);
   thread_local sys_seconds cached_second{};
   thread_local char cached[32];
@@ -45,6 +45,27 @@ void append_time(std::string& out) {
   frac[3] = static_cast<char>('0' + ms % 10);
   frac[4] = 'Z';
   out.append(frac, 5);
+}
+
+// Milliseconds with microsecond precision, or "-" when the phase did not happen.
+void append_ms(std::string& out, std::string_view key, std::optional<Clock::duration> d) {
+  out.push_back(' ');
+  out.append(key);
+  out.push_back('=');
+  if (!d) {
+    out.push_back('-');
+    return;
+  }
+  char ms[32];
+  const double value = std::chrono::duration<double, std::milli>(*d).count();
+  auto [end, ec] = std::to_chars(ms, ms + sizeof ms, value, std::chars_format::fixed, 3);
+  out.append(ms, static_cast<std::size_t>(end - ms));
+}
+
+std::string_view name_of(const Route* route) { return route ? std::string_view(route->name) : ""; }
+std::string_view name_of(const Pool* pool) { return pool ? std::string_view(pool->name) : ""; }
+std::string_view name_of(const Server* server) {
+  return server ? std::string_view(server->name) : "";
 }
 
 }  // namespace
@@ -68,26 +89,43 @@ AccessLog::~AccessLog() {
   if (owned_ && out_ != nullptr) std::fclose(out_);
 }
 
-void AccessLog::format(std::string& out, const AccessRecord& r) {
-  append_time(out);
+void AccessLog::format(std::string& out, const RequestOutcome& r,
+                       std::chrono::system_clock::time_point now) {
+  append_time(out, now);
   append_kv(out, "listener", r.listener);
   append_kv(out, "client", r.client);
   append_kv(out, "method", r.method);
   append_kv(out, "target", r.target);
   out.append(" status=");
   append_uint(out, r.status);
-  append_kv(out, "route", r.route);
-  append_kv(out, "slot", r.slot);
-  append_kv(out, "pool", r.pool);
-  append_kv(out, "server", r.server);
-  char ms[32];
-  auto [end, ec] = std::to_chars(ms, ms + sizeof ms, r.duration_ms, std::chars_format::fixed, 3);
-  append_kv(out, "duration_ms", std::string_view(ms, static_cast<std::size_t>(end - ms)));
+  append_kv(out, "route", name_of(r.route));
+  append_kv(out, "slot", r.route ? (r.slot == SlotName::live ? "live" : "passive") : "");
+  append_kv(out, "pool", name_of(r.pool));
+  append_kv(out, "server", name_of(r.server));
+  append_ms(out, "duration_ms", r.total);
+  append_ms(out, "connect_ms", r.upstream_connect);
+  append_ms(out, "ttfb_ms", r.first_byte);
   out.append(" bytes_in=");
   append_uint(out, r.bytes_in);
   out.append(" bytes_out=");
   append_uint(out, r.bytes_out);
-  append_kv(out, "reason", r.reason);
+  out.append(" attempts=");
+  append_uint(out, r.attempt_count);
+  // The attempts that failed, as server/why: what a retry hid from the client.
+  out.append(" failed=");
+  bool any = false;
+  for (std::size_t i = 0; i < r.attempt_count; ++i) {
+    const AttemptRecord& a = r.attempts[i];
+    if (a.end == AttemptEnd::ok) continue;
+    if (any) out.push_back(',');
+    out.append(name_of(a.server));
+    out.push_back('/');
+    out.append(attempt_end_name(a.end));
+    any = true;
+  }
+  if (!any) out.push_back('-');
+  append_kv(out, "end", request_end_name(r.end));
+  append_kv(out, "reason", r.reason ? local_reply_info(*r.reason).name : std::string_view());
   out.push_back('\n');
 }
 

@@ -1,31 +1,21 @@
-// The access log: one line per request (route, slot, pool, server, status, duration, bytes).
-// Each worker formats lines into its own buffer and hands whole buffers to write(), so lines from
-// two workers never interleave and the request path makes no syscall for logging.
+// The access log: one line per request, formatted from its outcome record (outcome.hpp).
+// Each worker formats lines into its own buffer and hands whole buffers to write() at least once
+// per sweep (at most 100 ms), so lines from two workers never interleave and the request path
+// makes no syscall for logging. A line carries the time the request ended; lines of one worker
+// are in that order, and a line can follow a line of another worker that ended up to one sweep
+// later (docs/configuration.md, "admin.access_log").
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <string>
 #include <string_view>
 
-namespace proxyd {
+#include "proxy/outcome.hpp"
 
-struct AccessRecord {
-  std::string_view listener;
-  std::string_view client;
-  std::string_view method;
-  std::string_view target;
-  unsigned status = 0;
-  std::string_view route;  // "-" when none
-  std::string_view slot;
-  std::string_view pool;
-  std::string_view server;
-  std::string_view reason;  // local reply reason or upstream failure, "-" when none
-  double duration_ms = 0;
-  std::uint64_t bytes_in = 0;   // request body bytes received
-  std::uint64_t bytes_out = 0;  // response body bytes sent
-};
+namespace proxyd {
 
 class AccessLog {
  public:
@@ -35,8 +25,10 @@ class AccessLog {
   ~AccessLog();
 
   bool enabled() const { return out_ != nullptr; }
-  // Appends one formatted line to `buffer` (the worker's).
-  static void format(std::string& buffer, const AccessRecord& record);
+  // Appends one formatted line to `buffer` (the worker's); `now` is the wall-clock time of the
+  // request's end.
+  static void format(std::string& buffer, const RequestOutcome& outcome,
+                     std::chrono::system_clock::time_point now);
   // Writes and clears `buffer`.
   void write(std::string& buffer);
 

@@ -1,6 +1,8 @@
 // A fixed-capacity byte buffer with a read and a write cursor. Sized once per connection so a read
 // asks the kernel for as much as fits (docs/architecture.md, "Performance choices": a growing
-// flat_buffer made ~2 KiB reads). Owned by one session or one upstream connection; never shared between threads.
+// flat_buffer made ~2 KiB reads). An upstream connection's storage is lent while it is in use and
+// returned while it idles (adopt/release). Owned by one session or one upstream connection; never
+// shared between threads.
 #pragma once
 
 #include <cstddef>
@@ -12,8 +14,22 @@ namespace proxyd {
 
 class ByteBuffer {
  public:
+  ByteBuffer() = default;  // no storage until adopt()
   explicit ByteBuffer(std::size_t capacity)
       : data_(new char[capacity]), capacity_(capacity) {}
+
+  bool has_storage() const { return data_ != nullptr; }
+  void adopt(std::unique_ptr<char[]> storage, std::size_t capacity) {
+    data_ = std::move(storage);
+    capacity_ = capacity;
+    begin_ = end_ = 0;
+  }
+  // Gives the storage back; the buffer must be empty (nothing received may be dropped unseen).
+  std::unique_ptr<char[]> release() {
+    capacity_ = 0;
+    begin_ = end_ = 0;
+    return std::move(data_);
+  }
 
   // Bytes received and not yet consumed.
   const char* data() const { return data_.get() + begin_; }
@@ -40,7 +56,7 @@ class ByteBuffer {
 
  private:
   std::unique_ptr<char[]> data_;
-  std::size_t capacity_;
+  std::size_t capacity_ = 0;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
 };

@@ -2,7 +2,9 @@
 // framing rules here close Beast 1.81's gaps (docs/architecture.md, "Framing policy").
 #include "header_transform.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 
 namespace proxyd {
 namespace {
@@ -110,6 +112,41 @@ ConnectionTokens connection_tokens(const std::vector<HeadField>& fields) {
     }
   }
   return t;
+}
+
+HeadScan scan_head(std::string_view bytes, std::size_t& scanned) {
+  HeadScan scan;
+  std::size_t from = std::min(scanned, bytes.size());
+  scanned = bytes.size();
+  for (;;) {
+    const void* found = std::memchr(bytes.data() + from, '\n', bytes.size() - from);
+    if (found == nullptr) return scan;
+    const auto lf = static_cast<std::size_t>(static_cast<const char*>(found) - bytes.data());
+    if (lf == 0 || bytes[lf - 1] != '\r') {
+      scan.state = HeadScan::State::bare_lf;
+      return scan;
+    }
+    if (lf >= 3 && bytes[lf - 2] == '\n' && bytes[lf - 3] == '\r') {
+      scan.state = HeadScan::State::complete;
+      scan.length = lf + 1;
+      return scan;
+    }
+    from = lf + 1;
+  }
+}
+
+bool is_idempotent(http::verb method) {
+  switch (method) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::options:
+    case http::verb::trace:
+    case http::verb::put:
+    case http::verb::delete_:
+      return true;
+    default:
+      return false;
+  }
 }
 
 bool has_obs_fold(std::string_view block) {

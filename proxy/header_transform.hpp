@@ -45,6 +45,26 @@ struct RequestPlan {
   ConnectionTokens connection;
 };
 
+// Where a message head ends in the bytes received so far.
+struct HeadScan {
+  enum class State : std::uint8_t {
+    incomplete,  // no CRLF CRLF yet: read more
+    complete,    // `length` bytes, the final CRLF CRLF included
+    bare_lf,     // a line ends in LF without CR: refused at once (RFC 9112 2.2 allows that),
+                 // instead of waiting for a CRLF CRLF that may never come
+  };
+  State state = State::incomplete;
+  std::size_t length = 0;
+};
+
+// Scans `bytes` from `scanned`, the count an earlier call on the same (grown) bytes returned
+// through it, so each byte is examined once however the head arrives.
+HeadScan scan_head(std::string_view bytes, std::size_t& scanned);
+
+// RFC 9110 9.2.2: a request that may be sent twice with the effect of once. Only these are
+// replayed on another connection when a kept-alive one turns out to be closed.
+bool is_idempotent(http::verb method);
+
 // True when a line of the header block starts with SP or HTAB (obs-fold, RFC 9112 5.2). Beast
 // joins such lines silently, which can hide a Transfer-Encoding value; we refuse them instead.
 bool has_obs_fold(std::string_view header_block);

@@ -6,8 +6,8 @@ namespace proxyd {
 
 namespace {
 
-bool eligible(const Pool& pool, TriedSet tried, std::uint32_t index) {
-  return pool.servers[index].admin == ServerAdmin::enabled && !was_tried(tried, index);
+bool eligible(const Pool& pool, const TriedSet& tried, std::uint32_t index) {
+  return pool.servers[index].admin == ServerAdmin::enabled && !tried.contains(index);
 }
 
 std::int64_t in_flight(const Server& server) {
@@ -16,7 +16,7 @@ std::int64_t in_flight(const Server& server) {
 }
 
 // The index of the `rank`-th eligible server (rank < number of eligible servers).
-std::uint32_t nth_eligible(const Pool& pool, TriedSet tried, std::uint32_t rank) {
+std::uint32_t nth_eligible(const Pool& pool, const TriedSet& tried, std::uint32_t rank) {
   const auto count = static_cast<std::uint32_t>(pool.servers.size());
   for (std::uint32_t i = 0; i < count; ++i) {
     if (!eligible(pool, tried, i)) continue;
@@ -31,7 +31,7 @@ std::uint32_t scale(std::uint32_t random, std::uint32_t bound) {
   return static_cast<std::uint32_t>((std::uint64_t{random} * bound) >> 32);
 }
 
-std::optional<std::uint32_t> pick_round_robin(const Pool& pool, TriedSet tried,
+std::optional<std::uint32_t> pick_round_robin(const Pool& pool, const TriedSet& tried,
                                               std::uint64_t& cursor) {
   const std::uint64_t count = pool.servers.size();
   const std::uint64_t start = cursor % count;
@@ -46,7 +46,7 @@ std::optional<std::uint32_t> pick_round_robin(const Pool& pool, TriedSet tried,
   return std::nullopt;
 }
 
-std::optional<std::uint32_t> pick_least_request(const Pool& pool, TriedSet tried,
+std::optional<std::uint32_t> pick_least_request(const Pool& pool, const TriedSet& tried,
                                                 std::uint64_t random) {
   std::uint32_t count = 0;
   for (std::uint32_t i = 0; i < pool.servers.size(); ++i) count += eligible(pool, tried, i);
@@ -66,7 +66,7 @@ std::optional<std::uint32_t> pick_least_request(const Pool& pool, TriedSet tried
 
 }  // namespace
 
-std::optional<std::uint32_t> pick_server(const Pool& pool, TriedSet tried, std::uint64_t& cursor,
+std::optional<std::uint32_t> pick_server(const Pool& pool, const TriedSet& tried, std::uint64_t& cursor,
                                          std::uint64_t random) {
   if (pool.servers.empty()) return std::nullopt;
   switch (pool.balance) {

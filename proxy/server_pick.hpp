@@ -2,27 +2,48 @@
 // The caller owns the round-robin cursor (one per worker and pool) and passes the random value.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 
 #include "routing_snapshot.hpp"
 
 namespace proxyd {
 
-// Servers already tried for this request, by index in Pool::servers (pools above 64 servers only
-// track the first 64; the rest are treated as untried).
-using TriedSet = std::uint64_t;
+// A request tries at most this many servers (one attempt each: a refused or timed-out connect,
+// or a kept-alive connection the server had closed, moves on to the next). HAProxy's default is
+// `retries 3`: four attempts in all.
+inline constexpr std::size_t kMaxAttempts = 4;
 
-inline bool was_tried(TriedSet tried, std::uint32_t index) {
-  return index < 64 && (tried >> index) & 1u;
-}
-inline TriedSet mark_tried(TriedSet tried, std::uint32_t index) {
-  return index < 64 ? tried | (std::uint64_t{1} << index) : tried;
-}
+// The servers a request has tried, by index in Pool::servers. At most kMaxAttempts, so a short
+// list is exact for a pool of any size.
+class TriedSet {
+ public:
+  TriedSet() = default;
+  TriedSet(std::initializer_list<std::uint32_t> indexes) {
+    for (std::uint32_t index : indexes) add(index);
+  }
+  bool contains(std::uint32_t index) const {
+    for (std::size_t i = 0; i < count_; ++i)
+      if (indexes_[i] == index) return true;
+    return false;
+  }
+  // Ignored once kMaxAttempts are recorded: the caller stops trying before that.
+  void add(std::uint32_t index) {
+    if (count_ < kMaxAttempts && !contains(index)) indexes_[count_++] = index;
+  }
+  std::size_t size() const { return count_; }
+
+ private:
+  std::array<std::uint32_t, kMaxAttempts> indexes_{};
+  std::size_t count_ = 0;
+};
 
 // Picks an enabled server not yet tried; nullopt when none is left. Round robin advances `cursor`;
 // least-request draws two candidates from `random` and keeps the one with fewer in-flight requests.
-std::optional<std::uint32_t> pick_server(const Pool& pool, TriedSet tried, std::uint64_t& cursor,
+std::optional<std::uint32_t> pick_server(const Pool& pool, const TriedSet& tried, std::uint64_t& cursor,
                                          std::uint64_t random);
 
 }  // namespace proxyd

@@ -1,21 +1,23 @@
-// One client connection, as a C++20 coroutine on its worker's thread. The phases of a request
-// follow docs/architecture.md; each wait is preceded by arming the session's deadline with the
-// named timeout that applies to it (rule 3), and each failure maps to one local reply.
+// One client connection, as C++20 coroutines on its worker's thread. handle_request() sequences
+// the phases of a request in the names of docs/architecture.md ("Life of a request"); each phase
+// is one function. Every wait is preceded by arming the session's deadline with the named timeout
+// that applies to it, every failure maps to one local reply, and every request ends in exactly
+// one outcome record (outcome.hpp), finished by a guard whichever way the request ends.
 #include "session.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include <array>
-#include <charconv>
-#include <cstdio>
+#include <optional>
 #include <span>
 
-#include "access_log.hpp"
 #include "header_transform.hpp"
 #include "http_head.hpp"
 #include "local_reply.hpp"
+#include "outcome.hpp"
+#include "relay.hpp"
+#include "retry_policy.hpp"
 #include "router.hpp"
 #include "server_pick.hpp"
 #include "worker.hpp"
@@ -25,13 +27,11 @@ namespace {
 
 using namespace net::experimental::awaitable_operators;
 
-// Decoded chunk bytes are staged here before being re-framed for the other side.
-constexpr std::size_t kStageSize = 64 * 1024;
-// A connection that moved this much without waiting yields to the others (docs/architecture.md,
-// "Performance choices").
-constexpr std::uint64_t kFairnessBytes = 256 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+// Interim (1xx) responses relayed before the final one; past this, the upstream gets a 502.
+// Real servers send one or two (100 Continue, 103 Early Hints).
+constexpr int kMaxInterimResponses = 16;
 
 std::optional<std::string_view> find_request_header(const void* ctx, std::string_view name) {
   for (const HeadField& f : static_cast<const RequestHead*>(ctx)->fields)
@@ -39,53 +39,150 @@ std::optional<std::string_view> find_request_header(const void* ctx, std::string
   return std::nullopt;
 }
 
-// "1f4\r\n": the chunk-size line for `n` bytes.
-std::string_view chunk_size_line(std::size_t n, std::array<char, 20>& storage) {
-  auto [end, ec] = std::to_chars(storage.data(), storage.data() + 16, n, 16);
-  *end++ = '\r';
-  *end++ = '\n';
-  return {storage.data(), static_cast<std::size_t>(end - storage.data())};
-}
+// Counts a request in its server's in-flight number (least-request reads it) from the moment a
+// server is picked until the request lets go of it.
+class InFlight {
+ public:
+  InFlight() = default;
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+  ~InFlight() { track(nullptr); }
 
-// One step of decoding a chunked body from `in` into the stage. Beast's parser, driven
-// non-eagerly, reports "consumed nothing" both for a full sink and for an empty input, so both
-// are checked here before calling it.
-enum class Decode { flush, need_more, done, error };
+  void track(ServerState* state) {
+    if (state_ != nullptr) state_->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    state_ = state;
+    if (state_ != nullptr) state_->in_flight.fetch_add(1, std::memory_order_relaxed);
+  }
 
-template <bool isRequest>
-Decode decode_chunks(HeadParser<isRequest>& parser, ByteBuffer& in, std::size_t staged,
-                     error_code& ec) {
-  for (;;) {
-    if (parser.is_done()) return Decode::done;
-    if (staged == kStageSize) return Decode::flush;
-    if (in.empty()) return Decode::need_more;
-    std::size_t before = in.size();
-    std::size_t used = parser.put(net::buffer(in.data(), in.size()), ec);
-    in.consume(used);
-    if (ec == http::error::need_more) {
-      ec = {};
-      return Decode::need_more;
-    }
-    if (ec) return Decode::error;
-    if (used == 0 && before == in.size()) return Decode::need_more;
+ private:
+  ServerState* state_ = nullptr;
+};
+
+// The upstream connection a request holds. While held, its socket is the session deadline's
+// second socket (the sweep cancels it when the deadline passes). Dropped (reset or destruction):
+// closed, its relay buffer kept by the worker; released: back to the idle cache for reuse.
+class UpstreamLease {
+ public:
+  UpstreamLease(Worker& worker, Deadline& deadline) : worker_(worker), deadline_(deadline) {}
+  UpstreamLease(const UpstreamLease&) = delete;
+  UpstreamLease& operator=(const UpstreamLease&) = delete;
+  ~UpstreamLease() { reset(); }
+
+  void hold(std::unique_ptr<UpstreamConn> conn) {
+    reset();
+    conn_ = std::move(conn);
+    deadline_.sockets[1] = &conn_->socket;
+  }
+  UpstreamConn& conn() { return *conn_; }
+
+  void reset() {
+    if (!conn_) return;
+    deadline_.sockets[1] = nullptr;
+    worker_.upstreams().discard(std::move(conn_));
+  }
+
+  void release_for_reuse(std::uint32_t max_idle_per_server) {
+    deadline_.sockets[1] = nullptr;
+    ++conn_->requests;
+    worker_.upstreams().put(std::move(conn_), worker_.now(), max_idle_per_server);
+  }
+
+ private:
+  Worker& worker_;
+  Deadline& deadline_;
+  std::unique_ptr<UpstreamConn> conn_;
+};
+
+// Everything one request owns, built fresh when its head is complete and dropped when it ends.
+// The snapshot is loaded once, here: every phase of the request reads this one.
+struct RequestContext {
+  RequestContext(Worker& worker, Deadline& deadline, RequestHead& head)
+      : snapshot(worker.snapshot()),
+        config(*snapshot->config),
+        parser(head),
+        lease(worker, deadline) {
+    outcome.started = Clock::now();
+  }
+
+  std::shared_ptr<const RoutingSnapshot> snapshot;
+  const Config& config;
+  RequestOutcome outcome;
+
+  HeadParser<true> parser;  // parses the head, then decodes a chunked body
+  RequestPlan plan;
+  bool head_request = false;
+  unsigned client_version = 11;
+  bool idempotent = false;
+  std::size_t buffered_body = 0;  // body bytes already received, written with the head
+  bool replayable = false;        // the whole body is buffered: it can be sent again
+  bool sent_continue = false;
+  std::optional<LocalReason> client_error;  // why the client's side failed during an attempt
+
+  TriedSet tried;  // servers whose connect failed
+  InFlight in_flight;
+  UpstreamLease lease;
+
+  std::optional<HeadParser<false>> response_parser;
+  ResponsePlan response_plan;
+  std::size_t response_header_len = 0;
+};
+
+// What the upstream phases tell handle_request: a final response head to relay, a local reply
+// to make, or a client that is gone (close without a word).
+struct Forwarded {
+  enum class Kind : std::uint8_t { response, reply, gone };
+  Kind kind = Kind::response;
+  LocalReason reason = LocalReason::bad_upstream_response;
+
+  static Forwarded reply(LocalReason reason) { return {Kind::reply, reason}; }
+  static Forwarded gone() { return {Kind::gone}; }
+};
+
+// How the read header phase ended.
+struct HeadRead {
+  enum class State : std::uint8_t { complete, closed, refused };
+  State state = State::closed;
+  std::size_t length = 0;             // complete: the head's bytes
+  LocalReason refusal = LocalReason::bad_request;  // refused: the reply to make
+
+  static HeadRead complete_head(std::size_t length) { return {State::complete, length}; }
+  static HeadRead closed_silently() { return {State::closed}; }
+  static HeadRead refused_with(LocalReason reason) { return {State::refused, 0, reason}; }
+};
+
+// The local reply for an upstream attempt that failed and is not retried.
+LocalReason failure_reason(AttemptEnd end) {
+  switch (end) {
+    case AttemptEnd::connect_failed:
+    case AttemptEnd::connect_timeout:
+      return LocalReason::upstream_unavailable;
+    case AttemptEnd::timeout:
+      return LocalReason::upstream_timeout;
+    default:
+      return LocalReason::bad_upstream_response;
   }
 }
-
-// Why a request ended without a complete relay; drives the reply, the log and reuse.
-enum class Outcome {
-  done,            // response relayed completely
-  local_reply,     // proxyd answered itself
-  client_gone,     // the client failed or timed out mid-request: nothing more to send
-  upstream_broke,  // the upstream failed after the response head was sent: close the client
-};
 
 class Session {
  public:
   Session(Worker& worker, Socket socket, ListenerRuntime listener)
-      : worker_(worker), client_(std::move(socket)), listener_(std::move(listener)),
-        in_(client_buffer_size(*worker.snapshot()->config)) {
-    out_.reserve(4096);
+      : worker_(worker),
+        client_(std::move(socket)),
+        listener_(std::move(listener)),
+        in_(client_buffer_size(*worker.snapshot()->config)),
+        pump_(worker, deadline_) {
+    deadline_.sockets[0] = &client_;
+    worker_.link(deadline_);
+    error_code ec;
+    auto remote = client_.remote_endpoint(ec);
+    if (!ec) {
+      client_ip_ = remote.address().to_string();
+      client_address_ = client_ip_ + ":" + std::to_string(remote.port());
+    }
   }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session() { worker_.unlink(deadline_); }
 
   Task<void> run();
 
@@ -94,94 +191,69 @@ class Session {
     return std::max<std::size_t>(config.limits.max_header_bytes + 1024, 32 * 1024);
   }
 
-  // --- phases ---
-  Task<bool> read_request_head(bool first, std::size_t& header_len);
-  Task<bool> handle_request(std::size_t header_len);
-  Task<bool> connect(UpstreamConn& conn, const Server& server);
-  Task<bool> send_body(UpstreamConn& conn, HeadParser<true>& parser, const RequestPlan& plan);
-  Task<bool> client_body_failed();
-  enum class HeadRead { ok, timeout, stale, bad };
-  Task<HeadRead> read_response_head(UpstreamConn& conn, std::size_t& header_len);
-  Task<Outcome> relay_response(UpstreamConn& conn, HeadParser<false>& parser,
-                               const ResponsePlan& plan, BodyFraming framing);
-  Task<void> tunnel(UpstreamConn& conn);
-  Task<void> pump(Socket& from, Socket& to, ByteBuffer& buffer);
+  // The phases, in the order of a request's life.
+  Task<HeadRead> read_request_head(bool first);                           // read header
+  Task<bool> handle_request(const HeadRead& head);                        // the sequence
+  std::optional<LocalReason> check(RequestContext& ctx, std::size_t header_len);  // check
+  std::optional<LocalReason> route(RequestContext& ctx);                  // route
+  void prepare_upstream_request(RequestContext& ctx, std::size_t header_len);
+  Task<Forwarded> proxy_to_upstream(RequestContext& ctx);                 // pick .. read response
+  Task<AttemptEnd> attempt(RequestContext& ctx, const Server& server);    // one server, once
+  Task<AttemptEnd> connect(RequestContext& ctx, const Server& server);    // get connection (new)
+  Task<AttemptEnd> send_request(RequestContext& ctx, bool reused);        // write header, body
+  Task<AttemptEnd> read_response_head(RequestContext& ctx, bool reused);  // read response
+  Task<Forwarded> read_final_response(RequestContext& ctx);               // ... past any 1xx
+  Task<bool> relay_response(RequestContext& ctx);                         // relay
+  Task<bool> tunnel(RequestContext& ctx);                                 // relay, after a 101
+  void finish(RequestContext& ctx);                                       // log
 
-  // --- helpers ---
+  // Helpers.
+  Task<bool> reply(RequestContext& ctx, LocalReason reason, bool keep_alive = false);
   Task<bool> write_client(std::span<const net::const_buffer> buffers);
-  Task<bool> write_upstream(UpstreamConn& conn, std::span<const net::const_buffer> buffers);
-  Task<void> reply_local(LocalReason reason, bool close);
-  // A write to the upstream failed: it timed out, or the connection is gone.
-  LocalReason upstream_write_failure() const {
-    return deadline_.fired ? LocalReason::upstream_timeout : LocalReason::upstream_unavailable;
-  }
-  static LocalReason head_read_failure(HeadRead read) {
-    return read == HeadRead::timeout ? LocalReason::upstream_timeout
-                                     : LocalReason::bad_upstream_response;
-  }
   Task<void> linger();
-  Task<void> fairness(std::uint64_t& moved, std::size_t n);
-  void log_request(Clock::time_point started);
-  char* stage() {
-    if (!stage_) stage_ = std::make_unique<char[]>(kStageSize);
-    return stage_.get();
-  }
+  Task<void> pipe(Socket& from, Socket& to, ByteBuffer& buffer, std::uint64_t& moved);
 
   Worker& worker_;
   Socket client_;
   ListenerRuntime listener_;
   ByteBuffer in_;  // bytes from the client: request heads, then body bytes
-  std::string out_;  // the head being written (upstream request or client response)
-  RequestHead request_;
-  ResponseHead response_;
+  RequestHead request_;    // views into in_, valid until the head is consumed
+  ResponseHead response_;  // views into the upstream connection's buffer
   Deadline deadline_;
-  std::unique_ptr<char[]> stage_;
-  std::shared_ptr<const RoutingSnapshot> snapshot_;  // held for the request in flight
-  const Config* config_ = nullptr;
+  BodyPump pump_;
+  std::string upstream_head_;  // the request head sent upstream (kept for a retry)
+  std::string client_head_;    // the response head sent to the client
   std::string client_ip_;
   std::string client_address_;
-
-  // Per-request facts for the access log.
-  std::string method_;
-  std::string target_;
-  unsigned status_ = 0;
-  std::string_view reason_;
-  const Route* route_ = nullptr;
-  const Pool* pool_ = nullptr;
-  const Server* server_ = nullptr;
-  SlotName slot_ = SlotName::live;
-  std::uint64_t bytes_in_ = 0;
-  std::uint64_t bytes_out_ = 0;
+  std::string log_method_;  // copies for the access log, which outlives the head's bytes
+  std::string log_target_;
+  bool linger_on_close_ = false;  // a local reply closes the connection: drain what follows
 };
 
 Task<void> Session::run() {
-  deadline_.sockets[0] = &client_;
-  worker_.link(deadline_);
-  error_code ec;
-  auto remote = client_.remote_endpoint(ec);
-  if (!ec) {
-    client_ip_ = remote.address().to_string();
-    client_address_ = client_ip_ + ":" + std::to_string(remote.port());
-  }
   for (bool first = true;; first = false) {
-    std::size_t header_len = 0;
-    if (!co_await read_request_head(first, header_len)) break;
-    if (!co_await handle_request(header_len)) break;
+    const HeadRead head = co_await read_request_head(first);
+    if (head.state == HeadRead::State::closed) break;
+    if (!co_await handle_request(head)) break;
     if (worker_.draining()) break;
   }
+  if (linger_on_close_) co_await linger();
+  error_code ec;
   client_.shutdown(tcp::socket::shutdown_both, ec);
   client_.close(ec);
-  worker_.unlink(deadline_);
 }
 
-// Phase: read header. Reads until the end of the header block is in the buffer. Returns false
-// when the connection should close (EOF, idle timeout, drain, or a local reply already sent).
-Task<bool> Session::read_request_head(bool first, std::size_t& header_len) {
-  // Limits and timeouts for the wait come from the newest snapshot; routing loads it again once
-  // the head is here, so a change made while this connection idled applies to its next request.
-  snapshot_ = worker_.snapshot();
-  config_ = snapshot_->config.get();
-  const std::size_t max_header = config_->limits.max_header_bytes;
+// Phase: read header. Reads until the end of the header block is in the buffer. The header's
+// deadline runs from its first byte (from the accept for a connection's first request) and is not
+// moved by the bytes that follow, so a client sending a line now and then (slowloris) gets its
+// 408 on time; between requests the connection may idle for client_idle.
+Task<HeadRead> Session::read_request_head(bool first) {
+  // Limits and timeouts for the wait come from the newest snapshot; the request loads it again
+  // once its head is here, so a change made while this connection idled applies to it.
+  const Config& config = *worker_.snapshot()->config;
+  const std::size_t max_header = config.limits.max_header_bytes;
+  std::optional<Clock::time_point> header_deadline;
+  if (first) header_deadline = worker_.now() + config.timeouts.client_header;
   std::size_t scanned = 0;
   for (;;) {
     // Empty lines before a request line are tolerated (RFC 9112 2.2).
@@ -189,244 +261,195 @@ Task<bool> Session::read_request_head(bool first, std::size_t& header_len) {
       in_.consume(2);
       scanned = 0;
     }
-    std::string_view view = in_.view();
-    auto end = view.find("\r\n\r\n", scanned > 3 ? scanned - 3 : 0);
-    if (end != std::string_view::npos) {
-      header_len = end + 4;
-      if (header_len > max_header) break;
-      co_return true;
+    if (!in_.empty()) {
+      if (!header_deadline) header_deadline = worker_.now() + config.timeouts.client_header;
+      const HeadScan scan = scan_head(in_.view(), scanned);
+      if (scan.state == HeadScan::State::bare_lf) co_return HeadRead::refused_with(LocalReason::bad_request);
+      if (scan.state == HeadScan::State::complete) {
+        if (scan.length > max_header) co_return HeadRead::refused_with(LocalReason::header_too_large);
+        co_return HeadRead::complete_head(scan.length);
+      }
+      if (in_.size() >= max_header) co_return HeadRead::refused_with(LocalReason::header_too_large);
     }
-    scanned = view.size();
-    if (view.size() >= max_header) break;
     if (in_.writable() == 0) in_.compact();
 
-    const bool idle = view.empty();
-    if (idle && worker_.draining()) co_return false;
+    const bool idle = in_.empty();
+    if (idle && worker_.draining()) co_return HeadRead::closed_silently();
     deadline_.idle = idle;
-    worker_.arm(deadline_, idle && !first ? config_->timeouts.client_idle
-                                          : config_->timeouts.client_header);
+    if (idle && !first) {
+      worker_.arm(deadline_, config.timeouts.client_idle);
+    } else {
+      worker_.arm_until(deadline_, *header_deadline);
+    }
     auto [ec, n] =
         co_await client_.async_read_some(net::buffer(in_.write_ptr(), in_.writable()), use_task);
     deadline_.idle = false;
     if (ec) {
-      if (deadline_.fired && !idle) co_await reply_local(LocalReason::client_header_timeout, true);
-      co_return false;  // EOF, reset, idle timeout or drain: close without a word
+      // A header begun and not finished in time gets its 408; EOF, a reset, an idle timeout or
+      // a drain close the connection without a word.
+      if (deadline_.fired && !idle) co_return HeadRead::refused_with(LocalReason::client_header_timeout);
+      co_return HeadRead::closed_silently();
     }
     in_.commit(n);
   }
-  co_await reply_local(LocalReason::header_too_large, true);
-  co_return false;
 }
 
-// Phases check -> route -> pick server -> get connection -> write header -> relay body ->
-// read response -> relay -> log. Returns whether the client connection stays open.
-Task<bool> Session::handle_request(std::size_t header_len) {
-  // The access log is the only reader of the start time and of method_/target_.
-  const bool logging = worker_.access_log().enabled();
-  const Clock::time_point started = logging ? Clock::now() : Clock::time_point{};
-  snapshot_ = worker_.snapshot();  // one snapshot for the whole request, loaded as it starts
-  config_ = snapshot_->config.get();
-  status_ = 0;
-  reason_ = {};
-  route_ = nullptr;
-  pool_ = nullptr;
-  server_ = nullptr;
-  bytes_in_ = bytes_out_ = 0;
-  method_.clear();
-  target_.clear();
+// The phases of one request: check -> route -> (pick server -> get connection -> write header ->
+// relay body -> read response, per attempt) -> relay -> log. Returns whether the client
+// connection stays open.
+Task<bool> Session::handle_request(const HeadRead& head) {
+  RequestContext ctx(worker_, deadline_, request_);
+  struct FinishOnExit {
+    Session& session;
+    RequestContext& ctx;
+    ~FinishOnExit() { session.finish(ctx); }
+  } finish_on_exit{*this, ctx};
+  ctx.outcome.listener = listener_.name;
+  ctx.outcome.client = client_address_;
 
-  auto refuse = [&](LocalReason reason) -> Task<bool> {
-    co_await reply_local(reason, true);
-    log_request(started);
-    co_return false;
-  };
-
-  // Check: syntax by Beast, intermediary policy by check_request().
-  if (has_obs_fold(in_.view().substr(0, header_len))) co_return co_await refuse(LocalReason::bad_request);
-  HeadParser<true> parser(request_);
-  parser.header_limit(static_cast<std::uint32_t>(header_len + 1));
-  parser.body_limit(config_->limits.max_body_bytes);
-  error_code ec;
-  parser.put(net::buffer(in_.data(), header_len), ec);
-  if (ec == http::error::body_limit) co_return co_await refuse(LocalReason::body_too_large);
-  if (ec || !parser.is_header_done()) co_return co_await refuse(LocalReason::bad_request);
-  if (logging) {
-    method_.assign(request_.method_text);
-    target_.assign(request_.target);
+  if (head.state == HeadRead::State::refused) co_return co_await reply(ctx, head.refusal);
+  if (auto refusal = check(ctx, head.length)) co_return co_await reply(ctx, *refusal);
+  if (auto refusal = route(ctx)) {
+    // Without a body to skip, the connection can serve the next request.
+    const bool keep = ctx.plan.framing == BodyFraming::none && ctx.plan.keep_alive &&
+                      *refusal == LocalReason::no_route;
+    in_.consume(head.length);
+    co_return co_await reply(ctx, *refusal, keep);
   }
-  RequestPlan plan;
-  if (auto reason = check_request(request_, config_->limits.max_body_bytes, plan))
-    co_return co_await refuse(*reason);
-  const bool head_request = request_.method == http::verb::head;
-  const unsigned client_version = request_.version;
+  prepare_upstream_request(ctx, head.length);
 
-  // Route: one draw.
+  const Forwarded forwarded = co_await proxy_to_upstream(ctx);
+  if (forwarded.kind == Forwarded::Kind::gone) {
+    ctx.outcome.end = RequestEnd::client_gone;
+    co_return false;
+  }
+  if (forwarded.kind == Forwarded::Kind::reply) co_return co_await reply(ctx, forwarded.reason);
+  if (response_.status == 101) co_return co_await tunnel(ctx);
+  co_return co_await relay_response(ctx);
+}
+
+// Phase: check. Syntax by Beast, intermediary policy by check_request() (header_transform.hpp).
+std::optional<LocalReason> Session::check(RequestContext& ctx, std::size_t header_len) {
+  const std::string_view block = in_.view().substr(0, header_len);
+  if (has_obs_fold(block)) return LocalReason::bad_request;
+  HeadParser<true>& parser = ctx.parser;
+  parser.header_limit(static_cast<std::uint32_t>(header_len + 1));
+  parser.body_limit(ctx.config.limits.max_body_bytes);
+  error_code ec;
+  parser.put(net::buffer(block.data(), block.size()), ec);
+  if (ec == http::error::body_limit) return LocalReason::body_too_large;
+  if (ec || !parser.is_header_done()) return LocalReason::bad_request;
+  if (worker_.logging()) {
+    log_method_.assign(request_.method_text);
+    log_target_.assign(request_.target);
+    ctx.outcome.method = log_method_;
+    ctx.outcome.target = log_target_;
+  }
+  if (auto reason = check_request(request_, ctx.config.limits.max_body_bytes, ctx.plan))
+    return reason;
+  ctx.head_request = request_.method == http::verb::head;
+  ctx.client_version = request_.version;
+  ctx.idempotent = is_idempotent(request_.method);
+  return std::nullopt;
+}
+
+// Phase: route. One decision from the request's snapshot: route, slot, pool.
+std::optional<LocalReason> Session::route(RequestContext& ctx) {
   RequestView view;
-  view.host = plan.host;
+  view.host = ctx.plan.host;
   view.path = request_.target;
-  view.cookie_header = plan.cookie;
+  view.cookie_header = ctx.plan.cookie;
   view.client_ip = client_ip_;
   view.header = &find_request_header;
   view.header_ctx = &request_;
-  Decision decision = decide(*snapshot_, view, listener_.config->slot, worker_.random());
-  if (decision.route == nullptr) {
-    // Without a body to skip, the connection can serve the next request.
-    bool keep = plan.framing == BodyFraming::none && plan.keep_alive;
-    in_.consume(header_len);
-    co_await reply_local(LocalReason::no_route, !keep);
-    log_request(started);
-    co_return keep;
-  }
-  route_ = decision.route;
-  pool_ = decision.pool;
-  slot_ = decision.slot;
+  const Decision decision =
+      decide(*ctx.snapshot, view, listener_.config->slot, worker_.random());
+  if (decision.route == nullptr) return LocalReason::no_route;
+  ctx.outcome.route = decision.route;
+  ctx.outcome.slot = decision.slot;
+  // The builder guarantees valid pool indexes; decide() leaves the pool null if one is not.
+  if (decision.pool == nullptr) return LocalReason::no_server;
+  ctx.outcome.pool = decision.pool;
+  return std::nullopt;
+}
 
-  write_upstream_request(request_, plan, ForwardInfo{client_ip_, listener_.config->tls.has_value()},
-                         out_);
-  in_.consume(header_len);  // request_ views are dead from here on
+// The head for the upstream, serialized once (a retry sends the same bytes), and how much of the
+// body is already here: a request whose whole body is buffered can be sent again.
+void Session::prepare_upstream_request(RequestContext& ctx, std::size_t header_len) {
+  write_upstream_request(request_, ctx.plan,
+                         ForwardInfo{client_ip_, listener_.config->tls.has_value()},
+                         upstream_head_);
+  in_.consume(header_len);  // request_'s views are dead from here on
+  const RequestPlan& plan = ctx.plan;
+  if (plan.framing == BodyFraming::length)
+    ctx.buffered_body =
+        static_cast<std::size_t>(std::min<std::uint64_t>(in_.size(), plan.length));
+  ctx.replayable = plan.framing == BodyFraming::none ||
+                   (plan.framing == BodyFraming::length && ctx.buffered_body == plan.length);
+}
 
-  // A request whose whole body is already buffered can be replayed on a fresh connection when a
-  // reused one turns out to be closed by the server.
-  const std::size_t first_body =
-      plan.framing == BodyFraming::length ? static_cast<std::size_t>(
-                                                std::min<std::uint64_t>(in_.size(), plan.length))
-                                          : 0;
-  const bool replayable = plan.framing == BodyFraming::none ||
-                          (plan.framing == BodyFraming::length && first_body == plan.length);
-
-  TriedSet tried = 0;
-  int connect_attempts = 0;
-  bool sent_continue = false;
-  std::unique_ptr<UpstreamConn> conn;
-  std::size_t response_header_len = 0;
+// Phases pick server -> get connection -> write header -> relay body -> read response, tried on
+// one server after another as the retry policy allows; then the interim responses.
+Task<Forwarded> Session::proxy_to_upstream(RequestContext& ctx) {
+  const Pool& pool = *ctx.outcome.pool;
+  AttemptEnd last = AttemptEnd::ok;
   for (;;) {
-    // Pick server -> get connection.
-    auto index = pick_server(*pool_, tried, worker_.rr_cursor(*pool_), worker_.random());
+    // Phase: pick server.
+    const auto index = pick_server(pool, ctx.tried, worker_.rr_cursor(pool), worker_.random());
     if (!index) {
-      co_return co_await refuse(connect_attempts == 0 ? LocalReason::no_server
-                                                      : LocalReason::upstream_unavailable);
+      co_return Forwarded::reply(ctx.outcome.attempt_count == 0 ? LocalReason::no_server
+                                                                : failure_reason(last));
     }
-    server_ = &pool_->servers[*index];
-    conn = worker_.upstreams().take(*server_);
-    const bool reused = conn != nullptr;
-    if (!conn) {
-      ++connect_attempts;
-      conn = std::make_unique<UpstreamConn>(worker_.executor());
-      if (!co_await connect(*conn, *server_)) {
-        tried = mark_tried(tried, *index);
-        conn.reset();
-        continue;
-      }
+    const Server& server = pool.servers[*index];
+    last = co_await attempt(ctx, server);
+    if (last == AttemptEnd::ok) break;
+    if (last == AttemptEnd::client_gone) {
+      if (ctx.client_error) co_return Forwarded::reply(*ctx.client_error);
+      co_return Forwarded::gone();
     }
-    deadline_.sockets[1] = &conn->socket;
-
-    // Write header, with the body bytes already buffered in the same write (one syscall).
-    std::array<net::const_buffer, 2> head{net::buffer(out_), net::buffer(in_.data(), first_body)};
-    if (!co_await write_upstream(*conn, head)) {
-      deadline_.sockets[1] = nullptr;
-      if (reused && replayable && !deadline_.fired) continue;  // closed while idle: try fresh
-      co_return co_await refuse(upstream_write_failure());
-    }
-
-    // Relay body (client -> upstream), answering 100-continue ourselves first.
-    if (!replayable) {
-      in_.consume(first_body);
-      bytes_in_ = first_body;
-      if (plan.expect_continue && client_version == 11 && !sent_continue) {
-        sent_continue = true;
-        std::array<net::const_buffer, 1> b{net::buffer(kContinue)};
-        if (!co_await write_client(b)) co_return false;
-      }
-      if (!co_await send_body(*conn, parser, plan)) {
-        deadline_.sockets[1] = nullptr;
-        log_request(started);
-        co_return false;  // send_body replied or the client is gone
-      }
-    }
-
-    // Read response.
-    HeadRead read = co_await read_response_head(*conn, response_header_len);
-    if (read == HeadRead::stale && reused && replayable) {
-      deadline_.sockets[1] = nullptr;
-      continue;
-    }
-    if (read != HeadRead::ok) {
-      deadline_.sockets[1] = nullptr;
-      co_return co_await refuse(head_read_failure(read));
-    }
-    if (replayable) {
-      in_.consume(first_body);
-      bytes_in_ = first_body;
-    }
-    break;
+    if (last == AttemptEnd::connect_failed || last == AttemptEnd::connect_timeout)
+      ctx.tried.add(*index);
+    const AttemptRecord& record = ctx.outcome.attempts[ctx.outcome.attempt_count - 1];
+    if (!retry_allowed(RetryInput{last, record.reused, ctx.idempotent, ctx.replayable,
+                                  ctx.outcome.attempt_count}))
+      co_return Forwarded::reply(failure_reason(last));
   }
-
-  // In-flight accounting for least-request, held until the response is relayed.
-  struct InFlight {
-    ServerState& s;
-    explicit InFlight(ServerState& state) : s(state) { s.in_flight.fetch_add(1, std::memory_order_relaxed); }
-    ~InFlight() { s.in_flight.fetch_sub(1, std::memory_order_relaxed); }
-  } in_flight(*server_->state);
-
-  // Interim responses (1xx other than 101) are passed on to HTTP/1.1 clients; then the final one.
-  ResponsePlan response_plan;
-  std::optional<HeadParser<false>> response_parser;
-  for (;;) {
-    response_parser.emplace(response_);
-    response_parser->body_limit(boost::none);
-    if (head_request) response_parser->skip(true);
-    response_parser->put(net::buffer(conn->buffer.data(), response_header_len), ec);
-    if (ec || !response_parser->is_header_done() ||
-        !check_response(response_, response_parser->length(), response_parser->chunked(),
-                        head_request, response_plan))
-      co_return co_await refuse(LocalReason::bad_upstream_response);
-    const bool interim = response_.status / 100 == 1 && response_.status != 101;
-    if (!interim) break;
-    if (client_version == 11 && !(response_.status == 100 && sent_continue)) {
-      write_client_response(response_, response_plan, BodyFraming::none, true, client_version, out_);
-      std::array<net::const_buffer, 1> b{net::buffer(out_)};
-      if (!co_await write_client(b)) co_return false;
-    }
-    conn->buffer.consume(response_header_len);
-    HeadRead read = co_await read_response_head(*conn, response_header_len);
-    if (read != HeadRead::ok)
-      co_return co_await refuse(head_read_failure(read));
+  // The buffered body went out with the head of the attempt that answered.
+  if (ctx.replayable) {
+    in_.consume(ctx.buffered_body);
+    ctx.outcome.bytes_in = ctx.buffered_body;
   }
-  status_ = response_.status;
+  co_return co_await read_final_response(ctx);
+}
 
-  if (response_.status == 101) {
-    if (plan.upgrade.empty()) co_return co_await refuse(LocalReason::bad_upstream_response);
-    write_client_response(response_, response_plan, BodyFraming::none, true, client_version, out_);
-    conn->buffer.consume(response_header_len);
-    log_request(started);
-    co_await tunnel(*conn);
-    co_return false;
+// One attempt on one server: get connection (an idle one, else a new one) -> write header ->
+// relay body -> read response head. Recorded in the outcome, whatever its end.
+Task<AttemptEnd> Session::attempt(RequestContext& ctx, const Server& server) {
+  AttemptRecord record{&server};
+  ctx.outcome.server = &server;
+  ctx.in_flight.track(server.state.get());
+  AttemptEnd end = AttemptEnd::ok;
+  if (std::unique_ptr<UpstreamConn> idle = worker_.upstreams().take(server)) {
+    record.reused = true;
+    ctx.lease.hold(std::move(idle));
+  } else {
+    ctx.lease.hold(worker_.upstreams().fresh(worker_.executor()));
+    end = co_await connect(ctx, server);
   }
-
-  // Relay the response head and body.
-  const BodyFraming framing = client_framing(response_plan.framing, client_version);
-  const bool keep_alive = plan.keep_alive && !worker_.draining() &&
-                          framing != BodyFraming::until_close;
-  write_client_response(response_, response_plan, framing, keep_alive, client_version, out_);
-  conn->buffer.consume(response_header_len);
-  Outcome outcome = co_await relay_response(*conn, *response_parser, response_plan, framing);
-  deadline_.sockets[1] = nullptr;
-  log_request(started);
-
-  // Reuse the upstream connection only when its framing ended cleanly with nothing left over.
-  if (outcome == Outcome::done && response_plan.upstream_keep_alive && conn->buffer.empty() &&
-      response_plan.framing != BodyFraming::until_close) {
-    ++conn->requests;
-    worker_.upstreams().put(std::move(conn), worker_.now(), config_->limits.upstream_idle_per_server);
-  }
-  co_return outcome == Outcome::done && keep_alive;
+  if (end == AttemptEnd::ok) end = co_await send_request(ctx, record.reused);
+  if (end == AttemptEnd::ok) end = co_await read_response_head(ctx, record.reused);
+  record.end = end;
+  ctx.outcome.add_attempt(record);
+  if (end != AttemptEnd::ok) ctx.lease.reset();
+  co_return end;
 }
 
 // Phase: get connection (new). Each of the server's addresses in turn, all within one
 // timeouts.upstream_connect.
-Task<bool> Session::connect(UpstreamConn& conn, const Server& server) {
-  deadline_.sockets[1] = &conn.socket;
-  worker_.arm(deadline_, config_->timeouts.upstream_connect);
+Task<AttemptEnd> Session::connect(RequestContext& ctx, const Server& server) {
+  UpstreamConn& conn = ctx.lease.conn();
+  const Clock::time_point start = Clock::now();
+  worker_.arm(deadline_, ctx.config.timeouts.upstream_connect);
   const std::size_t count = 1 + server.fallback_addresses.size();
   for (std::size_t i = 0; i < count && !deadline_.fired; ++i) {
     const ResolvedAddress& address = i == 0 ? server.address : server.fallback_addresses[i - 1];
@@ -434,272 +457,226 @@ Task<bool> Session::connect(UpstreamConn& conn, const Server& server) {
     if (conn.socket.is_open()) conn.socket.close(ec);
     auto [connect_error] = co_await conn.socket.async_connect(to_endpoint(address), use_task);
     if (connect_error) continue;
-    deadline_.sockets[1] = nullptr;
     conn.socket.set_option(tcp::no_delay(true), ec);
     conn.server = server.state;
     conn.address = address;
-    co_return true;
+    ctx.outcome.upstream_connect = Clock::now() - start;
+    co_return AttemptEnd::ok;
   }
-  deadline_.sockets[1] = nullptr;
-  error_code ignored;
-  conn.socket.close(ignored);
-  co_return false;
+  co_return deadline_.fired ? AttemptEnd::connect_timeout : AttemptEnd::connect_failed;
 }
 
-// Phase: relay body, client -> upstream. Content-Length bodies are copied as read; chunked ones
-// are decoded by the parser (which enforces the size limit) and re-framed. Returns false after
-// replying or when the client is gone; the upstream connection is then not reused.
-Task<bool> Session::send_body(UpstreamConn& conn, HeadParser<true>& parser,
-                              const RequestPlan& plan) {
-  std::uint64_t moved = 0;
-  if (plan.framing == BodyFraming::length) {
-    std::uint64_t remaining = plan.length - bytes_in_;
-    while (remaining > 0) {
-      in_.compact();
-      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(in_.writable(), remaining));
-      worker_.arm(deadline_, config_->timeouts.client_body);
-      auto [ec, n] = co_await client_.async_read_some(net::buffer(in_.write_ptr(), want), use_task);
-      if (ec) co_return co_await client_body_failed();
-      in_.commit(n);
-      std::array<net::const_buffer, 1> b{net::buffer(in_.data(), n)};
-      if (!co_await write_upstream(conn, b)) {
-        co_await reply_local(upstream_write_failure(), true);
-        co_return false;
-      }
-      in_.consume(n);
-      remaining -= n;
-      bytes_in_ += n;
-      co_await fairness(moved, n);
-    }
-    co_return true;
+// Phases write header (with the body bytes already here, in one write: one syscall) and relay
+// body (client -> upstream), answering 100-continue first. A write that fails on a kept-alive
+// connection means the server had closed it: `closed`, which the retry policy may try again.
+Task<AttemptEnd> Session::send_request(RequestContext& ctx, bool reused) {
+  UpstreamConn& conn = ctx.lease.conn();
+  const Duration upstream_timeout = ctx.config.timeouts.upstream_response;
+  std::array<net::const_buffer, 2> head{net::buffer(upstream_head_),
+                                        net::buffer(in_.data(), ctx.buffered_body)};
+  worker_.arm(deadline_, upstream_timeout);
+  auto [ec, n] = co_await net::async_write(conn.socket, head, use_task);
+  if (ec) {
+    if (deadline_.fired) co_return AttemptEnd::timeout;
+    co_return reused ? AttemptEnd::closed : AttemptEnd::reset;
   }
+  if (ctx.replayable) co_return AttemptEnd::ok;
 
-  // Chunked: decode into the stage, write each staged piece as one chunk.
-  std::size_t staged = 0;
-  parser.set_sink(stage(), kStageSize, &staged);
-  for (;;) {
-    error_code ec;
-    Decode step = decode_chunks(parser, in_, staged, ec);
-    if (step == Decode::error) {
-      co_await reply_local(ec == http::error::body_limit ? LocalReason::body_too_large
-                                                         : LocalReason::bad_request, true);
-      co_return false;
-    }
-    if (staged > 0) {
-      std::array<char, 20> line;
-      std::array<net::const_buffer, 3> b{net::buffer(chunk_size_line(staged, line)),
-                                         net::buffer(stage(), staged), net::buffer("\r\n", 2)};
-      if (!co_await write_upstream(conn, b)) {
-        co_await reply_local(upstream_write_failure(), true);
-        co_return false;
-      }
-      bytes_in_ += staged;
-      co_await fairness(moved, staged);
-      staged = 0;
-    }
-    if (step == Decode::done) break;
-    if (step == Decode::need_more) {
-      in_.compact();
-      if (in_.writable() == 0) {  // a chunk header line longer than the buffer
-        co_await reply_local(LocalReason::bad_request, true);
-        co_return false;
-      }
-      worker_.arm(deadline_, config_->timeouts.client_body);
-      auto [ec, n] =
-          co_await client_.async_read_some(net::buffer(in_.write_ptr(), in_.writable()), use_task);
-      if (ec) co_return co_await client_body_failed();
-      in_.commit(n);
-    }
+  in_.consume(ctx.buffered_body);
+  ctx.outcome.bytes_in = ctx.buffered_body;
+  if (ctx.plan.expect_continue && ctx.client_version == 11 && !ctx.sent_continue) {
+    ctx.sent_continue = true;
+    std::array<net::const_buffer, 1> b{net::buffer(kContinue)};
+    if (!co_await write_client(b)) co_return AttemptEnd::client_gone;
   }
-  std::array<net::const_buffer, 1> last{net::buffer(kLastChunk)};
-  if (!co_await write_upstream(conn, last)) {
-    co_await reply_local(LocalReason::upstream_unavailable, true);
-    co_return false;
+  const PumpEnd end = co_await pump_.relay(
+      ctx.parser,
+      PumpEnds{client_, in_, ctx.config.timeouts.client_body, conn.socket, upstream_timeout},
+      PumpFraming{ctx.plan.framing, ctx.plan.length - ctx.buffered_body, ctx.plan.framing}, {},
+      ctx.outcome.bytes_in);
+  switch (end) {
+    case PumpEnd::done:
+      co_return AttemptEnd::ok;
+    case PumpEnd::read_failed:
+      co_return AttemptEnd::client_gone;
+    case PumpEnd::read_timeout:
+      ctx.client_error = LocalReason::client_body_timeout;
+      co_return AttemptEnd::client_gone;
+    case PumpEnd::bad_body:
+      ctx.client_error = LocalReason::bad_request;
+      co_return AttemptEnd::client_gone;
+    case PumpEnd::too_large:
+      ctx.client_error = LocalReason::body_too_large;
+      co_return AttemptEnd::client_gone;
+    case PumpEnd::write_timeout:
+      co_return AttemptEnd::timeout;
+    case PumpEnd::write_failed:
+      break;
   }
-  co_return true;
+  co_return AttemptEnd::reset;
 }
 
-// The client stopped sending its body: a 408 if it is merely slow (nothing of the response has
-// been sent yet), nothing if it went away.
-Task<bool> Session::client_body_failed() {
-  if (deadline_.fired) co_await reply_local(LocalReason::client_body_timeout, true);
-  co_return false;
-}
-
-// Phase: read response (head). `stale`: the connection closed before sending a single byte,
-// which on a reused connection means the server dropped it while idle.
-Task<Session::HeadRead> Session::read_response_head(UpstreamConn& conn, std::size_t& header_len) {
+// Phase: read response (one head). EOF before a byte is `closed`: on a kept-alive connection, the
+// server closed it while it idled. A line ending in a bare LF is refused at once.
+Task<AttemptEnd> Session::read_response_head(RequestContext& ctx, bool reused) {
+  UpstreamConn& conn = ctx.lease.conn();
   std::size_t scanned = 0;
   bool got_bytes = false;
   for (;;) {
-    std::string_view view = conn.buffer.view();
-    auto end = view.find("\r\n\r\n", scanned > 3 ? scanned - 3 : 0);
-    if (end != std::string_view::npos) {
-      header_len = end + 4;
-      co_return HeadRead::ok;
+    ByteBuffer& up = conn.buffer;
+    if (!up.empty()) {
+      if (!ctx.outcome.first_byte) ctx.outcome.first_byte = Clock::now() - ctx.outcome.started;
+      const HeadScan scan = scan_head(up.view(), scanned);
+      if (scan.state == HeadScan::State::complete) {
+        ctx.response_header_len = scan.length;
+        co_return AttemptEnd::ok;
+      }
+      if (scan.state == HeadScan::State::bare_lf) co_return AttemptEnd::bad_response;
+      up.compact();
+      if (up.writable() == 0) co_return AttemptEnd::bad_response;  // a head over 64 KiB
     }
-    scanned = view.size();
-    conn.buffer.compact();
-    if (conn.buffer.writable() == 0) co_return HeadRead::bad;  // head larger than 64 KiB
-    worker_.arm(deadline_, config_->timeouts.upstream_response);
-    auto [ec, n] = co_await conn.socket.async_read_some(
-        net::buffer(conn.buffer.write_ptr(), conn.buffer.writable()), use_task);
+    worker_.arm(deadline_, ctx.config.timeouts.upstream_response);
+    auto [ec, n] =
+        co_await conn.socket.async_read_some(net::buffer(up.write_ptr(), up.writable()), use_task);
     if (ec) {
-      if (deadline_.fired) co_return HeadRead::timeout;
-      co_return got_bytes || !conn.buffer.empty() ? HeadRead::bad : HeadRead::stale;
+      if (deadline_.fired) co_return AttemptEnd::timeout;
+      if (got_bytes || !up.empty()) co_return AttemptEnd::bad_response;
+      co_return reused ? AttemptEnd::closed : AttemptEnd::reset;
     }
     got_bytes = true;
-    conn.buffer.commit(n);
+    up.commit(n);
+  }
+}
+
+// Phase: read response, continued. The interim (1xx) responses an upstream may send before its
+// final one go to HTTP/1.1 clients (our own 100 Continue is not repeated), at most
+// kMaxInterimResponses of them.
+Task<Forwarded> Session::read_final_response(RequestContext& ctx) {
+  UpstreamConn& conn = ctx.lease.conn();
+  for (int interim = 0;; ++interim) {
+    HeadParser<false>& parser = ctx.response_parser.emplace(response_);
+    parser.body_limit(boost::none);
+    if (ctx.head_request) parser.skip(true);
+    error_code ec;
+    parser.put(net::buffer(conn.buffer.data(), ctx.response_header_len), ec);
+    if (ec || !parser.is_header_done() ||
+        !check_response(response_, parser.length(), parser.chunked(), ctx.head_request,
+                        ctx.response_plan))
+      co_return Forwarded::reply(LocalReason::bad_upstream_response);
+    const bool is_interim = response_.status / 100 == 1 && response_.status != 101;
+    if (!is_interim) co_return Forwarded{};
+    if (interim == kMaxInterimResponses) co_return Forwarded::reply(LocalReason::bad_upstream_response);
+    if (ctx.client_version == 11 && !(response_.status == 100 && ctx.sent_continue)) {
+      write_client_response(response_, ctx.response_plan, BodyFraming::none, true,
+                            ctx.client_version, client_head_);
+      std::array<net::const_buffer, 1> b{net::buffer(client_head_)};
+      if (!co_await write_client(b)) co_return Forwarded::gone();
+    }
+    conn.buffer.consume(ctx.response_header_len);
+    const AttemptEnd end = co_await read_response_head(ctx, false);
+    if (end != AttemptEnd::ok) co_return Forwarded::reply(failure_reason(end));
   }
 }
 
 // Phase: relay (upstream -> client). The head goes out with the first body bytes in one write.
-Task<Outcome> Session::relay_response(UpstreamConn& conn, HeadParser<false>& parser,
-                                      const ResponsePlan& plan, BodyFraming framing) {
-  std::uint64_t moved = 0;
-  ByteBuffer& up = conn.buffer;
-  bool head_sent = false;
-
-  // Sends `body` framed for the client, prefixed by the head on the first write.
-  auto send = [&](std::string_view body) -> Task<bool> {
-    std::array<char, 20> line;
-    std::array<net::const_buffer, 4> b{};
-    std::size_t count = 0;
-    if (!head_sent) b[count++] = net::buffer(out_);
-    if (!body.empty()) {
-      if (framing == BodyFraming::chunked) {
-        b[count++] = net::buffer(chunk_size_line(body.size(), line));
-        b[count++] = net::buffer(body);
-        b[count++] = net::buffer("\r\n", 2);
-      } else {
-        b[count++] = net::buffer(body);
-      }
-    }
-    head_sent = true;
-    bytes_out_ += body.size();
-    co_return co_await write_client(std::span(b.data(), count));
-  };
-  auto read_upstream = [&](std::size_t limit) -> Task<error_code> {
-    up.compact();
-    std::size_t want = std::min(up.writable(), limit);
-    worker_.arm(deadline_, config_->timeouts.upstream_response);
-    auto [ec, n] = co_await conn.socket.async_read_some(net::buffer(up.write_ptr(), want), use_task);
-    up.commit(n);
-    co_return ec;
-  };
-
-  switch (plan.framing) {
-    case BodyFraming::none:
-      co_return co_await send({}) ? Outcome::done : Outcome::client_gone;
-
-    case BodyFraming::length: {
-      std::uint64_t remaining = plan.length;
-      for (;;) {
-        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(up.size(), remaining));
-        if (n > 0 || !head_sent) {
-          if (!co_await send({up.data(), n})) co_return Outcome::client_gone;
-          up.consume(n);
-          remaining -= n;
-          co_await fairness(moved, n);
-        }
-        if (remaining == 0) co_return Outcome::done;
-        error_code ec = co_await read_upstream(static_cast<std::size_t>(
-            std::min<std::uint64_t>(remaining, UpstreamConn::kBufferSize)));
-        if (ec) co_return Outcome::upstream_broke;
-      }
-    }
-
-    case BodyFraming::until_close: {
-      for (;;) {
-        if (!up.empty() || !head_sent) {
-          std::size_t n = up.size();
-          if (!co_await send(up.view())) co_return Outcome::client_gone;
-          up.consume(n);
-          co_await fairness(moved, n);
-        }
-        error_code ec = co_await read_upstream(UpstreamConn::kBufferSize);
-        if (ec == net::error::eof) break;
-        if (ec) co_return Outcome::upstream_broke;
-      }
+// The upstream connection is reused only when its framing ended cleanly with nothing left over.
+Task<bool> Session::relay_response(RequestContext& ctx) {
+  UpstreamConn& conn = ctx.lease.conn();
+  const ResponsePlan& plan = ctx.response_plan;
+  const BodyFraming framing = client_framing(plan.framing, ctx.client_version);
+  const bool keep_alive = ctx.plan.keep_alive && !worker_.draining() &&
+                          framing != BodyFraming::until_close;
+  write_client_response(response_, plan, framing, keep_alive, ctx.client_version, client_head_);
+  conn.buffer.consume(ctx.response_header_len);  // response_'s views are dead from here on
+  ctx.outcome.status = response_.status;
+  const Duration upstream_timeout = ctx.config.timeouts.upstream_response;
+  const PumpEnd end = co_await pump_.relay(
+      *ctx.response_parser,
+      PumpEnds{conn.socket, conn.buffer, upstream_timeout, client_, ctx.config.timeouts.client_idle},
+      PumpFraming{plan.framing, plan.length, framing}, client_head_, ctx.outcome.bytes_out);
+  switch (end) {
+    case PumpEnd::done:
+      ctx.outcome.end = RequestEnd::relayed;
       break;
-    }
-
-    case BodyFraming::chunked: {
-      std::size_t staged = 0;
-      parser.set_sink(stage(), kStageSize, &staged);
-      for (;;) {
-        error_code ec;
-        Decode step = decode_chunks(parser, up, staged, ec);
-        if (step == Decode::error) co_return Outcome::upstream_broke;
-        if (staged > 0 || !head_sent) {
-          if (!co_await send({stage(), staged})) co_return Outcome::client_gone;
-          co_await fairness(moved, staged);
-          staged = 0;
-        }
-        if (step == Decode::done) break;
-        if (step == Decode::need_more) {
-          up.compact();
-          if (up.writable() == 0) co_return Outcome::upstream_broke;
-          error_code ec = co_await read_upstream(UpstreamConn::kBufferSize);
-          if (ec) co_return Outcome::upstream_broke;
-        }
-      }
-      break;
-    }
+    case PumpEnd::write_failed:
+    case PumpEnd::write_timeout:
+      ctx.outcome.end = RequestEnd::client_gone;
+      co_return false;
+    default:
+      ctx.outcome.end = RequestEnd::upstream_cut;
+      co_return false;
   }
-  if (framing == BodyFraming::chunked) {
-    std::array<net::const_buffer, 1> last{net::buffer(kLastChunk)};
-    if (!co_await write_client(last)) co_return Outcome::client_gone;
-  }
-  co_return Outcome::done;
+  // Phase: keep-alive or close.
+  if (plan.upstream_keep_alive && conn.buffer.empty() && plan.framing != BodyFraming::until_close)
+    ctx.lease.release_for_reuse(ctx.config.limits.upstream_idle_per_server);
+  co_return keep_alive;
 }
 
-// After a 101: bytes flow both ways until either side closes or stays silent for client_idle.
-Task<void> Session::tunnel(UpstreamConn& conn) {
-  std::array<net::const_buffer, 2> first{net::buffer(out_), net::buffer(conn.buffer.view())};
-  if (!co_await write_client(first)) co_return;
+// Phase: relay, after a 101: bytes flow both ways until either side closes or stays silent for
+// client_idle. The connection is never reused.
+Task<bool> Session::tunnel(RequestContext& ctx) {
+  // A 101 the client did not ask for cannot be relayed: the client would not expect a tunnel.
+  if (ctx.plan.upgrade.empty()) co_return co_await reply(ctx, LocalReason::bad_upstream_response);
+  ctx.outcome.status = 101;
+  ctx.outcome.end = RequestEnd::tunnel;
+  UpstreamConn& conn = ctx.lease.conn();
+  write_client_response(response_, ctx.response_plan, BodyFraming::none, true, ctx.client_version,
+                        client_head_);
+  conn.buffer.consume(ctx.response_header_len);
+  std::array<net::const_buffer, 2> first{net::buffer(client_head_), net::buffer(conn.buffer.view())};
+  if (!co_await write_client(first)) co_return false;
+  ctx.outcome.bytes_out += conn.buffer.size();
   conn.buffer.clear();
   if (!in_.empty()) {
-    std::array<net::const_buffer, 1> b{net::buffer(in_.view())};
-    if (!co_await write_upstream(conn, b)) co_return;
+    worker_.arm(deadline_, ctx.config.timeouts.client_idle);
+    auto [ec, n] = co_await net::async_write(conn.socket, net::buffer(in_.view()), use_task);
+    if (ec) co_return false;
+    ctx.outcome.bytes_in += in_.size();
     in_.clear();
   }
-  co_await (pump(client_, conn.socket, in_) || pump(conn.socket, client_, conn.buffer));
-  deadline_.sockets[1] = nullptr;
+  co_await (pipe(client_, conn.socket, in_, ctx.outcome.bytes_in) ||
+            pipe(conn.socket, client_, conn.buffer, ctx.outcome.bytes_out));
+  co_return false;
 }
 
-Task<void> Session::pump(Socket& from, Socket& to, ByteBuffer& buffer) {
+Task<void> Session::pipe(Socket& from, Socket& to, ByteBuffer& buffer, std::uint64_t& moved) {
+  const Duration idle = worker_.snapshot()->config->timeouts.client_idle;
   for (;;) {
     buffer.clear();
-    worker_.arm(deadline_, config_->timeouts.client_idle);
+    worker_.arm(deadline_, idle);
     auto [ec, n] = co_await from.async_read_some(net::buffer(buffer.write_ptr(), buffer.writable()),
                                                  use_task);
     if (ec) co_return;
-    worker_.arm(deadline_, config_->timeouts.client_idle);
+    worker_.arm(deadline_, idle);
     auto [wec, wn] = co_await net::async_write(to, net::buffer(buffer.write_ptr(), n), use_task);
     if (wec) co_return;
+    moved += n;
   }
 }
 
-Task<bool> Session::write_client(std::span<const net::const_buffer> buffers) {
-  worker_.arm(deadline_, config_->timeouts.client_idle);
-  auto [ec, n] = co_await net::async_write(client_, buffers, use_task);
-  co_return !ec;
+// Phase: log. Exactly once per request (FinishOnExit in handle_request).
+void Session::finish(RequestContext& ctx) {
+  ctx.outcome.total = Clock::now() - ctx.outcome.started;
+  worker_.finish(ctx.outcome);
 }
 
-Task<bool> Session::write_upstream(UpstreamConn& conn, std::span<const net::const_buffer> buffers) {
-  worker_.arm(deadline_, config_->timeouts.upstream_response);
-  auto [ec, n] = co_await net::async_write(conn.socket, buffers, use_task);
-  co_return !ec;
-}
-
-Task<void> Session::reply_local(LocalReason reason, bool close) {
+Task<bool> Session::reply(RequestContext& ctx, LocalReason reason, bool keep_alive) {
   const LocalReplyInfo& info = local_reply_info(reason);
   local_reply_counters().add(reason);
-  status_ = info.status;
-  reason_ = info.name;
-  std::array<net::const_buffer, 1> b{net::buffer(local_reply_bytes(reason, close))};
-  if (co_await write_client(b) && close) co_await linger();
+  ctx.outcome.status = info.status;
+  ctx.outcome.reason = reason;
+  ctx.outcome.end = RequestEnd::local_reply;
+  std::array<net::const_buffer, 1> b{net::buffer(local_reply_bytes(reason, !keep_alive))};
+  const bool written = co_await write_client(b);
+  // The lingering close waits for the client, after the request's outcome is finished.
+  linger_on_close_ = written && !keep_alive;
+  co_return written && keep_alive;
+}
+
+Task<bool> Session::write_client(std::span<const net::const_buffer> buffers) {
+  worker_.arm(deadline_, worker_.snapshot()->config->timeouts.client_idle);
+  auto [ec, n] = co_await net::async_write(client_, buffers, use_task);
+  co_return !ec;
 }
 
 // Lingering close: stop sending, then read and drop what the client still sends for a moment, so
@@ -708,7 +685,8 @@ Task<void> Session::linger() {
   error_code ec;
   client_.shutdown(tcp::socket::shutdown_send, ec);
   in_.clear();
-  worker_.arm(deadline_, std::min(config_->timeouts.client_header, std::chrono::milliseconds(2000)));
+  const Duration header = worker_.snapshot()->config->timeouts.client_header;
+  worker_.arm(deadline_, std::min(header, Duration(2000)));
   for (std::size_t dropped = 0; dropped < 1024 * 1024;) {
     auto [rec, n] =
         co_await client_.async_read_some(net::buffer(in_.write_ptr(), in_.writable()), use_task);
@@ -716,35 +694,6 @@ Task<void> Session::linger() {
     dropped += n;
   }
   in_.clear();
-}
-
-// Yields to the other sessions of this worker after kFairnessBytes moved in one go.
-Task<void> Session::fairness(std::uint64_t& moved, std::size_t n) {
-  moved += n;
-  if (moved < kFairnessBytes) co_return;
-  moved = 0;
-  co_await net::post(worker_.executor(), net::use_awaitable_t<Executor>{});
-}
-
-void Session::log_request(Clock::time_point started) {
-  if (!worker_.access_log().enabled()) return;
-  AccessRecord r;
-  r.listener = listener_.name;
-  r.client = client_address_;
-  r.method = method_;
-  r.target = target_;
-  r.status = status_;
-  r.route = route_ ? std::string_view(route_->name) : std::string_view();
-  r.slot = route_ ? (slot_ == SlotName::live ? "live" : "passive") : "";
-  r.pool = pool_ ? std::string_view(pool_->name) : std::string_view();
-  r.server = server_ ? std::string_view(server_->name) : std::string_view();
-  r.reason = reason_;
-  r.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
-  r.bytes_in = bytes_in_;
-  r.bytes_out = bytes_out_;
-  std::string& buffer = worker_.log_buffer();
-  AccessLog::format(buffer, r);
-  if (buffer.size() > 32 * 1024) worker_.access_log().write(buffer);
 }
 
 }  // namespace

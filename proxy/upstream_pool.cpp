@@ -1,10 +1,32 @@
-// Per-worker idle upstream connections: LIFO reuse, bounded per server, swept when idle too long.
+// Per-worker idle upstream connections: LIFO reuse, bounded per server, watched while idle,
+// checked when taken, swept when idle too long; relay buffers lent only while in use.
 #include "upstream_pool.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace proxyd {
+namespace {
+
+// True when nothing arrived on `socket` and it is still open: a non-blocking peek that finds
+// neither data nor EOF nor an error. One recv() that returns EAGAIN in the usual case.
+bool quiet(Socket& socket) {
+  char byte = 0;
+  const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+bool serves(const Server& server, const ResolvedAddress& address) {
+  // A reload may have re-resolved the server's name to other addresses.
+  const auto& fallbacks = server.fallback_addresses;
+  return address == server.address ||
+         std::find(fallbacks.begin(), fallbacks.end(), address) != fallbacks.end();
+}
+
+}  // namespace
 
 tcp::endpoint to_endpoint(const ResolvedAddress& address) {
   if (address.v6) {
@@ -17,6 +39,12 @@ tcp::endpoint to_endpoint(const ResolvedAddress& address) {
   return {net::ip::address_v4(bytes), address.port};
 }
 
+std::unique_ptr<UpstreamConn> UpstreamCache::fresh(Executor executor) {
+  auto conn = std::make_unique<UpstreamConn>(executor);
+  lend_buffer(*conn);
+  return conn;
+}
+
 std::unique_ptr<UpstreamConn> UpstreamCache::take(const Server& server) {
   auto it = idle_.find(server.state.get());
   if (it == idle_.end()) return nullptr;
@@ -24,11 +52,17 @@ std::unique_ptr<UpstreamConn> UpstreamCache::take(const Server& server) {
   while (!conns.empty()) {
     std::unique_ptr<UpstreamConn> conn = std::move(conns.back());
     conns.pop_back();
-    // A reload may have re-resolved the server's name to other addresses.
-    const auto& fallbacks = server.fallback_addresses;
-    if (conn->address == server.address ||
-        std::find(fallbacks.begin(), fallbacks.end(), conn->address) != fallbacks.end())
-      return conn;
+    error_code ignored;
+    conn->socket.cancel(ignored);  // ends the watch; its handler sees operation_aborted
+    conn->idle_id = 0;
+    if (!serves(server, conn->address)) continue;
+    // The watch's completion may be queued but not yet run: look at the socket itself.
+    if (!quiet(conn->socket)) {
+      ++closed_while_idle_;
+      continue;
+    }
+    lend_buffer(*conn);
+    return conn;
   }
   return nullptr;
 }
@@ -36,9 +70,39 @@ std::unique_ptr<UpstreamConn> UpstreamCache::take(const Server& server) {
 void UpstreamCache::put(std::unique_ptr<UpstreamConn> conn, Clock::time_point now,
                         std::uint32_t max_per_server) {
   auto& conns = idle_[conn->server.get()];
-  if (conns.size() >= max_per_server) return;  // dropping `conn` closes it
+  if (conns.size() >= max_per_server) {
+    discard(std::move(conn));
+    return;
+  }
+  return_buffer(*conn);
   conn->idle_since = now;
+  watch(*conn);
   conns.push_back(std::move(conn));
+}
+
+void UpstreamCache::discard(std::unique_ptr<UpstreamConn> conn) {
+  if (conn) return_buffer(*conn);
+}
+
+void UpstreamCache::watch(UpstreamConn& conn) {
+  conn.idle_id = ++next_idle_id_;
+  conn.socket.async_wait(
+      Socket::wait_read, [this, key = conn.server.get(), id = conn.idle_id](error_code ec) {
+        // Aborted: the connection was taken (the watch cancelled) or closed; nothing to do.
+        if (ec != net::error::operation_aborted) on_readable_while_idle(key, id);
+      });
+}
+
+void UpstreamCache::on_readable_while_idle(const ServerState* key, std::uint64_t idle_id) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return;
+  auto& conns = it->second;
+  // Ids are never reused, so a connection taken and put back since is not mistaken for this one.
+  auto found = std::find_if(conns.begin(), conns.end(),
+                            [&](const auto& c) { return c->idle_id == idle_id; });
+  if (found == conns.end()) return;
+  conns.erase(found);  // closes it: whatever arrived is dropped with it
+  ++closed_while_idle_;
 }
 
 void UpstreamCache::sweep(Clock::time_point now, Clock::duration idle_timeout) {
@@ -57,6 +121,23 @@ std::size_t UpstreamCache::idle_count() const {
   std::size_t n = 0;
   for (const auto& [key, conns] : idle_) n += conns.size();
   return n;
+}
+
+void UpstreamCache::lend_buffer(UpstreamConn& conn) {
+  if (conn.buffer.has_storage()) return;
+  if (spare_buffers_.empty()) {
+    conn.buffer.adopt(std::make_unique_for_overwrite<char[]>(UpstreamConn::kBufferSize),
+                      UpstreamConn::kBufferSize);
+    return;
+  }
+  conn.buffer.adopt(std::move(spare_buffers_.back()), UpstreamConn::kBufferSize);
+  spare_buffers_.pop_back();
+}
+
+void UpstreamCache::return_buffer(UpstreamConn& conn) {
+  if (!conn.buffer.has_storage()) return;
+  std::unique_ptr<char[]> storage = conn.buffer.release();
+  if (spare_buffers_.size() < kMaxSpareBuffers) spare_buffers_.push_back(std::move(storage));
 }
 
 }  // namespace proxyd

@@ -1,5 +1,11 @@
-// Upstream connections and the per-worker cache of idle ones (Envoy's thread-local cluster):
-// each worker reuses its own kept-alive connections, so the request path takes no lock.
+// Upstream connections and the per-worker cache of idle ones (Envoy's thread-local cluster): each
+// worker reuses its own kept-alive connections, so the request path takes no lock.
+//
+// An idle connection is watched: a wait for readability is pending on it, and data or EOF while
+// it idles closes it at once (bytes an upstream sends outside a request belong to no client and
+// must never be relayed; an unsolicited `408` + close is the common case). When taken, it is
+// checked once more without blocking, which also catches bytes that were already there when it
+// went idle. An idle connection holds no relay buffer: the cache lends one while it is in use.
 // Owner: one Worker; used only on that worker's thread.
 #pragma once
 
@@ -17,18 +23,19 @@ namespace proxyd {
 
 using Clock = std::chrono::steady_clock;
 
-// One connection to one server. The read buffer is sized once (64 KiB) so a large response is
-// read in few, large recv calls (docs/architecture.md, "Performance choices").
+// One connection to one server. Its read buffer (kBufferSize, so a large response is read in few,
+// large recv calls: docs/architecture.md, "Performance choices") is attached while it is in use.
 struct UpstreamConn {
   static constexpr std::size_t kBufferSize = 64 * 1024;
 
-  explicit UpstreamConn(Executor executor) : socket(executor), buffer(kBufferSize) {}
+  explicit UpstreamConn(Executor executor) : socket(executor) {}
 
   Socket socket;
   ByteBuffer buffer;
   std::shared_ptr<ServerState> server;  // keeps the cache key alive while the connection lives
   ResolvedAddress address;
   Clock::time_point idle_since{};
+  std::uint64_t idle_id = 0;   // the idle period its watch belongs to (0: in use)
   std::uint64_t requests = 0;  // requests served on this connection
 };
 
@@ -36,21 +43,49 @@ tcp::endpoint to_endpoint(const ResolvedAddress& address);
 
 class UpstreamCache {
  public:
-  // The most recently used idle connection to `server` (warm in cache and in the peer), or null.
+  // Spare relay buffers kept for reuse beyond the ones in use: enough that a busy worker does not
+  // allocate per request, few enough to stay small (64 x 64 KiB = 4 MiB per worker).
+  static constexpr std::size_t kMaxSpareBuffers = 64;
+
+  UpstreamCache() = default;
+  UpstreamCache(const UpstreamCache&) = delete;
+  UpstreamCache& operator=(const UpstreamCache&) = delete;
+
+  // A new, unconnected connection with a relay buffer, on `executor`.
+  std::unique_ptr<UpstreamConn> fresh(Executor executor);
+
+  // The most recently used idle connection to `server` (warm in cache and in the peer) that
+  // received nothing while idle, with a relay buffer; null if there is none.
   std::unique_ptr<UpstreamConn> take(const Server& server);
 
-  // Keeps `conn` for reuse unless `max_per_server` are already idle for that server.
+  // Keeps `conn` (which must have nothing unread) for reuse and starts watching it, unless
+  // `max_per_server` are already idle for that server; then it is closed.
   void put(std::unique_ptr<UpstreamConn> conn, Clock::time_point now,
            std::uint32_t max_per_server);
+
+  // Closes a connection that is not reused, keeping its relay buffer for the next one.
+  void discard(std::unique_ptr<UpstreamConn> conn);
 
   // Closes connections idle for longer than `idle_timeout`.
   void sweep(Clock::time_point now, Clock::duration idle_timeout);
 
   void clear() { idle_.clear(); }
   std::size_t idle_count() const;
+  // Idle connections closed because they became readable (data or EOF) while idle or were found
+  // so when taken.
+  std::uint64_t closed_while_idle() const { return closed_while_idle_; }
+  std::size_t spare_buffers() const { return spare_buffers_.size(); }
 
  private:
+  void watch(UpstreamConn& conn);
+  void on_readable_while_idle(const ServerState* key, std::uint64_t idle_id);
+  void lend_buffer(UpstreamConn& conn);
+  void return_buffer(UpstreamConn& conn);
+
   std::unordered_map<const ServerState*, std::vector<std::unique_ptr<UpstreamConn>>> idle_;
+  std::vector<std::unique_ptr<char[]>> spare_buffers_;
+  std::uint64_t next_idle_id_ = 0;
+  std::uint64_t closed_while_idle_ = 0;
 };
 
 }  // namespace proxyd

@@ -26,16 +26,34 @@ std::chrono::milliseconds sweep_period(const Config& config) {
 Worker::Worker(unsigned index, const SnapshotStore& store, AccessLog& access_log,
                WorkerLatch& latch)
     : index_(index),
-      io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
       store_(store),
       access_log_(access_log),
+      io_(std::in_place, BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
       latch_(latch),
       rng_(0x5eed0000ull + index * 0x9e3779b97f4a7c15ull +
            static_cast<std::uint64_t>(Clock::now().time_since_epoch().count())) {
   log_buffer_.reserve(64 * 1024);
 }
 
-Worker::~Worker() { join(); }
+Worker::~Worker() {
+  join();
+  // Teardown in order: what holds sockets of io_ first, then io_ itself, whose destruction
+  // destroys the sessions still suspended in it (a drain that timed out). Each of them finishes
+  // its request's outcome as it goes, so the cut requests reach the access log.
+  acceptors_.clear();
+  sweep_timer_.reset();
+  upstreams_.clear();
+  io_.reset();
+  access_log_.write(log_buffer_);
+}
+
+bool Worker::logging() const { return access_log_.enabled(); }
+
+void Worker::finish(const RequestOutcome& outcome) {
+  if (!access_log_.enabled()) return;
+  AccessLog::format(log_buffer_, outcome, std::chrono::system_clock::now());
+  if (log_buffer_.size() > 32 * 1024) access_log_.write(log_buffer_);
+}
 
 void Worker::add_acceptor(Acceptor acceptor, ListenerRuntime listener) {
   acceptors_.push_back(std::make_unique<Acceptor>(std::move(acceptor)));
@@ -44,12 +62,12 @@ void Worker::add_acceptor(Acceptor acceptor, ListenerRuntime listener) {
 
 void Worker::start() {
   for (std::size_t i = 0; i < acceptors_.size(); ++i)
-    net::co_spawn(io_, accept_loop(*acceptors_[i], listeners_[i]), net::detached);
-  sweep_timer_ = std::make_unique<SteadyTimer>(io_);
-  net::co_spawn(io_, sweep_loop(), net::detached);
+    net::co_spawn(*io_, accept_loop(*acceptors_[i], listeners_[i]), net::detached);
+  sweep_timer_ = std::make_unique<SteadyTimer>(*io_);
+  net::co_spawn(*io_, sweep_loop(), net::detached);
   latch_.add();
   thread_ = std::thread([this] {
-    io_.run();
+    io_->run();
     access_log_.write(log_buffer_);
   });
 }
@@ -81,14 +99,14 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
     if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {
       // Out of descriptors or memory: back off briefly instead of spinning on accept.
-      SteadyTimer pause(io_);
+      SteadyTimer pause(*io_);
       pause.expires_after(std::chrono::milliseconds(50));
       co_await pause.async_wait(use_task);
       continue;
     }
     if (draining_) co_return;
     socket.set_option(tcp::no_delay(true), ec);
-    net::co_spawn(io_, run_session(*this, std::move(socket), listener), net::detached);
+    net::co_spawn(*io_, run_session(*this, std::move(socket), listener), net::detached);
   }
 }
 
@@ -134,7 +152,7 @@ void Worker::unlink(Deadline& d) {
 }
 
 void Worker::begin_drain() {
-  net::post(io_, [this] {
+  net::post(*io_, [this] {
     if (draining_) return;
     draining_ = true;
     for (auto& a : acceptors_) {
@@ -160,6 +178,6 @@ void Worker::maybe_finish_drain() {
   latch_.done();
 }
 
-void Worker::stop() { io_.stop(); }
+void Worker::stop() { io_->stop(); }
 
 }  // namespace proxyd

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "net.hpp"
+#include "outcome.hpp"
 #include "snapshot_store.hpp"
 #include "split_policy.hpp"
 #include "upstream_pool.hpp"
@@ -73,8 +75,7 @@ class Worker {
   ~Worker();
 
   unsigned index() const { return index_; }
-  Executor executor() { return io_.get_executor(); }
-  net::io_context& io() { return io_; }
+  Executor executor() { return io_->get_executor(); }
 
   // Adopts an acceptor bound by the Server; its accept loop starts with the thread.
   void add_acceptor(Acceptor acceptor, ListenerRuntime listener);
@@ -94,15 +95,18 @@ class Worker {
   std::uint64_t random() { return rng_.next(); }
   std::uint64_t& rr_cursor(const Pool& pool);
   UpstreamCache& upstreams() { return upstreams_; }
-  AccessLog& access_log() { return access_log_; }
-  std::string& log_buffer() { return log_buffer_; }
+  bool logging() const;
+  // A request ended: its outcome goes to every consumer (today the access log). Called exactly
+  // once per request, also for requests cut when the worker is torn down.
+  void finish(const RequestOutcome& outcome);
   bool draining() const { return draining_; }
   Clock::time_point now() const { return now_; }
 
   void link(Deadline& d);
   void unlink(Deadline& d);
-  void arm(Deadline& d, std::chrono::milliseconds timeout) {
-    d.at = now_ + timeout;
+  void arm(Deadline& d, std::chrono::milliseconds timeout) { arm_until(d, now_ + timeout); }
+  void arm_until(Deadline& d, Clock::time_point at) {
+    d.at = at;
     d.fired = false;
   }
 
@@ -113,9 +117,11 @@ class Worker {
   void maybe_finish_drain();
 
   unsigned index_;
-  net::io_context io_;
   const SnapshotStore& store_;
   AccessLog& access_log_;
+  std::string log_buffer_;  // before io_: requests cut at teardown still log into it
+  // Destroyed first, in ~Worker, while everything its sessions touch is still alive.
+  std::optional<net::io_context> io_;
   WorkerLatch& latch_;
   std::thread thread_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
@@ -125,7 +131,6 @@ class Worker {
   SplitMix64 rng_;
   std::vector<std::uint64_t> rr_cursors_;  // by pool index; a reload may shuffle, harmlessly
   UpstreamCache upstreams_;
-  std::string log_buffer_;
   Deadline* deadlines_ = nullptr;  // head of the intrusive list of live sessions
   std::size_t sessions_ = 0;
   Clock::time_point now_ = Clock::now();

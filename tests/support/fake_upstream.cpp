@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <charconv>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -127,6 +128,11 @@ struct FakeUpstream::Impl {
   // Sockets of live connections, so stop() can close them; touched only on the I/O thread.
   // Declared before `ioc` so it outlives the coroutine frames destroyed with the io_context.
   std::set<tcp::socket*> live;
+  // Connections waiting for their next request with nothing buffered; changed on the I/O thread
+  // under `mu` (set_idle), read on it.
+  std::set<tcp::socket*> idle;
+  // Keys of /close-silently?once=KEY already closed once; I/O thread only.
+  std::set<std::string> closed_once;
   net::io_context ioc{1};
   net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
   tcp::acceptor acceptor{ioc};
@@ -134,6 +140,7 @@ struct FakeUpstream::Impl {
   std::atomic<std::uint64_t> connections{0};
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> closed{0};  // connections ended, by either side
+  std::atomic<std::size_t> idle_count{0};  // idle.size(), for other threads
   mutable std::mutex mu;
   mutable std::condition_variable cv;
   std::thread thread;
@@ -159,6 +166,19 @@ struct FakeUpstream::Impl {
       ioc.stop();
     });
     thread.join();
+  }
+
+  void set_idle(tcp::socket* sock, bool waiting) {
+    {
+      std::lock_guard lock(mu);
+      if (waiting) {
+        idle.insert(sock);
+      } else {
+        idle.erase(sock);
+      }
+      idle_count.store(idle.size());
+    }
+    cv.notify_all();
   }
 
   // Keeps `live` accurate for the lifetime of one connection coroutine.
@@ -249,7 +269,9 @@ struct FakeUpstream::Impl {
       Parser parser;
       parser.header_limit(1024 * 1024);
       parser.body_limit(boost::none);
+      if (buf.size() == 0) set_idle(&sock, true);
       auto [ec, n] = co_await http::async_read_header(sock, buf, parser, kUseTuple);
+      set_idle(&sock, false);
       if (ec) break;
       {
         std::lock_guard lock(mu);
@@ -339,6 +361,42 @@ struct FakeUpstream::Impl {
     if (target.path == "/leftover") {
       std::string out = head(200, seq, "content-length: 2\r\n") + "okEXTRA";
       co_return (co_await write_all(sock, out)) && keep;
+    }
+    if (target.path == "/interim") {
+      // n interim responses (102 Processing), `ms` apart, then the final 200.
+      const std::uint64_t n = to_u64(target.param("n"), 1);
+      const auto gap = std::chrono::milliseconds(to_u64(target.param("ms"), 0));
+      for (std::uint64_t i = 0; i < n; ++i) {
+        if (gap.count() > 0) {
+          net::steady_timer timer(ioc, gap);
+          auto [ec] = co_await timer.async_wait(kUseTuple);
+          if (ec) co_return false;
+        }
+        if (!co_await write_all(sock, "HTTP/1.1 102 Processing\r\n\r\n")) co_return false;
+      }
+      co_return co_await reply(sock, seq, 200, tag + "\n", keep, head_only);
+    }
+    if (target.path == "/bare-lf") {
+      // Lines ending in LF alone; the connection then stays open and silent.
+      if (!co_await write_all(sock, "HTTP/1.1 200 OK\nx-upstream: " + tag +
+                                        "\ncontent-length: 2\n\nok")) {
+        co_return false;
+      }
+      std::array<char, 4096> sink{};
+      for (;;) {
+        auto [ec, n] = co_await sock.async_read_some(net::buffer(sink), kUseTuple);
+        if (ec) co_return false;
+      }
+    }
+    if (target.path == "/close-silently") {
+      // The request is read, then the connection closes without a byte of response; with
+      // once=KEY only the first request with that key, later ones get the usual reply.
+      const std::string once = target.param("once");
+      if (once.empty() || closed_once.insert(once).second) {
+        graceful_close(sock);
+        co_return false;
+      }
+      co_return co_await reply(sock, seq, 200, tag + "\n", keep, head_only);
     }
     if (target.path == "/early-hints") {
       if (!co_await write_all(sock, "HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n")) {
@@ -458,6 +516,28 @@ std::uint64_t FakeUpstream::connections_accepted() const { return impl_->connect
 std::uint64_t FakeUpstream::requests_served() const { return impl_->requests.load(); }
 
 std::uint64_t FakeUpstream::connections_closed() const { return impl_->closed.load(); }
+
+bool FakeUpstream::wait_for_idle(std::size_t n, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(impl_->mu);
+  return impl_->cv.wait_for(lock, timeout, [&] { return impl_->idle_count.load() >= n; });
+}
+
+std::size_t FakeUpstream::push_to_idle(std::string bytes, bool close_after) {
+  std::promise<std::size_t> done;
+  std::future<std::size_t> written = done.get_future();
+  net::post(impl_->ioc, [this, &done, bytes = std::move(bytes), close_after] {
+    std::size_t count = 0;
+    for (tcp::socket* sock : impl_->idle) {
+      beast::error_code ec;
+      net::write(*sock, net::buffer(bytes), ec);  // small: fits the socket's send buffer
+      if (ec) continue;
+      ++count;
+      if (close_after) sock->shutdown(tcp::socket::shutdown_both, ec);
+    }
+    done.set_value(count);
+  });
+  return written.get();
+}
 
 bool FakeUpstream::wait_for_closed(std::uint64_t n, std::chrono::milliseconds timeout) const {
   std::unique_lock lock(impl_->mu);

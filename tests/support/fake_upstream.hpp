@@ -29,6 +29,10 @@ namespace proxyd::test {
 //   /status?code=N        replies with status N (204/304 without a body)
 //   /leftover             200 with Content-Length: 2 "ok" followed by "EXTRA" in the same write
 //   /early-hints          103 Early Hints (link: </a.css>) then a normal 200
+//   /interim?n=N&ms=M     N 102 Processing interim responses, M ms apart, then a normal 200
+//   /bare-lf              a response whose lines end in LF alone, then silence (kept open)
+//   /close-silently       reads the request and closes without a byte of response; with
+//                         once=KEY only the first request carrying KEY, later ones get 200
 //   anything else         200, body "<tag>\n"
 // A request with `Upgrade: websocket` and `Connection: upgrade` gets 101 (with Sec-WebSocket-Accept
 // when a key was sent) and then a raw byte echo until EOF.
@@ -55,6 +59,13 @@ class FakeUpstream {
   bool wait_for_requests(std::uint64_t n, std::chrono::milliseconds timeout) const;
   // Connections that ended (closed by the peer, or by this server after a reset or a close).
   std::uint64_t connections_closed() const;
+
+  // Blocks until at least n connections wait for a request with nothing buffered, or the timeout.
+  bool wait_for_idle(std::size_t n, std::chrono::milliseconds timeout) const;
+  // Writes `bytes` on every connection that is waiting for its next request with nothing
+  // buffered (an idle kept-alive connection, from the proxy's side), then, if `close_after`,
+  // shuts it down. Returns how many connections got the bytes, once they are written.
+  std::size_t push_to_idle(std::string bytes, bool close_after);
   bool wait_for_closed(std::uint64_t n, std::chrono::milliseconds timeout) const;
 
  private:

@@ -44,7 +44,7 @@ void set_in_flight(Pool& pool, std::vector<std::int64_t> counts) {
 }
 
 std::vector<std::uint32_t> picks(const Pool& pool, std::uint64_t& cursor, int count,
-                                 TriedSet tried = 0) {
+                                 const TriedSet& tried = {}) {
   std::vector<std::uint32_t> order;
   for (int i = 0; i < count; ++i) {
     const auto index = pick_server(pool, tried, cursor, 0);
@@ -56,15 +56,26 @@ std::vector<std::uint32_t> picks(const Pool& pool, std::uint64_t& cursor, int co
 
 using Order = std::vector<std::uint32_t>;
 
-TEST(ServerPick, TriedSetHelpers) {
-  TriedSet tried = 0;
-  tried = mark_tried(tried, 3);
-  tried = mark_tried(tried, 63);
-  EXPECT_TRUE(was_tried(tried, 3));
-  EXPECT_TRUE(was_tried(tried, 63));
-  EXPECT_FALSE(was_tried(tried, 0));
-  EXPECT_EQ(mark_tried(tried, 64), tried);
-  EXPECT_FALSE(was_tried(~TriedSet{0}, 64));
+TEST(ServerPick, TriedSetIsExactForAnyIndexAndBounded) {
+  TriedSet tried{3, 63, 64, 70'000};
+  EXPECT_TRUE(tried.contains(3));
+  EXPECT_TRUE(tried.contains(63));
+  EXPECT_TRUE(tried.contains(64));
+  EXPECT_TRUE(tried.contains(70'000));
+  EXPECT_FALSE(tried.contains(0));
+  EXPECT_EQ(tried.size(), kMaxAttempts);
+  tried.add(5);  // full: the request has used all its attempts
+  EXPECT_FALSE(tried.contains(5));
+  TriedSet twice{7, 7};
+  EXPECT_EQ(twice.size(), 1u);
+}
+
+// A pool larger than any bitmask: the servers tried are skipped wherever they are.
+TEST(ServerPick, RoundRobinSkipsTriedServersBeyondIndex64) {
+  const Pool pool = make_pool(Balance::round_robin, 70);
+  std::uint64_t cursor = 65;
+  EXPECT_EQ(pick_server(pool, TriedSet{65, 66}, cursor, 0), 67u);
+  EXPECT_EQ(cursor, 68u);
 }
 
 TEST(ServerPick, RoundRobinVisitsServersInOrderAndWraps) {
@@ -100,21 +111,21 @@ TEST(ServerPick, RoundRobinGivesEnabledServersEqualShares) {
 TEST(ServerPick, RoundRobinSkipsTriedServers) {
   const Pool pool = make_pool(Balance::round_robin, 3);
   std::uint64_t cursor = 0;
-  EXPECT_EQ(pick_server(pool, mark_tried(0, 0), cursor, 0), 1u);
+  EXPECT_EQ(pick_server(pool, TriedSet{0}, cursor, 0), 1u);
   cursor = 1;
-  EXPECT_EQ(pick_server(pool, mark_tried(mark_tried(0, 1), 2), cursor, 0), 0u);
+  EXPECT_EQ(pick_server(pool, TriedSet{1, 2}, cursor, 0), 0u);
 }
 
 TEST(ServerPick, NothingLeftGivesNullopt) {
   for (const Balance balance : {Balance::round_robin, Balance::least_request}) {
     std::uint64_t cursor = 0;
-    EXPECT_EQ(pick_server(make_pool(balance, 0), 0, cursor, 0), std::nullopt);
+    EXPECT_EQ(pick_server(make_pool(balance, 0), {}, cursor, 0), std::nullopt);
     const Pool off = make_pool(balance, {ServerAdmin::disabled, ServerAdmin::draining});
-    EXPECT_EQ(pick_server(off, 0, cursor, 0), std::nullopt);
+    EXPECT_EQ(pick_server(off, {}, cursor, 0), std::nullopt);
     const Pool pool = make_pool(balance, 2);
-    EXPECT_EQ(pick_server(pool, mark_tried(mark_tried(0, 0), 1), cursor, 0), std::nullopt);
+    EXPECT_EQ(pick_server(pool, TriedSet{0, 1}, cursor, 0), std::nullopt);
     const Pool mixed = make_pool(balance, {ServerAdmin::disabled, ServerAdmin::enabled});
-    EXPECT_EQ(pick_server(mixed, mark_tried(0, 1), cursor, 0), std::nullopt);
+    EXPECT_EQ(pick_server(mixed, TriedSet{1}, cursor, 0), std::nullopt);
   }
 }
 
@@ -123,9 +134,9 @@ TEST(ServerPick, LeastRequestPrefersFewerInFlight) {
   set_in_flight(pool, {5, 1});
   SplitMix64 random(1);
   std::uint64_t cursor = 0;
-  for (int i = 0; i < 1000; ++i) ASSERT_EQ(pick_server(pool, 0, cursor, random.next()), 1u);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(pick_server(pool, {}, cursor, random.next()), 1u);
   set_in_flight(pool, {0, 1});
-  for (int i = 0; i < 1000; ++i) ASSERT_EQ(pick_server(pool, 0, cursor, random.next()), 0u);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(pick_server(pool, {}, cursor, random.next()), 0u);
 }
 
 // With three servers, P2C never picks the busiest (it always loses its comparison) and picks the
@@ -137,7 +148,7 @@ TEST(ServerPick, LeastRequestNeverPicksTheBusiestOfThree) {
   std::uint64_t cursor = 0;
   constexpr int kPicks = 30'000;
   std::vector<std::uint64_t> counts(3, 0);
-  for (int i = 0; i < kPicks; ++i) ++counts[*pick_server(pool, 0, cursor, random.next())];
+  for (int i = 0; i < kPicks; ++i) ++counts[*pick_server(pool, {}, cursor, random.next())];
   EXPECT_EQ(counts[2], 0u);
   expect_binomial(counts[0], kPicks, 2.0 / 3);
 }
@@ -148,7 +159,7 @@ TEST(ServerPick, LeastRequestSpreadsEvenlyWhenIdle) {
   std::uint64_t cursor = 0;
   constexpr int kPicks = 40'000;
   std::vector<std::uint64_t> counts(4, 0);
-  for (int i = 0; i < kPicks; ++i) ++counts[*pick_server(pool, 0, cursor, random.next())];
+  for (int i = 0; i < kPicks; ++i) ++counts[*pick_server(pool, {}, cursor, random.next())];
   for (const std::uint64_t count : counts) expect_binomial(count, kPicks, 0.25);
 }
 
@@ -160,7 +171,7 @@ TEST(ServerPick, LeastRequestSkipsIneligibleServersWhateverTheirLoad) {
   SplitMix64 random(4);
   std::uint64_t cursor = 0;
   for (int i = 0; i < 1000; ++i) {
-    const auto index = pick_server(pool, mark_tried(0, 4), cursor, random.next());
+    const auto index = pick_server(pool, TriedSet{4}, cursor, random.next());
     ASSERT_EQ(index, 3u);  // 4 was tried, 0 and 2 are not enabled; 3 beats 1
   }
 }
@@ -170,14 +181,14 @@ TEST(ServerPick, LeastRequestWithOneEligibleServerPicksIt) {
   set_in_flight(pool, {0, 1000});
   std::uint64_t cursor = 0;
   for (const std::uint64_t random : {std::uint64_t{0}, ~std::uint64_t{0}}) {
-    EXPECT_EQ(pick_server(pool, 0, cursor, random), 1u);
+    EXPECT_EQ(pick_server(pool, {}, cursor, random), 1u);
   }
 }
 
 TEST(ServerPick, LeastRequestDoesNotMoveTheCursor) {
   const Pool pool = make_pool(Balance::least_request, 3);
   std::uint64_t cursor = 5;
-  pick_server(pool, 0, cursor, 12345);
+  pick_server(pool, {}, cursor, 12345);
   EXPECT_EQ(cursor, 5u);
 }
 

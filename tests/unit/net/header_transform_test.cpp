@@ -43,6 +43,58 @@ std::unique_ptr<Parsed> parse_request(std::string raw) {
 
 std::optional<LocalReason> verdict(const std::string& raw) { return parse_request(raw)->refusal; }
 
+// The head scan, byte by byte as a slow peer sends it and whole: the same answer either way.
+HeadScan scan_whole(std::string_view bytes) {
+  std::size_t scanned = 0;
+  return scan_head(bytes, scanned);
+}
+
+HeadScan scan_bytewise(std::string_view bytes) {
+  std::size_t scanned = 0;
+  HeadScan scan;
+  for (std::size_t n = 1; n <= bytes.size(); ++n) {
+    scan = scan_head(bytes.substr(0, n), scanned);
+    if (scan.state != HeadScan::State::incomplete) return scan;
+  }
+  return scan;
+}
+
+TEST(HeadScan, FindsTheEndOfAHeadAfterTheLastCrlfCrlf) {
+  const std::string head = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  for (auto scan : {scan_whole(head + "body"), scan_bytewise(head + "body")}) {
+    EXPECT_EQ(scan.state, HeadScan::State::complete);
+    EXPECT_EQ(scan.length, head.size());
+  }
+  EXPECT_EQ(scan_whole("HTTP/1.1 204 No Content\r\n\r\n").length, 27u);
+}
+
+TEST(HeadScan, IncompleteUntilTheBlankLine) {
+  for (const char* partial : {"", "GET / HTTP/1.1", "GET / HTTP/1.1\r", "GET / HTTP/1.1\r\n",
+                              "GET / HTTP/1.1\r\nHost: a\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\r"}) {
+    EXPECT_EQ(scan_whole(partial).state, HeadScan::State::incomplete) << partial;
+    EXPECT_EQ(scan_bytewise(partial).state, HeadScan::State::incomplete) << partial;
+  }
+}
+
+TEST(HeadScan, BareLfAnywhereIsRefusedAtOnce) {
+  for (const char* bad : {"GET / HTTP/1.1\nHost: a\n\n", "GET / HTTP/1.1\r\nHost: a\n\r\n",
+                          "\n", "HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+                          "GET / HTTP/1.1\r\nHost: a\r\n\n"}) {
+    EXPECT_EQ(scan_whole(bad).state, HeadScan::State::bare_lf) << bad;
+    EXPECT_EQ(scan_bytewise(bad).state, HeadScan::State::bare_lf) << bad;
+  }
+  // Found as soon as the first bare LF is in, not at the end of the head.
+  EXPECT_EQ(scan_whole("HTTP/1.1 200 OK\n").state, HeadScan::State::bare_lf);
+}
+
+TEST(Idempotency, PerRfc9110) {
+  for (auto verb : {http::verb::get, http::verb::head, http::verb::options, http::verb::trace,
+                    http::verb::put, http::verb::delete_})
+    EXPECT_TRUE(is_idempotent(verb)) << http::to_string(verb);
+  for (auto verb : {http::verb::post, http::verb::patch, http::verb::connect, http::verb::unknown})
+    EXPECT_FALSE(is_idempotent(verb)) << http::to_string(verb);
+}
+
 TEST(RequestFraming, AcceptsPlainRequests) {
   auto p = parse_request("GET /a?b=c HTTP/1.1\r\nHost: example.com\r\n\r\n");
   ASSERT_FALSE(p->refusal);

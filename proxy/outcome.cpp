@@ -1,0 +1,32 @@
+// Names of the outcome record's enumerations, as the access log and metrics labels spell them.
+#include "proxy/outcome.hpp"
+
+namespace proxyd {
+
+std::string_view attempt_end_name(AttemptEnd end) {
+  switch (end) {
+    case AttemptEnd::ok: return "ok";
+    case AttemptEnd::connect_failed: return "connect_failed";
+    case AttemptEnd::connect_timeout: return "connect_timeout";
+    case AttemptEnd::closed: return "closed";
+    case AttemptEnd::reset: return "reset";
+    case AttemptEnd::timeout: return "timeout";
+    case AttemptEnd::bad_response: return "bad_response";
+    case AttemptEnd::client_gone: return "client_gone";
+  }
+  return "unknown";
+}
+
+std::string_view request_end_name(RequestEnd end) {
+  switch (end) {
+    case RequestEnd::relayed: return "relayed";
+    case RequestEnd::local_reply: return "local_reply";
+    case RequestEnd::client_gone: return "client_gone";
+    case RequestEnd::upstream_cut: return "upstream_cut";
+    case RequestEnd::tunnel: return "tunnel";
+    case RequestEnd::aborted: return "aborted";
+  }
+  return "unknown";
+}
+
+}  // namespace proxyd

@@ -1,0 +1,212 @@
+// The body pump of relay.hpp. One loop per input framing; the output framing only changes how
+// each piece is written (as is, or as one chunk).
+#include "relay.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+#include <charconv>
+#include <span>
+
+#include "worker.hpp"
+
+namespace proxyd {
+namespace {
+
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+// "1f4\r\n": the chunk-size line for `n` bytes.
+std::string_view chunk_size_line(std::size_t n, std::array<char, 20>& storage) {
+  auto [end, ec] = std::to_chars(storage.data(), storage.data() + 16, n, 16);
+  *end++ = '\r';
+  *end++ = '\n';
+  return {storage.data(), static_cast<std::size_t>(end - storage.data())};
+}
+
+// One step of decoding a chunked body from `in` into the stage. Beast's parser, driven
+// non-eagerly, reports "consumed nothing" both for a full sink and for an empty input, so both
+// are checked here before calling it (an early version spun a worker on exactly that).
+enum class Decode { flush, need_more, done, error };
+
+template <bool isRequest>
+Decode decode_chunks(HeadParser<isRequest>& parser, ByteBuffer& in, std::size_t staged,
+                     error_code& ec) {
+  for (;;) {
+    if (parser.is_done()) return Decode::done;
+    if (staged == BodyPump::kStageSize) return Decode::flush;
+    if (in.empty()) return Decode::need_more;
+    const std::size_t before = in.size();
+    const std::size_t used = parser.put(net::buffer(in.data(), in.size()), ec);
+    in.consume(used);
+    if (ec == http::error::need_more) {
+      ec = {};
+      return Decode::need_more;
+    }
+    if (ec) return Decode::error;
+    if (used == 0 && before == in.size()) return Decode::need_more;
+  }
+}
+
+}  // namespace
+
+// The state of one relay call: the prefix not yet written, the fairness count, the byte count.
+class BodyPump::Run {
+ public:
+  Run(BodyPump& pump, PumpEnds& ends, BodyFraming out, std::string_view prefix,
+      std::uint64_t& moved)
+      : pump_(pump), ends_(ends), out_(out), prefix_(prefix), moved_(moved) {}
+
+  bool prefix_pending() const { return !prefix_.empty(); }
+
+  // Writes `body` framed for the destination, behind the prefix if it has not gone out yet;
+  // yields to the worker's other sessions every kFairnessBytes.
+  Task<PumpEnd> send(std::string_view body) {
+    std::array<char, 20> line;
+    std::array<net::const_buffer, 4> b{};
+    std::size_t count = 0;
+    if (!prefix_.empty()) b[count++] = net::buffer(prefix_);
+    if (!body.empty()) {
+      if (out_ == BodyFraming::chunked) {
+        b[count++] = net::buffer(chunk_size_line(body.size(), line));
+        b[count++] = net::buffer(body);
+        b[count++] = net::buffer("\r\n", 2);
+      } else {
+        b[count++] = net::buffer(body);
+      }
+    }
+    if (count == 0) co_return PumpEnd::done;
+    if (PumpEnd end = co_await write(std::span(b.data(), count)); end != PumpEnd::done)
+      co_return end;
+    prefix_ = {};
+    moved_ += body.size();
+    since_yield_ += body.size();
+    if (since_yield_ >= kFairnessBytes) {
+      since_yield_ = 0;
+      co_await net::post(pump_.worker_.executor(), net::use_awaitable_t<Executor>{});
+    }
+    co_return PumpEnd::done;
+  }
+
+  // The end of the body: the last chunk when re-chunking, and the prefix if still pending.
+  Task<PumpEnd> finish() {
+    std::array<net::const_buffer, 2> b{};
+    std::size_t count = 0;
+    if (!prefix_.empty()) b[count++] = net::buffer(prefix_);
+    if (out_ == BodyFraming::chunked) b[count++] = net::buffer(kLastChunk);
+    if (count == 0) co_return PumpEnd::done;
+    co_return co_await write(std::span(b.data(), count));
+  }
+
+  // One read of at most `limit` bytes into the source buffer (compacted first). A clean EOF is
+  // reported as `eof` so a close-delimited body can end there.
+  struct Read {
+    PumpEnd end = PumpEnd::done;
+    bool eof = false;
+  };
+  Task<Read> read(std::size_t limit) {
+    ByteBuffer& in = ends_.from_buffer;
+    in.compact();
+    const std::size_t want = std::min(in.writable(), limit);
+    pump_.worker_.arm(pump_.deadline_, ends_.read_timeout);
+    auto [ec, n] = co_await ends_.from.async_read_some(net::buffer(in.write_ptr(), want), use_task);
+    in.commit(n);
+    if (!ec) co_return Read{};
+    if (pump_.deadline_.fired) co_return Read{PumpEnd::read_timeout};
+    co_return Read{PumpEnd::read_failed, ec == net::error::eof};
+  }
+
+ private:
+  Task<PumpEnd> write(std::span<const net::const_buffer> buffers) {
+    pump_.worker_.arm(pump_.deadline_, ends_.write_timeout);
+    auto [ec, n] = co_await net::async_write(ends_.to, buffers, use_task);
+    if (!ec) co_return PumpEnd::done;
+    co_return pump_.deadline_.fired ? PumpEnd::write_timeout : PumpEnd::write_failed;
+  }
+
+  BodyPump& pump_;
+  PumpEnds& ends_;
+  const BodyFraming out_;
+  std::string_view prefix_;
+  std::uint64_t& moved_;
+  std::uint64_t since_yield_ = 0;
+};
+
+char* BodyPump::stage() {
+  if (!stage_) stage_ = std::make_unique_for_overwrite<char[]>(kStageSize);
+  return stage_.get();
+}
+
+template <bool isRequest>
+Task<PumpEnd> BodyPump::relay(HeadParser<isRequest>& parser, PumpEnds ends, PumpFraming framing,
+                              std::string_view prefix, std::uint64_t& moved) {
+  Run run(*this, ends, framing.out, prefix, moved);
+  ByteBuffer& in = ends.from_buffer;
+  switch (framing.in) {
+    case BodyFraming::none:
+      break;
+
+    case BodyFraming::length: {
+      std::uint64_t remaining = framing.remaining;
+      for (;;) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(in.size(), remaining));
+        if (n > 0 || run.prefix_pending()) {
+          if (PumpEnd end = co_await run.send({in.data(), n}); end != PumpEnd::done) co_return end;
+          in.consume(n);
+          remaining -= n;
+        }
+        if (remaining == 0) break;
+        // Never read past this body: what follows belongs to the next message.
+        Run::Read r = co_await run.read(static_cast<std::size_t>(
+            std::min<std::uint64_t>(remaining, in.capacity())));
+        if (r.end != PumpEnd::done) co_return r.end;
+      }
+      break;
+    }
+
+    case BodyFraming::until_close:
+      for (;;) {
+        if (!in.empty() || run.prefix_pending()) {
+          const std::size_t n = in.size();
+          if (PumpEnd end = co_await run.send(in.view()); end != PumpEnd::done) co_return end;
+          in.consume(n);
+        }
+        Run::Read r = co_await run.read(in.capacity());
+        if (r.eof) break;
+        if (r.end != PumpEnd::done) co_return r.end;
+      }
+      break;
+
+    case BodyFraming::chunked: {
+      std::size_t staged = 0;
+      parser.set_sink(stage(), kStageSize, &staged);
+      for (;;) {
+        error_code ec;
+        const Decode step = decode_chunks(parser, in, staged, ec);
+        if (step == Decode::error)
+          co_return ec == http::error::body_limit ? PumpEnd::too_large : PumpEnd::bad_body;
+        if (staged > 0) {
+          if (PumpEnd end = co_await run.send({stage(), staged}); end != PumpEnd::done)
+            co_return end;
+          staged = 0;
+        }
+        if (step == Decode::done) break;
+        if (step == Decode::need_more) {
+          in.compact();
+          if (in.writable() == 0) co_return PumpEnd::bad_body;  // a chunk line longer than that
+          Run::Read r = co_await run.read(in.capacity());
+          if (r.end != PumpEnd::done) co_return r.end;
+        }
+      }
+      break;
+    }
+  }
+  co_return co_await run.finish();
+}
+
+template Task<PumpEnd> BodyPump::relay<true>(HeadParser<true>&, PumpEnds, PumpFraming,
+                                            std::string_view, std::uint64_t&);
+template Task<PumpEnd> BodyPump::relay<false>(HeadParser<false>&, PumpEnds, PumpFraming,
+                                             std::string_view, std::uint64_t&);
+
+}  // namespace proxyd
