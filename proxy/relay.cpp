@@ -76,8 +76,9 @@ class BodyPump::Run {
       }
     }
     if (count == 0) co_return PumpEnd::done;
-    if (PumpEnd end = co_await write(std::span(b.data(), count)); end != PumpEnd::done)
-      co_return end;
+    pump_.worker_.arm(pump_.deadline_, ends_.write_timeout);
+    auto [ec, n] = co_await net::async_write(ends_.to, std::span(b.data(), count), use_task);
+    if (ec) co_return write_failure();
     prefix_ = {};
     moved_ += body.size();
     since_yield_ += body.size();
@@ -88,14 +89,18 @@ class BodyPump::Run {
     co_return PumpEnd::done;
   }
 
+  // Whether finish() has anything to write.
+  bool finish_pending() const { return !prefix_.empty() || out_ == BodyFraming::chunked; }
+
   // The end of the body: the last chunk when re-chunking, and the prefix if still pending.
   Task<PumpEnd> finish() {
     std::array<net::const_buffer, 2> b{};
     std::size_t count = 0;
     if (!prefix_.empty()) b[count++] = net::buffer(prefix_);
     if (out_ == BodyFraming::chunked) b[count++] = net::buffer(kLastChunk);
-    if (count == 0) co_return PumpEnd::done;
-    co_return co_await write(std::span(b.data(), count));
+    pump_.worker_.arm(pump_.deadline_, ends_.write_timeout);
+    auto [ec, n] = co_await net::async_write(ends_.to, std::span(b.data(), count), use_task);
+    co_return ec ? write_failure() : PumpEnd::done;
   }
 
   // One read of at most `limit` bytes into the source buffer (compacted first). A clean EOF is
@@ -117,11 +122,8 @@ class BodyPump::Run {
   }
 
  private:
-  Task<PumpEnd> write(std::span<const net::const_buffer> buffers) {
-    pump_.worker_.arm(pump_.deadline_, ends_.write_timeout);
-    auto [ec, n] = co_await net::async_write(ends_.to, buffers, use_task);
-    if (!ec) co_return PumpEnd::done;
-    co_return pump_.deadline_.fired ? PumpEnd::write_timeout : PumpEnd::write_failed;
+  PumpEnd write_failure() const {
+    return pump_.deadline_.fired ? PumpEnd::write_timeout : PumpEnd::write_failed;
   }
 
   BodyPump& pump_;
@@ -201,6 +203,7 @@ Task<PumpEnd> BodyPump::relay(HeadParser<isRequest>& parser, PumpEnds ends, Pump
       break;
     }
   }
+  if (!run.finish_pending()) co_return PumpEnd::done;
   co_return co_await run.finish();
 }
 

@@ -200,9 +200,10 @@ class Session {
   Task<Forwarded> proxy_to_upstream(RequestContext& ctx);                 // pick .. read response
   Task<AttemptEnd> attempt(RequestContext& ctx, const Server& server);    // one server, once
   Task<AttemptEnd> connect(RequestContext& ctx, const Server& server);    // get connection (new)
-  Task<AttemptEnd> send_request(RequestContext& ctx, bool reused);        // write header, body
+  Task<AttemptEnd> relay_request_body(RequestContext& ctx);               // relay body
   Task<AttemptEnd> read_response_head(RequestContext& ctx, bool reused);  // read response
   Task<Forwarded> read_final_response(RequestContext& ctx);               // ... past any 1xx
+  bool parse_response_head(RequestContext& ctx);
   Task<bool> relay_response(RequestContext& ctx);                         // relay
   Task<bool> tunnel(RequestContext& ctx);                                 // relay, after a 101
   void finish(RequestContext& ctx);                                       // log
@@ -228,6 +229,7 @@ class Session {
   std::string log_method_;  // copies for the access log, which outlives the head's bytes
   std::string log_target_;
   bool linger_on_close_ = false;  // a local reply closes the connection: drain what follows
+  std::optional<RequestContext> context_;  // the request in progress (handle_request)
 };
 
 Task<void> Session::run() {
@@ -298,12 +300,16 @@ Task<HeadRead> Session::read_request_head(bool first) {
 // relay body -> read response, per attempt) -> relay -> log. Returns whether the client
 // connection stays open.
 Task<bool> Session::handle_request(const HeadRead& head) {
-  RequestContext ctx(worker_, deadline_, request_);
+  // The context lives in the session, not in this coroutine's frame: its parsers are several KiB,
+  // and a frame that large is allocated afresh for every request (Asio recycles small ones).
+  RequestContext& ctx = context_.emplace(worker_, deadline_, request_);
   struct FinishOnExit {
     Session& session;
-    RequestContext& ctx;
-    ~FinishOnExit() { session.finish(ctx); }
-  } finish_on_exit{*this, ctx};
+    ~FinishOnExit() {
+      session.finish(*session.context_);
+      session.context_.reset();
+    }
+  } finish_on_exit{*this};
   ctx.outcome.listener = listener_.name;
   ctx.outcome.client = client_address_;
 
@@ -419,6 +425,9 @@ Task<Forwarded> Session::proxy_to_upstream(RequestContext& ctx) {
     in_.consume(ctx.buffered_body);
     ctx.outcome.bytes_in = ctx.buffered_body;
   }
+  // The usual response has no interim one before it: parsed here, without another coroutine.
+  if (!parse_response_head(ctx)) co_return Forwarded::reply(LocalReason::bad_upstream_response);
+  if (response_.status / 100 != 1 || response_.status == 101) co_return Forwarded{};
   co_return co_await read_final_response(ctx);
 }
 
@@ -436,7 +445,19 @@ Task<AttemptEnd> Session::attempt(RequestContext& ctx, const Server& server) {
     ctx.lease.hold(worker_.upstreams().fresh(worker_.executor()));
     end = co_await connect(ctx, server);
   }
-  if (end == AttemptEnd::ok) end = co_await send_request(ctx, record.reused);
+  if (end == AttemptEnd::ok) {
+    // Phase: write header, with the body bytes already here in the same write (one syscall). A
+    // write that fails on a kept-alive connection means the server had closed it: `closed`,
+    // which the retry policy may try again.
+    std::array<net::const_buffer, 2> head{net::buffer(upstream_head_),
+                                          net::buffer(in_.data(), ctx.buffered_body)};
+    worker_.arm(deadline_, ctx.config.timeouts.upstream_response);
+    auto [ec, n] = co_await net::async_write(ctx.lease.conn().socket, head, use_task);
+    if (ec) end = deadline_.fired ? AttemptEnd::timeout
+                  : record.reused ? AttemptEnd::closed
+                                  : AttemptEnd::reset;
+  }
+  if (end == AttemptEnd::ok && !ctx.replayable) end = co_await relay_request_body(ctx);
   if (end == AttemptEnd::ok) end = co_await read_response_head(ctx, record.reused);
   record.end = end;
   ctx.outcome.add_attempt(record);
@@ -466,22 +487,9 @@ Task<AttemptEnd> Session::connect(RequestContext& ctx, const Server& server) {
   co_return deadline_.fired ? AttemptEnd::connect_timeout : AttemptEnd::connect_failed;
 }
 
-// Phases write header (with the body bytes already here, in one write: one syscall) and relay
-// body (client -> upstream), answering 100-continue first. A write that fails on a kept-alive
-// connection means the server had closed it: `closed`, which the retry policy may try again.
-Task<AttemptEnd> Session::send_request(RequestContext& ctx, bool reused) {
-  UpstreamConn& conn = ctx.lease.conn();
-  const Duration upstream_timeout = ctx.config.timeouts.upstream_response;
-  std::array<net::const_buffer, 2> head{net::buffer(upstream_head_),
-                                        net::buffer(in_.data(), ctx.buffered_body)};
-  worker_.arm(deadline_, upstream_timeout);
-  auto [ec, n] = co_await net::async_write(conn.socket, head, use_task);
-  if (ec) {
-    if (deadline_.fired) co_return AttemptEnd::timeout;
-    co_return reused ? AttemptEnd::closed : AttemptEnd::reset;
-  }
-  if (ctx.replayable) co_return AttemptEnd::ok;
-
+// Phase: relay body (client -> upstream) for a body not yet all here, answering 100-continue
+// first. The head and the bytes already here have gone out.
+Task<AttemptEnd> Session::relay_request_body(RequestContext& ctx) {
   in_.consume(ctx.buffered_body);
   ctx.outcome.bytes_in = ctx.buffered_body;
   if (ctx.plan.expect_continue && ctx.client_version == 11 && !ctx.sent_continue) {
@@ -491,7 +499,8 @@ Task<AttemptEnd> Session::send_request(RequestContext& ctx, bool reused) {
   }
   const PumpEnd end = co_await pump_.relay(
       ctx.parser,
-      PumpEnds{client_, in_, ctx.config.timeouts.client_body, conn.socket, upstream_timeout},
+      PumpEnds{client_, in_, ctx.config.timeouts.client_body, ctx.lease.conn().socket,
+               ctx.config.timeouts.upstream_response},
       PumpFraming{ctx.plan.framing, ctx.plan.length - ctx.buffered_body, ctx.plan.framing}, {},
       ctx.outcome.bytes_in);
   switch (end) {
@@ -548,21 +557,12 @@ Task<AttemptEnd> Session::read_response_head(RequestContext& ctx, bool reused) {
   }
 }
 
-// Phase: read response, continued. The interim (1xx) responses an upstream may send before its
-// final one go to HTTP/1.1 clients (our own 100 Continue is not repeated), at most
-// kMaxInterimResponses of them.
+// Phase: read response, continued: the head is parsed and checked; an interim (1xx) response
+// goes to HTTP/1.1 clients (our own 100 Continue is not repeated) and the next head is read, at
+// most kMaxInterimResponses times.
 Task<Forwarded> Session::read_final_response(RequestContext& ctx) {
-  UpstreamConn& conn = ctx.lease.conn();
   for (int interim = 0;; ++interim) {
-    HeadParser<false>& parser = ctx.response_parser.emplace(response_);
-    parser.body_limit(boost::none);
-    if (ctx.head_request) parser.skip(true);
-    error_code ec;
-    parser.put(net::buffer(conn.buffer.data(), ctx.response_header_len), ec);
-    if (ec || !parser.is_header_done() ||
-        !check_response(response_, parser.length(), parser.chunked(), ctx.head_request,
-                        ctx.response_plan))
-      co_return Forwarded::reply(LocalReason::bad_upstream_response);
+    if (!parse_response_head(ctx)) co_return Forwarded::reply(LocalReason::bad_upstream_response);
     const bool is_interim = response_.status / 100 == 1 && response_.status != 101;
     if (!is_interim) co_return Forwarded{};
     if (interim == kMaxInterimResponses) co_return Forwarded::reply(LocalReason::bad_upstream_response);
@@ -572,10 +572,22 @@ Task<Forwarded> Session::read_final_response(RequestContext& ctx) {
       std::array<net::const_buffer, 1> b{net::buffer(client_head_)};
       if (!co_await write_client(b)) co_return Forwarded::gone();
     }
-    conn.buffer.consume(ctx.response_header_len);
+    ctx.lease.conn().buffer.consume(ctx.response_header_len);
     const AttemptEnd end = co_await read_response_head(ctx, false);
     if (end != AttemptEnd::ok) co_return Forwarded::reply(failure_reason(end));
   }
+}
+
+// The response head just read, parsed into response_ and checked by the framing policy.
+bool Session::parse_response_head(RequestContext& ctx) {
+  HeadParser<false>& parser = ctx.response_parser.emplace(response_);
+  parser.body_limit(boost::none);
+  if (ctx.head_request) parser.skip(true);
+  error_code ec;
+  parser.put(net::buffer(ctx.lease.conn().buffer.data(), ctx.response_header_len), ec);
+  return !ec && parser.is_header_done() &&
+         check_response(response_, parser.length(), parser.chunked(), ctx.head_request,
+                        ctx.response_plan);
 }
 
 // Phase: relay (upstream -> client). The head goes out with the first body bytes in one write.

@@ -52,11 +52,14 @@ std::unique_ptr<UpstreamConn> UpstreamCache::take(const Server& server) {
   while (!conns.empty()) {
     std::unique_ptr<UpstreamConn> conn = std::move(conns.back());
     conns.pop_back();
-    error_code ignored;
-    conn->socket.cancel(ignored);  // ends the watch; its handler sees operation_aborted
-    conn->idle_id = 0;
+    if (conn->idle_id != 0) {
+      error_code ignored;
+      conn->socket.cancel(ignored);  // ends the watch; its handler sees operation_aborted
+      conn->idle_id = 0;
+    }
     if (!serves(server, conn->address)) continue;
-    // The watch's completion may be queued but not yet run: look at the socket itself.
+    // Whether watched or not (a watch's completion may be queued but not yet run), the socket
+    // itself says whether anything arrived.
     if (!quiet(conn->socket)) {
       ++closed_while_idle_;
       continue;
@@ -76,7 +79,6 @@ void UpstreamCache::put(std::unique_ptr<UpstreamConn> conn, Clock::time_point no
   }
   return_buffer(*conn);
   conn->idle_since = now;
-  watch(*conn);
   conns.push_back(std::move(conn));
 }
 
@@ -113,6 +115,18 @@ void UpstreamCache::sweep(Clock::time_point now, Clock::duration idle_timeout) {
       return now - c->idle_since < idle_timeout;
     });
     conns.erase(conns.begin(), fresh);
+    // Newest last: once a watched connection is met, the older ones are watched too.
+    for (auto c = conns.end(); c != conns.begin();) {
+      --c;
+      if ((*c)->idle_id != 0) break;
+      // A peek first: bytes that came before the wait starts would not wake it.
+      if (!quiet((*c)->socket)) {
+        c = conns.erase(c);
+        ++closed_while_idle_;
+        continue;
+      }
+      watch(**c);
+    }
     it = conns.empty() ? idle_.erase(it) : std::next(it);
   }
 }

@@ -1,11 +1,14 @@
 // Upstream connections and the per-worker cache of idle ones (Envoy's thread-local cluster): each
 // worker reuses its own kept-alive connections, so the request path takes no lock.
 //
-// An idle connection is watched: a wait for readability is pending on it, and data or EOF while
-// it idles closes it at once (bytes an upstream sends outside a request belong to no client and
-// must never be relayed; an unsolicited `408` + close is the common case). When taken, it is
-// checked once more without blocking, which also catches bytes that were already there when it
-// went idle. An idle connection holds no relay buffer: the cache lends one while it is in use.
+// Nothing an upstream sends outside a request may reach a client (an unsolicited `408` + close is
+// the common case): a connection is checked without blocking when taken, and one that received
+// anything (data or EOF) while idle is closed instead. An idle connection is also watched, from
+// the first sweep after it went idle (at most 100 ms): a wait for readability is pending on it,
+// and data or EOF closes it at once. A connection reused within a sweep, the usual case under
+// load, is never watched: the watch (a wait, its cancellation and the aborted handler) would
+// cost every request ~1000 instructions for a close that the check when taken already ensures.
+// An idle connection holds no relay buffer: the cache lends one while it is in use.
 // Owner: one Worker; used only on that worker's thread.
 #pragma once
 
@@ -35,7 +38,7 @@ struct UpstreamConn {
   std::shared_ptr<ServerState> server;  // keeps the cache key alive while the connection lives
   ResolvedAddress address;
   Clock::time_point idle_since{};
-  std::uint64_t idle_id = 0;   // the idle period its watch belongs to (0: in use)
+  std::uint64_t idle_id = 0;   // the idle period its watch belongs to (0: not watched)
   std::uint64_t requests = 0;  // requests served on this connection
 };
 
@@ -66,7 +69,8 @@ class UpstreamCache {
   // Closes a connection that is not reused, keeping its relay buffer for the next one.
   void discard(std::unique_ptr<UpstreamConn> conn);
 
-  // Closes connections idle for longer than `idle_timeout`.
+  // Closes connections idle for longer than `idle_timeout`, and those that received anything;
+  // starts watching the others.
   void sweep(Clock::time_point now, Clock::duration idle_timeout);
 
   void clear() { idle_.clear(); }

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -238,8 +239,10 @@ TEST_F(Lifecycle, TheHeaderDeadlineHoldsAgainstSlowHeaders) {
 }
 
 TEST_F(Lifecycle, SeventyRefusingServersGet502WithinTheConnectTimeout) {
+  std::set<std::uint16_t> ports;  // the kernel may hand out a free port twice
+  while (ports.size() < 70) ports.insert(unused_port());
   std::vector<std::string> refusing;
-  for (int i = 0; i < 70; ++i) refusing.push_back("127.0.0.1:" + std::to_string(unused_port()));
+  for (std::uint16_t port : ports) refusing.push_back("127.0.0.1:" + std::to_string(port));
   ASSERT_NO_FATAL_FAILURE(start(one_pool(refusing)));
   for (std::size_t n = 1; n <= 3; ++n) {
     const auto start = Clock::now();

@@ -69,9 +69,12 @@ TEST_F(UpstreamCacheTest, AnIdleConnectionHoldsNoRelayBuffer) {
   EXPECT_EQ(cache_.idle_count(), 0u);
 }
 
+// The first sweep after a connection went idle starts its watch.
 TEST_F(UpstreamCacheTest, DataArrivingWhileIdleClosesTheConnection) {
   Socket peer(io_.get_executor());
   cache_.put(connect(peer), Clock::now(), 16);
+  cache_.sweep(Clock::now(), 1h);
+  EXPECT_EQ(cache_.idle_count(), 1u);
   net::write(peer, net::buffer(std::string_view("HTTP/1.1 200 OK\r\n\r\n")));
   EXPECT_TRUE(run_until([&] { return cache_.idle_count() == 0; }));
   EXPECT_EQ(cache_.closed_while_idle(), 1u);
@@ -86,20 +89,45 @@ TEST_F(UpstreamCacheTest, DataArrivingWhileIdleClosesTheConnection) {
 TEST_F(UpstreamCacheTest, EofWhileIdleClosesTheConnection) {
   Socket peer(io_.get_executor());
   cache_.put(connect(peer), Clock::now(), 16);
+  cache_.sweep(Clock::now(), 1h);
   peer.close();
   EXPECT_TRUE(run_until([&] { return cache_.idle_count() == 0; }));
   EXPECT_EQ(cache_.closed_while_idle(), 1u);
 }
 
-// The watch's handler has not run (no handler runs in this test): the check when taken still
-// finds the bytes, and the connection is closed instead of handed out.
-TEST_F(UpstreamCacheTest, BytesThatArrivedBeforeTheWatchRanAreFoundWhenTaken) {
+// Before any sweep (not watched yet), or watched with the handler not run yet (no handler runs
+// here): the check when taken finds the bytes, and the connection is closed, not handed out.
+TEST_F(UpstreamCacheTest, BytesThatArrivedWhileIdleAreFoundWhenTaken) {
+  for (bool watched : {false, true}) {
+    Socket peer(io_.get_executor());
+    cache_.put(connect(peer), Clock::now(), 16);
+    if (watched) cache_.sweep(Clock::now(), 1h);
+    net::write(peer, net::buffer(std::string_view("x")));
+    EXPECT_EQ(cache_.take(server_), nullptr) << watched;
+    EXPECT_EQ(cache_.idle_count(), 0u) << watched;
+  }
+  EXPECT_EQ(cache_.closed_while_idle(), 2u);
+}
+
+// Bytes that came before the watch was started would not wake it: the sweep looks first.
+TEST_F(UpstreamCacheTest, TheSweepClosesAConnectionThatReceivedBytesBeforeItsWatch) {
   Socket peer(io_.get_executor());
   cache_.put(connect(peer), Clock::now(), 16);
   net::write(peer, net::buffer(std::string_view("x")));
-  EXPECT_EQ(cache_.take(server_), nullptr);
-  EXPECT_EQ(cache_.closed_while_idle(), 1u);
+  cache_.sweep(Clock::now(), 1h);
   EXPECT_EQ(cache_.idle_count(), 0u);
+  EXPECT_EQ(cache_.closed_while_idle(), 1u);
+}
+
+TEST_F(UpstreamCacheTest, TheSweepClosesConnectionsIdleTooLong) {
+  Socket peer1(io_.get_executor());
+  Socket peer2(io_.get_executor());
+  const auto start = Clock::now();
+  cache_.put(connect(peer1), start, 16);
+  cache_.put(connect(peer2), start + 10s, 16);
+  cache_.sweep(start + 15s, 10s);
+  EXPECT_EQ(cache_.idle_count(), 1u);
+  EXPECT_EQ(cache_.closed_while_idle(), 0u);
 }
 
 TEST_F(UpstreamCacheTest, AQuietConnectionIsReusedMostRecentFirst) {
@@ -110,6 +138,7 @@ TEST_F(UpstreamCacheTest, AQuietConnectionIsReusedMostRecentFirst) {
   UpstreamConn* second_raw = second.get();
   cache_.put(std::move(first), Clock::now(), 16);
   cache_.put(std::move(second), Clock::now(), 16);
+  cache_.sweep(Clock::now(), 1h);  // both watched
   auto taken = cache_.take(server_);
   EXPECT_EQ(taken.get(), second_raw);
   // The cancelled watch completes as aborted and closes nothing.
