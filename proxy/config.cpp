@@ -165,7 +165,7 @@ struct Key {
 
 constexpr bool kRequired = true;
 
-// Walks one parsed document, collecting errors; the functions below read the values
+// Walks one parsed document, collecting errors and warnings; the functions below read the values
 // and the tables drive them. Lives for one load call.
 class Reader {
  public:
@@ -182,7 +182,13 @@ class Reader {
     return std::nullopt;
   }
 
+  void warn(const Value& where, std::string message) {
+    warnings_.push_back(
+        Found{where.column, ConfigError{file_, where.line, where.key, std::move(message)}});
+  }
+
   std::vector<ConfigError> take_errors() { return in_file_order(errors_); }
+  std::vector<ConfigError> take_warnings() { return in_file_order(warnings_); }
 
   // The entries of a map, each blamed on its key, duplicates reported and dropped; nullopt when
   // it is not a map (reported). A null value (`key:` with nothing after it) reads as an empty map,
@@ -260,6 +266,7 @@ class Reader {
 
   std::string file_;
   std::vector<Found> errors_;
+  std::vector<Found> warnings_;
   std::map<std::string, Value, std::less<>> seen_;  // every entry and item read, by key
   std::set<std::string, std::less<>> troubled_;     // the keys whose reading found a problem
 };
@@ -574,8 +581,10 @@ constexpr Key<TlsConfig> kTlsKeys[] = {
     {"key", store<&TlsConfig::key, text>, kRequired},
 };
 
+// The block is read and checked in full, so it is right when termination lands.
 void read_tls(Reader& r, const Value& v, ListenerConfig& listener) {
   r.section(v, kTlsKeys, listener.tls.emplace());
+  r.warn(v, "TLS termination is not implemented yet: this listener is not opened");
 }
 
 constexpr Key<ListenerConfig> kListenerKeys[] = {
@@ -594,6 +603,10 @@ void read_metrics(Reader& r, const Value& v, AdminConfig& admin) {
     return;
   }
   admin.metrics = address<0>(r, v);
+  if (admin.metrics) {
+    r.warn(v, "the metrics listener is not implemented yet: nothing listens on " +
+                  admin.metrics->text());
+  }
 }
 
 constexpr Key<AdminConfig> kAdminKeys[] = {
@@ -616,8 +629,10 @@ constexpr Key<HealthConfig> kHealthKeys[] = {
     {"fall", store<&HealthConfig::fall, whole<1, 100>>},
 };
 
+// The block is read and checked in full, so it is right when health checks land.
 void read_health(Reader& r, const Value& v, PoolConfig& pool) {
   r.section(v, kHealthKeys, pool.health.emplace());
+  r.warn(v, "health checks are not implemented yet: the block is checked but no server is probed");
 }
 
 constexpr Key<PoolConfig> kPoolKeys[] = {
@@ -867,6 +882,8 @@ ConfigResult failure(ConfigError error) {
 
 std::string ConfigError::text() const { return location(*this) + message; }
 
+std::string ConfigError::warning_text() const { return location(*this) + "warning: " + message; }
+
 ConfigResult load_config_text(const std::string& text, const std::string& file) {
   try {
     std::istringstream stream(text);
@@ -893,6 +910,7 @@ ConfigResult load_config_text(const std::string& text, const std::string& file) 
     Config config = read(reader, YAML::Load(text));
     ConfigResult result;
     result.errors = reader.take_errors();
+    result.warnings = reader.take_warnings();
     if (result.errors.empty()) {
       config.path = file;
       result.config = std::move(config);
