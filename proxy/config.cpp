@@ -1,6 +1,12 @@
 // Reads a proxyd YAML config into the plain structs of config.hpp. This is the only yaml-cpp user.
 // Every problem is collected (never just the first) as FILE:LINE: key: message, so one
 // `proxyd --check` run shows everything to fix; nothing here throws.
+//
+// Each section of the file (the top level, a listener, admin, a pool, a route, ...) is one table of
+// keys: a row names a key once, says how its value is read and whether it is required, and the
+// table gives both the allow-list of the "unknown key" message and the reading. What spans items
+// or sections (unique names, the pools a route names, unreachable routes, defaults taken from
+// another key) is a separate pass over the structs once everything is read.
 #include "proxy/config.hpp"
 
 #include <yaml-cpp/depthguard.h>
@@ -12,28 +18,28 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <initializer_list>
 #include <map>
 #include <memory>
+#include <set>
+#include <span>
 #include <sstream>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 namespace proxyd {
-
-std::string ConfigError::text() const {
-  // Line 0 means "the whole file" (it could not be read, or it is empty); an empty key means the
-  // problem is not about one setting (a YAML syntax error). Both are left out rather than printed
-  // as ":0" or ": :".
-  std::string out = file;
-  if (line > 0) out += ":" + std::to_string(line);
-  if (!key.empty()) out += ": " + key;
-  out += ": " + message;
-  return out;
-}
-
 namespace {
+
+// Line 0 means "the whole file" (it could not be read, or it is empty); an empty key means the
+// problem is not about one setting (a YAML syntax error). Both are left out rather than printed as
+// ":0" or ": :".
+std::string location(const ConfigError& problem) {
+  std::string out = problem.file;
+  if (problem.line > 0) out += ":" + std::to_string(problem.line);
+  if (!problem.key.empty()) out += ": " + problem.key;
+  return out + ": ";
+}
 
 // A config file larger than this is certainly a wrong path (say /dev/zero), not a config.
 constexpr std::size_t kMaxFileBytes = 16 * 1024 * 1024;
@@ -58,6 +64,11 @@ bool valid_name(std::string_view text) {
   return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
     return is_alpha(c) || is_digit(c) || c == '-' || c == '_' || c == '.';
   });
+}
+
+std::string invalid_name(std::string_view what, std::string_view text) {
+  return "invalid " + std::string(what) + " " + in_quotes(text) +
+         " (use letters, digits, '-', '_' and '.')";
 }
 
 // A route host: a host name, "*." and a host name for any subdomain, or "*" for any host.
@@ -93,8 +104,29 @@ bool path_covers(std::string_view first, std::string_view second) {
   return first.empty() || first.back() == '/' || first == second;
 }
 
+// "a, b, c" with `last` before the final name: ", " lists keys, " or " offers a choice.
+template <class Rows>
+std::string listing(const Rows& rows, std::string_view last) {
+  std::string out;
+  for (std::size_t i = 0; i < std::size(rows); ++i) {
+    if (i > 0) out += i + 1 == std::size(rows) ? last : ", ";
+    out += rows[i].name;
+  }
+  return out;
+}
+
+std::string first_at(int line) { return " (first at line " + std::to_string(line) + ")"; }
+
+// The line `name` was first seen at, if it was seen before; otherwise remembers `line` for it.
+std::optional<int> seen_before(std::map<std::string, int>& first_lines, const std::string& name,
+                               int line) {
+  const auto [first, inserted] = first_lines.emplace(name, line);
+  if (inserted) return std::nullopt;
+  return first->second;
+}
+
 // A YAML value with where it came from: its dotted key path and the position to blame for it
-// (a 1-based line, and a 0-based column that only orders errors found on one line).
+// (a 1-based line, and a 0-based column that only orders problems found on one line).
 struct Value {
   YAML::Node node;
   std::string key;
@@ -107,111 +139,13 @@ struct Entry {
   Value value;
 };
 
-// The entries of one YAML map, already checked for unknown and duplicate keys.
-class Fields {
- public:
-  explicit Fields(std::vector<Entry> entries) : entries_(std::move(entries)) {}
-
-  std::optional<Value> get(std::string_view name) const {
-    for (const Entry& entry : entries_) {
-      if (entry.name == name) return entry.value;
-    }
-    return std::nullopt;
-  }
-
- private:
-  std::vector<Entry> entries_;
-};
-
 std::string child_key(const std::string& parent, std::string_view name) {
   return parent.empty() ? std::string(name) : parent + "." + std::string(name);
 }
 
-// Where to blame `name` inside a map: its key when present, else the map itself.
-Value at_key(const Value& map, std::string_view name) {
-  Value out{YAML::Node(), child_key(map.key, name), map.line, map.column};
-  if (!map.node.IsMap()) return out;
-  for (auto it = map.node.begin(); it != map.node.end(); ++it) {
-    const YAML::Mark mark = it->first.Mark();
-    if (it->first.IsScalar() && it->first.Scalar() == name && !mark.is_null()) {
-      out.line = mark.line + 1;
-      out.column = mark.column;
-      break;
-    }
-  }
-  return out;
+std::string item_key(const std::string& list, std::size_t index) {
+  return list + "[" + std::to_string(index) + "]";
 }
-
-std::string join(std::initializer_list<std::string_view> words) {
-  std::string out;
-  for (const std::string_view word : words) {
-    if (!out.empty()) out += ", ";
-    out += word;
-  }
-  return out;
-}
-
-// Walks one parsed document, filling a Config and collecting errors. Lives for one load call.
-class Reader {
- public:
-  explicit Reader(std::string file) : file_(std::move(file)) {}
-
-  Config read(const YAML::Node& root);
-
-  void error(const Value& where, std::string message) {
-    errors_.push_back(
-        Found{where.column, ConfigError{file_, where.line, where.key, std::move(message)}});
-  }
-
-  std::vector<ConfigError> take_errors() {
-    // File order, so the first error printed is the first one the user meets; stable, so errors
-    // at one position keep the order they were found in.
-    std::stable_sort(errors_.begin(), errors_.end(), [](const Found& a, const Found& b) {
-      return std::pair(a.error.line, a.column) < std::pair(b.error.line, b.column);
-    });
-    std::vector<ConfigError> out;
-    for (Found& found : errors_) out.push_back(std::move(found.error));
-    return out;
-  }
-
- private:
-  std::vector<Entry> entries(const Value& map, std::string_view duplicate_what);
-  std::optional<Fields> fields(const Value& map, std::initializer_list<std::string_view> allowed);
-  std::vector<Value> items(const Value& list);
-  std::optional<std::string> scalar(const Value& value);
-  void missing(const Value& map, std::string_view name);
-
-  void read_name(const Value& value, std::string& out);
-  void read_text(const Value& value, std::string& out);
-  void read_duration(const Value& value, Duration& out);
-  void read_size(const Value& value, std::uint64_t& out, std::uint64_t max);
-  void read_integer(const Value& value, std::int64_t min, std::int64_t max, std::int64_t& out);
-  std::optional<Endpoint> read_endpoint(const Value& value, std::uint16_t min_port);
-
-  void read_workers(const Value& value, Config& config);
-  void read_listeners(const Value& value, Config& config);
-  void read_listener(const Value& value, ListenerConfig& listener);
-  void read_admin(const Value& value, AdminConfig& admin);
-  void read_ids(const Value& value, std::vector<std::int64_t>& out);
-  void read_pools(const Value& value, Config& config);
-  void read_pool(const Value& value, PoolConfig& pool);
-  HealthConfig read_health(const Value& value);
-  void read_routes(const Value& value, Config& config, bool pools_known);
-  bool read_route(const Value& value, const Config& config, bool pools_known, RouteConfig& route);
-  StickyConfig read_sticky(const Value& value);
-  void read_timeouts(const Value& value, TimeoutsConfig& timeouts);
-  void read_limits(const Value& value, LimitsConfig& limits);
-  void check_unreachable_routes(const Config& config, const std::vector<Value>& items,
-                                const std::vector<bool>& match_ok);
-
-  struct Found {
-    int column = 0;
-    ConfigError error;
-  };
-
-  std::string file_;
-  std::vector<Found> errors_;
-};
 
 std::string node_kind(const YAML::Node& node) {
   if (node.IsMap()) return "a map";
@@ -219,16 +153,131 @@ std::string node_kind(const YAML::Node& node) {
   return "a single value";
 }
 
-// A null value (`key:` with nothing after it) reads as an empty map, so `admin:` alone means
-// "all defaults"; sections that need content then report what is missing.
-std::vector<Entry> Reader::entries(const Value& map, std::string_view duplicate_what) {
-  std::vector<Entry> out;
-  if (map.node.IsNull()) return out;
-  if (!map.node.IsMap()) {
-    error(map, "expected a map, got " + node_kind(map.node));
+class Reader;
+
+// One key of a section: a row of the section's table.
+template <class Section>
+struct Key {
+  std::string_view name;
+  void (*read)(Reader&, const Value&, Section&);
+  bool required = false;
+};
+
+constexpr bool kRequired = true;
+
+// Walks one parsed document, collecting errors and warnings; the functions below read the values
+// and the tables drive them. Lives for one load call.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  void error(const Value& where, std::string message) {
+    errors_.push_back(
+        Found{where.column, ConfigError{file_, where.line, where.key, std::move(message)}});
+  }
+
+  // For a value that breaks a rule: reports it and reads as no value (`return r.refuse(...)`).
+  std::nullopt_t refuse(const Value& where, std::string message) {
+    error(where, std::move(message));
+    return std::nullopt;
+  }
+
+  void warn(const Value& where, std::string message) {
+    warnings_.push_back(
+        Found{where.column, ConfigError{file_, where.line, where.key, std::move(message)}});
+  }
+
+  std::vector<ConfigError> take_errors() { return in_file_order(errors_); }
+  std::vector<ConfigError> take_warnings() { return in_file_order(warnings_); }
+
+  // The entries of a map, each blamed on its key, duplicates reported and dropped; nullopt when
+  // it is not a map (reported). A null value (`key:` with nothing after it) reads as an empty map,
+  // so `admin:` alone means "all defaults". `if_empty`, when given, is the error for no entries.
+  std::optional<std::vector<Entry>> entries(const Value& map, std::string_view duplicate_what,
+                                            std::string_view if_empty = {});
+
+  // The items of a list; a null value reads as an empty list, so `routes:` alone reports
+  // `if_empty` (when given).
+  std::vector<Value> items(const Value& list, std::string_view if_empty = {});
+
+  // A null value reads as "", so each setting reports emptiness in its own words.
+  std::optional<std::string> scalar(const Value& value) {
+    if (value.node.IsNull()) return std::string();
+    if (!value.node.IsScalar())
+      return refuse(value, "expected a single value, got " + node_kind(value.node));
+    return value.node.Scalar();
+  }
+
+  // Reads map `map` into `out` by the section's table. Unknown and duplicate keys are reported
+  // first; then each row, in table order, reads its key or reports it missing. Returns how many
+  // keys of the table were present; nullopt when `map` is not a map.
+  template <class Section>
+  std::optional<std::size_t> section(const Value& map,
+                                     std::span<const Key<std::type_identity_t<Section>>> keys,
+                                     Section& out);
+
+  // One section per item of a list, each remembering the line it starts on.
+  template <class Section>
+  void list(const Value& value, std::string_view if_empty,
+            std::span<const Key<std::type_identity_t<Section>>> keys, std::vector<Section>& out) {
+    for (const Value& item : items(value, if_empty)) {
+      Section& section_out = out.emplace_back();
+      section_out.line = item.line;
+      section(item, keys, section_out);
+    }
+  }
+
+  // For the cross-check pass, which sees only the structs: where to blame key `name` of the
+  // section at `parent`, which is the key as written, or the section when the key was left out.
+  Value at(const std::string& parent, std::string_view name) const {
+    const std::string key = child_key(parent, name);
+    auto found = seen_.find(key);
+    if (found == seen_.end()) found = seen_.find(parent);
+    Value out = found != seen_.end() ? found->second : Value{};
+    out.key = key;
     return out;
   }
-  std::map<std::string, int> first_line;
+
+  // For the cross-check pass: whether the section at `parent` was a map (or nothing) and its key
+  // `name` was read without a problem (left out counts as read).
+  bool read_cleanly(const std::string& parent, std::string_view name) const {
+    const auto section = seen_.find(parent);
+    return section != seen_.end() &&
+           (section->second.node.IsMap() || section->second.node.IsNull()) &&
+           !troubled_.contains(child_key(parent, name));
+  }
+
+ private:
+  struct Found {
+    int column = 0;
+    ConfigError error;
+  };
+
+  // File order, so the first printed is the first one the user meets; stable, so problems at one
+  // position keep the order they were found in.
+  static std::vector<ConfigError> in_file_order(std::vector<Found>& found) {
+    std::stable_sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+      return std::pair(a.error.line, a.column) < std::pair(b.error.line, b.column);
+    });
+    std::vector<ConfigError> out;
+    for (Found& one : found) out.push_back(std::move(one.error));
+    return out;
+  }
+
+  std::string file_;
+  std::vector<Found> errors_;
+  std::vector<Found> warnings_;
+  std::map<std::string, Value, std::less<>> seen_;  // every entry and item read, by key
+  std::set<std::string, std::less<>> troubled_;     // the keys whose reading found a problem
+};
+
+std::optional<std::vector<Entry>> Reader::entries(const Value& map, std::string_view duplicate_what,
+                                                  std::string_view if_empty) {
+  if (!map.node.IsNull() && !map.node.IsMap()) {
+    return refuse(map, "expected a map, got " + node_kind(map.node));
+  }
+  std::vector<Entry> out;
+  std::map<std::string, int> first_lines;
   for (auto it = map.node.begin(); it != map.node.end(); ++it) {
     // A copy: the iterator's `->` yields a temporary pair, so a reference would dangle.
     const YAML::Node key = it->first;
@@ -243,633 +292,560 @@ std::vector<Entry> Reader::entries(const Value& map, std::string_view duplicate_
     // A map entry is blamed on its key: a null value's own mark points at the next token, and a
     // block map or list starts on the line after its key.
     Value value{it->second, child_key(map.key, name), line, column};
-    const auto [first, inserted] = first_line.emplace(name, line);
-    if (!inserted) {
-      error(value, "duplicate " + std::string(duplicate_what) + " (first at line " +
-                       std::to_string(first->second) + ")");
+    if (const auto first = seen_before(first_lines, name, line)) {
+      error(value, "duplicate " + std::string(duplicate_what) + first_at(*first));
       continue;
     }
+    seen_.emplace(value.key, value);
     out.push_back(Entry{name, std::move(value)});
   }
+  if (out.empty() && !if_empty.empty()) error(map, std::string(if_empty));
   return out;
 }
 
-std::optional<Fields> Reader::fields(const Value& map,
-                                     std::initializer_list<std::string_view> allowed) {
-  if (!map.node.IsNull() && !map.node.IsMap()) {
-    error(map, "expected a map, got " + node_kind(map.node));
-    return std::nullopt;
-  }
-  std::vector<Entry> known;
-  for (Entry& entry : entries(map, "key")) {
-    if (std::find(allowed.begin(), allowed.end(), entry.name) == allowed.end()) {
-      error(entry.value, "unknown key (expected one of: " + join(allowed) + ")");
-      continue;
-    }
-    known.push_back(std::move(entry));
-  }
-  return Fields(std::move(known));
-}
-
-// A null value reads as an empty list, so `routes:` alone reports "at least one route".
-std::vector<Value> Reader::items(const Value& list) {
+std::vector<Value> Reader::items(const Value& list, std::string_view if_empty) {
   std::vector<Value> out;
-  if (list.node.IsNull()) return out;
-  if (!list.node.IsSequence()) {
+  if (!list.node.IsNull() && !list.node.IsSequence()) {
     error(list, "expected a list, got " + node_kind(list.node));
     return out;
   }
+  if (list.node.size() == 0 && !if_empty.empty()) error(list, std::string(if_empty));
   std::size_t index = 0;
   for (auto it = list.node.begin(); it != list.node.end(); ++it, ++index) {
     // An empty item (`-` alone) has the mark of the next token, so it is blamed on the list.
     const YAML::Mark mark = it->Mark();
     const bool own_mark = !it->IsNull() && !mark.is_null();
-    out.push_back(Value{*it, list.key + "[" + std::to_string(index) + "]",
-                        own_mark ? mark.line + 1 : list.line,
+    out.push_back(Value{*it, item_key(list.key, index), own_mark ? mark.line + 1 : list.line,
                         own_mark ? mark.column : list.column});
+    seen_.emplace(out.back().key, out.back());
   }
   return out;
 }
 
-// A null value reads as "", so each setting reports emptiness in its own words.
-std::optional<std::string> Reader::scalar(const Value& value) {
-  if (value.node.IsNull()) return std::string();
-  if (!value.node.IsScalar()) {
-    error(value, "expected a single value, got " + node_kind(value.node));
-    return std::nullopt;
+template <class Section>
+std::optional<std::size_t> Reader::section(const Value& map,
+                                           std::span<const Key<std::type_identity_t<Section>>> keys,
+                                           Section& out) {
+  std::optional<std::vector<Entry>> found = entries(map, "key");
+  if (!found) return std::nullopt;
+  std::vector<Entry> known;
+  for (Entry& entry : *found) {
+    if (std::none_of(keys.begin(), keys.end(),
+                     [&](const Key<Section>& key) { return key.name == entry.name; })) {
+      error(entry.value, "unknown key (expected one of: " + listing(keys, ", ") + ")");
+      continue;
+    }
+    known.push_back(std::move(entry));
   }
-  return value.node.Scalar();
+  for (const Key<Section>& key : keys) {
+    const auto entry = std::find_if(known.begin(), known.end(),
+                                    [&](const Entry& e) { return e.name == key.name; });
+    if (entry != known.end()) {
+      const std::size_t errors_before = errors_.size();
+      key.read(*this, entry->value, out);
+      if (errors_.size() != errors_before) troubled_.insert(entry->value.key);
+    } else if (key.required) {
+      error(Value{YAML::Node(), child_key(map.key, key.name), map.line, map.column},
+            "required key is missing");
+    }
+  }
+  return known.size();
 }
 
-void Reader::missing(const Value& map, std::string_view name) {
-  error(Value{YAML::Node(), child_key(map.key, name), map.line, map.column},
-        "required key is missing");
-}
+// --- Single values: each reads one, reports what is wrong with it, and returns it when valid.
 
-void Reader::read_name(const Value& value, std::string& out) {
-  const std::optional<std::string> text = scalar(value);
-  if (!text) return;
-  if (text->empty()) {
-    error(value, "must not be empty");
-    return;
-  }
-  if (!valid_name(*text)) {
-    error(value, "invalid name " + in_quotes(*text) + " (use letters, digits, '-', '_' and '.')");
-    return;
-  }
-  out = *text;
-}
-
-void Reader::read_text(const Value& value, std::string& out) {
-  const std::optional<std::string> text = scalar(value);
-  if (!text) return;
-  if (text->empty()) {
-    error(value, "must not be empty");
-    return;
-  }
-  out = *text;
-}
-
-void Reader::read_duration(const Value& value, Duration& out) {
-  const std::optional<std::string> text = scalar(value);
-  if (!text) return;
-  std::string why;
-  const std::optional<Duration> duration = parse_duration(*text, &why);
-  if (!duration) {
-    error(value, why);
-  } else if (duration->count() == 0) {
-    error(value, "must be greater than 0");
-  } else {
-    out = *duration;
-  }
-}
-
-void Reader::read_size(const Value& value, std::uint64_t& out, std::uint64_t max) {
-  const std::optional<std::string> text = scalar(value);
-  if (!text) return;
-  std::string why;
-  const std::optional<std::uint64_t> size = parse_size(*text, &why);
-  if (!size) {
-    error(value, why);
-  } else if (*size == 0) {
-    error(value, "must be greater than 0");
-  } else if (*size > max) {
-    error(value, "must be at most " + std::to_string(max) + " bytes");
-  } else {
-    out = *size;
-  }
-}
-
-void Reader::read_integer(const Value& value, std::int64_t min, std::int64_t max,
-                          std::int64_t& out) {
-  const std::optional<std::string> text = scalar(value);
-  if (!text) return;
-  std::uint64_t number = 0;
-  if (parse_digits(*text, number) != Digits::ok || number < static_cast<std::uint64_t>(min) ||
-      number > static_cast<std::uint64_t>(max)) {
-    error(value, "expected a whole number from " + std::to_string(min) + " to " +
-                     std::to_string(max) + ", got " + in_quotes(*text));
-    return;
-  }
-  out = static_cast<std::int64_t>(number);
-}
-
-std::optional<Endpoint> Reader::read_endpoint(const Value& value, std::uint16_t min_port) {
-  const std::optional<std::string> text = scalar(value);
+// A value in one of the syntaxes of values.hpp, whose parser says what is wrong with the text.
+template <class Parse>
+auto parsed(Reader& r, const Value& v, Parse parse)
+    -> decltype(parse(std::string_view(), nullptr)) {
+  const std::optional<std::string> text = r.scalar(v);
   if (!text) return std::nullopt;
   std::string why;
-  std::optional<Endpoint> endpoint = parse_endpoint(*text, min_port, &why);
-  if (!endpoint) error(value, why);
-  return endpoint;
+  auto value = parse(*text, &why);
+  if (!value) r.error(v, why);
+  return value;
 }
 
-Config Reader::read(const YAML::Node& root) {
-  Config config;
-  const YAML::Mark mark = root.Mark();
-  const Value top{root, "", mark.is_null() ? 1 : mark.line + 1, mark.is_null() ? 0 : mark.column};
-  if (!root.IsMap()) {
-    error(top, "expected a map of settings at the top level, got " + node_kind(root));
-    return config;
-  }
-  const std::optional<Fields> f =
-      fields(top, {"workers", "listeners", "admin", "pools", "routes", "timeouts", "limits"});
-  if (const auto workers = f->get("workers")) read_workers(*workers, config);
-  if (const auto listeners = f->get("listeners")) {
-    read_listeners(*listeners, config);
-  } else {
-    missing(top, "listeners");
-  }
-  if (const auto admin = f->get("admin")) read_admin(*admin, config.admin);
-  // Without a path of its own the audit log sits beside the state file: one directory holds all
-  // of proxyd's durable runtime data (and a test's temporary directory holds both).
-  if (config.admin.audit_log.empty()) {
-    const std::string& state = config.admin.state_file;
-    const auto slash = state.rfind('/');
-    config.admin.audit_log = (slash == std::string::npos ? "." : state.substr(0, slash)) + "/audit.log";
-  }
-  if (const auto pools = f->get("pools")) {
-    read_pools(*pools, config);
-  } else {
-    missing(top, "pools");
-  }
-  if (const auto routes = f->get("routes")) {
-    // Without any pool every route's pools would be unknown; that noise would hide the one real
-    // problem, so pool names are only checked when some pool was read.
-    read_routes(*routes, config, !config.pools.empty());
-  } else {
-    missing(top, "routes");
-  }
-  if (const auto timeouts = f->get("timeouts")) read_timeouts(*timeouts, config.timeouts);
-  if (const auto limits = f->get("limits")) read_limits(*limits, config.limits);
-  return config;
+std::optional<std::string> non_empty(Reader& r, const Value& v, std::string message) {
+  std::optional<std::string> text = r.scalar(v);
+  if (text && text->empty()) return r.refuse(v, std::move(message));
+  return text;
 }
 
-void Reader::read_workers(const Value& value, Config& config) {
-  const std::optional<std::string> text = scalar(value);
-  if (!text) return;
-  if (*text == "auto") {
-    config.workers = 0;
-    return;
-  }
-  std::uint64_t workers = 0;
-  if (parse_digits(*text, workers) != Digits::ok || workers == 0 || workers > 1024) {
-    error(value, "expected auto or a whole number from 1 to 1024, got " + in_quotes(*text));
-    return;
-  }
-  config.workers = static_cast<int>(workers);
+std::optional<std::string> text(Reader& r, const Value& v) {
+  return non_empty(r, v, "must not be empty");
 }
 
-void Reader::read_listeners(const Value& value, Config& config) {
-  const std::vector<Value> list = items(value);
-  if (list.empty() && (value.node.IsNull() || value.node.IsSequence())) {
-    error(value, "at least one listener is required");
-  }
-  std::map<std::string, int> name_lines;
-  std::map<std::string, std::pair<std::string, int>> address_users;
-  for (const Value& item : list) {
-    ListenerConfig listener;
-    read_listener(item, listener);
-    if (!listener.name.empty()) {
-      const Value name = at_key(item, "name");
-      const auto [first, inserted] = name_lines.emplace(listener.name, name.line);
-      if (!inserted) {
-        error(name, "duplicate listener name " + in_quotes(listener.name) + " (first at line " +
-                        std::to_string(first->second) + ")");
-      }
-    }
-    // Port 0 binds a fresh ephemeral port each time, so only fixed ports can collide.
-    if (listener.address.port != 0) {
-      const Value address = at_key(item, "address");
-      const auto [first, inserted] = address_users.emplace(
-          listener.address.text(), std::make_pair(listener.name, address.line));
-      if (!inserted) {
-        error(address, "address " + listener.address.text() + " is already used by listener " +
-                           in_quotes(first->second.first) + " (line " +
-                           std::to_string(first->second.second) + ")");
-      }
-    }
-    config.listeners.push_back(std::move(listener));
-  }
+std::optional<std::string> name(Reader& r, const Value& v) {
+  std::optional<std::string> out = text(r, v);
+  if (out && !valid_name(*out)) return r.refuse(v, invalid_name("name", *out));
+  return out;
 }
 
-void Reader::read_listener(const Value& value, ListenerConfig& listener) {
-  listener.line = value.line;
-  const std::optional<Fields> f = fields(value, {"name", "address", "tls", "slot"});
-  if (!f) return;
-  if (const auto name = f->get("name")) {
-    read_name(*name, listener.name);
-  } else {
-    missing(value, "name");
-  }
-  if (const auto address = f->get("address")) {
-    // Port 0 asks the kernel for a free port: tests start proxyd that way.
-    if (auto endpoint = read_endpoint(*address, 0)) listener.address = std::move(*endpoint);
-  } else {
-    missing(value, "address");
-  }
-  if (const auto tls = f->get("tls")) {
-    TlsConfig config;
-    if (const std::optional<Fields> tf = fields(*tls, {"cert", "key"})) {
-      if (const auto cert = tf->get("cert")) {
-        read_text(*cert, config.cert);
-      } else {
-        missing(*tls, "cert");
-      }
-      if (const auto key = tf->get("key")) {
-        read_text(*key, config.key);
-      } else {
-        missing(*tls, "key");
-      }
-    }
-    listener.tls = std::move(config);
-  }
-  if (const auto slot = f->get("slot")) {
-    if (const std::optional<std::string> text = scalar(*slot)) {
-      if (*text == "live") {
-        listener.slot = SlotName::live;
-      } else if (*text == "passive") {
-        listener.slot = SlotName::passive;
-      } else {
-        error(*slot, "expected live or passive, got " + in_quotes(*text));
-      }
-    }
-  }
+// Decimal digits only, from `min` to `max`.
+std::optional<std::uint64_t> in_range(std::string_view text, std::uint64_t min, std::uint64_t max) {
+  std::uint64_t number = 0;
+  if (parse_digits(text, number) != Digits::ok || number < min || number > max) return std::nullopt;
+  return number;
 }
 
-void Reader::read_admin(const Value& value, AdminConfig& admin) {
-  const std::optional<Fields> f =
-      fields(value, {"control_socket", "metrics", "state_file", "access_log", "audit_log",
-                     "control_mode", "control_group", "control_allow_uids", "control_allow_gids"});
-  if (!f) return;
-  if (const auto socket = f->get("control_socket")) {
-    read_text(*socket, admin.control_socket);
-    if (admin.control_socket.size() > kMaxUnixSocketPath) {
-      error(*socket, "too long for a Unix socket path (at most " +
-                         std::to_string(kMaxUnixSocketPath) + " bytes)");
-    }
+template <std::uint64_t kMin, std::uint64_t kMax>
+std::optional<std::uint64_t> whole(Reader& r, const Value& v) {
+  const std::optional<std::string> text = r.scalar(v);
+  if (!text) return std::nullopt;
+  const std::optional<std::uint64_t> number = in_range(*text, kMin, kMax);
+  if (!number) {
+    return r.refuse(v, "expected a whole number from " + std::to_string(kMin) + " to " +
+                           std::to_string(kMax) + ", got " + in_quotes(*text));
   }
-  if (const auto metrics = f->get("metrics")) {
-    const std::optional<std::string> text = scalar(*metrics);
-    if (text && *text == "off") {
-      admin.metrics.reset();
-    } else if (text) {
-      admin.metrics = read_endpoint(*metrics, 0);
-    }
+  return number;
+}
+
+std::optional<std::uint64_t> workers(Reader& r, const Value& v) {
+  const std::optional<std::string> text = r.scalar(v);
+  if (!text) return std::nullopt;
+  if (*text == "auto") return 0;
+  const std::optional<std::uint64_t> number = in_range(*text, 1, 1024);
+  if (!number) {
+    return r.refuse(v, "expected auto or a whole number from 1 to 1024, got " + in_quotes(*text));
   }
-  if (const auto state_file = f->get("state_file")) read_text(*state_file, admin.state_file);
-  if (const auto access_log = f->get("access_log")) {
-    const std::optional<std::string> text = scalar(*access_log);
-    if (text && text->empty()) {
-      error(*access_log, "must not be empty (use stdout, off or a file path)");
-    } else if (text) {
-      admin.access_log = *text;
-    }
+  return number;
+}
+
+std::optional<Duration> duration(Reader& r, const Value& v) {
+  const std::optional<Duration> out = parsed(r, v, parse_duration);
+  if (out && out->count() == 0) return r.refuse(v, "must be greater than 0");
+  return out;
+}
+
+template <std::uint64_t kMax>
+std::optional<std::uint64_t> size(Reader& r, const Value& v) {
+  const std::optional<std::uint64_t> out = parsed(r, v, parse_size);
+  if (out && *out == 0) return r.refuse(v, "must be greater than 0");
+  if (out && *out > kMax) return r.refuse(v, "must be at most " + std::to_string(kMax) + " bytes");
+  return out;
+}
+
+std::optional<std::uint32_t> percent(Reader& r, const Value& v) {
+  return parsed(r, v, parse_percent_ppm);
+}
+
+template <std::uint16_t kMinPort>
+std::optional<Endpoint> address(Reader& r, const Value& v) {
+  return parsed(r, v, [](std::string_view text, std::string* why) {
+    return parse_endpoint(text, kMinPort, why);
+  });
+}
+
+// A single value that `valid` accepts; otherwise reports `before` "TEXT" `after`.
+template <class Valid>
+std::optional<std::string> valid_text(Reader& r, const Value& v, Valid valid,
+                                      std::string_view before, std::string_view after = {}) {
+  std::optional<std::string> out = r.scalar(v);
+  if (out && !valid(*out)) {
+    return r.refuse(v, std::string(before) + in_quotes(*out) + std::string(after));
   }
-  if (const auto audit_log = f->get("audit_log")) read_text(*audit_log, admin.audit_log);
-  if (const auto mode = f->get("control_mode")) {
-    // Octal as chmod takes it, with or without the leading 0: 660 and 0660 are the same mode.
-    if (const std::optional<std::string> text = scalar(*mode)) {
-      std::uint32_t bits = 0;
-      const bool octal =
-          text->size() >= 3 && text->size() <= 4 &&
-          std::all_of(text->begin(), text->end(), [](char c) { return c >= '0' && c <= '7'; });
-      if (octal) std::from_chars(text->data(), text->data() + text->size(), bits, 8);
-      if (!octal || bits > 0777) {
-        error(*mode,
-              "expected an octal file mode from 000 to 0777, e.g. 0660, got " + in_quotes(*text));
-      } else {
-        admin.control_mode = bits;
-      }
-    }
+  return out;
+}
+
+std::optional<std::string> path(Reader& r, const Value& v) {
+  return valid_text(
+      r, v, [](std::string_view text) { return text.starts_with('/'); }, "must start with /, got ");
+}
+
+std::optional<std::string> route_host(Reader& r, const Value& v) {
+  return valid_text(r, v, valid_route_host, "invalid host ",
+                    " (expected a host name like api.example.com or *.example.com)");
+}
+
+std::optional<std::string> header_name(Reader& r, const Value& v) {
+  return valid_text(r, v, valid_token, "invalid header name ");
+}
+
+std::optional<std::string> cookie_name(Reader& r, const Value& v) {
+  return valid_text(r, v, valid_token, "invalid cookie name ");
+}
+
+// A word from a fixed set, each meaning one value.
+template <class T>
+struct Word {
+  std::string_view name;
+  T value;
+};
+
+constexpr Word<SlotName> kSlots[] = {{"live", SlotName::live}, {"passive", SlotName::passive}};
+constexpr Word<Balance> kBalances[] = {{"round_robin", Balance::round_robin},
+                                       {"least_request", Balance::least_request}};
+
+template <const auto& kWords>
+auto one_of(Reader& r, const Value& v) -> std::optional<decltype(kWords[0].value)> {
+  const std::optional<std::string> text = r.scalar(v);
+  if (!text) return std::nullopt;
+  for (const auto& word : kWords) {
+    if (word.name == *text) return word.value;
   }
-  if (const auto group = f->get("control_group")) {
-    if (const std::optional<std::string> text = scalar(*group)) {
-      // The portable POSIX user and group name characters.
-      if (!valid_name(*text) || text->front() == '-') {
-        error(*group, "invalid group name " + in_quotes(*text));
-      } else {
-        admin.control_group = *text;
-      }
-    }
+  return r.refuse(v, "expected " + listing(kWords, " or ") + ", got " + in_quotes(*text));
+}
+
+std::optional<std::string> socket_path(Reader& r, const Value& v) {
+  std::optional<std::string> out = text(r, v);
+  if (out && out->size() > kMaxUnixSocketPath) {
+    return r.refuse(v, "too long for a Unix socket path (at most " +
+                           std::to_string(kMaxUnixSocketPath) + " bytes)");
   }
-  if (const auto uids = f->get("control_allow_uids")) read_ids(*uids, admin.control_allow_uids);
-  if (const auto gids = f->get("control_allow_gids")) read_ids(*gids, admin.control_allow_gids);
+  return out;
+}
+
+std::optional<std::string> log_target(Reader& r, const Value& v) {
+  return non_empty(r, v, "must not be empty (use stdout, off or a file path)");
+}
+
+// Octal as chmod takes it, with or without the leading 0: 660 and 0660 are the same mode.
+std::optional<std::uint32_t> file_mode(Reader& r, const Value& v) {
+  const std::optional<std::string> text = r.scalar(v);
+  if (!text) return std::nullopt;
+  std::uint32_t bits = 0;
+  const bool octal =
+      text->size() >= 3 && text->size() <= 4 &&
+      std::all_of(text->begin(), text->end(), [](char c) { return c >= '0' && c <= '7'; });
+  if (octal) std::from_chars(text->data(), text->data() + text->size(), bits, 8);
+  if (!octal || bits > 0777) {
+    return r.refuse(
+        v, "expected an octal file mode from 000 to 0777, e.g. 0660, got " + in_quotes(*text));
+  }
+  return bits;
+}
+
+// The portable POSIX user and group name characters.
+std::optional<std::string> group_name(Reader& r, const Value& v) {
+  return valid_text(
+      r, v, [](std::string_view text) { return valid_name(text) && text.front() != '-'; },
+      "invalid group name ");
 }
 
 // User and group ids are 32-bit; (uid_t)-1 means "no id" to the kernel, so it is not one.
-void Reader::read_ids(const Value& value, std::vector<std::int64_t>& out) {
-  for (const Value& item : items(value)) {
-    std::int64_t id = -1;
-    read_integer(item, 0, 4'294'967'294, id);
-    if (id >= 0) out.push_back(id);
+std::optional<std::vector<std::int64_t>> ids(Reader& r, const Value& v) {
+  std::vector<std::int64_t> out;
+  for (const Value& item : r.items(v)) {
+    if (const auto id = whole<0, 4'294'967'294>(r, item))
+      out.push_back(static_cast<std::int64_t>(*id));
+  }
+  return out;
+}
+
+// A pool's servers: at least one, each once (a server listed twice would get twice the share).
+std::optional<std::vector<Endpoint>> servers(Reader& r, const Value& v) {
+  std::vector<Endpoint> out;
+  std::map<std::string, int> first_lines;
+  for (const Value& item : r.items(v, "a pool needs at least one server")) {
+    std::optional<Endpoint> server = address<1>(r, item);
+    if (!server) continue;
+    if (const auto first = seen_before(first_lines, server->text(), item.line)) {
+      r.error(item, "duplicate server " + server->text() + first_at(*first));
+      continue;
+    }
+    out.push_back(std::move(*server));
+  }
+  return out;
+}
+
+// --- Row readers: how a row puts what it read into its section.
+
+template <class Section, class T>
+Section section_of(T Section::*);
+
+// The section a pointer to member belongs to: SectionOf<&TlsConfig::cert> is TlsConfig.
+template <auto kMember>
+using SectionOf = decltype(section_of(kMember));
+
+// Most rows: the value read by `kRead` goes to `kMember` when it is valid (kRead already keeps it
+// in the member's range, so the cast cannot narrow).
+template <auto kMember, auto kRead>
+void store(Reader& r, const Value& v, SectionOf<kMember>& out) {
+  if (auto value = kRead(r, v)) {
+    out.*kMember = static_cast<std::remove_reference_t<decltype(out.*kMember)>>(std::move(*value));
   }
 }
 
-void Reader::read_pools(const Value& value, Config& config) {
-  const std::vector<Entry> list = entries(value, "pool name");
-  if (list.empty() && (value.node.IsNull() || value.node.IsMap())) {
-    error(value, "at least one pool is required");
+// A section nested in a member of another: admin, timeouts and limits in the top level.
+template <auto kMember, const auto& kKeys>
+void nested(Reader& r, const Value& v, SectionOf<kMember>& out) {
+  r.section(v, kKeys, out.*kMember);
+}
+
+// --- The sections, each a table in the order the keys are read, innermost first (a table must be
+// defined before the table that nests it).
+
+constexpr Key<TlsConfig> kTlsKeys[] = {
+    {"cert", store<&TlsConfig::cert, text>, kRequired},
+    {"key", store<&TlsConfig::key, text>, kRequired},
+};
+
+// The block is read and checked in full, so it is right when termination lands.
+void read_tls(Reader& r, const Value& v, ListenerConfig& listener) {
+  r.section(v, kTlsKeys, listener.tls.emplace());
+  r.warn(v, "TLS termination is not implemented yet: this listener is not opened");
+}
+
+constexpr Key<ListenerConfig> kListenerKeys[] = {
+    {"name", store<&ListenerConfig::name, name>, kRequired},
+    // Port 0 asks the kernel for a free port: tests start proxyd that way.
+    {"address", store<&ListenerConfig::address, address<0>>, kRequired},
+    {"tls", read_tls},
+    {"slot", store<&ListenerConfig::slot, one_of<kSlots>>},
+};
+
+void read_metrics(Reader& r, const Value& v, AdminConfig& admin) {
+  const std::optional<std::string> text = r.scalar(v);
+  if (!text) return;
+  if (*text == "off") {
+    admin.metrics.reset();
+    return;
   }
-  for (const Entry& entry : list) {
-    PoolConfig pool;
-    if (!valid_name(entry.name)) {
-      error(entry.value,
-            "invalid pool name " + in_quotes(entry.name) + " (use letters, digits, '-', '_' and '.')");
-    }
+  admin.metrics = address<0>(r, v);
+  if (admin.metrics) {
+    r.warn(v, "the metrics listener is not implemented yet: nothing listens on " +
+                  admin.metrics->text());
+  }
+}
+
+constexpr Key<AdminConfig> kAdminKeys[] = {
+    {"control_socket", store<&AdminConfig::control_socket, socket_path>},
+    {"metrics", read_metrics},
+    {"state_file", store<&AdminConfig::state_file, text>},
+    {"access_log", store<&AdminConfig::access_log, log_target>},
+    {"audit_log", store<&AdminConfig::audit_log, text>},  // "" = beside state_file (cross-check)
+    {"control_mode", store<&AdminConfig::control_mode, file_mode>},
+    {"control_group", store<&AdminConfig::control_group, group_name>},
+    {"control_allow_uids", store<&AdminConfig::control_allow_uids, ids>},
+    {"control_allow_gids", store<&AdminConfig::control_allow_gids, ids>},
+};
+
+constexpr Key<HealthConfig> kHealthKeys[] = {
+    {"path", store<&HealthConfig::path, path>},
+    {"interval", store<&HealthConfig::interval, duration>},
+    {"timeout", store<&HealthConfig::timeout, duration>},
+    {"rise", store<&HealthConfig::rise, whole<1, 100>>},
+    {"fall", store<&HealthConfig::fall, whole<1, 100>>},
+};
+
+// The block is read and checked in full, so it is right when health checks land.
+void read_health(Reader& r, const Value& v, PoolConfig& pool) {
+  r.section(v, kHealthKeys, pool.health.emplace());
+  r.warn(v, "health checks are not implemented yet: the block is checked but no server is probed");
+}
+
+constexpr Key<PoolConfig> kPoolKeys[] = {
+    {"servers", store<&PoolConfig::servers, servers>, kRequired},
+    {"balance", store<&PoolConfig::balance, one_of<kBalances>>},
+    {"health", read_health},
+};
+
+// A route's match keys are fields of the route itself.
+constexpr Key<RouteConfig> kMatchKeys[] = {
+    {"host", store<&RouteConfig::host, route_host>},
+    {"path_prefix", store<&RouteConfig::path_prefix, path>},
+};
+
+template <StickyConfig::Kind kKind, auto kRead>
+void sticky_by(Reader& r, const Value& v, StickyConfig& sticky) {
+  sticky.kind = kKind;
+  if (auto name = kRead(r, v)) sticky.name = std::move(*name);
+}
+
+// `client_ip: false` would read as "sticky, but by nothing"; leaving sticky out says that.
+void sticky_by_client_ip(Reader& r, const Value& v, StickyConfig& sticky) {
+  sticky.kind = StickyConfig::Kind::client_ip;
+  bool on = false;
+  if (!YAML::convert<bool>::decode(v.node, on) || !on) {
+    r.error(v, "must be true (leave sticky out for no stickiness)");
+  }
+}
+
+// Exactly one of these: the key is the kind of stickiness.
+constexpr Key<StickyConfig> kStickyKeys[] = {
+    {"cookie", sticky_by<StickyConfig::Kind::cookie, cookie_name>},
+    {"header", sticky_by<StickyConfig::Kind::header, header_name>},
+    {"client_ip", sticky_by_client_ip},
+};
+
+void read_match(Reader& r, const Value& v, RouteConfig& route) { r.section(v, kMatchKeys, route); }
+
+void read_sticky(Reader& r, const Value& v, RouteConfig& route) {
+  const std::optional<std::size_t> kinds = r.section(v, kStickyKeys, route.sticky);
+  if (kinds && *kinds != 1) {
+    r.error(v, "expected exactly one of " + listing(kStickyKeys, " or "));
+    route.sticky = StickyConfig{};
+  }
+}
+
+constexpr Key<RouteConfig> kRouteKeys[] = {
+    {"name", store<&RouteConfig::name, name>, kRequired},
+    {"match", read_match},
+    {"live", store<&RouteConfig::live, text>, kRequired},
+    {"passive", store<&RouteConfig::passive, text>},  // left out: the live pool (cross-check)
+    {"weight", store<&RouteConfig::weight_ppm, percent>},
+    {"sticky", read_sticky},
+    {"preview_header", store<&RouteConfig::preview_header, header_name>},
+};
+
+constexpr Key<TimeoutsConfig> kTimeoutKeys[] = {
+    {"client_header", store<&TimeoutsConfig::client_header, duration>},
+    {"client_idle", store<&TimeoutsConfig::client_idle, duration>},
+    {"client_body", store<&TimeoutsConfig::client_body, duration>},
+    {"upstream_connect", store<&TimeoutsConfig::upstream_connect, duration>},
+    {"upstream_response", store<&TimeoutsConfig::upstream_response, duration>},
+    {"upstream_idle", store<&TimeoutsConfig::upstream_idle, duration>},
+    {"drain", store<&TimeoutsConfig::drain, duration>},
+};
+
+constexpr Key<LimitsConfig> kLimitKeys[] = {
+    // Beast's header limit is a 32-bit count.
+    {"max_header_bytes", store<&LimitsConfig::max_header_bytes, size<UINT32_MAX>>},
+    {"max_body_bytes", store<&LimitsConfig::max_body_bytes, size<UINT64_MAX>>},
+    // One host cannot hold more than 65535 connections to one server address anyway.
+    {"upstream_idle_per_server", store<&LimitsConfig::upstream_idle_per_server, whole<0, 65535>>},
+};
+
+void read_listeners(Reader& r, const Value& v, Config& config) {
+  r.list(v, "at least one listener is required", kListenerKeys, config.listeners);
+}
+
+// A map from pool name to pool, so the name is the entry's key rather than a row.
+void read_pools(Reader& r, const Value& v, Config& config) {
+  const auto pools = r.entries(v, "pool name", "at least one pool is required");
+  for (const Entry& entry : pools.value_or(std::vector<Entry>{})) {
+    if (!valid_name(entry.name)) r.error(entry.value, invalid_name("pool name", entry.name));
+    PoolConfig& pool = config.pools.emplace_back();
     pool.name = entry.name;
-    read_pool(entry.value, pool);
-    config.pools.push_back(std::move(pool));
+    pool.line = entry.value.line;
+    r.section(entry.value, kPoolKeys, pool);
   }
 }
 
-void Reader::read_pool(const Value& value, PoolConfig& pool) {
-  pool.line = value.line;
-  const std::optional<Fields> f = fields(value, {"servers", "balance", "health"});
-  if (!f) return;
-  if (const auto servers = f->get("servers")) {
-    const std::vector<Value> list = items(*servers);
-    if (list.empty() && (servers->node.IsNull() || servers->node.IsSequence())) {
-      error(*servers, "a pool needs at least one server");
+void read_routes(Reader& r, const Value& v, Config& config) {
+  r.list(v, "at least one route is required", kRouteKeys, config.routes);
+}
+
+constexpr Key<Config> kTopKeys[] = {
+    {"workers", store<&Config::workers, workers>},
+    {"listeners", read_listeners, kRequired},
+    {"admin", nested<&Config::admin, kAdminKeys>},
+    {"pools", read_pools, kRequired},
+    {"routes", read_routes, kRequired},
+    {"timeouts", nested<&Config::timeouts, kTimeoutKeys>},
+    {"limits", nested<&Config::limits, kLimitKeys>},
+};
+
+// --- The cross-check pass: what spans items or sections, on the structs once everything is read.
+// Only values that were read without errors take part (a name that is set, a fixed port), so one
+// mistake is reported once.
+
+// No two items of `list` (listeners, routes) have one name.
+template <class Item>
+void check_unique_names(Reader& r, const std::string& list, std::string_view what,
+                        const std::vector<Item>& items) {
+  std::map<std::string, int> first_lines;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (items[i].name.empty()) continue;
+    const Value name = r.at(item_key(list, i), "name");
+    if (const auto first = seen_before(first_lines, items[i].name, name.line)) {
+      r.error(name, "duplicate " + std::string(what) + " name " + in_quotes(items[i].name) +
+                        first_at(*first));
     }
-    std::map<std::string, int> server_lines;
-    for (const Value& item : list) {
-      std::optional<Endpoint> server = read_endpoint(item, 1);
-      if (!server) continue;
-      const auto [first, inserted] = server_lines.emplace(server->text(), item.line);
+  }
+}
+
+// Two listeners cannot share an address, except port 0: it binds a fresh ephemeral port each time.
+void check_listener_addresses(Reader& r, const std::vector<ListenerConfig>& listeners) {
+  std::map<std::string, std::pair<std::string, int>> address_users;
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    const ListenerConfig& listener = listeners[i];
+    if (listener.address.port != 0) {
+      const Value address = r.at(item_key("listeners", i), "address");
+      const auto [first, inserted] = address_users.emplace(
+          listener.address.text(), std::make_pair(listener.name, address.line));
       if (!inserted) {
-        error(item, "duplicate server " + server->text() + " (first at line " +
-                        std::to_string(first->second) + ")");
-        continue;
-      }
-      pool.servers.push_back(std::move(*server));
-    }
-  } else {
-    missing(value, "servers");
-  }
-  if (const auto balance = f->get("balance")) {
-    if (const std::optional<std::string> text = scalar(*balance)) {
-      if (*text == "round_robin") {
-        pool.balance = Balance::round_robin;
-      } else if (*text == "least_request") {
-        pool.balance = Balance::least_request;
-      } else {
-        error(*balance, "expected round_robin or least_request, got " + in_quotes(*text));
+        r.error(address, "address " + listener.address.text() + " is already used by listener " +
+                             in_quotes(first->second.first) + " (line " +
+                             std::to_string(first->second.second) + ")");
       }
     }
   }
-  if (const auto health = f->get("health")) pool.health = read_health(*health);
 }
 
-HealthConfig Reader::read_health(const Value& value) {
-  HealthConfig health;
-  const std::optional<Fields> f = fields(value, {"path", "interval", "timeout", "rise", "fall"});
-  if (!f) return health;
-  if (const auto path = f->get("path")) {
-    if (const std::optional<std::string> text = scalar(*path)) {
-      if (!text->starts_with('/')) {
-        error(*path, "must start with /, got " + in_quotes(*text));
-      } else {
-        health.path = *text;
+// The pools a route names exist; a route without a passive pool has both slots bound to its live
+// pool (nothing to split to until set-passive binds one).
+void check_route_pools(Reader& r, Config& config) {
+  for (std::size_t i = 0; i < config.routes.size(); ++i) {
+    RouteConfig& route = config.routes[i];
+    const std::string key = item_key("routes", i);
+    // Without any pool every route's pools would be unknown; that noise would hide the one real
+    // problem (the pools), so pool names are only checked when some pool was read.
+    const auto check_pool = [&](std::string_view slot, const std::string& pool) {
+      if (pool.empty() || config.pools.empty()) return;
+      if (std::none_of(config.pools.begin(), config.pools.end(),
+                       [&](const PoolConfig& p) { return p.name == pool; })) {
+        r.error(r.at(key, slot), "unknown pool " + in_quotes(pool));
       }
-    }
+    };
+    check_pool("live", route.live);
+    check_pool("passive", route.passive);
+    if (route.passive.empty()) route.passive = route.live;
   }
-  if (const auto interval = f->get("interval")) read_duration(*interval, health.interval);
-  if (const auto timeout = f->get("timeout")) read_duration(*timeout, health.timeout);
-  std::int64_t number = 0;
-  if (const auto rise = f->get("rise")) {
-    number = health.rise;
-    read_integer(*rise, 1, 100, number);
-    health.rise = static_cast<int>(number);
-  }
-  if (const auto fall = f->get("fall")) {
-    number = health.fall;
-    read_integer(*fall, 1, 100, number);
-    health.fall = static_cast<int>(number);
-  }
-  return health;
-}
-
-void Reader::read_routes(const Value& value, Config& config, bool pools_known) {
-  const std::vector<Value> list = items(value);
-  if (list.empty() && (value.node.IsNull() || value.node.IsSequence())) {
-    error(value, "at least one route is required");
-  }
-  std::map<std::string, int> name_lines;
-  std::vector<bool> match_ok;
-  for (const Value& item : list) {
-    RouteConfig route;
-    match_ok.push_back(read_route(item, config, pools_known, route));
-    if (!route.name.empty()) {
-      const Value name = at_key(item, "name");
-      const auto [first, inserted] = name_lines.emplace(route.name, name.line);
-      if (!inserted) {
-        error(name, "duplicate route name " + in_quotes(route.name) + " (first at line " +
-                        std::to_string(first->second) + ")");
-      }
-    }
-    config.routes.push_back(std::move(route));
-  }
-  check_unreachable_routes(config, list, match_ok);
-}
-
-// Returns whether the route's match was read without errors (so it can be compared to others).
-bool Reader::read_route(const Value& value, const Config& config, bool pools_known,
-                        RouteConfig& route) {
-  route.line = value.line;
-  const std::optional<Fields> f =
-      fields(value, {"name", "match", "live", "passive", "weight", "sticky", "preview_header"});
-  if (!f) return false;
-  if (const auto name = f->get("name")) {
-    read_name(*name, route.name);
-  } else {
-    missing(value, "name");
-  }
-  const std::size_t errors_before_match = errors_.size();
-  if (const auto match = f->get("match")) {
-    if (const std::optional<Fields> mf = fields(*match, {"host", "path_prefix"})) {
-      if (const auto host = mf->get("host")) {
-        if (const std::optional<std::string> text = scalar(*host)) {
-          if (!valid_route_host(*text)) {
-            error(*host, "invalid host " + in_quotes(*text) +
-                             " (expected a host name like api.example.com or *.example.com)");
-          } else {
-            route.host = *text;
-          }
-        }
-      }
-      if (const auto prefix = mf->get("path_prefix")) {
-        if (const std::optional<std::string> text = scalar(*prefix)) {
-          if (!text->starts_with('/')) {
-            error(*prefix, "must start with /, got " + in_quotes(*text));
-          } else {
-            route.path_prefix = *text;
-          }
-        }
-      }
-    }
-  }
-  const bool match_ok = errors_.size() == errors_before_match;
-  const auto read_pool_name = [&](const Value& slot, std::string& out) {
-    read_text(slot, out);
-    if (out.empty() || !pools_known) return;
-    const bool known = std::any_of(config.pools.begin(), config.pools.end(),
-                                   [&](const PoolConfig& pool) { return pool.name == out; });
-    if (!known) error(slot, "unknown pool " + in_quotes(out));
-  };
-  if (const auto live = f->get("live")) {
-    read_pool_name(*live, route.live);
-  } else {
-    missing(value, "live");
-  }
-  if (const auto passive = f->get("passive")) {
-    read_pool_name(*passive, route.passive);
-  } else {
-    // Without a passive pool the route simply has none to split to: both slots are the live pool.
-    route.passive = route.live;
-  }
-  if (const auto weight = f->get("weight")) {
-    if (const std::optional<std::string> text = scalar(*weight)) {
-      std::string why;
-      if (const std::optional<std::uint32_t> ppm = parse_percent_ppm(*text, &why)) {
-        route.weight_ppm = *ppm;
-      } else {
-        error(*weight, why);
-      }
-    }
-  }
-  if (const auto sticky = f->get("sticky")) route.sticky = read_sticky(*sticky);
-  if (const auto header = f->get("preview_header")) {
-    if (const std::optional<std::string> text = scalar(*header)) {
-      if (!valid_token(*text)) {
-        error(*header, "invalid header name " + in_quotes(*text));
-      } else {
-        route.preview_header = *text;
-      }
-    }
-  }
-  return match_ok;
-}
-
-StickyConfig Reader::read_sticky(const Value& value) {
-  StickyConfig sticky;
-  const std::optional<Fields> f = fields(value, {"cookie", "header", "client_ip"});
-  if (!f) return sticky;
-  int kinds = 0;
-  if (const auto cookie = f->get("cookie")) {
-    ++kinds;
-    sticky.kind = StickyConfig::Kind::cookie;
-    if (const std::optional<std::string> text = scalar(*cookie)) {
-      if (!valid_token(*text)) {
-        error(*cookie, "invalid cookie name " + in_quotes(*text));
-      } else {
-        sticky.name = *text;
-      }
-    }
-  }
-  if (const auto header = f->get("header")) {
-    ++kinds;
-    sticky.kind = StickyConfig::Kind::header;
-    if (const std::optional<std::string> text = scalar(*header)) {
-      if (!valid_token(*text)) {
-        error(*header, "invalid header name " + in_quotes(*text));
-      } else {
-        sticky.name = *text;
-      }
-    }
-  }
-  if (const auto client_ip = f->get("client_ip")) {
-    ++kinds;
-    sticky.kind = StickyConfig::Kind::client_ip;
-    bool on = false;
-    // `client_ip: false` would read as "sticky, but by nothing"; leaving sticky out says that.
-    if (!YAML::convert<bool>::decode(client_ip->node, on) || !on) {
-      error(*client_ip, "must be true (leave sticky out for no stickiness)");
-    }
-  }
-  if (kinds != 1) {
-    error(value, "expected exactly one of cookie, header or client_ip");
-    sticky = StickyConfig{};
-  }
-  return sticky;
 }
 
 // A route whose every request an earlier route already takes can never match: almost always an
 // ordering mistake (a catch-all `/` listed first), so it is refused rather than silently dead.
-// Routes whose match has errors are skipped: their defaults would match everything.
-void Reader::check_unreachable_routes(const Config& config, const std::vector<Value>& items,
-                                      const std::vector<bool>& match_ok) {
-  for (std::size_t later = 0; later < config.routes.size(); ++later) {
+// Routes whose match was not read cleanly are skipped: their defaults would match everything.
+void check_reachable(Reader& r, const std::vector<RouteConfig>& routes) {
+  std::vector<bool> match_ok;
+  for (std::size_t i = 0; i < routes.size(); ++i) {
+    match_ok.push_back(r.read_cleanly(item_key("routes", i), "match"));
+  }
+  for (std::size_t later = 0; later < routes.size(); ++later) {
     if (!match_ok[later]) continue;
     for (std::size_t earlier = 0; earlier < later; ++earlier) {
-      if (!match_ok[earlier]) continue;
-      const RouteConfig& a = config.routes[earlier];
-      const RouteConfig& b = config.routes[later];
-      if (host_covers(a.host, b.host) && path_covers(a.path_prefix, b.path_prefix)) {
-        error(at_key(items[later], "match"),
-              "never matches: route " + in_quotes(a.name) + " (line " + std::to_string(a.line) +
-                  ") comes first and matches every request this one would");
+      const RouteConfig& a = routes[earlier];
+      const RouteConfig& b = routes[later];
+      if (match_ok[earlier] && host_covers(a.host, b.host) &&
+          path_covers(a.path_prefix, b.path_prefix)) {
+        r.error(r.at(item_key("routes", later), "match"),
+                "never matches: route " + in_quotes(a.name) + " (line " + std::to_string(a.line) +
+                    ") comes first and matches every request this one would");
         break;
       }
     }
   }
 }
 
-void Reader::read_timeouts(const Value& value, TimeoutsConfig& timeouts) {
-  static constexpr std::pair<std::string_view, Duration TimeoutsConfig::*> kTimeouts[] = {
-      {"client_header", &TimeoutsConfig::client_header},
-      {"client_idle", &TimeoutsConfig::client_idle},
-      {"client_body", &TimeoutsConfig::client_body},
-      {"upstream_connect", &TimeoutsConfig::upstream_connect},
-      {"upstream_response", &TimeoutsConfig::upstream_response},
-      {"upstream_idle", &TimeoutsConfig::upstream_idle},
-      {"drain", &TimeoutsConfig::drain},
-  };
-  const std::optional<Fields> f =
-      fields(value, {"client_header", "client_idle", "client_body", "upstream_connect",
-                     "upstream_response", "upstream_idle", "drain"});
-  if (!f) return;
-  for (const auto& [name, member] : kTimeouts) {
-    if (const auto timeout = f->get(name)) read_duration(*timeout, timeouts.*member);
+void cross_check(Reader& r, Config& config) {
+  check_unique_names(r, "listeners", "listener", config.listeners);
+  check_listener_addresses(r, config.listeners);
+  check_unique_names(r, "routes", "route", config.routes);
+  check_route_pools(r, config);
+  check_reachable(r, config.routes);
+  // Without a path of its own the audit log sits beside the state file: one directory holds all
+  // of proxyd's durable runtime data (and a test's temporary directory holds both).
+  if (config.admin.audit_log.empty()) {
+    const std::string& state = config.admin.state_file;
+    const auto slash = state.rfind('/');
+    config.admin.audit_log =
+        (slash == std::string::npos ? "." : state.substr(0, slash)) + "/audit.log";
   }
 }
 
-void Reader::read_limits(const Value& value, LimitsConfig& limits) {
-  const std::optional<Fields> f =
-      fields(value, {"max_header_bytes", "max_body_bytes", "upstream_idle_per_server"});
-  if (!f) return;
-  // Beast's header limit is a 32-bit count.
-  if (const auto header = f->get("max_header_bytes")) {
-    read_size(*header, limits.max_header_bytes, UINT32_MAX);
+Config read(Reader& r, const YAML::Node& root) {
+  Config config;
+  const YAML::Mark mark = root.Mark();
+  const Value top{root, "", mark.is_null() ? 1 : mark.line + 1, mark.is_null() ? 0 : mark.column};
+  if (!root.IsMap()) {
+    r.error(top, "expected a map of settings at the top level, got " + node_kind(root));
+    return config;
   }
-  if (const auto body = f->get("max_body_bytes")) {
-    read_size(*body, limits.max_body_bytes, UINT64_MAX);
-  }
-  // One host cannot hold more than 65535 connections to one server address anyway.
-  if (const auto idle = f->get("upstream_idle_per_server")) {
-    std::int64_t number = limits.upstream_idle_per_server;
-    read_integer(*idle, 0, 65535, number);
-    limits.upstream_idle_per_server = static_cast<std::uint32_t>(number);
-  }
+  r.section(top, kTopKeys, config);
+  cross_check(r, config);
+  return config;
 }
 
 // Records where each YAML document starts and builds nothing. Used instead of YAML::LoadAll,
@@ -904,6 +880,10 @@ ConfigResult failure(ConfigError error) {
 
 }  // namespace
 
+std::string ConfigError::text() const { return location(*this) + message; }
+
+std::string ConfigError::warning_text() const { return location(*this) + "warning: " + message; }
+
 ConfigResult load_config_text(const std::string& text, const std::string& file) {
   try {
     std::istringstream stream(text);
@@ -927,9 +907,10 @@ ConfigResult load_config_text(const std::string& text, const std::string& file) 
       return failure({file, line_of(documents.starts[1]), "", "only one YAML document is allowed"});
     }
     Reader reader(file);
-    Config config = reader.read(YAML::Load(text));
+    Config config = read(reader, YAML::Load(text));
     ConfigResult result;
     result.errors = reader.take_errors();
+    result.warnings = reader.take_warnings();
     if (result.errors.empty()) {
       config.path = file;
       result.config = std::move(config);

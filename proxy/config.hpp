@@ -115,11 +115,15 @@ struct ConfigError {
   std::string key;  // dotted path, e.g. routes[1].weight
   std::string message;
   std::string text() const;
+  std::string warning_text() const;  // `FILE:LINE: key: warning: message`, as --check prints it
 };
 
 struct ConfigResult {
   std::optional<Config> config;     // set when errors is empty
   std::vector<ConfigError> errors;  // every problem found, in file order
+  // Keys that are accepted and checked but do nothing yet, in file order. They never make the
+  // file invalid: existing configs keep loading, and say what they are missing.
+  std::vector<ConfigError> warnings;
 };
 
 // Reads and validates a config file. Never throws.

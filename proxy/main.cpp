@@ -60,9 +60,11 @@ int main(int argc, char** argv) {
   }
   // --check validates the file alone: no DNS, no TLS files, no state file (docs/configuration.md).
   if (check_only) {
+    for (const auto& w : loaded.warnings) std::fprintf(stderr, "%s\n", w.warning_text().c_str());
     std::fprintf(stderr, "%s: ok\n", config_path.c_str());
     return 0;
   }
+  for (const auto& w : loaded.warnings) proxyd::log_warning(w.text());
   auto config = std::make_shared<const proxyd::Config>(std::move(*loaded.config));
   proxyd::SnapshotResult built = proxyd::build_snapshot(config, 1, nullptr);
   if (!built.errors.empty()) {

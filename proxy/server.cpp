@@ -224,6 +224,7 @@ std::optional<std::string> Proxy::reload_locked() {
   RuntimeState next = state_;
   next.generation = state_.generation + 1;
   if (auto error = commit(std::move(next), std::move(built.snapshot))) return error;
+  for (const auto& w : loaded.warnings) log_warning(w.text());
   if (!same_listeners(*config_, *config) || config->workers != config_->workers ||
       config->admin.access_log != config_->admin.access_log ||
       config->admin.state_file != config_->admin.state_file ||

@@ -1025,6 +1025,91 @@ TEST(ConfigErrorTest, IdlePerServerOutOfRange) {
                    "65535, got \"65536\""});
 }
 
+// --- warnings: keys that are read and checked but do nothing yet --------------------------------
+
+Errors warnings_of(const std::string& text) {
+  Errors out;
+  for (const ConfigError& warning : load(text).warnings) out.push_back(warning.text());
+  return out;
+}
+
+const std::string kHealthWarning =
+    "health checks are not implemented yet: the block is checked but no server is probed";
+const std::string kTlsWarning =
+    "TLS termination is not implemented yet: this listener is not opened";
+const std::string kMetricsWarning =
+    "the metrics listener is not implemented yet: nothing listens on ";
+
+TEST(ConfigWarningTest, NoneWithoutThoseKeys) {
+  EXPECT_EQ(warnings_of(kBase), Errors{});
+  EXPECT_EQ(warnings_of(kBase + "admin: {metrics: off}\n"), Errors{});
+}
+
+TEST(ConfigWarningTest, WarningTextPutsWarningBeforeTheMessage) {
+  EXPECT_EQ((ConfigError{"f.yaml", 3, "admin.metrics", "m"}).warning_text(),
+            "f.yaml:3: admin.metrics: warning: m");
+}
+
+TEST(ConfigWarningTest, HealthOncePerPool) {
+  const std::string yaml = R"(
+listeners: [{name: public, address: 127.0.0.1:0}]
+pools:
+  blue:
+    servers: [127.0.0.1:9001]
+    health:
+      path: /ready
+      rise: 3
+  green: {servers: [127.0.0.1:9011], health: {}}
+  red: {servers: [127.0.0.1:9021]}
+routes: [{name: web, live: blue}]
+)";
+  const ConfigResult result = load(yaml);
+  EXPECT_EQ(errors_of(yaml), Errors{});
+  EXPECT_TRUE(result.config.has_value());  // a warning never makes the file invalid
+  EXPECT_EQ(warnings_of(yaml), (Errors{"t.yaml:5: pools.blue.health: " + kHealthWarning,
+                                       "t.yaml:8: pools.green.health: " + kHealthWarning}));
+}
+
+TEST(ConfigWarningTest, MetricsNamesItsAddress) {
+  const Config config = valid(kBase + "admin:\n  metrics: \"[::1]:9145\"\n");
+  ASSERT_TRUE(config.admin.metrics.has_value());
+  EXPECT_EQ(warnings_of(kBase + "admin:\n  metrics: \"[::1]:9145\"\n"),
+            Errors{"t.yaml:9: admin.metrics: " + kMetricsWarning + "[::1]:9145"});
+}
+
+TEST(ConfigWarningTest, MetricsWithABadAddressIsOnlyAnError) {
+  EXPECT_EQ(warnings_of(kBase + "admin: {metrics: 9145}\n"), Errors{});
+}
+
+TEST(ConfigWarningTest, TlsOncePerListener) {
+  const std::string yaml = R"(
+listeners:
+  - {name: public, address: 127.0.0.1:0}
+  - name: public-tls
+    address: 127.0.0.1:0
+    tls: {cert: /c.pem, key: /k.pem}
+)" + kPoolsRoutes;
+  EXPECT_EQ(errors_of(yaml), Errors{});
+  EXPECT_EQ(warnings_of(yaml), Errors{"t.yaml:5: listeners[1].tls: " + kTlsWarning});
+}
+
+TEST(ConfigWarningTest, AllThreeInFileOrder) {
+  // Read top-level section by section (listeners, admin, pools), reported in file order.
+  const std::string yaml = R"(
+pools:
+  blue: {servers: [127.0.0.1:9001], health: {interval: 5s}}
+admin: {metrics: 127.0.0.1:9145}
+listeners: [{name: a, address: 127.0.0.1:0, tls: {cert: /c, key: /k}}]
+routes: [{name: web, live: blue}]
+)";
+  const ConfigResult result = load(yaml);
+  EXPECT_TRUE(result.config.has_value());
+  EXPECT_EQ(warnings_of(yaml),
+            (Errors{"t.yaml:2: pools.blue.health: " + kHealthWarning,
+                    "t.yaml:3: admin.metrics: " + kMetricsWarning + "127.0.0.1:9145",
+                    "t.yaml:4: listeners[0].tls: " + kTlsWarning}));
+}
+
 }  // namespace
 }  // namespace proxyd
 
