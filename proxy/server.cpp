@@ -113,11 +113,12 @@ bool Proxy::start(std::string& error) {
   for (unsigned i = 0; i < count; ++i)
     workers_.push_back(std::make_unique<Worker>(i, store_, access_log_, latch_));
 
+  std::size_t opened = 0;
   for (const ListenerConfig& listener : config_->listeners) {
-    if (listener.tls) {
-      error = "listener " + listener.name + ": TLS termination is not implemented yet";
-      return false;
-    }
+    // Not opened until TLS termination exists: the config reader warned about it (serving
+    // plain HTTP on a port configured for TLS would be worse than not serving).
+    if (listener.tls) continue;
+    ++opened;
     error_code ec;
     auto address = net::ip::make_address(listener.address.host, ec);
     if (ec) {
@@ -160,6 +161,11 @@ bool Proxy::start(std::string& error) {
     std::string shown = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
     std::fprintf(stderr, "proxyd: listening %s %s:%u\n", listener.name.c_str(), shown.c_str(),
                  static_cast<unsigned>(port));
+  }
+  if (opened == 0) {
+    error = "no listener to open (listeners with tls are not opened: TLS termination is not "
+            "implemented yet)";
+    return false;
   }
   for (auto& worker : workers_) worker->start();
   return true;

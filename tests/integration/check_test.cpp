@@ -201,21 +201,26 @@ TEST(Check, KeysThatDoNothingYetAreWarningsNotErrors) {
                                   {"@HEALTH@", kHealthMessage}}));
 }
 
-// Without the TLS listener (which proxyd cannot open yet), the others start and say what they lack
-// before `proxyd: ready`; a reload that adds one says so as well.
+// proxyd starts with them and says what they lack before `proxyd: ready`: the TLS listener is not
+// opened, the plain one serves; a reload that adds a health block says so as well.
 TEST(Check, StartAndReloadWarnAboutKeysThatDoNothingYet) {
   using namespace std::chrono_literals;
-  const std::string plain = substitute(
-      kNotYetConfig, {{"    tls: {cert: /etc/proxyd/site.pem, key: /etc/proxyd/site.key}\n", ""}});
+  const std::string plain = kNotYetConfig;
   const std::string without_health =
       substitute(plain, {{"    health: {path: /healthz, interval: 2s}\n", ""}});
   auto proxy = ProxydProcess::start(without_health);
   ASSERT_TRUE(proxy);
   const std::string file = proxy->config_path();
   const std::vector<std::string> started = proxy->stderr_lines();
+  EXPECT_NE(std::find(started.begin(), started.end(),
+                      "proxyd: warning: " + file + ":7: listeners[1].tls: " + kTlsMessage),
+            started.end())
+      << proxy->stderr_text();
+  EXPECT_NE(proxy->port("public"), 0);
+  EXPECT_EQ(proxy->port("public-tls"), 0) << "a TLS listener is not opened";
   const auto metrics =
       std::find(started.begin(), started.end(),
-                "proxyd: warning: " + file + ":11: admin.metrics: " + kMetricsMessage);
+                "proxyd: warning: " + file + ":12: admin.metrics: " + kMetricsMessage);
   const auto ready = std::find_if(started.begin(), started.end(), [](const std::string& line) {
     return line.rfind("proxyd: ready", 0) == 0;
   });
@@ -233,9 +238,22 @@ TEST(Check, StartAndReloadWarnAboutKeysThatDoNothingYet) {
   const std::vector<std::string> during(lines.begin() + static_cast<std::ptrdiff_t>(mark),
                                         lines.end());
   EXPECT_NE(std::find(during.begin(), during.end(),
-                      "proxyd: warning: " + file + ":15: pools.blue.health: " + kHealthMessage),
+                      "proxyd: warning: " + file + ":16: pools.blue.health: " + kHealthMessage),
             during.end())
       << proxy->stderr_text();
+}
+
+TEST(Check, AConfigWithOnlyTlsListenersDoesNotStart) {
+  const std::string only_tls =
+      substitute(kNotYetConfig, {{"  - name: public\n    address: 127.0.0.1:0\n", ""}});
+  ProxydProcess proxy(only_tls);
+  const auto line = proxy.wait_for_line("proxyd: no listener", std::chrono::seconds(10));
+  ASSERT_TRUE(line) << proxy.stderr_text();
+  EXPECT_EQ(*line, "proxyd: no listener to open (listeners with tls are not opened: TLS "
+                   "termination is not implemented yet)");
+  const auto code = proxy.wait_exit(std::chrono::seconds(10));
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 1);
 }
 
 }  // namespace
