@@ -6,6 +6,7 @@
 #include <chrono>
 #include <string>
 
+#include "tests/support/config_builder.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/proxyd_process.hpp"
@@ -16,34 +17,15 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// @SERVERS@ is the blue pool's server list, e.g. "127.0.0.1:1, 127.0.0.1:2".
-constexpr const char* kFailureConfig = R"(workers: 1
-listeners:
-  - name: public
-    address: 127.0.0.1:0
-admin:
-  control_socket: @DIR@/control.sock
-  state_file: @DIR@/state.json
-  access_log: stdout
-pools:
-  blue:
-    servers: [@SERVERS@]
-routes:
-  - name: web
-    match: {path_prefix: /}
-    live: blue
-    passive: blue
-timeouts:
-  client_header: 300ms
-  client_idle: 500ms
-  client_body: 300ms
-  upstream_connect: 200ms
-  upstream_response: 300ms
-  drain: 2s
-)";
-
+// One pool of the given servers, one catch-all route, short timeouts.
 std::unique_ptr<ProxydProcess> start_proxy(const std::string& servers) {
-  return ProxydProcess::start(substitute(kFailureConfig, {{"@SERVERS@", servers}}));
+  return ProxydProcess::start(
+      ConfigBuilder()
+          .pool("blue", {servers})
+          .route("web", "/", "blue")
+          .timeouts("client_header: 300ms, client_idle: 500ms, client_body: 300ms, "
+                    "upstream_connect: 200ms, upstream_response: 300ms, drain: 2s")
+          .yaml());
 }
 
 std::string refused() { return "127.0.0.1:" + std::to_string(unused_port()); }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <string>
 
+#include "tests/support/config_builder.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/proxyd_process.hpp"
@@ -16,34 +17,16 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr const char* kFramingConfig = R"(workers: @WORKERS@
-listeners:
-  - name: public
-    address: 127.0.0.1:0
-admin:
-  control_socket: @DIR@/control.sock
-  state_file: @DIR@/state.json
-  access_log: stdout
-pools:
-  blue:
-    servers: [@BLUE@]
-routes:
-  - name: web
-    match: {path_prefix: /}
-    live: blue
-    passive: blue
-timeouts:
-  client_header: 2s
-  client_idle: 10s
-  upstream_connect: 500ms
-  upstream_response: 5s
-  drain: 2s
-limits: {max_header_bytes: 4096, max_body_bytes: 1KiB}
-)";
-
 std::unique_ptr<ProxydProcess> start_proxy(const FakeUpstream& blue, int workers = 2) {
-  return ProxydProcess::start(substitute(
-      kFramingConfig, {{"@WORKERS@", std::to_string(workers)}, {"@BLUE@", blue.address()}}));
+  return ProxydProcess::start(
+      ConfigBuilder()
+          .workers(workers)
+          .pool("blue", {blue.address()})
+          .route("web", "/", "blue")
+          .timeouts("client_header: 2s, client_idle: 10s, upstream_connect: 500ms, "
+                    "upstream_response: 5s, drain: 2s")
+          .limits("max_header_bytes: 4096, max_body_bytes: 1KiB")
+          .yaml());
 }
 
 struct BadRequest {

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 
+#include "tests/support/config_builder.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/proxyd_process.hpp"
@@ -17,39 +18,21 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// One pool, one catch-all route. @WORKERS@ is set per test.
-constexpr const char* kRelayConfig = R"(workers: @WORKERS@
-listeners:
-  - name: public
-    address: 127.0.0.1:0
-admin:
-  control_socket: @DIR@/control.sock
-  state_file: @DIR@/state.json
-  access_log: stdout
-pools:
-  blue:
-    servers: [@BLUE@]
-routes:
-  - name: web
-    match: {path_prefix: /}
-    live: blue
-    passive: blue
-timeouts:
-  client_header: 5s
-  client_idle: 30s
-  upstream_connect: 1s
-  upstream_response: 30s
-  drain: 2s
-limits: {max_header_bytes: 16KiB, max_body_bytes: 200MiB}
-)";
-
 constexpr std::uint64_t kMiB = 1024 * 1024;
 
 class RelayTest : public ::testing::Test {
  protected:
   void start(int workers = 2) {
-    proxy_ = ProxydProcess::start(substitute(
-        kRelayConfig, {{"@WORKERS@", std::to_string(workers)}, {"@BLUE@", blue_.address()}}));
+    // One pool, one catch-all route.
+    proxy_ = ProxydProcess::start(
+        ConfigBuilder()
+            .workers(workers)
+            .pool("blue", {blue_.address()})
+            .route("web", "/", "blue")
+            .timeouts("client_header: 5s, client_idle: 30s, upstream_connect: 1s, "
+                      "upstream_response: 30s, drain: 2s")
+            .limits("max_header_bytes: 16KiB, max_body_bytes: 200MiB")
+            .yaml());
     ASSERT_TRUE(proxy_);
     port_ = proxy_->port("public");
     ASSERT_NE(port_, 0);

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "tests/support/config_builder.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/proxyd_process.hpp"
@@ -16,63 +17,32 @@ namespace {
 
 using namespace std::chrono_literals;
 
+constexpr const char* kTimeouts =
+    "client_header: 2s, client_idle: 10s, upstream_connect: 500ms, upstream_response: 5s, "
+    "drain: 2s";
+
 // Routes, first match wins: `hosted` (host only, all green), `api` (50%, sticky on cookie sid),
 // `zero` (weight 0), `full` (weight 100), and the catch-all `web` (50%, no sticky key).
-constexpr const char* kSplitConfig = R"(workers: 2
-listeners:
-  - name: public
-    address: 127.0.0.1:0
-  - name: preview
-    address: 127.0.0.1:0
-    slot: passive
-admin:
-  control_socket: @DIR@/control.sock
-  state_file: @DIR@/state.json
-  access_log: stdout
-pools:
-  blue:
-    servers: [@BLUE@]
-  green:
-    servers: [@GREEN@]
-routes:
-  - name: hosted
-    match: {host: api.example.test}
-    live: green
-    passive: green
-  - name: api
-    match: {path_prefix: /api/}
-    live: blue
-    passive: green
-    weight: 50
-    sticky: {cookie: sid}
-  - name: zero
-    match: {path_prefix: /zero/}
-    live: blue
-    passive: green
-    weight: 0
-  - name: full
-    match: {path_prefix: /full/}
-    live: blue
-    passive: green
-    weight: 100
-  - name: web
-    match: {path_prefix: /}
-    live: blue
-    passive: green
-    weight: 50
-timeouts:
-  client_header: 2s
-  client_idle: 10s
-  upstream_connect: 500ms
-  upstream_response: 5s
-  drain: 2s
-)";
+std::string split_config(const FakeUpstream& blue, const FakeUpstream& green) {
+  return ConfigBuilder()
+      .workers(2)
+      .listener("public")
+      .listener("preview", "slot: passive")
+      .pool("blue", {blue.address()})
+      .pool("green", {green.address()})
+      .route_matching("hosted", "host: api.example.test", "green")
+      .route("api", "/api/", "blue", "green", {"weight: 50", "sticky: {cookie: sid}"})
+      .route("zero", "/zero/", "blue", "green", {"weight: 0"})
+      .route("full", "/full/", "blue", "green", {"weight: 100"})
+      .route("web", "/", "blue", "green", {"weight: 50"})
+      .timeouts(kTimeouts)
+      .yaml();
+}
 
 class RoutingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    proxy_ = ProxydProcess::start(
-        substitute(kSplitConfig, {{"@BLUE@", blue_.address()}, {"@GREEN@", green_.address()}}));
+    proxy_ = ProxydProcess::start(split_config(blue_, green_));
     ASSERT_TRUE(proxy_);
     public_ = proxy_->port("public");
     preview_ = proxy_->port("preview");
@@ -156,33 +126,13 @@ TEST_F(RoutingTest, HostMatchIsCaseInsensitiveIgnoresPortAndFirstMatchWins) {
             (std::map<std::string, int>{{"blue-1", 5}}));
 }
 
-constexpr const char* kApiOnlyConfig = R"(workers: 1
-listeners:
-  - name: public
-    address: 127.0.0.1:0
-admin:
-  control_socket: @DIR@/control.sock
-  state_file: @DIR@/state.json
-  access_log: stdout
-pools:
-  blue:
-    servers: [@BLUE@]
-routes:
-  - name: api
-    match: {path_prefix: /api/}
-    live: blue
-    passive: blue
-timeouts:
-  client_header: 2s
-  client_idle: 10s
-  upstream_connect: 500ms
-  upstream_response: 5s
-  drain: 2s
-)";
-
 TEST(RoutingNoRoute, RequestNoRouteMatchesGets404) {
   FakeUpstream blue("blue-1");
-  auto proxy = ProxydProcess::start(substitute(kApiOnlyConfig, {{"@BLUE@", blue.address()}}));
+  auto proxy = ProxydProcess::start(ConfigBuilder()
+                                        .pool("blue", {blue.address()})
+                                        .route("api", "/api/", "blue")
+                                        .timeouts(kTimeouts)
+                                        .yaml());
   ASSERT_TRUE(proxy);
   HttpClient client(proxy->port("public"));
   ASSERT_TRUE(client.connected()) << client.connect_error();

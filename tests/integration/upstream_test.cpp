@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "tests/support/config_builder.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/proxyd_process.hpp"
@@ -17,17 +18,6 @@ namespace proxyd::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-constexpr const char* kConfig = R"(workers: 1
-listeners:
-  - {name: public, address: 127.0.0.1:0}
-admin: {control_socket: "@DIR@/control.sock", state_file: "@DIR@/state.json", access_log: "off"}
-pools:
-  blue: {servers: ["@SERVER@"]}
-routes:
-  - {name: web, live: blue}
-timeouts: {upstream_idle: @IDLE@}
-)";
 
 // True when /etc/hosts names localhost, so resolving it never becomes a DNS query (which would
 // leave this machine). A minimal root (debootstrap minbase) has no /etc/hosts at all.
@@ -45,7 +35,12 @@ bool hosts_file_has_localhost() {
 }
 
 std::string config(const std::string& server, const std::string& idle = "30s") {
-  return substitute(kConfig, {{"@SERVER@", server}, {"@IDLE@", idle}});
+  return ConfigBuilder()
+      .access_log("off")
+      .pool("blue", {server})
+      .route("web", "/", "blue")
+      .timeouts("upstream_idle: " + idle)
+      .yaml();
 }
 
 TEST(Upstream, HostNameServerIsResolvedAtStartAndAtReload) {

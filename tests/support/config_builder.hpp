@@ -34,9 +34,14 @@ class ConfigBuilder {
   // per line, as they go under the route ("weight: 5").
   ConfigBuilder& route(std::string name, std::string path_prefix, std::string live,
                        std::string passive = "", std::vector<std::string> extra = {}) {
-    routes_ += "  - name: " + name + "\n    match: {path_prefix: " + path_prefix +
-               "}\n    live: " + live + "\n    passive: " + (passive.empty() ? live : passive) +
-               "\n";
+    return route_matching(std::move(name), "path_prefix: " + path_prefix, std::move(live),
+                          std::move(passive), std::move(extra));
+  }
+  // The same with any match, in flow style ("host: api.example.test").
+  ConfigBuilder& route_matching(std::string name, std::string match, std::string live,
+                                std::string passive = "", std::vector<std::string> extra = {}) {
+    routes_ += "  - name: " + name + "\n    match: {" + match + "}\n    live: " + live +
+               "\n    passive: " + (passive.empty() ? live : passive) + "\n";
     for (const std::string& line : extra) routes_ += "    " + line + "\n";
     return *this;
   }
