@@ -94,7 +94,8 @@ class UpstreamLease {
 };
 
 // Everything one request owns, built fresh when its head is complete and dropped when it ends.
-// The snapshot is loaded once, here: every phase of the request reads this one.
+// The snapshot is loaded once, here: every phase of the request reads this one. Owner: the
+// Session (context_); worker thread only.
 struct RequestContext {
   RequestContext(Worker& worker, Deadline& deadline, RequestHead& head)
       : snapshot(worker.snapshot()),
@@ -163,6 +164,9 @@ LocalReason failure_reason(AttemptEnd end) {
   }
 }
 
+// One client connection. Owner: the coroutine frame of run_session(). Thread: its worker's, only.
+// Lifetime: from the accept until the connection closes; at most one request in progress at a
+// time (context_), so per-request state never outlives its request.
 class Session {
  public:
   Session(Worker& worker, Socket socket, ListenerRuntime listener)
