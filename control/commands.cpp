@@ -798,14 +798,4 @@ std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(*duration);
 }
 
-std::string format_duration(std::chrono::milliseconds duration) {
-  const auto ms = duration.count();
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-  if (ms < 1000) return std::to_string(ms) + "ms";
-  std::string fraction = std::to_string(ms % 1000);
-  fraction.insert(0, 3 - fraction.size(), '0');
-  while (fraction.back() == '0') fraction.pop_back();
-  return std::to_string(ms / 1000) + "." + fraction + "s";
-}
-
 }  // namespace proxyd::control

@@ -113,7 +113,6 @@ std::string wait_healthy_met(std::string_view pool, const HealthCount& count, st
 std::string wait_healthy_timed_out(std::string_view pool, const HealthCount& count,
                                    std::uint32_t min, std::chrono::milliseconds waited);
 std::string unknown_pool(const Status& status, std::string_view pool);
-std::string format_duration(std::chrono::milliseconds duration);  // 1s, 1.5s, 250ms
 // Whole seconds ("30") or a duration as in the config ("500ms", "90s", "2m"); nullopt otherwise.
 std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text);
 

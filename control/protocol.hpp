@@ -7,6 +7,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -113,5 +114,8 @@ boost::json::object status_to_json(const Status& status);
 Status status_from_json(const boost::json::object& result, std::uint64_t generation);
 
 std::string_view to_string(Source source);  // admin states: admin_name/parse_admin (admin_api.hpp)
+
+// A duration as both ends write it in messages: 1s, 1.5s, 250ms.
+std::string format_duration(std::chrono::milliseconds duration);
 
 }  // namespace proxyd::control

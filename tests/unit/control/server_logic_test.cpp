@@ -1,5 +1,6 @@
-// The control server's request handling without a socket: dispatch to AdminApi, flip --all
-// expansion into one apply, refusals, field checks, exceptions, and the peer-credential predicate.
+// The control server's request handling without a socket: the command table's checks (unknown
+// commands, fields, access), dispatch to AdminApi, flip --all expansion into one apply, refusals,
+// exceptions, and the access a peer's credentials grant.
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
@@ -59,8 +60,8 @@ class RecordingApi : public AdminApi {
 
 const Caller kCaller{1000, 1000, 4242};
 
-json::value reply(RecordingApi& api, const std::string& line) {
-  return json::parse(handle_line(api, line, kCaller));
+json::value reply(RecordingApi& api, const std::string& line, Access granted = Access::change) {
+  return json::parse(handle_line(api, line, kCaller, granted));
 }
 
 TEST(ServerExecute, StatusReturnsEverything) {
@@ -249,23 +250,27 @@ TEST_P(ServerMisuse, IsABadRequestAndChangesNothing) {
   EXPECT_TRUE(api.reloads.empty());
 }
 
+const std::string kCommands =
+    "(proxyd's commands: status, history, set-weight, set-live, set-passive, flip, server drain, "
+    "server enable, server disable, apply, reload)";
+const std::string kChangeCommands =
+    "set-weight, set-live, set-passive, flip, server drain, server enable, server disable, apply";
+
 INSTANTIATE_TEST_SUITE_P(
     Requests, ServerMisuse,
     ::testing::Values(
-        Misuse{R"({"v":1,"command":"frob"})", R"(unknown command "frob")"},
+        Misuse{R"({"v":1,"command":"frob"})", R"(unknown command "frob" )" + kCommands},
         Misuse{R"({"v":1,"command":"wait-healthy"})",
-               R"(unknown command "wait-healthy" (proxyctl runs it itself; )"
-               R"(it is not sent to proxyd))"},
-        Misuse{R"({"v":1,"command":"help"})",
-               R"(unknown command "help" (proxyctl runs it itself; it is not sent to proxyd))"},
+               R"(unknown command "wait-healthy" )" + kCommands},
+        Misuse{R"({"v":1,"command":"help"})", R"(unknown command "help" )" + kCommands},
         Misuse{R"({"v":1,"command":"flip"})",
                R"("operations" is empty: "flip" needs at least one operation)"},
         Misuse{R"({"v":1,"command":"status","operations":[{"op":"flip","route":"a"}]})",
-               R"("operations" is only for commands that change routes or servers)"},
+               R"("operations" is only for )" + kChangeCommands},
         Misuse{R"({"v":1,"command":"reload","operations":[{"op":"flip","route":"a"}]})",
-               R"("operations" is only for commands that change routes or servers)"},
+               R"("operations" is only for )" + kChangeCommands},
         Misuse{R"({"v":1,"command":"status","if_generation":1})",
-               R"("if_generation" is only for commands that change something)"},
+               R"("if_generation" is only for )" + kChangeCommands + ", reload"},
         Misuse{R"({"v":1,"command":"history","routes":["api"]})", R"("routes" is only for status)"},
         Misuse{R"({"v":1,"command":"status","limit":3})", R"("limit" is only for history)"},
         Misuse{"not json", "the request is not valid JSON: syntax error"}));
@@ -286,23 +291,81 @@ TEST(ServerExecute, UnsupportedVersion) {
   EXPECT_EQ(out.at("error").at("kind"), "unsupported_version");
 }
 
-TEST(PeerAllowed, RootSelfAndTheConfiguredUidsAndGids) {
+TEST(ServerAccess, ReadAccessRunsOnlyTheReadCommands) {
+  RecordingApi api;
+  EXPECT_EQ(reply(api, R"({"v":1,"command":"status"})", Access::read).at("ok"), true);
+  EXPECT_EQ(reply(api, R"({"v":1,"command":"history"})", Access::read).at("ok"), true);
+  for (const char* line :
+       {R"({"v":1,"command":"set-weight","operations":[{"op":"set_weight","route":"api",)"
+        R"("weight_ppm":5000}]})",
+        R"({"v":1,"command":"reload"})",
+        R"({"v":1,"command":"server drain","operations":[{"op":"server_admin",)"
+        R"("pool":"blue","server":"127.0.0.1:9001","admin":"draining"}]})"}) {
+    const json::value out = reply(api, line, Access::read);
+    EXPECT_EQ(out.at("ok"), false);
+    EXPECT_EQ(out.at("error").at("kind"), "forbidden");
+  }
+  EXPECT_EQ(reply(api, R"({"v":1,"command":"reload"})", Access::read).at("error").at("message"),
+            "uid 1000 may only read (status, history); reload changes something");
+  EXPECT_TRUE(api.applied.empty());
+  EXPECT_TRUE(api.reloads.empty());
+}
+
+TEST(ServerAccess, AccessIsCheckedBeforeTheFields) {
+  RecordingApi api;
+  // A malformed change from a read-only peer is refused for its access, not its fields.
+  const json::value out = reply(api, R"({"v":1,"command":"flip"})", Access::read);
+  EXPECT_EQ(out.at("error").at("kind"), "forbidden");
+  EXPECT_EQ(out.at("error").at("message"),
+            "uid 1000 may only read (status, history); flip changes something");
+  // Without any access, nothing runs (the server closes such connections before any request).
+  const json::value none = reply(api, R"({"v":1,"command":"status"})", Access::none);
+  EXPECT_EQ(none.at("error").at("kind"), "forbidden");
+  EXPECT_EQ(none.at("error").at("message"), "uid 1000 may not use the control socket");
+  EXPECT_EQ(api.status_calls, 0);
+}
+
+TEST(PeerAccess, RootSelfAndTheConfiguredUidsAndGids) {
   ControlServerOptions options;
   const uid_t self = 998;
-  EXPECT_TRUE(peer_allowed(Caller{0, 0, 1}, options, self));
-  EXPECT_TRUE(peer_allowed(Caller{998, 50, 1}, options, self));
-  EXPECT_FALSE(peer_allowed(Caller{1000, 1000, 1}, options, self));
-  EXPECT_FALSE(peer_allowed(Caller{-1, -1, -1}, options, self));
+  const auto access = [&](Caller caller, std::vector<gid_t> groups = {}) {
+    return peer_access(caller, groups, options, self);
+  };
+  EXPECT_EQ(access(Caller{0, 0, 1}), Access::change);
+  EXPECT_EQ(access(Caller{998, 50, 1}), Access::change);
+  EXPECT_EQ(access(Caller{1000, 1000, 1}), Access::none);
+  EXPECT_EQ(access(Caller{-1, -1, -1}), Access::none);
 
   options.allowed_uids = {1000};
-  EXPECT_TRUE(peer_allowed(Caller{1000, 1000, 1}, options, self));
-  EXPECT_FALSE(peer_allowed(Caller{1001, 1001, 1}, options, self));
+  EXPECT_EQ(access(Caller{1000, 1000, 1}), Access::change);
+  EXPECT_EQ(access(Caller{1001, 1001, 1}), Access::none);
 
   options.allowed_gids = {2000};
-  EXPECT_TRUE(peer_allowed(Caller{1001, 2000, 1}, options, self));   // primary group
-  EXPECT_FALSE(peer_allowed(Caller{1001, 1001, 1}, options, self));  // no supplementary known
-  EXPECT_TRUE(peer_allowed(Caller{1001, 1001, 1}, {27, 2000}, options, self));
-  EXPECT_FALSE(peer_allowed(Caller{1001, 1001, 1}, {27, 2001}, options, self));
+  EXPECT_EQ(access(Caller{1001, 2000, 1}), Access::change);   // primary group
+  EXPECT_EQ(access(Caller{1001, 1001, 1}), Access::none);     // no supplementary known
+  EXPECT_EQ(access(Caller{1001, 1001, 1}, {27, 2000}), Access::change);
+  EXPECT_EQ(access(Caller{1001, 1001, 1}, {27, 2001}), Access::none);
+}
+
+TEST(PeerAccess, ReadUidsAndGidsGetReadOnly) {
+  ControlServerOptions options;
+  const uid_t self = 998;
+  const auto access = [&](Caller caller, std::vector<gid_t> groups = {}) {
+    return peer_access(caller, groups, options, self);
+  };
+  options.read_uids = {1000};
+  options.read_gids = {3000};
+  EXPECT_EQ(access(Caller{1000, 1000, 1}), Access::read);
+  EXPECT_EQ(access(Caller{1001, 3000, 1}), Access::read);            // primary group
+  EXPECT_EQ(access(Caller{1001, 1001, 1}, {27, 3000}), Access::read);  // supplementary
+  EXPECT_EQ(access(Caller{1001, 1001, 1}, {27}), Access::none);
+  // Change access wins where both match; root and self always have it.
+  options.allowed_gids = {27};
+  EXPECT_EQ(access(Caller{1000, 1000, 1}, {27}), Access::change);
+  options.read_uids = {0, 998};
+  EXPECT_EQ(access(Caller{0, 0, 1}), Access::change);
+  EXPECT_EQ(access(Caller{998, 998, 1}), Access::change);
+  EXPECT_EQ(access(Caller{-1, 3000, -1}), Access::none);
 }
 
 }  // namespace
