@@ -232,8 +232,8 @@ std::string parse_set_weight(const CommandRow&, const std::vector<std::string>& 
     return "invalid PERCENT " + in_quotes(split.positional[1]) +
            ": expected a number from 0 to 100 with at most 4 decimals, e.g. 0.5, 0.5% or 100";
   }
-  WireOperation op;
-  op.kind = WireOperation::Kind::set_weight;
+  Operation op;
+  op.kind = Operation::Kind::set_weight;
   op.route = split.positional[0];
   op.weight_ppm = *ppm;
   out.request.operations.push_back(op);
@@ -248,9 +248,9 @@ std::string parse_set_slot(const CommandRow& row, const std::vector<std::string>
       !error.empty()) {
     return error;
   }
-  WireOperation op;
-  op.kind = row.words[0] == "set-live" ? WireOperation::Kind::set_live
-                                       : WireOperation::Kind::set_passive;
+  Operation op;
+  op.kind = row.words[0] == "set-live" ? Operation::Kind::set_live
+                                       : Operation::Kind::set_passive;
   op.route = split.positional[0];
   op.pool = split.positional[1];
   out.request.operations.push_back(op);
@@ -263,8 +263,8 @@ std::string parse_flip(const CommandRow&, const std::vector<std::string>& args, 
   const bool all = split.get("--all") != nullptr;
   if (all && !split.positional.empty()) return "--all cannot be combined with route names";
   if (all) {
-    WireOperation op;
-    op.kind = WireOperation::Kind::flip_all;
+    Operation op;
+    op.kind = Operation::Kind::flip_all;
     out.request.operations.push_back(op);
     return "";
   }
@@ -276,8 +276,8 @@ std::string parse_flip(const CommandRow&, const std::vector<std::string>& args, 
                   route) != split.positional.begin() + static_cast<long>(i)) {
       return "route " + in_quotes(route) + " given twice";
     }
-    WireOperation op;
-    op.kind = WireOperation::Kind::flip;
+    Operation op;
+    op.kind = Operation::Kind::flip;
     op.route = route;
     out.request.operations.push_back(op);
   }
@@ -320,8 +320,8 @@ std::string parse_server(const CommandRow& row, const std::vector<std::string>& 
       !error.empty()) {
     return error;
   }
-  WireOperation op;
-  op.kind = WireOperation::Kind::server_admin;
+  Operation op;
+  op.kind = Operation::Kind::server_admin;
   op.pool = split.positional[0];
   op.server = split.positional[1];
   op.admin = row.words[1] == "drain"    ? ServerAdmin::draining
@@ -608,7 +608,7 @@ Parsed parse_batch(std::string_view text, std::string_view source,
       out.usage_rows = {apply};
       return out;
     }
-    for (const WireOperation& op : parsed.invocation.request.operations) {
+    for (const Operation& op : parsed.invocation.request.operations) {
       out.invocation.request.operations.push_back(op);
     }
     lines_done.push_back(join(words, " "));

@@ -29,16 +29,16 @@ constexpr std::array<std::pair<ErrorKind, std::string_view>, 8> kErrorKinds{{
     {ErrorKind::internal, "internal"},
 }};
 
-constexpr std::array<std::pair<WireOperation::Kind, std::string_view>, 6> kOpNames{{
-    {WireOperation::Kind::set_weight, "set_weight"},
-    {WireOperation::Kind::set_live, "set_live"},
-    {WireOperation::Kind::set_passive, "set_passive"},
-    {WireOperation::Kind::flip, "flip"},
-    {WireOperation::Kind::flip_all, "flip_all"},
-    {WireOperation::Kind::server_admin, "server_admin"},
+constexpr std::array<std::pair<Operation::Kind, std::string_view>, 6> kOpNames{{
+    {Operation::Kind::set_weight, "set_weight"},
+    {Operation::Kind::set_live, "set_live"},
+    {Operation::Kind::set_passive, "set_passive"},
+    {Operation::Kind::flip, "flip"},
+    {Operation::Kind::flip_all, "flip_all"},
+    {Operation::Kind::server_admin, "server_admin"},
 }};
 
-std::string_view op_name(WireOperation::Kind kind) {
+std::string_view op_name(Operation::Kind kind) {
   for (const auto& [k, name] : kOpNames) {
     if (k == kind) return name;
   }
@@ -46,14 +46,14 @@ std::string_view op_name(WireOperation::Kind kind) {
 }
 
 // The fields each op carries besides "op"; all of them are required.
-std::vector<std::string_view> op_fields(WireOperation::Kind kind) {
+std::vector<std::string_view> op_fields(Operation::Kind kind) {
   switch (kind) {
-    case WireOperation::Kind::set_weight: return {"route", "weight_ppm"};
-    case WireOperation::Kind::set_live:
-    case WireOperation::Kind::set_passive: return {"route", "pool"};
-    case WireOperation::Kind::flip: return {"route"};
-    case WireOperation::Kind::flip_all: return {};
-    case WireOperation::Kind::server_admin: return {"pool", "server", "admin"};
+    case Operation::Kind::set_weight: return {"route", "weight_ppm"};
+    case Operation::Kind::set_live:
+    case Operation::Kind::set_passive: return {"route", "pool"};
+    case Operation::Kind::flip: return {"route"};
+    case Operation::Kind::flip_all: return {};
+    case Operation::Kind::server_admin: return {"pool", "server", "admin"};
   }
   return {};
 }
@@ -70,7 +70,7 @@ std::optional<std::uint64_t> as_uint(const json::value& value) {
 Error bad(std::string message) { return Error{ErrorKind::bad_request, std::move(message)}; }
 
 // Decodes operations[index]; on failure sets `error` (prefixed with the index) and returns nullopt.
-std::optional<WireOperation> decode_operation(const json::value& value, std::size_t index,
+std::optional<Operation> decode_operation(const json::value& value, std::size_t index,
                                               std::string& error) {
   const std::string where = "operations[" + std::to_string(index) + "]: ";
   if (!value.is_object()) {
@@ -90,7 +90,7 @@ std::optional<WireOperation> decode_operation(const json::value& value, std::siz
     error = where + "unknown op " + in_quotes(name);
     return std::nullopt;
   }
-  WireOperation result;
+  Operation result;
   result.kind = known->first;
   const std::vector<std::string_view> fields = op_fields(result.kind);
   for (const auto& entry : object) {
@@ -172,45 +172,7 @@ std::string_view to_string(Source source) {
   return source == Source::runtime ? "runtime" : "config";
 }
 
-Operation to_operation(const WireOperation& op) {
-  Operation out;
-  switch (op.kind) {
-    case WireOperation::Kind::set_weight: out.kind = Operation::Kind::set_weight; break;
-    case WireOperation::Kind::set_live: out.kind = Operation::Kind::set_live; break;
-    case WireOperation::Kind::set_passive: out.kind = Operation::Kind::set_passive; break;
-    case WireOperation::Kind::flip:
-    case WireOperation::Kind::flip_all: out.kind = Operation::Kind::flip; break;
-    case WireOperation::Kind::server_admin: out.kind = Operation::Kind::server_admin; break;
-  }
-  out.route = op.route;
-  out.pool = op.pool;
-  out.server = op.server;
-  out.weight_ppm = op.weight_ppm;
-  out.admin = op.admin;
-  return out;
-}
-
-WireOperation from_operation(const Operation& op) {
-  WireOperation out;
-  switch (op.kind) {
-    case Operation::Kind::set_weight: out.kind = WireOperation::Kind::set_weight; break;
-    case Operation::Kind::set_live: out.kind = WireOperation::Kind::set_live; break;
-    case Operation::Kind::set_passive: out.kind = WireOperation::Kind::set_passive; break;
-    case Operation::Kind::flip: out.kind = WireOperation::Kind::flip; break;
-    case Operation::Kind::server_admin: out.kind = WireOperation::Kind::server_admin; break;
-  }
-  // Only the fields this kind uses, so a round trip through the wire compares equal.
-  for (const std::string_view field : op_fields(out.kind)) {
-    if (field == "route") out.route = op.route;
-    if (field == "pool") out.pool = op.pool;
-    if (field == "server") out.server = op.server;
-    if (field == "weight_ppm") out.weight_ppm = op.weight_ppm;
-    if (field == "admin") out.admin = op.admin;
-  }
-  return out;
-}
-
-json::value to_json(const WireOperation& op) {
+json::value to_json(const Operation& op) {
   json::object out;
   out["op"] = op_name(op.kind);
   for (const std::string_view field : op_fields(op.kind)) {
@@ -308,7 +270,7 @@ DecodedRequest decode_request(std::string_view line) {
       const json::array& operations = value.get_array();
       for (std::size_t i = 0; i < operations.size(); ++i) {
         std::string why;
-        std::optional<WireOperation> op = decode_operation(operations[i], i, why);
+        std::optional<Operation> op = decode_operation(operations[i], i, why);
         if (!op) {
           out.error = bad(std::move(why));
           return out;
@@ -334,7 +296,7 @@ std::string encode_request(const Request& request) {
   out["command"] = request.command;
   if (!request.operations.empty()) {
     json::array operations;
-    for (const WireOperation& op : request.operations) operations.push_back(to_json(op));
+    for (const Operation& op : request.operations) operations.push_back(to_json(op));
     out["operations"] = std::move(operations);
   }
   if (request.if_generation) out["if_generation"] = *request.if_generation;

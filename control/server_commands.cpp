@@ -92,101 +92,34 @@ Response run_reload(AdminApi& api, const Request& request, const Caller& caller)
   return ok_response(result.generation);
 }
 
-// Builds the AdminApi operations, with each flip_all replaced by one flip per route of `status`.
-// Returns a refusal message instead when a route would be flipped twice (the flips cancel out).
-std::string expand(const std::vector<WireOperation>& wire, const Status* status,
-                   std::vector<Operation>& out) {
-  std::set<std::string> flipped;
-  const auto add_flip = [&](const std::string& route) -> std::string {
-    if (!flipped.insert(route).second) {
-      return "route " + in_quotes(route) +
-             " is flipped twice in one change (the flips would cancel out)";
-    }
-    Operation op;
-    op.kind = Operation::Kind::flip;
-    op.route = route;
-    out.push_back(std::move(op));
-    return "";
-  };
-  for (const WireOperation& op : wire) {
-    std::string error;
-    if (op.kind == WireOperation::Kind::flip_all) {
-      for (const RouteStatus& route : status->routes) {
-        if (error.empty()) error = add_flip(route.name);
-      }
-    } else if (op.kind == WireOperation::Kind::flip) {
-      error = add_flip(op.route);
-    } else {
-      out.push_back(to_operation(op));
-    }
-    if (!error.empty()) return error;
-  }
-  return "";
-}
-
+// Every change is one AdminApi::apply: proxyd validates the operations, resolves flip_all and
+// checks if_generation under its change lock, so nothing here reads state to prepare the change.
 Response run_change(AdminApi& api, const Request& request, const Caller& caller) {
-  const bool has_flip_all =
-      std::any_of(request.operations.begin(), request.operations.end(),
-                  [](const WireOperation& op) { return op.kind == WireOperation::Kind::flip_all; });
-  // flip_all reads the routes and applies in two calls. Without the caller's own if_generation,
-  // the apply is pinned to the generation that was read, so a reload in between (SIGHUP, on
-  // another thread) makes it refuse instead of missing a route; then it is read and tried again.
-  constexpr int kAttempts = 3;
-  for (int attempt = 1;; ++attempt) {
-    ChangeRequest change;
-    change.caller = caller;
-    change.command = request.text.empty() ? request.command : request.text;
-    change.if_generation = request.if_generation;
-    std::optional<Status> before;
-    if (has_flip_all) {
-      before = api.status();
-      if (!change.if_generation) change.if_generation = before->generation;
-    }
-    if (std::string error = expand(request.operations, before ? &*before : nullptr,
-                                   change.operations);
-        !error.empty()) {
-      return error_response(ErrorKind::refused, std::move(error));
-    }
-    if (change.operations.empty()) {
-      return error_response(ErrorKind::refused, "there are no routes to flip");
-    }
-    const ChangeResult result = api.apply(change);
-    if (!result.ok) {
-      const bool pinned_by_us = has_flip_all && !request.if_generation;
-      if (pinned_by_us && attempt < kAttempts && api.status().generation != before->generation) {
-        continue;
-      }
-      return error_response(ErrorKind::refused, result.error, result.generation);
-    }
+  ChangeRequest change;
+  change.operations = request.operations;
+  change.if_generation = request.if_generation;
+  change.caller = caller;
+  change.command = request.text.empty() ? request.command : request.text;
+  const ChangeResult result = api.apply(change);
+  if (!result.ok) return error_response(ErrorKind::refused, result.error, result.generation);
 
-    // The reply shows what was done and the touched routes and pools as they are now.
-    json::array operations;
-    std::set<std::string> routes_touched;
-    std::set<std::string> pools_touched;
-    for (const Operation& op : change.operations) {
-      operations.push_back(to_json(from_operation(op)));
-      if (op.kind == Operation::Kind::server_admin) {
-        pools_touched.insert(op.pool);
-      } else {
-        routes_touched.insert(op.route);
-      }
-    }
-    Status after = api.status();
-    std::vector<RouteStatus> routes;
-    for (const RouteStatus& route : after.routes) {
-      if (routes_touched.count(route.name) != 0) routes.push_back(route);
-    }
-    std::vector<PoolStatus> pools;
-    for (const PoolStatus& pool : after.pools) {
-      if (pools_touched.count(pool.name) != 0) pools.push_back(pool);
-    }
-    after.routes = std::move(routes);
-    after.pools = std::move(pools);
-    json::object body = status_to_json(after);
-    body.erase("config_path");
-    body["operations"] = std::move(operations);
-    return ok_response(result.generation, std::move(body));
-  }
+  // The reply shows the operations and the routes and pools proxyd says they touched, as they
+  // are now.
+  const std::set<std::string> routes_touched(result.touched.routes.begin(),
+                                             result.touched.routes.end());
+  std::set<std::string> pools_touched;
+  for (const ServerRef& server : result.touched.servers) pools_touched.insert(server.pool);
+  Status after = api.status();
+  std::erase_if(after.routes,
+                [&](const RouteStatus& route) { return routes_touched.count(route.name) == 0; });
+  std::erase_if(after.pools,
+                [&](const PoolStatus& pool) { return pools_touched.count(pool.name) == 0; });
+  json::object body = status_to_json(after);
+  body.erase("config_path");
+  json::array operations;
+  for (const Operation& op : request.operations) operations.push_back(to_json(op));
+  body["operations"] = std::move(operations);
+  return ok_response(result.generation, std::move(body));
 }
 
 // Every command that changes routes or servers: a list of operations, optionally conditional.

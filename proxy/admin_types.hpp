@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace proxyd {
@@ -42,14 +43,33 @@ struct Caller {
 };
 
 // One runtime change. A command is a list of these, applied all or nothing in one snapshot.
+// flip_all flips every route of the snapshot being changed: it is resolved under proxyd's change
+// lock, so a reload just before it cannot make it miss a route.
 struct Operation {
-  enum class Kind { set_weight, set_live, set_passive, flip, server_admin };
+  enum class Kind { set_weight, set_live, set_passive, flip, flip_all, server_admin };
   Kind kind = Kind::set_weight;
   std::string route;                // set_weight, set_live, set_passive, flip
   std::string pool;                 // set_live, set_passive, server_admin
   std::string server;               // server_admin: as written in the config ("127.0.0.1:9001")
   std::uint32_t weight_ppm = 0;     // set_weight
   ServerAdmin admin = ServerAdmin::enabled;  // server_admin
+
+  bool operator==(const Operation&) const = default;
+};
+
+// A server as the control plane names it: its pool and its name as written in the config.
+struct ServerRef {
+  std::string pool;
+  std::string server;
+
+  bool operator==(const ServerRef&) const = default;
+};
+
+// The routes and servers a change is about: what its operations name (flip_all: every route), in
+// the order first named.
+struct Touched {
+  std::vector<std::string> routes;
+  std::vector<ServerRef> servers;
 };
 
 struct ChangeRequest {
@@ -63,6 +83,20 @@ struct ChangeResult {
   bool ok = false;
   std::string error;  // why it was refused (nothing changed)
   std::uint64_t generation = 0;  // the generation after the command (unchanged when refused)
+  Touched touched;  // apply: what the operations named, accepted or refused
+
+  static ChangeResult accepted(std::uint64_t generation) {
+    ChangeResult result;
+    result.ok = true;
+    result.generation = generation;
+    return result;
+  }
+  static ChangeResult refused(std::string error, std::uint64_t generation) {
+    ChangeResult result;
+    result.error = std::move(error);
+    result.generation = generation;
+    return result;
+  }
 };
 
 // Where a value comes from: the config file, or a runtime change (control socket, state file).

@@ -1,6 +1,9 @@
 // Runtime overrides applied to snapshots, and the validation of control operations.
 #include "runtime_state.hpp"
 
+#include <algorithm>
+#include <set>
+
 namespace proxyd {
 namespace {
 
@@ -76,59 +79,103 @@ std::shared_ptr<const RoutingSnapshot> with_runtime(const RoutingSnapshot& base,
   return next;
 }
 
-std::optional<std::string> apply_operations(const RoutingSnapshot& current,
+std::optional<std::string> apply_operations(const RoutingSnapshot& base,
                                             const RuntimeState& state,
                                             const std::vector<Operation>& operations,
                                             RuntimeState& next) {
   if (operations.empty()) return "no operation given";
   next = state;
-  // Effective slots as operations go: a flip after a set-live sees the new live pool.
-  std::map<std::string, std::pair<std::string, std::string>> slots;
-  auto slots_of = [&](const Route& route) -> std::pair<std::string, std::string>& {
-    auto [it, inserted] = slots.try_emplace(route.name);
-    if (inserted)
-      it->second = {current.pools[route.live_pool].name, current.pools[route.passive_pool].name};
-    return it->second;
+  // Effective slots as operations go, from the file's value and the override built so far: a
+  // flip after a set-live sees the new live pool.
+  const auto live_of = [&](const Route& route, const RouteOverride& o) {
+    return o.live.value_or(base.pools[route.live_pool].name);
+  };
+  const auto passive_of = [&](const Route& route, const RouteOverride& o) {
+    return o.passive.value_or(base.pools[route.passive_pool].name);
+  };
+  std::set<std::string> flipped;
+  const auto flip = [&](const Route& route) -> std::optional<std::string> {
+    if (!flipped.insert(route.name).second) {
+      return "route " + in_quotes(route.name) +
+             " is flipped twice in one change (the flips would cancel out)";
+    }
+    RouteOverride& o = next.routes[route.name];
+    std::string live = live_of(route, o);
+    o.live = passive_of(route, o);
+    o.passive = std::move(live);
+    o.weight_ppm = 0;
+    return std::nullopt;
   };
 
   for (const Operation& op : operations) {
     if (op.kind == Operation::Kind::server_admin) {
-      const Pool* pool = current.find_pool(op.pool);
+      const Pool* pool = base.find_pool(op.pool);
       if (pool == nullptr) return "no pool named " + op.pool;
       if (find_server(*pool, op.server) == nullptr)
         return "pool " + op.pool + " has no server " + op.server;
       next.servers[{op.pool, op.server}] = op.admin;
       continue;
     }
-    const Route* route = current.find_route(op.route);
+    if (op.kind == Operation::Kind::flip_all) {
+      if (base.routes.empty()) return "there are no routes to flip";
+      for (const Route& route : base.routes)
+        if (auto refusal = flip(route)) return refusal;
+      continue;
+    }
+    const Route* route = base.find_route(op.route);
     if (route == nullptr) return "no route named " + op.route;
-    auto& [live, passive] = slots_of(*route);
-    RouteOverride& o = next.routes[op.route];
     switch (op.kind) {
       case Operation::Kind::set_weight:
         if (op.weight_ppm > kPpmMax) return "weight must be between 0 and 100 percent";
-        o.weight_ppm = op.weight_ppm;
+        next.routes[op.route].weight_ppm = op.weight_ppm;
         break;
       case Operation::Kind::set_live:
-        if (current.find_pool(op.pool) == nullptr) return "no pool named " + op.pool;
-        o.live = live = op.pool;
+        if (base.find_pool(op.pool) == nullptr) return "no pool named " + op.pool;
+        next.routes[op.route].live = op.pool;
         break;
       case Operation::Kind::set_passive:
-        if (current.find_pool(op.pool) == nullptr) return "no pool named " + op.pool;
-        o.passive = passive = op.pool;
+        if (base.find_pool(op.pool) == nullptr) return "no pool named " + op.pool;
+        next.routes[op.route].passive = op.pool;
         break;
       case Operation::Kind::flip:
-        std::swap(live, passive);
-        o.live = live;
-        o.passive = passive;
-        o.weight_ppm = 0;
+        if (auto refusal = flip(*route)) return refusal;
         break;
+      case Operation::Kind::flip_all:
       case Operation::Kind::server_admin:
         break;
     }
   }
   next.generation = state.generation + 1;
   return std::nullopt;
+}
+
+Touched touched_by(const RoutingSnapshot& base, const std::vector<Operation>& operations) {
+  Touched touched;
+  const auto add_route = [&](const std::string& name) {
+    if (std::find(touched.routes.begin(), touched.routes.end(), name) == touched.routes.end())
+      touched.routes.push_back(name);
+  };
+  for (const Operation& op : operations) {
+    switch (op.kind) {
+      case Operation::Kind::flip_all:
+        for (const Route& route : base.routes) add_route(route.name);
+        break;
+      case Operation::Kind::server_admin: {
+        ServerRef server{op.pool, op.server};
+        if (std::find(touched.servers.begin(), touched.servers.end(), server) ==
+            touched.servers.end())
+          touched.servers.push_back(std::move(server));
+        break;
+      }
+      case Operation::Kind::set_weight:
+      case Operation::Kind::set_live:
+      case Operation::Kind::set_passive:
+      case Operation::Kind::flip:
+        add_route(op.route);
+        break;
+    }
+  }
+  return touched;
 }
 
 Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state) {

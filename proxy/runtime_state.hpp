@@ -40,12 +40,19 @@ std::shared_ptr<const RoutingSnapshot> with_runtime(const RoutingSnapshot& base,
                                                     RuntimeState& state,
                                                     std::vector<std::string>& warnings);
 
-// Applies `operations` in order to a copy of `state`, checking each against `current` (the
-// published snapshot). Returns the refusal reason, or nullopt with `next` set (generation + 1).
-std::optional<std::string> apply_operations(const RoutingSnapshot& current,
+// Applies `operations` in order to a copy of `state`, checking each against `base` (the snapshot
+// of the config alone, which `state` overrides); flip_all flips every route of `base`. Returns the
+// refusal reason, or nullopt with `next` set (generation + 1). A route flipped twice in one change
+// is refused: the flips would cancel out, surely not what was meant.
+std::optional<std::string> apply_operations(const RoutingSnapshot& base,
                                             const RuntimeState& state,
                                             const std::vector<Operation>& operations,
                                             RuntimeState& next);
+
+// What `operations` name, for the reply and the audit record: routes and servers in the order
+// first named (also names that do not exist, so a refusal shows what was asked); flip_all names
+// every route of `base`.
+Touched touched_by(const RoutingSnapshot& base, const std::vector<Operation>& operations);
 
 // What `proxyctl status` shows: effective values and where each comes from.
 Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state);

@@ -196,6 +196,7 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
   std::lock_guard lock(mutex_);
   ChangeResult result;
   result.generation = state_.generation;
+  result.touched = touched_by(*base_, request.operations);
   const Status before = make_status(*store_.load(), state_);
   std::optional<std::string> refusal;
   if (request.if_generation && *request.if_generation != state_.generation) {
@@ -203,7 +204,7 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
               std::to_string(*request.if_generation);
   }
   RuntimeState next;
-  if (!refusal) refusal = apply_operations(*store_.load(), state_, request.operations, next);
+  if (!refusal) refusal = apply_operations(*base_, state_, request.operations, next);
   if (!refusal) refusal = commit(std::move(next), base_);
   if (refusal) {
     result.error = *refusal;

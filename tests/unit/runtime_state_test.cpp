@@ -81,9 +81,8 @@ class RuntimeStateTest : public ::testing::Test {
   std::shared_ptr<const RoutingSnapshot> change(const std::vector<Operation>& ops,
                                                 std::optional<std::string>* refusal = nullptr) {
     std::vector<std::string> warnings;
-    auto current = with_runtime(*base, state, warnings);
     RuntimeState next;
-    auto error = apply_operations(*current, state, ops, next);
+    auto error = apply_operations(*base, state, ops, next);
     if (refusal) *refusal = error;
     if (!error) state = next;
     return with_runtime(*base, state, warnings);
@@ -117,6 +116,62 @@ TEST_F(RuntimeStateTest, OperationsSeeEarlierOnesOfTheSameCommand) {
   auto s = change({op(Operation::Kind::set_passive, "api", "red"), op(Operation::Kind::flip, "api")});
   EXPECT_EQ(live_of(*s, "api"), "red");
   EXPECT_EQ(passive_of(*s, "api"), "blue");
+}
+
+TEST_F(RuntimeStateTest, FlipAllFlipsEveryRouteOfTheSnapshotBeingChanged) {
+  change({op(Operation::Kind::set_passive, "web", "red"), op(Operation::Kind::set_weight, "api", "", 500000)});
+  auto s = change({op(Operation::Kind::flip_all, "")});
+  EXPECT_EQ(live_of(*s, "api"), "green");
+  EXPECT_EQ(passive_of(*s, "api"), "blue");
+  EXPECT_EQ(route(*s, "api").weight_ppm, 0u);
+  EXPECT_EQ(live_of(*s, "web"), "red");
+  EXPECT_EQ(passive_of(*s, "web"), "blue");
+  EXPECT_EQ(s->generation, 3u);  // one change
+
+  // A route the config added since (a reload) is flipped too: the routes come from `base`.
+  auto config = std::make_shared<Config>(*two_routes_config());
+  RouteConfig shop;
+  shop.name = "shop";
+  shop.path_prefix = "/shop/";
+  shop.live = "red";
+  shop.passive = "green";
+  config->routes.insert(config->routes.begin(), shop);
+  base = base_snapshot(config);
+  s = change({op(Operation::Kind::flip_all, "")});
+  EXPECT_EQ(live_of(*s, "shop"), "green");
+  EXPECT_EQ(live_of(*s, "api"), "blue");  // flipped back
+}
+
+TEST_F(RuntimeStateTest, ARouteFlippedTwiceInOneChangeIsRefused) {
+  const RuntimeState before = state;
+  std::optional<std::string> refusal;
+  const std::string twice =
+      "route \"web\" is flipped twice in one change (the flips would cancel out)";
+  change({op(Operation::Kind::flip, "web"), op(Operation::Kind::flip_all, "")}, &refusal);
+  EXPECT_EQ(refusal, twice);
+  change({op(Operation::Kind::flip_all, ""), op(Operation::Kind::flip, "web")}, &refusal);
+  EXPECT_EQ(refusal, twice);
+  change({op(Operation::Kind::flip, "web"), op(Operation::Kind::flip, "web")}, &refusal);
+  EXPECT_EQ(refusal, twice);
+  change({op(Operation::Kind::flip_all, ""), op(Operation::Kind::flip_all, "")}, &refusal);
+  EXPECT_EQ(refusal, "route \"api\" is flipped twice in one change (the flips would cancel out)");
+  EXPECT_EQ(state, before);
+}
+
+TEST_F(RuntimeStateTest, FlipAllWithoutRoutesIsRefused) {
+  RoutingSnapshot empty;
+  RuntimeState next;
+  EXPECT_EQ(apply_operations(empty, state, {op(Operation::Kind::flip_all, "")}, next),
+            "there are no routes to flip");
+}
+
+TEST_F(RuntimeStateTest, TouchedNamesWhatTheOperationsName) {
+  const Touched touched = touched_by(
+      *base, {op(Operation::Kind::set_weight, "web", "", 5), server_op("blue", "x:1", ServerAdmin::draining),
+              op(Operation::Kind::flip, "nope"), op(Operation::Kind::flip_all, ""),
+              server_op("blue", "x:1", ServerAdmin::enabled), op(Operation::Kind::set_live, "web", "red")});
+  EXPECT_EQ(touched.routes, (std::vector<std::string>{"web", "nope", "api"}));
+  EXPECT_EQ(touched.servers, (std::vector<ServerRef>{{"blue", "x:1"}}));
 }
 
 TEST_F(RuntimeStateTest, RefusalsNameTheProblemAndChangeNothing) {

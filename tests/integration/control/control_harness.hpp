@@ -52,15 +52,17 @@ class FakeAdminApi : public AdminApi {
       return result;
     }
     status_.generation += 1;
-    return ChangeResult{true, "", status_.generation};
+    ChangeResult result = ChangeResult::accepted(status_.generation);
+    result.touched = touched_by(request.operations, status_);
+    return result;
   }
   ChangeResult reload(const Caller& caller, std::optional<std::uint64_t> if_generation) override {
     std::lock_guard lock(mutex_);
     if (if_generation && *if_generation != status_.generation)
-      return ChangeResult{false,
-                          "the generation is " + std::to_string(status_.generation) + ", not " +
-                              std::to_string(*if_generation) + "; nothing was reloaded",
-                          status_.generation};
+      return ChangeResult::refused("the generation is " + std::to_string(status_.generation) +
+                                       ", not " + std::to_string(*if_generation) +
+                                       "; nothing was reloaded",
+                                   status_.generation);
     reloads_.push_back(caller);
     if (reload_result_.ok) status_.generation = reload_result_.generation;
     return reload_result_;
@@ -77,7 +79,7 @@ class FakeAdminApi : public AdminApi {
   }
   void refuse_next_apply(std::string why) {
     std::lock_guard lock(mutex_);
-    apply_results_.push_back(ChangeResult{false, std::move(why), status_.generation});
+    apply_results_.push_back(ChangeResult::refused(std::move(why), status_.generation));
   }
   void set_reload_result(ChangeResult result) {
     std::lock_guard lock(mutex_);
@@ -111,7 +113,7 @@ class FakeAdminApi : public AdminApi {
   std::vector<ChangeRequest> applied_;
   std::vector<ChangeResult> apply_results_;
   std::vector<Caller> reloads_;
-  ChangeResult reload_result_{true, "", 0};
+  ChangeResult reload_result_ = ChangeResult::accepted(0);
   std::vector<std::string> history_;
   mutable std::vector<std::size_t> history_limits_;
 };

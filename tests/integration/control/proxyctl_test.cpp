@@ -169,16 +169,18 @@ TEST_F(ProxyctlTest, FlipSeveralRoutesIsOneApply) {
   EXPECT_EQ(applied[0].operations[1].route, "web");
 }
 
-TEST_F(ProxyctlTest, FlipAllIsOneApplyWithAFlipPerRoute) {
+TEST_F(ProxyctlTest, FlipAllIsOneOperation) {
   const RunResult r = run({"flip", "--all"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   const auto applied = api_.applied();
   ASSERT_EQ(applied.size(), 1u);
-  ASSERT_EQ(applied[0].operations.size(), 2u);
-  EXPECT_EQ(applied[0].operations[0].route, "api");
-  EXPECT_EQ(applied[0].operations[1].route, "web");
+  ASSERT_EQ(applied[0].operations.size(), 1u);
+  EXPECT_EQ(applied[0].operations[0].kind, Operation::Kind::flip_all);
   EXPECT_EQ(applied[0].command, "flip --all");
-  EXPECT_EQ(applied[0].if_generation, 7u);  // pinned to the routes it read
+  EXPECT_EQ(applied[0].if_generation, std::nullopt);  // proxyd resolves it under its lock
+  // The reply shows every route, as proxyd reports them touched.
+  EXPECT_NE(r.out.find("\napi "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nweb "), std::string::npos) << r.out;
 }
 
 TEST_F(ProxyctlTest, ServerDrainEnableDisable) {
@@ -199,7 +201,7 @@ TEST_F(ProxyctlTest, ServerDrainEnableDisable) {
 }
 
 TEST_F(ProxyctlTest, ReloadOk) {
-  api_.set_reload_result(ChangeResult{true, "", 9});
+  api_.set_reload_result(ChangeResult::accepted(9));
   const RunResult r = run({"reload"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "reloaded the config; generation is now 9\n");
@@ -207,11 +209,10 @@ TEST_F(ProxyctlTest, ReloadOk) {
 }
 
 TEST_F(ProxyctlTest, ReloadFailedShowsFileAndLine) {
-  api_.set_reload_result(ChangeResult{
-      false,
+  api_.set_reload_result(ChangeResult::refused(
       "/etc/proxyd/proxyd.yaml:12: routes[0].weight: percentage \"120\" is above 100\n"
       "/etc/proxyd/proxyd.yaml:30: pools.green.servers[0]: invalid address",
-      7});
+      7));
   const RunResult r = run({"reload"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, "");

@@ -38,9 +38,9 @@ std::string usage_of(const std::string& line, std::optional<std::string> generat
   return usage_message(parsed);
 }
 
-WireOperation only_op(const Invocation& invocation) {
+Operation only_op(const Invocation& invocation) {
   EXPECT_EQ(invocation.request.operations.size(), 1u);
-  return invocation.request.operations.empty() ? WireOperation{}
+  return invocation.request.operations.empty() ? Operation{}
                                                : invocation.request.operations[0];
 }
 
@@ -88,8 +88,8 @@ TEST(CommandParse, SetWeightAcceptsEveryPercentForm) {
                                                           {"5", 50'000},
                                                           {"20.25", 202'500}}) {
     const Invocation invocation = parse_ok("set-weight api " + text);
-    const WireOperation op = only_op(invocation);
-    EXPECT_EQ(op.kind, WireOperation::Kind::set_weight);
+    const Operation op = only_op(invocation);
+    EXPECT_EQ(op.kind, Operation::Kind::set_weight);
     EXPECT_EQ(op.route, "api");
     EXPECT_EQ(op.weight_ppm, ppm) << text;
     EXPECT_EQ(invocation.request.command, "set-weight");
@@ -118,12 +118,12 @@ TEST(CommandParse, SetWeightRefusesEverythingElse) {
 }
 
 TEST(CommandParse, SetLiveAndSetPassive) {
-  const WireOperation live = only_op(parse_ok("set-live api green"));
-  EXPECT_EQ(live.kind, WireOperation::Kind::set_live);
+  const Operation live = only_op(parse_ok("set-live api green"));
+  EXPECT_EQ(live.kind, Operation::Kind::set_live);
   EXPECT_EQ(live.route, "api");
   EXPECT_EQ(live.pool, "green");
-  const WireOperation passive = only_op(parse_ok("set-passive web blue"));
-  EXPECT_EQ(passive.kind, WireOperation::Kind::set_passive);
+  const Operation passive = only_op(parse_ok("set-passive web blue"));
+  EXPECT_EQ(passive.kind, Operation::Kind::set_passive);
   EXPECT_EQ(passive.route, "web");
   EXPECT_EQ(passive.pool, "blue");
   EXPECT_EQ(usage_of("set-live api"),
@@ -138,11 +138,11 @@ TEST(CommandParse, SetLiveAndSetPassive) {
 TEST(CommandParse, FlipRoutesOrAll) {
   const Invocation two = parse_ok("flip api web");
   ASSERT_EQ(two.request.operations.size(), 2u);
-  EXPECT_EQ(two.request.operations[0].kind, WireOperation::Kind::flip);
+  EXPECT_EQ(two.request.operations[0].kind, Operation::Kind::flip);
   EXPECT_EQ(two.request.operations[0].route, "api");
   EXPECT_EQ(two.request.operations[1].route, "web");
-  const WireOperation all = only_op(parse_ok("flip --all"));
-  EXPECT_EQ(all.kind, WireOperation::Kind::flip_all);
+  const Operation all = only_op(parse_ok("flip --all"));
+  EXPECT_EQ(all.kind, Operation::Kind::flip_all);
   const std::string usage = "usage: proxyctl flip ROUTE... | --all\n";
   EXPECT_EQ(usage_of("flip"), "proxyctl: flip: missing ROUTE (or --all)\n" + usage);
   EXPECT_EQ(usage_of("flip --all api"),
@@ -192,8 +192,8 @@ TEST(CommandParse, ServerDrainEnableDisable) {
                                     std::pair{"disable", ServerAdmin::disabled}}) {
     const Invocation invocation = parse_ok(std::string("server ") + verb + " blue 127.0.0.1:9001");
     EXPECT_EQ(invocation.request.command, std::string("server ") + verb);
-    const WireOperation op = only_op(invocation);
-    EXPECT_EQ(op.kind, WireOperation::Kind::server_admin);
+    const Operation op = only_op(invocation);
+    EXPECT_EQ(op.kind, Operation::Kind::server_admin);
     EXPECT_EQ(op.pool, "blue");
     EXPECT_EQ(op.server, "127.0.0.1:9001");
     EXPECT_EQ(op.admin, admin);
@@ -305,13 +305,13 @@ TEST(CommandBatch, AllLinesBecomeOneRequest) {
   EXPECT_EQ(request.command, "apply");
   EXPECT_EQ(request.if_generation, 9u);
   ASSERT_EQ(request.operations.size(), 6u);
-  EXPECT_EQ(request.operations[0].kind, WireOperation::Kind::set_weight);
+  EXPECT_EQ(request.operations[0].kind, Operation::Kind::set_weight);
   EXPECT_EQ(request.operations[0].weight_ppm, 50'000u);
-  EXPECT_EQ(request.operations[1].kind, WireOperation::Kind::flip);
+  EXPECT_EQ(request.operations[1].kind, Operation::Kind::flip);
   EXPECT_EQ(request.operations[1].route, "web");
-  EXPECT_EQ(request.operations[2].kind, WireOperation::Kind::server_admin);
+  EXPECT_EQ(request.operations[2].kind, Operation::Kind::server_admin);
   EXPECT_EQ(request.operations[2].admin, ServerAdmin::draining);
-  EXPECT_EQ(request.operations[5].kind, WireOperation::Kind::flip_all);
+  EXPECT_EQ(request.operations[5].kind, Operation::Kind::flip_all);
   EXPECT_EQ(request.text,
             "apply: set-weight api 5; flip web; server drain blue 127.0.0.1:9001; set-live api "
             "green; set-passive api blue; flip --all");

@@ -18,8 +18,8 @@ Request round_trip(const Request& request) {
   return decoded.request.value_or(Request{});
 }
 
-WireOperation op(WireOperation::Kind kind) {
-  WireOperation out;
+Operation op(Operation::Kind kind) {
+  Operation out;
   out.kind = kind;
   return out;
 }
@@ -29,22 +29,22 @@ TEST(ProtocolRequest, EveryOperationKindRoundTrips) {
   request.command = "apply";
   request.text = "apply: set-weight api 0.5; ...";
   request.if_generation = 12;
-  WireOperation weight = op(WireOperation::Kind::set_weight);
+  Operation weight = op(Operation::Kind::set_weight);
   weight.route = "api";
   weight.weight_ppm = 5000;
-  WireOperation live = op(WireOperation::Kind::set_live);
+  Operation live = op(Operation::Kind::set_live);
   live.route = "api";
   live.pool = "green";
-  WireOperation passive = op(WireOperation::Kind::set_passive);
+  Operation passive = op(Operation::Kind::set_passive);
   passive.route = "web";
   passive.pool = "blue";
-  WireOperation flip = op(WireOperation::Kind::flip);
+  Operation flip = op(Operation::Kind::flip);
   flip.route = "web";
-  WireOperation drain = op(WireOperation::Kind::server_admin);
+  Operation drain = op(Operation::Kind::server_admin);
   drain.pool = "blue";
   drain.server = "127.0.0.1:9001";
   drain.admin = ServerAdmin::draining;
-  request.operations = {weight, live, passive, flip, op(WireOperation::Kind::flip_all), drain};
+  request.operations = {weight, live, passive, flip, op(Operation::Kind::flip_all), drain};
   EXPECT_EQ(round_trip(request), request);
 }
 
@@ -64,7 +64,7 @@ TEST(ProtocolRequest, EncodesTheDocumentedShape) {
   request.command = "set-weight";
   request.text = "set-weight api 0.5";
   request.if_generation = 12;
-  WireOperation weight = op(WireOperation::Kind::set_weight);
+  Operation weight = op(Operation::Kind::set_weight);
   weight.route = "api";
   weight.weight_ppm = 5000;
   request.operations = {weight};
@@ -80,7 +80,7 @@ TEST(ProtocolRequest, ServerAdminSpellings) {
   for (const auto& [admin, name] : {std::pair{ServerAdmin::enabled, "enabled"},
                                     std::pair{ServerAdmin::draining, "draining"},
                                     std::pair{ServerAdmin::disabled, "disabled"}}) {
-    WireOperation server = op(WireOperation::Kind::server_admin);
+    Operation server = op(Operation::Kind::server_admin);
     server.pool = "blue";
     server.server = "127.0.0.1:9001";
     server.admin = admin;
@@ -269,19 +269,6 @@ TEST(ProtocolStatus, MissingFieldsKeepDefaults) {
   EXPECT_EQ(decoded.routes[0].weight_ppm, 0u);
   ASSERT_EQ(decoded.pools.size(), 1u);
   EXPECT_EQ(decoded.pools[0].servers[0].admin, ServerAdmin::enabled);
-}
-
-TEST(ProtocolOperation, ConvertsToAndFromAdminApiOperations) {
-  WireOperation drain = op(WireOperation::Kind::server_admin);
-  drain.pool = "blue";
-  drain.server = "127.0.0.1:9001";
-  drain.admin = ServerAdmin::disabled;
-  const Operation converted = to_operation(drain);
-  EXPECT_EQ(converted.kind, Operation::Kind::server_admin);
-  EXPECT_EQ(converted.pool, "blue");
-  EXPECT_EQ(converted.server, "127.0.0.1:9001");
-  EXPECT_EQ(converted.admin, ServerAdmin::disabled);
-  EXPECT_EQ(from_operation(converted), drain);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // The control server's request handling without a socket: the command table's checks (unknown
-// commands, fields, access), dispatch to AdminApi, flip --all expansion into one apply, refusals,
+// commands, fields, access), dispatch to AdminApi, what a change's reply shows, refusals,
 // exceptions, and the access a peer's credentials grant.
 #include <gtest/gtest.h>
 
@@ -22,9 +22,7 @@ class RecordingApi : public AdminApi {
   Status status() const override {
     ++status_calls;
     if (throw_in_status) throw std::runtime_error("status exploded");
-    Status out = state;
-    if (status_calls > generation_bump_after_status_calls) out.generation += 1;
-    return out;
+    return state;
   }
   ChangeResult apply(const ChangeRequest& request) override {
     applied.push_back(request);
@@ -33,7 +31,9 @@ class RecordingApi : public AdminApi {
       apply_results.erase(apply_results.begin());
       return result;
     }
-    return ChangeResult{true, "", state.generation + 1};
+    ChangeResult result = ChangeResult::accepted(state.generation + 1);
+    result.touched = test::touched_by(request.operations, state);
+    return result;
   }
   ChangeResult reload(const Caller& caller, std::optional<std::uint64_t> if_generation) override {
     reloads.push_back(caller);
@@ -47,13 +47,12 @@ class RecordingApi : public AdminApi {
 
   Status state = test::sample_status();
   mutable int status_calls = 0;
-  int generation_bump_after_status_calls = 1'000'000;
   bool throw_in_status = false;
   std::vector<ChangeRequest> applied;
   std::vector<ChangeResult> apply_results;
   std::vector<Caller> reloads;
   std::vector<std::optional<std::uint64_t>> reload_generations;
-  ChangeResult reload_result{true, "", 8};
+  ChangeResult reload_result = ChangeResult::accepted(8);
   std::vector<std::string> history_lines;
   mutable std::vector<std::size_t> history_limits;
 };
@@ -129,7 +128,7 @@ TEST(ServerExecute, ServerChangeShowsItsPool) {
 
 TEST(ServerExecute, RefusalCarriesTheReasonAndGeneration) {
   RecordingApi api;
-  api.apply_results = {ChangeResult{false, "unknown pool \"purple\"", 7}};
+  api.apply_results = {ChangeResult::refused("unknown pool \"purple\"", 7)};
   const json::value out = reply(
       api, R"({"v":1,"command":"set-live","operations":[{"op":"set_live","route":"api",)"
            R"("pool":"purple"}]})");
@@ -139,62 +138,46 @@ TEST(ServerExecute, RefusalCarriesTheReasonAndGeneration) {
   EXPECT_EQ(out.at("error").at("message"), "unknown pool \"purple\"");
 }
 
-TEST(ServerExecute, FlipAllIsOneApplyWithAFlipPerRoutePinnedToTheGenerationRead) {
+TEST(ServerExecute, FlipAllIsPassedThroughAsOneOperation) {
   RecordingApi api;
   const json::value out = reply(
       api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}],"text":"flip --all"})");
   EXPECT_EQ(out.at("ok"), true);
   ASSERT_EQ(api.applied.size(), 1u);
   const ChangeRequest& change = api.applied[0];
-  ASSERT_EQ(change.operations.size(), 2u);
-  EXPECT_EQ(change.operations[0].kind, Operation::Kind::flip);
-  EXPECT_EQ(change.operations[0].route, "api");
-  EXPECT_EQ(change.operations[1].route, "web");
-  EXPECT_EQ(change.if_generation, 7u);
-  EXPECT_EQ(out.at("result").at("operations").as_array().size(), 2u);
+  ASSERT_EQ(change.operations.size(), 1u);
+  EXPECT_EQ(change.operations[0].kind, Operation::Kind::flip_all);
+  // Resolved by proxyd under its change lock: nothing is read first, nothing is pinned.
+  EXPECT_EQ(change.if_generation, std::nullopt);
+  EXPECT_EQ(api.status_calls, 1);  // only for the reply
+  EXPECT_EQ(out.at("result").at("operations"), json::parse(R"([{"op":"flip_all"}])"));
+  // The reply shows what proxyd says the change touched: every route.
+  EXPECT_EQ(out.at("result").at("routes").as_array().size(), 2u);
+}
+
+TEST(ServerExecute, TheReplyShowsWhatProxydSaysWasTouched) {
+  RecordingApi api;
+  ChangeResult result = ChangeResult::accepted(8);
+  result.touched.routes = {"web"};
+  result.touched.servers = {ServerRef{"green", "127.0.0.1:9011"}};
+  api.apply_results = {result};
+  const json::value out =
+      reply(api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}]})");
+  ASSERT_EQ(out.at("result").at("routes").as_array().size(), 1u);
+  EXPECT_EQ(out.at("result").at("routes").at(0).at("name"), "web");
+  ASSERT_EQ(out.at("result").at("pools").as_array().size(), 1u);
+  EXPECT_EQ(out.at("result").at("pools").at(0).at("name"), "green");
 }
 
 TEST(ServerExecute, FlipAllKeepsTheCallersOwnGeneration) {
   RecordingApi api;
-  api.apply_results = {ChangeResult{false, "the generation is 7, not 5", 7}};
+  api.apply_results = {ChangeResult::refused("the generation is 7, not 5", 7)};
   const json::value out = reply(
       api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}],"if_generation":5})");
   EXPECT_EQ(out.at("error").at("message"), "the generation is 7, not 5");
-  ASSERT_EQ(api.applied.size(), 1u);  // not retried: the caller asked for 5
+  EXPECT_EQ(out.at("generation"), 7);
+  ASSERT_EQ(api.applied.size(), 1u);
   EXPECT_EQ(api.applied[0].if_generation, 5u);
-}
-
-TEST(ServerExecute, FlipAllRetriesWhenAReloadSlipsInBetween) {
-  RecordingApi api;
-  // The first status() (the expansion) sees 7; after that proxyd is at 8, as after a SIGHUP.
-  api.generation_bump_after_status_calls = 1;
-  api.apply_results = {ChangeResult{false, "generation moved", 8}};
-  const json::value out =
-      reply(api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}]})");
-  EXPECT_EQ(out.at("ok"), true);
-  ASSERT_EQ(api.applied.size(), 2u);
-  EXPECT_EQ(api.applied[0].if_generation, 7u);
-  EXPECT_EQ(api.applied[1].if_generation, 8u);
-}
-
-TEST(ServerExecute, ARouteFlippedTwiceIsRefused) {
-  RecordingApi api;
-  const json::value out = reply(
-      api, R"({"v":1,"command":"apply","operations":[{"op":"flip","route":"web"},)"
-           R"({"op":"flip_all"}]})");
-  EXPECT_EQ(out.at("error").at("kind"), "refused");
-  EXPECT_EQ(out.at("error").at("message"),
-            "route \"web\" is flipped twice in one change (the flips would cancel out)");
-  EXPECT_TRUE(api.applied.empty());
-}
-
-TEST(ServerExecute, FlipAllWithoutRoutesIsRefused) {
-  RecordingApi api;
-  api.state.routes.clear();
-  const json::value out =
-      reply(api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}]})");
-  EXPECT_EQ(out.at("error").at("message"), "there are no routes to flip");
-  EXPECT_TRUE(api.applied.empty());
 }
 
 TEST(ServerExecute, ReloadOkAndFailed) {
@@ -205,7 +188,7 @@ TEST(ServerExecute, ReloadOkAndFailed) {
   ASSERT_EQ(api.reloads.size(), 1u);
   EXPECT_EQ(api.reloads[0].pid, 4242);
 
-  api.reload_result = ChangeResult{false, "/etc/proxyd.yaml:12: routes[0].weight: invalid", 7};
+  api.reload_result = ChangeResult::refused("/etc/proxyd.yaml:12: routes[0].weight: invalid", 7);
   const json::value failed = reply(api, R"({"v":1,"command":"reload"})");
   EXPECT_EQ(failed.at("error").at("kind"), "refused");
   EXPECT_EQ(failed.at("error").at("message"), "/etc/proxyd.yaml:12: routes[0].weight: invalid");
