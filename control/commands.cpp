@@ -451,7 +451,9 @@ std::vector<CommandRow> make_table() {
   rows.push_back({{"history"},
                   "history [-n N]",
                   "the last N changes in the audit log (default 20)",
-                  "Every accepted or refused change, oldest first, with the caller's uid and pid.",
+                  "Every accepted or refused change, oldest first: when, by whom (the caller's\n"
+                  "uid and pid, or `signal` for a reload by SIGHUP), the generation after it,\n"
+                  "the result and the command as typed.",
                   false, false, parse_history, render_history_reply});
   rows.push_back({{"apply"},
                   "apply FILE|-",
@@ -709,12 +711,18 @@ std::string render_status(const Status& status) {
 
 std::string render_history(const json::array& entries) {
   if (entries.empty()) return "no changes recorded\n";
-  // The audit log's fields, read leniently: a missing field shows as "-".
+  // A field missing from a record (one from an older proxyd) shows as "-".
   const auto cell = [](const json::object& entry, std::string_view key) -> std::string {
     const json::value* value = entry.if_contains(key);
     if (value == nullptr || value->is_null()) return "-";
     if (value->is_string()) return std::string(value->get_string());
     return json::serialize(*value);
+  };
+  // "by" is {"uid":..,"pid":..} for the control socket, "signal" for a SIGHUP reload.
+  const auto by = [&](const json::object& entry) -> std::string {
+    const json::value* value = entry.if_contains("by");
+    if (value == nullptr || !value->is_object()) return cell(entry, "by");
+    return "uid " + cell(value->get_object(), "uid") + " pid " + cell(value->get_object(), "pid");
   };
   const auto first_line = [](std::string text) {
     if (const std::size_t nl = text.find('\n'); nl != std::string::npos) {
@@ -722,33 +730,21 @@ std::string render_history(const json::array& entries) {
     }
     return text;
   };
-  std::vector<std::vector<std::string>> rows{{"TIME", "UID", "PID", "GEN", "RESULT", "COMMAND"}};
+  std::vector<std::vector<std::string>> rows{{"TIME", "BY", "GEN", "RESULT", "COMMAND"}};
   bool any_reason = false;
   for (const json::value& value : entries) {
     if (!value.is_object()) {
       // A line proxyd could not parse as JSON is shown as it is rather than dropped.
-      rows.push_back({"-", "-", "-", "-", "-",
-                      value.is_string() ? std::string(value.get_string()) : "-"});
+      rows.push_back(
+          {"-", "-", "-", "-", value.is_string() ? std::string(value.get_string()) : "-"});
       continue;
     }
-    json::object entry = value.get_object();
-    if (const json::value* caller = entry.if_contains("caller"); caller && caller->is_object()) {
-      for (const auto& field : caller->get_object()) entry.emplace(field.key(), field.value());
-    }
-    std::string result = cell(entry, "result");
-    if (result == "-") {
-      if (const json::value* ok = entry.if_contains("ok"); ok && ok->is_bool()) {
-        result = ok->get_bool() ? "ok" : "refused";
-      }
-    }
-    std::vector<std::string> row{cell(entry, "time"), cell(entry, "uid"),
-                                 cell(entry, "pid"),  cell(entry, "generation"),
-                                 result,              cell(entry, "command")};
-    // proxyd's audit log calls the refusal's text "reason"; "error" is read too.
-    const std::string_view why = entry.contains("reason") ? "reason" : "error";
-    if (entry.contains(why)) {
+    const json::object& entry = value.get_object();
+    std::vector<std::string> row{cell(entry, "time"), by(entry), cell(entry, "generation"),
+                                 cell(entry, "result"), cell(entry, "command")};
+    if (entry.contains("reason")) {
       any_reason = true;
-      row.push_back(first_line(cell(entry, why)));
+      row.push_back(first_line(cell(entry, "reason")));
     }
     rows.push_back(std::move(row));
   }

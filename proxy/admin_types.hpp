@@ -35,11 +35,27 @@ inline std::optional<ServerAdmin> parse_admin(std::string_view name) {
   return std::nullopt;
 }
 
-// Who asked, from the control socket's SO_PEERCRED.
+// Who asked: a peer of the control socket (uid, gid and pid from SO_PEERCRED), or a signal
+// (SIGHUP), which has no peer to name.
 struct Caller {
+  enum class Origin : std::uint8_t { control_socket, signal };
   std::int64_t uid = -1;
   std::int64_t gid = -1;
   std::int64_t pid = -1;
+  Origin origin = Origin::control_socket;
+
+  static Caller peer(std::int64_t uid, std::int64_t gid, std::int64_t pid) {
+    Caller caller;
+    caller.uid = uid;
+    caller.gid = gid;
+    caller.pid = pid;
+    return caller;
+  }
+  static Caller signal() {
+    Caller caller;
+    caller.origin = Origin::signal;
+    return caller;
+  }
 };
 
 // One runtime change. A command is a list of these, applied all or nothing in one snapshot.

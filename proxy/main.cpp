@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
     if (signal == SIGHUP) {
-      proxyd::ChangeResult result = proxy.reload(proxyd::Caller{}, std::nullopt);
+      proxyd::ChangeResult result = proxy.reload(proxyd::Caller::signal(), std::nullopt);
       if (result.ok)
         std::fprintf(stderr, "proxyd: reload ok generation=%llu\n",
                      static_cast<unsigned long long>(result.generation));

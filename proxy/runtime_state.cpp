@@ -178,6 +178,46 @@ Touched touched_by(const RoutingSnapshot& base, const std::vector<Operation>& op
   return touched;
 }
 
+Touched changed_between(const Status& before, const Status& after) {
+  Touched changed;
+  const auto find_route = [](const Status& status, const std::string& name) -> const RouteStatus* {
+    for (const RouteStatus& route : status.routes)
+      if (route.name == name) return &route;
+    return nullptr;
+  };
+  // Each pass adds what `status` has and `other` lacks, and with `compare` what differs.
+  const auto routes_changed = [&](const Status& status, const Status& other, bool compare) {
+    for (const RouteStatus& route : status.routes) {
+      const RouteStatus* o = find_route(other, route.name);
+      if (o == nullptr || (compare && (o->live != route.live || o->passive != route.passive ||
+                                       o->weight_ppm != route.weight_ppm)))
+        changed.routes.push_back(route.name);
+    }
+  };
+  routes_changed(after, before, true);
+  routes_changed(before, after, false);
+
+  const auto find_server = [](const Status& status, const ServerRef& ref) -> const ServerStatus* {
+    for (const PoolStatus& pool : status.pools)
+      if (pool.name == ref.pool)
+        for (const ServerStatus& server : pool.servers)
+          if (server.name == ref.server) return &server;
+    return nullptr;
+  };
+  const auto servers_changed = [&](const Status& status, const Status& other, bool compare) {
+    for (const PoolStatus& pool : status.pools)
+      for (const ServerStatus& server : pool.servers) {
+        ServerRef ref{pool.name, server.name};
+        const ServerStatus* o = find_server(other, ref);
+        if (o == nullptr || (compare && o->admin != server.admin))
+          changed.servers.push_back(std::move(ref));
+      }
+  };
+  servers_changed(after, before, true);
+  servers_changed(before, after, false);
+  return changed;
+}
+
 Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state) {
   Status status;
   status.generation = snapshot.generation;

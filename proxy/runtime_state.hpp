@@ -54,6 +54,11 @@ std::optional<std::string> apply_operations(const RoutingSnapshot& base,
 // every route of `base`.
 Touched touched_by(const RoutingSnapshot& base, const std::vector<Operation>& operations);
 
+// What a reload changed: the routes whose slots or weight differ between `before` and `after`
+// (or that only one of them has), and likewise the servers' admin states; by name, in the order
+// of `after` then `before`.
+Touched changed_between(const Status& before, const Status& after);
+
 // What `proxyctl status` shows: effective values and where each comes from.
 Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state);
 

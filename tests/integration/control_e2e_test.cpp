@@ -5,10 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <unistd.h>
+
+#include <boost/json/parse.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "tests/support/fake_upstream.hpp"
@@ -21,6 +26,7 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
+namespace json = boost::json;
 
 constexpr const char* kConfig = R"(workers: 2
 listeners:
@@ -241,6 +247,81 @@ TEST_F(ControlE2E, DrainedServerGetsNoNewRequests) {
   const auto back = tags(20, "/api/x").count("blue-2");
   EXPECT_GE(back, 8u);
   EXPECT_LE(back, 12u);
+}
+
+// What proxyd writes to its audit log, read back through `proxyctl history`: changes through the
+// socket (accepted and refused) and a reload by SIGHUP, as a table and as JSON.
+TEST_F(ControlE2E, HistoryShowsWhoChangedWhatAndSignals) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(ctl({"set-weight", "web", "50"}).exit_code, 0);
+  ASSERT_EQ(ctl({"flip", "nope"}).exit_code, 1);
+  ASSERT_EQ(ctl({"server", "drain", "blue", blue2_.address()}).exit_code, 0);
+  // The file now binds api's passive slot to green; the reload by SIGHUP changes that.
+  proxy_->write_config(substitute(config(), {{"passive: blue", "passive: green"}}));
+  const auto mark = proxy_->line_count();
+  ASSERT_TRUE(proxy_->signal(SIGHUP));
+  ASSERT_TRUE(proxy_->wait_for_line("proxyd: reload ok", 5s, mark));
+  ASSERT_EQ(ctl({"flip", "--all"}).exit_code, 0);
+
+  const CommandResult table = ctl({"history"});
+  ASSERT_EQ(table.exit_code, 0) << table.output;
+  std::vector<std::string> lines;
+  std::istringstream in(table.output);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  const std::string time = R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ +)";
+  const std::string me = "uid " + std::to_string(::geteuid()) + R"( pid \d+ +)";
+  const std::vector<std::string> expected{
+      R"(TIME +BY +GEN +RESULT +COMMAND +REASON)",
+      time + me + R"(2 +ok +set-weight web 50)",
+      time + me + R"(2 +refused +flip nope +no route named nope)",
+      time + me + R"(3 +ok +server drain blue 127\.0\.0\.1:\d+)",
+      time + R"(signal +4 +ok +SIGHUP)",
+      time + me + R"(5 +ok +flip --all)",
+  };
+  ASSERT_EQ(lines.size(), expected.size()) << table.output;
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    EXPECT_TRUE(std::regex_match(lines[i], std::regex(expected[i]))) << lines[i];
+
+  const CommandResult raw = ctl({"history", "--json"});
+  ASSERT_EQ(raw.exit_code, 0) << raw.output;
+  const json::array entries = json::parse(raw.output).at("result").at("entries").as_array();
+  ASSERT_EQ(entries.size(), 5u);
+  const std::string drained = "blue/" + blue2_.address();
+  // Everything but the time and the caller's pid, as written.
+  const auto without_time_and_pid = [](json::value entry) {
+    json::object& object = entry.as_object();
+    EXPECT_TRUE(object.at("time").is_string());
+    object.erase("time");
+    if (object.at("by").is_object()) {
+      EXPECT_GT(object.at("by").at("pid").as_int64(), 0);
+      object.at("by").as_object().erase("pid");
+    }
+    return entry;
+  };
+  const std::string by = R"({"uid":)" + std::to_string(::geteuid()) + "}";
+  EXPECT_EQ(without_time_and_pid(entries[0]),
+            json::parse(R"({"by":)" + by + R"(,"command":"set-weight web 50","routes":["web"],)"
+                        R"("servers":[],"before":{"routes":{"web":{"live":"blue",)"
+                        R"("passive":"green","weight":"0"}}},"after":{"routes":{"web":{)"
+                        R"("live":"blue","passive":"green","weight":"50"}}},"generation":2,)"
+                        R"("result":"ok"})"));
+  EXPECT_EQ(without_time_and_pid(entries[1]),
+            json::parse(R"({"by":)" + by + R"(,"command":"flip nope","routes":["nope"],)"
+                        R"("servers":[],"before":{},"after":{},"generation":2,)"
+                        R"("result":"refused","reason":"no route named nope"})"));
+  EXPECT_EQ(without_time_and_pid(entries[2]),
+            json::parse(R"({"by":)" + by + R"(,"command":"server drain blue )" +
+                        blue2_.address() + R"(","routes":[],"servers":[")" + drained +
+                        R"("],"before":{"servers":{")" + drained + R"(":"enabled"}},)"
+                        R"("after":{"servers":{")" + drained + R"(":"draining"}},)"
+                        R"("generation":3,"result":"ok"})"));
+  EXPECT_EQ(without_time_and_pid(entries[3]),
+            json::parse(R"({"by":"signal","command":"SIGHUP","routes":["api"],"servers":[],)"
+                        R"("before":{"routes":{"api":{"live":"blue","passive":"blue",)"
+                        R"("weight":"0"}}},"after":{"routes":{"api":{"live":"blue",)"
+                        R"("passive":"green","weight":"0"}}},"generation":4,"result":"ok"})"));
+  EXPECT_EQ(without_time_and_pid(entries[4]).at("routes"), json::parse(R"(["api","web"])"));
+  EXPECT_EQ(entries[4].at("command"), "flip --all");
 }
 
 // The cycle of docs/deploy.md: green passive, preview, canary with a sticky user, flip, rollback.

@@ -234,6 +234,29 @@ TEST_F(RuntimeStateTest, StatusSaysWhereEachValueComesFrom) {
   EXPECT_EQ(status.config_path, "test.yaml");
 }
 
+TEST_F(RuntimeStateTest, ChangedBetweenComparesByName) {
+  std::vector<std::string> warnings;
+  const Status before = make_status(*with_runtime(*base, state, warnings), state);
+  Status after = before;
+  EXPECT_TRUE(changed_between(before, after).routes.empty());
+  EXPECT_TRUE(changed_between(before, after).servers.empty());
+  // A new route in front (as a reload may add one), api's weight changed, web removed, a server
+  // drained, one removed and one added.
+  after.routes.insert(after.routes.begin(), RouteStatus{});
+  after.routes[0].name = "shop";
+  after.routes[1].weight_ppm += 1;
+  after.routes.pop_back();
+  after.pools[0].servers[0].admin = ServerAdmin::draining;
+  after.pools[1].servers.pop_back();
+  after.pools[2].servers.push_back(ServerStatus{"10.0.0.9:80", ServerAdmin::enabled, Source::config, {}});
+  const Touched changed = changed_between(before, after);
+  EXPECT_EQ(changed.routes, (std::vector<std::string>{"shop", "api", "web"}));
+  const std::string blue_server = before.pools[0].servers[0].name;
+  const std::string green_server = before.pools[1].servers[1].name;
+  EXPECT_EQ(changed.servers, (std::vector<ServerRef>{{"blue", blue_server}, {"red", "10.0.0.9:80"},
+                                                     {"green", green_server}}));
+}
+
 TEST(AdminNames, RoundTrip) {
   for (ServerAdmin a : {ServerAdmin::enabled, ServerAdmin::draining, ServerAdmin::disabled})
     EXPECT_EQ(parse_admin(admin_name(a)), a);

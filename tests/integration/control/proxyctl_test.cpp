@@ -223,13 +223,14 @@ TEST_F(ProxyctlTest, ReloadFailedShowsFileAndLine) {
 }
 
 TEST_F(ProxyctlTest, History) {
-  api_.set_history({R"({"time":"2024-05-01T10:00:00Z","uid":1000,"pid":42,"command":"flip web",)"
-                    R"("result":"ok","generation":8})"});
+  api_.set_history({R"({"time":"2024-05-01T10:00:00Z","by":{"uid":1000,"pid":42},)"
+                    R"("command":"flip web","routes":["web"],"servers":[],"before":{},)"
+                    R"("after":{},"generation":8,"result":"ok"})"});
   RunResult r = run({"history"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out,
-            "TIME                  UID   PID  GEN  RESULT  COMMAND\n"
-            "2024-05-01T10:00:00Z  1000  42   8    ok      flip web\n");
+            "TIME                  BY               GEN  RESULT  COMMAND\n"
+            "2024-05-01T10:00:00Z  uid 1000 pid 42  8    ok      flip web\n");
   r = run({"history", "-n", "3", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out).at("result").at("entries").at(0).at("command"), "flip web");

@@ -437,21 +437,29 @@ TEST(CommandRender, ChangeReplyShowsTheNewGenerationAndTouchedRoutes) {
             "reloaded the config; generation is now 15\n");
 }
 
+// Records as proxyd writes them (proxy/server.cpp, Proxy::audit; control_e2e_test reads real
+// ones back through proxyctl).
 TEST(CommandRender, History) {
   const json::array entries = json::parse(R"([
-    {"time":"2024-05-01T10:00:00Z","uid":1000,"pid":4242,"command":"set-weight api 5",
-     "result":"ok","generation":13,"before":{},"after":{}},
-    {"time":"2024-05-01T10:01:00Z","caller":{"uid":0,"pid":77},"command":"flip web",
-     "ok":false,"reason":"generation is 14, not 12\nmore","generation":14},
+    {"time":"2024-05-01T10:00:00Z","by":{"uid":1000,"pid":4242},"command":"set-weight api 5",
+     "routes":["api"],"servers":[],"before":{"routes":{"api":{"live":"blue","passive":"green",
+     "weight":"0"}}},"after":{"routes":{"api":{"live":"blue","passive":"green","weight":"5"}}},
+     "generation":13,"result":"ok"},
+    {"time":"2024-05-01T10:01:00Z","by":{"uid":0,"pid":77},"command":"flip web","routes":["web"],
+     "servers":[],"before":{},"after":{},"generation":14,"result":"refused",
+     "reason":"the generation is 14, not 12"},
+    {"time":"2024-05-01T10:02:00Z","by":"signal","command":"SIGHUP","routes":[],"servers":[],
+     "before":{},"after":{},"generation":15,"result":"ok"},
     "not json at all"
   ])")
                                   .as_array();
   EXPECT_EQ(render_history(entries),
-            "TIME                  UID   PID   GEN  RESULT   COMMAND           REASON\n"
-            "2024-05-01T10:00:00Z  1000  4242  13   ok       set-weight api 5\n"
-            "2024-05-01T10:01:00Z  0     77    14   refused  flip web          generation is "
-            "14, not 12 ...\n"
-            "-                     -     -     -    -        not json at all\n");
+            "TIME                  BY                 GEN  RESULT   COMMAND           REASON\n"
+            "2024-05-01T10:00:00Z  uid 1000 pid 4242  13   ok       set-weight api 5\n"
+            "2024-05-01T10:01:00Z  uid 0 pid 77       14   refused  flip web          the "
+            "generation is 14, not 12\n"
+            "2024-05-01T10:02:00Z  signal             15   ok       SIGHUP\n"
+            "-                     -                  -    -        not json at all\n");
   EXPECT_EQ(render_history(json::array()), "no changes recorded\n");
   const Response reply = ok_response(std::nullopt, json::parse(R"({"entries":[]})").as_object());
   EXPECT_EQ(find_command("history")->render(reply), "no changes recorded\n");

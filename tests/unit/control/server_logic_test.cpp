@@ -57,7 +57,7 @@ class RecordingApi : public AdminApi {
   mutable std::vector<std::size_t> history_limits;
 };
 
-const Caller kCaller{1000, 1000, 4242};
+const Caller kCaller = Caller::peer(1000, 1000, 4242);
 
 json::value reply(RecordingApi& api, const std::string& line, Access granted = Access::change) {
   return json::parse(handle_line(api, line, kCaller, granted));
@@ -314,20 +314,20 @@ TEST(PeerAccess, RootSelfAndTheConfiguredUidsAndGids) {
   const auto access = [&](Caller caller, std::vector<gid_t> groups = {}) {
     return peer_access(caller, groups, options, self);
   };
-  EXPECT_EQ(access(Caller{0, 0, 1}), Access::change);
-  EXPECT_EQ(access(Caller{998, 50, 1}), Access::change);
-  EXPECT_EQ(access(Caller{1000, 1000, 1}), Access::none);
-  EXPECT_EQ(access(Caller{-1, -1, -1}), Access::none);
+  EXPECT_EQ(access(Caller::peer(0, 0, 1)), Access::change);
+  EXPECT_EQ(access(Caller::peer(998, 50, 1)), Access::change);
+  EXPECT_EQ(access(Caller::peer(1000, 1000, 1)), Access::none);
+  EXPECT_EQ(access(Caller::peer(-1, -1, -1)), Access::none);
 
   options.allowed_uids = {1000};
-  EXPECT_EQ(access(Caller{1000, 1000, 1}), Access::change);
-  EXPECT_EQ(access(Caller{1001, 1001, 1}), Access::none);
+  EXPECT_EQ(access(Caller::peer(1000, 1000, 1)), Access::change);
+  EXPECT_EQ(access(Caller::peer(1001, 1001, 1)), Access::none);
 
   options.allowed_gids = {2000};
-  EXPECT_EQ(access(Caller{1001, 2000, 1}), Access::change);   // primary group
-  EXPECT_EQ(access(Caller{1001, 1001, 1}), Access::none);     // no supplementary known
-  EXPECT_EQ(access(Caller{1001, 1001, 1}, {27, 2000}), Access::change);
-  EXPECT_EQ(access(Caller{1001, 1001, 1}, {27, 2001}), Access::none);
+  EXPECT_EQ(access(Caller::peer(1001, 2000, 1)), Access::change);   // primary group
+  EXPECT_EQ(access(Caller::peer(1001, 1001, 1)), Access::none);     // no supplementary known
+  EXPECT_EQ(access(Caller::peer(1001, 1001, 1), {27, 2000}), Access::change);
+  EXPECT_EQ(access(Caller::peer(1001, 1001, 1), {27, 2001}), Access::none);
 }
 
 TEST(PeerAccess, ReadUidsAndGidsGetReadOnly) {
@@ -338,17 +338,17 @@ TEST(PeerAccess, ReadUidsAndGidsGetReadOnly) {
   };
   options.read_uids = {1000};
   options.read_gids = {3000};
-  EXPECT_EQ(access(Caller{1000, 1000, 1}), Access::read);
-  EXPECT_EQ(access(Caller{1001, 3000, 1}), Access::read);            // primary group
-  EXPECT_EQ(access(Caller{1001, 1001, 1}, {27, 3000}), Access::read);  // supplementary
-  EXPECT_EQ(access(Caller{1001, 1001, 1}, {27}), Access::none);
+  EXPECT_EQ(access(Caller::peer(1000, 1000, 1)), Access::read);
+  EXPECT_EQ(access(Caller::peer(1001, 3000, 1)), Access::read);            // primary group
+  EXPECT_EQ(access(Caller::peer(1001, 1001, 1), {27, 3000}), Access::read);  // supplementary
+  EXPECT_EQ(access(Caller::peer(1001, 1001, 1), {27}), Access::none);
   // Change access wins where both match; root and self always have it.
   options.allowed_gids = {27};
-  EXPECT_EQ(access(Caller{1000, 1000, 1}, {27}), Access::change);
+  EXPECT_EQ(access(Caller::peer(1000, 1000, 1), {27}), Access::change);
   options.read_uids = {0, 998};
-  EXPECT_EQ(access(Caller{0, 0, 1}), Access::change);
-  EXPECT_EQ(access(Caller{998, 998, 1}), Access::change);
-  EXPECT_EQ(access(Caller{-1, 3000, -1}), Access::none);
+  EXPECT_EQ(access(Caller::peer(0, 0, 1)), Access::change);
+  EXPECT_EQ(access(Caller::peer(998, 998, 1)), Access::change);
+  EXPECT_EQ(access(Caller::peer(-1, 3000, -1)), Access::none);
 }
 
 }  // namespace
