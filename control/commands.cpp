@@ -462,7 +462,8 @@ std::vector<CommandRow> make_table() {
                   "command line without `proxyctl`: set-weight, set-live, set-passive, flip\n"
                   "and server drain|enable|disable.\n"
                   "Blank lines and # comments are ignored. All lines become one change: one new\n"
-                  "snapshot and one generation, or nothing at all if any line is refused.",
+                  "snapshot and one generation, or nothing at all if any line is refused; the\n"
+                  "error names the line (apply: FILE line 3: no route named x).",
                   true, false, parse_apply, render_change_reply});
   rows.push_back({{"help"},
                   "help [COMMAND]",
@@ -612,6 +613,7 @@ Parsed parse_batch(std::string_view text, std::string_view source,
     }
     for (const Operation& op : parsed.invocation.request.operations) {
       out.invocation.request.operations.push_back(op);
+      out.invocation.operation_lines.push_back(line_number);
     }
     lines_done.push_back(join(words, " "));
   }
@@ -627,7 +629,15 @@ Parsed parse_batch(std::string_view text, std::string_view source,
     return out;
   }
   out.invocation.request.text = "apply: " + join(lines_done, "; ");
+  out.invocation.batch_name = std::string(source);
   return out;
+}
+
+std::string error_text(const Invocation& invocation, const Error& error) {
+  const auto& lines = invocation.operation_lines;
+  if (!error.operation || *error.operation >= lines.size()) return error.message;
+  return "apply: " + invocation.batch_name + " line " + std::to_string(lines[*error.operation]) +
+         ": " + error.message;
 }
 
 std::string usage_message(const Parsed& parsed) {

@@ -44,6 +44,9 @@ struct Invocation {
 
   // apply: a path, or "-" for standard input
   std::string batch_source;
+  // A parsed batch: its name in messages, and the line each operation of the request came from.
+  std::string batch_name;
+  std::vector<std::size_t> operation_lines;
 
   // help COMMAND: the rows it names (`help server` names three); empty: the whole list
   std::vector<const CommandRow*> help_rows;
@@ -91,6 +94,10 @@ Parsed parse_batch(std::string_view text, std::string_view source,
 
 // What proxyctl prints on stderr for a usage error: "proxyctl: ERROR" and the usage lines.
 std::string usage_message(const Parsed& parsed);
+
+// The text of proxyd's error reply to `invocation`: its message, and for a batch whose operation
+// proxyd refused, the line it came from first ("apply: deploy.batch line 3: no route named x").
+std::string error_text(const Invocation& invocation, const Error& error);
 
 std::string help_text();                                          // every row
 std::string help_text(const std::vector<const CommandRow*>& rows);  // `help COMMAND`

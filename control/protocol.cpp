@@ -67,7 +67,9 @@ std::optional<std::uint64_t> as_uint(const json::value& value) {
   return std::nullopt;
 }
 
-Error bad(std::string message) { return Error{ErrorKind::bad_request, std::move(message)}; }
+Error bad(std::string message) {
+  return Error{ErrorKind::bad_request, std::move(message), std::nullopt};
+}
 
 // Decodes operations[index]; on failure sets `error` (prefixed with the index) and returns nullopt.
 std::optional<Operation> decode_operation(const json::value& value, std::size_t index,
@@ -212,7 +214,8 @@ DecodedRequest decode_request(std::string_view line) {
   if (!version->is_int64() || version->get_int64() != kProtocolVersion) {
     out.error = Error{ErrorKind::unsupported_version,
                       "protocol version " + json::serialize(*version) +
-                          " is not supported; this proxyd speaks version 1"};
+                          " is not supported; this proxyd speaks version 1",
+                      std::nullopt};
     return out;
   }
 
@@ -352,6 +355,11 @@ DecodedResponse decode_response(std::string_view line) {
     // A kind this proxyctl does not know yet (a newer proxyd) still reads as a refusal.
     response.error.kind = error_kind_from_string(kind).value_or(ErrorKind::refused);
     response.error.message = string_or(error->get_object(), "message", kind);
+    if (const json::value* operation = error->get_object().if_contains("operation")) {
+      if (const std::optional<std::uint64_t> index = as_uint(*operation)) {
+        response.error.operation = static_cast<std::size_t>(*index);
+      }
+    }
   }
   out.response = std::move(response);
   return out;
@@ -368,6 +376,7 @@ std::string encode_response(const Response& response) {
     json::object error;
     error["kind"] = to_string(response.error.kind);
     error["message"] = response.error.message;
+    if (response.error.operation) error["operation"] = *response.error.operation;
     out["error"] = std::move(error);
   }
   return json::serialize(out);
@@ -386,7 +395,7 @@ Response error_response(ErrorKind kind, std::string message,
   Response response;
   response.ok = false;
   response.generation = generation;
-  response.error = Error{kind, std::move(message)};
+  response.error = Error{kind, std::move(message), std::nullopt};
   return response;
 }
 

@@ -56,6 +56,8 @@ struct Request {
 struct Error {
   ErrorKind kind = ErrorKind::internal;
   std::string message;
+  // A refused change: the index in "operations" of the operation to blame, when one is.
+  std::optional<std::size_t> operation;
 };
 
 struct Response {

@@ -202,8 +202,8 @@ int send_and_render(const Context& context, const Invocation& invocation) {
     if (!context.json) std::cout << invocation.row->render(response);
     return kDone;
   }
-  std::cerr << "proxyctl: " << to_string(response.error.kind) << ": " << response.error.message
-            << "\n";
+  std::cerr << "proxyctl: " << to_string(response.error.kind) << ": "
+            << error_text(invocation, response.error) << "\n";
   return error_exit(response);
 }
 

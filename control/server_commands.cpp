@@ -101,7 +101,11 @@ Response run_change(AdminApi& api, const Request& request, const Caller& caller)
   change.caller = caller;
   change.command = request.text.empty() ? request.command : request.text;
   const ChangeResult result = api.apply(change);
-  if (!result.ok) return error_response(ErrorKind::refused, result.error, result.generation);
+  if (!result.ok) {
+    Response refused = error_response(ErrorKind::refused, result.error, result.generation);
+    refused.error.operation = result.failed_operation;
+    return refused;
+  }
 
   // The reply shows the operations and the routes and pools proxyd says they touched, as they
   // are now.

@@ -3,6 +3,7 @@
 // and proxyctl compile against this header alone (with values.hpp for the value syntaxes).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -99,6 +100,9 @@ struct ChangeResult {
   bool ok = false;
   std::string error;  // why it was refused (nothing changed)
   std::uint64_t generation = 0;  // the generation after the command (unchanged when refused)
+  // apply, refused: the index of the operation to blame, when one is (not for a generation
+  // mismatch or a failed save).
+  std::optional<std::size_t> failed_operation;
   Touched touched;  // apply: what the operations named, accepted or refused
 
   static ChangeResult accepted(std::uint64_t generation) {

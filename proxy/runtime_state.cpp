@@ -79,11 +79,10 @@ std::shared_ptr<const RoutingSnapshot> with_runtime(const RoutingSnapshot& base,
   return next;
 }
 
-std::optional<std::string> apply_operations(const RoutingSnapshot& base,
-                                            const RuntimeState& state,
-                                            const std::vector<Operation>& operations,
-                                            RuntimeState& next) {
-  if (operations.empty()) return "no operation given";
+std::optional<Refusal> apply_operations(const RoutingSnapshot& base, const RuntimeState& state,
+                                        const std::vector<Operation>& operations,
+                                        RuntimeState& next) {
+  if (operations.empty()) return Refusal{"no operation given", std::nullopt};
   next = state;
   // Effective slots as operations go, from the file's value and the override built so far: a
   // flip after a set-live sees the new live pool.
@@ -106,21 +105,21 @@ std::optional<std::string> apply_operations(const RoutingSnapshot& base,
     o.weight_ppm = 0;
     return std::nullopt;
   };
-
-  for (const Operation& op : operations) {
+  // Why one operation cannot be applied, or nullopt once it is.
+  const auto apply = [&](const Operation& op) -> std::optional<std::string> {
     if (op.kind == Operation::Kind::server_admin) {
       const Pool* pool = base.find_pool(op.pool);
       if (pool == nullptr) return "no pool named " + op.pool;
       if (find_server(*pool, op.server) == nullptr)
         return "pool " + op.pool + " has no server " + op.server;
       next.servers[{op.pool, op.server}] = op.admin;
-      continue;
+      return std::nullopt;
     }
     if (op.kind == Operation::Kind::flip_all) {
       if (base.routes.empty()) return "there are no routes to flip";
       for (const Route& route : base.routes)
         if (auto refusal = flip(route)) return refusal;
-      continue;
+      return std::nullopt;
     }
     const Route* route = base.find_route(op.route);
     if (route == nullptr) return "no route named " + op.route;
@@ -138,13 +137,16 @@ std::optional<std::string> apply_operations(const RoutingSnapshot& base,
         next.routes[op.route].passive = op.pool;
         break;
       case Operation::Kind::flip:
-        if (auto refusal = flip(*route)) return refusal;
-        break;
+        return flip(*route);
       case Operation::Kind::flip_all:
       case Operation::Kind::server_admin:
         break;
     }
-  }
+    return std::nullopt;
+  };
+
+  for (std::size_t i = 0; i < operations.size(); ++i)
+    if (auto message = apply(operations[i])) return Refusal{std::move(*message), i};
   next.generation = state.generation + 1;
   return std::nullopt;
 }

@@ -211,16 +211,20 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
   result.generation = state_.generation;
   result.touched = touched_by(*base_, request.operations);
   const Status before = make_status(*store_.load(), state_);
-  std::optional<std::string> refusal;
+  std::optional<Refusal> refusal;
   if (request.if_generation && *request.if_generation != state_.generation) {
-    refusal = "the generation is " + std::to_string(state_.generation) + ", not " +
-              std::to_string(*request.if_generation);
+    refusal = Refusal{"the generation is " + std::to_string(state_.generation) + ", not " +
+                          std::to_string(*request.if_generation),
+                      std::nullopt};
   }
   RuntimeState next;
   if (!refusal) refusal = apply_operations(*base_, state_, request.operations, next);
-  if (!refusal) refusal = commit(std::move(next), base_);
+  if (!refusal) {
+    if (auto error = commit(std::move(next), base_)) refusal = Refusal{*error, std::nullopt};
+  }
   if (refusal) {
-    result.error = *refusal;
+    result.error = refusal->message;
+    result.failed_operation = refusal->operation;
   } else {
     result.ok = true;
     result.generation = state_.generation;

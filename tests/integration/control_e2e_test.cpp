@@ -249,6 +249,23 @@ TEST_F(ControlE2E, DrainedServerGetsNoNewRequests) {
   EXPECT_LE(back, 12u);
 }
 
+// proxyd refuses one line of a batch: the message names the file and the line, and nothing of the
+// batch is applied.
+TEST_F(ControlE2E, ApplyRefusalNamesTheLine) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  const std::string batch = proxy_->dir() + "/canary.batch";
+  std::ofstream(batch) << "# canary\nset-weight web 50\nset-live x blue\n";
+  const std::string status = ctl({"status", "--json"}).output;
+  CommandResult apply = ctl({"apply", batch});
+  EXPECT_EQ(apply.exit_code, 1);
+  EXPECT_EQ(apply.output, "proxyctl: refused: apply: " + batch + " line 3: no route named x\n");
+  std::ofstream(batch) << "flip web\n\nset-passive api purple\n";
+  apply = ctl({"apply", batch});
+  EXPECT_EQ(apply.exit_code, 1);
+  EXPECT_EQ(apply.output, "proxyctl: refused: apply: " + batch + " line 3: no pool named purple\n");
+  EXPECT_EQ(ctl({"status", "--json"}).output, status);
+}
+
 // What proxyd writes to its audit log, read back through `proxyctl history`: changes through the
 // socket (accepted and refused) and a reload by SIGHUP, as a table and as JSON.
 TEST_F(ControlE2E, HistoryShowsWhoChangedWhatAndSignals) {

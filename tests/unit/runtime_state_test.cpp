@@ -78,12 +78,15 @@ class RuntimeStateTest : public ::testing::Test {
   RuntimeState state;
 
   // Applies operations and returns the published snapshot, as the Proxy does.
+  // `refusal` gets the refusal's message, `failed` the index of the operation to blame.
   std::shared_ptr<const RoutingSnapshot> change(const std::vector<Operation>& ops,
-                                                std::optional<std::string>* refusal = nullptr) {
+                                                std::optional<std::string>* refusal = nullptr,
+                                                std::optional<std::size_t>* failed = nullptr) {
     std::vector<std::string> warnings;
     RuntimeState next;
     auto error = apply_operations(*base, state, ops, next);
-    if (refusal) *refusal = error;
+    if (refusal) *refusal = error ? std::optional(error->message) : std::nullopt;
+    if (failed) *failed = error ? error->operation : std::nullopt;
     if (!error) state = next;
     return with_runtime(*base, state, warnings);
   }
@@ -162,7 +165,7 @@ TEST_F(RuntimeStateTest, FlipAllWithoutRoutesIsRefused) {
   RoutingSnapshot empty;
   RuntimeState next;
   EXPECT_EQ(apply_operations(empty, state, {op(Operation::Kind::flip_all, "")}, next),
-            "there are no routes to flip");
+            (Refusal{"there are no routes to flip", 0}));
 }
 
 TEST_F(RuntimeStateTest, TouchedNamesWhatTheOperationsName) {
@@ -192,6 +195,22 @@ TEST_F(RuntimeStateTest, RefusalsNameTheProblemAndChangeNothing) {
   change({}, &refusal);
   EXPECT_EQ(refusal, "no operation given");
   EXPECT_EQ(state, before);
+}
+
+TEST_F(RuntimeStateTest, ARefusalNamesTheOperationToBlame) {
+  std::optional<std::string> refusal;
+  std::optional<std::size_t> failed;
+  change({op(Operation::Kind::set_weight, "api", "", 1000), op(Operation::Kind::flip, "web"),
+          op(Operation::Kind::set_live, "nope", "blue"), op(Operation::Kind::flip, "api")},
+         &refusal, &failed);
+  EXPECT_EQ(refusal, "no route named nope");
+  EXPECT_EQ(failed, 2u);
+  change({op(Operation::Kind::flip, "web"), op(Operation::Kind::flip_all, "")}, &refusal, &failed);
+  EXPECT_EQ(failed, 1u);
+  // Nothing to blame on one operation when there is none.
+  change({}, &refusal, &failed);
+  EXPECT_EQ(refusal, "no operation given");
+  EXPECT_EQ(failed, std::nullopt);
 }
 
 TEST_F(RuntimeStateTest, ServerAdminStates) {

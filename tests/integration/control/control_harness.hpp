@@ -77,9 +77,10 @@ class FakeAdminApi : public AdminApi {
     std::lock_guard lock(mutex_);
     status_ = std::move(status);
   }
-  void refuse_next_apply(std::string why) {
+  void refuse_next_apply(std::string why, std::optional<std::size_t> operation = std::nullopt) {
     std::lock_guard lock(mutex_);
     apply_results_.push_back(ChangeResult::refused(std::move(why), status_.generation));
+    apply_results_.back().failed_operation = operation;
   }
   void set_reload_result(ChangeResult result) {
     std::lock_guard lock(mutex_);

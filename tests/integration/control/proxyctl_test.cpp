@@ -285,10 +285,12 @@ TEST_F(ProxyctlTest, ApplyWithABadLineSendsNothing) {
 }
 
 TEST_F(ProxyctlTest, ApplyRefusedChangesNothing) {
-  api_.refuse_next_apply("unknown server \"127.0.0.1:9999\" in pool blue");
-  const RunResult r = run({"apply", "-"}, "set-weight api 5\nserver drain blue 127.0.0.1:9999\n");
+  api_.refuse_next_apply("pool blue has no server 127.0.0.1:9999", 1);
+  const RunResult r =
+      run({"apply", "-"}, "set-weight api 5\n\nserver drain blue 127.0.0.1:9999\n");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err, "proxyctl: refused: unknown server \"127.0.0.1:9999\" in pool blue\n");
+  EXPECT_EQ(r.err,
+            "proxyctl: refused: apply: stdin line 3: pool blue has no server 127.0.0.1:9999\n");
   EXPECT_EQ(api_.applied().size(), 1u);  // one request with both: the api refused it whole
 }
 

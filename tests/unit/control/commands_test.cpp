@@ -317,6 +317,26 @@ TEST(CommandBatch, AllLinesBecomeOneRequest) {
             "green; set-passive api blue; flip --all");
 }
 
+TEST(CommandBatch, ARefusedOperationIsNamedByItsLine) {
+  const Parsed parsed = parse_batch(
+      "# comment\nset-weight api 5\n\nflip web api\nset-live shop blue\n", "deploy.batch");
+  ASSERT_TRUE(parsed.ok()) << parsed.error;
+  const Invocation& batch = parsed.invocation;
+  EXPECT_EQ(batch.operation_lines, (std::vector<std::size_t>{2, 4, 4, 5}));
+  Error error{ErrorKind::refused, "no route named shop", 3};
+  EXPECT_EQ(error_text(batch, error), "apply: deploy.batch line 5: no route named shop");
+  error.operation = 2;
+  EXPECT_EQ(error_text(batch, error), "apply: deploy.batch line 4: no route named shop");
+  // No operation to blame (say, the generation moved), or one proxyctl did not send: as is.
+  error.operation.reset();
+  EXPECT_EQ(error_text(batch, error), "no route named shop");
+  error.operation = 4;
+  EXPECT_EQ(error_text(batch, error), "no route named shop");
+  // Outside a batch the message names the route already.
+  const Error plain{ErrorKind::refused, "no route named shop", 1};
+  EXPECT_EQ(error_text(parse_ok("flip api shop"), plain), "no route named shop");
+}
+
 TEST(CommandBatch, ABadLineIsAUsageErrorNamingTheLine) {
   const Parsed percent = parse_batch("set-weight api 5\n\nset-weight api lots\n", "deploy.batch");
   ASSERT_FALSE(percent.ok());

@@ -219,6 +219,22 @@ TEST(ProtocolResponse, EveryErrorKindRoundTrips) {
   }
 }
 
+TEST(ProtocolResponse, TheOperationToBlameRoundTrips) {
+  Response refused = error_response(ErrorKind::refused, "no route named x", 7);
+  refused.error.operation = 2;
+  const std::string line = encode_response(refused);
+  EXPECT_EQ(json::parse(line),
+            json::parse(R"({"v":1,"ok":false,"generation":7,"error":{"kind":"refused",)"
+                        R"("message":"no route named x","operation":2}})"));
+  const DecodedResponse decoded = decode_response(line);
+  ASSERT_TRUE(decoded.response.has_value()) << decoded.error;
+  EXPECT_EQ(decoded.response->error.operation, 2u);
+  // Without one, none is written or read.
+  const std::string plain = encode_response(error_response(ErrorKind::refused, "why", 7));
+  EXPECT_FALSE(json::parse(plain).at("error").as_object().contains("operation"));
+  EXPECT_EQ(decode_response(plain).response->error.operation, std::nullopt);
+}
+
 TEST(ProtocolResponse, GarbledRepliesSayWhy) {
   EXPECT_EQ(decode_response("hello").error, "not JSON (syntax error)");
   EXPECT_EQ(decode_response("[]").error, "not a JSON object");

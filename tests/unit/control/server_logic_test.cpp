@@ -138,6 +138,18 @@ TEST(ServerExecute, RefusalCarriesTheReasonAndGeneration) {
   EXPECT_EQ(out.at("error").at("message"), "unknown pool \"purple\"");
 }
 
+TEST(ServerExecute, ARefusalNamesTheOperationToBlame) {
+  RecordingApi api;
+  ChangeResult refused = ChangeResult::refused("no route named x", 7);
+  refused.failed_operation = 1;
+  api.apply_results = {refused};
+  const json::value out = reply(
+      api, R"({"v":1,"command":"apply","operations":[{"op":"flip","route":"api"},)"
+           R"({"op":"flip","route":"x"}]})");
+  EXPECT_EQ(out, json::parse(R"({"v":1,"ok":false,"generation":7,"error":{"kind":"refused",)"
+                             R"("message":"no route named x","operation":1}})"));
+}
+
 TEST(ServerExecute, FlipAllIsPassedThroughAsOneOperation) {
   RecordingApi api;
   const json::value out = reply(
