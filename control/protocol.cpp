@@ -5,11 +5,14 @@
 #include "control/protocol.hpp"
 
 #include <boost/json/array.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <array>
+#include <limits>
+#include <set>
 #include <utility>
 
 namespace proxyd::control {
@@ -65,6 +68,72 @@ std::optional<std::uint64_t> as_uint(const json::value& value) {
     return static_cast<std::uint64_t>(value.get_int64());
   }
   return std::nullopt;
+}
+
+// A SAX handler that builds nothing and remembers each open object's keys, to find the first key
+// that appears twice in one object, at any depth. Boost.JSON's DOM parser (1.81) keeps the last
+// of two equal keys without a word and has no option to refuse them; a request such as
+// "weight_ppm":1,"weight_ppm":999999 must not mean whichever came last.
+class DuplicateKeyFinder {
+ public:
+  static constexpr std::size_t max_array_size = std::numeric_limits<std::size_t>::max();
+  static constexpr std::size_t max_object_size = std::numeric_limits<std::size_t>::max();
+  static constexpr std::size_t max_string_size = std::numeric_limits<std::size_t>::max();
+  static constexpr std::size_t max_key_size = std::numeric_limits<std::size_t>::max();
+
+  // The first duplicate key found, once the parser stopped on it.
+  const std::optional<std::string>& duplicate() const { return duplicate_; }
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) {
+    objects_.emplace_back();
+    return true;
+  }
+  bool on_object_end(std::size_t, boost::system::error_code&) {
+    objects_.pop_back();
+    return true;
+  }
+  bool on_array_begin(boost::system::error_code&) { return true; }
+  bool on_array_end(std::size_t, boost::system::error_code&) { return true; }
+  bool on_key_part(json::string_view part, std::size_t, boost::system::error_code&) {
+    key_.append(part.data(), part.size());
+    return true;
+  }
+  bool on_key(json::string_view part, std::size_t, boost::system::error_code& ec) {
+    key_.append(part.data(), part.size());
+    if (!objects_.back().insert(key_).second) {
+      duplicate_ = std::move(key_);
+      ec = boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+      return false;
+    }
+    key_.clear();
+    return true;
+  }
+  bool on_string_part(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_uint64(std::uint64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_double(double, json::string_view, boost::system::error_code&) { return true; }
+  bool on_bool(bool, boost::system::error_code&) { return true; }
+  bool on_null(boost::system::error_code&) { return true; }
+  bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+
+ private:
+  std::vector<std::set<std::string>> objects_;  // the keys of each open object, innermost last
+  std::string key_;                             // the key being read, in parts
+  std::optional<std::string> duplicate_;
+};
+
+// The first key that appears twice in one object of `text`. Invalid JSON is left to json::parse,
+// which says what is wrong with it.
+std::optional<std::string> first_duplicate_key(std::string_view text) {
+  json::basic_parser<DuplicateKeyFinder> parser{json::parse_options{}};
+  boost::system::error_code ec;
+  parser.write_some(false, text.data(), text.size(), ec);
+  return parser.handler().duplicate();
 }
 
 Error bad(std::string message) {
@@ -197,6 +266,10 @@ DecodedRequest decode_request(std::string_view line) {
   }
   if (!parsed.is_object()) {
     out.error = bad("a request must be a JSON object");
+    return out;
+  }
+  if (const std::optional<std::string> key = first_duplicate_key(line)) {
+    out.error = bad("duplicate key " + in_quotes(*key) + " (a key may appear once in an object)");
     return out;
   }
   const json::object& object = parsed.get_object();

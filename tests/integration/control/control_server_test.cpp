@@ -85,6 +85,19 @@ TEST_F(ControlServerTest, GarbageGetsAnErrorReplyAndTheConnectionGoesOn) {
   EXPECT_TRUE(api_.applied().empty());
 }
 
+TEST_F(ControlServerTest, ADuplicateKeyIsABadRequestAndChangesNothing) {
+  start();
+  RawClient client(socket_);
+  ASSERT_TRUE(client.send(R"({"v":1,"command":"set-weight","operations":[{"op":"set_weight",)"
+                          R"("route":"api","weight_ppm":1,"weight_ppm":999999}]})" "\n"));
+  const json::value reply = parse(client.read_line());
+  EXPECT_EQ(reply.at("ok"), false);
+  EXPECT_EQ(reply.at("error").at("kind"), "bad_request");
+  EXPECT_EQ(reply.at("error").at("message"),
+            R"(duplicate key "weight_ppm" (a key may appear once in an object))");
+  EXPECT_TRUE(api_.applied().empty());
+}
+
 TEST_F(ControlServerTest, SeveralRequestsInOneWriteAreAnsweredInOrder) {
   start();
   RawClient client(socket_);

@@ -120,6 +120,20 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{std::string(100, '[') + std::string(100, ']'), ErrorKind::bad_request,
                 "the request is not valid JSON: too deep"},
         BadLine{"[1,2]", ErrorKind::bad_request, "a request must be a JSON object"},
+        // Duplicate keys at any depth: Boost.JSON alone would keep the last one.
+        BadLine{kOps + R"({"op":"set_weight","route":"api","weight_ppm":1,"weight_ppm":999999}]})",
+                ErrorKind::bad_request,
+                R"(duplicate key "weight_ppm" (a key may appear once in an object))"},
+        BadLine{R"({"v":1,"command":"status","command":"reload"})", ErrorKind::bad_request,
+                R"(duplicate key "command" (a key may appear once in an object))"},
+        BadLine{R"({"v":1,"v":2,"command":"status"})", ErrorKind::bad_request,
+                R"(duplicate key "v" (a key may appear once in an object))"},
+        BadLine{R"({"v":1,"command":"status","x":[{"a":{"b":1,"b":2}}]})", ErrorKind::bad_request,
+                R"(duplicate key "b" (a key may appear once in an object))"},
+        // An escape makes the parser hand a key over in parts; it is compared decoded and whole.
+        BadLine{R"({"v":1,"command":"status","route\u0073":[],"routes":[]})",
+                ErrorKind::bad_request,
+                R"(duplicate key "routes" (a key may appear once in an object))"},
         BadLine{R"({"command":"status"})", ErrorKind::bad_request,
                 R"(missing "v" (the protocol version; this proxyd speaks 1))"},
         BadLine{R"({"v":"1","command":"status"})", ErrorKind::bad_request,
@@ -178,6 +192,13 @@ INSTANTIATE_TEST_SUITE_P(
                 R"(operations[0]: "admin" must be "enabled", "draining" or "disabled")"},
         BadLine{kOps + R"({"op":"flip_all","route":"api"}]})", ErrorKind::bad_request,
                 R"(operations[0]: unexpected field "route" for op flip_all)"}));
+
+TEST(ProtocolRequest, TheSameKeyInDifferentObjectsIsFine) {
+  const DecodedRequest decoded = decode_request(
+      kOps + R"({"op":"flip","route":"api"},{"op":"flip","route":"web"}],"text":"route"})");
+  ASSERT_TRUE(decoded.request.has_value()) << decoded.error.message;
+  EXPECT_EQ(decoded.request->operations.size(), 2u);
+}
 
 TEST(ProtocolBadRequestBinary, ControlBytesAndInvalidUtf8AreRefused) {
   const std::string line = std::string("{\"v\":1,\"command\":\"st\xff\xfe\"}");
