@@ -425,7 +425,8 @@ std::vector<CommandRow> make_table() {
                   "duration: 500ms, 90s, 2m. Asks proxyd for its status every half second.\n"
                   "A server counts when its health check passes or, before health checks have\n"
                   "run for the pool, when it is enabled. Exits 0 as soon as N servers count,\n"
-                  "1 when the timeout passes.",
+                  "1 when the timeout passes, and 1 at once when the pool has fewer than N\n"
+                  "servers.",
                   false, false, parse_wait_healthy, nullptr});
   rows.push_back({{"server", "drain"},
                   "server drain POOL SERVER",
@@ -793,6 +794,12 @@ std::string unknown_pool(const Status& status, std::string_view pool) {
   std::vector<std::string> names;
   for (const PoolStatus& p : status.pools) names.push_back(p.name);
   return "wait-healthy: unknown pool " + in_quotes(pool) + " (pools: " + join(names, ", ") + ")";
+}
+
+std::string too_few_servers(std::string_view pool, const HealthCount& count, std::uint32_t min) {
+  return "wait-healthy: pool " + std::string(pool) + " has only " + std::to_string(count.total) +
+         (count.total == 1 ? " server" : " servers") + ", fewer than --min " +
+         std::to_string(min);
 }
 
 std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text) {

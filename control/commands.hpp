@@ -120,6 +120,9 @@ std::string wait_healthy_met(std::string_view pool, const HealthCount& count, st
 std::string wait_healthy_timed_out(std::string_view pool, const HealthCount& count,
                                    std::uint32_t min, std::chrono::milliseconds waited);
 std::string unknown_pool(const Status& status, std::string_view pool);
+// A pool with fewer servers than --min can never meet it: said at once rather than after the
+// timeout.
+std::string too_few_servers(std::string_view pool, const HealthCount& count, std::uint32_t min);
 // Whole seconds ("30") or a duration as in the config ("500ms", "90s", "2m"); nullopt otherwise.
 std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text);
 

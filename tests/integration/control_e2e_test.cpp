@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
@@ -247,6 +248,40 @@ TEST_F(ControlE2E, DrainedServerGetsNoNewRequests) {
   const auto back = tags(20, "/api/x").count("blue-2");
   EXPECT_GE(back, 8u);
   EXPECT_LE(back, 12u);
+}
+
+// wait-healthy against the real proxyd: it keeps asking while too few servers count and returns as
+// soon as an operator enables one.
+TEST_F(ControlE2E, WaitHealthyWaitsUntilAServerIsEnabled) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(ctl({"server", "disable", "blue", blue2_.address()}).exit_code, 0);
+  const CommandResult short_wait =
+      ctl({"wait-healthy", "blue", "--min", "2", "--timeout", "300ms"});
+  EXPECT_EQ(short_wait.exit_code, 1);
+  EXPECT_EQ(short_wait.output,
+            "proxyctl: wait-healthy: timed out after 300ms: pool blue has 1 of 2 servers healthy, "
+            "need 2\n");
+
+  CommandResult waited;
+  std::thread waiter(
+      [&] { waited = ctl({"wait-healthy", "blue", "--min", "2", "--timeout", "20"}); });
+  // Long enough for proxyctl to ask (every half second) and see 1 of 2 at least once.
+  std::this_thread::sleep_for(1s);
+  const CommandResult enable = ctl({"server", "enable", "blue", blue2_.address()});
+  waiter.join();
+  EXPECT_EQ(enable.exit_code, 0) << enable.output;
+  EXPECT_EQ(waited.exit_code, 0) << waited.output;
+  EXPECT_EQ(waited.output, "pool blue: 2 of 2 servers healthy (need 2)\n");
+}
+
+// A pool that has fewer servers than --min can never meet it: proxyctl says so at once.
+TEST_F(ControlE2E, WaitHealthyForMoreServersThanThePoolHasFailsAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  const auto started = std::chrono::steady_clock::now();
+  const CommandResult r = ctl({"wait-healthy", "green", "--min", "2", "--timeout", "60"});
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.output, "proxyctl: wait-healthy: pool green has only 1 server, fewer than --min 2\n");
 }
 
 // proxyd refuses one line of a batch: the message names the file and the line, and nothing of the

@@ -350,39 +350,36 @@ TEST_F(ProxyctlTest, WaitHealthyMet) {
   EXPECT_EQ(reply.at("result").at("servers"), 1);
 }
 
-TEST_F(ProxyctlTest, WaitHealthyMetWhileWaiting) {
-  Status status = sample_status();
-  status.pools[1].servers[0].healthy = false;
-  api_.set_status(status);
-  // Turn green healthy once proxyctl has polled a few times: the wait sees the change.
-  std::thread flipper([&] {
-    const auto deadline = Clock::now() + std::chrono::seconds(10);
-    while (api_.status_calls() < 2 && Clock::now() < deadline) {
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-    status.pools[1].servers[0].healthy = true;
-    api_.set_status(status);
-  });
-  const RunResult r = run({"wait-healthy", "green", "--timeout", "20"});
-  flipper.join();
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "pool green: 1 of 1 servers healthy (need 1)\n");
-}
-
 TEST_F(ProxyctlTest, WaitHealthyTimesOut) {
+  // blue: two servers, health not checked yet, one disabled: 1 counts, 2 are asked for.
+  Status status = sample_status();
+  status.pools[0].servers[1].admin = ServerAdmin::disabled;
+  api_.set_status(status);
   const auto start = Clock::now();
-  const RunResult r = run({"wait-healthy", "blue", "--min", "3", "--timeout", "1"});
+  const RunResult r = run({"wait-healthy", "blue", "--min", "2", "--timeout", "1"});
   const auto took = Clock::now() - start;
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err,
-            "proxyctl: wait-healthy: timed out after 1s: pool blue has 2 of 2 servers healthy, "
-            "need 3\n");
+            "proxyctl: wait-healthy: timed out after 1s: pool blue has 1 of 2 servers healthy, "
+            "need 2\n");
   EXPECT_GE(took, milliseconds(900));
   EXPECT_LT(took, milliseconds(10'000));
-  const RunResult j = run({"wait-healthy", "blue", "--min", "3", "--timeout", "300ms", "--json"});
+  const RunResult j = run({"wait-healthy", "blue", "--min", "2", "--timeout", "300ms", "--json"});
   EXPECT_EQ(j.exit_code, 1);
   EXPECT_EQ(json::parse(j.out).at("error").at("kind"), "timeout");
+}
+
+TEST_F(ProxyctlTest, WaitHealthyForMoreServersThanThePoolHasFailsAtOnce) {
+  const auto start = Clock::now();
+  const RunResult r = run({"wait-healthy", "blue", "--min", "3", "--timeout", "60"});
+  EXPECT_LT(Clock::now() - start, milliseconds(10'000));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "proxyctl: wait-healthy: pool blue has only 2 servers, fewer than --min 3\n");
+  const RunResult j = run({"wait-healthy", "blue", "--min", "3", "--json"});
+  EXPECT_EQ(j.exit_code, 1);
+  EXPECT_EQ(json::parse(j.out).at("error").at("kind"), "refused");
 }
 
 TEST_F(ProxyctlTest, WaitHealthyUnknownPool) {

@@ -511,6 +511,10 @@ TEST(WaitHealthy, Messages) {
             "wait-healthy: timed out after 30s: pool green has 1 of 3 servers healthy, need 2");
   EXPECT_EQ(unknown_pool(sample_status(), "red"),
             "wait-healthy: unknown pool \"red\" (pools: blue, green)");
+  EXPECT_EQ(too_few_servers("green", count, 4),
+            "wait-healthy: pool green has only 3 servers, fewer than --min 4");
+  EXPECT_EQ(too_few_servers("green", HealthCount{true, 1, 1}, 2),
+            "wait-healthy: pool green has only 1 server, fewer than --min 2");
 }
 
 TEST(Durations, FormatAndParse) {
