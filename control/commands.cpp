@@ -199,9 +199,17 @@ std::string render_change_reply(const Response& response) {
   return out + render_tables(after);
 }
 
+// A reload: the new generation, then the runtime values that still win over the file just read.
 std::string render_reload_reply(const Response& response) {
-  return "reloaded the config; generation is now " +
-         std::to_string(response.generation.value_or(0)) + "\n";
+  const RuntimeDiff diff = diff_from_json(response.result, response.generation.value_or(0));
+  std::string out = "reloaded the config; generation is now " +
+                    std::to_string(response.generation.value_or(0)) + "\n";
+  if (diff.size() == 0) return out;
+  return out + "these runtime values still win over the file:\n\n" + render_diff(diff);
+}
+
+std::string render_diff_reply(const Response& response) {
+  return render_diff(diff_from_json(response.result, response.generation.value_or(0)));
 }
 
 std::string render_history_reply(const Response& response) {
@@ -257,27 +265,32 @@ std::string parse_set_slot(const CommandRow& row, const std::vector<std::string>
   return "";
 }
 
-std::string parse_flip(const CommandRow&, const std::vector<std::string>& args, Invocation& out) {
+// flip and reset: ROUTE... as one operation per route, or --all as one operation for every route.
+std::string parse_routes_or_all(const CommandRow& row, const std::vector<std::string>& args,
+                                Invocation& out) {
+  const bool flip = row.words[0] == "flip";
+  const Operation::Kind one = flip ? Operation::Kind::flip : Operation::Kind::reset;
+  const Operation::Kind all = flip ? Operation::Kind::flip_all : Operation::Kind::reset_all;
   const SplitArgs split = split_args(args, {{"--all", false}});
   if (!split.error.empty()) return split.error;
-  const bool all = split.get("--all") != nullptr;
-  if (all && !split.positional.empty()) return "--all cannot be combined with route names";
-  if (all) {
+  const bool every = split.get("--all") != nullptr;
+  if (every && !split.positional.empty()) return "--all cannot be combined with route names";
+  if (every) {
     Operation op;
-    op.kind = Operation::Kind::flip_all;
+    op.kind = all;
     out.request.operations.push_back(op);
     return "";
   }
   if (split.positional.empty()) return "missing ROUTE (or --all)";
   for (std::size_t i = 0; i < split.positional.size(); ++i) {
     const std::string& route = split.positional[i];
-    // Two flips of one route in one step would cancel out: surely not what was meant.
+    // A route named twice is a slip at best (two flips of one route would cancel out).
     if (std::find(split.positional.begin(), split.positional.begin() + static_cast<long>(i),
                   route) != split.positional.begin() + static_cast<long>(i)) {
       return "route " + in_quotes(route) + " given twice";
     }
     Operation op;
-    op.kind = Operation::Kind::flip;
+    op.kind = one;
     op.route = route;
     out.request.operations.push_back(op);
   }
@@ -417,7 +430,7 @@ std::vector<CommandRow> make_table() {
                   "swap live and passive, weight 0, all in one step",
                   "--all flips every route; proxyd reads the list of routes at the moment of\n"
                   "the change, so routes added by a reload a second earlier are included.",
-                  true, true, parse_flip, render_change_reply});
+                  true, true, parse_routes_or_all, render_change_reply});
   rows.push_back({{"wait-healthy"},
                   "wait-healthy POOL [--min N] [--timeout SECONDS]",
                   "wait until N servers of POOL are healthy",
@@ -447,8 +460,24 @@ std::vector<CommandRow> make_table() {
                   "reload",
                   "re-read the config file; errors keep the old one",
                   "Errors are printed as FILE:LINE: key: message. Runtime changes (weights,\n"
-                  "slots, server states) are kept for routes and pools that still exist.",
+                  "slots, server states) are kept for routes and pools that still exist and win\n"
+                  "over the file until `proxyctl reset`; reload lists those that differ from it.",
                   true, false, parse_no_args, render_reload_reply});
+  rows.push_back({{"diff"},
+                  "diff [--json]",
+                  "runtime values that win over the config file",
+                  "Each route value (live, passive, weight) and server state set at runtime\n"
+                  "(proxyctl, or the state file after a restart) that differs from the config\n"
+                  "file. Such values win over the file, through reloads and restarts, until\n"
+                  "`proxyctl reset` drops them.",
+                  false, false, parse_no_args, render_diff_reply});
+  rows.push_back({{"reset"},
+                  "reset ROUTE... | --all",
+                  "drop runtime overrides: the file's values apply",
+                  "With ROUTEs, drops their runtime live, passive and weight (a route without\n"
+                  "any is fine); --all drops those of every route and every server state set\n"
+                  "at runtime. One change: one new generation, on record in history.",
+                  true, true, parse_routes_or_all, render_change_reply});
   rows.push_back({{"history"},
                   "history [-n N]",
                   "the last N changes in the audit log (default 20)",
@@ -460,8 +489,8 @@ std::vector<CommandRow> make_table() {
                   "apply FILE|-",
                   "apply a batch of changes, all or nothing",
                   "FILE - reads standard input. One command per line, written as on the\n"
-                  "command line without `proxyctl`: set-weight, set-live, set-passive, flip\n"
-                  "and server drain|enable|disable.\n"
+                  "command line without `proxyctl`: set-weight, set-live, set-passive, flip,\n"
+                  "server drain|enable|disable and reset.\n"
                   "Blank lines and # comments are ignored. All lines become one change: one new\n"
                   "snapshot and one generation, or nothing at all if any line is refused; the\n"
                   "error names the line (apply: FILE line 3: no route named x).",
@@ -712,6 +741,30 @@ std::string format_table(const std::vector<std::vector<std::string>>& rows) {
     out += line + "\n";
   }
   return out;
+}
+
+std::string render_diff(const RuntimeDiff& diff) {
+  if (diff.size() == 0) return "no runtime value differs from the file\n";
+  std::vector<std::string> tables;
+  if (!diff.routes.empty()) {
+    std::vector<std::vector<std::string>> rows{{"ROUTE", "KEY", "FILE", "RUNTIME"}};
+    for (const RouteDiff& route : diff.routes) {
+      const std::string unit = route.key == "weight" ? "%" : "";
+      rows.push_back({route.route, route.key, route.file + unit, route.runtime + unit});
+    }
+    tables.push_back(format_table(rows));
+  }
+  if (!diff.servers.empty()) {
+    std::vector<std::vector<std::string>> rows{{"POOL", "SERVER", "FILE", "RUNTIME"}};
+    for (const ServerDiff& server : diff.servers) {
+      rows.push_back({server.pool, server.server, std::string(admin_name(server.file)),
+                      std::string(admin_name(server.runtime))});
+    }
+    tables.push_back(format_table(rows));
+  }
+  return join(tables, "\n") +
+         "\nRuntime values win over the file until reset: `proxyctl reset ROUTE...` drops a\n"
+         "route's, `proxyctl reset --all` every route's and every server's.\n";
 }
 
 std::string render_status(const Status& status) {

@@ -105,6 +105,8 @@ std::string help_text(const std::vector<const CommandRow*>& rows);  // `help COM
 // Rendering, shared by the rows and tested on their own.
 std::string render_status(const Status& status);
 std::string render_history(const boost::json::array& entries);
+// The runtime values that win over the file (diff, and after a reload), with how to drop them.
+std::string render_diff(const RuntimeDiff& diff);
 // A whitespace-aligned table; the last column is not padded (no trailing blanks).
 std::string format_table(const std::vector<std::vector<std::string>>& rows);
 

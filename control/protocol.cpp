@@ -32,13 +32,15 @@ constexpr std::array<std::pair<ErrorKind, std::string_view>, 8> kErrorKinds{{
     {ErrorKind::internal, "internal"},
 }};
 
-constexpr std::array<std::pair<Operation::Kind, std::string_view>, 6> kOpNames{{
+constexpr std::array<std::pair<Operation::Kind, std::string_view>, 8> kOpNames{{
     {Operation::Kind::set_weight, "set_weight"},
     {Operation::Kind::set_live, "set_live"},
     {Operation::Kind::set_passive, "set_passive"},
     {Operation::Kind::flip, "flip"},
     {Operation::Kind::flip_all, "flip_all"},
     {Operation::Kind::server_admin, "server_admin"},
+    {Operation::Kind::reset, "reset"},
+    {Operation::Kind::reset_all, "reset_all"},
 }};
 
 std::string_view op_name(Operation::Kind kind) {
@@ -54,8 +56,10 @@ std::vector<std::string_view> op_fields(Operation::Kind kind) {
     case Operation::Kind::set_weight: return {"route", "weight_ppm"};
     case Operation::Kind::set_live:
     case Operation::Kind::set_passive: return {"route", "pool"};
-    case Operation::Kind::flip: return {"route"};
-    case Operation::Kind::flip_all: return {};
+    case Operation::Kind::flip:
+    case Operation::Kind::reset: return {"route"};
+    case Operation::Kind::flip_all:
+    case Operation::Kind::reset_all: return {};
     case Operation::Kind::server_admin: return {"pool", "server", "admin"};
   }
   return {};
@@ -573,6 +577,49 @@ Status status_from_json(const json::object& result, std::uint64_t generation) {
     }
   }
   return status;
+}
+
+json::object diff_to_json(const RuntimeDiff& diff) {
+  json::array routes;
+  for (const RouteDiff& route : diff.routes) {
+    routes.push_back(json::object{{"route", route.route},
+                                  {"key", route.key},
+                                  {"file", route.file},
+                                  {"runtime", route.runtime}});
+  }
+  json::array servers;
+  for (const ServerDiff& server : diff.servers) {
+    servers.push_back(json::object{{"pool", server.pool},
+                                   {"server", server.server},
+                                   {"file", admin_name(server.file)},
+                                   {"runtime", admin_name(server.runtime)}});
+  }
+  return json::object{{"routes", std::move(routes)}, {"servers", std::move(servers)}};
+}
+
+RuntimeDiff diff_from_json(const json::object& result, std::uint64_t generation) {
+  RuntimeDiff diff;
+  diff.generation = generation;
+  // The array `key` of `result`, its objects only.
+  const auto objects = [&](std::string_view key) {
+    std::vector<const json::object*> out;
+    if (const json::value* array = result.if_contains(key); array && array->is_array()) {
+      for (const json::value& value : array->get_array())
+        if (value.is_object()) out.push_back(&value.get_object());
+    }
+    return out;
+  };
+  for (const json::object* r : objects("routes")) {
+    diff.routes.push_back({string_or(*r, "route", ""), string_or(*r, "key", ""),
+                           string_or(*r, "file", ""), string_or(*r, "runtime", "")});
+  }
+  for (const json::object* s : objects("servers")) {
+    diff.servers.push_back(
+        {string_or(*s, "pool", ""), string_or(*s, "server", ""),
+         parse_admin(string_or(*s, "file", "")).value_or(ServerAdmin::enabled),
+         parse_admin(string_or(*s, "runtime", "")).value_or(ServerAdmin::enabled)});
+  }
+  return diff;
 }
 
 }  // namespace proxyd::control

@@ -98,6 +98,10 @@ boost::json::value to_json(const Operation& op);
 boost::json::object status_to_json(const Status& status);
 Status status_from_json(const boost::json::object& result, std::uint64_t generation);
 
+// RuntimeDiff <-> the result of `diff` and of `reload`; from_json is lenient like status_from_json.
+boost::json::object diff_to_json(const RuntimeDiff& diff);
+RuntimeDiff diff_from_json(const boost::json::object& result, std::uint64_t generation);
+
 std::string_view to_string(Source source);  // admin states: admin_name/parse_admin (admin_api.hpp)
 
 // A duration as both ends write it in messages: 1s, 1.5s, 250ms.

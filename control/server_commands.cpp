@@ -89,7 +89,14 @@ Response run_reload(AdminApi& api, const Request& request, const Caller& caller)
   // cannot slip in between, and a refusal is audited like any other.
   const ChangeResult result = api.reload(caller, request.if_generation);
   if (!result.ok) return error_response(ErrorKind::refused, result.error, result.generation);
-  return ok_response(result.generation);
+  // The runtime values that still win over the file just read: a reload must not look as if
+  // every edit took effect when some are masked.
+  return ok_response(result.generation, diff_to_json(result.overrides));
+}
+
+Response run_diff(AdminApi& api, const Request&, const Caller&) {
+  const RuntimeDiff diff = api.diff();
+  return ok_response(diff.generation, diff_to_json(diff));
 }
 
 // Every change is one AdminApi::apply: proxyd validates the operations, resolves flip_all and
@@ -136,6 +143,7 @@ constexpr Accepts kChange{.operations = true, .if_generation = true};
 constexpr std::array kCommands{
     ServerCommand{"status", Access::read, {.routes = true}, run_status},
     ServerCommand{"history", Access::read, {.limit = true}, run_history},
+    ServerCommand{"diff", Access::read, {}, run_diff},
     ServerCommand{"set-weight", Access::change, kChange, run_change},
     ServerCommand{"set-live", Access::change, kChange, run_change},
     ServerCommand{"set-passive", Access::change, kChange, run_change},
@@ -144,6 +152,7 @@ constexpr std::array kCommands{
     ServerCommand{"server enable", Access::change, kChange, run_change},
     ServerCommand{"server disable", Access::change, kChange, run_change},
     ServerCommand{"apply", Access::change, kChange, run_change},
+    ServerCommand{"reset", Access::change, kChange, run_change},
     ServerCommand{"reload", Access::change, {.if_generation = true}, run_reload},
 };
 

@@ -121,6 +121,11 @@ std::optional<Refusal> apply_operations(const RoutingSnapshot& base, const Runti
         if (auto refusal = flip(route)) return refusal;
       return std::nullopt;
     }
+    if (op.kind == Operation::Kind::reset_all) {
+      next.routes.clear();
+      next.servers.clear();
+      return std::nullopt;
+    }
     const Route* route = base.find_route(op.route);
     if (route == nullptr) return "no route named " + op.route;
     switch (op.kind) {
@@ -138,8 +143,13 @@ std::optional<Refusal> apply_operations(const RoutingSnapshot& base, const Runti
         break;
       case Operation::Kind::flip:
         return flip(*route);
+      case Operation::Kind::reset:
+        // A route without runtime values is fine: there is nothing to drop.
+        next.routes.erase(op.route);
+        break;
       case Operation::Kind::flip_all:
       case Operation::Kind::server_admin:
+      case Operation::Kind::reset_all:
         break;
     }
     return std::nullopt;
@@ -151,33 +161,66 @@ std::optional<Refusal> apply_operations(const RoutingSnapshot& base, const Runti
   return std::nullopt;
 }
 
-Touched touched_by(const RoutingSnapshot& base, const std::vector<Operation>& operations) {
+Touched touched_by(const RoutingSnapshot& base, const RuntimeState& state,
+                   const std::vector<Operation>& operations) {
   Touched touched;
   const auto add_route = [&](const std::string& name) {
     if (std::find(touched.routes.begin(), touched.routes.end(), name) == touched.routes.end())
       touched.routes.push_back(name);
+  };
+  const auto add_server = [&](ServerRef server) {
+    if (std::find(touched.servers.begin(), touched.servers.end(), server) ==
+        touched.servers.end())
+      touched.servers.push_back(std::move(server));
   };
   for (const Operation& op : operations) {
     switch (op.kind) {
       case Operation::Kind::flip_all:
         for (const Route& route : base.routes) add_route(route.name);
         break;
-      case Operation::Kind::server_admin: {
-        ServerRef server{op.pool, op.server};
-        if (std::find(touched.servers.begin(), touched.servers.end(), server) ==
-            touched.servers.end())
-          touched.servers.push_back(std::move(server));
+      case Operation::Kind::reset_all:
+        for (const Route& route : base.routes) add_route(route.name);
+        for (const auto& [key, admin] : state.servers) add_server({key.first, key.second});
         break;
-      }
+      case Operation::Kind::server_admin:
+        add_server({op.pool, op.server});
+        break;
       case Operation::Kind::set_weight:
       case Operation::Kind::set_live:
       case Operation::Kind::set_passive:
       case Operation::Kind::flip:
+      case Operation::Kind::reset:
         add_route(op.route);
         break;
     }
   }
   return touched;
+}
+
+RuntimeDiff runtime_diff(const RoutingSnapshot& base, const RuntimeState& state) {
+  RuntimeDiff diff;
+  diff.generation = state.generation;
+  for (const Route& route : base.routes) {
+    const auto it = state.routes.find(route.name);
+    if (it == state.routes.end()) continue;
+    const RouteOverride& o = it->second;
+    const auto add = [&](const char* key, std::string file,
+                         const std::optional<std::string>& runtime) {
+      if (runtime && *runtime != file)
+        diff.routes.push_back({route.name, key, std::move(file), *runtime});
+    };
+    add("live", base.pools[route.live_pool].name, o.live);
+    add("passive", base.pools[route.passive_pool].name, o.passive);
+    add("weight", format_percent(route.weight_ppm),
+        o.weight_ppm ? std::optional(format_percent(*o.weight_ppm)) : std::nullopt);
+  }
+  for (const Pool& pool : base.pools)
+    for (const Server& server : pool.servers) {
+      const auto it = state.servers.find({pool.name, server.name});
+      if (it != state.servers.end() && it->second != server.admin)
+        diff.servers.push_back({pool.name, server.name, server.admin, it->second});
+    }
+  return diff;
 }
 
 Touched changed_between(const Status& before, const Status& after) {

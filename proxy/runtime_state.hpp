@@ -59,8 +59,12 @@ std::optional<Refusal> apply_operations(const RoutingSnapshot& base, const Runti
 
 // What `operations` name, for the reply and the audit record: routes and servers in the order
 // first named (also names that do not exist, so a refusal shows what was asked); flip_all names
-// every route of `base`.
-Touched touched_by(const RoutingSnapshot& base, const std::vector<Operation>& operations);
+// every route of `base`, reset_all every route of `base` and every server `state` overrides.
+Touched touched_by(const RoutingSnapshot& base, const RuntimeState& state,
+                   const std::vector<Operation>& operations);
+
+// The values of `state` that differ from `base`'s (the config file's) and so win over them.
+RuntimeDiff runtime_diff(const RoutingSnapshot& base, const RuntimeState& state);
 
 // What a reload changed: the routes whose slots or weight differ between `before` and `after`
 // (or that only one of them has), and likewise the servers' admin states; by name, in the order

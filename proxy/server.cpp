@@ -209,7 +209,7 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
   std::lock_guard lock(mutex_);
   ChangeResult result;
   result.generation = state_.generation;
-  result.touched = touched_by(*base_, request.operations);
+  result.touched = touched_by(*base_, state_, request.operations);
   const Status before = make_status(*store_.load(), state_);
   std::optional<Refusal> refusal;
   if (request.if_generation && *request.if_generation != state_.generation) {
@@ -267,10 +267,17 @@ ChangeResult Proxy::reload(const Caller& caller, std::optional<std::uint64_t> if
   result.ok = !refusal;
   if (refusal) result.error = *refusal;
   result.generation = state_.generation;
+  // The file's values apply wherever no runtime value wins over them: say where one does.
+  if (result.ok) result.overrides = runtime_diff(*base_, state_);
   const Status after = make_status(*store_.load(), state_);
   audit(caller, caller.origin == Caller::Origin::signal ? "SIGHUP" : "reload",
         changed_between(before, after), before, after, result);
   return result;
+}
+
+RuntimeDiff Proxy::diff() const {
+  std::lock_guard lock(mutex_);
+  return runtime_diff(*base_, state_);
 }
 
 std::vector<std::string> Proxy::history(std::size_t max_entries) const {

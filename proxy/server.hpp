@@ -48,6 +48,7 @@ class Proxy final : public AdminApi {
   Status status() const override;
   ChangeResult apply(const ChangeRequest& request) override;
   ChangeResult reload(const Caller& caller, std::optional<std::uint64_t> if_generation) override;
+  RuntimeDiff diff() const override;
   std::vector<std::string> history(std::size_t max_entries) const override;
 
   const Config& config() const { return *config_; }

@@ -237,6 +237,73 @@ TEST_F(ControlE2E, ReloadKeepsRuntimeStateAndRefusesABadFile) {
   EXPECT_NE(ctl({"status"}).output.find("generation 3"), std::string::npos);
 }
 
+// The rule users rely on: runtime values win over the file until reset. A reload says which still
+// win, diff says it at any time, reset drops them (one audited change) and the file's apply.
+TEST_F(ControlE2E, ReloadSaysWhichRuntimeValuesStillWinAndResetDropsThem) {
+  ASSERT_NO_FATAL_FAILURE(start("0"));
+  ASSERT_EQ(ctl({"set-weight", "web", "20"}).exit_code, 0);
+  ASSERT_EQ(ctl({"set-passive", "api", "green"}).exit_code, 0);
+  ASSERT_EQ(ctl({"server", "drain", "blue", blue2_.address()}).exit_code, 0);
+  ASSERT_EQ(ctl({"set-weight", "api", "0"}).exit_code, 0);  // the file's value: nothing wins
+  proxy_->write_config(config("50"));
+
+  const CommandResult reload = ctl({"reload"});
+  ASSERT_EQ(reload.exit_code, 0) << reload.output;
+  const std::string header =
+      "reloaded the config; generation is now 6\n"
+      "these runtime values still win over the file:\n\n";
+  ASSERT_TRUE(reload.output.starts_with(header)) << reload.output;
+  const std::string tables = reload.output.substr(header.size());
+  for (const std::string& row :
+       {std::string(R"(ROUTE +KEY +FILE +RUNTIME)"), std::string(R"(api +passive +blue +green)"),
+        std::string(R"(web +weight +50% +20%)"), std::string(R"(POOL +SERVER +FILE +RUNTIME)"),
+        "blue +" + blue2_.address() + " +enabled +draining"}) {
+    EXPECT_TRUE(std::regex_search(tables, std::regex("(^|\n)" + row + "\n"))) << row << "\n"
+                                                                               << tables;
+  }
+  EXPECT_TRUE(tables.ends_with("\nRuntime values win over the file until reset: `proxyctl reset "
+                               "ROUTE...` drops a\nroute's, `proxyctl reset --all` every route's "
+                               "and every server's.\n"))
+      << tables;
+  EXPECT_NE(ctl({"status", "web"}).output.find("20%*"), std::string::npos);
+
+  // diff: the same, at any time.
+  EXPECT_EQ(ctl({"diff"}).output, tables);
+  const CommandResult raw = ctl({"diff", "--json"});
+  ASSERT_EQ(raw.exit_code, 0) << raw.output;
+  const json::value diff = json::parse(raw.output);
+  EXPECT_EQ(diff.at("generation"), 6);
+  EXPECT_EQ(diff.at("result").at("routes"),
+            json::parse(R"([{"route":"api","key":"passive","file":"blue","runtime":"green"},)"
+                        R"({"route":"web","key":"weight","file":"50","runtime":"20"}])"));
+  EXPECT_EQ(diff.at("result").at("servers"),
+            json::parse(R"([{"pool":"blue","server":")" + blue2_.address() +
+                        R"(","file":"enabled","runtime":"draining"}])"));
+
+  // reset ROUTE: the file's values apply to that route; an unknown route changes nothing.
+  const std::string before = ctl({"status", "--json"}).output;
+  const CommandResult unknown = ctl({"reset", "web", "nope"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.output, "proxyctl: refused: no route named nope\n");
+  EXPECT_EQ(ctl({"status", "--json"}).output, before);
+  const CommandResult reset = ctl({"reset", "web"});
+  ASSERT_EQ(reset.exit_code, 0) << reset.output;
+  EXPECT_TRUE(reset.output.starts_with("changed; generation is now 7\n")) << reset.output;
+  EXPECT_TRUE(std::regex_search(reset.output, std::regex("\nweb +blue +green +50% +-\n")))
+      << reset.output;
+  EXPECT_EQ(ctl({"diff"}).output.find("web"), std::string::npos);
+
+  // reset --all: every route and server; the file rules again, traffic included.
+  ASSERT_EQ(ctl({"reset", "--all"}).exit_code, 0);
+  EXPECT_EQ(ctl({"diff"}).output, "no runtime value differs from the file\n");
+  const CommandResult status = ctl({"status"});
+  EXPECT_EQ(status.output.find('*'), std::string::npos) << status.output;
+  EXPECT_GT(tags(40).count("green-1"), 0u) << "the file's 50% applies";
+  const CommandResult history = ctl({"history", "-n", "2"});
+  EXPECT_NE(history.output.find("reset web"), std::string::npos) << history.output;
+  EXPECT_NE(history.output.find("reset --all"), std::string::npos) << history.output;
+}
+
 TEST_F(ControlE2E, DrainedServerGetsNoNewRequests) {
   ASSERT_NO_FATAL_FAILURE(start());
   CommandResult drain = ctl({"server", "drain", "blue", blue2_.address()});

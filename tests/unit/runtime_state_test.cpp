@@ -170,11 +170,76 @@ TEST_F(RuntimeStateTest, FlipAllWithoutRoutesIsRefused) {
 
 TEST_F(RuntimeStateTest, TouchedNamesWhatTheOperationsName) {
   const Touched touched = touched_by(
-      *base, {op(Operation::Kind::set_weight, "web", "", 5), server_op("blue", "x:1", ServerAdmin::draining),
+      *base, state, {op(Operation::Kind::set_weight, "web", "", 5), server_op("blue", "x:1", ServerAdmin::draining),
               op(Operation::Kind::flip, "nope"), op(Operation::Kind::flip_all, ""),
               server_op("blue", "x:1", ServerAdmin::enabled), op(Operation::Kind::set_live, "web", "red")});
   EXPECT_EQ(touched.routes, (std::vector<std::string>{"web", "nope", "api"}));
   EXPECT_EQ(touched.servers, (std::vector<ServerRef>{{"blue", "x:1"}}));
+}
+
+TEST_F(RuntimeStateTest, ResetDropsARoutesRuntimeValuesSoTheFilesApply) {
+  const std::string server = base->pools[0].servers[1].name;
+  change({op(Operation::Kind::flip, "api"), op(Operation::Kind::set_weight, "web", "", 300000),
+          server_op("blue", server, ServerAdmin::draining)});
+  // A route without runtime values is fine; the servers' states stay.
+  auto s = change({op(Operation::Kind::reset, "api"), op(Operation::Kind::reset, "api")});
+  EXPECT_EQ(live_of(*s, "api"), "blue");
+  EXPECT_EQ(passive_of(*s, "api"), "green");
+  EXPECT_EQ(route(*s, "api").weight_ppm, 5000u);  // the config's 0.5%
+  EXPECT_EQ(route(*s, "web").weight_ppm, 300000u);
+  EXPECT_EQ(state.routes.count("api"), 0u);
+  EXPECT_EQ(s->find_pool("blue")->servers[1].admin, ServerAdmin::draining);
+  EXPECT_EQ(s->generation, 3u);  // one change, audited like any other
+  // Operations after a reset start from the file's values.
+  s = change({op(Operation::Kind::reset, "web"), op(Operation::Kind::flip, "web")});
+  EXPECT_EQ(live_of(*s, "web"), "blue");
+  EXPECT_EQ(route(*s, "web").weight_ppm, 0u);
+
+  std::optional<std::string> refusal;
+  std::optional<std::size_t> failed;
+  const RuntimeState before = state;
+  change({op(Operation::Kind::reset, "web"), op(Operation::Kind::reset, "shop")}, &refusal, &failed);
+  EXPECT_EQ(refusal, "no route named shop");
+  EXPECT_EQ(failed, 1u);
+  EXPECT_EQ(state, before);
+}
+
+TEST_F(RuntimeStateTest, ResetAllDropsEveryRouteAndServerValue) {
+  const std::string server = base->pools[0].servers[1].name;
+  change({op(Operation::Kind::flip_all, ""), server_op("blue", server, ServerAdmin::disabled)});
+  const Touched touched = touched_by(*base, state, {op(Operation::Kind::reset_all, "")});
+  EXPECT_EQ(touched.routes, (std::vector<std::string>{"api", "web"}));
+  EXPECT_EQ(touched.servers, (std::vector<ServerRef>{{"blue", server}}));
+  auto s = change({op(Operation::Kind::reset_all, "")});
+  EXPECT_TRUE(state.routes.empty());
+  EXPECT_TRUE(state.servers.empty());
+  EXPECT_EQ(live_of(*s, "api"), "blue");
+  EXPECT_EQ(s->find_pool("blue")->servers[1].admin, ServerAdmin::enabled);
+  EXPECT_EQ(s->generation, 3u);
+  // Later operations of the same change apply on top of the file's values.
+  s = change({op(Operation::Kind::reset_all, ""), op(Operation::Kind::set_weight, "web", "", 7)});
+  EXPECT_EQ(route(*s, "web").weight_ppm, 7u);
+  EXPECT_EQ(state.routes.size(), 1u);
+}
+
+TEST_F(RuntimeStateTest, DiffListsTheRuntimeValuesThatDifferFromTheFile) {
+  EXPECT_EQ(runtime_diff(*base, state).size(), 0u);
+  const std::string drained = base->pools[0].servers[1].name;
+  const std::string enabled = base->pools[0].servers[0].name;
+  change({op(Operation::Kind::set_weight, "web", "", 500000), op(Operation::Kind::flip, "api"),
+          server_op("blue", drained, ServerAdmin::draining),
+          server_op("blue", enabled, ServerAdmin::enabled)});
+  // A runtime value equal to the file's wins over nothing; it is not listed.
+  change({op(Operation::Kind::set_passive, "web", "blue")});
+  const RuntimeDiff diff = runtime_diff(*base, state);
+  EXPECT_EQ(diff.generation, 3u);
+  EXPECT_EQ(diff.routes, (std::vector<RouteDiff>{{"api", "live", "blue", "green"},
+                                                 {"api", "passive", "green", "blue"},
+                                                 {"api", "weight", "0.5", "0"},
+                                                 {"web", "weight", "0", "50"}}));
+  EXPECT_EQ(diff.servers, (std::vector<ServerDiff>{
+                              {"blue", drained, ServerAdmin::enabled, ServerAdmin::draining}}));
+  EXPECT_EQ(diff.size(), 5u);
 }
 
 TEST_F(RuntimeStateTest, RefusalsNameTheProblemAndChangeNothing) {

@@ -72,6 +72,12 @@ class FakeAdminApi : public AdminApi {
     history_limits_.push_back(max_entries);
     return history_;
   }
+  RuntimeDiff diff() const override {
+    std::lock_guard lock(mutex_);
+    RuntimeDiff diff = diff_;
+    diff.generation = status_.generation;
+    return diff;
+  }
 
   void set_status(Status status) {
     std::lock_guard lock(mutex_);
@@ -85,6 +91,10 @@ class FakeAdminApi : public AdminApi {
   void set_reload_result(ChangeResult result) {
     std::lock_guard lock(mutex_);
     reload_result_ = std::move(result);
+  }
+  void set_diff(RuntimeDiff diff) {
+    std::lock_guard lock(mutex_);
+    diff_ = std::move(diff);
   }
   void set_history(std::vector<std::string> lines) {
     std::lock_guard lock(mutex_);
@@ -117,6 +127,7 @@ class FakeAdminApi : public AdminApi {
   ChangeResult reload_result_ = ChangeResult::accepted(0);
   std::vector<std::string> history_;
   mutable std::vector<std::size_t> history_limits_;
+  RuntimeDiff diff_;
 };
 
 // A fresh directory from mkdtemp (mode 0700), removed with everything in it by the destructor.

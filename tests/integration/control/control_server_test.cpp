@@ -412,13 +412,14 @@ TEST_F(ControlServerTest, AReadOnlyPeerMayLookButNotChange) {
   });
   EXPECT_EQ(run_as_nobody(socket_).exit_code, 0);
   EXPECT_EQ(run_as_nobody(socket_, {"history"}).exit_code, 0);
+  EXPECT_EQ(run_as_nobody(socket_, {"diff"}).exit_code, 0);
   ::testing::internal::CaptureStderr();
   const RunResult r = run_as_nobody(socket_, {"set-weight", "api", "5"});
   const std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(r.err,
-            "proxyctl: forbidden: uid 65534 may only read (status, history); set-weight changes "
-            "something\n");
+            "proxyctl: forbidden: uid 65534 may only read (status, history, diff); set-weight "
+            "changes something\n");
   EXPECT_NE(log.find("proxyd: control: refused set-weight from uid=65534 pid="), std::string::npos)
       << log;
   EXPECT_TRUE(api_.applied().empty());

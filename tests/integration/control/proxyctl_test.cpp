@@ -208,6 +208,59 @@ TEST_F(ProxyctlTest, ReloadOk) {
   ASSERT_EQ(api_.reloads().size(), 1u);
 }
 
+TEST_F(ProxyctlTest, ReloadListsTheRuntimeValuesThatStillWin) {
+  ChangeResult reloaded = ChangeResult::accepted(9);
+  reloaded.overrides.routes = {RouteDiff{"web", "weight", "50", "20"}};
+  api_.set_reload_result(reloaded);
+  const RunResult r = run({"reload"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "reloaded the config; generation is now 9\n"
+            "these runtime values still win over the file:\n"
+            "\n"
+            "ROUTE  KEY     FILE  RUNTIME\n"
+            "web    weight  50%   20%\n"
+            "\n"
+            "Runtime values win over the file until reset: `proxyctl reset ROUTE...` drops a\n"
+            "route's, `proxyctl reset --all` every route's and every server's.\n");
+}
+
+TEST_F(ProxyctlTest, Diff) {
+  RunResult r = run({"diff"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "no runtime value differs from the file\n");
+  RuntimeDiff diff;
+  diff.servers = {ServerDiff{"blue", "127.0.0.1:9002", ServerAdmin::enabled, ServerAdmin::disabled}};
+  api_.set_diff(diff);
+  r = run({"diff"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.starts_with("POOL  SERVER          FILE     RUNTIME\n"
+                                "blue  127.0.0.1:9002  enabled  disabled\n"))
+      << r.out;
+  r = run({"diff", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out),
+            json::parse(R"({"v":1,"ok":true,"generation":7,"result":{"routes":[],"servers":[)"
+                        R"({"pool":"blue","server":"127.0.0.1:9002","file":"enabled",)"
+                        R"("runtime":"disabled"}]}})"));
+}
+
+TEST_F(ProxyctlTest, Reset) {
+  RunResult r = run({"reset", "api", "--if-generation", "7"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = run({"reset", "--all"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const auto applied = api_.applied();
+  ASSERT_EQ(applied.size(), 2u);
+  EXPECT_EQ(applied[0].operations, (std::vector<Operation>{Operation{
+                                       Operation::Kind::reset, "api", "", "", 0,
+                                       ServerAdmin::enabled}}));
+  EXPECT_EQ(applied[0].if_generation, 7u);
+  EXPECT_EQ(applied[0].command, "reset api");
+  EXPECT_EQ(applied[1].operations[0].kind, Operation::Kind::reset_all);
+  EXPECT_EQ(applied[1].command, "reset --all");
+}
+
 TEST_F(ProxyctlTest, ReloadFailedShowsFileAndLine) {
   api_.set_reload_result(ChangeResult::refused(
       "/etc/proxyd/proxyd.yaml:12: routes[0].weight: percentage \"120\" is above 100\n"

@@ -7,6 +7,7 @@
 #include <boost/json/parse.hpp>
 
 #include <sstream>
+#include <tuple>
 
 #include "control/commands.hpp"
 #include "tests/support/control_fixtures.hpp"
@@ -59,7 +60,7 @@ TEST(CommandTable, NamesAreUniqueAndEveryRowIsComplete) {
   // The documented contract (docs/control-protocol.md): these commands exist.
   for (const char* name : {"status", "set-weight", "set-live", "set-passive", "flip",
                            "wait-healthy", "server drain", "server enable", "server disable",
-                           "reload", "history", "apply", "help"}) {
+                           "reload", "diff", "reset", "history", "apply", "help"}) {
     EXPECT_NE(find_command(name), nullptr) << name;
   }
 }
@@ -135,24 +136,43 @@ TEST(CommandParse, SetLiveAndSetPassive) {
             "usage: proxyctl set-passive ROUTE POOL\n");
 }
 
-TEST(CommandParse, FlipRoutesOrAll) {
-  const Invocation two = parse_ok("flip api web");
-  ASSERT_EQ(two.request.operations.size(), 2u);
-  EXPECT_EQ(two.request.operations[0].kind, Operation::Kind::flip);
-  EXPECT_EQ(two.request.operations[0].route, "api");
-  EXPECT_EQ(two.request.operations[1].route, "web");
-  const Operation all = only_op(parse_ok("flip --all"));
-  EXPECT_EQ(all.kind, Operation::Kind::flip_all);
-  const std::string usage = "usage: proxyctl flip ROUTE... | --all\n";
-  EXPECT_EQ(usage_of("flip"), "proxyctl: flip: missing ROUTE (or --all)\n" + usage);
-  EXPECT_EQ(usage_of("flip --all api"),
-            "proxyctl: flip: --all cannot be combined with route names\n" + usage);
-  EXPECT_EQ(usage_of("flip api web api"), "proxyctl: flip: route \"api\" given twice\n" + usage);
-  EXPECT_EQ(usage_of("flip --all --all"), "proxyctl: flip: --all given twice\n" + usage);
-  EXPECT_EQ(usage_of("flip --all=yes"), "proxyctl: flip: --all takes no value\n" + usage);
-  EXPECT_EQ(usage_of("flip -a"), "proxyctl: flip: unknown option -a\n" + usage);
-  // `--` ends the options: a route could be named like one.
-  EXPECT_EQ(only_op(parse_ok("flip -- --all")).route, "--all");
+// flip and reset share their syntax (and parser): ROUTE... or --all.
+TEST(CommandParse, FlipAndResetTakeRoutesOrAll) {
+  for (const auto& [name, one, all] :
+       {std::tuple{"flip", Operation::Kind::flip, Operation::Kind::flip_all},
+        std::tuple{"reset", Operation::Kind::reset, Operation::Kind::reset_all}}) {
+    const std::string command = name;
+    const Invocation two = parse_ok(command + " api web");
+    EXPECT_EQ(two.request.command, command);
+    ASSERT_EQ(two.request.operations.size(), 2u);
+    EXPECT_EQ(two.request.operations[0].kind, one);
+    EXPECT_EQ(two.request.operations[0].route, "api");
+    EXPECT_EQ(two.request.operations[1].route, "web");
+    EXPECT_EQ(only_op(parse_ok(command + " --all")).kind, all);
+    EXPECT_EQ(parse_ok(command + " --all", "12").request.if_generation, 12u);
+    const std::string usage = "usage: proxyctl " + command + " ROUTE... | --all\n";
+    const std::string prefix = "proxyctl: " + command + ": ";
+    EXPECT_EQ(usage_of(command), prefix + "missing ROUTE (or --all)\n" + usage);
+    EXPECT_EQ(usage_of(command + " --all api"),
+              prefix + "--all cannot be combined with route names\n" + usage);
+    EXPECT_EQ(usage_of(command + " api web api"), prefix + "route \"api\" given twice\n" + usage);
+    EXPECT_EQ(usage_of(command + " --all --all"), prefix + "--all given twice\n" + usage);
+    EXPECT_EQ(usage_of(command + " --all=yes"), prefix + "--all takes no value\n" + usage);
+    EXPECT_EQ(usage_of(command + " -a"), prefix + "unknown option -a\n" + usage);
+    // `--` ends the options: a route could be named like one.
+    EXPECT_EQ(only_op(parse_ok(command + " -- --all")).route, "--all");
+  }
+}
+
+TEST(CommandParse, Diff) {
+  const Invocation diff = parse_ok("diff");
+  EXPECT_EQ(diff.action, Action::send);
+  EXPECT_EQ(diff.request.command, "diff");
+  EXPECT_EQ(usage_of("diff api"),
+            "proxyctl: diff: unexpected argument \"api\"\nusage: proxyctl diff [--json]\n");
+  EXPECT_EQ(usage_of("diff", "3"),
+            "proxyctl: diff: --if-generation applies only to commands that change something\n"
+            "usage: proxyctl diff [--json]\n");
 }
 
 TEST(CommandParse, WaitHealthy) {
@@ -261,7 +281,7 @@ TEST(CommandParse, IfGenerationOnlyOnCommandsThatChangeSomething) {
     if (row.words[0] == "set-live" || row.words[0] == "set-passive") {
       args.insert(args.end(), {"api", "green"});
     }
-    if (row.words[0] == "flip") args.push_back("api");
+    if (row.words[0] == "flip" || row.words[0] == "reset") args.push_back("api");
     if (row.words[0] == "server") args.insert(args.end(), {"blue", "127.0.0.1:9001"});
     const Parsed parsed = parse_command_line(args, "987654");
     ASSERT_TRUE(parsed.ok()) << parsed.error;
@@ -351,7 +371,7 @@ TEST(CommandBatch, ABadLineIsAUsageErrorNamingTheLine) {
 
   const std::string not_batchable =
       " cannot be part of a batch (only set-weight, set-live, set-passive, flip, server "
-      "drain|enable|disable can)\nusage: proxyctl apply FILE|-\n";
+      "drain|enable|disable, reset can)\nusage: proxyctl apply FILE|-\n";
   EXPECT_EQ(usage_message(parse_batch("reload\n", "b")),
             "proxyctl: apply: b line 1: reload" + not_batchable);
   EXPECT_EQ(usage_message(parse_batch("flip api\nstatus\n", "b")),
@@ -395,7 +415,8 @@ TEST(CommandHelp, OneCommand) {
             "usage: proxyctl reload\n\n"
             "re-read the config file; errors keep the old one\n"
             "Errors are printed as FILE:LINE: key: message. Runtime changes (weights,\n"
-            "slots, server states) are kept for routes and pools that still exist.\n"
+            "slots, server states) are kept for routes and pools that still exist and win\n"
+            "over the file until `proxyctl reset`; reload lists those that differ from it.\n"
             "Takes --if-generation N: refused unless the generation is still N.\n");
   const std::string weight = help_text({find_command("set-weight")});
   EXPECT_NE(weight.find("0.5, 0.5% and 100"), std::string::npos);
@@ -483,6 +504,59 @@ TEST(CommandRender, History) {
   EXPECT_EQ(render_history(json::array()), "no changes recorded\n");
   const Response reply = ok_response(std::nullopt, json::parse(R"({"entries":[]})").as_object());
   EXPECT_EQ(find_command("history")->render(reply), "no changes recorded\n");
+}
+
+const char* const kResetHint =
+    "Runtime values win over the file until reset: `proxyctl reset ROUTE...` drops a\n"
+    "route's, `proxyctl reset --all` every route's and every server's.\n";
+
+RuntimeDiff sample_diff() {
+  RuntimeDiff diff;
+  diff.generation = 9;
+  diff.routes = {RouteDiff{"api", "live", "blue", "green"}, RouteDiff{"api", "passive", "green", "blue"},
+                 RouteDiff{"web", "weight", "0", "50"}};
+  diff.servers = {ServerDiff{"blue", "127.0.0.1:9002", ServerAdmin::enabled, ServerAdmin::draining}};
+  return diff;
+}
+
+TEST(CommandRender, Diff) {
+  EXPECT_EQ(render_diff(sample_diff()),
+            "ROUTE  KEY      FILE   RUNTIME\n"
+            "api    live     blue   green\n"
+            "api    passive  green  blue\n"
+            "web    weight   0%     50%\n"
+            "\n"
+            "POOL  SERVER          FILE     RUNTIME\n"
+            "blue  127.0.0.1:9002  enabled  draining\n"
+            "\n" +
+                std::string(kResetHint));
+  RuntimeDiff servers_only = sample_diff();
+  servers_only.routes.clear();
+  EXPECT_EQ(render_diff(servers_only),
+            "POOL  SERVER          FILE     RUNTIME\n"
+            "blue  127.0.0.1:9002  enabled  draining\n"
+            "\n" +
+                std::string(kResetHint));
+  EXPECT_EQ(render_diff(RuntimeDiff{}), "no runtime value differs from the file\n");
+  // The reply proxyd sends renders the same.
+  EXPECT_EQ(find_command("diff")->render(ok_response(9, diff_to_json(sample_diff()))),
+            render_diff(sample_diff()));
+}
+
+TEST(CommandRender, ReloadSaysWhichRuntimeValuesStillWin) {
+  RuntimeDiff diff = sample_diff();
+  diff.routes.resize(1);
+  diff.servers.clear();
+  EXPECT_EQ(find_command("reload")->render(ok_response(9, diff_to_json(diff))),
+            "reloaded the config; generation is now 9\n"
+            "these runtime values still win over the file:\n"
+            "\n"
+            "ROUTE  KEY   FILE  RUNTIME\n"
+            "api    live  blue  green\n"
+            "\n" +
+                std::string(kResetHint));
+  EXPECT_EQ(find_command("reload")->render(ok_response(9, diff_to_json(RuntimeDiff{}))),
+            "reloaded the config; generation is now 9\n");
 }
 
 TEST(CommandRender, TableHasNoTrailingBlanks) {

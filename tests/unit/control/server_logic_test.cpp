@@ -44,6 +44,7 @@ class RecordingApi : public AdminApi {
     history_limits.push_back(max_entries);
     return history_lines;
   }
+  RuntimeDiff diff() const override { return runtime_diff; }
 
   Status state = test::sample_status();
   mutable int status_calls = 0;
@@ -55,7 +56,17 @@ class RecordingApi : public AdminApi {
   ChangeResult reload_result = ChangeResult::accepted(8);
   std::vector<std::string> history_lines;
   mutable std::vector<std::size_t> history_limits;
+  RuntimeDiff runtime_diff;
 };
+
+// A diff with one route value and one server state.
+RuntimeDiff sample_diff() {
+  RuntimeDiff diff;
+  diff.generation = 7;
+  diff.routes = {RouteDiff{"api", "weight", "0", "0.5"}};
+  diff.servers = {ServerDiff{"blue", "127.0.0.1:9002", ServerAdmin::enabled, ServerAdmin::draining}};
+  return diff;
+}
 
 const Caller kCaller = Caller::peer(1000, 1000, 4242);
 
@@ -197,6 +208,7 @@ TEST(ServerExecute, ReloadOkAndFailed) {
   const json::value ok = reply(api, R"({"v":1,"command":"reload"})");
   EXPECT_EQ(ok.at("ok"), true);
   EXPECT_EQ(ok.at("generation"), 8);
+  EXPECT_EQ(ok.at("result"), json::parse(R"({"routes":[],"servers":[]})"));
   ASSERT_EQ(api.reloads.size(), 1u);
   EXPECT_EQ(api.reloads[0].pid, 4242);
 
@@ -204,6 +216,44 @@ TEST(ServerExecute, ReloadOkAndFailed) {
   const json::value failed = reply(api, R"({"v":1,"command":"reload"})");
   EXPECT_EQ(failed.at("error").at("kind"), "refused");
   EXPECT_EQ(failed.at("error").at("message"), "/etc/proxyd.yaml:12: routes[0].weight: invalid");
+}
+
+TEST(ServerExecute, ReloadReportsTheRuntimeValuesThatStillWin) {
+  RecordingApi api;
+  api.reload_result.overrides = sample_diff();
+  const json::value out = reply(api, R"({"v":1,"command":"reload"})");
+  EXPECT_EQ(out, json::parse(R"({"v":1,"ok":true,"generation":8,"result":{"routes":[{"route":"api",)"
+                             R"("key":"weight","file":"0","runtime":"0.5"}],"servers":[{"pool":)"
+                             R"("blue","server":"127.0.0.1:9002","file":"enabled",)"
+                             R"("runtime":"draining"}]}})"));
+}
+
+TEST(ServerExecute, DiffIsReadAccess) {
+  RecordingApi api;
+  api.runtime_diff = sample_diff();
+  const json::value out = reply(api, R"({"v":1,"command":"diff"})", Access::read);
+  EXPECT_EQ(out.at("ok"), true);
+  EXPECT_EQ(out.at("generation"), 7);
+  EXPECT_EQ(out.at("result").at("routes").at(0).at("runtime"), "0.5");
+  EXPECT_EQ(out.at("result").at("servers").at(0).at("runtime"), "draining");
+}
+
+TEST(ServerExecute, ResetIsAChangeLikeAnyOther) {
+  RecordingApi api;
+  const json::value out = reply(
+      api, R"({"v":1,"command":"reset","operations":[{"op":"reset","route":"api"}],)"
+           R"("if_generation":7,"text":"reset api"})");
+  EXPECT_EQ(out.at("ok"), true);
+  ASSERT_EQ(api.applied.size(), 1u);
+  EXPECT_EQ(api.applied[0].operations[0].kind, Operation::Kind::reset);
+  EXPECT_EQ(api.applied[0].if_generation, 7u);
+  EXPECT_EQ(api.applied[0].command, "reset api");
+  EXPECT_EQ(out.at("result").at("routes").at(0).at("name"), "api");
+  EXPECT_EQ(reply(api, R"({"v":1,"command":"reset","operations":[{"op":"reset_all"}]})",
+                  Access::read)
+                .at("error")
+                .at("kind"),
+            "forbidden");
 }
 
 // The check itself happens inside AdminApi::reload, under proxyd's change lock (so a SIGHUP
@@ -246,10 +296,11 @@ TEST_P(ServerMisuse, IsABadRequestAndChangesNothing) {
 }
 
 const std::string kCommands =
-    "(proxyd's commands: status, history, set-weight, set-live, set-passive, flip, server drain, "
-    "server enable, server disable, apply, reload)";
+    "(proxyd's commands: status, history, diff, set-weight, set-live, set-passive, flip, server "
+    "drain, server enable, server disable, apply, reset, reload)";
 const std::string kChangeCommands =
-    "set-weight, set-live, set-passive, flip, server drain, server enable, server disable, apply";
+    "set-weight, set-live, set-passive, flip, server drain, server enable, server disable, apply, "
+    "reset";
 
 INSTANTIATE_TEST_SUITE_P(
     Requests, ServerMisuse,
@@ -301,7 +352,7 @@ TEST(ServerAccess, ReadAccessRunsOnlyTheReadCommands) {
     EXPECT_EQ(out.at("error").at("kind"), "forbidden");
   }
   EXPECT_EQ(reply(api, R"({"v":1,"command":"reload"})", Access::read).at("error").at("message"),
-            "uid 1000 may only read (status, history); reload changes something");
+            "uid 1000 may only read (status, history, diff); reload changes something");
   EXPECT_TRUE(api.applied.empty());
   EXPECT_TRUE(api.reloads.empty());
 }
@@ -312,7 +363,7 @@ TEST(ServerAccess, AccessIsCheckedBeforeTheFields) {
   const json::value out = reply(api, R"({"v":1,"command":"flip"})", Access::read);
   EXPECT_EQ(out.at("error").at("kind"), "forbidden");
   EXPECT_EQ(out.at("error").at("message"),
-            "uid 1000 may only read (status, history); flip changes something");
+            "uid 1000 may only read (status, history, diff); flip changes something");
   // Without any access, nothing runs (the server closes such connections before any request).
   const json::value none = reply(api, R"({"v":1,"command":"status"})", Access::none);
   EXPECT_EQ(none.at("error").at("kind"), "forbidden");
