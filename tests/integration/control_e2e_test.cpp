@@ -1,7 +1,9 @@
 // Runtime changes end to end: the real proxyd, the real proxyctl, in-process upstreams. A change is
 // visible to every request that starts after proxyctl returns; 100 flips under load fail nothing;
 // a change survives kill -9; corrupt and truncated state files are kept aside; a save that fails
-// refuses the command; reload keeps runtime state; and the whole deploy cycle of docs/deploy.md.
+// refuses the command; reload keeps runtime state and says which values still win, diff and reset;
+// --if-generation on every changing command; apply names a refused line; wait-healthy; history as
+// proxyd writes it; and the whole deploy cycle of docs/deploy.md.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -302,6 +304,65 @@ TEST_F(ControlE2E, ReloadSaysWhichRuntimeValuesStillWinAndResetDropsThem) {
   const CommandResult history = ctl({"history", "-n", "2"});
   EXPECT_NE(history.output.find("reset web"), std::string::npos) << history.output;
   EXPECT_NE(history.output.find("reset --all"), std::string::npos) << history.output;
+}
+
+// --if-generation on every command that changes something, against the real proxyd: with a stale
+// generation it is refused (exit 1) and nothing changes, neither the state nor the generation;
+// with the current one it goes through, one generation further.
+TEST_F(ControlE2E, EveryChangingCommandHonoursIfGeneration) {
+  ASSERT_NO_FATAL_FAILURE(start("0"));
+  const std::string batch = proxy_->dir() + "/step.batch";
+  std::ofstream(batch) << "set-weight api 5\nset-weight web 5\n";
+  // The reload, last, reads this; until then only a stale reload could, and must not.
+  proxy_->write_config(config("50"));
+  const std::string server = blue2_.address();
+  const std::vector<std::vector<std::string>> commands{
+      {"set-weight", "web", "20"},
+      {"set-live", "api", "green"},
+      {"set-passive", "api", "blue"},
+      {"flip", "web"},
+      {"flip", "--all"},
+      {"server", "drain", "blue", server},
+      {"server", "disable", "blue", server},
+      {"server", "enable", "blue", server},
+      {"apply", batch},
+      {"reset", "web"},
+      {"reset", "--all"},
+      {"reload"}};
+  std::set<std::string> covered;
+  for (const std::vector<std::string>& command : commands) {
+    const std::string name = command[0] == "server" ? command[0] + " " + command[1] : command[0];
+    covered.insert(name);
+    SCOPED_TRACE(name);
+    const std::string before = ctl({"status", "--json"}).output;
+    const auto generation = json::parse(before).at("generation").to_number<std::uint64_t>();
+
+    std::vector<std::string> stale{"--if-generation", std::to_string(generation - 1)};
+    stale.insert(stale.end(), command.begin(), command.end());
+    const CommandResult refused = ctl(stale);
+    EXPECT_EQ(refused.exit_code, 1) << refused.output;
+    EXPECT_NE(refused.output.find("proxyctl: refused: the generation is " +
+                                  std::to_string(generation) + ", not " +
+                                  std::to_string(generation - 1)),
+              std::string::npos)
+        << refused.output;
+    EXPECT_EQ(ctl({"status", "--json"}).output, before) << "a stale " << name << " changed things";
+
+    std::vector<std::string> current{"--if-generation", std::to_string(generation)};
+    current.insert(current.end(), command.begin(), command.end());
+    const CommandResult done = ctl(current);
+    EXPECT_EQ(done.exit_code, 0) << done.output;
+    const json::value after = json::parse(ctl({"status", "--json"}).output);
+    EXPECT_EQ(after.at("generation").to_number<std::uint64_t>(), generation + 1);
+  }
+  // Every command of proxyctl's that takes --if-generation is above.
+  EXPECT_EQ(covered, (std::set<std::string>{"set-weight", "set-live", "set-passive", "flip",
+                                            "server drain", "server disable", "server enable",
+                                            "apply", "reset", "reload"}));
+  // The reload did read the new file once its generation was right.
+  EXPECT_EQ(json::parse(ctl({"status", "--json", "web"}).output)
+                .at("result").at("routes").at(0).at("weight_ppm"),
+            500000);
 }
 
 TEST_F(ControlE2E, DrainedServerGetsNoNewRequests) {
