@@ -199,9 +199,17 @@ std::string render_change_reply(const Response& response) {
   return out + render_tables(after);
 }
 
+// A reload: the new generation, then the runtime values that still win over the file just read.
 std::string render_reload_reply(const Response& response) {
-  return "reloaded the config; generation is now " +
-         std::to_string(response.generation.value_or(0)) + "\n";
+  const RuntimeDiff diff = diff_from_json(response.result, response.generation.value_or(0));
+  std::string out = "reloaded the config; generation is now " +
+                    std::to_string(response.generation.value_or(0)) + "\n";
+  if (diff.size() == 0) return out;
+  return out + "these runtime values still win over the file:\n\n" + render_diff(diff);
+}
+
+std::string render_diff_reply(const Response& response) {
+  return render_diff(diff_from_json(response.result, response.generation.value_or(0)));
 }
 
 std::string render_history_reply(const Response& response) {
@@ -232,8 +240,8 @@ std::string parse_set_weight(const CommandRow&, const std::vector<std::string>& 
     return "invalid PERCENT " + in_quotes(split.positional[1]) +
            ": expected a number from 0 to 100 with at most 4 decimals, e.g. 0.5, 0.5% or 100";
   }
-  WireOperation op;
-  op.kind = WireOperation::Kind::set_weight;
+  Operation op;
+  op.kind = Operation::Kind::set_weight;
   op.route = split.positional[0];
   op.weight_ppm = *ppm;
   out.request.operations.push_back(op);
@@ -248,36 +256,41 @@ std::string parse_set_slot(const CommandRow& row, const std::vector<std::string>
       !error.empty()) {
     return error;
   }
-  WireOperation op;
-  op.kind = row.words[0] == "set-live" ? WireOperation::Kind::set_live
-                                       : WireOperation::Kind::set_passive;
+  Operation op;
+  op.kind = row.words[0] == "set-live" ? Operation::Kind::set_live
+                                       : Operation::Kind::set_passive;
   op.route = split.positional[0];
   op.pool = split.positional[1];
   out.request.operations.push_back(op);
   return "";
 }
 
-std::string parse_flip(const CommandRow&, const std::vector<std::string>& args, Invocation& out) {
+// flip and reset: ROUTE... as one operation per route, or --all as one operation for every route.
+std::string parse_routes_or_all(const CommandRow& row, const std::vector<std::string>& args,
+                                Invocation& out) {
+  const bool flip = row.words[0] == "flip";
+  const Operation::Kind one = flip ? Operation::Kind::flip : Operation::Kind::reset;
+  const Operation::Kind all = flip ? Operation::Kind::flip_all : Operation::Kind::reset_all;
   const SplitArgs split = split_args(args, {{"--all", false}});
   if (!split.error.empty()) return split.error;
-  const bool all = split.get("--all") != nullptr;
-  if (all && !split.positional.empty()) return "--all cannot be combined with route names";
-  if (all) {
-    WireOperation op;
-    op.kind = WireOperation::Kind::flip_all;
+  const bool every = split.get("--all") != nullptr;
+  if (every && !split.positional.empty()) return "--all cannot be combined with route names";
+  if (every) {
+    Operation op;
+    op.kind = all;
     out.request.operations.push_back(op);
     return "";
   }
   if (split.positional.empty()) return "missing ROUTE (or --all)";
   for (std::size_t i = 0; i < split.positional.size(); ++i) {
     const std::string& route = split.positional[i];
-    // Two flips of one route in one step would cancel out: surely not what was meant.
+    // A route named twice is a slip at best (two flips of one route would cancel out).
     if (std::find(split.positional.begin(), split.positional.begin() + static_cast<long>(i),
                   route) != split.positional.begin() + static_cast<long>(i)) {
       return "route " + in_quotes(route) + " given twice";
     }
-    WireOperation op;
-    op.kind = WireOperation::Kind::flip;
+    Operation op;
+    op.kind = one;
     op.route = route;
     out.request.operations.push_back(op);
   }
@@ -320,8 +333,8 @@ std::string parse_server(const CommandRow& row, const std::vector<std::string>& 
       !error.empty()) {
     return error;
   }
-  WireOperation op;
-  op.kind = WireOperation::Kind::server_admin;
+  Operation op;
+  op.kind = Operation::Kind::server_admin;
   op.pool = split.positional[0];
   op.server = split.positional[1];
   op.admin = row.words[1] == "drain"    ? ServerAdmin::draining
@@ -417,7 +430,7 @@ std::vector<CommandRow> make_table() {
                   "swap live and passive, weight 0, all in one step",
                   "--all flips every route; proxyd reads the list of routes at the moment of\n"
                   "the change, so routes added by a reload a second earlier are included.",
-                  true, true, parse_flip, render_change_reply});
+                  true, true, parse_routes_or_all, render_change_reply});
   rows.push_back({{"wait-healthy"},
                   "wait-healthy POOL [--min N] [--timeout SECONDS]",
                   "wait until N servers of POOL are healthy",
@@ -425,7 +438,8 @@ std::vector<CommandRow> make_table() {
                   "duration: 500ms, 90s, 2m. Asks proxyd for its status every half second.\n"
                   "A server counts when its health check passes or, before health checks have\n"
                   "run for the pool, when it is enabled. Exits 0 as soon as N servers count,\n"
-                  "1 when the timeout passes.",
+                  "1 when the timeout passes, and 1 at once when the pool has fewer than N\n"
+                  "servers.",
                   false, false, parse_wait_healthy, nullptr});
   rows.push_back({{"server", "drain"},
                   "server drain POOL SERVER",
@@ -446,21 +460,40 @@ std::vector<CommandRow> make_table() {
                   "reload",
                   "re-read the config file; errors keep the old one",
                   "Errors are printed as FILE:LINE: key: message. Runtime changes (weights,\n"
-                  "slots, server states) are kept for routes and pools that still exist.",
+                  "slots, server states) are kept for routes and pools that still exist and win\n"
+                  "over the file until `proxyctl reset`; reload lists those that differ from it.",
                   true, false, parse_no_args, render_reload_reply});
+  rows.push_back({{"diff"},
+                  "diff [--json]",
+                  "runtime values that win over the config file",
+                  "Each route value (live, passive, weight) and server state set at runtime\n"
+                  "(proxyctl, or the state file after a restart) that differs from the config\n"
+                  "file. Such values win over the file, through reloads and restarts, until\n"
+                  "`proxyctl reset` drops them.",
+                  false, false, parse_no_args, render_diff_reply});
+  rows.push_back({{"reset"},
+                  "reset ROUTE... | --all",
+                  "drop runtime overrides: the file's values apply",
+                  "With ROUTEs, drops their runtime live, passive and weight (a route without\n"
+                  "any is fine); --all drops those of every route and every server state set\n"
+                  "at runtime. One change: one new generation, on record in history.",
+                  true, true, parse_routes_or_all, render_change_reply});
   rows.push_back({{"history"},
                   "history [-n N]",
                   "the last N changes in the audit log (default 20)",
-                  "Every accepted or refused change, oldest first, with the caller's uid and pid.",
+                  "Every accepted or refused change, oldest first: when, by whom (the caller's\n"
+                  "uid and pid, or `signal` for a reload by SIGHUP), the generation after it,\n"
+                  "the result and the command as typed.",
                   false, false, parse_history, render_history_reply});
   rows.push_back({{"apply"},
                   "apply FILE|-",
                   "apply a batch of changes, all or nothing",
                   "FILE - reads standard input. One command per line, written as on the\n"
-                  "command line without `proxyctl`: set-weight, set-live, set-passive, flip\n"
-                  "and server drain|enable|disable.\n"
+                  "command line without `proxyctl`: set-weight, set-live, set-passive, flip,\n"
+                  "server drain|enable|disable and reset.\n"
                   "Blank lines and # comments are ignored. All lines become one change: one new\n"
-                  "snapshot and one generation, or nothing at all if any line is refused.",
+                  "snapshot and one generation, or nothing at all if any line is refused; the\n"
+                  "error names the line (apply: FILE line 3: no route named x).",
                   true, false, parse_apply, render_change_reply});
   rows.push_back({{"help"},
                   "help [COMMAND]",
@@ -608,8 +641,9 @@ Parsed parse_batch(std::string_view text, std::string_view source,
       out.usage_rows = {apply};
       return out;
     }
-    for (const WireOperation& op : parsed.invocation.request.operations) {
+    for (const Operation& op : parsed.invocation.request.operations) {
       out.invocation.request.operations.push_back(op);
+      out.invocation.operation_lines.push_back(line_number);
     }
     lines_done.push_back(join(words, " "));
   }
@@ -625,7 +659,15 @@ Parsed parse_batch(std::string_view text, std::string_view source,
     return out;
   }
   out.invocation.request.text = "apply: " + join(lines_done, "; ");
+  out.invocation.batch_name = std::string(source);
   return out;
+}
+
+std::string error_text(const Invocation& invocation, const Error& error) {
+  const auto& lines = invocation.operation_lines;
+  if (!error.operation || *error.operation >= lines.size()) return error.message;
+  return "apply: " + invocation.batch_name + " line " + std::to_string(lines[*error.operation]) +
+         ": " + error.message;
 }
 
 std::string usage_message(const Parsed& parsed) {
@@ -701,6 +743,30 @@ std::string format_table(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
+std::string render_diff(const RuntimeDiff& diff) {
+  if (diff.size() == 0) return "no runtime value differs from the file\n";
+  std::vector<std::string> tables;
+  if (!diff.routes.empty()) {
+    std::vector<std::vector<std::string>> rows{{"ROUTE", "KEY", "FILE", "RUNTIME"}};
+    for (const RouteDiff& route : diff.routes) {
+      const std::string unit = route.key == "weight" ? "%" : "";
+      rows.push_back({route.route, route.key, route.file + unit, route.runtime + unit});
+    }
+    tables.push_back(format_table(rows));
+  }
+  if (!diff.servers.empty()) {
+    std::vector<std::vector<std::string>> rows{{"POOL", "SERVER", "FILE", "RUNTIME"}};
+    for (const ServerDiff& server : diff.servers) {
+      rows.push_back({server.pool, server.server, std::string(admin_name(server.file)),
+                      std::string(admin_name(server.runtime))});
+    }
+    tables.push_back(format_table(rows));
+  }
+  return join(tables, "\n") +
+         "\nRuntime values win over the file until reset: `proxyctl reset ROUTE...` drops a\n"
+         "route's, `proxyctl reset --all` every route's and every server's.\n";
+}
+
 std::string render_status(const Status& status) {
   std::string out = "generation " + std::to_string(status.generation);
   if (!status.config_path.empty()) out += " (config " + status.config_path + ")";
@@ -709,12 +775,18 @@ std::string render_status(const Status& status) {
 
 std::string render_history(const json::array& entries) {
   if (entries.empty()) return "no changes recorded\n";
-  // The audit log's fields, read leniently: a missing field shows as "-".
+  // A field missing from a record (one from an older proxyd) shows as "-".
   const auto cell = [](const json::object& entry, std::string_view key) -> std::string {
     const json::value* value = entry.if_contains(key);
     if (value == nullptr || value->is_null()) return "-";
     if (value->is_string()) return std::string(value->get_string());
     return json::serialize(*value);
+  };
+  // "by" is {"uid":..,"pid":..} for the control socket, "signal" for a SIGHUP reload.
+  const auto by = [&](const json::object& entry) -> std::string {
+    const json::value* value = entry.if_contains("by");
+    if (value == nullptr || !value->is_object()) return cell(entry, "by");
+    return "uid " + cell(value->get_object(), "uid") + " pid " + cell(value->get_object(), "pid");
   };
   const auto first_line = [](std::string text) {
     if (const std::size_t nl = text.find('\n'); nl != std::string::npos) {
@@ -722,33 +794,21 @@ std::string render_history(const json::array& entries) {
     }
     return text;
   };
-  std::vector<std::vector<std::string>> rows{{"TIME", "UID", "PID", "GEN", "RESULT", "COMMAND"}};
+  std::vector<std::vector<std::string>> rows{{"TIME", "BY", "GEN", "RESULT", "COMMAND"}};
   bool any_reason = false;
   for (const json::value& value : entries) {
     if (!value.is_object()) {
       // A line proxyd could not parse as JSON is shown as it is rather than dropped.
-      rows.push_back({"-", "-", "-", "-", "-",
-                      value.is_string() ? std::string(value.get_string()) : "-"});
+      rows.push_back(
+          {"-", "-", "-", "-", value.is_string() ? std::string(value.get_string()) : "-"});
       continue;
     }
-    json::object entry = value.get_object();
-    if (const json::value* caller = entry.if_contains("caller"); caller && caller->is_object()) {
-      for (const auto& field : caller->get_object()) entry.emplace(field.key(), field.value());
-    }
-    std::string result = cell(entry, "result");
-    if (result == "-") {
-      if (const json::value* ok = entry.if_contains("ok"); ok && ok->is_bool()) {
-        result = ok->get_bool() ? "ok" : "refused";
-      }
-    }
-    std::vector<std::string> row{cell(entry, "time"), cell(entry, "uid"),
-                                 cell(entry, "pid"),  cell(entry, "generation"),
-                                 result,              cell(entry, "command")};
-    // proxyd's audit log calls the refusal's text "reason"; "error" is read too.
-    const std::string_view why = entry.contains("reason") ? "reason" : "error";
-    if (entry.contains(why)) {
+    const json::object& entry = value.get_object();
+    std::vector<std::string> row{cell(entry, "time"), by(entry), cell(entry, "generation"),
+                                 cell(entry, "result"), cell(entry, "command")};
+    if (entry.contains("reason")) {
       any_reason = true;
-      row.push_back(first_line(cell(entry, why)));
+      row.push_back(first_line(cell(entry, "reason")));
     }
     rows.push_back(std::move(row));
   }
@@ -789,6 +849,12 @@ std::string unknown_pool(const Status& status, std::string_view pool) {
   return "wait-healthy: unknown pool " + in_quotes(pool) + " (pools: " + join(names, ", ") + ")";
 }
 
+std::string too_few_servers(std::string_view pool, const HealthCount& count, std::uint32_t min) {
+  return "wait-healthy: pool " + std::string(pool) + " has only " + std::to_string(count.total) +
+         (count.total == 1 ? " server" : " servers") + ", fewer than --min " +
+         std::to_string(min);
+}
+
 std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text) {
   // Plain seconds as the usage line says, or a duration as in the config.
   const bool plain = parse_whole(text).has_value();
@@ -796,16 +862,6 @@ std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text) {
       parse_duration(plain ? std::string(text) + "s" : std::string(text));
   if (!duration) return std::nullopt;
   return std::chrono::duration_cast<std::chrono::milliseconds>(*duration);
-}
-
-std::string format_duration(std::chrono::milliseconds duration) {
-  const auto ms = duration.count();
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-  if (ms < 1000) return std::to_string(ms) + "ms";
-  std::string fraction = std::to_string(ms % 1000);
-  fraction.insert(0, 3 - fraction.size(), '0');
-  while (fraction.back() == '0') fraction.pop_back();
-  return std::to_string(ms / 1000) + "." + fraction + "s";
 }
 
 }  // namespace proxyd::control

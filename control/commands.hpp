@@ -44,6 +44,9 @@ struct Invocation {
 
   // apply: a path, or "-" for standard input
   std::string batch_source;
+  // A parsed batch: its name in messages, and the line each operation of the request came from.
+  std::string batch_name;
+  std::vector<std::size_t> operation_lines;
 
   // help COMMAND: the rows it names (`help server` names three); empty: the whole list
   std::vector<const CommandRow*> help_rows;
@@ -92,12 +95,18 @@ Parsed parse_batch(std::string_view text, std::string_view source,
 // What proxyctl prints on stderr for a usage error: "proxyctl: ERROR" and the usage lines.
 std::string usage_message(const Parsed& parsed);
 
+// The text of proxyd's error reply to `invocation`: its message, and for a batch whose operation
+// proxyd refused, the line it came from first ("apply: deploy.batch line 3: no route named x").
+std::string error_text(const Invocation& invocation, const Error& error);
+
 std::string help_text();                                          // every row
 std::string help_text(const std::vector<const CommandRow*>& rows);  // `help COMMAND`
 
 // Rendering, shared by the rows and tested on their own.
 std::string render_status(const Status& status);
 std::string render_history(const boost::json::array& entries);
+// The runtime values that win over the file (diff, and after a reload), with how to drop them.
+std::string render_diff(const RuntimeDiff& diff);
 // A whitespace-aligned table; the last column is not padded (no trailing blanks).
 std::string format_table(const std::vector<std::vector<std::string>>& rows);
 
@@ -113,7 +122,9 @@ std::string wait_healthy_met(std::string_view pool, const HealthCount& count, st
 std::string wait_healthy_timed_out(std::string_view pool, const HealthCount& count,
                                    std::uint32_t min, std::chrono::milliseconds waited);
 std::string unknown_pool(const Status& status, std::string_view pool);
-std::string format_duration(std::chrono::milliseconds duration);  // 1s, 1.5s, 250ms
+// A pool with fewer servers than --min can never meet it: said at once rather than after the
+// timeout.
+std::string too_few_servers(std::string_view pool, const HealthCount& count, std::uint32_t min);
 // Whole seconds ("30") or a duration as in the config ("500ms", "90s", "2m"); nullopt otherwise.
 std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text);
 

@@ -13,8 +13,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/json/array.hpp>
-#include <boost/json/parse.hpp>
 
 #include <pthread.h>
 #include <sys/socket.h>
@@ -28,16 +26,14 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
-#include <set>
 #include <thread>
 #include <utility>
 
-#include "control/commands.hpp"
+#include "control/server_commands.hpp"
 
 namespace proxyd::control {
 
 namespace net = boost::asio;
-namespace json = boost::json;
 using local = net::local::stream_protocol;
 using error_code = boost::system::error_code;
 using namespace net::experimental::awaitable_operators;
@@ -50,13 +46,6 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 // not spin this thread at 100% while the condition lasts.
 constexpr std::chrono::milliseconds kAcceptErrorPause{100};
 
-// One stderr line per event, written with one call so lines of different threads do not mix.
-void log_line(const std::string& text) {
-  const std::string line = "proxyd: control: " + text + "\n";
-  std::fwrite(line.data(), 1, line.size(), stderr);
-  std::fflush(stderr);
-}
-
 void log_exception(std::exception_ptr error) {
   if (!error) return;
   try {
@@ -66,209 +55,6 @@ void log_exception(std::exception_ptr error) {
   } catch (...) {
     log_line("internal error: unknown exception");
   }
-}
-
-std::string names_of(const std::vector<RouteStatus>& routes) {
-  std::string out;
-  for (const RouteStatus& route : routes) out += (out.empty() ? "" : ", ") + route.name;
-  return out;
-}
-
-// The pools the given routes use, in the order of `status.pools`.
-std::vector<PoolStatus> pools_used(const Status& status, const std::vector<RouteStatus>& routes,
-                                   const std::set<std::string>& also) {
-  std::set<std::string> wanted = also;
-  for (const RouteStatus& route : routes) {
-    wanted.insert(route.live);
-    wanted.insert(route.passive);
-  }
-  std::vector<PoolStatus> out;
-  for (const PoolStatus& pool : status.pools) {
-    if (wanted.count(pool.name) != 0) out.push_back(pool);
-  }
-  return out;
-}
-
-Response run_status(AdminApi& api, const Request& request) {
-  Status status = api.status();
-  if (!request.routes.empty()) {
-    const std::set<std::string> wanted(request.routes.begin(), request.routes.end());
-    for (const std::string& name : wanted) {
-      const bool known = std::any_of(status.routes.begin(), status.routes.end(),
-                                     [&](const RouteStatus& r) { return r.name == name; });
-      if (!known) {
-        return error_response(ErrorKind::refused, "unknown route " + in_quotes(name) +
-                                                      " (routes: " + names_of(status.routes) +
-                                                      ")",
-                              status.generation);
-      }
-    }
-    std::vector<RouteStatus> routes;
-    for (const RouteStatus& route : status.routes) {
-      if (wanted.count(route.name) != 0) routes.push_back(route);
-    }
-    status.pools = pools_used(status, routes, {});
-    status.routes = std::move(routes);
-  }
-  return ok_response(status.generation, status_to_json(status));
-}
-
-Response run_history(AdminApi& api, const Request& request) {
-  json::array entries;
-  for (const std::string& line : api.history(request.limit.value_or(kDefaultHistoryLimit))) {
-    error_code ec;
-    json::value entry = json::parse(line, ec);
-    // A damaged audit line is passed on as text rather than hidden.
-    if (ec) {
-      entries.emplace_back(line);
-    } else {
-      entries.push_back(std::move(entry));
-    }
-  }
-  json::object result;
-  result["entries"] = std::move(entries);
-  return ok_response(std::nullopt, std::move(result));
-}
-
-Response run_reload(AdminApi& api, const Request& request, const Caller& caller) {
-  // The generation check happens inside the reload, under proxyd's change lock, so a SIGHUP
-  // cannot slip in between, and a refusal is audited like any other.
-  const ChangeResult result = api.reload(caller, request.if_generation);
-  if (!result.ok) return error_response(ErrorKind::refused, result.error, result.generation);
-  return ok_response(result.generation);
-}
-
-// Builds the AdminApi operations, with each flip_all replaced by one flip per route of `status`.
-// Returns a refusal message instead when a route would be flipped twice (the flips cancel out).
-std::string expand(const std::vector<WireOperation>& wire, const Status* status,
-                   std::vector<Operation>& out) {
-  std::set<std::string> flipped;
-  const auto add_flip = [&](const std::string& route) -> std::string {
-    if (!flipped.insert(route).second) {
-      return "route " + in_quotes(route) +
-             " is flipped twice in one change (the flips would cancel out)";
-    }
-    Operation op;
-    op.kind = Operation::Kind::flip;
-    op.route = route;
-    out.push_back(std::move(op));
-    return "";
-  };
-  for (const WireOperation& op : wire) {
-    std::string error;
-    if (op.kind == WireOperation::Kind::flip_all) {
-      for (const RouteStatus& route : status->routes) {
-        if (error.empty()) error = add_flip(route.name);
-      }
-    } else if (op.kind == WireOperation::Kind::flip) {
-      error = add_flip(op.route);
-    } else {
-      out.push_back(to_operation(op));
-    }
-    if (!error.empty()) return error;
-  }
-  return "";
-}
-
-Response run_change(AdminApi& api, const Request& request, const Caller& caller) {
-  if (request.operations.empty()) {
-    return error_response(ErrorKind::bad_request,
-                          "\"operations\" is empty: " + in_quotes(request.command) +
-                              " needs at least one operation");
-  }
-  const bool has_flip_all =
-      std::any_of(request.operations.begin(), request.operations.end(),
-                  [](const WireOperation& op) { return op.kind == WireOperation::Kind::flip_all; });
-  // flip_all reads the routes and applies in two calls. Without the caller's own if_generation,
-  // the apply is pinned to the generation that was read, so a reload in between (SIGHUP, on
-  // another thread) makes it refuse instead of missing a route; then it is read and tried again.
-  constexpr int kAttempts = 3;
-  for (int attempt = 1;; ++attempt) {
-    ChangeRequest change;
-    change.caller = caller;
-    change.command = request.text.empty() ? request.command : request.text;
-    change.if_generation = request.if_generation;
-    std::optional<Status> before;
-    if (has_flip_all) {
-      before = api.status();
-      if (!change.if_generation) change.if_generation = before->generation;
-    }
-    if (std::string error = expand(request.operations, before ? &*before : nullptr,
-                                   change.operations);
-        !error.empty()) {
-      return error_response(ErrorKind::refused, std::move(error));
-    }
-    if (change.operations.empty()) {
-      return error_response(ErrorKind::refused, "there are no routes to flip");
-    }
-    const ChangeResult result = api.apply(change);
-    if (!result.ok) {
-      const bool pinned_by_us = has_flip_all && !request.if_generation;
-      if (pinned_by_us && attempt < kAttempts && api.status().generation != before->generation) {
-        continue;
-      }
-      return error_response(ErrorKind::refused, result.error, result.generation);
-    }
-
-    // The reply shows what was done and the touched routes and pools as they are now.
-    json::array operations;
-    std::set<std::string> routes_touched;
-    std::set<std::string> pools_touched;
-    for (const Operation& op : change.operations) {
-      operations.push_back(to_json(from_operation(op)));
-      if (op.kind == Operation::Kind::server_admin) {
-        pools_touched.insert(op.pool);
-      } else {
-        routes_touched.insert(op.route);
-      }
-    }
-    Status after = api.status();
-    std::vector<RouteStatus> routes;
-    for (const RouteStatus& route : after.routes) {
-      if (routes_touched.count(route.name) != 0) routes.push_back(route);
-    }
-    std::vector<PoolStatus> pools;
-    for (const PoolStatus& pool : after.pools) {
-      if (pools_touched.count(pool.name) != 0) pools.push_back(pool);
-    }
-    after.routes = std::move(routes);
-    after.pools = std::move(pools);
-    json::object body = status_to_json(after);
-    body.erase("config_path");
-    body["operations"] = std::move(operations);
-    return ok_response(result.generation, std::move(body));
-  }
-}
-
-Response dispatch(AdminApi& api, const Request& request, const Caller& caller) {
-  const CommandRow* row = find_command(request.command);
-  const bool is_status = request.command == "status";
-  const bool is_history = request.command == "history";
-  const bool is_reload = request.command == "reload";
-  const bool is_change = row != nullptr && row->mutates && !is_reload;
-  if (!is_status && !is_history && !is_reload && !is_change) {
-    std::string message = "unknown command " + in_quotes(request.command);
-    if (row != nullptr) message += " (proxyctl runs it itself; it is not sent to proxyd)";
-    return error_response(ErrorKind::bad_request, std::move(message));
-  }
-  if (!request.operations.empty() && !is_change) {
-    return error_response(ErrorKind::bad_request,
-                          "\"operations\" is only for commands that change routes or servers");
-  }
-  if (request.if_generation && !is_change && !is_reload) {
-    return error_response(ErrorKind::bad_request,
-                          "\"if_generation\" is only for commands that change something");
-  }
-  if (!request.routes.empty() && !is_status) {
-    return error_response(ErrorKind::bad_request, "\"routes\" is only for status");
-  }
-  if (request.limit && !is_history) {
-    return error_response(ErrorKind::bad_request, "\"limit\" is only for history");
-  }
-  if (is_status) return run_status(api, request);
-  if (is_history) return run_history(api, request);
-  if (is_reload) return run_reload(api, request, caller);
-  return run_change(api, request, caller);
 }
 
 // SO_PEERCRED for uid, gid and pid; SO_PEERGROUPS (Linux 4.13+) for the supplementary groups,
@@ -348,48 +134,43 @@ net::awaitable<bool> write_line(local::socket& socket, net::steady_timer& timer,
 
 }  // namespace
 
-bool peer_allowed(const Caller& caller, const ControlServerOptions& options, uid_t self) {
-  return peer_allowed(caller, {}, options, self);
-}
+namespace {
 
-bool peer_allowed(const Caller& caller, const std::vector<gid_t>& groups,
-                  const ControlServerOptions& options, uid_t self) {
-  if (caller.uid < 0) return false;
+// Is the peer root or `self`, or named by `uids`, or in one of `gids` (by its primary group or a
+// supplementary one)?
+bool peer_matches(const Caller& caller, const std::vector<gid_t>& groups,
+                  const std::vector<uid_t>& uids, const std::vector<gid_t>& gids) {
   const auto uid = static_cast<uid_t>(caller.uid);
-  if (uid == 0 || uid == self) return true;
-  const auto& uids = options.allowed_uids;
   if (std::find(uids.begin(), uids.end(), uid) != uids.end()) return true;
-  const auto& gids = options.allowed_gids;
-  if (caller.gid >= 0 &&
-      std::find(gids.begin(), gids.end(), static_cast<gid_t>(caller.gid)) != gids.end()) {
-    return true;
-  }
-  return std::any_of(groups.begin(), groups.end(), [&](gid_t gid) {
+  const auto in_gids = [&](gid_t gid) {
     return std::find(gids.begin(), gids.end(), gid) != gids.end();
-  });
+  };
+  if (caller.gid >= 0 && in_gids(static_cast<gid_t>(caller.gid))) return true;
+  return std::any_of(groups.begin(), groups.end(), in_gids);
 }
 
-Response execute(AdminApi& api, const Request& request, const Caller& caller) {
-  try {
-    return dispatch(api, request, caller);
-  } catch (const std::exception& e) {
-    log_line("internal error in " + request.command + ": " + e.what());
-    return error_response(ErrorKind::internal, "internal error in " + request.command + ": " +
-                                                   e.what() + "; check `proxyctl status`");
-  } catch (...) {
-    log_line("internal error in " + request.command);
-    return error_response(ErrorKind::internal,
-                          "internal error in " + request.command + "; check `proxyctl status`");
+}  // namespace
+
+Access peer_access(const Caller& caller, const std::vector<gid_t>& groups,
+                   const ControlServerOptions& options, uid_t self) {
+  if (caller.uid < 0) return Access::none;
+  const auto uid = static_cast<uid_t>(caller.uid);
+  if (uid == 0 || uid == self) return Access::change;
+  if (peer_matches(caller, groups, options.allowed_uids, options.allowed_gids)) {
+    return Access::change;
   }
+  if (peer_matches(caller, groups, options.read_uids, options.read_gids)) return Access::read;
+  return Access::none;
 }
 
-std::string handle_line(AdminApi& api, std::string_view line, const Caller& caller) {
+std::string handle_line(AdminApi& api, std::string_view line, const Caller& caller,
+                        Access granted) {
   try {
     const DecodedRequest decoded = decode_request(line);
     if (!decoded.request) {
       return encode_response(error_response(decoded.error.kind, decoded.error.message));
     }
-    return encode_response(execute(api, *decoded.request, caller));
+    return encode_response(execute(api, *decoded.request, caller, granted));
   } catch (const std::exception& e) {
     log_line(std::string("internal error: ") + e.what());
     return encode_response(error_response(ErrorKind::internal, "internal error"));
@@ -570,7 +351,8 @@ net::awaitable<void> ControlServer::Impl::serve(local::socket socket) {
     log_line(std::string("cannot read the peer's credentials: ") + std::strerror(errno));
     co_return;
   }
-  if (!peer_allowed(caller, groups, options_, self_uid_)) {
+  const Access granted = peer_access(caller, groups, options_, self_uid_);
+  if (granted == Access::none) {
     log_line("refused uid=" + std::to_string(caller.uid) + " pid=" + std::to_string(caller.pid) +
              " gid=" + std::to_string(caller.gid) +
              ": not root, not proxyd's user, not in admin.control_allow_uids or "
@@ -631,7 +413,7 @@ net::awaitable<void> ControlServer::Impl::serve(local::socket socket) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
 
     // Intent: run the command. Synchronously on this one thread, so commands never overlap.
-    const std::string reply = handle_line(api_, line, caller);
+    const std::string reply = handle_line(api_, line, caller, granted);
     answered = true;
     if (!co_await write_line(socket, timer, timeout, reply) || last) co_return;
   }

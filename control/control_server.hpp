@@ -3,7 +3,8 @@
 // every request (size, deadline, connection count), runs one command at a time on its own thread,
 // and reaches proxyd only through AdminApi (docs/architecture.md, "The control boundary").
 // No Asio in this header: the server's machinery is behind a pointer, and the request handling
-// (execute, handle_line, peer_allowed) is plain functions that unit tests call without sockets.
+// (handle_line, peer_access, and the command table in server_commands.hpp) is plain functions
+// that unit tests call without sockets.
 #pragma once
 
 #include <sys/types.h>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "control/protocol.hpp"
+#include "control/server_commands.hpp"
 #include "proxy/admin_api.hpp"
 
 namespace proxyd::control {
@@ -25,26 +27,29 @@ struct ControlServerOptions {
   std::string path;                        // admin.control_socket
   mode_t mode = 0600;                      // the socket file's permissions
   std::optional<gid_t> group;              // the socket file's group, if set (chown)
-  std::vector<uid_t> allowed_uids;         // besides root and proxyd's own user
-  std::vector<gid_t> allowed_gids;         // the peer's primary or supplementary groups
+  // Change access (every command), besides root and proxyd's own user; a gid matches the peer's
+  // primary or supplementary groups.
+  std::vector<uid_t> allowed_uids;
+  std::vector<gid_t> allowed_gids;
+  // Read access only (status, history, ...), matched the same way.
+  std::vector<uid_t> read_uids;
+  std::vector<gid_t> read_gids;
   std::size_t max_request_bytes = 64 * 1024;   // one request line, newline included
   std::chrono::milliseconds io_timeout{5000};  // to read a request line, and to write a reply
   std::size_t max_connections = 16;            // open at once; more are closed at once
 };
 
-// May this peer use the control socket? Root always; proxyd's own effective uid (`self`); a uid of
-// allowed_uids; a primary gid (caller.gid) or supplementary gid (`groups`, from SO_PEERGROUPS) of
-// allowed_gids. The socket file's mode and group are the first gate; this is the second.
-bool peer_allowed(const Caller& caller, const ControlServerOptions& options, uid_t self);
-bool peer_allowed(const Caller& caller, const std::vector<gid_t>& groups,
-                  const ControlServerOptions& options, uid_t self);
+// What this peer may do on the control socket. Change: root, proxyd's own effective uid (`self`),
+// a uid of allowed_uids, a primary gid (caller.gid) or supplementary gid (`groups`, from
+// SO_PEERGROUPS) of allowed_gids. Read: the same test against read_uids and read_gids. None:
+// anyone else. The socket file's mode and group are the first gate; this is the second.
+Access peer_access(const Caller& caller, const std::vector<gid_t>& groups,
+                   const ControlServerOptions& options, uid_t self);
 
-// Runs one decoded request against the api; never throws (an exception becomes `internal`).
-// `flip_all` operations are expanded here into one flip per route, in the same apply call.
-Response execute(AdminApi& api, const Request& request, const Caller& caller);
-
-// One request line (no newline) -> one response line (no newline): decode, execute, encode.
-std::string handle_line(AdminApi& api, std::string_view line, const Caller& caller);
+// One request line (no newline) -> one response line (no newline): decode, execute (for a caller
+// granted `granted`), encode.
+std::string handle_line(AdminApi& api, std::string_view line, const Caller& caller,
+                        Access granted);
 
 // Owner: proxyd's main (or a test), which also owns the AdminApi and keeps it alive longer.
 // Thread: start() and stop() from the owner's thread; connections are served on the server's own

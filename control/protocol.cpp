@@ -5,11 +5,14 @@
 #include "control/protocol.hpp"
 
 #include <boost/json/array.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <array>
+#include <limits>
+#include <set>
 #include <utility>
 
 namespace proxyd::control {
@@ -29,16 +32,18 @@ constexpr std::array<std::pair<ErrorKind, std::string_view>, 8> kErrorKinds{{
     {ErrorKind::internal, "internal"},
 }};
 
-constexpr std::array<std::pair<WireOperation::Kind, std::string_view>, 6> kOpNames{{
-    {WireOperation::Kind::set_weight, "set_weight"},
-    {WireOperation::Kind::set_live, "set_live"},
-    {WireOperation::Kind::set_passive, "set_passive"},
-    {WireOperation::Kind::flip, "flip"},
-    {WireOperation::Kind::flip_all, "flip_all"},
-    {WireOperation::Kind::server_admin, "server_admin"},
+constexpr std::array<std::pair<Operation::Kind, std::string_view>, 8> kOpNames{{
+    {Operation::Kind::set_weight, "set_weight"},
+    {Operation::Kind::set_live, "set_live"},
+    {Operation::Kind::set_passive, "set_passive"},
+    {Operation::Kind::flip, "flip"},
+    {Operation::Kind::flip_all, "flip_all"},
+    {Operation::Kind::server_admin, "server_admin"},
+    {Operation::Kind::reset, "reset"},
+    {Operation::Kind::reset_all, "reset_all"},
 }};
 
-std::string_view op_name(WireOperation::Kind kind) {
+std::string_view op_name(Operation::Kind kind) {
   for (const auto& [k, name] : kOpNames) {
     if (k == kind) return name;
   }
@@ -46,14 +51,16 @@ std::string_view op_name(WireOperation::Kind kind) {
 }
 
 // The fields each op carries besides "op"; all of them are required.
-std::vector<std::string_view> op_fields(WireOperation::Kind kind) {
+std::vector<std::string_view> op_fields(Operation::Kind kind) {
   switch (kind) {
-    case WireOperation::Kind::set_weight: return {"route", "weight_ppm"};
-    case WireOperation::Kind::set_live:
-    case WireOperation::Kind::set_passive: return {"route", "pool"};
-    case WireOperation::Kind::flip: return {"route"};
-    case WireOperation::Kind::flip_all: return {};
-    case WireOperation::Kind::server_admin: return {"pool", "server", "admin"};
+    case Operation::Kind::set_weight: return {"route", "weight_ppm"};
+    case Operation::Kind::set_live:
+    case Operation::Kind::set_passive: return {"route", "pool"};
+    case Operation::Kind::flip:
+    case Operation::Kind::reset: return {"route"};
+    case Operation::Kind::flip_all:
+    case Operation::Kind::reset_all: return {};
+    case Operation::Kind::server_admin: return {"pool", "server", "admin"};
   }
   return {};
 }
@@ -67,10 +74,78 @@ std::optional<std::uint64_t> as_uint(const json::value& value) {
   return std::nullopt;
 }
 
-Error bad(std::string message) { return Error{ErrorKind::bad_request, std::move(message)}; }
+// A SAX handler that builds nothing and remembers each open object's keys, to find the first key
+// that appears twice in one object, at any depth. Boost.JSON's DOM parser (1.81) keeps the last
+// of two equal keys without a word and has no option to refuse them; a request such as
+// "weight_ppm":1,"weight_ppm":999999 must not mean whichever came last.
+class DuplicateKeyFinder {
+ public:
+  static constexpr std::size_t max_array_size = std::numeric_limits<std::size_t>::max();
+  static constexpr std::size_t max_object_size = std::numeric_limits<std::size_t>::max();
+  static constexpr std::size_t max_string_size = std::numeric_limits<std::size_t>::max();
+  static constexpr std::size_t max_key_size = std::numeric_limits<std::size_t>::max();
+
+  // The first duplicate key found, once the parser stopped on it.
+  const std::optional<std::string>& duplicate() const { return duplicate_; }
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) {
+    objects_.emplace_back();
+    return true;
+  }
+  bool on_object_end(std::size_t, boost::system::error_code&) {
+    objects_.pop_back();
+    return true;
+  }
+  bool on_array_begin(boost::system::error_code&) { return true; }
+  bool on_array_end(std::size_t, boost::system::error_code&) { return true; }
+  bool on_key_part(json::string_view part, std::size_t, boost::system::error_code&) {
+    key_.append(part.data(), part.size());
+    return true;
+  }
+  bool on_key(json::string_view part, std::size_t, boost::system::error_code& ec) {
+    key_.append(part.data(), part.size());
+    if (!objects_.back().insert(key_).second) {
+      duplicate_ = std::move(key_);
+      ec = boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+      return false;
+    }
+    key_.clear();
+    return true;
+  }
+  bool on_string_part(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_uint64(std::uint64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_double(double, json::string_view, boost::system::error_code&) { return true; }
+  bool on_bool(bool, boost::system::error_code&) { return true; }
+  bool on_null(boost::system::error_code&) { return true; }
+  bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+
+ private:
+  std::vector<std::set<std::string>> objects_;  // the keys of each open object, innermost last
+  std::string key_;                             // the key being read, in parts
+  std::optional<std::string> duplicate_;
+};
+
+// The first key that appears twice in one object of `text`. Invalid JSON is left to json::parse,
+// which says what is wrong with it.
+std::optional<std::string> first_duplicate_key(std::string_view text) {
+  json::basic_parser<DuplicateKeyFinder> parser{json::parse_options{}};
+  boost::system::error_code ec;
+  parser.write_some(false, text.data(), text.size(), ec);
+  return parser.handler().duplicate();
+}
+
+Error bad(std::string message) {
+  return Error{ErrorKind::bad_request, std::move(message), std::nullopt};
+}
 
 // Decodes operations[index]; on failure sets `error` (prefixed with the index) and returns nullopt.
-std::optional<WireOperation> decode_operation(const json::value& value, std::size_t index,
+std::optional<Operation> decode_operation(const json::value& value, std::size_t index,
                                               std::string& error) {
   const std::string where = "operations[" + std::to_string(index) + "]: ";
   if (!value.is_object()) {
@@ -90,7 +165,7 @@ std::optional<WireOperation> decode_operation(const json::value& value, std::siz
     error = where + "unknown op " + in_quotes(name);
     return std::nullopt;
   }
-  WireOperation result;
+  Operation result;
   result.kind = known->first;
   const std::vector<std::string_view> fields = op_fields(result.kind);
   for (const auto& entry : object) {
@@ -172,45 +247,7 @@ std::string_view to_string(Source source) {
   return source == Source::runtime ? "runtime" : "config";
 }
 
-Operation to_operation(const WireOperation& op) {
-  Operation out;
-  switch (op.kind) {
-    case WireOperation::Kind::set_weight: out.kind = Operation::Kind::set_weight; break;
-    case WireOperation::Kind::set_live: out.kind = Operation::Kind::set_live; break;
-    case WireOperation::Kind::set_passive: out.kind = Operation::Kind::set_passive; break;
-    case WireOperation::Kind::flip:
-    case WireOperation::Kind::flip_all: out.kind = Operation::Kind::flip; break;
-    case WireOperation::Kind::server_admin: out.kind = Operation::Kind::server_admin; break;
-  }
-  out.route = op.route;
-  out.pool = op.pool;
-  out.server = op.server;
-  out.weight_ppm = op.weight_ppm;
-  out.admin = op.admin;
-  return out;
-}
-
-WireOperation from_operation(const Operation& op) {
-  WireOperation out;
-  switch (op.kind) {
-    case Operation::Kind::set_weight: out.kind = WireOperation::Kind::set_weight; break;
-    case Operation::Kind::set_live: out.kind = WireOperation::Kind::set_live; break;
-    case Operation::Kind::set_passive: out.kind = WireOperation::Kind::set_passive; break;
-    case Operation::Kind::flip: out.kind = WireOperation::Kind::flip; break;
-    case Operation::Kind::server_admin: out.kind = WireOperation::Kind::server_admin; break;
-  }
-  // Only the fields this kind uses, so a round trip through the wire compares equal.
-  for (const std::string_view field : op_fields(out.kind)) {
-    if (field == "route") out.route = op.route;
-    if (field == "pool") out.pool = op.pool;
-    if (field == "server") out.server = op.server;
-    if (field == "weight_ppm") out.weight_ppm = op.weight_ppm;
-    if (field == "admin") out.admin = op.admin;
-  }
-  return out;
-}
-
-json::value to_json(const WireOperation& op) {
+json::value to_json(const Operation& op) {
   json::object out;
   out["op"] = op_name(op.kind);
   for (const std::string_view field : op_fields(op.kind)) {
@@ -235,6 +272,10 @@ DecodedRequest decode_request(std::string_view line) {
     out.error = bad("a request must be a JSON object");
     return out;
   }
+  if (const std::optional<std::string> key = first_duplicate_key(line)) {
+    out.error = bad("duplicate key " + in_quotes(*key) + " (a key may appear once in an object)");
+    return out;
+  }
   const json::object& object = parsed.get_object();
 
   // The version first: a request of another version may well carry fields this one does not know.
@@ -250,7 +291,8 @@ DecodedRequest decode_request(std::string_view line) {
   if (!version->is_int64() || version->get_int64() != kProtocolVersion) {
     out.error = Error{ErrorKind::unsupported_version,
                       "protocol version " + json::serialize(*version) +
-                          " is not supported; this proxyd speaks version 1"};
+                          " is not supported; this proxyd speaks version 1",
+                      std::nullopt};
     return out;
   }
 
@@ -308,7 +350,7 @@ DecodedRequest decode_request(std::string_view line) {
       const json::array& operations = value.get_array();
       for (std::size_t i = 0; i < operations.size(); ++i) {
         std::string why;
-        std::optional<WireOperation> op = decode_operation(operations[i], i, why);
+        std::optional<Operation> op = decode_operation(operations[i], i, why);
         if (!op) {
           out.error = bad(std::move(why));
           return out;
@@ -334,7 +376,7 @@ std::string encode_request(const Request& request) {
   out["command"] = request.command;
   if (!request.operations.empty()) {
     json::array operations;
-    for (const WireOperation& op : request.operations) operations.push_back(to_json(op));
+    for (const Operation& op : request.operations) operations.push_back(to_json(op));
     out["operations"] = std::move(operations);
   }
   if (request.if_generation) out["if_generation"] = *request.if_generation;
@@ -390,6 +432,11 @@ DecodedResponse decode_response(std::string_view line) {
     // A kind this proxyctl does not know yet (a newer proxyd) still reads as a refusal.
     response.error.kind = error_kind_from_string(kind).value_or(ErrorKind::refused);
     response.error.message = string_or(error->get_object(), "message", kind);
+    if (const json::value* operation = error->get_object().if_contains("operation")) {
+      if (const std::optional<std::uint64_t> index = as_uint(*operation)) {
+        response.error.operation = static_cast<std::size_t>(*index);
+      }
+    }
   }
   out.response = std::move(response);
   return out;
@@ -406,6 +453,7 @@ std::string encode_response(const Response& response) {
     json::object error;
     error["kind"] = to_string(response.error.kind);
     error["message"] = response.error.message;
+    if (response.error.operation) error["operation"] = *response.error.operation;
     out["error"] = std::move(error);
   }
   return json::serialize(out);
@@ -424,8 +472,18 @@ Response error_response(ErrorKind kind, std::string message,
   Response response;
   response.ok = false;
   response.generation = generation;
-  response.error = Error{kind, std::move(message)};
+  response.error = Error{kind, std::move(message), std::nullopt};
   return response;
+}
+
+std::string format_duration(std::chrono::milliseconds duration) {
+  const auto ms = duration.count();
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  std::string fraction = std::to_string(ms % 1000);
+  fraction.insert(0, 3 - fraction.size(), '0');
+  while (fraction.back() == '0') fraction.pop_back();
+  return std::to_string(ms / 1000) + "." + fraction + "s";
 }
 
 json::object status_to_json(const Status& status) {
@@ -519,6 +577,49 @@ Status status_from_json(const json::object& result, std::uint64_t generation) {
     }
   }
   return status;
+}
+
+json::object diff_to_json(const RuntimeDiff& diff) {
+  json::array routes;
+  for (const RouteDiff& route : diff.routes) {
+    routes.push_back(json::object{{"route", route.route},
+                                  {"key", route.key},
+                                  {"file", route.file},
+                                  {"runtime", route.runtime}});
+  }
+  json::array servers;
+  for (const ServerDiff& server : diff.servers) {
+    servers.push_back(json::object{{"pool", server.pool},
+                                   {"server", server.server},
+                                   {"file", admin_name(server.file)},
+                                   {"runtime", admin_name(server.runtime)}});
+  }
+  return json::object{{"routes", std::move(routes)}, {"servers", std::move(servers)}};
+}
+
+RuntimeDiff diff_from_json(const json::object& result, std::uint64_t generation) {
+  RuntimeDiff diff;
+  diff.generation = generation;
+  // The array `key` of `result`, its objects only.
+  const auto objects = [&](std::string_view key) {
+    std::vector<const json::object*> out;
+    if (const json::value* array = result.if_contains(key); array && array->is_array()) {
+      for (const json::value& value : array->get_array())
+        if (value.is_object()) out.push_back(&value.get_object());
+    }
+    return out;
+  };
+  for (const json::object* r : objects("routes")) {
+    diff.routes.push_back({string_or(*r, "route", ""), string_or(*r, "key", ""),
+                           string_or(*r, "file", ""), string_or(*r, "runtime", "")});
+  }
+  for (const json::object* s : objects("servers")) {
+    diff.servers.push_back(
+        {string_or(*s, "pool", ""), string_or(*s, "server", ""),
+         parse_admin(string_or(*s, "file", "")).value_or(ServerAdmin::enabled),
+         parse_admin(string_or(*s, "runtime", "")).value_or(ServerAdmin::enabled)});
+  }
+  return diff;
 }
 
 }  // namespace proxyd::control

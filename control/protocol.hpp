@@ -7,6 +7,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -40,29 +41,10 @@ enum class ErrorKind {
 std::string_view to_string(ErrorKind kind);
 std::optional<ErrorKind> error_kind_from_string(std::string_view text);
 
-// One change on the wire: proxyd::Operation plus flip_all, which the control server expands into
-// one flip per route from the state it reads just before applying, so `flip --all` is one
-// snapshot even if a reload changes the set of routes around it.
-struct WireOperation {
-  enum class Kind { set_weight, set_live, set_passive, flip, flip_all, server_admin };
-  Kind kind = Kind::set_weight;
-  std::string route;             // set_weight, set_live, set_passive, flip
-  std::string pool;              // set_live, set_passive, server_admin
-  std::string server;            // server_admin
-  std::uint32_t weight_ppm = 0;  // set_weight
-  ServerAdmin admin = ServerAdmin::enabled;  // server_admin
-
-  bool operator==(const WireOperation&) const = default;
-};
-
-// Not valid for flip_all (which names no route): the caller expands it first.
-Operation to_operation(const WireOperation& op);
-WireOperation from_operation(const Operation& op);
-
 // Every field a request can carry; which ones a command uses is in docs/control-protocol.md.
 struct Request {
   std::string command;                         // "status", "set-weight", "server drain", "apply"...
-  std::vector<WireOperation> operations;       // commands that change something
+  std::vector<Operation> operations;           // commands that change something
   std::optional<std::uint64_t> if_generation;  // refuse unless the generation is still this
   std::string text;                            // the command as typed, for the audit log
   std::vector<std::string> routes;             // status: only these routes (empty: all)
@@ -74,6 +56,8 @@ struct Request {
 struct Error {
   ErrorKind kind = ErrorKind::internal;
   std::string message;
+  // A refused change: the index in "operations" of the operation to blame, when one is.
+  std::optional<std::size_t> operation;
 };
 
 struct Response {
@@ -105,13 +89,22 @@ Response ok_response(std::optional<std::uint64_t> generation, boost::json::objec
 Response error_response(ErrorKind kind, std::string message,
                         std::optional<std::uint64_t> generation = std::nullopt);
 
-boost::json::value to_json(const WireOperation& op);
+// An operation on the wire: {"op":"set_weight","route":"api","weight_ppm":5000}, only the fields
+// its kind uses.
+boost::json::value to_json(const Operation& op);
 
 // Status <-> the result of `status`. from_json is lenient (missing fields keep their defaults) so a
 // newer proxyd that adds fields still renders; it throws nothing.
 boost::json::object status_to_json(const Status& status);
 Status status_from_json(const boost::json::object& result, std::uint64_t generation);
 
+// RuntimeDiff <-> the result of `diff` and of `reload`; from_json is lenient like status_from_json.
+boost::json::object diff_to_json(const RuntimeDiff& diff);
+RuntimeDiff diff_from_json(const boost::json::object& result, std::uint64_t generation);
+
 std::string_view to_string(Source source);  // admin states: admin_name/parse_admin (admin_api.hpp)
+
+// A duration as both ends write it in messages: 1s, 1.5s, 250ms.
+std::string format_duration(std::chrono::milliseconds duration);
 
 }  // namespace proxyd::control

@@ -202,8 +202,8 @@ int send_and_render(const Context& context, const Invocation& invocation) {
     if (!context.json) std::cout << invocation.row->render(response);
     return kDone;
   }
-  std::cerr << "proxyctl: " << to_string(response.error.kind) << ": " << response.error.message
-            << "\n";
+  std::cerr << "proxyctl: " << to_string(response.error.kind) << ": "
+            << error_text(invocation, response.error) << "\n";
   return error_exit(response);
 }
 
@@ -223,13 +223,17 @@ int wait_healthy(const Context& context, const Invocation& invocation) {
     if (response.ok) {
       const Status status = status_from_json(response.result, response.generation.value_or(0));
       const HealthCount count = count_healthy(status, invocation.pool);
-      if (!count.found) {
-        const std::string message = unknown_pool(status, invocation.pool);
+      // Waiting cannot help: no such pool, or too few servers in it.
+      const auto refuse = [&](const std::string& message) {
         if (context.json) {
           std::cout << encode_response(error_response(ErrorKind::refused, message)) << "\n";
         }
         std::cerr << "proxyctl: " << message << "\n";
         return kRefused;
+      };
+      if (!count.found) return refuse(unknown_pool(status, invocation.pool));
+      if (count.total < invocation.min_healthy) {
+        return refuse(too_few_servers(invocation.pool, count, invocation.min_healthy));
       }
       const bool met = count.healthy >= invocation.min_healthy;
       if (met || Clock::now() >= deadline) {

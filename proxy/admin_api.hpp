@@ -27,8 +27,12 @@ class AdminApi {
 
   // Re-reads the config file (the same path as SIGHUP). On error, `error` carries every
   // `FILE:LINE: key: message` and the running config stays. Refused, and audited, when
-  // `if_generation` is set and the generation has moved.
+  // `if_generation` is set and the generation has moved. Runtime values still win over the new
+  // file until reset; `overrides` lists those that differ from it.
   virtual ChangeResult reload(const Caller& caller, std::optional<std::uint64_t> if_generation) = 0;
+
+  // The runtime values that differ from the config file's and win over them.
+  virtual RuntimeDiff diff() const = 0;
 
   // The last `max_entries` audit-log entries, oldest first, each one JSON object (one line).
   virtual std::vector<std::string> history(std::size_t max_entries) const = 0;

@@ -3,10 +3,12 @@
 // and proxyctl compile against this header alone (with values.hpp for the value syntaxes).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace proxyd {
@@ -34,22 +36,68 @@ inline std::optional<ServerAdmin> parse_admin(std::string_view name) {
   return std::nullopt;
 }
 
-// Who asked, from the control socket's SO_PEERCRED.
+// Who asked: a peer of the control socket (uid, gid and pid from SO_PEERCRED), or a signal
+// (SIGHUP), which has no peer to name.
 struct Caller {
+  enum class Origin : std::uint8_t { control_socket, signal };
   std::int64_t uid = -1;
   std::int64_t gid = -1;
   std::int64_t pid = -1;
+  Origin origin = Origin::control_socket;
+
+  static Caller peer(std::int64_t uid, std::int64_t gid, std::int64_t pid) {
+    Caller caller;
+    caller.uid = uid;
+    caller.gid = gid;
+    caller.pid = pid;
+    return caller;
+  }
+  static Caller signal() {
+    Caller caller;
+    caller.origin = Origin::signal;
+    return caller;
+  }
 };
 
 // One runtime change. A command is a list of these, applied all or nothing in one snapshot.
+// flip_all flips every route of the snapshot being changed: it is resolved under proxyd's change
+// lock, so a reload just before it cannot make it miss a route. reset drops a route's runtime
+// values (live, passive, weight) so the config file's apply; reset_all drops every route's and
+// every server's.
 struct Operation {
-  enum class Kind { set_weight, set_live, set_passive, flip, server_admin };
+  enum class Kind {
+    set_weight,
+    set_live,
+    set_passive,
+    flip,
+    flip_all,
+    server_admin,
+    reset,
+    reset_all,
+  };
   Kind kind = Kind::set_weight;
-  std::string route;                // set_weight, set_live, set_passive, flip
+  std::string route;                // set_weight, set_live, set_passive, flip, reset
   std::string pool;                 // set_live, set_passive, server_admin
   std::string server;               // server_admin: as written in the config ("127.0.0.1:9001")
   std::uint32_t weight_ppm = 0;     // set_weight
   ServerAdmin admin = ServerAdmin::enabled;  // server_admin
+
+  bool operator==(const Operation&) const = default;
+};
+
+// A server as the control plane names it: its pool and its name as written in the config.
+struct ServerRef {
+  std::string pool;
+  std::string server;
+
+  bool operator==(const ServerRef&) const = default;
+};
+
+// The routes and servers a change is about: what its operations name (flip_all: every route), in
+// the order first named.
+struct Touched {
+  std::vector<std::string> routes;
+  std::vector<ServerRef> servers;
 };
 
 struct ChangeRequest {
@@ -59,10 +107,61 @@ struct ChangeRequest {
   std::string command;  // the command as the caller wrote it, for the audit log
 };
 
+// A route's value set at runtime that differs from the config file's, and so wins over it until
+// `proxyctl reset`. `key` is "live", "passive" or "weight"; the values are pool names, or for a
+// weight the percentage as status writes it ("0.5").
+struct RouteDiff {
+  std::string route;
+  std::string key;
+  std::string file;
+  std::string runtime;
+
+  bool operator==(const RouteDiff&) const = default;
+};
+
+// A server's admin state set at runtime that differs from the file's (where every server is
+// enabled).
+struct ServerDiff {
+  std::string pool;
+  std::string server;
+  ServerAdmin file = ServerAdmin::enabled;
+  ServerAdmin runtime = ServerAdmin::enabled;
+
+  bool operator==(const ServerDiff&) const = default;
+};
+
+// Every runtime value that wins over the config file (`proxyctl diff`, and what a reload reports),
+// routes in the file's order, then servers.
+struct RuntimeDiff {
+  std::uint64_t generation = 0;  // the generation it was read at
+  std::vector<RouteDiff> routes;
+  std::vector<ServerDiff> servers;
+
+  std::size_t size() const { return routes.size() + servers.size(); }
+};
+
 struct ChangeResult {
   bool ok = false;
   std::string error;  // why it was refused (nothing changed)
   std::uint64_t generation = 0;  // the generation after the command (unchanged when refused)
+  // apply, refused: the index of the operation to blame, when one is (not for a generation
+  // mismatch or a failed save).
+  std::optional<std::size_t> failed_operation;
+  Touched touched;  // apply: what the operations named, accepted or refused
+  RuntimeDiff overrides;  // reload, accepted: the runtime values that still win over the new file
+
+  static ChangeResult accepted(std::uint64_t generation) {
+    ChangeResult result;
+    result.ok = true;
+    result.generation = generation;
+    return result;
+  }
+  static ChangeResult refused(std::string error, std::uint64_t generation) {
+    ChangeResult result;
+    result.error = std::move(error);
+    result.generation = generation;
+    return result;
+  }
 };
 
 // Where a value comes from: the config file, or a runtime change (control socket, state file).

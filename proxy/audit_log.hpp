@@ -1,6 +1,7 @@
 // The audit log (admin.audit_log): one JSON object per line for every accepted or refused
-// mutating command: time, caller, command, before, after, generation, result. Appended and
-// flushed to disk before the command is answered; `proxyctl history` reads its tail.
+// mutating command: time, by (who), command, routes, servers, before, after, generation, result
+// and, when refused, reason (docs/control-protocol.md). Appended and flushed to disk before the
+// command is answered; `proxyctl history` reads its tail.
 // Owner: the Proxy; used under its change mutex.
 #pragma once
 

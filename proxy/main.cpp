@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "control/control_server.hpp"
 
@@ -100,12 +101,21 @@ int main(int argc, char** argv) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
     if (signal == SIGHUP) {
-      proxyd::ChangeResult result = proxy.reload(proxyd::Caller{}, std::nullopt);
-      if (result.ok)
-        std::fprintf(stderr, "proxyd: reload ok generation=%llu\n",
-                     static_cast<unsigned long long>(result.generation));
-      else
+      proxyd::ChangeResult result = proxy.reload(proxyd::Caller::signal(), std::nullopt);
+      if (!result.ok) {
         std::fprintf(stderr, "proxyd: reload failed: %s\n", result.error.c_str());
+        continue;
+      }
+      // Runtime values win over the file until reset: say so, or an edit they mask would look
+      // as if it had taken effect.
+      std::string winning;
+      if (const std::size_t n = result.overrides.size(); n > 0) {
+        winning = "; " + std::to_string(n) +
+                  (n == 1 ? " runtime value still wins" : " runtime values still win") +
+                  " over the file (proxyctl diff lists them, proxyctl reset drops them)";
+      }
+      std::fprintf(stderr, "proxyd: reload ok generation=%llu%s\n",
+                   static_cast<unsigned long long>(result.generation), winning.c_str());
       continue;
     }
     std::fprintf(stderr, "proxyd: draining\n");

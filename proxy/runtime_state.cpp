@@ -1,6 +1,9 @@
 // Runtime overrides applied to snapshots, and the validation of control operations.
 #include "runtime_state.hpp"
 
+#include <algorithm>
+#include <set>
+
 namespace proxyd {
 namespace {
 
@@ -76,59 +79,188 @@ std::shared_ptr<const RoutingSnapshot> with_runtime(const RoutingSnapshot& base,
   return next;
 }
 
-std::optional<std::string> apply_operations(const RoutingSnapshot& current,
-                                            const RuntimeState& state,
-                                            const std::vector<Operation>& operations,
-                                            RuntimeState& next) {
-  if (operations.empty()) return "no operation given";
+std::optional<Refusal> apply_operations(const RoutingSnapshot& base, const RuntimeState& state,
+                                        const std::vector<Operation>& operations,
+                                        RuntimeState& next) {
+  if (operations.empty()) return Refusal{"no operation given", std::nullopt};
   next = state;
-  // Effective slots as operations go: a flip after a set-live sees the new live pool.
-  std::map<std::string, std::pair<std::string, std::string>> slots;
-  auto slots_of = [&](const Route& route) -> std::pair<std::string, std::string>& {
-    auto [it, inserted] = slots.try_emplace(route.name);
-    if (inserted)
-      it->second = {current.pools[route.live_pool].name, current.pools[route.passive_pool].name};
-    return it->second;
+  // Effective slots as operations go, from the file's value and the override built so far: a
+  // flip after a set-live sees the new live pool.
+  const auto live_of = [&](const Route& route, const RouteOverride& o) {
+    return o.live.value_or(base.pools[route.live_pool].name);
   };
-
-  for (const Operation& op : operations) {
+  const auto passive_of = [&](const Route& route, const RouteOverride& o) {
+    return o.passive.value_or(base.pools[route.passive_pool].name);
+  };
+  std::set<std::string> flipped;
+  const auto flip = [&](const Route& route) -> std::optional<std::string> {
+    if (!flipped.insert(route.name).second) {
+      return "route " + in_quotes(route.name) +
+             " is flipped twice in one change (the flips would cancel out)";
+    }
+    RouteOverride& o = next.routes[route.name];
+    std::string live = live_of(route, o);
+    o.live = passive_of(route, o);
+    o.passive = std::move(live);
+    o.weight_ppm = 0;
+    return std::nullopt;
+  };
+  // Why one operation cannot be applied, or nullopt once it is.
+  const auto apply = [&](const Operation& op) -> std::optional<std::string> {
     if (op.kind == Operation::Kind::server_admin) {
-      const Pool* pool = current.find_pool(op.pool);
+      const Pool* pool = base.find_pool(op.pool);
       if (pool == nullptr) return "no pool named " + op.pool;
       if (find_server(*pool, op.server) == nullptr)
         return "pool " + op.pool + " has no server " + op.server;
       next.servers[{op.pool, op.server}] = op.admin;
-      continue;
+      return std::nullopt;
     }
-    const Route* route = current.find_route(op.route);
+    if (op.kind == Operation::Kind::flip_all) {
+      if (base.routes.empty()) return "there are no routes to flip";
+      for (const Route& route : base.routes)
+        if (auto refusal = flip(route)) return refusal;
+      return std::nullopt;
+    }
+    if (op.kind == Operation::Kind::reset_all) {
+      next.routes.clear();
+      next.servers.clear();
+      return std::nullopt;
+    }
+    const Route* route = base.find_route(op.route);
     if (route == nullptr) return "no route named " + op.route;
-    auto& [live, passive] = slots_of(*route);
-    RouteOverride& o = next.routes[op.route];
     switch (op.kind) {
       case Operation::Kind::set_weight:
         if (op.weight_ppm > kPpmMax) return "weight must be between 0 and 100 percent";
-        o.weight_ppm = op.weight_ppm;
+        next.routes[op.route].weight_ppm = op.weight_ppm;
         break;
       case Operation::Kind::set_live:
-        if (current.find_pool(op.pool) == nullptr) return "no pool named " + op.pool;
-        o.live = live = op.pool;
+        if (base.find_pool(op.pool) == nullptr) return "no pool named " + op.pool;
+        next.routes[op.route].live = op.pool;
         break;
       case Operation::Kind::set_passive:
-        if (current.find_pool(op.pool) == nullptr) return "no pool named " + op.pool;
-        o.passive = passive = op.pool;
+        if (base.find_pool(op.pool) == nullptr) return "no pool named " + op.pool;
+        next.routes[op.route].passive = op.pool;
         break;
       case Operation::Kind::flip:
-        std::swap(live, passive);
-        o.live = live;
-        o.passive = passive;
-        o.weight_ppm = 0;
+        return flip(*route);
+      case Operation::Kind::reset:
+        // A route without runtime values is fine: there is nothing to drop.
+        next.routes.erase(op.route);
+        break;
+      case Operation::Kind::flip_all:
+      case Operation::Kind::server_admin:
+      case Operation::Kind::reset_all:
+        break;
+    }
+    return std::nullopt;
+  };
+
+  for (std::size_t i = 0; i < operations.size(); ++i)
+    if (auto message = apply(operations[i])) return Refusal{std::move(*message), i};
+  next.generation = state.generation + 1;
+  return std::nullopt;
+}
+
+Touched touched_by(const RoutingSnapshot& base, const RuntimeState& state,
+                   const std::vector<Operation>& operations) {
+  Touched touched;
+  const auto add_route = [&](const std::string& name) {
+    if (std::find(touched.routes.begin(), touched.routes.end(), name) == touched.routes.end())
+      touched.routes.push_back(name);
+  };
+  const auto add_server = [&](ServerRef server) {
+    if (std::find(touched.servers.begin(), touched.servers.end(), server) ==
+        touched.servers.end())
+      touched.servers.push_back(std::move(server));
+  };
+  for (const Operation& op : operations) {
+    switch (op.kind) {
+      case Operation::Kind::flip_all:
+        for (const Route& route : base.routes) add_route(route.name);
+        break;
+      case Operation::Kind::reset_all:
+        for (const Route& route : base.routes) add_route(route.name);
+        for (const auto& [key, admin] : state.servers) add_server({key.first, key.second});
         break;
       case Operation::Kind::server_admin:
+        add_server({op.pool, op.server});
+        break;
+      case Operation::Kind::set_weight:
+      case Operation::Kind::set_live:
+      case Operation::Kind::set_passive:
+      case Operation::Kind::flip:
+      case Operation::Kind::reset:
+        add_route(op.route);
         break;
     }
   }
-  next.generation = state.generation + 1;
-  return std::nullopt;
+  return touched;
+}
+
+RuntimeDiff runtime_diff(const RoutingSnapshot& base, const RuntimeState& state) {
+  RuntimeDiff diff;
+  diff.generation = state.generation;
+  for (const Route& route : base.routes) {
+    const auto it = state.routes.find(route.name);
+    if (it == state.routes.end()) continue;
+    const RouteOverride& o = it->second;
+    const auto add = [&](const char* key, std::string file,
+                         const std::optional<std::string>& runtime) {
+      if (runtime && *runtime != file)
+        diff.routes.push_back({route.name, key, std::move(file), *runtime});
+    };
+    add("live", base.pools[route.live_pool].name, o.live);
+    add("passive", base.pools[route.passive_pool].name, o.passive);
+    add("weight", format_percent(route.weight_ppm),
+        o.weight_ppm ? std::optional(format_percent(*o.weight_ppm)) : std::nullopt);
+  }
+  for (const Pool& pool : base.pools)
+    for (const Server& server : pool.servers) {
+      const auto it = state.servers.find({pool.name, server.name});
+      if (it != state.servers.end() && it->second != server.admin)
+        diff.servers.push_back({pool.name, server.name, server.admin, it->second});
+    }
+  return diff;
+}
+
+Touched changed_between(const Status& before, const Status& after) {
+  Touched changed;
+  const auto find_route = [](const Status& status, const std::string& name) -> const RouteStatus* {
+    for (const RouteStatus& route : status.routes)
+      if (route.name == name) return &route;
+    return nullptr;
+  };
+  // Each pass adds what `status` has and `other` lacks, and with `compare` what differs.
+  const auto routes_changed = [&](const Status& status, const Status& other, bool compare) {
+    for (const RouteStatus& route : status.routes) {
+      const RouteStatus* o = find_route(other, route.name);
+      if (o == nullptr || (compare && (o->live != route.live || o->passive != route.passive ||
+                                       o->weight_ppm != route.weight_ppm)))
+        changed.routes.push_back(route.name);
+    }
+  };
+  routes_changed(after, before, true);
+  routes_changed(before, after, false);
+
+  const auto find_server = [](const Status& status, const ServerRef& ref) -> const ServerStatus* {
+    for (const PoolStatus& pool : status.pools)
+      if (pool.name == ref.pool)
+        for (const ServerStatus& server : pool.servers)
+          if (server.name == ref.server) return &server;
+    return nullptr;
+  };
+  const auto servers_changed = [&](const Status& status, const Status& other, bool compare) {
+    for (const PoolStatus& pool : status.pools)
+      for (const ServerStatus& server : pool.servers) {
+        ServerRef ref{pool.name, server.name};
+        const ServerStatus* o = find_server(other, ref);
+        if (o == nullptr || (compare && o->admin != server.admin))
+          changed.servers.push_back(std::move(ref));
+      }
+  };
+  servers_changed(after, before, true);
+  servers_changed(before, after, false);
+  return changed;
 }
 
 Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state) {

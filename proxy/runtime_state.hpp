@@ -40,12 +40,36 @@ std::shared_ptr<const RoutingSnapshot> with_runtime(const RoutingSnapshot& base,
                                                     RuntimeState& state,
                                                     std::vector<std::string>& warnings);
 
-// Applies `operations` in order to a copy of `state`, checking each against `current` (the
-// published snapshot). Returns the refusal reason, or nullopt with `next` set (generation + 1).
-std::optional<std::string> apply_operations(const RoutingSnapshot& current,
-                                            const RuntimeState& state,
-                                            const std::vector<Operation>& operations,
-                                            RuntimeState& next);
+// Why a change was refused and, when one operation is to blame, its index in the list (so
+// proxyctl can name the line of a batch it came from).
+struct Refusal {
+  std::string message;
+  std::optional<std::size_t> operation;
+
+  bool operator==(const Refusal&) const = default;
+};
+
+// Applies `operations` in order to a copy of `state`, checking each against `base` (the snapshot
+// of the config alone, which `state` overrides); flip_all flips every route of `base`. Returns the
+// refusal, or nullopt with `next` set (generation + 1). A route flipped twice in one change is
+// refused: the flips would cancel out, surely not what was meant.
+std::optional<Refusal> apply_operations(const RoutingSnapshot& base, const RuntimeState& state,
+                                        const std::vector<Operation>& operations,
+                                        RuntimeState& next);
+
+// What `operations` name, for the reply and the audit record: routes and servers in the order
+// first named (also names that do not exist, so a refusal shows what was asked); flip_all names
+// every route of `base`, reset_all every route of `base` and every server `state` overrides.
+Touched touched_by(const RoutingSnapshot& base, const RuntimeState& state,
+                   const std::vector<Operation>& operations);
+
+// The values of `state` that differ from `base`'s (the config file's) and so win over them.
+RuntimeDiff runtime_diff(const RoutingSnapshot& base, const RuntimeState& state);
+
+// What a reload changed: the routes whose slots or weight differ between `before` and `after`
+// (or that only one of them has), and likewise the servers' admin states; by name, in the order
+// of `after` then `before`.
+Touched changed_between(const Status& before, const Status& after);
 
 // What `proxyctl status` shows: effective values and where each comes from.
 Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state);

@@ -53,9 +53,16 @@ std::string utc_now() {
   return text;
 }
 
-// The part of a status an audit record shows: the routes and servers a command touched.
-json::object audit_view(const Status& status, const std::set<std::string>& routes,
-                        const std::set<std::string>& servers) {
+// How an audit record names a server: "pool/server".
+std::string server_key(const std::string& pool, const std::string& server) {
+  return pool + "/" + server;
+}
+
+// The part of a status an audit record shows: the routes and servers the change is about.
+json::object audit_view(const Status& status, const Touched& touched) {
+  const std::set<std::string> routes(touched.routes.begin(), touched.routes.end());
+  std::set<std::string> servers;
+  for (const ServerRef& ref : touched.servers) servers.insert(server_key(ref.pool, ref.server));
   json::object out;
   json::object r;
   for (const RouteStatus& route : status.routes) {
@@ -67,12 +74,18 @@ json::object audit_view(const Status& status, const std::set<std::string>& route
   json::object s;
   for (const PoolStatus& pool : status.pools)
     for (const ServerStatus& server : pool.servers) {
-      std::string key = pool.name + "/" + server.name;
+      std::string key = server_key(pool.name, server.name);
       if (servers.count(key)) s[key] = std::string(admin_name(server.admin));
     }
   if (!r.empty()) out["routes"] = std::move(r);
   if (!s.empty()) out["servers"] = std::move(s);
   return out;
+}
+
+// Who made a change, as the audit record says it: {"uid":..,"pid":..} or "signal".
+json::value audit_by(const Caller& caller) {
+  if (caller.origin == Caller::Origin::signal) return "signal";
+  return json::object{{"uid", caller.uid}, {"pid", caller.pid}};
 }
 
 }  // namespace
@@ -202,22 +215,28 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
   std::lock_guard lock(mutex_);
   ChangeResult result;
   result.generation = state_.generation;
+  result.touched = touched_by(*base_, state_, request.operations);
   const Status before = make_status(*store_.load(), state_);
-  std::optional<std::string> refusal;
+  std::optional<Refusal> refusal;
   if (request.if_generation && *request.if_generation != state_.generation) {
-    refusal = "the generation is " + std::to_string(state_.generation) + ", not " +
-              std::to_string(*request.if_generation);
+    refusal = Refusal{"the generation is " + std::to_string(state_.generation) + ", not " +
+                          std::to_string(*request.if_generation),
+                      std::nullopt};
   }
   RuntimeState next;
-  if (!refusal) refusal = apply_operations(*store_.load(), state_, request.operations, next);
-  if (!refusal) refusal = commit(std::move(next), base_);
+  if (!refusal) refusal = apply_operations(*base_, state_, request.operations, next);
+  if (!refusal) {
+    if (auto error = commit(std::move(next), base_)) refusal = Refusal{*error, std::nullopt};
+  }
   if (refusal) {
-    result.error = *refusal;
+    result.error = refusal->message;
+    result.failed_operation = refusal->operation;
   } else {
     result.ok = true;
     result.generation = state_.generation;
   }
-  audit(request.caller, request.command, before, make_status(*store_.load(), state_), result);
+  audit(request.caller, request.command, result.touched, before,
+        make_status(*store_.load(), state_), result);
   return result;
 }
 
@@ -255,8 +274,17 @@ ChangeResult Proxy::reload(const Caller& caller, std::optional<std::uint64_t> if
   result.ok = !refusal;
   if (refusal) result.error = *refusal;
   result.generation = state_.generation;
-  audit(caller, "reload", before, make_status(*store_.load(), state_), result);
+  // The file's values apply wherever no runtime value wins over them: say where one does.
+  if (result.ok) result.overrides = runtime_diff(*base_, state_);
+  const Status after = make_status(*store_.load(), state_);
+  audit(caller, caller.origin == Caller::Origin::signal ? "SIGHUP" : "reload",
+        changed_between(before, after), before, after, result);
   return result;
+}
+
+RuntimeDiff Proxy::diff() const {
+  std::lock_guard lock(mutex_);
+  return runtime_diff(*base_, state_);
 }
 
 std::vector<std::string> Proxy::history(std::size_t max_entries) const {
@@ -264,32 +292,20 @@ std::vector<std::string> Proxy::history(std::size_t max_entries) const {
   return audit_log_.tail(max_entries);
 }
 
-void Proxy::audit(const Caller& caller, const std::string& command, const Status& before,
-                  const Status& after, const ChangeResult& result) {
-  // Show what the command was about: every route and server whose value changed, or, when
-  // nothing changed (a refusal), everything it named.
-  std::set<std::string> routes, servers;
-  for (std::size_t i = 0; i < before.routes.size() && i < after.routes.size(); ++i) {
-    const RouteStatus& b = before.routes[i];
-    const RouteStatus& a = after.routes[i];
-    if (b.live != a.live || b.passive != a.passive || b.weight_ppm != a.weight_ppm)
-      routes.insert(a.name);
-  }
-  for (std::size_t p = 0; p < before.pools.size() && p < after.pools.size(); ++p)
-    for (std::size_t s = 0;
-         s < before.pools[p].servers.size() && s < after.pools[p].servers.size(); ++s)
-      if (before.pools[p].servers[s].admin != after.pools[p].servers[s].admin)
-        servers.insert(after.pools[p].name + "/" + after.pools[p].servers[s].name);
-  if (routes.empty() && servers.empty())
-    for (const RouteStatus& r : before.routes)
-      if (command.find(r.name) != std::string::npos) routes.insert(r.name);
-
+void Proxy::audit(const Caller& caller, const std::string& command, const Touched& touched,
+                  const Status& before, const Status& after, const ChangeResult& result) {
+  json::array routes;
+  for (const std::string& route : touched.routes) routes.emplace_back(route);
+  json::array servers;
+  for (const ServerRef& ref : touched.servers)
+    servers.emplace_back(server_key(ref.pool, ref.server));
   json::object entry{{"time", utc_now()},
-                     {"uid", caller.uid},
-                     {"pid", caller.pid},
+                     {"by", audit_by(caller)},
                      {"command", command},
-                     {"before", audit_view(before, routes, servers)},
-                     {"after", audit_view(after, routes, servers)},
+                     {"routes", std::move(routes)},
+                     {"servers", std::move(servers)},
+                     {"before", audit_view(before, touched)},
+                     {"after", audit_view(after, touched)},
                      {"generation", result.generation},
                      {"result", result.ok ? "ok" : "refused"}};
   if (!result.ok) entry["reason"] = result.error;

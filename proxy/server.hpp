@@ -48,6 +48,7 @@ class Proxy final : public AdminApi {
   Status status() const override;
   ChangeResult apply(const ChangeRequest& request) override;
   ChangeResult reload(const Caller& caller, std::optional<std::uint64_t> if_generation) override;
+  RuntimeDiff diff() const override;
   std::vector<std::string> history(std::size_t max_entries) const override;
 
   const Config& config() const { return *config_; }
@@ -60,8 +61,10 @@ class Proxy final : public AdminApi {
   // Saves `next`, publishes the snapshot, and makes both current. Caller holds mutex_.
   std::optional<std::string> commit(RuntimeState next,
                                     std::shared_ptr<const RoutingSnapshot> base);
-  void audit(const Caller& caller, const std::string& command, const Status& before,
-             const Status& after, const ChangeResult& result);
+  // Appends one structured record: who, the command as typed, the routes and servers it is about
+  // (`touched`) and their values before and after, the generation and the result.
+  void audit(const Caller& caller, const std::string& command, const Touched& touched,
+             const Status& before, const Status& after, const ChangeResult& result);
 
   std::shared_ptr<const Config> config_;  // the startup config: listeners and workers live here
   SnapshotStore store_;

@@ -1,15 +1,23 @@
 // Runtime changes end to end: the real proxyd, the real proxyctl, in-process upstreams. A change is
 // visible to every request that starts after proxyctl returns; 100 flips under load fail nothing;
 // a change survives kill -9; corrupt and truncated state files are kept aside; a save that fails
-// refuses the command; reload keeps runtime state; and the whole deploy cycle of docs/deploy.md.
+// refuses the command; reload keeps runtime state and says which values still win, diff and reset;
+// --if-generation on every changing command; apply names a refused line; wait-healthy; history as
+// proxyd writes it; and the whole deploy cycle of docs/deploy.md.
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <unistd.h>
+
+#include <boost/json/parse.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <set>
+#include <sstream>
 #include <string>
+#include <thread>
 
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
@@ -21,6 +29,7 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
+namespace json = boost::json;
 
 constexpr const char* kConfig = R"(workers: 2
 listeners:
@@ -230,6 +239,132 @@ TEST_F(ControlE2E, ReloadKeepsRuntimeStateAndRefusesABadFile) {
   EXPECT_NE(ctl({"status"}).output.find("generation 3"), std::string::npos);
 }
 
+// The rule users rely on: runtime values win over the file until reset. A reload says which still
+// win, diff says it at any time, reset drops them (one audited change) and the file's apply.
+TEST_F(ControlE2E, ReloadSaysWhichRuntimeValuesStillWinAndResetDropsThem) {
+  ASSERT_NO_FATAL_FAILURE(start("0"));
+  ASSERT_EQ(ctl({"set-weight", "web", "20"}).exit_code, 0);
+  ASSERT_EQ(ctl({"set-passive", "api", "green"}).exit_code, 0);
+  ASSERT_EQ(ctl({"server", "drain", "blue", blue2_.address()}).exit_code, 0);
+  ASSERT_EQ(ctl({"set-weight", "api", "0"}).exit_code, 0);  // the file's value: nothing wins
+  proxy_->write_config(config("50"));
+
+  const CommandResult reload = ctl({"reload"});
+  ASSERT_EQ(reload.exit_code, 0) << reload.output;
+  const std::string header =
+      "reloaded the config; generation is now 6\n"
+      "these runtime values still win over the file:\n\n";
+  ASSERT_TRUE(reload.output.starts_with(header)) << reload.output;
+  const std::string tables = reload.output.substr(header.size());
+  for (const std::string& row :
+       {std::string(R"(ROUTE +KEY +FILE +RUNTIME)"), std::string(R"(api +passive +blue +green)"),
+        std::string(R"(web +weight +50% +20%)"), std::string(R"(POOL +SERVER +FILE +RUNTIME)"),
+        "blue +" + blue2_.address() + " +enabled +draining"}) {
+    EXPECT_TRUE(std::regex_search(tables, std::regex("(^|\n)" + row + "\n"))) << row << "\n"
+                                                                               << tables;
+  }
+  EXPECT_TRUE(tables.ends_with("\nRuntime values win over the file until reset: `proxyctl reset "
+                               "ROUTE...` drops a\nroute's, `proxyctl reset --all` every route's "
+                               "and every server's.\n"))
+      << tables;
+  EXPECT_NE(ctl({"status", "web"}).output.find("20%*"), std::string::npos);
+
+  // diff: the same, at any time.
+  EXPECT_EQ(ctl({"diff"}).output, tables);
+  const CommandResult raw = ctl({"diff", "--json"});
+  ASSERT_EQ(raw.exit_code, 0) << raw.output;
+  const json::value diff = json::parse(raw.output);
+  EXPECT_EQ(diff.at("generation"), 6);
+  EXPECT_EQ(diff.at("result").at("routes"),
+            json::parse(R"([{"route":"api","key":"passive","file":"blue","runtime":"green"},)"
+                        R"({"route":"web","key":"weight","file":"50","runtime":"20"}])"));
+  EXPECT_EQ(diff.at("result").at("servers"),
+            json::parse(R"([{"pool":"blue","server":")" + blue2_.address() +
+                        R"(","file":"enabled","runtime":"draining"}])"));
+
+  // reset ROUTE: the file's values apply to that route; an unknown route changes nothing.
+  const std::string before = ctl({"status", "--json"}).output;
+  const CommandResult unknown = ctl({"reset", "web", "nope"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.output, "proxyctl: refused: no route named nope\n");
+  EXPECT_EQ(ctl({"status", "--json"}).output, before);
+  const CommandResult reset = ctl({"reset", "web"});
+  ASSERT_EQ(reset.exit_code, 0) << reset.output;
+  EXPECT_TRUE(reset.output.starts_with("changed; generation is now 7\n")) << reset.output;
+  EXPECT_TRUE(std::regex_search(reset.output, std::regex("\nweb +blue +green +50% +-\n")))
+      << reset.output;
+  EXPECT_EQ(ctl({"diff"}).output.find("web"), std::string::npos);
+
+  // reset --all: every route and server; the file rules again, traffic included.
+  ASSERT_EQ(ctl({"reset", "--all"}).exit_code, 0);
+  EXPECT_EQ(ctl({"diff"}).output, "no runtime value differs from the file\n");
+  const CommandResult status = ctl({"status"});
+  EXPECT_EQ(status.output.find('*'), std::string::npos) << status.output;
+  EXPECT_GT(tags(40).count("green-1"), 0u) << "the file's 50% applies";
+  const CommandResult history = ctl({"history", "-n", "2"});
+  EXPECT_NE(history.output.find("reset web"), std::string::npos) << history.output;
+  EXPECT_NE(history.output.find("reset --all"), std::string::npos) << history.output;
+}
+
+// --if-generation on every command that changes something, against the real proxyd: with a stale
+// generation it is refused (exit 1) and nothing changes, neither the state nor the generation;
+// with the current one it goes through, one generation further.
+TEST_F(ControlE2E, EveryChangingCommandHonoursIfGeneration) {
+  ASSERT_NO_FATAL_FAILURE(start("0"));
+  const std::string batch = proxy_->dir() + "/step.batch";
+  std::ofstream(batch) << "set-weight api 5\nset-weight web 5\n";
+  // The reload, last, reads this; until then only a stale reload could, and must not.
+  proxy_->write_config(config("50"));
+  const std::string server = blue2_.address();
+  const std::vector<std::vector<std::string>> commands{
+      {"set-weight", "web", "20"},
+      {"set-live", "api", "green"},
+      {"set-passive", "api", "blue"},
+      {"flip", "web"},
+      {"flip", "--all"},
+      {"server", "drain", "blue", server},
+      {"server", "disable", "blue", server},
+      {"server", "enable", "blue", server},
+      {"apply", batch},
+      {"reset", "web"},
+      {"reset", "--all"},
+      {"reload"}};
+  std::set<std::string> covered;
+  for (const std::vector<std::string>& command : commands) {
+    const std::string name = command[0] == "server" ? command[0] + " " + command[1] : command[0];
+    covered.insert(name);
+    SCOPED_TRACE(name);
+    const std::string before = ctl({"status", "--json"}).output;
+    const auto generation = json::parse(before).at("generation").to_number<std::uint64_t>();
+
+    std::vector<std::string> stale{"--if-generation", std::to_string(generation - 1)};
+    stale.insert(stale.end(), command.begin(), command.end());
+    const CommandResult refused = ctl(stale);
+    EXPECT_EQ(refused.exit_code, 1) << refused.output;
+    EXPECT_NE(refused.output.find("proxyctl: refused: the generation is " +
+                                  std::to_string(generation) + ", not " +
+                                  std::to_string(generation - 1)),
+              std::string::npos)
+        << refused.output;
+    EXPECT_EQ(ctl({"status", "--json"}).output, before) << "a stale " << name << " changed things";
+
+    std::vector<std::string> current{"--if-generation", std::to_string(generation)};
+    current.insert(current.end(), command.begin(), command.end());
+    const CommandResult done = ctl(current);
+    EXPECT_EQ(done.exit_code, 0) << done.output;
+    const json::value after = json::parse(ctl({"status", "--json"}).output);
+    EXPECT_EQ(after.at("generation").to_number<std::uint64_t>(), generation + 1);
+  }
+  // Every command of proxyctl's that takes --if-generation is above.
+  EXPECT_EQ(covered, (std::set<std::string>{"set-weight", "set-live", "set-passive", "flip",
+                                            "server drain", "server disable", "server enable",
+                                            "apply", "reset", "reload"}));
+  // The reload did read the new file once its generation was right.
+  EXPECT_EQ(json::parse(ctl({"status", "--json", "web"}).output)
+                .at("result").at("routes").at(0).at("weight_ppm"),
+            500000);
+}
+
 TEST_F(ControlE2E, DrainedServerGetsNoNewRequests) {
   ASSERT_NO_FATAL_FAILURE(start());
   CommandResult drain = ctl({"server", "drain", "blue", blue2_.address()});
@@ -241,6 +376,132 @@ TEST_F(ControlE2E, DrainedServerGetsNoNewRequests) {
   const auto back = tags(20, "/api/x").count("blue-2");
   EXPECT_GE(back, 8u);
   EXPECT_LE(back, 12u);
+}
+
+// wait-healthy against the real proxyd: it keeps asking while too few servers count and returns as
+// soon as an operator enables one.
+TEST_F(ControlE2E, WaitHealthyWaitsUntilAServerIsEnabled) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(ctl({"server", "disable", "blue", blue2_.address()}).exit_code, 0);
+  const CommandResult short_wait =
+      ctl({"wait-healthy", "blue", "--min", "2", "--timeout", "300ms"});
+  EXPECT_EQ(short_wait.exit_code, 1);
+  EXPECT_EQ(short_wait.output,
+            "proxyctl: wait-healthy: timed out after 300ms: pool blue has 1 of 2 servers healthy, "
+            "need 2\n");
+
+  CommandResult waited;
+  std::thread waiter(
+      [&] { waited = ctl({"wait-healthy", "blue", "--min", "2", "--timeout", "20"}); });
+  // Long enough for proxyctl to ask (every half second) and see 1 of 2 at least once.
+  std::this_thread::sleep_for(1s);
+  const CommandResult enable = ctl({"server", "enable", "blue", blue2_.address()});
+  waiter.join();
+  EXPECT_EQ(enable.exit_code, 0) << enable.output;
+  EXPECT_EQ(waited.exit_code, 0) << waited.output;
+  EXPECT_EQ(waited.output, "pool blue: 2 of 2 servers healthy (need 2)\n");
+}
+
+// A pool that has fewer servers than --min can never meet it: proxyctl says so at once.
+TEST_F(ControlE2E, WaitHealthyForMoreServersThanThePoolHasFailsAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  const auto started = std::chrono::steady_clock::now();
+  const CommandResult r = ctl({"wait-healthy", "green", "--min", "2", "--timeout", "60"});
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.output, "proxyctl: wait-healthy: pool green has only 1 server, fewer than --min 2\n");
+}
+
+// proxyd refuses one line of a batch: the message names the file and the line, and nothing of the
+// batch is applied.
+TEST_F(ControlE2E, ApplyRefusalNamesTheLine) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  const std::string batch = proxy_->dir() + "/canary.batch";
+  std::ofstream(batch) << "# canary\nset-weight web 50\nset-live x blue\n";
+  const std::string status = ctl({"status", "--json"}).output;
+  CommandResult apply = ctl({"apply", batch});
+  EXPECT_EQ(apply.exit_code, 1);
+  EXPECT_EQ(apply.output, "proxyctl: refused: apply: " + batch + " line 3: no route named x\n");
+  std::ofstream(batch) << "flip web\n\nset-passive api purple\n";
+  apply = ctl({"apply", batch});
+  EXPECT_EQ(apply.exit_code, 1);
+  EXPECT_EQ(apply.output, "proxyctl: refused: apply: " + batch + " line 3: no pool named purple\n");
+  EXPECT_EQ(ctl({"status", "--json"}).output, status);
+}
+
+// What proxyd writes to its audit log, read back through `proxyctl history`: changes through the
+// socket (accepted and refused) and a reload by SIGHUP, as a table and as JSON.
+TEST_F(ControlE2E, HistoryShowsWhoChangedWhatAndSignals) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_EQ(ctl({"set-weight", "web", "50"}).exit_code, 0);
+  ASSERT_EQ(ctl({"flip", "nope"}).exit_code, 1);
+  ASSERT_EQ(ctl({"server", "drain", "blue", blue2_.address()}).exit_code, 0);
+  // The file now binds api's passive slot to green; the reload by SIGHUP changes that.
+  proxy_->write_config(substitute(config(), {{"passive: blue", "passive: green"}}));
+  const auto mark = proxy_->line_count();
+  ASSERT_TRUE(proxy_->signal(SIGHUP));
+  ASSERT_TRUE(proxy_->wait_for_line("proxyd: reload ok", 5s, mark));
+  ASSERT_EQ(ctl({"flip", "--all"}).exit_code, 0);
+
+  const CommandResult table = ctl({"history"});
+  ASSERT_EQ(table.exit_code, 0) << table.output;
+  std::vector<std::string> lines;
+  std::istringstream in(table.output);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  const std::string time = R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ +)";
+  const std::string me = "uid " + std::to_string(::geteuid()) + R"( pid \d+ +)";
+  const std::vector<std::string> expected{
+      R"(TIME +BY +GEN +RESULT +COMMAND +REASON)",
+      time + me + R"(2 +ok +set-weight web 50)",
+      time + me + R"(2 +refused +flip nope +no route named nope)",
+      time + me + R"(3 +ok +server drain blue 127\.0\.0\.1:\d+)",
+      time + R"(signal +4 +ok +SIGHUP)",
+      time + me + R"(5 +ok +flip --all)",
+  };
+  ASSERT_EQ(lines.size(), expected.size()) << table.output;
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    EXPECT_TRUE(std::regex_match(lines[i], std::regex(expected[i]))) << lines[i];
+
+  const CommandResult raw = ctl({"history", "--json"});
+  ASSERT_EQ(raw.exit_code, 0) << raw.output;
+  const json::array entries = json::parse(raw.output).at("result").at("entries").as_array();
+  ASSERT_EQ(entries.size(), 5u);
+  const std::string drained = "blue/" + blue2_.address();
+  // Everything but the time and the caller's pid, as written.
+  const auto without_time_and_pid = [](json::value entry) {
+    json::object& object = entry.as_object();
+    EXPECT_TRUE(object.at("time").is_string());
+    object.erase("time");
+    if (object.at("by").is_object()) {
+      EXPECT_GT(object.at("by").at("pid").as_int64(), 0);
+      object.at("by").as_object().erase("pid");
+    }
+    return entry;
+  };
+  const std::string by = R"({"uid":)" + std::to_string(::geteuid()) + "}";
+  EXPECT_EQ(without_time_and_pid(entries[0]),
+            json::parse(R"({"by":)" + by + R"(,"command":"set-weight web 50","routes":["web"],)"
+                        R"("servers":[],"before":{"routes":{"web":{"live":"blue",)"
+                        R"("passive":"green","weight":"0"}}},"after":{"routes":{"web":{)"
+                        R"("live":"blue","passive":"green","weight":"50"}}},"generation":2,)"
+                        R"("result":"ok"})"));
+  EXPECT_EQ(without_time_and_pid(entries[1]),
+            json::parse(R"({"by":)" + by + R"(,"command":"flip nope","routes":["nope"],)"
+                        R"("servers":[],"before":{},"after":{},"generation":2,)"
+                        R"("result":"refused","reason":"no route named nope"})"));
+  EXPECT_EQ(without_time_and_pid(entries[2]),
+            json::parse(R"({"by":)" + by + R"(,"command":"server drain blue )" +
+                        blue2_.address() + R"(","routes":[],"servers":[")" + drained +
+                        R"("],"before":{"servers":{")" + drained + R"(":"enabled"}},)"
+                        R"("after":{"servers":{")" + drained + R"(":"draining"}},)"
+                        R"("generation":3,"result":"ok"})"));
+  EXPECT_EQ(without_time_and_pid(entries[3]),
+            json::parse(R"({"by":"signal","command":"SIGHUP","routes":["api"],"servers":[],)"
+                        R"("before":{"routes":{"api":{"live":"blue","passive":"blue",)"
+                        R"("weight":"0"}}},"after":{"routes":{"api":{"live":"blue",)"
+                        R"("passive":"green","weight":"0"}}},"generation":4,"result":"ok"})"));
+  EXPECT_EQ(without_time_and_pid(entries[4]).at("routes"), json::parse(R"(["api","web"])"));
+  EXPECT_EQ(entries[4].at("command"), "flip --all");
 }
 
 // The cycle of docs/deploy.md: green passive, preview, canary with a sticky user, flip, rollback.

@@ -132,6 +132,28 @@ TEST_F(SignalsTest, InvalidConfigOnReloadKeepsTheOldOne) {
   EXPECT_EQ(fetch(port_, "/").header("x-upstream"), "green-1");
 }
 
+// Runtime values win over the file until reset: proxyd's answer to SIGHUP says how many still do.
+TEST_F(SignalsTest, ReloadSaysHowManyRuntimeValuesStillWin) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  const std::string socket = proxy_->dir() + "/control.sock";
+  const auto ctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {PROXYCTL_BINARY, "-s", socket});
+    return run_program(args, 20s).exit_code;
+  };
+  EXPECT_EQ(reload(), "proxyd: reload ok generation=2");
+  ASSERT_EQ(ctl({"set-weight", "web", "20"}), 0);
+  proxy_->write_config(config("100"));
+  EXPECT_EQ(reload(),
+            "proxyd: reload ok generation=4; 1 runtime value still wins over the file (proxyctl "
+            "diff lists them, proxyctl reset drops them)");
+  ASSERT_EQ(ctl({"server", "disable", "blue", blue_.address()}), 0);
+  EXPECT_EQ(reload(),
+            "proxyd: reload ok generation=6; 2 runtime values still win over the file (proxyctl "
+            "diff lists them, proxyctl reset drops them)");
+  ASSERT_EQ(ctl({"reset", "--all"}), 0);
+  EXPECT_EQ(reload(), "proxyd: reload ok generation=8");
+}
+
 TEST_F(SignalsTest, SigtermCompletesTheInFlightRequestAndExitsZero) {
   ASSERT_NO_FATAL_FAILURE(start());
   HttpClient client(port_);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <utility>
+#include <vector>
 
 #include "proxy/admin_api.hpp"
 
@@ -54,6 +55,23 @@ inline Status status_after_runtime_changes() {
   drained.admin_source = Source::runtime;
   drained.healthy = false;
   return status;
+}
+
+// What a fake AdminApi reports a change touched, as proxyd does (proxy/runtime_state.hpp,
+// touched_by): the routes and servers the operations name, flip_all naming every route of
+// `status`.
+inline Touched touched_by(const std::vector<Operation>& operations, const Status& status) {
+  Touched touched;
+  for (const Operation& op : operations) {
+    if (op.kind == Operation::Kind::server_admin) {
+      touched.servers.push_back(ServerRef{op.pool, op.server});
+    } else if (op.kind == Operation::Kind::flip_all) {
+      for (const RouteStatus& route : status.routes) touched.routes.push_back(route.name);
+    } else {
+      touched.routes.push_back(op.route);
+    }
+  }
+  return touched;
 }
 
 }  // namespace proxyd::control::test

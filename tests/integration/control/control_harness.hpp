@@ -52,15 +52,17 @@ class FakeAdminApi : public AdminApi {
       return result;
     }
     status_.generation += 1;
-    return ChangeResult{true, "", status_.generation};
+    ChangeResult result = ChangeResult::accepted(status_.generation);
+    result.touched = touched_by(request.operations, status_);
+    return result;
   }
   ChangeResult reload(const Caller& caller, std::optional<std::uint64_t> if_generation) override {
     std::lock_guard lock(mutex_);
     if (if_generation && *if_generation != status_.generation)
-      return ChangeResult{false,
-                          "the generation is " + std::to_string(status_.generation) + ", not " +
-                              std::to_string(*if_generation) + "; nothing was reloaded",
-                          status_.generation};
+      return ChangeResult::refused("the generation is " + std::to_string(status_.generation) +
+                                       ", not " + std::to_string(*if_generation) +
+                                       "; nothing was reloaded",
+                                   status_.generation);
     reloads_.push_back(caller);
     if (reload_result_.ok) status_.generation = reload_result_.generation;
     return reload_result_;
@@ -70,18 +72,29 @@ class FakeAdminApi : public AdminApi {
     history_limits_.push_back(max_entries);
     return history_;
   }
+  RuntimeDiff diff() const override {
+    std::lock_guard lock(mutex_);
+    RuntimeDiff diff = diff_;
+    diff.generation = status_.generation;
+    return diff;
+  }
 
   void set_status(Status status) {
     std::lock_guard lock(mutex_);
     status_ = std::move(status);
   }
-  void refuse_next_apply(std::string why) {
+  void refuse_next_apply(std::string why, std::optional<std::size_t> operation = std::nullopt) {
     std::lock_guard lock(mutex_);
-    apply_results_.push_back(ChangeResult{false, std::move(why), status_.generation});
+    apply_results_.push_back(ChangeResult::refused(std::move(why), status_.generation));
+    apply_results_.back().failed_operation = operation;
   }
   void set_reload_result(ChangeResult result) {
     std::lock_guard lock(mutex_);
     reload_result_ = std::move(result);
+  }
+  void set_diff(RuntimeDiff diff) {
+    std::lock_guard lock(mutex_);
+    diff_ = std::move(diff);
   }
   void set_history(std::vector<std::string> lines) {
     std::lock_guard lock(mutex_);
@@ -111,9 +124,10 @@ class FakeAdminApi : public AdminApi {
   std::vector<ChangeRequest> applied_;
   std::vector<ChangeResult> apply_results_;
   std::vector<Caller> reloads_;
-  ChangeResult reload_result_{true, "", 0};
+  ChangeResult reload_result_ = ChangeResult::accepted(0);
   std::vector<std::string> history_;
   mutable std::vector<std::size_t> history_limits_;
+  RuntimeDiff diff_;
 };
 
 // A fresh directory from mkdtemp (mode 0700), removed with everything in it by the destructor.

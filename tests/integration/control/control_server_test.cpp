@@ -65,8 +65,11 @@ TEST_F(ControlServerTest, GarbageGetsAnErrorReplyAndTheConnectionGoesOn) {
   EXPECT_EQ(parse(client.read_line()).at("error").at("message"),
             R"("operations" must be an array)");
   ASSERT_TRUE(client.send(R"({"v":1,"command":"self-destruct"})" "\n"));
-  EXPECT_EQ(parse(client.read_line()).at("error").at("message"),
-            R"(unknown command "self-destruct")");
+  EXPECT_TRUE(parse(client.read_line())
+                  .at("error")
+                  .at("message")
+                  .as_string()
+                  .starts_with(R"(unknown command "self-destruct" (proxyd's commands: status, )"));
   ASSERT_TRUE(client.send(R"({"v":9,"command":"status"})" "\n"));
   reply = parse(client.read_line());
   EXPECT_EQ(reply.at("v"), 1);
@@ -79,6 +82,19 @@ TEST_F(ControlServerTest, GarbageGetsAnErrorReplyAndTheConnectionGoesOn) {
   reply = parse(client.read_line());
   EXPECT_EQ(reply.at("ok"), true);
   EXPECT_EQ(reply.at("generation"), 7);
+  EXPECT_TRUE(api_.applied().empty());
+}
+
+TEST_F(ControlServerTest, ADuplicateKeyIsABadRequestAndChangesNothing) {
+  start();
+  RawClient client(socket_);
+  ASSERT_TRUE(client.send(R"({"v":1,"command":"set-weight","operations":[{"op":"set_weight",)"
+                          R"("route":"api","weight_ppm":1,"weight_ppm":999999}]})" "\n"));
+  const json::value reply = parse(client.read_line());
+  EXPECT_EQ(reply.at("ok"), false);
+  EXPECT_EQ(reply.at("error").at("kind"), "bad_request");
+  EXPECT_EQ(reply.at("error").at("message"),
+            R"(duplicate key "weight_ppm" (a key may appear once in an object))");
   EXPECT_TRUE(api_.applied().empty());
 }
 
@@ -315,16 +331,17 @@ TEST_F(ControlServerTest, StopWithAConnectionOpenClosesIt) {
   EXPECT_TRUE(client.closed_within(milliseconds(5000)));
 }
 
-// Runs `proxyctl -s PATH status` as uid/gid 65534 (nobody), from a forked child that drops root.
-RunResult run_as_nobody(const std::string& path) {
+// Runs `proxyctl -s PATH ARGS...` (default: status) as uid/gid 65534 (nobody), from a forked child
+// that drops root.
+RunResult run_as_nobody(const std::string& path,
+                        std::vector<std::string> args = {"status"}) {
   int out_pipe[2];
   int err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) return {};
-  std::string binary = PROXYCTL_BINARY;
-  std::string flag = "-s";
-  std::string socket = path;
-  std::string command = "status";
-  char* argv[] = {binary.data(), flag.data(), socket.data(), command.data(), nullptr};
+  args.insert(args.begin(), {PROXYCTL_BINARY, "-s", path});
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
   char* envp[] = {nullptr};
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -336,7 +353,7 @@ RunResult run_as_nobody(const std::string& path) {
         ::syscall(SYS_setresuid, 65534, 65534, 65534) != 0) {
       ::_exit(126);
     }
-    ::execve(argv[0], argv, envp);
+    ::execve(argv[0], argv.data(), envp);
     ::_exit(127);
   }
   ::close(out_pipe[1]);
@@ -384,6 +401,28 @@ TEST_F(ControlServerTest, AnAllowedUidOrGidGetsIn) {
   });
   r = run_as_nobody(socket_);
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(ControlServerTest, AReadOnlyPeerMayLookButNotChange) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
+  ::chmod(dir_.path().c_str(), 0755);
+  start([](ControlServer::Options& o) {
+    o.mode = 0666;
+    o.read_uids = {65534};
+  });
+  EXPECT_EQ(run_as_nobody(socket_).exit_code, 0);
+  EXPECT_EQ(run_as_nobody(socket_, {"history"}).exit_code, 0);
+  EXPECT_EQ(run_as_nobody(socket_, {"diff"}).exit_code, 0);
+  ::testing::internal::CaptureStderr();
+  const RunResult r = run_as_nobody(socket_, {"set-weight", "api", "5"});
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.err,
+            "proxyctl: forbidden: uid 65534 may only read (status, history, diff); set-weight "
+            "changes something\n");
+  EXPECT_NE(log.find("proxyd: control: refused set-weight from uid=65534 pid="), std::string::npos)
+      << log;
+  EXPECT_TRUE(api_.applied().empty());
 }
 
 TEST_F(ControlServerTest, TheSocketModeKeepsOtherUsersOutFirst) {

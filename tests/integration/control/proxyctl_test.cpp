@@ -169,16 +169,18 @@ TEST_F(ProxyctlTest, FlipSeveralRoutesIsOneApply) {
   EXPECT_EQ(applied[0].operations[1].route, "web");
 }
 
-TEST_F(ProxyctlTest, FlipAllIsOneApplyWithAFlipPerRoute) {
+TEST_F(ProxyctlTest, FlipAllIsOneOperation) {
   const RunResult r = run({"flip", "--all"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   const auto applied = api_.applied();
   ASSERT_EQ(applied.size(), 1u);
-  ASSERT_EQ(applied[0].operations.size(), 2u);
-  EXPECT_EQ(applied[0].operations[0].route, "api");
-  EXPECT_EQ(applied[0].operations[1].route, "web");
+  ASSERT_EQ(applied[0].operations.size(), 1u);
+  EXPECT_EQ(applied[0].operations[0].kind, Operation::Kind::flip_all);
   EXPECT_EQ(applied[0].command, "flip --all");
-  EXPECT_EQ(applied[0].if_generation, 7u);  // pinned to the routes it read
+  EXPECT_EQ(applied[0].if_generation, std::nullopt);  // proxyd resolves it under its lock
+  // The reply shows every route, as proxyd reports them touched.
+  EXPECT_NE(r.out.find("\napi "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nweb "), std::string::npos) << r.out;
 }
 
 TEST_F(ProxyctlTest, ServerDrainEnableDisable) {
@@ -199,19 +201,71 @@ TEST_F(ProxyctlTest, ServerDrainEnableDisable) {
 }
 
 TEST_F(ProxyctlTest, ReloadOk) {
-  api_.set_reload_result(ChangeResult{true, "", 9});
+  api_.set_reload_result(ChangeResult::accepted(9));
   const RunResult r = run({"reload"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "reloaded the config; generation is now 9\n");
   ASSERT_EQ(api_.reloads().size(), 1u);
 }
 
+TEST_F(ProxyctlTest, ReloadListsTheRuntimeValuesThatStillWin) {
+  ChangeResult reloaded = ChangeResult::accepted(9);
+  reloaded.overrides.routes = {RouteDiff{"web", "weight", "50", "20"}};
+  api_.set_reload_result(reloaded);
+  const RunResult r = run({"reload"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "reloaded the config; generation is now 9\n"
+            "these runtime values still win over the file:\n"
+            "\n"
+            "ROUTE  KEY     FILE  RUNTIME\n"
+            "web    weight  50%   20%\n"
+            "\n"
+            "Runtime values win over the file until reset: `proxyctl reset ROUTE...` drops a\n"
+            "route's, `proxyctl reset --all` every route's and every server's.\n");
+}
+
+TEST_F(ProxyctlTest, Diff) {
+  RunResult r = run({"diff"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "no runtime value differs from the file\n");
+  RuntimeDiff diff;
+  diff.servers = {ServerDiff{"blue", "127.0.0.1:9002", ServerAdmin::enabled, ServerAdmin::disabled}};
+  api_.set_diff(diff);
+  r = run({"diff"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.starts_with("POOL  SERVER          FILE     RUNTIME\n"
+                                "blue  127.0.0.1:9002  enabled  disabled\n"))
+      << r.out;
+  r = run({"diff", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out),
+            json::parse(R"({"v":1,"ok":true,"generation":7,"result":{"routes":[],"servers":[)"
+                        R"({"pool":"blue","server":"127.0.0.1:9002","file":"enabled",)"
+                        R"("runtime":"disabled"}]}})"));
+}
+
+TEST_F(ProxyctlTest, Reset) {
+  RunResult r = run({"reset", "api", "--if-generation", "7"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = run({"reset", "--all"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const auto applied = api_.applied();
+  ASSERT_EQ(applied.size(), 2u);
+  EXPECT_EQ(applied[0].operations, (std::vector<Operation>{Operation{
+                                       Operation::Kind::reset, "api", "", "", 0,
+                                       ServerAdmin::enabled}}));
+  EXPECT_EQ(applied[0].if_generation, 7u);
+  EXPECT_EQ(applied[0].command, "reset api");
+  EXPECT_EQ(applied[1].operations[0].kind, Operation::Kind::reset_all);
+  EXPECT_EQ(applied[1].command, "reset --all");
+}
+
 TEST_F(ProxyctlTest, ReloadFailedShowsFileAndLine) {
-  api_.set_reload_result(ChangeResult{
-      false,
+  api_.set_reload_result(ChangeResult::refused(
       "/etc/proxyd/proxyd.yaml:12: routes[0].weight: percentage \"120\" is above 100\n"
       "/etc/proxyd/proxyd.yaml:30: pools.green.servers[0]: invalid address",
-      7});
+      7));
   const RunResult r = run({"reload"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, "");
@@ -222,13 +276,14 @@ TEST_F(ProxyctlTest, ReloadFailedShowsFileAndLine) {
 }
 
 TEST_F(ProxyctlTest, History) {
-  api_.set_history({R"({"time":"2024-05-01T10:00:00Z","uid":1000,"pid":42,"command":"flip web",)"
-                    R"("result":"ok","generation":8})"});
+  api_.set_history({R"({"time":"2024-05-01T10:00:00Z","by":{"uid":1000,"pid":42},)"
+                    R"("command":"flip web","routes":["web"],"servers":[],"before":{},)"
+                    R"("after":{},"generation":8,"result":"ok"})"});
   RunResult r = run({"history"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out,
-            "TIME                  UID   PID  GEN  RESULT  COMMAND\n"
-            "2024-05-01T10:00:00Z  1000  42   8    ok      flip web\n");
+            "TIME                  BY               GEN  RESULT  COMMAND\n"
+            "2024-05-01T10:00:00Z  uid 1000 pid 42  8    ok      flip web\n");
   r = run({"history", "-n", "3", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out).at("result").at("entries").at(0).at("command"), "flip web");
@@ -283,10 +338,12 @@ TEST_F(ProxyctlTest, ApplyWithABadLineSendsNothing) {
 }
 
 TEST_F(ProxyctlTest, ApplyRefusedChangesNothing) {
-  api_.refuse_next_apply("unknown server \"127.0.0.1:9999\" in pool blue");
-  const RunResult r = run({"apply", "-"}, "set-weight api 5\nserver drain blue 127.0.0.1:9999\n");
+  api_.refuse_next_apply("pool blue has no server 127.0.0.1:9999", 1);
+  const RunResult r =
+      run({"apply", "-"}, "set-weight api 5\n\nserver drain blue 127.0.0.1:9999\n");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err, "proxyctl: refused: unknown server \"127.0.0.1:9999\" in pool blue\n");
+  EXPECT_EQ(r.err,
+            "proxyctl: refused: apply: stdin line 3: pool blue has no server 127.0.0.1:9999\n");
   EXPECT_EQ(api_.applied().size(), 1u);  // one request with both: the api refused it whole
 }
 
@@ -346,39 +403,36 @@ TEST_F(ProxyctlTest, WaitHealthyMet) {
   EXPECT_EQ(reply.at("result").at("servers"), 1);
 }
 
-TEST_F(ProxyctlTest, WaitHealthyMetWhileWaiting) {
-  Status status = sample_status();
-  status.pools[1].servers[0].healthy = false;
-  api_.set_status(status);
-  // Turn green healthy once proxyctl has polled a few times: the wait sees the change.
-  std::thread flipper([&] {
-    const auto deadline = Clock::now() + std::chrono::seconds(10);
-    while (api_.status_calls() < 2 && Clock::now() < deadline) {
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-    status.pools[1].servers[0].healthy = true;
-    api_.set_status(status);
-  });
-  const RunResult r = run({"wait-healthy", "green", "--timeout", "20"});
-  flipper.join();
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "pool green: 1 of 1 servers healthy (need 1)\n");
-}
-
 TEST_F(ProxyctlTest, WaitHealthyTimesOut) {
+  // blue: two servers, health not checked yet, one disabled: 1 counts, 2 are asked for.
+  Status status = sample_status();
+  status.pools[0].servers[1].admin = ServerAdmin::disabled;
+  api_.set_status(status);
   const auto start = Clock::now();
-  const RunResult r = run({"wait-healthy", "blue", "--min", "3", "--timeout", "1"});
+  const RunResult r = run({"wait-healthy", "blue", "--min", "2", "--timeout", "1"});
   const auto took = Clock::now() - start;
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err,
-            "proxyctl: wait-healthy: timed out after 1s: pool blue has 2 of 2 servers healthy, "
-            "need 3\n");
+            "proxyctl: wait-healthy: timed out after 1s: pool blue has 1 of 2 servers healthy, "
+            "need 2\n");
   EXPECT_GE(took, milliseconds(900));
   EXPECT_LT(took, milliseconds(10'000));
-  const RunResult j = run({"wait-healthy", "blue", "--min", "3", "--timeout", "300ms", "--json"});
+  const RunResult j = run({"wait-healthy", "blue", "--min", "2", "--timeout", "300ms", "--json"});
   EXPECT_EQ(j.exit_code, 1);
   EXPECT_EQ(json::parse(j.out).at("error").at("kind"), "timeout");
+}
+
+TEST_F(ProxyctlTest, WaitHealthyForMoreServersThanThePoolHasFailsAtOnce) {
+  const auto start = Clock::now();
+  const RunResult r = run({"wait-healthy", "blue", "--min", "3", "--timeout", "60"});
+  EXPECT_LT(Clock::now() - start, milliseconds(10'000));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "proxyctl: wait-healthy: pool blue has only 2 servers, fewer than --min 3\n");
+  const RunResult j = run({"wait-healthy", "blue", "--min", "3", "--json"});
+  EXPECT_EQ(j.exit_code, 1);
+  EXPECT_EQ(json::parse(j.out).at("error").at("kind"), "refused");
 }
 
 TEST_F(ProxyctlTest, WaitHealthyUnknownPool) {

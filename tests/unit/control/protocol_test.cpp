@@ -18,8 +18,8 @@ Request round_trip(const Request& request) {
   return decoded.request.value_or(Request{});
 }
 
-WireOperation op(WireOperation::Kind kind) {
-  WireOperation out;
+Operation op(Operation::Kind kind) {
+  Operation out;
   out.kind = kind;
   return out;
 }
@@ -29,22 +29,22 @@ TEST(ProtocolRequest, EveryOperationKindRoundTrips) {
   request.command = "apply";
   request.text = "apply: set-weight api 0.5; ...";
   request.if_generation = 12;
-  WireOperation weight = op(WireOperation::Kind::set_weight);
+  Operation weight = op(Operation::Kind::set_weight);
   weight.route = "api";
   weight.weight_ppm = 5000;
-  WireOperation live = op(WireOperation::Kind::set_live);
+  Operation live = op(Operation::Kind::set_live);
   live.route = "api";
   live.pool = "green";
-  WireOperation passive = op(WireOperation::Kind::set_passive);
+  Operation passive = op(Operation::Kind::set_passive);
   passive.route = "web";
   passive.pool = "blue";
-  WireOperation flip = op(WireOperation::Kind::flip);
+  Operation flip = op(Operation::Kind::flip);
   flip.route = "web";
-  WireOperation drain = op(WireOperation::Kind::server_admin);
+  Operation drain = op(Operation::Kind::server_admin);
   drain.pool = "blue";
   drain.server = "127.0.0.1:9001";
   drain.admin = ServerAdmin::draining;
-  request.operations = {weight, live, passive, flip, op(WireOperation::Kind::flip_all), drain};
+  request.operations = {weight, live, passive, flip, op(Operation::Kind::flip_all), drain};
   EXPECT_EQ(round_trip(request), request);
 }
 
@@ -64,7 +64,7 @@ TEST(ProtocolRequest, EncodesTheDocumentedShape) {
   request.command = "set-weight";
   request.text = "set-weight api 0.5";
   request.if_generation = 12;
-  WireOperation weight = op(WireOperation::Kind::set_weight);
+  Operation weight = op(Operation::Kind::set_weight);
   weight.route = "api";
   weight.weight_ppm = 5000;
   request.operations = {weight};
@@ -80,7 +80,7 @@ TEST(ProtocolRequest, ServerAdminSpellings) {
   for (const auto& [admin, name] : {std::pair{ServerAdmin::enabled, "enabled"},
                                     std::pair{ServerAdmin::draining, "draining"},
                                     std::pair{ServerAdmin::disabled, "disabled"}}) {
-    WireOperation server = op(WireOperation::Kind::server_admin);
+    Operation server = op(Operation::Kind::server_admin);
     server.pool = "blue";
     server.server = "127.0.0.1:9001";
     server.admin = admin;
@@ -120,6 +120,20 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{std::string(100, '[') + std::string(100, ']'), ErrorKind::bad_request,
                 "the request is not valid JSON: too deep"},
         BadLine{"[1,2]", ErrorKind::bad_request, "a request must be a JSON object"},
+        // Duplicate keys at any depth: Boost.JSON alone would keep the last one.
+        BadLine{kOps + R"({"op":"set_weight","route":"api","weight_ppm":1,"weight_ppm":999999}]})",
+                ErrorKind::bad_request,
+                R"(duplicate key "weight_ppm" (a key may appear once in an object))"},
+        BadLine{R"({"v":1,"command":"status","command":"reload"})", ErrorKind::bad_request,
+                R"(duplicate key "command" (a key may appear once in an object))"},
+        BadLine{R"({"v":1,"v":2,"command":"status"})", ErrorKind::bad_request,
+                R"(duplicate key "v" (a key may appear once in an object))"},
+        BadLine{R"({"v":1,"command":"status","x":[{"a":{"b":1,"b":2}}]})", ErrorKind::bad_request,
+                R"(duplicate key "b" (a key may appear once in an object))"},
+        // An escape makes the parser hand a key over in parts; it is compared decoded and whole.
+        BadLine{R"({"v":1,"command":"status","route\u0073":[],"routes":[]})",
+                ErrorKind::bad_request,
+                R"(duplicate key "routes" (a key may appear once in an object))"},
         BadLine{R"({"command":"status"})", ErrorKind::bad_request,
                 R"(missing "v" (the protocol version; this proxyd speaks 1))"},
         BadLine{R"({"v":"1","command":"status"})", ErrorKind::bad_request,
@@ -179,6 +193,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{kOps + R"({"op":"flip_all","route":"api"}]})", ErrorKind::bad_request,
                 R"(operations[0]: unexpected field "route" for op flip_all)"}));
 
+TEST(ProtocolRequest, TheSameKeyInDifferentObjectsIsFine) {
+  const DecodedRequest decoded = decode_request(
+      kOps + R"({"op":"flip","route":"api"},{"op":"flip","route":"web"}],"text":"route"})");
+  ASSERT_TRUE(decoded.request.has_value()) << decoded.error.message;
+  EXPECT_EQ(decoded.request->operations.size(), 2u);
+}
+
 TEST(ProtocolBadRequestBinary, ControlBytesAndInvalidUtf8AreRefused) {
   const std::string line = std::string("{\"v\":1,\"command\":\"st\xff\xfe\"}");
   const DecodedRequest decoded = decode_request(line);
@@ -217,6 +238,22 @@ TEST(ProtocolResponse, EveryErrorKindRoundTrips) {
     EXPECT_EQ(decoded.response->generation, 7u);
     EXPECT_EQ(error_kind_from_string(to_string(kind)), kind);
   }
+}
+
+TEST(ProtocolResponse, TheOperationToBlameRoundTrips) {
+  Response refused = error_response(ErrorKind::refused, "no route named x", 7);
+  refused.error.operation = 2;
+  const std::string line = encode_response(refused);
+  EXPECT_EQ(json::parse(line),
+            json::parse(R"({"v":1,"ok":false,"generation":7,"error":{"kind":"refused",)"
+                        R"("message":"no route named x","operation":2}})"));
+  const DecodedResponse decoded = decode_response(line);
+  ASSERT_TRUE(decoded.response.has_value()) << decoded.error;
+  EXPECT_EQ(decoded.response->error.operation, 2u);
+  // Without one, none is written or read.
+  const std::string plain = encode_response(error_response(ErrorKind::refused, "why", 7));
+  EXPECT_FALSE(json::parse(plain).at("error").as_object().contains("operation"));
+  EXPECT_EQ(decode_response(plain).response->error.operation, std::nullopt);
 }
 
 TEST(ProtocolResponse, GarbledRepliesSayWhy) {
@@ -269,19 +306,6 @@ TEST(ProtocolStatus, MissingFieldsKeepDefaults) {
   EXPECT_EQ(decoded.routes[0].weight_ppm, 0u);
   ASSERT_EQ(decoded.pools.size(), 1u);
   EXPECT_EQ(decoded.pools[0].servers[0].admin, ServerAdmin::enabled);
-}
-
-TEST(ProtocolOperation, ConvertsToAndFromAdminApiOperations) {
-  WireOperation drain = op(WireOperation::Kind::server_admin);
-  drain.pool = "blue";
-  drain.server = "127.0.0.1:9001";
-  drain.admin = ServerAdmin::disabled;
-  const Operation converted = to_operation(drain);
-  EXPECT_EQ(converted.kind, Operation::Kind::server_admin);
-  EXPECT_EQ(converted.pool, "blue");
-  EXPECT_EQ(converted.server, "127.0.0.1:9001");
-  EXPECT_EQ(converted.admin, ServerAdmin::disabled);
-  EXPECT_EQ(from_operation(converted), drain);
 }
 
 }  // namespace

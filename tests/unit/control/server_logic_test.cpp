@@ -1,5 +1,6 @@
-// The control server's request handling without a socket: dispatch to AdminApi, flip --all
-// expansion into one apply, refusals, field checks, exceptions, and the peer-credential predicate.
+// The control server's request handling without a socket: the command table's checks (unknown
+// commands, fields, access), dispatch to AdminApi, what a change's reply shows, refusals,
+// exceptions, and the access a peer's credentials grant.
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
@@ -21,9 +22,7 @@ class RecordingApi : public AdminApi {
   Status status() const override {
     ++status_calls;
     if (throw_in_status) throw std::runtime_error("status exploded");
-    Status out = state;
-    if (status_calls > generation_bump_after_status_calls) out.generation += 1;
-    return out;
+    return state;
   }
   ChangeResult apply(const ChangeRequest& request) override {
     applied.push_back(request);
@@ -32,7 +31,9 @@ class RecordingApi : public AdminApi {
       apply_results.erase(apply_results.begin());
       return result;
     }
-    return ChangeResult{true, "", state.generation + 1};
+    ChangeResult result = ChangeResult::accepted(state.generation + 1);
+    result.touched = test::touched_by(request.operations, state);
+    return result;
   }
   ChangeResult reload(const Caller& caller, std::optional<std::uint64_t> if_generation) override {
     reloads.push_back(caller);
@@ -43,24 +44,34 @@ class RecordingApi : public AdminApi {
     history_limits.push_back(max_entries);
     return history_lines;
   }
+  RuntimeDiff diff() const override { return runtime_diff; }
 
   Status state = test::sample_status();
   mutable int status_calls = 0;
-  int generation_bump_after_status_calls = 1'000'000;
   bool throw_in_status = false;
   std::vector<ChangeRequest> applied;
   std::vector<ChangeResult> apply_results;
   std::vector<Caller> reloads;
   std::vector<std::optional<std::uint64_t>> reload_generations;
-  ChangeResult reload_result{true, "", 8};
+  ChangeResult reload_result = ChangeResult::accepted(8);
   std::vector<std::string> history_lines;
   mutable std::vector<std::size_t> history_limits;
+  RuntimeDiff runtime_diff;
 };
 
-const Caller kCaller{1000, 1000, 4242};
+// A diff with one route value and one server state.
+RuntimeDiff sample_diff() {
+  RuntimeDiff diff;
+  diff.generation = 7;
+  diff.routes = {RouteDiff{"api", "weight", "0", "0.5"}};
+  diff.servers = {ServerDiff{"blue", "127.0.0.1:9002", ServerAdmin::enabled, ServerAdmin::draining}};
+  return diff;
+}
 
-json::value reply(RecordingApi& api, const std::string& line) {
-  return json::parse(handle_line(api, line, kCaller));
+const Caller kCaller = Caller::peer(1000, 1000, 4242);
+
+json::value reply(RecordingApi& api, const std::string& line, Access granted = Access::change) {
+  return json::parse(handle_line(api, line, kCaller, granted));
 }
 
 TEST(ServerExecute, StatusReturnsEverything) {
@@ -128,7 +139,7 @@ TEST(ServerExecute, ServerChangeShowsItsPool) {
 
 TEST(ServerExecute, RefusalCarriesTheReasonAndGeneration) {
   RecordingApi api;
-  api.apply_results = {ChangeResult{false, "unknown pool \"purple\"", 7}};
+  api.apply_results = {ChangeResult::refused("unknown pool \"purple\"", 7)};
   const json::value out = reply(
       api, R"({"v":1,"command":"set-live","operations":[{"op":"set_live","route":"api",)"
            R"("pool":"purple"}]})");
@@ -138,62 +149,58 @@ TEST(ServerExecute, RefusalCarriesTheReasonAndGeneration) {
   EXPECT_EQ(out.at("error").at("message"), "unknown pool \"purple\"");
 }
 
-TEST(ServerExecute, FlipAllIsOneApplyWithAFlipPerRoutePinnedToTheGenerationRead) {
+TEST(ServerExecute, ARefusalNamesTheOperationToBlame) {
+  RecordingApi api;
+  ChangeResult refused = ChangeResult::refused("no route named x", 7);
+  refused.failed_operation = 1;
+  api.apply_results = {refused};
+  const json::value out = reply(
+      api, R"({"v":1,"command":"apply","operations":[{"op":"flip","route":"api"},)"
+           R"({"op":"flip","route":"x"}]})");
+  EXPECT_EQ(out, json::parse(R"({"v":1,"ok":false,"generation":7,"error":{"kind":"refused",)"
+                             R"("message":"no route named x","operation":1}})"));
+}
+
+TEST(ServerExecute, FlipAllIsPassedThroughAsOneOperation) {
   RecordingApi api;
   const json::value out = reply(
       api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}],"text":"flip --all"})");
   EXPECT_EQ(out.at("ok"), true);
   ASSERT_EQ(api.applied.size(), 1u);
   const ChangeRequest& change = api.applied[0];
-  ASSERT_EQ(change.operations.size(), 2u);
-  EXPECT_EQ(change.operations[0].kind, Operation::Kind::flip);
-  EXPECT_EQ(change.operations[0].route, "api");
-  EXPECT_EQ(change.operations[1].route, "web");
-  EXPECT_EQ(change.if_generation, 7u);
-  EXPECT_EQ(out.at("result").at("operations").as_array().size(), 2u);
+  ASSERT_EQ(change.operations.size(), 1u);
+  EXPECT_EQ(change.operations[0].kind, Operation::Kind::flip_all);
+  // Resolved by proxyd under its change lock: nothing is read first, nothing is pinned.
+  EXPECT_EQ(change.if_generation, std::nullopt);
+  EXPECT_EQ(api.status_calls, 1);  // only for the reply
+  EXPECT_EQ(out.at("result").at("operations"), json::parse(R"([{"op":"flip_all"}])"));
+  // The reply shows what proxyd says the change touched: every route.
+  EXPECT_EQ(out.at("result").at("routes").as_array().size(), 2u);
+}
+
+TEST(ServerExecute, TheReplyShowsWhatProxydSaysWasTouched) {
+  RecordingApi api;
+  ChangeResult result = ChangeResult::accepted(8);
+  result.touched.routes = {"web"};
+  result.touched.servers = {ServerRef{"green", "127.0.0.1:9011"}};
+  api.apply_results = {result};
+  const json::value out =
+      reply(api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}]})");
+  ASSERT_EQ(out.at("result").at("routes").as_array().size(), 1u);
+  EXPECT_EQ(out.at("result").at("routes").at(0).at("name"), "web");
+  ASSERT_EQ(out.at("result").at("pools").as_array().size(), 1u);
+  EXPECT_EQ(out.at("result").at("pools").at(0).at("name"), "green");
 }
 
 TEST(ServerExecute, FlipAllKeepsTheCallersOwnGeneration) {
   RecordingApi api;
-  api.apply_results = {ChangeResult{false, "the generation is 7, not 5", 7}};
+  api.apply_results = {ChangeResult::refused("the generation is 7, not 5", 7)};
   const json::value out = reply(
       api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}],"if_generation":5})");
   EXPECT_EQ(out.at("error").at("message"), "the generation is 7, not 5");
-  ASSERT_EQ(api.applied.size(), 1u);  // not retried: the caller asked for 5
+  EXPECT_EQ(out.at("generation"), 7);
+  ASSERT_EQ(api.applied.size(), 1u);
   EXPECT_EQ(api.applied[0].if_generation, 5u);
-}
-
-TEST(ServerExecute, FlipAllRetriesWhenAReloadSlipsInBetween) {
-  RecordingApi api;
-  // The first status() (the expansion) sees 7; after that proxyd is at 8, as after a SIGHUP.
-  api.generation_bump_after_status_calls = 1;
-  api.apply_results = {ChangeResult{false, "generation moved", 8}};
-  const json::value out =
-      reply(api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}]})");
-  EXPECT_EQ(out.at("ok"), true);
-  ASSERT_EQ(api.applied.size(), 2u);
-  EXPECT_EQ(api.applied[0].if_generation, 7u);
-  EXPECT_EQ(api.applied[1].if_generation, 8u);
-}
-
-TEST(ServerExecute, ARouteFlippedTwiceIsRefused) {
-  RecordingApi api;
-  const json::value out = reply(
-      api, R"({"v":1,"command":"apply","operations":[{"op":"flip","route":"web"},)"
-           R"({"op":"flip_all"}]})");
-  EXPECT_EQ(out.at("error").at("kind"), "refused");
-  EXPECT_EQ(out.at("error").at("message"),
-            "route \"web\" is flipped twice in one change (the flips would cancel out)");
-  EXPECT_TRUE(api.applied.empty());
-}
-
-TEST(ServerExecute, FlipAllWithoutRoutesIsRefused) {
-  RecordingApi api;
-  api.state.routes.clear();
-  const json::value out =
-      reply(api, R"({"v":1,"command":"flip","operations":[{"op":"flip_all"}]})");
-  EXPECT_EQ(out.at("error").at("message"), "there are no routes to flip");
-  EXPECT_TRUE(api.applied.empty());
 }
 
 TEST(ServerExecute, ReloadOkAndFailed) {
@@ -201,13 +208,52 @@ TEST(ServerExecute, ReloadOkAndFailed) {
   const json::value ok = reply(api, R"({"v":1,"command":"reload"})");
   EXPECT_EQ(ok.at("ok"), true);
   EXPECT_EQ(ok.at("generation"), 8);
+  EXPECT_EQ(ok.at("result"), json::parse(R"({"routes":[],"servers":[]})"));
   ASSERT_EQ(api.reloads.size(), 1u);
   EXPECT_EQ(api.reloads[0].pid, 4242);
 
-  api.reload_result = ChangeResult{false, "/etc/proxyd.yaml:12: routes[0].weight: invalid", 7};
+  api.reload_result = ChangeResult::refused("/etc/proxyd.yaml:12: routes[0].weight: invalid", 7);
   const json::value failed = reply(api, R"({"v":1,"command":"reload"})");
   EXPECT_EQ(failed.at("error").at("kind"), "refused");
   EXPECT_EQ(failed.at("error").at("message"), "/etc/proxyd.yaml:12: routes[0].weight: invalid");
+}
+
+TEST(ServerExecute, ReloadReportsTheRuntimeValuesThatStillWin) {
+  RecordingApi api;
+  api.reload_result.overrides = sample_diff();
+  const json::value out = reply(api, R"({"v":1,"command":"reload"})");
+  EXPECT_EQ(out, json::parse(R"({"v":1,"ok":true,"generation":8,"result":{"routes":[{"route":"api",)"
+                             R"("key":"weight","file":"0","runtime":"0.5"}],"servers":[{"pool":)"
+                             R"("blue","server":"127.0.0.1:9002","file":"enabled",)"
+                             R"("runtime":"draining"}]}})"));
+}
+
+TEST(ServerExecute, DiffIsReadAccess) {
+  RecordingApi api;
+  api.runtime_diff = sample_diff();
+  const json::value out = reply(api, R"({"v":1,"command":"diff"})", Access::read);
+  EXPECT_EQ(out.at("ok"), true);
+  EXPECT_EQ(out.at("generation"), 7);
+  EXPECT_EQ(out.at("result").at("routes").at(0).at("runtime"), "0.5");
+  EXPECT_EQ(out.at("result").at("servers").at(0).at("runtime"), "draining");
+}
+
+TEST(ServerExecute, ResetIsAChangeLikeAnyOther) {
+  RecordingApi api;
+  const json::value out = reply(
+      api, R"({"v":1,"command":"reset","operations":[{"op":"reset","route":"api"}],)"
+           R"("if_generation":7,"text":"reset api"})");
+  EXPECT_EQ(out.at("ok"), true);
+  ASSERT_EQ(api.applied.size(), 1u);
+  EXPECT_EQ(api.applied[0].operations[0].kind, Operation::Kind::reset);
+  EXPECT_EQ(api.applied[0].if_generation, 7u);
+  EXPECT_EQ(api.applied[0].command, "reset api");
+  EXPECT_EQ(out.at("result").at("routes").at(0).at("name"), "api");
+  EXPECT_EQ(reply(api, R"({"v":1,"command":"reset","operations":[{"op":"reset_all"}]})",
+                  Access::read)
+                .at("error")
+                .at("kind"),
+            "forbidden");
 }
 
 // The check itself happens inside AdminApi::reload, under proxyd's change lock (so a SIGHUP
@@ -249,23 +295,28 @@ TEST_P(ServerMisuse, IsABadRequestAndChangesNothing) {
   EXPECT_TRUE(api.reloads.empty());
 }
 
+const std::string kCommands =
+    "(proxyd's commands: status, history, diff, set-weight, set-live, set-passive, flip, server "
+    "drain, server enable, server disable, apply, reset, reload)";
+const std::string kChangeCommands =
+    "set-weight, set-live, set-passive, flip, server drain, server enable, server disable, apply, "
+    "reset";
+
 INSTANTIATE_TEST_SUITE_P(
     Requests, ServerMisuse,
     ::testing::Values(
-        Misuse{R"({"v":1,"command":"frob"})", R"(unknown command "frob")"},
+        Misuse{R"({"v":1,"command":"frob"})", R"(unknown command "frob" )" + kCommands},
         Misuse{R"({"v":1,"command":"wait-healthy"})",
-               R"(unknown command "wait-healthy" (proxyctl runs it itself; )"
-               R"(it is not sent to proxyd))"},
-        Misuse{R"({"v":1,"command":"help"})",
-               R"(unknown command "help" (proxyctl runs it itself; it is not sent to proxyd))"},
+               R"(unknown command "wait-healthy" )" + kCommands},
+        Misuse{R"({"v":1,"command":"help"})", R"(unknown command "help" )" + kCommands},
         Misuse{R"({"v":1,"command":"flip"})",
                R"("operations" is empty: "flip" needs at least one operation)"},
         Misuse{R"({"v":1,"command":"status","operations":[{"op":"flip","route":"a"}]})",
-               R"("operations" is only for commands that change routes or servers)"},
+               R"("operations" is only for )" + kChangeCommands},
         Misuse{R"({"v":1,"command":"reload","operations":[{"op":"flip","route":"a"}]})",
-               R"("operations" is only for commands that change routes or servers)"},
+               R"("operations" is only for )" + kChangeCommands},
         Misuse{R"({"v":1,"command":"status","if_generation":1})",
-               R"("if_generation" is only for commands that change something)"},
+               R"("if_generation" is only for )" + kChangeCommands + ", reload"},
         Misuse{R"({"v":1,"command":"history","routes":["api"]})", R"("routes" is only for status)"},
         Misuse{R"({"v":1,"command":"status","limit":3})", R"("limit" is only for history)"},
         Misuse{"not json", "the request is not valid JSON: syntax error"}));
@@ -286,23 +337,81 @@ TEST(ServerExecute, UnsupportedVersion) {
   EXPECT_EQ(out.at("error").at("kind"), "unsupported_version");
 }
 
-TEST(PeerAllowed, RootSelfAndTheConfiguredUidsAndGids) {
+TEST(ServerAccess, ReadAccessRunsOnlyTheReadCommands) {
+  RecordingApi api;
+  EXPECT_EQ(reply(api, R"({"v":1,"command":"status"})", Access::read).at("ok"), true);
+  EXPECT_EQ(reply(api, R"({"v":1,"command":"history"})", Access::read).at("ok"), true);
+  for (const char* line :
+       {R"({"v":1,"command":"set-weight","operations":[{"op":"set_weight","route":"api",)"
+        R"("weight_ppm":5000}]})",
+        R"({"v":1,"command":"reload"})",
+        R"({"v":1,"command":"server drain","operations":[{"op":"server_admin",)"
+        R"("pool":"blue","server":"127.0.0.1:9001","admin":"draining"}]})"}) {
+    const json::value out = reply(api, line, Access::read);
+    EXPECT_EQ(out.at("ok"), false);
+    EXPECT_EQ(out.at("error").at("kind"), "forbidden");
+  }
+  EXPECT_EQ(reply(api, R"({"v":1,"command":"reload"})", Access::read).at("error").at("message"),
+            "uid 1000 may only read (status, history, diff); reload changes something");
+  EXPECT_TRUE(api.applied.empty());
+  EXPECT_TRUE(api.reloads.empty());
+}
+
+TEST(ServerAccess, AccessIsCheckedBeforeTheFields) {
+  RecordingApi api;
+  // A malformed change from a read-only peer is refused for its access, not its fields.
+  const json::value out = reply(api, R"({"v":1,"command":"flip"})", Access::read);
+  EXPECT_EQ(out.at("error").at("kind"), "forbidden");
+  EXPECT_EQ(out.at("error").at("message"),
+            "uid 1000 may only read (status, history, diff); flip changes something");
+  // Without any access, nothing runs (the server closes such connections before any request).
+  const json::value none = reply(api, R"({"v":1,"command":"status"})", Access::none);
+  EXPECT_EQ(none.at("error").at("kind"), "forbidden");
+  EXPECT_EQ(none.at("error").at("message"), "uid 1000 may not use the control socket");
+  EXPECT_EQ(api.status_calls, 0);
+}
+
+TEST(PeerAccess, RootSelfAndTheConfiguredUidsAndGids) {
   ControlServerOptions options;
   const uid_t self = 998;
-  EXPECT_TRUE(peer_allowed(Caller{0, 0, 1}, options, self));
-  EXPECT_TRUE(peer_allowed(Caller{998, 50, 1}, options, self));
-  EXPECT_FALSE(peer_allowed(Caller{1000, 1000, 1}, options, self));
-  EXPECT_FALSE(peer_allowed(Caller{-1, -1, -1}, options, self));
+  const auto access = [&](Caller caller, std::vector<gid_t> groups = {}) {
+    return peer_access(caller, groups, options, self);
+  };
+  EXPECT_EQ(access(Caller::peer(0, 0, 1)), Access::change);
+  EXPECT_EQ(access(Caller::peer(998, 50, 1)), Access::change);
+  EXPECT_EQ(access(Caller::peer(1000, 1000, 1)), Access::none);
+  EXPECT_EQ(access(Caller::peer(-1, -1, -1)), Access::none);
 
   options.allowed_uids = {1000};
-  EXPECT_TRUE(peer_allowed(Caller{1000, 1000, 1}, options, self));
-  EXPECT_FALSE(peer_allowed(Caller{1001, 1001, 1}, options, self));
+  EXPECT_EQ(access(Caller::peer(1000, 1000, 1)), Access::change);
+  EXPECT_EQ(access(Caller::peer(1001, 1001, 1)), Access::none);
 
   options.allowed_gids = {2000};
-  EXPECT_TRUE(peer_allowed(Caller{1001, 2000, 1}, options, self));   // primary group
-  EXPECT_FALSE(peer_allowed(Caller{1001, 1001, 1}, options, self));  // no supplementary known
-  EXPECT_TRUE(peer_allowed(Caller{1001, 1001, 1}, {27, 2000}, options, self));
-  EXPECT_FALSE(peer_allowed(Caller{1001, 1001, 1}, {27, 2001}, options, self));
+  EXPECT_EQ(access(Caller::peer(1001, 2000, 1)), Access::change);   // primary group
+  EXPECT_EQ(access(Caller::peer(1001, 1001, 1)), Access::none);     // no supplementary known
+  EXPECT_EQ(access(Caller::peer(1001, 1001, 1), {27, 2000}), Access::change);
+  EXPECT_EQ(access(Caller::peer(1001, 1001, 1), {27, 2001}), Access::none);
+}
+
+TEST(PeerAccess, ReadUidsAndGidsGetReadOnly) {
+  ControlServerOptions options;
+  const uid_t self = 998;
+  const auto access = [&](Caller caller, std::vector<gid_t> groups = {}) {
+    return peer_access(caller, groups, options, self);
+  };
+  options.read_uids = {1000};
+  options.read_gids = {3000};
+  EXPECT_EQ(access(Caller::peer(1000, 1000, 1)), Access::read);
+  EXPECT_EQ(access(Caller::peer(1001, 3000, 1)), Access::read);            // primary group
+  EXPECT_EQ(access(Caller::peer(1001, 1001, 1), {27, 3000}), Access::read);  // supplementary
+  EXPECT_EQ(access(Caller::peer(1001, 1001, 1), {27}), Access::none);
+  // Change access wins where both match; root and self always have it.
+  options.allowed_gids = {27};
+  EXPECT_EQ(access(Caller::peer(1000, 1000, 1), {27}), Access::change);
+  options.read_uids = {0, 998};
+  EXPECT_EQ(access(Caller::peer(0, 0, 1)), Access::change);
+  EXPECT_EQ(access(Caller::peer(998, 998, 1)), Access::change);
+  EXPECT_EQ(access(Caller::peer(-1, 3000, -1)), Access::none);
 }
 
 }  // namespace

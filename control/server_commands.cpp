@@ -1,0 +1,264 @@
+// The server's command table and the checks every request passes before its handler runs: the
+// command exists, the caller's access covers it, and it carries only the fields it uses. Each
+// handler turns one request into AdminApi calls and a reply.
+#include "control/server_commands.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <exception>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace proxyd::control {
+
+namespace json = boost::json;
+using error_code = boost::system::error_code;
+
+namespace {
+
+std::string names_of(const std::vector<RouteStatus>& routes) {
+  std::string out;
+  for (const RouteStatus& route : routes) out += (out.empty() ? "" : ", ") + route.name;
+  return out;
+}
+
+// The pools the given routes use, in the order of `status.pools`.
+std::vector<PoolStatus> pools_used(const Status& status, const std::vector<RouteStatus>& routes,
+                                   const std::set<std::string>& also) {
+  std::set<std::string> wanted = also;
+  for (const RouteStatus& route : routes) {
+    wanted.insert(route.live);
+    wanted.insert(route.passive);
+  }
+  std::vector<PoolStatus> out;
+  for (const PoolStatus& pool : status.pools) {
+    if (wanted.count(pool.name) != 0) out.push_back(pool);
+  }
+  return out;
+}
+
+Response run_status(AdminApi& api, const Request& request, const Caller&) {
+  Status status = api.status();
+  if (!request.routes.empty()) {
+    const std::set<std::string> wanted(request.routes.begin(), request.routes.end());
+    for (const std::string& name : wanted) {
+      const bool known = std::any_of(status.routes.begin(), status.routes.end(),
+                                     [&](const RouteStatus& r) { return r.name == name; });
+      if (!known) {
+        return error_response(ErrorKind::refused, "unknown route " + in_quotes(name) +
+                                                      " (routes: " + names_of(status.routes) +
+                                                      ")",
+                              status.generation);
+      }
+    }
+    std::vector<RouteStatus> routes;
+    for (const RouteStatus& route : status.routes) {
+      if (wanted.count(route.name) != 0) routes.push_back(route);
+    }
+    status.pools = pools_used(status, routes, {});
+    status.routes = std::move(routes);
+  }
+  return ok_response(status.generation, status_to_json(status));
+}
+
+Response run_history(AdminApi& api, const Request& request, const Caller&) {
+  json::array entries;
+  for (const std::string& line : api.history(request.limit.value_or(kDefaultHistoryLimit))) {
+    error_code ec;
+    json::value entry = json::parse(line, ec);
+    // A damaged audit line is passed on as text rather than hidden.
+    if (ec) {
+      entries.emplace_back(line);
+    } else {
+      entries.push_back(std::move(entry));
+    }
+  }
+  json::object result;
+  result["entries"] = std::move(entries);
+  return ok_response(std::nullopt, std::move(result));
+}
+
+Response run_reload(AdminApi& api, const Request& request, const Caller& caller) {
+  // The generation check happens inside the reload, under proxyd's change lock, so a SIGHUP
+  // cannot slip in between, and a refusal is audited like any other.
+  const ChangeResult result = api.reload(caller, request.if_generation);
+  if (!result.ok) return error_response(ErrorKind::refused, result.error, result.generation);
+  // The runtime values that still win over the file just read: a reload must not look as if
+  // every edit took effect when some are masked.
+  return ok_response(result.generation, diff_to_json(result.overrides));
+}
+
+Response run_diff(AdminApi& api, const Request&, const Caller&) {
+  const RuntimeDiff diff = api.diff();
+  return ok_response(diff.generation, diff_to_json(diff));
+}
+
+// Every change is one AdminApi::apply: proxyd validates the operations, resolves flip_all and
+// checks if_generation under its change lock, so nothing here reads state to prepare the change.
+Response run_change(AdminApi& api, const Request& request, const Caller& caller) {
+  ChangeRequest change;
+  change.operations = request.operations;
+  change.if_generation = request.if_generation;
+  change.caller = caller;
+  change.command = request.text.empty() ? request.command : request.text;
+  const ChangeResult result = api.apply(change);
+  if (!result.ok) {
+    Response refused = error_response(ErrorKind::refused, result.error, result.generation);
+    refused.error.operation = result.failed_operation;
+    return refused;
+  }
+
+  // The reply shows the operations and the routes and pools proxyd says they touched, as they
+  // are now.
+  const std::set<std::string> routes_touched(result.touched.routes.begin(),
+                                             result.touched.routes.end());
+  std::set<std::string> pools_touched;
+  for (const ServerRef& server : result.touched.servers) pools_touched.insert(server.pool);
+  Status after = api.status();
+  std::erase_if(after.routes,
+                [&](const RouteStatus& route) { return routes_touched.count(route.name) == 0; });
+  std::erase_if(after.pools,
+                [&](const PoolStatus& pool) { return pools_touched.count(pool.name) == 0; });
+  json::object body = status_to_json(after);
+  body.erase("config_path");
+  json::array operations;
+  for (const Operation& op : request.operations) operations.push_back(to_json(op));
+  body["operations"] = std::move(operations);
+  return ok_response(result.generation, std::move(body));
+}
+
+// Every command that changes routes or servers: a list of operations, optionally conditional.
+constexpr Accepts kChange{.operations = true, .if_generation = true};
+
+// The rows. To add a command: write its handler above, add its row here (name, access, fields),
+// add the proxyctl row that sends it (control/commands.cpp) and its line in
+// docs/control-protocol.md; tests/unit/control/command_tables_test.cpp fails until all three
+// agree. A new request field also needs its line in kFields below and in protocol.cpp.
+constexpr std::array kCommands{
+    ServerCommand{"status", Access::read, {.routes = true}, run_status},
+    ServerCommand{"history", Access::read, {.limit = true}, run_history},
+    ServerCommand{"diff", Access::read, {}, run_diff},
+    ServerCommand{"set-weight", Access::change, kChange, run_change},
+    ServerCommand{"set-live", Access::change, kChange, run_change},
+    ServerCommand{"set-passive", Access::change, kChange, run_change},
+    ServerCommand{"flip", Access::change, kChange, run_change},
+    ServerCommand{"server drain", Access::change, kChange, run_change},
+    ServerCommand{"server enable", Access::change, kChange, run_change},
+    ServerCommand{"server disable", Access::change, kChange, run_change},
+    ServerCommand{"apply", Access::change, kChange, run_change},
+    ServerCommand{"reset", Access::change, kChange, run_change},
+    ServerCommand{"reload", Access::change, {.if_generation = true}, run_reload},
+};
+
+// The optional request fields, each with how to tell that a request carries it and which rows
+// accept it.
+struct Field {
+  std::string_view name;
+  bool Accepts::*accepted;
+  bool (*present)(const Request& request);
+};
+
+constexpr std::array kFields{
+    Field{"operations", &Accepts::operations,
+          [](const Request& r) { return !r.operations.empty(); }},
+    Field{"if_generation", &Accepts::if_generation,
+          [](const Request& r) { return r.if_generation.has_value(); }},
+    Field{"routes", &Accepts::routes, [](const Request& r) { return !r.routes.empty(); }},
+    Field{"limit", &Accepts::limit, [](const Request& r) { return r.limit.has_value(); }},
+};
+
+// The names of the rows that pass `keep`, joined with ", ".
+template <typename Keep>
+std::string command_names(Keep keep) {
+  std::string out;
+  for (const ServerCommand& row : kCommands) {
+    if (!keep(row)) continue;
+    if (!out.empty()) out += ", ";
+    out += row.name;
+  }
+  return out;
+}
+
+// Why `request` does not fit `row`, or "".
+std::string misfit(const ServerCommand& row, const Request& request) {
+  for (const Field& field : kFields) {
+    if (field.present(request) && !(row.accepts.*field.accepted)) {
+      return in_quotes(field.name) + " is only for " +
+             command_names([&](const ServerCommand& r) { return r.accepts.*field.accepted; });
+    }
+  }
+  if (row.accepts.operations && request.operations.empty()) {
+    return "\"operations\" is empty: " + in_quotes(request.command) +
+           " needs at least one operation";
+  }
+  return "";
+}
+
+std::string forbidden_message(const ServerCommand& row, const Caller& caller, Access granted) {
+  if (granted == Access::none) {
+    return "uid " + std::to_string(caller.uid) + " may not use the control socket";
+  }
+  return "uid " + std::to_string(caller.uid) + " may only read (" +
+         command_names([](const ServerCommand& r) { return r.access == Access::read; }) + "); " +
+         std::string(row.name) + " changes something";
+}
+
+Response dispatch(AdminApi& api, const Request& request, const Caller& caller, Access granted) {
+  const ServerCommand* row = find_server_command(request.command);
+  if (row == nullptr) {
+    const auto all = [](const ServerCommand&) { return true; };
+    return error_response(ErrorKind::bad_request, "unknown command " + in_quotes(request.command) +
+                                                      " (proxyd's commands: " +
+                                                      command_names(all) + ")");
+  }
+  // Access first: a caller who may not run the command learns nothing more about its request.
+  if (granted < row->access) {
+    std::string message = forbidden_message(*row, caller, granted);
+    log_line("refused " + std::string(row->name) + " from uid=" + std::to_string(caller.uid) +
+             " pid=" + std::to_string(caller.pid) + ": " + message);
+    return error_response(ErrorKind::forbidden, std::move(message));
+  }
+  if (std::string why = misfit(*row, request); !why.empty()) {
+    return error_response(ErrorKind::bad_request, std::move(why));
+  }
+  return row->run(api, request, caller);
+}
+
+}  // namespace
+
+void log_line(std::string_view text) {
+  const std::string line = "proxyd: control: " + std::string(text) + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+std::span<const ServerCommand> server_commands() { return kCommands; }
+
+const ServerCommand* find_server_command(std::string_view name) {
+  for (const ServerCommand& row : kCommands) {
+    if (row.name == name) return &row;
+  }
+  return nullptr;
+}
+
+Response execute(AdminApi& api, const Request& request, const Caller& caller, Access granted) {
+  try {
+    return dispatch(api, request, caller, granted);
+  } catch (const std::exception& e) {
+    log_line("internal error in " + request.command + ": " + e.what());
+    return error_response(ErrorKind::internal, "internal error in " + request.command + ": " +
+                                                   e.what() + "; check `proxyctl status`");
+  } catch (...) {
+    log_line("internal error in " + request.command);
+    return error_response(ErrorKind::internal,
+                          "internal error in " + request.command + "; check `proxyctl status`");
+  }
+}
+
+}  // namespace proxyd::control
