@@ -355,15 +355,16 @@ net::awaitable<void> ControlServer::Impl::serve(local::socket socket) {
   if (granted == Access::none) {
     log_line("refused uid=" + std::to_string(caller.uid) + " pid=" + std::to_string(caller.pid) +
              " gid=" + std::to_string(caller.gid) +
-             ": not root, not proxyd's user, not in admin.control_allow_uids or "
-             "admin.control_allow_gids");
+             ": not root, not proxyd's user, not in admin.control_allow_uids, "
+             "admin.control_allow_gids, admin.control_read_uids or admin.control_read_gids");
     co_await write_line(
         socket, timer, timeout,
         encode_response(error_response(
             ErrorKind::forbidden,
             "uid " + std::to_string(caller.uid) +
                 " may not use the control socket (allowed: root, proxyd's own user, "
-                "admin.control_allow_uids, admin.control_allow_gids)")));
+                "admin.control_allow_uids, admin.control_allow_gids; read only: "
+                "admin.control_read_uids, admin.control_read_gids)")));
     co_return;
   }
 

@@ -619,6 +619,8 @@ constexpr Key<AdminConfig> kAdminKeys[] = {
     {"control_group", store<&AdminConfig::control_group, group_name>},
     {"control_allow_uids", store<&AdminConfig::control_allow_uids, ids>},
     {"control_allow_gids", store<&AdminConfig::control_allow_gids, ids>},
+    {"control_read_uids", store<&AdminConfig::control_read_uids, ids>},
+    {"control_read_gids", store<&AdminConfig::control_read_gids, ids>},
 };
 
 constexpr Key<HealthConfig> kHealthKeys[] = {

@@ -38,6 +38,8 @@ struct AdminConfig {
   std::string control_group;          // group owning the socket ("" = proxyd's own)
   std::vector<std::int64_t> control_allow_uids;  // besides root and proxyd's own user
   std::vector<std::int64_t> control_allow_gids;  // peers whose primary group is one of these
+  std::vector<std::int64_t> control_read_uids;   // may read (status, history, diff) only
+  std::vector<std::int64_t> control_read_gids;   // ... by primary or supplementary group
 };
 
 struct HealthConfig {

@@ -40,6 +40,8 @@ bool control_options(const proxyd::AdminConfig& admin, proxyd::control::ControlS
   }
   for (auto uid : admin.control_allow_uids) out.allowed_uids.push_back(static_cast<uid_t>(uid));
   for (auto gid : admin.control_allow_gids) out.allowed_gids.push_back(static_cast<gid_t>(gid));
+  for (auto uid : admin.control_read_uids) out.read_uids.push_back(static_cast<uid_t>(uid));
+  for (auto gid : admin.control_read_gids) out.read_gids.push_back(static_cast<gid_t>(gid));
   return true;
 }
 

@@ -87,6 +87,8 @@ TEST(ConfigTest, MinimalConfigGetsEveryDefault) {
   EXPECT_EQ(config.admin.control_group, "");
   EXPECT_TRUE(config.admin.control_allow_uids.empty());
   EXPECT_TRUE(config.admin.control_allow_gids.empty());
+  EXPECT_TRUE(config.admin.control_read_uids.empty());
+  EXPECT_TRUE(config.admin.control_read_gids.empty());
 
   ASSERT_EQ(config.pools.size(), 2u);
   EXPECT_EQ(config.pools[0].name, "blue");
@@ -144,6 +146,8 @@ admin:
   control_group: deploy
   control_allow_uids: [1001, 0]
   control_allow_gids: [4294967294]
+  control_read_uids: [1003]
+  control_read_gids: [1004, 1005]
 pools:
   blue:
     servers: [127.0.0.1:9001, app.internal:80]
@@ -202,6 +206,8 @@ limits: {max_header_bytes: 8KiB, max_body_bytes: 1GiB, upstream_idle_per_server:
   EXPECT_EQ(config.admin.control_group, "deploy");
   EXPECT_EQ(config.admin.control_allow_uids, (std::vector<std::int64_t>{1001, 0}));
   EXPECT_EQ(config.admin.control_allow_gids, (std::vector<std::int64_t>{4294967294}));
+  EXPECT_EQ(config.admin.control_read_uids, (std::vector<std::int64_t>{1003}));
+  EXPECT_EQ(config.admin.control_read_gids, (std::vector<std::int64_t>{1004, 1005}));
 
   ASSERT_EQ(config.pools.size(), 2u);
   const PoolConfig& blue = config.pools[0];
@@ -476,7 +482,8 @@ INSTANTIATE_TEST_SUITE_P(
         UnknownKeyCase{"admin", kBase + "admin: {statefile: /x}\n",
                        "t.yaml:8: admin.statefile: unknown key (expected one of: control_socket, "
                        "metrics, state_file, access_log, audit_log, control_mode, control_group, "
-                       "control_allow_uids, control_allow_gids)"},
+                       "control_allow_uids, control_allow_gids, control_read_uids, "
+                       "control_read_gids)"},
         UnknownKeyCase{"pool",
                        "listeners: [{name: a, address: 127.0.0.1:0}]\n"
                        "pools: {blue: {servers: [127.0.0.1:1], balanse: round_robin}}\n"

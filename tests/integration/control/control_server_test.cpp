@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "tests/integration/control/control_harness.hpp"
+#include "tests/support/run_as_nobody.hpp"
 
 namespace proxyd::control::test {
 namespace {
@@ -331,43 +332,11 @@ TEST_F(ControlServerTest, StopWithAConnectionOpenClosesIt) {
   EXPECT_TRUE(client.closed_within(milliseconds(5000)));
 }
 
-// Runs `proxyctl -s PATH ARGS...` (default: status) as uid/gid 65534 (nobody), from a forked child
-// that drops root.
-RunResult run_as_nobody(const std::string& path,
-                        std::vector<std::string> args = {"status"}) {
-  int out_pipe[2];
-  int err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) return {};
+// Runs `proxyctl -s PATH ARGS...` (default: status) as uid/gid 65534 (nobody).
+RunResult run_as_nobody(const std::string& path, std::vector<std::string> args = {"status"}) {
   args.insert(args.begin(), {PROXYCTL_BINARY, "-s", path});
-  std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  char* envp[] = {nullptr};
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    // Raw syscalls: async-signal-safe in the child of a multi-threaded process.
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
-    if (::syscall(SYS_setgroups, 0, nullptr) != 0 ||
-        ::syscall(SYS_setresgid, 65534, 65534, 65534) != 0 ||
-        ::syscall(SYS_setresuid, 65534, 65534, 65534) != 0) {
-      ::_exit(126);
-    }
-    ::execve(argv[0], argv.data(), envp);
-    ::_exit(127);
-  }
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  RunResult result;
-  char chunk[4096];
-  for (ssize_t n; (n = ::read(out_pipe[0], chunk, sizeof(chunk))) > 0;) result.out.append(chunk, n);
-  for (ssize_t n; (n = ::read(err_pipe[0], chunk, sizeof(chunk))) > 0;) result.err.append(chunk, n);
-  ::close(out_pipe[0]);
-  ::close(err_pipe[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  const proxyd::test::NobodyResult r = proxyd::test::run_as_nobody(std::move(args));
+  return RunResult{r.exit_code, r.out, r.err};
 }
 
 TEST_F(ControlServerTest, AnotherUserIsRefusedAndLogged) {
@@ -380,7 +349,8 @@ TEST_F(ControlServerTest, AnotherUserIsRefusedAndLogged) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(r.err,
             "proxyctl: forbidden: uid 65534 may not use the control socket (allowed: root, "
-            "proxyd's own user, admin.control_allow_uids, admin.control_allow_gids)\n");
+            "proxyd's own user, admin.control_allow_uids, admin.control_allow_gids; read only: "
+            "admin.control_read_uids, admin.control_read_gids)\n");
   EXPECT_NE(log.find("proxyd: control: refused uid=65534 pid="), std::string::npos) << log;
   EXPECT_EQ(api_.status_calls(), 0);
 }
