@@ -119,6 +119,7 @@ void UpstreamCache::sweep(Clock::time_point now, Clock::duration idle_timeout) {
     for (auto c = conns.end(); c != conns.begin();) {
       --c;
       if ((*c)->idle_id != 0) break;
+      if (now - (*c)->idle_since < kWatchAfter) continue;
       // A peek first: bytes that came before the wait starts would not wake it.
       if (!quiet((*c)->socket)) {
         c = conns.erase(c);

@@ -3,11 +3,11 @@
 //
 // Nothing an upstream sends outside a request may reach a client (an unsolicited `408` + close is
 // the common case): a connection is checked without blocking when taken, and one that received
-// anything (data or EOF) while idle is closed instead. An idle connection is also watched, from
-// the first sweep after it went idle (at most 100 ms): a wait for readability is pending on it,
-// and data or EOF closes it at once. A connection reused within a sweep, the usual case under
-// load, is never watched: the watch (a wait, its cancellation and the aborted handler) would
-// cost every request ~1000 instructions for a close that the check when taken already ensures.
+// anything (data or EOF) while idle is closed instead. A connection idle for kWatchAfter is also
+// watched, from the next sweep (so within 200 ms of going idle): a wait for readability is pending
+// on it, and data or EOF closes it at once. A connection reused sooner, the usual case under load,
+// is never watched: the watch (a wait, its cancellation and the aborted handler) would cost ~1000
+// instructions for a close that the check when taken already ensures.
 // An idle connection holds no relay buffer: the cache lends one while it is in use.
 // Owner: one Worker; used only on that worker's thread.
 #pragma once
@@ -50,6 +50,8 @@ class UpstreamCache {
   // allocate per request, few enough to stay small (64 x 64 KiB = 4 MiB per worker).
   static constexpr std::size_t kMaxSpareBuffers = 64;
 
+  static constexpr Clock::duration kWatchAfter = std::chrono::milliseconds(100);
+
   UpstreamCache() = default;
   UpstreamCache(const UpstreamCache&) = delete;
   UpstreamCache& operator=(const UpstreamCache&) = delete;
@@ -70,7 +72,7 @@ class UpstreamCache {
   void discard(std::unique_ptr<UpstreamConn> conn);
 
   // Closes connections idle for longer than `idle_timeout`, and those that received anything;
-  // starts watching the others.
+  // starts watching those idle for kWatchAfter.
   void sweep(Clock::time_point now, Clock::duration idle_timeout);
 
   void clear() { idle_.clear(); }

@@ -69,27 +69,39 @@ TEST_F(UpstreamCacheTest, AnIdleConnectionHoldsNoRelayBuffer) {
   EXPECT_EQ(cache_.idle_count(), 0u);
 }
 
-// The first sweep after a connection went idle starts its watch.
+// A sweep once the connection has idled for kWatchAfter starts its watch; one before does not.
 TEST_F(UpstreamCacheTest, DataArrivingWhileIdleClosesTheConnection) {
   Socket peer(io_.get_executor());
-  cache_.put(connect(peer), Clock::now(), 16);
-  cache_.sweep(Clock::now(), 1h);
-  EXPECT_EQ(cache_.idle_count(), 1u);
-  net::write(peer, net::buffer(std::string_view("HTTP/1.1 200 OK\r\n\r\n")));
-  EXPECT_TRUE(run_until([&] { return cache_.idle_count() == 0; }));
+  const auto idle_since = Clock::now();
+  cache_.put(connect(peer), idle_since, 16);
+  cache_.sweep(idle_since + UpstreamCache::kWatchAfter / 2, 1h);
+  net::write(peer, net::buffer(std::string_view("early")));
+  io_.poll();
+  io_.restart();  // poll() found no work left and stopped the context
+  EXPECT_EQ(cache_.idle_count(), 1u) << "not watched yet: nothing woke up";
+  cache_.sweep(idle_since + UpstreamCache::kWatchAfter, 1h);
+  EXPECT_EQ(cache_.idle_count(), 0u) << "the sweep's peek found the early bytes";
   EXPECT_EQ(cache_.closed_while_idle(), 1u);
+
+  Socket peer2(io_.get_executor());
+  cache_.put(connect(peer2), idle_since, 16);
+  cache_.sweep(idle_since + UpstreamCache::kWatchAfter, 1h);
+  EXPECT_EQ(cache_.idle_count(), 1u);
+  net::write(peer2, net::buffer(std::string_view("HTTP/1.1 200 OK\r\n\r\n")));
+  EXPECT_TRUE(run_until([&] { return cache_.idle_count() == 0; }));
+  EXPECT_EQ(cache_.closed_while_idle(), 2u);
   EXPECT_EQ(cache_.take(server_), nullptr);
   // proxyd closed its end (with a reset: it never read the bytes).
   char byte = 0;
   error_code ec;
-  peer.read_some(net::buffer(&byte, 1), ec);
+  peer2.read_some(net::buffer(&byte, 1), ec);
   EXPECT_TRUE(ec == net::error::eof || ec == net::error::connection_reset) << ec.message();
 }
 
 TEST_F(UpstreamCacheTest, EofWhileIdleClosesTheConnection) {
   Socket peer(io_.get_executor());
   cache_.put(connect(peer), Clock::now(), 16);
-  cache_.sweep(Clock::now(), 1h);
+  cache_.sweep(Clock::now() + UpstreamCache::kWatchAfter, 1h);
   peer.close();
   EXPECT_TRUE(run_until([&] { return cache_.idle_count() == 0; }));
   EXPECT_EQ(cache_.closed_while_idle(), 1u);
@@ -101,7 +113,7 @@ TEST_F(UpstreamCacheTest, BytesThatArrivedWhileIdleAreFoundWhenTaken) {
   for (bool watched : {false, true}) {
     Socket peer(io_.get_executor());
     cache_.put(connect(peer), Clock::now(), 16);
-    if (watched) cache_.sweep(Clock::now(), 1h);
+    if (watched) cache_.sweep(Clock::now() + UpstreamCache::kWatchAfter, 1h);
     net::write(peer, net::buffer(std::string_view("x")));
     EXPECT_EQ(cache_.take(server_), nullptr) << watched;
     EXPECT_EQ(cache_.idle_count(), 0u) << watched;
@@ -114,7 +126,7 @@ TEST_F(UpstreamCacheTest, TheSweepClosesAConnectionThatReceivedBytesBeforeItsWat
   Socket peer(io_.get_executor());
   cache_.put(connect(peer), Clock::now(), 16);
   net::write(peer, net::buffer(std::string_view("x")));
-  cache_.sweep(Clock::now(), 1h);
+  cache_.sweep(Clock::now() + UpstreamCache::kWatchAfter, 1h);
   EXPECT_EQ(cache_.idle_count(), 0u);
   EXPECT_EQ(cache_.closed_while_idle(), 1u);
 }
@@ -138,7 +150,7 @@ TEST_F(UpstreamCacheTest, AQuietConnectionIsReusedMostRecentFirst) {
   UpstreamConn* second_raw = second.get();
   cache_.put(std::move(first), Clock::now(), 16);
   cache_.put(std::move(second), Clock::now(), 16);
-  cache_.sweep(Clock::now(), 1h);  // both watched
+  cache_.sweep(Clock::now() + UpstreamCache::kWatchAfter, 1h);  // both watched
   auto taken = cache_.take(server_);
   EXPECT_EQ(taken.get(), second_raw);
   // The cancelled watch completes as aborted and closes nothing.
