@@ -151,9 +151,8 @@ std::string marked(std::string value, Source source, bool& any_marker) {
   return value;
 }
 
-std::string health_text(const std::optional<bool>& healthy) {
-  if (!healthy) return "unchecked";
-  return *healthy ? "healthy" : "unhealthy";
+std::string health_text(const ServerStatus& server) {
+  return std::string(health_name(server.health));
 }
 
 // The routes and pools tables (either may be empty and is then left out) and the legend.
@@ -179,7 +178,7 @@ std::string render_tables(const Status& status) {
         rows.push_back({pool.name, server.name,
                         marked(std::string(admin_name(server.admin)), server.admin_source,
                                any_marker),
-                        health_text(server.healthy)});
+                        health_text(server)});
       }
     }
     out += "\n" + format_table(rows);
@@ -823,8 +822,9 @@ HealthCount count_healthy(const Status& status, std::string_view pool) {
     count.found = true;
     count.total = p.servers.size();
     for (const ServerStatus& server : p.servers) {
-      const bool counts =
-          server.healthy ? *server.healthy : server.admin == ServerAdmin::enabled;
+      const bool counts = server.health == Health::unchecked
+                              ? server.admin == ServerAdmin::enabled
+                              : server.health == Health::healthy;
       if (counts) ++count.healthy;
     }
   }

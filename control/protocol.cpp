@@ -223,6 +223,16 @@ std::string string_or(const json::object& object, std::string_view key, std::str
   return string_field(object, key).value_or(std::move(fallback));
 }
 
+std::int64_t int_or(const json::object& object, std::string_view key) {
+  const json::value* v = object.if_contains(key);
+  return v != nullptr && v->is_int64() ? v->get_int64() : 0;
+}
+
+bool bool_or(const json::object& object, std::string_view key) {
+  const json::value* v = object.if_contains(key);
+  return v != nullptr && v->is_bool() && v->get_bool();
+}
+
 Source source_from(const json::object& object, std::string_view key) {
   return string_or(object, key, "config") == "runtime" ? Source::runtime : Source::config;
 }
@@ -499,6 +509,11 @@ json::object status_to_json(const Status& status) {
     r["live_source"] = to_string(route.live_source);
     r["passive_source"] = to_string(route.passive_source);
     r["weight_source"] = to_string(route.weight_source);
+    if (route.max_step_ppm) {
+      r["max_step_ppm"] = *route.max_step_ppm;
+    } else {
+      r["max_step_ppm"] = nullptr;
+    }
     routes.push_back(std::move(r));
   }
   json::array pools;
@@ -509,15 +524,19 @@ json::object status_to_json(const Status& status) {
       s["name"] = server.name;
       s["admin"] = admin_name(server.admin);
       s["admin_source"] = to_string(server.admin_source);
-      if (server.healthy) {
-        s["healthy"] = *server.healthy;
-      } else {
-        s["healthy"] = nullptr;
-      }
+      s["health"] = health_name(server.health);
+      s["health_since_ms"] = server.health_since;
+      s["last_check"] = server.last_check;
+      s["last_check_at_ms"] = server.last_check_at;
+      s["ejected_until_ms"] = server.ejected_until;
+      s["in_flight"] = server.in_flight;
+      s["tunnels"] = server.tunnels;
       servers.push_back(std::move(s));
     }
     json::object p;
     p["name"] = pool.name;
+    p["checked"] = pool.checked;
+    p["fail_open"] = pool.fail_open;
     p["servers"] = std::move(servers);
     pools.push_back(std::move(p));
   }
@@ -548,6 +567,10 @@ Status status_from_json(const json::object& result, std::uint64_t generation) {
       route.live_source = source_from(r, "live_source");
       route.passive_source = source_from(r, "passive_source");
       route.weight_source = source_from(r, "weight_source");
+      if (const json::value* step = r.if_contains("max_step_ppm"); step && as_uint(*step)) {
+        route.max_step_ppm =
+            static_cast<std::uint32_t>(std::min<std::uint64_t>(*as_uint(*step), kPpmMax));
+      }
       status.routes.push_back(std::move(route));
     }
   }
@@ -557,6 +580,8 @@ Status status_from_json(const json::object& result, std::uint64_t generation) {
       const json::object& p = value.get_object();
       PoolStatus pool;
       pool.name = string_or(p, "name", "");
+      pool.checked = bool_or(p, "checked");
+      pool.fail_open = bool_or(p, "fail_open");
       if (const json::value* servers = p.if_contains("servers"); servers && servers->is_array()) {
         for (const json::value& sv : servers->get_array()) {
           if (!sv.is_object()) continue;
@@ -566,10 +591,13 @@ Status status_from_json(const json::object& result, std::uint64_t generation) {
           server.admin =
               parse_admin(string_or(s, "admin", "")).value_or(ServerAdmin::enabled);
           server.admin_source = source_from(s, "admin_source");
-          if (const json::value* healthy = s.if_contains("healthy");
-              healthy && healthy->is_bool()) {
-            server.healthy = healthy->get_bool();
-          }
+          server.health = parse_health(string_or(s, "health", "")).value_or(Health::unchecked);
+          server.health_since = int_or(s, "health_since_ms");
+          server.last_check = string_or(s, "last_check", "");
+          server.last_check_at = int_or(s, "last_check_at_ms");
+          server.ejected_until = int_or(s, "ejected_until_ms");
+          server.in_flight = int_or(s, "in_flight");
+          server.tunnels = int_or(s, "tunnels");
           pool.servers.push_back(std::move(server));
         }
       }

@@ -36,6 +36,32 @@ inline std::optional<ServerAdmin> parse_admin(std::string_view name) {
   return std::nullopt;
 }
 
+// What health checks say of a server.
+enum class Health : std::uint8_t {
+  unchecked,  // its pool has no health block: assumed healthy, never proven so
+  healthy,    // passed `rise` checks in a row
+  unhealthy,  // failed `fall` checks in a row, or has not passed `rise` since it was added
+};
+
+inline std::string_view health_name(Health health) {
+  switch (health) {
+    case Health::unchecked:
+      return "unchecked";
+    case Health::healthy:
+      return "healthy";
+    case Health::unhealthy:
+      return "unhealthy";
+  }
+  return "unchecked";
+}
+
+inline std::optional<Health> parse_health(std::string_view name) {
+  if (name == "unchecked") return Health::unchecked;
+  if (name == "healthy") return Health::healthy;
+  if (name == "unhealthy") return Health::unhealthy;
+  return std::nullopt;
+}
+
 // Who asked: a peer of the control socket (uid, gid and pid from SO_PEERCRED), or a signal
 // (SIGHUP), which has no peer to name.
 struct Caller {
@@ -105,6 +131,8 @@ struct ChangeRequest {
   std::optional<std::uint64_t> if_generation;  // refuse unless the generation is still this
   Caller caller;
   std::string command;  // the command as the caller wrote it, for the audit log
+  // Apply even where the health gate or a route's max_step would refuse; the audit log says so.
+  bool force = false;
 };
 
 // A route's value set at runtime that differs from the config file's, and so wins over it until
@@ -172,21 +200,37 @@ struct RouteStatus {
   std::string live;
   std::string passive;
   std::uint32_t weight_ppm = 0;
+  std::optional<std::uint32_t> max_step_ppm;  // the largest weight increase without --force
   std::string sticky;  // "cookie sessionid", "header X-User-Id", "client_ip", or "" (random)
   Source live_source = Source::config;
   Source passive_source = Source::config;
   Source weight_source = Source::config;
 };
 
+// Times are Unix milliseconds (0: none), so a status read by another process means the same.
 struct ServerStatus {
   std::string name;
   ServerAdmin admin = ServerAdmin::enabled;
   Source admin_source = Source::config;
-  std::optional<bool> healthy;  // nullopt until health checks run for this pool
+  Health health = Health::unchecked;
+  std::int64_t health_since = 0;  // when `health` last changed (0: it has not since start)
+  std::string last_check;         // the last active check: "200", "503", "timeout", ...
+  std::int64_t last_check_at = 0;
+  std::int64_t ejected_until = 0;  // passive checks keep it out until then (0: not ejected)
+  std::int64_t in_flight = 0;      // requests on their way to it now, every worker
+  std::int64_t tunnels = 0;        // upgraded connections (WebSocket) open to it
 };
+
+// Whether a server takes new requests at `now_ms`: enabled, not failing its checks, not ejected.
+inline bool takes_traffic(const ServerStatus& server, std::int64_t now_ms) {
+  return server.admin == ServerAdmin::enabled && server.health != Health::unhealthy &&
+         server.ejected_until <= now_ms;
+}
 
 struct PoolStatus {
   std::string name;
+  bool checked = false;    // has a health block: its servers' health is proven, not assumed
+  bool fail_open = false;  // with no healthy server, sends to all its servers anyway
   std::vector<ServerStatus> servers;
 };
 

@@ -10,6 +10,13 @@
 
 namespace proxyd::control::test {
 
+inline ServerStatus server_status(std::string name, Health health = Health::unchecked) {
+  ServerStatus server;
+  server.name = std::move(name);
+  server.health = health;
+  return server;
+}
+
 // Generation 7, config /etc/proxyd/proxyd.yaml. Routes: api (live blue, passive green, 0.5% to
 // green set at runtime, sticky on cookie sessionid) and web (blue/blue, all from the config).
 // Pools: blue (127.0.0.1:9001 and :9002, health not checked yet) and green (127.0.0.1:9011,
@@ -32,11 +39,11 @@ inline Status sample_status() {
   status.routes = {api, web};
   PoolStatus blue;
   blue.name = "blue";
-  blue.servers = {ServerStatus{"127.0.0.1:9001", ServerAdmin::enabled, Source::config, {}},
-                  ServerStatus{"127.0.0.1:9002", ServerAdmin::enabled, Source::config, {}}};
+  blue.servers = {server_status("127.0.0.1:9001"), server_status("127.0.0.1:9002")};
   PoolStatus green;
   green.name = "green";
-  green.servers = {ServerStatus{"127.0.0.1:9011", ServerAdmin::enabled, Source::config, true}};
+  green.checked = true;
+  green.servers = {server_status("127.0.0.1:9011", Health::healthy)};
   status.pools = {blue, green};
   return status;
 }
@@ -53,7 +60,7 @@ inline Status status_after_runtime_changes() {
   ServerStatus& drained = status.pools[0].servers[1];
   drained.admin = ServerAdmin::draining;
   drained.admin_source = Source::runtime;
-  drained.healthy = false;
+  drained.health = Health::unhealthy;
   return status;
 }
 

@@ -332,7 +332,9 @@ TEST_F(RuntimeStateTest, ChangedBetweenComparesByName) {
   after.routes.pop_back();
   after.pools[0].servers[0].admin = ServerAdmin::draining;
   after.pools[1].servers.pop_back();
-  after.pools[2].servers.push_back(ServerStatus{"10.0.0.9:80", ServerAdmin::enabled, Source::config, {}});
+  ServerStatus added;
+  added.name = "10.0.0.9:80";
+  after.pools[2].servers.push_back(added);
   const Touched changed = changed_between(before, after);
   EXPECT_EQ(changed.routes, (std::vector<std::string>{"shop", "api", "web"}));
   const std::string blue_server = before.pools[0].servers[0].name;

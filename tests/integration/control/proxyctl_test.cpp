@@ -89,7 +89,7 @@ TEST_F(ProxyctlTest, StatusJson) {
     EXPECT_EQ(reply.at("generation"), 7);
     EXPECT_EQ(reply.at("result").at("routes").at(0).at("weight_ppm"), 5000);
     EXPECT_EQ(reply.at("result").at("routes").at(0).at("weight_source"), "runtime");
-    EXPECT_TRUE(reply.at("result").at("pools").at(0).at("servers").at(0).at("healthy").is_null());
+    EXPECT_EQ(reply.at("result").at("pools").at(0).at("servers").at(0).at("health"), "unchecked");
   }
 }
 

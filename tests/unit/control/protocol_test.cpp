@@ -279,7 +279,8 @@ TEST(ProtocolStatus, RoundTripsThroughJson) {
   const json::object encoded = status_to_json(status);
   EXPECT_EQ(encoded.at("routes").at(0).at("weight_percent").as_string(), "0.5");
   EXPECT_EQ(encoded.at("routes").at(0).at("weight_source").as_string(), "runtime");
-  EXPECT_TRUE(encoded.at("pools").at(0).at("servers").at(0).at("healthy").is_null());
+  EXPECT_EQ(encoded.at("pools").at(0).at("servers").at(0).at("health").as_string(), "unchecked");
+  EXPECT_EQ(encoded.at("pools").at(1).at("checked").as_bool(), true);
   const Status decoded = status_from_json(encoded, 13);
   EXPECT_EQ(decoded.generation, 13u);
   EXPECT_EQ(decoded.config_path, status.config_path);
@@ -291,12 +292,14 @@ TEST(ProtocolStatus, RoundTripsThroughJson) {
   EXPECT_EQ(decoded.routes[0].sticky, "cookie sessionid");
   ASSERT_EQ(decoded.pools.size(), 2u);
   ASSERT_EQ(decoded.pools[0].servers.size(), 2u);
-  EXPECT_EQ(decoded.pools[0].servers[0].healthy, std::nullopt);
-  EXPECT_EQ(decoded.pools[0].servers[1].healthy, false);
+  EXPECT_EQ(decoded.pools[0].servers[0].health, Health::unchecked);
+  EXPECT_EQ(decoded.pools[0].servers[1].health, Health::unhealthy);
   EXPECT_EQ(decoded.pools[0].servers[1].admin, ServerAdmin::draining);
   EXPECT_EQ(decoded.pools[0].servers[1].admin_source, Source::runtime);
   ASSERT_EQ(decoded.pools[1].servers.size(), 1u);
-  EXPECT_EQ(decoded.pools[1].servers[0].healthy, true);
+  EXPECT_EQ(decoded.pools[1].servers[0].health, Health::healthy);
+  EXPECT_FALSE(decoded.pools[0].checked);
+  EXPECT_TRUE(decoded.pools[1].checked);
 }
 
 TEST(ProtocolStatus, MissingFieldsKeepDefaults) {
