@@ -486,15 +486,6 @@ Response error_response(ErrorKind kind, std::string message,
   return response;
 }
 
-std::string format_duration(std::chrono::milliseconds duration) {
-  const auto ms = duration.count();
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-  if (ms < 1000) return std::to_string(ms) + "ms";
-  std::string fraction = std::to_string(ms % 1000);
-  fraction.insert(0, 3 - fraction.size(), '0');
-  while (fraction.back() == '0') fraction.pop_back();
-  return std::to_string(ms / 1000) + "." + fraction + "s";
-}
 
 json::object status_to_json(const Status& status) {
   json::array routes;

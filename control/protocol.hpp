@@ -104,7 +104,4 @@ RuntimeDiff diff_from_json(const boost::json::object& result, std::uint64_t gene
 
 std::string_view to_string(Source source);  // admin states: admin_name/parse_admin (admin_api.hpp)
 
-// A duration as both ends write it in messages: 1s, 1.5s, 250ms.
-std::string format_duration(std::chrono::milliseconds duration);
-
 }  // namespace proxyd::control

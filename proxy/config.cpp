@@ -71,6 +71,18 @@ std::string invalid_name(std::string_view what, std::string_view text) {
          " (use letters, digits, '-', '_' and '.')";
 }
 
+// A Host header for health checks: a host name, with a port if any.
+bool valid_host_header(std::string_view text) {
+  const std::size_t colon = text.rfind(':');
+  if (colon != std::string_view::npos) {
+    std::uint64_t port = 0;
+    if (parse_digits(text.substr(colon + 1), port) != Digits::ok || port == 0 || port > 65535)
+      return false;
+    text = text.substr(0, colon);
+  }
+  return valid_host_name(text);
+}
+
 // A route host: a host name, "*." and a host name for any subdomain, or "*" for any host.
 bool valid_route_host(std::string_view host) {
   if (host == "*") return true;
@@ -430,6 +442,12 @@ std::optional<std::uint32_t> percent(Reader& r, const Value& v) {
   return parsed(r, v, parse_percent_ppm);
 }
 
+std::optional<std::uint32_t> positive_percent(Reader& r, const Value& v) {
+  const std::optional<std::uint32_t> out = percent(r, v);
+  if (out && *out == 0) return r.refuse(v, "must be greater than 0");
+  return out;
+}
+
 template <std::uint16_t kMinPort>
 std::optional<Endpoint> address(Reader& r, const Value& v) {
   return parsed(r, v, [](std::string_view text, std::string* why) {
@@ -623,13 +641,72 @@ constexpr Key<AdminConfig> kAdminKeys[] = {
     {"control_read_gids", store<&AdminConfig::control_read_gids, ids>},
 };
 
+// "200-399", "200", or a list of those: "200-299, 301".
+std::optional<std::vector<StatusRange>> status_ranges(Reader& r, const Value& v) {
+  const std::optional<std::string> text = r.scalar(v);
+  if (!text) return std::nullopt;
+  std::vector<StatusRange> out;
+  std::string_view rest = *text;
+  while (!rest.empty()) {
+    const std::size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    const std::size_t dash = item.find('-');
+    const auto first = in_range(item.substr(0, dash), 100, 599);
+    const auto last = dash == std::string_view::npos ? first : in_range(item.substr(dash + 1), 100, 599);
+    if (!first || !last || *last < *first) {
+      return r.refuse(v, "expected status codes from 100 to 599 as ranges, e.g. 200-399 or "
+                         "200-299, 301, got " + in_quotes(*text));
+    }
+    out.push_back(StatusRange{static_cast<unsigned>(*first), static_cast<unsigned>(*last)});
+  }
+  if (out.empty()) return r.refuse(v, "must not be empty");
+  return out;
+}
+
+std::optional<std::string> health_host(Reader& r, const Value& v) {
+  return valid_text(r, v, valid_host_header, "invalid host ", " (a host name, with a port if any)");
+}
+
 constexpr Key<HealthConfig> kHealthKeys[] = {
     {"path", store<&HealthConfig::path, path>},
     {"interval", store<&HealthConfig::interval, duration>},
     {"timeout", store<&HealthConfig::timeout, duration>},
     {"rise", store<&HealthConfig::rise, whole<1, 100>>},
     {"fall", store<&HealthConfig::fall, whole<1, 100>>},
+    {"expect", store<&HealthConfig::expect, status_ranges>},
+    {"host", store<&HealthConfig::host, health_host>},
 };
+
+constexpr Key<PassiveConfig> kPassiveKeys[] = {
+    {"failures", store<&PassiveConfig::failures, whole<1, 1000>>},
+    {"ejection", store<&PassiveConfig::ejection, duration>},
+    {"max_ejection", store<&PassiveConfig::max_ejection, duration>},
+    {"max_ejected_percent", store<&PassiveConfig::max_ejected_percent, whole<0, 100>>},
+};
+
+// `passive: off` turns passive checks off; a map tunes them.
+void read_passive(Reader& r, const Value& v, PoolConfig& pool) {
+  if (v.node.IsScalar()) {
+    if (v.node.Scalar() != "off") {
+      r.error(v, "expected off or a map of " + listing(kPassiveKeys, ", ") + ", got " +
+                     in_quotes(v.node.Scalar()));
+    }
+    pool.passive.enabled = false;
+    return;
+  }
+  r.section(v, kPassiveKeys, pool.passive);
+}
+
+std::optional<bool> boolean(Reader& r, const Value& v) {
+  bool on = false;
+  if (!v.node.IsScalar() || !YAML::convert<bool>::decode(v.node, on)) {
+    return r.refuse(v, "expected true or false");
+  }
+  return on;
+}
 
 // The block is read and checked in full, so it is right when health checks land.
 void read_health(Reader& r, const Value& v, PoolConfig& pool) {
@@ -637,10 +714,34 @@ void read_health(Reader& r, const Value& v, PoolConfig& pool) {
   r.warn(v, "health checks are not implemented yet: the block is checked but no server is probed");
 }
 
+// Until their features land, these keys are read and checked, and warn that they do nothing yet
+// (an accepted key must not pass in silence).
+void warn_not_yet(Reader& r, const Value& v, std::string_view what) {
+  r.warn(v, std::string(what) + " is not implemented yet: the value is checked but does nothing");
+}
+void read_passive_not_yet(Reader& r, const Value& v, PoolConfig& pool) {
+  read_passive(r, v, pool);
+  warn_not_yet(r, v, "passive health checking");
+}
+void read_fail_open_not_yet(Reader& r, const Value& v, PoolConfig& pool) {
+  store<&PoolConfig::fail_open, boolean>(r, v, pool);
+  warn_not_yet(r, v, "fail_open");
+}
+void read_max_step_not_yet(Reader& r, const Value& v, RouteConfig& route) {
+  store<&RouteConfig::max_step_ppm, positive_percent>(r, v, route);
+  warn_not_yet(r, v, "max_step");
+}
+void read_drain_not_yet(Reader& r, const Value& v, RouteConfig& route) {
+  store<&RouteConfig::drain, duration>(r, v, route);
+  warn_not_yet(r, v, "a route's drain");
+}
+
 constexpr Key<PoolConfig> kPoolKeys[] = {
     {"servers", store<&PoolConfig::servers, servers>, kRequired},
     {"balance", store<&PoolConfig::balance, one_of<kBalances>>},
     {"health", read_health},
+    {"passive", read_passive_not_yet},
+    {"fail_open", read_fail_open_not_yet},
 };
 
 // A route's match keys are fields of the route itself.
@@ -689,6 +790,8 @@ constexpr Key<RouteConfig> kRouteKeys[] = {
     {"weight", store<&RouteConfig::weight_ppm, percent>},
     {"sticky", read_sticky},
     {"preview_header", store<&RouteConfig::preview_header, header_name>},
+    {"max_step", read_max_step_not_yet},
+    {"drain", read_drain_not_yet},
 };
 
 constexpr Key<TimeoutsConfig> kTimeoutKeys[] = {
@@ -821,8 +924,25 @@ void check_reachable(Reader& r, const std::vector<RouteConfig>& routes) {
   }
 }
 
+// A check that outlasts its interval would overlap the next; an ejection cap below the first
+// ejection would never let it grow.
+void check_pool_timings(Reader& r, const std::vector<PoolConfig>& pools) {
+  for (const PoolConfig& pool : pools) {
+    const std::string key = "pools." + pool.name;
+    if (pool.health && pool.health->timeout > pool.health->interval) {
+      r.error(r.at(key + ".health", "timeout"), "must not be longer than interval (" +
+                                                   format_duration(pool.health->interval) + ")");
+    }
+    if (pool.passive.max_ejection < pool.passive.ejection) {
+      r.error(r.at(key + ".passive", "max_ejection"),
+              "must not be shorter than ejection (" + format_duration(pool.passive.ejection) + ")");
+    }
+  }
+}
+
 void cross_check(Reader& r, Config& config) {
   check_unique_names(r, "listeners", "listener", config.listeners);
+  check_pool_timings(r, config.pools);
   check_listener_addresses(r, config.listeners);
   check_unique_names(r, "routes", "route", config.routes);
   check_route_pools(r, config);

@@ -42,12 +42,34 @@ struct AdminConfig {
   std::vector<std::int64_t> control_read_gids;   // ... by primary or supplementary group
 };
 
+// A range of HTTP status codes, both ends included.
+struct StatusRange {
+  unsigned first = 200;
+  unsigned last = 399;
+  bool operator==(const StatusRange&) const = default;
+};
+
+// Active checks: an HTTP/1.1 GET of `path` on each server every `interval`.
 struct HealthConfig {
   std::string path = "/healthz";
   Duration interval{2000};
-  Duration timeout{1000};
-  int rise = 2;
-  int fall = 3;
+  Duration timeout{1000};  // for the whole check: connect, request, response head
+  int rise = 2;            // passes in a row that make a server healthy
+  int fall = 3;            // failures in a row that make it unhealthy
+  std::vector<StatusRange> expect{StatusRange{}};  // a pass; default 200-399
+  std::string host;  // the Host header; "" = the server's own host:port
+  bool operator==(const HealthConfig&) const = default;
+};
+
+// Passive checks (outlier detection): a server whose real requests keep failing is ejected for a
+// while, longer each time it keeps failing.
+struct PassiveConfig {
+  bool enabled = true;
+  int failures = 5;              // consecutive failed requests or attempts that eject it
+  Duration ejection{30'000};     // the first ejection; doubled each time, up to max_ejection
+  Duration max_ejection{300'000};
+  int max_ejected_percent = 50;  // never more of the pool at once (a pool of one: never)
+  bool operator==(const PassiveConfig&) const = default;
 };
 
 enum class Balance { round_robin, least_request };
@@ -57,6 +79,8 @@ struct PoolConfig {
   std::vector<Endpoint> servers;
   Balance balance = Balance::round_robin;
   std::optional<HealthConfig> health;
+  PassiveConfig passive;
+  bool fail_open = false;  // with no healthy server, send to every enabled one anyway
   int line = 0;
 };
 
@@ -75,6 +99,8 @@ struct RouteConfig {
   std::uint32_t weight_ppm = 0;
   StickyConfig sticky;
   std::string preview_header;  // optional: a request carrying this header goes to passive
+  std::optional<std::uint32_t> max_step_ppm;  // the largest weight increase without --force
+  std::optional<Duration> drain;  // tunnels to a pool that left the route close after this
   int line = 0;
 };
 

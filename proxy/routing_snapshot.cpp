@@ -138,6 +138,9 @@ SnapshotResult build_snapshot(std::shared_ptr<const Config> config, std::uint64_
     pool.name = pool_config.name;
     pool.index = static_cast<std::uint32_t>(snapshot->pools.size());
     pool.balance = pool_config.balance;
+    pool.health = pool_config.health;
+    pool.passive = pool_config.passive;
+    pool.fail_open = pool_config.fail_open;
     const Pool* previous_pool = previous ? previous->find_pool(pool.name) : nullptr;
 
     pool.servers.reserve(pool_config.servers.size());
@@ -170,7 +173,21 @@ SnapshotResult build_snapshot(std::shared_ptr<const Config> config, std::uint64_
         server.state = before->state;
         server.admin = before->admin;
       }
-      if (!server.state) server.state = std::make_shared<ServerState>();
+      const bool known = server.state != nullptr;
+      if (!known) server.state = std::make_shared<ServerState>();
+      // Health: a new server of a checked pool starts unhealthy (it must pass `rise` checks
+      // first). One already taking traffic when its pool gains a health block keeps taking it
+      // until it fails `fall` checks: a reload must not take a serving pool out. A pool without
+      // a block is unchecked. (The state is shared: this is the one place a build writes it.)
+      Health health = server.state->health.load();
+      if (!pool.health) {
+        health = Health::unchecked;
+      } else if (!known) {
+        health = Health::unhealthy;
+      } else if (health == Health::unchecked) {
+        health = Health::healthy;
+      }
+      server.state->health.store(health);
       pool.servers.push_back(std::move(server));
     }
     snapshot->pools.push_back(std::move(pool));
@@ -192,6 +209,8 @@ SnapshotResult build_snapshot(std::shared_ptr<const Config> config, std::uint64_
     route.sticky = route_config.sticky;
     route.preview_header = route_config.preview_header;
     route.sticky_salt = fnv1a64(route.name);
+    route.max_step_ppm = route_config.max_step_ppm;
+    route.drain = route_config.drain.value_or(config->timeouts.drain);
 
     const auto bind = [&](const std::string& pool_name, const char* field, std::uint32_t& index) {
       if (const Pool* pool = snapshot->find_pool(pool_name)) {

@@ -24,10 +24,18 @@ struct ResolvedAddress {
   bool operator==(const ResolvedAddress&) const = default;
 };
 
-// Counters shared by every worker and every snapshot generation for one server (matched by pool
-// and server name across snapshots), so least-request sees all workers' in-flight requests.
+// What every worker and every snapshot generation share for one server (matched by pool and
+// server name across snapshots): its load and its health. Atomics only: the request path reads
+// them without a lock, the health checker and the workers' passive checks write them.
 struct ServerState {
-  std::atomic<std::int64_t> in_flight{0};
+  std::atomic<std::int64_t> in_flight{0};  // requests on their way to it (least-request)
+  std::atomic<std::int64_t> tunnels{0};    // upgraded connections open to it
+  // Active checks: unchecked for a pool without a health block.
+  std::atomic<Health> health{Health::unchecked};
+  // Passive checks: failures in a row seen by the workers, and the ejection they led to.
+  std::atomic<std::uint32_t> consecutive_failures{0};
+  std::atomic<std::uint32_t> ejections{0};  // in a row, without a success between: the backoff
+  std::atomic<std::int64_t> ejected_until{0};  // steady clock, nanoseconds; 0: not ejected
 };
 
 struct Server {
@@ -42,6 +50,9 @@ struct Pool {
   std::string name;
   std::uint32_t index = 0;  // position in RoutingSnapshot::pools
   Balance balance = Balance::round_robin;
+  std::optional<HealthConfig> health;  // set: active checks decide which servers take traffic
+  PassiveConfig passive;
+  bool fail_open = false;
   std::vector<Server> servers;
 };
 
@@ -56,6 +67,8 @@ struct Route {
   StickyConfig sticky;
   std::string preview_header;
   std::uint64_t sticky_salt = 0;  // per route, so cohorts of two routes are independent
+  std::optional<std::uint32_t> max_step_ppm;  // the largest weight increase without --force
+  Duration drain{30'000};  // tunnels to a pool that left the route's slots close after this
 };
 
 struct RoutingSnapshot {

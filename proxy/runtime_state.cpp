@@ -263,7 +263,16 @@ Touched changed_between(const Status& before, const Status& after) {
   return changed;
 }
 
-Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state) {
+Moment Moment::now() {
+  Moment m;
+  m.steady = std::chrono::steady_clock::now();
+  m.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  return m;
+}
+
+Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state, const Moment& now) {
   Status status;
   status.generation = snapshot.generation;
   if (snapshot.config) status.config_path = snapshot.config->path;
@@ -274,6 +283,7 @@ Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state) {
     r.passive = snapshot.pools[route.passive_pool].name;
     r.weight_ppm = route.weight_ppm;
     r.sticky = sticky_text(route.sticky);
+    r.max_step_ppm = route.max_step_ppm;
     if (auto it = state.routes.find(route.name); it != state.routes.end()) {
       if (it->second.live) r.live_source = Source::runtime;
       if (it->second.passive) r.passive_source = Source::runtime;
@@ -284,11 +294,21 @@ Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state) {
   for (const Pool& pool : snapshot.pools) {
     PoolStatus p;
     p.name = pool.name;
+    p.checked = pool.health.has_value();
+    p.fail_open = pool.fail_open;
+    const auto steady_ns = now.steady.time_since_epoch().count();
     for (const Server& server : pool.servers) {
       ServerStatus s;
       s.name = server.name;
       s.admin = server.admin;
       if (state.servers.count({pool.name, server.name}) != 0) s.admin_source = Source::runtime;
+      if (const ServerState* shared = server.state.get()) {
+        s.health = shared->health.load(std::memory_order_relaxed);
+        s.in_flight = shared->in_flight.load(std::memory_order_relaxed);
+        s.tunnels = shared->tunnels.load(std::memory_order_relaxed);
+        const std::int64_t until = shared->ejected_until.load(std::memory_order_relaxed);
+        if (until > steady_ns) s.ejected_until = now.unix_ms + (until - steady_ns) / 1'000'000;
+      }
       p.servers.push_back(std::move(s));
     }
     status.pools.push_back(std::move(p));

@@ -3,6 +3,7 @@
 // always "config + runtime state"; these functions are pure so every rule is unit-tested.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -72,6 +73,16 @@ RuntimeDiff runtime_diff(const RoutingSnapshot& base, const RuntimeState& state)
 Touched changed_between(const Status& before, const Status& after);
 
 // What `proxyctl status` shows: effective values and where each comes from.
-Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state);
+// A moment on both clocks: the steady one the data plane keeps time in, the wall clock status
+// reports in (Unix milliseconds).
+struct Moment {
+  std::chrono::steady_clock::time_point steady;
+  std::int64_t unix_ms = 0;
+  static Moment now();
+};
+
+// Health, ejection and load come from each server's shared state as they are at `now`.
+Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state,
+                   const Moment& now = Moment::now());
 
 }  // namespace proxyd

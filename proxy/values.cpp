@@ -234,6 +234,18 @@ std::optional<Endpoint> parse_endpoint(std::string_view text, std::uint16_t min_
   return value;
 }
 
+std::string format_duration(Duration duration) {
+  const auto ms = duration.count();
+  if (ms > 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms > 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  std::string fraction = std::to_string(ms % 1000);
+  fraction.insert(0, 3 - fraction.size(), '0');
+  while (fraction.back() == '0') fraction.pop_back();
+  return std::to_string(ms / 1000) + "." + fraction + "s";
+}
+
 std::string format_percent(std::uint32_t ppm) {
   std::string out = std::to_string(ppm / 10'000);
   const std::uint32_t fraction = ppm % 10'000;

@@ -38,6 +38,7 @@ std::optional<Endpoint> parse_endpoint(std::string_view text, std::uint16_t min_
                                        std::string* error = nullptr);
 
 std::string format_percent(std::uint32_t ppm);  // 500000 -> "50", 5000 -> "0.5"
+std::string format_duration(Duration duration);  // 1s, 1.5s, 250ms: as a config would write it
 
 // Decimal digits only: no sign, no blank, no base prefix (std::from_chars alone accepts a
 // leading run of digits and stops).

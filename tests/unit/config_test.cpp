@@ -489,16 +489,16 @@ INSTANTIATE_TEST_SUITE_P(
                        "pools: {blue: {servers: [127.0.0.1:1], balanse: round_robin}}\n"
                        "routes: [{name: web, live: blue}]\n",
                        "t.yaml:2: pools.blue.balanse: unknown key (expected one of: servers, "
-                       "balance, health)"},
+                       "balance, health, passive, fail_open)"},
         UnknownKeyCase{"health",
                        "listeners: [{name: a, address: 127.0.0.1:0}]\n"
                        "pools: {blue: {servers: [127.0.0.1:1], health: {intervall: 1s}}}\n"
                        "routes: [{name: web, live: blue}]\n",
                        "t.yaml:2: pools.blue.health.intervall: unknown key (expected one of: "
-                       "path, interval, timeout, rise, fall)"},
+                       "path, interval, timeout, rise, fall, expect, host)"},
         UnknownKeyCase{"route", kListenersPools + "routes: [{name: web, live: blue, wieght: 5}]\n",
                        "t.yaml:6: routes[0].wieght: unknown key (expected one of: name, match, "
-                       "live, passive, weight, sticky, preview_header)"},
+                       "live, passive, weight, sticky, preview_header, max_step, drain)"},
         UnknownKeyCase{"match",
                        kListenersPools + "routes: [{name: web, live: blue, match: {path: /}}]\n",
                        "t.yaml:6: routes[0].match.path: unknown key (expected one of: host, "
@@ -1130,6 +1130,98 @@ TEST(ConfigAdmin, AuditLogDefaultsToTheStateFilesDirectory) {
   EXPECT_EQ(valid(kBase + "admin: {state_file: /srv/p/s.json, audit_log: /log/a.log}\n")
                 .admin.audit_log,
             "/log/a.log");
+}
+
+}  // namespace
+}  // namespace proxyd
+
+namespace proxyd {
+namespace {
+
+// Health checks, passive checks, fail_open, and a route's max_step and drain.
+const std::string kHealthPools = R"(
+listeners:
+  - {name: public, address: 127.0.0.1:0}
+pools:
+  blue:
+    servers: [127.0.0.1:9001]
+)";
+
+TEST(ConfigHealth, ExpectHostPassiveAndFailOpen) {
+  const Config config = valid(kHealthPools + R"(    health: {path: /ready, expect: "200-299, 301", host: "app.internal:8080"}
+    passive: {failures: 3, ejection: 10s, max_ejection: 1m, max_ejected_percent: 34}
+    fail_open: true
+  green:
+    servers: [127.0.0.1:9011]
+    passive: off
+routes:
+  - {name: web, live: blue, passive: green, max_step: 5, drain: 45s}
+)");
+  const PoolConfig& blue = config.pools[0];
+  ASSERT_TRUE(blue.health);
+  EXPECT_EQ(blue.health->path, "/ready");
+  EXPECT_EQ(blue.health->expect, (std::vector<StatusRange>{{200, 299}, {301, 301}}));
+  EXPECT_EQ(blue.health->host, "app.internal:8080");
+  EXPECT_TRUE(blue.passive.enabled);
+  EXPECT_EQ(blue.passive.failures, 3);
+  EXPECT_EQ(blue.passive.ejection, Duration(10'000));
+  EXPECT_EQ(blue.passive.max_ejection, Duration(60'000));
+  EXPECT_EQ(blue.passive.max_ejected_percent, 34);
+  EXPECT_TRUE(blue.fail_open);
+  const PoolConfig& green = config.pools[1];
+  EXPECT_FALSE(green.health);
+  EXPECT_FALSE(green.passive.enabled);
+  EXPECT_FALSE(green.fail_open);
+  EXPECT_EQ(config.routes[0].max_step_ppm, 50'000u);
+  EXPECT_EQ(config.routes[0].drain, Duration(45'000));
+}
+
+TEST(ConfigHealth, Defaults) {
+  const Config config = valid(kHealthPools + R"(    health: {}
+routes:
+  - {name: web, live: blue}
+)");
+  const HealthConfig& health = *config.pools[0].health;
+  EXPECT_EQ(health.expect, (std::vector<StatusRange>{{200, 399}}));
+  EXPECT_EQ(health.host, "");
+  const PassiveConfig& passive = config.pools[0].passive;
+  EXPECT_TRUE(passive.enabled);
+  EXPECT_EQ(passive.failures, 5);
+  EXPECT_EQ(passive.ejection, Duration(30'000));
+  EXPECT_EQ(passive.max_ejection, Duration(300'000));
+  EXPECT_EQ(passive.max_ejected_percent, 50);
+  EXPECT_EQ(config.routes[0].max_step_ppm, std::nullopt);
+  EXPECT_EQ(config.routes[0].drain, std::nullopt);
+}
+
+TEST(ConfigHealthError, BadValues) {
+  EXPECT_EQ(errors_of(kHealthPools + R"(    health: {expect: "200-99", host: "a b", interval: 1s, timeout: 2s}
+    passive: {failures: 0, ejection: 1m, max_ejection: 10s, max_ejected_percent: 101}
+    fail_open: maybe
+routes:
+  - {name: web, live: blue, max_step: 0, drain: 0s}
+)"),
+            (Errors{
+                "t.yaml:6: pools.blue.health.expect: expected status codes from 100 to 599 as "
+                "ranges, e.g. 200-399 or 200-299, 301, got \"200-99\"",
+                "t.yaml:6: pools.blue.health.host: invalid host \"a b\" (a host name, with a port "
+                "if any)",
+                "t.yaml:6: pools.blue.health.timeout: must not be longer than interval (1s)",
+                "t.yaml:7: pools.blue.passive.failures: expected a whole number from 1 to 1000, "
+                "got \"0\"",
+                "t.yaml:7: pools.blue.passive.max_ejection: must not be shorter than ejection (1m)",
+                "t.yaml:7: pools.blue.passive.max_ejected_percent: expected a whole number from 0 "
+                "to 100, got \"101\"",
+                "t.yaml:8: pools.blue.fail_open: expected true or false",
+                "t.yaml:10: routes[0].max_step: must be greater than 0",
+                "t.yaml:10: routes[0].drain: must be greater than 0",
+            }));
+  EXPECT_EQ(errors_of(kHealthPools + R"(    passive: on
+routes:
+  - {name: web, live: blue}
+)"),
+            Errors{"t.yaml:6: pools.blue.passive: expected off or a map of failures, ejection, "
+                   "max_ejection, max_ejected_percent, got \"on\""});
 }
 
 }  // namespace

@@ -304,3 +304,56 @@ TEST(RoutingSnapshot, RepeatedServerKeepsSeparateCountersAcrossGenerations) {
 
 }  // namespace
 }  // namespace proxyd
+
+namespace proxyd {
+namespace {
+
+// Health at a build: a new server of a checked pool must prove itself; one already serving keeps
+// serving when its pool gains a health block (until it fails `fall` checks); a pool without a
+// block is unchecked; a health state reached by checks survives a reload.
+TEST(RoutingSnapshot, HealthStartsUnhealthyForNewServersOfACheckedPool) {
+  auto config = base_config();
+  config->pools[0].health = HealthConfig{};
+  const auto first = build(config, 1);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->pools[0].servers[0].state->health.load(), Health::unhealthy);
+  EXPECT_EQ(first->pools[1].servers[0].state->health.load(), Health::unchecked);
+  EXPECT_TRUE(first->pools[0].health.has_value());
+  EXPECT_FALSE(first->pools[1].health.has_value());
+
+  first->pools[0].servers[1].state->health = Health::healthy;  // as its checks decided
+  auto second_config = base_config();
+  second_config->pools[0].health = HealthConfig{};
+  second_config->pools[0].servers.push_back({"10.0.0.5", 9009});
+  second_config->pools[1].health = HealthConfig{};  // green gains a health block
+  const auto second = build(second_config, 2, first.get());
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(second->pools[0].servers[0].state->health.load(), Health::unhealthy);
+  EXPECT_EQ(second->pools[0].servers[1].state->health.load(), Health::healthy);
+  EXPECT_EQ(second->pools[0].servers[2].state->health.load(), Health::unhealthy);  // new
+  EXPECT_EQ(second->pools[1].servers[0].state->health.load(), Health::healthy);  // was serving
+
+  const auto third = build(base_config(), 3, second.get());  // the blocks are gone
+  ASSERT_NE(third, nullptr);
+  EXPECT_EQ(third->pools[0].servers[1].state->health.load(), Health::unchecked);
+  EXPECT_EQ(third->pools[1].servers[0].state->health.load(), Health::unchecked);
+}
+
+TEST(RoutingSnapshot, PoolAndRouteSettingsAreCopied) {
+  auto config = base_config();
+  config->pools[1].fail_open = true;
+  config->pools[1].passive.failures = 9;
+  config->routes[0].max_step_ppm = 50'000;
+  config->routes[1].drain = Duration(5000);
+  config->timeouts.drain = Duration(12'000);
+  const auto snapshot = build(config);
+  ASSERT_NE(snapshot, nullptr);
+  EXPECT_TRUE(snapshot->pools[1].fail_open);
+  EXPECT_EQ(snapshot->pools[1].passive.failures, 9);
+  EXPECT_EQ(snapshot->routes[0].max_step_ppm, 50'000u);
+  EXPECT_EQ(snapshot->routes[0].drain, Duration(12'000));  // timeouts.drain by default
+  EXPECT_EQ(snapshot->routes[1].drain, Duration(5000));
+}
+
+}  // namespace
+}  // namespace proxyd

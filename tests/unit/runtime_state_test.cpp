@@ -318,6 +318,31 @@ TEST_F(RuntimeStateTest, StatusSaysWhereEachValueComesFrom) {
   EXPECT_EQ(status.config_path, "test.yaml");
 }
 
+// Health, ejection and load come from the servers' shared state, times on the wall clock.
+TEST_F(RuntimeStateTest, StatusReadsHealthEjectionAndLoadFromTheSharedState) {
+  std::vector<std::string> warnings;
+  const auto snapshot = with_runtime(*base, state, warnings);
+  ServerState& first = *snapshot->pools[0].servers[0].state;
+  first.health = Health::unhealthy;
+  first.in_flight = 4;
+  first.tunnels = 2;
+  Moment now;
+  now.steady = std::chrono::steady_clock::time_point(std::chrono::seconds(1000));
+  now.unix_ms = 1'800'000'000'000;
+  first.ejected_until = (now.steady + std::chrono::milliseconds(2500)).time_since_epoch().count();
+  ServerState& second = *snapshot->pools[0].servers[1].state;
+  second.ejected_until = (now.steady - std::chrono::seconds(1)).time_since_epoch().count();
+  const Status status = make_status(*snapshot, state, now);
+  const ServerStatus& a = status.pools[0].servers[0];
+  EXPECT_EQ(a.health, Health::unhealthy);
+  EXPECT_EQ(a.in_flight, 4);
+  EXPECT_EQ(a.tunnels, 2);
+  EXPECT_EQ(a.ejected_until, 1'800'000'002'500);
+  EXPECT_EQ(status.pools[0].servers[1].ejected_until, 0) << "an ejection that has ended";
+  EXPECT_FALSE(takes_traffic(a, now.unix_ms));
+  EXPECT_TRUE(takes_traffic(status.pools[0].servers[1], now.unix_ms));
+}
+
 TEST_F(RuntimeStateTest, ChangedBetweenComparesByName) {
   std::vector<std::string> warnings;
   const Status before = make_status(*with_runtime(*base, state, warnings), state);

@@ -126,3 +126,21 @@ TEST(ValueErrorsTest, NameTheBadText) {
 
 }  // namespace
 }  // namespace proxyd
+
+namespace proxyd {
+namespace {
+
+TEST(FormatDurationTest, TheLargestWholeUnit) {
+  EXPECT_EQ(format_duration(Duration(250)), "250ms");
+  EXPECT_EQ(format_duration(Duration(1500)), "1.5s");
+  EXPECT_EQ(format_duration(Duration(90'000)), "90s");
+  EXPECT_EQ(format_duration(Duration(60'000)), "1m");
+  EXPECT_EQ(format_duration(Duration(300'000)), "5m");
+  EXPECT_EQ(format_duration(Duration(7'200'000)), "2h");
+  EXPECT_EQ(format_duration(Duration(0)), "0s");
+  for (const char* text : {"250ms", "1m", "2h", "90s"})
+    EXPECT_EQ(format_duration(*parse_duration(text)), text);
+}
+
+}  // namespace
+}  // namespace proxyd
