@@ -708,24 +708,14 @@ std::optional<bool> boolean(Reader& r, const Value& v) {
   return on;
 }
 
-// The block is read and checked in full, so it is right when health checks land.
 void read_health(Reader& r, const Value& v, PoolConfig& pool) {
   r.section(v, kHealthKeys, pool.health.emplace());
-  r.warn(v, "health checks are not implemented yet: the block is checked but no server is probed");
 }
 
 // Until their features land, these keys are read and checked, and warn that they do nothing yet
 // (an accepted key must not pass in silence).
 void warn_not_yet(Reader& r, const Value& v, std::string_view what) {
   r.warn(v, std::string(what) + " is not implemented yet: the value is checked but does nothing");
-}
-void read_passive_not_yet(Reader& r, const Value& v, PoolConfig& pool) {
-  read_passive(r, v, pool);
-  warn_not_yet(r, v, "passive health checking");
-}
-void read_fail_open_not_yet(Reader& r, const Value& v, PoolConfig& pool) {
-  store<&PoolConfig::fail_open, boolean>(r, v, pool);
-  warn_not_yet(r, v, "fail_open");
 }
 void read_max_step_not_yet(Reader& r, const Value& v, RouteConfig& route) {
   store<&RouteConfig::max_step_ppm, positive_percent>(r, v, route);
@@ -740,8 +730,8 @@ constexpr Key<PoolConfig> kPoolKeys[] = {
     {"servers", store<&PoolConfig::servers, servers>, kRequired},
     {"balance", store<&PoolConfig::balance, one_of<kBalances>>},
     {"health", read_health},
-    {"passive", read_passive_not_yet},
-    {"fail_open", read_fail_open_not_yet},
+    {"passive", read_passive},
+    {"fail_open", store<&PoolConfig::fail_open, boolean>},
 };
 
 // A route's match keys are fields of the route itself.

@@ -20,6 +20,7 @@ enum class LocalReason : std::uint8_t {
   upstream_unavailable,   // 502: every server refused or timed out the connection
   bad_upstream_response,  // 502: malformed, reset or truncated upstream response
   no_server,              // 503: the pool has no enabled server
+  no_healthy_server,      // 503: the pool has enabled servers, none healthy (not fail_open)
   upstream_timeout,       // 504: the upstream did not answer within upstream_response
   count_
 };
@@ -43,6 +44,7 @@ inline constexpr std::array<LocalReplyInfo, static_cast<std::size_t>(LocalReason
         {LocalReason::upstream_unavailable, "upstream_unavailable", 502, "Bad Gateway"},
         {LocalReason::bad_upstream_response, "bad_upstream_response", 502, "Bad Gateway"},
         {LocalReason::no_server, "no_server", 503, "Service Unavailable"},
+        {LocalReason::no_healthy_server, "no_healthy_server", 503, "Service Unavailable"},
         {LocalReason::upstream_timeout, "upstream_timeout", 504, "Gateway Timeout"},
     }};
 

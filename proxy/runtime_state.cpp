@@ -272,7 +272,8 @@ Moment Moment::now() {
   return m;
 }
 
-Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state, const Moment& now) {
+Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state, const Moment& now,
+                   const CheckRecords* records) {
   Status status;
   status.generation = snapshot.generation;
   if (snapshot.config) status.config_path = snapshot.config->path;
@@ -308,6 +309,13 @@ Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state, c
         s.tunnels = shared->tunnels.load(std::memory_order_relaxed);
         const std::int64_t until = shared->ejected_until.load(std::memory_order_relaxed);
         if (until > steady_ns) s.ejected_until = now.unix_ms + (until - steady_ns) / 1'000'000;
+        if (records != nullptr) {
+          if (auto it = records->find(shared); it != records->end()) {
+            s.last_check = it->second.last_check;
+            s.last_check_at = it->second.last_check_at;
+            s.health_since = it->second.health_since;
+          }
+        }
       }
       p.servers.push_back(std::move(s));
     }

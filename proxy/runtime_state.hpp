@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -81,8 +82,18 @@ struct Moment {
   static Moment now();
 };
 
-// Health, ejection and load come from each server's shared state as they are at `now`.
+// What the health checker knows of a checked server beyond its shared state: its last check and
+// since when its health is what it is (Unix milliseconds).
+struct CheckRecord {
+  std::string last_check;  // "200", "503", "timeout", "connect refused", ...
+  std::int64_t last_check_at = 0;
+  std::int64_t health_since = 0;
+};
+using CheckRecords = std::unordered_map<const ServerState*, CheckRecord>;
+
+// Health, ejection and load come from each server's shared state as they are at `now`; the last
+// check from `records`, when given.
 Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state,
-                   const Moment& now = Moment::now());
+                   const Moment& now = Moment::now(), const CheckRecords* records = nullptr);
 
 }  // namespace proxyd

@@ -116,7 +116,9 @@ std::vector<std::string> Proxy::restore() {
                        "; starting from the config");
   }
   if (loaded.state) state_ = std::move(*loaded.state);
-  store_.publish(with_runtime(*base_, state_, warnings));
+  auto snapshot = with_runtime(*base_, state_, warnings);
+  health_.update(snapshot);
+  store_.publish(std::move(snapshot));
   return warnings;
 }
 
@@ -181,10 +183,12 @@ bool Proxy::start(std::string& error) {
     return false;
   }
   for (auto& worker : workers_) worker->start();
+  health_.start();
   return true;
 }
 
 bool Proxy::drain() {
+  health_.stop();
   const auto deadline = std::chrono::steady_clock::now() + store_.load()->config->timeouts.drain;
   for (auto& w : workers_) w->begin_drain();
   bool clean = latch_.wait_until(deadline);
@@ -195,7 +199,8 @@ bool Proxy::drain() {
 
 Status Proxy::status() const {
   std::lock_guard lock(mutex_);
-  return make_status(*store_.load(), state_);
+  const CheckRecords records = health_.records();
+  return make_status(*store_.load(), state_, Moment::now(), &records);
 }
 
 std::optional<std::string> Proxy::commit(RuntimeState next,
@@ -206,6 +211,7 @@ std::optional<std::string> Proxy::commit(RuntimeState next,
   if (auto error = state_store_.save(next)) return "cannot save the state file: " + *error;
   state_ = std::move(next);
   base_ = std::move(base);
+  health_.update(snapshot);
   store_.publish(std::move(snapshot));
   for (const auto& w : warnings) log_warning(w);
   return std::nullopt;

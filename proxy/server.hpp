@@ -18,6 +18,7 @@
 #include "runtime_state.hpp"
 #include "snapshot_store.hpp"
 #include "state_store.hpp"
+#include "health_checker.hpp"
 #include "worker.hpp"
 
 namespace proxyd {
@@ -77,6 +78,7 @@ class Proxy final : public AdminApi {
   RuntimeState state_;
   StateStore state_store_;
   AuditLog audit_log_;
+  HealthChecker health_;  // follows every published snapshot
 };
 
 }  // namespace proxyd

@@ -41,9 +41,18 @@ class TriedSet {
   std::size_t count_ = 0;
 };
 
-// Picks an enabled server not yet tried; nullopt when none is left. Round robin advances `cursor`;
+// Which servers a pick may choose: those that take traffic (enabled, not failing their active
+// checks, not ejected by passive ones at `now`), or, for a fail_open pool with none of those,
+// every enabled one.
+enum class PickFrom : std::uint8_t { healthy, enabled };
+
+// Whether `server` takes traffic at `now` (steady clock, nanoseconds since its epoch).
+bool takes_traffic(const Server& server, std::int64_t now_ns);
+
+// Picks a server not yet tried; nullopt when none is left. Round robin advances `cursor`;
 // least-request draws two candidates from `random` and keeps the one with fewer in-flight requests.
 std::optional<std::uint32_t> pick_server(const Pool& pool, const TriedSet& tried, std::uint64_t& cursor,
-                                         std::uint64_t random);
+                                         std::uint64_t random, std::int64_t now_ns = 0,
+                                         PickFrom from = PickFrom::healthy);
 
 }  // namespace proxyd

@@ -8,6 +8,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <span>
@@ -151,6 +152,11 @@ struct HeadRead {
   static HeadRead refused_with(LocalReason reason) { return {State::refused, 0, reason}; }
 };
 
+bool has_enabled_server(const Pool& pool) {
+  return std::any_of(pool.servers.begin(), pool.servers.end(),
+                     [](const Server& s) { return s.admin == ServerAdmin::enabled; });
+}
+
 // The local reply for an upstream attempt that failed and is not retried.
 LocalReason failure_reason(AttemptEnd end) {
   switch (end) {
@@ -202,6 +208,7 @@ class Session {
   std::optional<LocalReason> route(RequestContext& ctx);                  // route
   void prepare_upstream_request(RequestContext& ctx, std::size_t header_len);
   Task<Forwarded> proxy_to_upstream(RequestContext& ctx);                 // pick .. read response
+  std::optional<std::uint32_t> pick(RequestContext& ctx, const Pool& pool);  // pick server
   Task<AttemptEnd> attempt(RequestContext& ctx, const Server& server);    // one server, once
   Task<AttemptEnd> connect(RequestContext& ctx, const Server& server);    // get connection (new)
   Task<AttemptEnd> relay_request_body(RequestContext& ctx);               // relay body
@@ -405,10 +412,11 @@ Task<Forwarded> Session::proxy_to_upstream(RequestContext& ctx) {
   AttemptEnd last = AttemptEnd::ok;
   for (;;) {
     // Phase: pick server.
-    const auto index = pick_server(pool, ctx.tried, worker_.rr_cursor(pool), worker_.random());
+    const std::optional<std::uint32_t> index = pick(ctx, pool);
     if (!index) {
-      co_return Forwarded::reply(ctx.outcome.attempt_count == 0 ? LocalReason::no_server
-                                                                : failure_reason(last));
+      if (ctx.outcome.attempt_count > 0) co_return Forwarded::reply(failure_reason(last));
+      co_return Forwarded::reply(has_enabled_server(pool) ? LocalReason::no_healthy_server
+                                                          : LocalReason::no_server);
     }
     const Server& server = pool.servers[*index];
     last = co_await attempt(ctx, server);
@@ -433,6 +441,19 @@ Task<Forwarded> Session::proxy_to_upstream(RequestContext& ctx) {
   if (!parse_response_head(ctx)) co_return Forwarded::reply(LocalReason::bad_upstream_response);
   if (response_.status / 100 != 1 || response_.status == 101) co_return Forwarded{};
   co_return co_await read_final_response(ctx);
+}
+
+// Phase: pick server. A server that takes traffic (enabled, healthy, not ejected) and was not
+// tried yet; in a fail_open pool where none takes traffic, any enabled one.
+std::optional<std::uint32_t> Session::pick(RequestContext& ctx, const Pool& pool) {
+  const std::int64_t now_ns = worker_.now().time_since_epoch().count();
+  std::uint64_t& cursor = worker_.rr_cursor(pool);
+  if (auto index = pick_server(pool, ctx.tried, cursor, worker_.random(), now_ns)) return index;
+  const bool none_takes_traffic =
+      std::none_of(pool.servers.begin(), pool.servers.end(),
+                   [&](const Server& s) { return takes_traffic(s, now_ns); });
+  if (!pool.fail_open || !none_takes_traffic) return std::nullopt;
+  return pick_server(pool, ctx.tried, cursor, worker_.random(), now_ns, PickFrom::enabled);
 }
 
 // One attempt on one server: get connection (an idle one, else a new one) -> write header ->

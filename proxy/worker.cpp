@@ -5,8 +5,10 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "access_log.hpp"
+#include "passive_check.hpp"
 #include "session.hpp"
 
 namespace proxyd {
@@ -19,6 +21,12 @@ std::chrono::milliseconds sweep_period(const Config& config) {
   auto shortest = std::min({t.client_header, t.client_idle, t.client_body, t.upstream_connect,
                             t.upstream_response, t.upstream_idle});
   return std::clamp(shortest / 8, std::chrono::milliseconds(5), std::chrono::milliseconds(100));
+}
+
+// An ejection is rare and worth a line: one write, so lines of two workers do not mix.
+void log_ejection(const Ejection& ejection) {
+  const std::string line = "proxyd: passive: " + ejection_text(ejection) + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
 }  // namespace
@@ -50,6 +58,8 @@ Worker::~Worker() {
 bool Worker::logging() const { return access_log_.enabled(); }
 
 void Worker::finish(const RequestOutcome& outcome) {
+  if (auto ejection = passive_check(outcome, now_.time_since_epoch().count()))
+    log_ejection(*ejection);
   if (!access_log_.enabled()) return;
   AccessLog::format(log_buffer_, outcome, std::chrono::system_clock::now());
   if (log_buffer_.size() > 32 * 1024) access_log_.write(log_buffer_);

@@ -1,7 +1,7 @@
 // The command line of the real binary: `proxyd --check -c FILE` reports each problem as
 // `FILE:LINE: key: message` and exits 1 (0 for a good file), every example config in conf/ passes
-// the check, and `proxyd --version` prints `proxyd VERSION`. Keys that do nothing yet (health,
-// metrics, tls) are warned about by --check, at start-up and on reload, and never fail the file.
+// the check, and `proxyd --version` prints `proxyd VERSION`. Keys that do nothing yet (metrics,
+// tls, max_step) are warned about by --check, at start-up and on reload, and never fail the file.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -125,16 +125,14 @@ TEST(Check, VersionIsPrinted) {
 }
 
 // conf/ holds the example configs; each one must keep passing the check, printing exactly these
-// warnings (conf/example.yaml shows every key, so it has all three that do nothing yet).
+// warnings (conf/example.yaml shows every key, so it has those that do nothing yet).
 TEST(Check, ExampleConfigsPass) {
   const std::map<std::string, std::vector<std::string>> warnings = {
       {"example.yaml",
        {"9: listeners[1].tls: warning: TLS termination is not implemented yet: this listener is "
         "not opened",
         "15: admin.metrics: warning: the metrics listener is not implemented yet: nothing listens "
-        "on 127.0.0.1:9145",
-        "27: pools.blue.health: warning: health checks are not implemented yet: the block is "
-        "checked but no server is probed"}}};
+        "on 127.0.0.1:9145"}}};
   const std::filesystem::path conf = std::filesystem::path(PROXYD_SOURCE_DIR) / "conf";
   std::vector<std::filesystem::path> files;
   if (std::filesystem::is_directory(conf)) {
@@ -157,8 +155,8 @@ TEST(Check, ExampleConfigsPass) {
   }
 }
 
-// Health checks, the metrics listener and TLS termination are not implemented yet: a file with
-// their keys is valid (existing configs keep starting), and each key present says so once.
+// The metrics listener, TLS termination and a route's max_step are not implemented yet: a file
+// with their keys is valid (existing configs keep starting), and each key present says so once.
 constexpr const char* kNotYetConfig = R"(workers: 1
 listeners:
   - name: public
@@ -176,15 +174,15 @@ pools:
     servers: [127.0.0.1:9001]
     health: {path: /healthz, interval: 2s}
 routes:
-  - {name: web, live: blue}
+  - {name: web, live: blue, max_step: 5}
 )";
 
 const std::string kTlsMessage =
     "TLS termination is not implemented yet: this listener is not opened";
 const std::string kMetricsMessage =
     "the metrics listener is not implemented yet: nothing listens on 127.0.0.1:9145";
-const std::string kHealthMessage =
-    "health checks are not implemented yet: the block is checked but no server is probed";
+const std::string kMaxStepMessage =
+    "max_step is not implemented yet: the value is checked but does nothing";
 
 TEST(Check, KeysThatDoNothingYetAreWarningsNotErrors) {
   CommandResult r = ProxydProcess::check(kNotYetConfig);
@@ -192,23 +190,22 @@ TEST(Check, KeysThatDoNothingYetAreWarningsNotErrors) {
   const std::string& file = r.config_path;
   EXPECT_EQ(r.output, substitute(R"(@FILE@:7: listeners[1].tls: warning: @TLS@
 @FILE@:12: admin.metrics: warning: @METRICS@
-@FILE@:16: pools.blue.health: warning: @HEALTH@
+@FILE@:18: routes[0].max_step: warning: @MAX_STEP@
 @FILE@: ok
 )",
                                  {{"@FILE@", file},
                                   {"@TLS@", kTlsMessage},
                                   {"@METRICS@", kMetricsMessage},
-                                  {"@HEALTH@", kHealthMessage}}));
+                                  {"@MAX_STEP@", kMaxStepMessage}}));
 }
 
 // proxyd starts with them and says what they lack before `proxyd: ready`: the TLS listener is not
-// opened, the plain one serves; a reload that adds a health block says so as well.
+// opened, the plain one serves; a reload that adds a max_step says so as well.
 TEST(Check, StartAndReloadWarnAboutKeysThatDoNothingYet) {
   using namespace std::chrono_literals;
   const std::string plain = kNotYetConfig;
-  const std::string without_health =
-      substitute(plain, {{"    health: {path: /healthz, interval: 2s}\n", ""}});
-  auto proxy = ProxydProcess::start(without_health);
+  const std::string without_max_step = substitute(plain, {{", max_step: 5", ""}});
+  auto proxy = ProxydProcess::start(without_max_step);
   ASSERT_TRUE(proxy);
   const std::string file = proxy->config_path();
   const std::vector<std::string> started = proxy->stderr_lines();
@@ -225,7 +222,7 @@ TEST(Check, StartAndReloadWarnAboutKeysThatDoNothingYet) {
     return line.rfind("proxyd: ready", 0) == 0;
   });
   EXPECT_LT(metrics, ready) << proxy->stderr_text();
-  EXPECT_EQ(proxy->stderr_text().find("pools.blue.health"), std::string::npos)
+  EXPECT_EQ(proxy->stderr_text().find("routes[0].max_step"), std::string::npos)
       << proxy->stderr_text();
 
   proxy->write_config(plain);
@@ -238,7 +235,7 @@ TEST(Check, StartAndReloadWarnAboutKeysThatDoNothingYet) {
   const std::vector<std::string> during(lines.begin() + static_cast<std::ptrdiff_t>(mark),
                                         lines.end());
   EXPECT_NE(std::find(during.begin(), during.end(),
-                      "proxyd: warning: " + file + ":16: pools.blue.health: " + kHealthMessage),
+                      "proxyd: warning: " + file + ":18: routes[0].max_step: " + kMaxStepMessage),
             during.end())
       << proxy->stderr_text();
 }

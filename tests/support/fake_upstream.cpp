@@ -141,6 +141,9 @@ struct FakeUpstream::Impl {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> closed{0};  // connections ended, by either side
   std::atomic<std::size_t> idle_count{0};  // idle.size(), for other threads
+  std::atomic<std::uint64_t> health_checks{0};   // requests for /healthz
+  std::atomic<unsigned> health_status{200};      // what /healthz answers
+  std::atomic<unsigned> every_status{0};         // when set, what every request gets
   mutable std::mutex mu;
   mutable std::condition_variable cv;
   std::thread thread;
@@ -166,6 +169,14 @@ struct FakeUpstream::Impl {
       ioc.stop();
     });
     thread.join();
+  }
+
+  void count_health_check() {
+    {
+      std::lock_guard lock(mu);
+      health_checks.fetch_add(1);
+    }
+    cv.notify_all();
   }
 
   void set_idle(tcp::socket* sock, bool waiting) {
@@ -315,6 +326,18 @@ struct FakeUpstream::Impl {
 
     const std::int64_t body_bytes = co_await discard_body(sock, buf, parser);
     if (body_bytes < 0) co_return false;
+
+    if (const unsigned every = every_status.load(); every != 0) {
+      if (target.path == "/healthz") count_health_check();
+      co_return co_await reply(sock, seq, every, "status " + std::to_string(every) + "\n", keep,
+                               head_only);
+    }
+    if (target.path == "/healthz") {
+      count_health_check();
+      const unsigned code = health_status.load();
+      co_return co_await reply(sock, seq, code, "health " + std::to_string(code) + "\n", keep,
+                               head_only);
+    }
 
     if (target.path == "/headers") {
       std::string body = std::string(req.method_string()) + " " + std::string(req.target()) +
@@ -516,6 +539,14 @@ std::uint64_t FakeUpstream::connections_accepted() const { return impl_->connect
 std::uint64_t FakeUpstream::requests_served() const { return impl_->requests.load(); }
 
 std::uint64_t FakeUpstream::connections_closed() const { return impl_->closed.load(); }
+std::uint64_t FakeUpstream::health_checks() const { return impl_->health_checks.load(); }
+void FakeUpstream::set_health_status(unsigned code) { impl_->health_status.store(code); }
+void FakeUpstream::set_every_status(unsigned code) { impl_->every_status.store(code); }
+
+bool FakeUpstream::wait_for_health_checks(std::uint64_t n, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(impl_->mu);
+  return impl_->cv.wait_for(lock, timeout, [&] { return impl_->health_checks.load() >= n; });
+}
 
 bool FakeUpstream::wait_for_idle(std::size_t n, std::chrono::milliseconds timeout) const {
   std::unique_lock lock(impl_->mu);

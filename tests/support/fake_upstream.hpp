@@ -29,11 +29,13 @@ namespace proxyd::test {
 //   /status?code=N        replies with status N (204/304 without a body)
 //   /leftover             200 with Content-Length: 2 "ok" followed by "EXTRA" in the same write
 //   /early-hints          103 Early Hints (link: </a.css>) then a normal 200
+//   /healthz              the health path: set_health_status() (200 unless set), counted apart
 //   /interim?n=N&ms=M     N 102 Processing interim responses, M ms apart, then a normal 200
 //   /bare-lf              a response whose lines end in LF alone, then silence (kept open)
 //   /close-silently       reads the request and closes without a byte of response; with
 //                         once=KEY only the first request carrying KEY, later ones get 200
 //   anything else         200, body "<tag>\n"
+// set_every_status(N) makes every request, /healthz included, get status N (0: back to normal).
 // A request with `Upgrade: websocket` and `Connection: upgrade` gets 101 (with Sec-WebSocket-Accept
 // when a key was sent) and then a raw byte echo until EOF.
 // A request with `Expect: 100-continue` gets `100 Continue` before its body is read.
@@ -67,6 +69,13 @@ class FakeUpstream {
   // shuts it down. Returns how many connections got the bytes, once they are written.
   std::size_t push_to_idle(std::string bytes, bool close_after);
   bool wait_for_closed(std::uint64_t n, std::chrono::milliseconds timeout) const;
+
+  // Health: what /healthz answers, what every request answers (0: each its own), and how many
+  // /healthz requests came (also counted in requests_served()).
+  void set_health_status(unsigned code);
+  void set_every_status(unsigned code);
+  std::uint64_t health_checks() const;
+  bool wait_for_health_checks(std::uint64_t n, std::chrono::milliseconds timeout) const;
 
  private:
   struct Impl;

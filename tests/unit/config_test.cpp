@@ -1040,8 +1040,6 @@ Errors warnings_of(const std::string& text) {
   return out;
 }
 
-const std::string kHealthWarning =
-    "health checks are not implemented yet: the block is checked but no server is probed";
 const std::string kTlsWarning =
     "TLS termination is not implemented yet: this listener is not opened";
 const std::string kMetricsWarning =
@@ -1057,7 +1055,7 @@ TEST(ConfigWarningTest, WarningTextPutsWarningBeforeTheMessage) {
             "f.yaml:3: admin.metrics: warning: m");
 }
 
-TEST(ConfigWarningTest, HealthOncePerPool) {
+TEST(ConfigWarningTest, HealthPassiveAndFailOpenWarnNothing) {
   const std::string yaml = R"(
 listeners: [{name: public, address: 127.0.0.1:0}]
 pools:
@@ -1066,15 +1064,13 @@ pools:
     health:
       path: /ready
       rise: 3
-  green: {servers: [127.0.0.1:9011], health: {}}
-  red: {servers: [127.0.0.1:9021]}
+    passive: {failures: 2}
+    fail_open: true
+  green: {servers: [127.0.0.1:9011], health: {}, passive: off}
 routes: [{name: web, live: blue}]
 )";
-  const ConfigResult result = load(yaml);
   EXPECT_EQ(errors_of(yaml), Errors{});
-  EXPECT_TRUE(result.config.has_value());  // a warning never makes the file invalid
-  EXPECT_EQ(warnings_of(yaml), (Errors{"t.yaml:5: pools.blue.health: " + kHealthWarning,
-                                       "t.yaml:8: pools.green.health: " + kHealthWarning}));
+  EXPECT_EQ(warnings_of(yaml), Errors{});
 }
 
 TEST(ConfigWarningTest, MetricsNamesItsAddress) {
@@ -1100,21 +1096,20 @@ listeners:
   EXPECT_EQ(warnings_of(yaml), Errors{"t.yaml:5: listeners[1].tls: " + kTlsWarning});
 }
 
-TEST(ConfigWarningTest, AllThreeInFileOrder) {
+TEST(ConfigWarningTest, InFileOrder) {
   // Read top-level section by section (listeners, admin, pools), reported in file order.
   const std::string yaml = R"(
-pools:
-  blue: {servers: [127.0.0.1:9001], health: {interval: 5s}}
 admin: {metrics: 127.0.0.1:9145}
 listeners: [{name: a, address: 127.0.0.1:0, tls: {cert: /c, key: /k}}]
+pools:
+  blue: {servers: [127.0.0.1:9001]}
 routes: [{name: web, live: blue}]
 )";
   const ConfigResult result = load(yaml);
   EXPECT_TRUE(result.config.has_value());
   EXPECT_EQ(warnings_of(yaml),
-            (Errors{"t.yaml:2: pools.blue.health: " + kHealthWarning,
-                    "t.yaml:3: admin.metrics: " + kMetricsWarning + "127.0.0.1:9145",
-                    "t.yaml:4: listeners[0].tls: " + kTlsWarning}));
+            (Errors{"t.yaml:1: admin.metrics: " + kMetricsWarning + "127.0.0.1:9145",
+                    "t.yaml:2: listeners[0].tls: " + kTlsWarning}));
 }
 
 }  // namespace

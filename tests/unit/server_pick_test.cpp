@@ -192,5 +192,43 @@ TEST(ServerPick, LeastRequestDoesNotMoveTheCursor) {
   EXPECT_EQ(cursor, 5u);
 }
 
+// Health: a server failing its active checks, or ejected by passive ones until a moment not yet
+// reached, takes no traffic; PickFrom::enabled (fail_open) ignores both.
+TEST(ServerPick, UnhealthyAndEjectedServersAreSkipped) {
+  const Pool pool = make_pool(Balance::round_robin, 4);
+  pool.servers[0].state->health = Health::unhealthy;
+  pool.servers[1].state->health = Health::healthy;
+  pool.servers[2].state->ejected_until = 500;
+  std::uint64_t cursor = 0;
+  Order order;
+  for (int i = 0; i < 4; ++i) order.push_back(*pick_server(pool, {}, cursor, 0, 400));
+  EXPECT_EQ(order, (Order{1, 3, 1, 3}));
+  EXPECT_FALSE(takes_traffic(pool.servers[0], 400));
+  EXPECT_FALSE(takes_traffic(pool.servers[2], 499));
+  EXPECT_TRUE(takes_traffic(pool.servers[2], 500));  // the ejection is over
+  EXPECT_TRUE(takes_traffic(pool.servers[3], 400));  // unchecked
+}
+
+TEST(ServerPick, LeastRequestSkipsUnhealthyServersWhateverTheirLoad) {
+  Pool pool = make_pool(Balance::least_request, 3);
+  set_in_flight(pool, {0, 0, 50});
+  pool.servers[0].state->health = Health::unhealthy;
+  pool.servers[1].state->ejected_until = 1000;
+  std::uint64_t cursor = 0;
+  for (const std::uint64_t random : {std::uint64_t{0}, std::uint64_t{1} << 40, ~std::uint64_t{0}})
+    EXPECT_EQ(pick_server(pool, {}, cursor, random, 10), 2u);
+}
+
+TEST(ServerPick, NoServerTakesTrafficUnlessPickingFromEveryEnabledOne) {
+  Pool pool = make_pool(Balance::round_robin,
+                        {ServerAdmin::enabled, ServerAdmin::disabled, ServerAdmin::enabled});
+  for (const Server& server : pool.servers) server.state->health = Health::unhealthy;
+  std::uint64_t cursor = 0;
+  EXPECT_EQ(pick_server(pool, {}, cursor, 0, 0), std::nullopt);
+  EXPECT_EQ(pick_server(pool, {}, cursor, 0, 0, PickFrom::enabled), 0u);
+  EXPECT_EQ(pick_server(pool, {}, cursor, 0, 0, PickFrom::enabled), 2u);
+  EXPECT_EQ(pick_server(pool, TriedSet{0, 2}, cursor, 0, 0, PickFrom::enabled), std::nullopt);
+}
+
 }  // namespace
 }  // namespace proxyd
