@@ -721,10 +721,6 @@ void read_max_step_not_yet(Reader& r, const Value& v, RouteConfig& route) {
   store<&RouteConfig::max_step_ppm, positive_percent>(r, v, route);
   warn_not_yet(r, v, "max_step");
 }
-void read_drain_not_yet(Reader& r, const Value& v, RouteConfig& route) {
-  store<&RouteConfig::drain, duration>(r, v, route);
-  warn_not_yet(r, v, "a route's drain");
-}
 
 constexpr Key<PoolConfig> kPoolKeys[] = {
     {"servers", store<&PoolConfig::servers, servers>, kRequired},
@@ -781,7 +777,7 @@ constexpr Key<RouteConfig> kRouteKeys[] = {
     {"sticky", read_sticky},
     {"preview_header", store<&RouteConfig::preview_header, header_name>},
     {"max_step", read_max_step_not_yet},
-    {"drain", read_drain_not_yet},
+    {"drain", store<&RouteConfig::drain, duration>},
 };
 
 constexpr Key<TimeoutsConfig> kTimeoutKeys[] = {

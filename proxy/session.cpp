@@ -59,6 +59,31 @@ class InFlight {
   ServerState* state_ = nullptr;
 };
 
+// A tunnel while it is open: its server's count of tunnels (proxyctl status) and the session
+// deadline's tunnel fields (Worker::check_tunnel).
+class TunnelOpen {
+ public:
+  TunnelOpen(Deadline& deadline, const Route* route, const Pool* pool, ServerState* server)
+      : deadline_(deadline), server_(server) {
+    deadline_.tunnel_route = route;
+    deadline_.tunnel_pool = pool;
+    deadline_.tunnel_checked = 0;
+    if (server_ != nullptr) server_->tunnels.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~TunnelOpen() {
+    deadline_.tunnel_route = nullptr;
+    deadline_.tunnel_pool = nullptr;
+    deadline_.drain_at = Clock::time_point::max();
+    if (server_ != nullptr) server_->tunnels.fetch_sub(1, std::memory_order_relaxed);
+  }
+  TunnelOpen(const TunnelOpen&) = delete;
+  TunnelOpen& operator=(const TunnelOpen&) = delete;
+
+ private:
+  Deadline& deadline_;
+  ServerState* server_;
+};
+
 // The upstream connection a request holds. While held, its socket is the session deadline's
 // second socket (the sweep cancels it when the deadline passes). Dropped (reset or destruction):
 // closed, its relay buffer kept by the worker; released: back to the idle cache for reuse.
@@ -664,6 +689,10 @@ Task<bool> Session::tunnel(RequestContext& ctx) {
   if (!co_await write_client(first)) co_return false;
   ctx.outcome.bytes_out += conn.buffer.size();
   conn.buffer.clear();
+  // Open from here: counted on its server for status, and watched by the sweep, which ends it
+  // once its pool has left the route's slots for the route's drain.
+  TunnelOpen open(deadline_, ctx.outcome.route, ctx.outcome.pool,
+                  ctx.outcome.server != nullptr ? ctx.outcome.server->state.get() : nullptr);
   if (!in_.empty()) {
     worker_.arm(deadline_, ctx.config.timeouts.client_idle);
     auto [ec, n] = co_await net::async_write(conn.socket, net::buffer(in_.view()), use_task);

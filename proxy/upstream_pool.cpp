@@ -132,6 +132,19 @@ void UpstreamCache::sweep(Clock::time_point now, Clock::duration idle_timeout) {
   }
 }
 
+std::size_t UpstreamCache::close_unless(const std::unordered_set<const ServerState*>& keep) {
+  std::size_t closed = 0;
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    if (keep.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    closed += it->second.size();
+    it = idle_.erase(it);
+  }
+  return closed;
+}
+
 std::size_t UpstreamCache::idle_count() const {
   std::size_t n = 0;
   for (const auto& [key, conns] : idle_) n += conns.size();

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "byte_buffer.hpp"
@@ -74,6 +75,10 @@ class UpstreamCache {
   // Closes connections idle for longer than `idle_timeout`, and those that received anything;
   // starts watching those idle for kWatchAfter.
   void sweep(Clock::time_point now, Clock::duration idle_timeout);
+
+  // Closes the idle connections to every server not in `keep` (a pool that left every route's
+  // slots, a disabled or removed server); returns how many it closed.
+  std::size_t close_unless(const std::unordered_set<const ServerState*>& keep);
 
   void clear() { idle_.clear(); }
   std::size_t idle_count() const;

@@ -133,15 +133,54 @@ Task<void> Worker::sweep_loop() {
 }
 
 void Worker::sweep() {
+  follow_snapshot();
+  const RoutingSnapshot& current = *snapshot_;
   for (Deadline* d = deadlines_; d != nullptr; d = d->next) {
-    if (d->at > now_ || d->fired) continue;
+    if (d->tunnel_route != nullptr && d->tunnel_checked != snapshot_version_)
+      check_tunnel(*d, current);
+    if ((d->at > now_ && d->drain_at > now_) || d->fired) continue;
     d->fired = true;
     for (Socket* s : d->sockets) {
       error_code ignored;
       if (s != nullptr && s->is_open()) s->cancel(ignored);
     }
   }
-  upstreams_.sweep(now_, snapshot()->config->timeouts.upstream_idle);
+  // Every sweep, not only on a change: a request that was in flight to a pool when it left its
+  // slots hands its connection back afterwards.
+  upstreams_.close_unless(serving_);
+  upstreams_.sweep(now_, current.config->timeouts.upstream_idle);
+}
+
+// On a new snapshot: which servers' idle connections are still worth keeping. A draining server
+// keeps them (running requests finish, `enable` may bring it back); a disabled one does not.
+void Worker::follow_snapshot() {
+  const RoutingSnapshot& current = *snapshot();
+  if (serving_version_ == snapshot_version_) return;
+  serving_version_ = snapshot_version_;
+  serving_.clear();
+  std::vector<bool> in_slot(current.pools.size(), false);
+  for (const Route& route : current.routes) in_slot[route.live_pool] = in_slot[route.passive_pool] = true;
+  for (const Pool& pool : current.pools) {
+    if (!in_slot[pool.index]) continue;
+    for (const Server& server : pool.servers) {
+      if (server.admin != ServerAdmin::disabled) serving_.insert(server.state.get());
+    }
+  }
+}
+
+// A tunnel whose pool left its route's slots (a flip, set-live, set-passive, a reload without
+// the route) closes after the route's drain; one whose pool came back keeps going.
+void Worker::check_tunnel(Deadline& d, const RoutingSnapshot& current) {
+  d.tunnel_checked = snapshot_version_;
+  const Route* route = current.find_route(d.tunnel_route->name);
+  const bool in_slot = route != nullptr &&
+                       (current.pools[route->live_pool].name == d.tunnel_pool->name ||
+                        current.pools[route->passive_pool].name == d.tunnel_pool->name);
+  if (in_slot) {
+    d.drain_at = Clock::time_point::max();
+  } else if (d.drain_at == Clock::time_point::max()) {
+    d.drain_at = now_ + (route != nullptr ? route->drain : d.tunnel_route->drain);
+  }
 }
 
 void Worker::link(Deadline& d) {

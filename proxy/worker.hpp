@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "net.hpp"
@@ -37,6 +38,14 @@ struct Deadline {
   Socket* sockets[2] = {nullptr, nullptr};
   bool fired = false;
   bool idle = false;  // waiting for the next request: closed at once when draining
+
+  // An open tunnel (after a 101): its route and pool, in the snapshot its request holds. Once the
+  // pool has left the route's slots, `drain_at` ends it, however busy it is (arm() never moves
+  // it); it is cleared if the pool comes back.
+  const Route* tunnel_route = nullptr;
+  const Pool* tunnel_pool = nullptr;
+  std::uint64_t tunnel_checked = 0;  // the snapshot version its slots were last checked against
+  Clock::time_point drain_at = Clock::time_point::max();
 };
 
 // Counts running workers; drain waits on it with a deadline. Shared by the server's workers.
@@ -114,6 +123,8 @@ class Worker {
   Task<void> accept_loop(Acceptor& acceptor, ListenerRuntime listener);
   Task<void> sweep_loop();
   void sweep();
+  void follow_snapshot();
+  void check_tunnel(Deadline& d, const RoutingSnapshot& snapshot);
   void maybe_finish_drain();
 
   unsigned index_;
@@ -131,6 +142,10 @@ class Worker {
   SplitMix64 rng_;
   std::vector<std::uint64_t> rr_cursors_;  // by pool index; a reload may shuffle, harmlessly
   UpstreamCache upstreams_;
+  // Servers whose idle connections are kept: enabled or draining servers of pools in some
+  // route's slots, as of snapshot version `serving_version_` (rebuilt by the sweep on a change).
+  std::unordered_set<const ServerState*> serving_;
+  std::uint64_t serving_version_ = 0;
   Deadline* deadlines_ = nullptr;  // head of the intrusive list of live sessions
   std::size_t sessions_ = 0;
   Clock::time_point now_ = Clock::now();

@@ -172,3 +172,35 @@ TEST_F(UpstreamCacheTest, AtMostMaxPerServerIdle) {
 
 }  // namespace
 }  // namespace proxyd
+
+namespace proxyd {
+namespace {
+
+// Draining: the idle connections of servers not kept (a pool out of every slot, a disabled
+// server) are closed; the others stay.
+TEST_F(UpstreamCacheTest, CloseUnlessKeepsOnlyTheServersGiven) {
+  Socket peer1(io_.get_executor());
+  Socket peer2(io_.get_executor());
+  Socket other_peer(io_.get_executor());
+  cache_.put(connect(peer1), Clock::now(), 16);
+  cache_.put(connect(peer2), Clock::now(), 16);
+  auto other_state = std::make_shared<ServerState>();
+  auto other = connect(other_peer);
+  other->server = other_state;
+  cache_.put(std::move(other), Clock::now(), 16);
+  ASSERT_EQ(cache_.idle_count(), 3u);
+
+  EXPECT_EQ(cache_.close_unless({other_state.get()}), 2u);
+  EXPECT_EQ(cache_.idle_count(), 1u);
+  EXPECT_EQ(cache_.take(server_), nullptr);
+  // The server's ends see the close.
+  char byte = 0;
+  error_code ec;
+  peer1.read_some(net::buffer(&byte, 1), ec);
+  EXPECT_EQ(ec, net::error::eof);
+  EXPECT_EQ(cache_.close_unless({}), 1u);
+  EXPECT_EQ(cache_.idle_count(), 0u);
+}
+
+}  // namespace
+}  // namespace proxyd
