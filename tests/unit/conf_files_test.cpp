@@ -54,6 +54,14 @@ TEST(ConfFilesTest, DemoIsTheReadmeSetup) {
   EXPECT_EQ(config.routes[0].sticky.name, "sessionid");
   EXPECT_EQ(config.routes[1].name, "web");
   EXPECT_EQ(config.routes[1].weight_ppm, 50'000u);
+  // Both pools are health-checked: the demo shows health in `proxyctl status`, and ./setup demo
+  // waits for both with `proxyctl wait-healthy` before showing the split.
+  ASSERT_EQ(config.pools.size(), 2u);
+  for (const PoolConfig& pool : config.pools) {
+    ASSERT_TRUE(pool.health.has_value()) << pool.name;
+    EXPECT_EQ(pool.health->path, "/healthz");
+    EXPECT_EQ(pool.health->rise, 2);
+  }
 }
 
 }  // namespace
