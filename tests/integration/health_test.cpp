@@ -80,11 +80,15 @@ TEST(Health, TheCheckSendsPathAndHostAndPassesOnlyExpectedStatuses) {
   auto proxy = ProxydProcess::start(
       ConfigBuilder()
           .pool("blue", {blue.address()},
-                "health: {interval: 100ms, timeout: 100ms, rise: 1, expect: 200-299}")
+                "health: {path: /healthz, interval: 100ms, timeout: 100ms, rise: 1, "
+                "expect: 200-299, host: health.test}")
           .route("web", "/", "blue")
           .yaml());
   ASSERT_TRUE(proxy);
   ASSERT_TRUE(blue.wait_for_health_checks(3, 5s));
+  EXPECT_EQ(blue.last_health_request(),
+            "GET /healthz HTTP/1.1\r\nHost: health.test\r\nUser-Agent: proxyd-health-check\r\n"
+            "Connection: close\r\n\r\n");
   EXPECT_EQ(fetch(proxy->port("public"), "/").status, 503u) << "302 is not in 200-299";
   blue.set_health_status(204);
   ASSERT_TRUE(wait_health(*proxy, blue.address(), "healthy (1 passed checks in a row, last: 204)"));

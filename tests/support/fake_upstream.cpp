@@ -23,6 +23,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <span>
 #include <string_view>
 #include <system_error>
@@ -144,6 +145,7 @@ struct FakeUpstream::Impl {
   std::atomic<std::uint64_t> health_checks{0};   // requests for /healthz
   std::atomic<unsigned> health_status{200};      // what /healthz answers
   std::atomic<unsigned> every_status{0};         // when set, what every request gets
+  std::string health_request;                    // the last /healthz request's head, under mu
   mutable std::mutex mu;
   mutable std::condition_variable cv;
   std::thread thread;
@@ -327,6 +329,12 @@ struct FakeUpstream::Impl {
     const std::int64_t body_bytes = co_await discard_body(sock, buf, parser);
     if (body_bytes < 0) co_return false;
 
+    if (target.path == "/healthz") {
+      std::ostringstream head;
+      head << req.base();
+      std::lock_guard lock(mu);
+      health_request = head.str();
+    }
     if (const unsigned every = every_status.load(); every != 0) {
       if (target.path == "/healthz") count_health_check();
       co_return co_await reply(sock, seq, every, "status " + std::to_string(every) + "\n", keep,
@@ -542,6 +550,10 @@ std::uint64_t FakeUpstream::connections_closed() const { return impl_->closed.lo
 std::uint64_t FakeUpstream::health_checks() const { return impl_->health_checks.load(); }
 void FakeUpstream::set_health_status(unsigned code) { impl_->health_status.store(code); }
 void FakeUpstream::set_every_status(unsigned code) { impl_->every_status.store(code); }
+std::string FakeUpstream::last_health_request() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->health_request;
+}
 
 bool FakeUpstream::wait_for_health_checks(std::uint64_t n, std::chrono::milliseconds timeout) const {
   std::unique_lock lock(impl_->mu);

@@ -76,6 +76,8 @@ class FakeUpstream {
   void set_every_status(unsigned code);
   std::uint64_t health_checks() const;
   bool wait_for_health_checks(std::uint64_t n, std::chrono::milliseconds timeout) const;
+  // The last /healthz request's head as received (request line and fields, CRLF-separated).
+  std::string last_health_request() const;
 
  private:
   struct Impl;
