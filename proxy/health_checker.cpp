@@ -155,6 +155,11 @@ CheckRecords HealthChecker::records() const {
 
 void HealthChecker::Impl::apply(std::shared_ptr<const RoutingSnapshot> snapshot) {
   std::set<const ServerState*> wanted;
+  // Every checked server gets its own place in its interval, counted over all pools, so
+  // neither a large pool nor many small ones are checked all at once.
+  std::size_t checked = 0;
+  for (const Pool& pool : snapshot->pools) checked += pool.health ? pool.servers.size() : 0;
+  std::size_t place = 0;
   for (const Pool& pool : snapshot->pools) {
     if (!pool.health) continue;
     const auto interval = pool.health->interval;
@@ -171,8 +176,8 @@ void HealthChecker::Impl::apply(std::shared_ptr<const RoutingSnapshot> snapshot)
       const std::string& host = pool.health->host.empty() ? server.name : pool.health->host;
       target->request = "GET " + pool.health->path + " HTTP/1.1\r\nHost: " + host +
                         "\r\nUser-Agent: proxyd-health-check\r\nConnection: close\r\n\r\n";
-      // Spread over the interval: each server of the pool gets its own slot in it.
-      target->first_delay = interval * static_cast<long>(i) / static_cast<long>(pool.servers.size());
+      target->first_delay =
+          interval * static_cast<long>(place++) / static_cast<long>(checked);
       target->seen = server.state->health.load();
       const ServerState* key = server.state.get();
       wanted.insert(key);
