@@ -717,10 +717,6 @@ void read_health(Reader& r, const Value& v, PoolConfig& pool) {
 void warn_not_yet(Reader& r, const Value& v, std::string_view what) {
   r.warn(v, std::string(what) + " is not implemented yet: the value is checked but does nothing");
 }
-void read_max_step_not_yet(Reader& r, const Value& v, RouteConfig& route) {
-  store<&RouteConfig::max_step_ppm, positive_percent>(r, v, route);
-  warn_not_yet(r, v, "max_step");
-}
 void read_drain_not_yet(Reader& r, const Value& v, RouteConfig& route) {
   store<&RouteConfig::drain, duration>(r, v, route);
   warn_not_yet(r, v, "a route's drain");
@@ -780,7 +776,7 @@ constexpr Key<RouteConfig> kRouteKeys[] = {
     {"weight", store<&RouteConfig::weight_ppm, percent>},
     {"sticky", read_sticky},
     {"preview_header", store<&RouteConfig::preview_header, header_name>},
-    {"max_step", read_max_step_not_yet},
+    {"max_step", store<&RouteConfig::max_step_ppm, positive_percent>},
     {"drain", read_drain_not_yet},
 };
 

@@ -1,7 +1,8 @@
 // The command line of the real binary: `proxyd --check -c FILE` reports each problem as
 // `FILE:LINE: key: message` and exits 1 (0 for a good file), every example config in conf/ passes
 // the check, and `proxyd --version` prints `proxyd VERSION`. Keys that do nothing yet (metrics,
-// tls, max_step) are warned about by --check, at start-up and on reload, and never fail the file.
+// tls, a route's drain) are warned about by --check, at start-up and on reload, and never fail
+// the file.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -155,7 +156,7 @@ TEST(Check, ExampleConfigsPass) {
   }
 }
 
-// The metrics listener, TLS termination and a route's max_step are not implemented yet: a file
+// The metrics listener, TLS termination and a route's drain are not implemented yet: a file
 // with their keys is valid (existing configs keep starting), and each key present says so once.
 constexpr const char* kNotYetConfig = R"(workers: 1
 listeners:
@@ -174,15 +175,15 @@ pools:
     servers: [127.0.0.1:9001]
     health: {path: /healthz, interval: 2s}
 routes:
-  - {name: web, live: blue, max_step: 5}
+  - {name: web, live: blue, drain: 45s}
 )";
 
 const std::string kTlsMessage =
     "TLS termination is not implemented yet: this listener is not opened";
 const std::string kMetricsMessage =
     "the metrics listener is not implemented yet: nothing listens on 127.0.0.1:9145";
-const std::string kMaxStepMessage =
-    "max_step is not implemented yet: the value is checked but does nothing";
+const std::string kDrainMessage =
+    "a route's drain is not implemented yet: the value is checked but does nothing";
 
 TEST(Check, KeysThatDoNothingYetAreWarningsNotErrors) {
   CommandResult r = ProxydProcess::check(kNotYetConfig);
@@ -190,22 +191,22 @@ TEST(Check, KeysThatDoNothingYetAreWarningsNotErrors) {
   const std::string& file = r.config_path;
   EXPECT_EQ(r.output, substitute(R"(@FILE@:7: listeners[1].tls: warning: @TLS@
 @FILE@:12: admin.metrics: warning: @METRICS@
-@FILE@:18: routes[0].max_step: warning: @MAX_STEP@
+@FILE@:18: routes[0].drain: warning: @DRAIN@
 @FILE@: ok
 )",
                                  {{"@FILE@", file},
                                   {"@TLS@", kTlsMessage},
                                   {"@METRICS@", kMetricsMessage},
-                                  {"@MAX_STEP@", kMaxStepMessage}}));
+                                  {"@DRAIN@", kDrainMessage}}));
 }
 
 // proxyd starts with them and says what they lack before `proxyd: ready`: the TLS listener is not
-// opened, the plain one serves; a reload that adds a max_step says so as well.
+// opened, the plain one serves; a reload that adds a route's drain says so as well.
 TEST(Check, StartAndReloadWarnAboutKeysThatDoNothingYet) {
   using namespace std::chrono_literals;
   const std::string plain = kNotYetConfig;
-  const std::string without_max_step = substitute(plain, {{", max_step: 5", ""}});
-  auto proxy = ProxydProcess::start(without_max_step);
+  const std::string without_drain = substitute(plain, {{", drain: 45s", ""}});
+  auto proxy = ProxydProcess::start(without_drain);
   ASSERT_TRUE(proxy);
   const std::string file = proxy->config_path();
   const std::vector<std::string> started = proxy->stderr_lines();
@@ -222,7 +223,7 @@ TEST(Check, StartAndReloadWarnAboutKeysThatDoNothingYet) {
     return line.rfind("proxyd: ready", 0) == 0;
   });
   EXPECT_LT(metrics, ready) << proxy->stderr_text();
-  EXPECT_EQ(proxy->stderr_text().find("routes[0].max_step"), std::string::npos)
+  EXPECT_EQ(proxy->stderr_text().find("routes[0].drain"), std::string::npos)
       << proxy->stderr_text();
 
   proxy->write_config(plain);
@@ -235,7 +236,7 @@ TEST(Check, StartAndReloadWarnAboutKeysThatDoNothingYet) {
   const std::vector<std::string> during(lines.begin() + static_cast<std::ptrdiff_t>(mark),
                                         lines.end());
   EXPECT_NE(std::find(during.begin(), during.end(),
-                      "proxyd: warning: " + file + ":18: routes[0].max_step: " + kMaxStepMessage),
+                      "proxyd: warning: " + file + ":18: routes[0].drain: " + kDrainMessage),
             during.end())
       << proxy->stderr_text();
 }
