@@ -432,6 +432,10 @@ std::vector<CommandRow> make_table() {
                   "status [ROUTE...] [--json]",
                   "routes, slots, weights, the generation; pool health",
                   "With ROUTE names, only those routes and the pools they use.\n"
+                  "Per server: its STATE, HEALTH (healthy, unhealthy, unchecked, or ejected\n"
+                  "until HH:MM:SS UTC), the LAST CHECK's result and SINCE when its health is\n"
+                  "what it is (UTC); per pool: CHECKED (has a health block), the requests IN\n"
+                  "FLIGHT and the TUNNELS open.\n"
                   "A * marks a value changed at runtime (proxyctl or the state file);\n"
                   "unmarked values come from the config file.",
                   false, false, parse_status, render_status_reply});
@@ -460,13 +464,14 @@ std::vector<CommandRow> make_table() {
                   true, true, parse_routes_or_all, render_change_reply, true});
   rows.push_back({{"wait-healthy"},
                   "wait-healthy POOL [--min N] [--timeout SECONDS]",
-                  "wait until N servers of POOL are healthy",
-                  "N defaults to 1 and the timeout to 30 seconds; SECONDS may also be a\n"
-                  "duration: 500ms, 90s, 2m. Asks proxyd for its status every half second.\n"
-                  "A server counts when its health check passes or, before health checks have\n"
-                  "run for the pool, when it is enabled. Exits 0 as soon as N servers count,\n"
-                  "1 when the timeout passes, and 1 at once when the pool has fewer than N\n"
-                  "servers.",
+                  "wait until every server of POOL (or N of them) is healthy",
+                  "N defaults to every server of the pool and the timeout to 30 seconds;\n"
+                  "SECONDS may also be a duration: 500ms, 90s, 2m. Asks proxyd for its status\n"
+                  "every half second. A server counts when its active health checks prove it\n"
+                  "healthy and it takes traffic: draining, disabled and ejected servers do not.\n"
+                  "Exits 0 as soon as N servers count; 1 when the timeout passes, naming each\n"
+                  "server that does not count and its last check; 1 at once when the pool has\n"
+                  "fewer than N servers or no health block (nothing could prove it healthy).",
                   false, false, parse_wait_healthy, nullptr});
   rows.push_back({{"server", "drain"},
                   "server drain POOL SERVER",

@@ -541,7 +541,7 @@ TEST_F(ControlE2E, DeployCycle) {
   // Canary: a user who lands on green at some step stays there at every later step.
   const Headers alice{{"Cookie", "sid=alice"}};
   std::string alice_side = "blue";
-  for (const char* step : {"0.5", "5", "20", "50", "100"}) {
+  for (const char* step : {"0.5", "5", "20", "40", "60", "80", "100"}) {
     CommandResult set = ctl({"set-weight", "api", step});
     ASSERT_EQ(set.exit_code, 0) << set.output;
     const std::string tag = fetch(port_, "/api/x", alice).header("x-upstream");
