@@ -430,7 +430,7 @@ std::vector<CommandRow> make_table() {
   std::vector<CommandRow> rows;
   rows.push_back({{"status"},
                   "status [ROUTE...] [--json]",
-                  "routes, slots, weights, the generation; pool health",
+                  "routes, slots, weights, the generation; health and load",
                   "With ROUTE names, only those routes and the pools they use.\n"
                   "Per server: its STATE, HEALTH (healthy, unhealthy, unchecked, or ejected\n"
                   "until HH:MM:SS UTC), the LAST CHECK's result and SINCE when its health is\n"
@@ -747,9 +747,9 @@ std::string help_text() {
 
 // What `help COMMAND` says of every command the gate checks (docs/control-protocol.md, "Gates").
 constexpr std::string_view kGateHelp =
-    "Refused when a pool would get more of a route's traffic while none of its servers\n"
-    "takes traffic, or when a route's weight would grow by more than its max_step;\n"
-    "--force goes ahead anyway, and the audit log records that it was forced.\n";
+    "Refused when a pool would get more of a route's traffic while none of its\n"
+    "servers takes traffic, or when a route's weight would grow by more than its\n"
+    "max_step. --force goes ahead anyway; the audit log records that it was forced.\n";
 
 std::string help_text(const std::vector<const CommandRow*>& rows) {
   std::string out;

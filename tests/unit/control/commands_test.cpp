@@ -152,7 +152,7 @@ TEST(CommandParse, ForceOnGatedCommands) {
             "proxyctl: apply: b line 2: --force applies to the whole batch: proxyctl apply FILE "
             "--force\nusage: proxyctl apply FILE|- [--force]\n");
   const std::string help = help_text({find_command("flip")});
-  EXPECT_NE(help.find("--force goes ahead anyway, and the audit log records that it was forced."),
+  EXPECT_NE(help.find("--force goes ahead anyway; the audit log records that it was forced."),
             std::string::npos)
       << help;
 }
