@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
+#include <ctime>
 #include <initializer_list>
 #include <utility>
 
@@ -137,6 +139,13 @@ std::string expect_positionals(const std::vector<std::string>& given,
   return "";
 }
 
+// --force: go ahead where the health gate or a route's max_step would refuse.
+constexpr OptionSpec kForce{"--force", false};
+
+void take_force(const SplitArgs& split, Invocation& out) {
+  out.request.force = split.get("--force") != nullptr;
+}
+
 // --- rendering ----------------------------------------------------------------------------------
 
 constexpr std::string_view kRuntimeMarker = "*";
@@ -151,11 +160,11 @@ std::string marked(std::string value, Source source, bool& any_marker) {
   return value;
 }
 
-std::string health_text(const ServerStatus& server) {
-  return std::string(health_name(server.health));
-}
+// A time of status, or "-" for none (0).
+std::string time_or_dash(std::int64_t unix_ms) { return unix_ms == 0 ? "-" : clock_time(unix_ms); }
 
-// The routes and pools tables (either may be empty and is then left out) and the legend.
+// The routes table, the servers table and the pools' load (each left out when empty) and the
+// legend.
 std::string render_tables(const Status& status) {
   bool any_marker = false;
   std::string out;
@@ -171,17 +180,27 @@ std::string render_tables(const Status& status) {
     out += "\n" + format_table(rows);
   }
   if (!status.pools.empty()) {
-    std::vector<std::vector<std::string>> rows{{"POOL", "SERVER", "STATE", "HEALTH"}};
+    std::vector<std::vector<std::string>> rows{
+        {"POOL", "SERVER", "STATE", "HEALTH", "LAST CHECK", "SINCE"}};
+    std::vector<std::vector<std::string>> load{{"POOL", "CHECKED", "IN FLIGHT", "TUNNELS"}};
     for (const PoolStatus& pool : status.pools) {
-      if (pool.servers.empty()) rows.push_back({pool.name, "-", "-", "-"});
+      if (pool.servers.empty()) rows.push_back({pool.name, "-", "-", "-", "-", "-"});
+      std::int64_t in_flight = 0;
+      std::int64_t tunnels = 0;
       for (const ServerStatus& server : pool.servers) {
         rows.push_back({pool.name, server.name,
                         marked(std::string(admin_name(server.admin)), server.admin_source,
                                any_marker),
-                        health_text(server)});
+                        health_text(server),
+                        server.last_check.empty() ? "-" : server.last_check,
+                        time_or_dash(server.health_since)});
+        in_flight += server.in_flight;
+        tunnels += server.tunnels;
       }
+      load.push_back({pool.name, pool.checked ? "yes" : "no", std::to_string(in_flight),
+                      std::to_string(tunnels)});
     }
-    out += "\n" + format_table(rows);
+    out += "\n" + format_table(rows) + "\n" + format_table(load);
   }
   if (any_marker) out += "\n" + std::string(kLegend) + "\n";
   return out;
@@ -195,6 +214,11 @@ std::string render_status_reply(const Response& response) {
 std::string render_change_reply(const Response& response) {
   const Status after = status_from_json(response.result, response.generation.value_or(0));
   std::string out = "changed; generation is now " + std::to_string(after.generation) + "\n";
+  // --force went past the gate: say what it went past.
+  if (const json::value* overridden = response.result.if_contains("overridden");
+      overridden != nullptr && overridden->is_string()) {
+    out += "forced past: " + std::string(overridden->get_string()) + "\n";
+  }
   return out + render_tables(after);
 }
 
@@ -228,8 +252,9 @@ std::string parse_status(const CommandRow&, const std::vector<std::string>& args
 
 std::string parse_set_weight(const CommandRow&, const std::vector<std::string>& args,
                              Invocation& out) {
-  const SplitArgs split = split_args(args, {});
+  const SplitArgs split = split_args(args, {kForce});
   if (!split.error.empty()) return split.error;
+  take_force(split, out);
   if (std::string error = expect_positionals(split.positional, {"ROUTE", "PERCENT"});
       !error.empty()) {
     return error;
@@ -249,8 +274,9 @@ std::string parse_set_weight(const CommandRow&, const std::vector<std::string>& 
 
 std::string parse_set_slot(const CommandRow& row, const std::vector<std::string>& args,
                            Invocation& out) {
-  const SplitArgs split = split_args(args, {});
+  const SplitArgs split = split_args(args, {kForce});
   if (!split.error.empty()) return split.error;
+  take_force(split, out);
   if (std::string error = expect_positionals(split.positional, {"ROUTE", "POOL"});
       !error.empty()) {
     return error;
@@ -270,8 +296,9 @@ std::string parse_routes_or_all(const CommandRow& row, const std::vector<std::st
   const bool flip = row.words[0] == "flip";
   const Operation::Kind one = flip ? Operation::Kind::flip : Operation::Kind::reset;
   const Operation::Kind all = flip ? Operation::Kind::flip_all : Operation::Kind::reset_all;
-  const SplitArgs split = split_args(args, {{"--all", false}});
+  const SplitArgs split = split_args(args, {{"--all", false}, kForce});
   if (!split.error.empty()) return split.error;
+  take_force(split, out);
   const bool every = split.get("--all") != nullptr;
   if (every && !split.positional.empty()) return "--all cannot be combined with route names";
   if (every) {
@@ -367,8 +394,9 @@ std::string parse_history(const CommandRow&, const std::vector<std::string>& arg
 }
 
 std::string parse_apply(const CommandRow&, const std::vector<std::string>& args, Invocation& out) {
-  const SplitArgs split = split_args(args, {});
+  const SplitArgs split = split_args(args, {kForce});
   if (!split.error.empty()) return split.error;
+  take_force(split, out);
   if (split.positional.empty()) return "missing FILE (or - for standard input)";
   if (std::string error = expect_positionals(split.positional, {"FILE"}); !error.empty()) {
     return error;
@@ -402,43 +430,48 @@ std::vector<CommandRow> make_table() {
   std::vector<CommandRow> rows;
   rows.push_back({{"status"},
                   "status [ROUTE...] [--json]",
-                  "routes, slots, weights, the generation; pool health",
+                  "routes, slots, weights, the generation; health and load",
                   "With ROUTE names, only those routes and the pools they use.\n"
+                  "Per server: its STATE, HEALTH (healthy, unhealthy, unchecked, or ejected\n"
+                  "until HH:MM:SS UTC), the LAST CHECK's result and SINCE when its health is\n"
+                  "what it is (UTC); per pool: CHECKED (has a health block), the requests IN\n"
+                  "FLIGHT and the TUNNELS open.\n"
                   "A * marks a value changed at runtime (proxyctl or the state file);\n"
                   "unmarked values come from the config file.",
                   false, false, parse_status, render_status_reply});
   rows.push_back({{"set-weight"},
-                  "set-weight ROUTE PERCENT",
+                  "set-weight ROUTE PERCENT [--force]",
                   "send PERCENT of ROUTE's requests to its passive slot",
                   "PERCENT is a number from 0 to 100 with at most 4 decimals (a resolution of\n"
                   "0.0001%): 0.5, 0.5% and 100 are all valid. With sticky routes, users already\n"
                   "on the passive side stay there as the weight grows.",
-                  true, true, parse_set_weight, render_change_reply});
+                  true, true, parse_set_weight, render_change_reply, true});
   rows.push_back({{"set-live"},
-                  "set-live ROUTE POOL",
+                  "set-live ROUTE POOL [--force]",
                   "bind ROUTE's live slot to POOL",
                   "",
-                  true, true, parse_set_slot, render_change_reply});
+                  true, true, parse_set_slot, render_change_reply, true});
   rows.push_back({{"set-passive"},
-                  "set-passive ROUTE POOL",
+                  "set-passive ROUTE POOL [--force]",
                   "bind ROUTE's passive slot to POOL",
                   "",
-                  true, true, parse_set_slot, render_change_reply});
+                  true, true, parse_set_slot, render_change_reply, true});
   rows.push_back({{"flip"},
-                  "flip ROUTE... | --all",
+                  "flip ROUTE... | --all [--force]",
                   "swap live and passive, weight 0, all in one step",
                   "--all flips every route; proxyd reads the list of routes at the moment of\n"
                   "the change, so routes added by a reload a second earlier are included.",
-                  true, true, parse_routes_or_all, render_change_reply});
+                  true, true, parse_routes_or_all, render_change_reply, true});
   rows.push_back({{"wait-healthy"},
                   "wait-healthy POOL [--min N] [--timeout SECONDS]",
-                  "wait until N servers of POOL are healthy",
-                  "N defaults to 1 and the timeout to 30 seconds; SECONDS may also be a\n"
-                  "duration: 500ms, 90s, 2m. Asks proxyd for its status every half second.\n"
-                  "A server counts when its health check passes or, before health checks have\n"
-                  "run for the pool, when it is enabled. Exits 0 as soon as N servers count,\n"
-                  "1 when the timeout passes, and 1 at once when the pool has fewer than N\n"
-                  "servers.",
+                  "wait until every server of POOL (or N of them) is healthy",
+                  "N defaults to every server of the pool and the timeout to 30 seconds;\n"
+                  "SECONDS may also be a duration: 500ms, 90s, 2m. Asks proxyd for its status\n"
+                  "every half second. A server counts when its active health checks prove it\n"
+                  "healthy and it takes traffic: draining, disabled and ejected servers do not.\n"
+                  "Exits 0 as soon as N servers count; 1 when the timeout passes, naming each\n"
+                  "server that does not count and its last check; 1 at once when the pool has\n"
+                  "fewer than N servers or no health block (nothing could prove it healthy).",
                   false, false, parse_wait_healthy, nullptr});
   rows.push_back({{"server", "drain"},
                   "server drain POOL SERVER",
@@ -471,12 +504,12 @@ std::vector<CommandRow> make_table() {
                   "`proxyctl reset` drops them.",
                   false, false, parse_no_args, render_diff_reply});
   rows.push_back({{"reset"},
-                  "reset ROUTE... | --all",
+                  "reset ROUTE... | --all [--force]",
                   "drop runtime overrides: the file's values apply",
                   "With ROUTEs, drops their runtime live, passive and weight (a route without\n"
                   "any is fine); --all drops those of every route and every server state set\n"
                   "at runtime. One change: one new generation, on record in history.",
-                  true, true, parse_routes_or_all, render_change_reply});
+                  true, true, parse_routes_or_all, render_change_reply, true});
   rows.push_back({{"history"},
                   "history [-n N]",
                   "the last N changes in the audit log (default 20)",
@@ -485,7 +518,7 @@ std::vector<CommandRow> make_table() {
                   "the result and the command as typed.",
                   false, false, parse_history, render_history_reply});
   rows.push_back({{"apply"},
-                  "apply FILE|-",
+                  "apply FILE|- [--force]",
                   "apply a batch of changes, all or nothing",
                   "FILE - reads standard input. One command per line, written as on the\n"
                   "command line without `proxyctl`: set-weight, set-live, set-passive, flip,\n"
@@ -493,7 +526,7 @@ std::vector<CommandRow> make_table() {
                   "Blank lines and # comments are ignored. All lines become one change: one new\n"
                   "snapshot and one generation, or nothing at all if any line is refused; the\n"
                   "error names the line (apply: FILE line 3: no route named x).",
-                  true, false, parse_apply, render_change_reply});
+                  true, false, parse_apply, render_change_reply, true});
   rows.push_back({{"help"},
                   "help [COMMAND]",
                   "this list, or the details of one command",
@@ -634,6 +667,11 @@ Parsed parse_batch(std::string_view text, std::string_view source,
       return out;
     }
     const CommandRow& row = *parsed.invocation.row;
+    if (parsed.invocation.request.force) {
+      out.error = where + "--force applies to the whole batch: proxyctl apply FILE --force";
+      out.usage_rows = {apply};
+      return out;
+    }
     if (!row.batchable) {
       out.error = where + command_name(row) + " cannot be part of a batch (only " +
                   batchable_list() + " can)";
@@ -707,6 +745,12 @@ std::string help_text() {
   return out;
 }
 
+// What `help COMMAND` says of every command the gate checks (docs/control-protocol.md, "Gates").
+constexpr std::string_view kGateHelp =
+    "Refused when a pool would get more of a route's traffic while none of its\n"
+    "servers takes traffic, or when a route's weight would grow by more than its\n"
+    "max_step. --force goes ahead anyway; the audit log records that it was forced.\n";
+
 std::string help_text(const std::vector<const CommandRow*>& rows) {
   std::string out;
   for (const CommandRow* row : rows) {
@@ -717,6 +761,7 @@ std::string help_text(const std::vector<const CommandRow*>& rows) {
     if (row->mutates) {
       out += "Takes --if-generation N: refused unless the generation is still N.\n";
     }
+    if (row->gated) out += std::string(kGateHelp);
     if (row->batchable) out += "May be a line of an `apply` batch.\n";
   }
   return out;
@@ -803,8 +848,12 @@ std::string render_history(const json::array& entries) {
       continue;
     }
     const json::object& entry = value.get_object();
+    // A change made with --force says so: it went, or may have gone, past the gate.
+    const json::value* forced = entry.if_contains("forced");
+    const bool was_forced = forced != nullptr && forced->is_bool() && forced->get_bool();
     std::vector<std::string> row{cell(entry, "time"), by(entry), cell(entry, "generation"),
-                                 cell(entry, "result"), cell(entry, "command")};
+                                 cell(entry, "result") + (was_forced ? " (forced)" : ""),
+                                 cell(entry, "command")};
     if (entry.contains("reason")) {
       any_reason = true;
       row.push_back(first_line(cell(entry, "reason")));
@@ -815,17 +864,38 @@ std::string render_history(const json::array& entries) {
   return format_table(rows);
 }
 
+std::string clock_time(std::int64_t unix_ms) {
+  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[16];
+  std::snprintf(text, sizeof(text), "%02d:%02d:%02d", utc.tm_hour, utc.tm_min, utc.tm_sec);
+  return text;
+}
+
+std::string health_text(const ServerStatus& server) {
+  // Status sets ejected_until only while the ejection lasts.
+  if (server.ejected_until != 0) return "ejected until " + clock_time(server.ejected_until);
+  return std::string(health_name(server.health));
+}
+
 HealthCount count_healthy(const Status& status, std::string_view pool) {
   HealthCount count;
   for (const PoolStatus& p : status.pools) {
     if (p.name != pool) continue;
     count.found = true;
+    count.checked = p.checked;
     count.total = p.servers.size();
     for (const ServerStatus& server : p.servers) {
-      const bool counts = server.health == Health::unchecked
-                              ? server.admin == ServerAdmin::enabled
-                              : server.health == Health::healthy;
-      if (counts) ++count.healthy;
+      const bool enabled = server.admin == ServerAdmin::enabled;
+      if (enabled && server.health == Health::healthy && server.ejected_until == 0) {
+        ++count.healthy;
+        continue;
+      }
+      const std::string state = enabled ? health_text(server) : std::string(admin_name(server.admin));
+      count.not_healthy.push_back(
+          server.name + " " + state +
+          (server.last_check.empty() ? " (no check yet)" : " (last check: " + server.last_check + ")"));
     }
   }
   return count;
@@ -838,9 +908,16 @@ std::string wait_healthy_met(std::string_view pool, const HealthCount& count, st
 
 std::string wait_healthy_timed_out(std::string_view pool, const HealthCount& count,
                                    std::uint32_t min, std::chrono::milliseconds waited) {
-  return "wait-healthy: timed out after " + format_duration(waited) + ": pool " +
-         std::string(pool) + " has " + std::to_string(count.healthy) + " of " +
-         std::to_string(count.total) + " servers healthy, need " + std::to_string(min);
+  std::string out = "wait-healthy: timed out after " + format_duration(waited) + ": pool " +
+                    std::string(pool) + " has " + std::to_string(count.healthy) + " of " +
+                    std::to_string(count.total) + " servers healthy, need " + std::to_string(min);
+  for (const std::string& line : count.not_healthy) out += "\n  " + line;
+  return out;
+}
+
+std::string not_checked(std::string_view pool) {
+  return "wait-healthy: nothing checks the health of pool " + std::string(pool) +
+         " (it has no health block), so no server of it can be proven healthy";
 }
 
 std::string unknown_pool(const Status& status, std::string_view pool) {

@@ -39,7 +39,7 @@ struct Invocation {
 
   // wait-healthy
   std::string pool;
-  std::uint32_t min_healthy = 1;
+  std::optional<std::uint32_t> min_healthy;  // --min; default: every server of the pool
   std::chrono::milliseconds timeout{30'000};
 
   // apply: a path, or "-" for standard input
@@ -73,6 +73,8 @@ struct CommandRow {
                        Invocation& out) = nullptr;
   // Renders a successful reply as text for a human; nullptr for commands proxyctl runs itself.
   std::string (*render)(const Response& response) = nullptr;
+  // Checked by proxyd's change gate (health, max_step), so it takes --force.
+  bool gated = false;
 };
 
 std::span<const CommandRow> command_table();
@@ -110,18 +112,32 @@ std::string render_diff(const RuntimeDiff& diff);
 // A whitespace-aligned table; the last column is not padded (no trailing blanks).
 std::string format_table(const std::vector<std::vector<std::string>>& rows);
 
-// wait-healthy: the servers of `pool` that count as healthy: `healthy` is true, or, before health
-// checks ran (nullopt), the server is enabled.
+// A moment as status shows it: "HH:MM:SS" in UTC, from Unix milliseconds.
+std::string clock_time(std::int64_t unix_ms);
+// A server's health as status shows it: "healthy", "unhealthy", "unchecked", or "ejected until
+// HH:MM:SS" while passive checks keep it out.
+std::string health_text(const ServerStatus& server);
+
+// wait-healthy: the servers of `pool` that count as healthy: enabled, proven healthy by their
+// active checks and not ejected (they take traffic). Draining, disabled, unchecked and ejected
+// servers do not count.
 struct HealthCount {
-  bool found = false;  // the pool exists
+  bool found = false;    // the pool exists
+  bool checked = false;  // it has a health block: without one nothing proves a server healthy
   std::size_t healthy = 0;
   std::size_t total = 0;
+  // One line per server that does not count, and why: "127.0.0.1:9011 unhealthy (last check:
+  // 503)", "127.0.0.1:9012 draining (last check: 200)".
+  std::vector<std::string> not_healthy;
 };
 HealthCount count_healthy(const Status& status, std::string_view pool);
 std::string wait_healthy_met(std::string_view pool, const HealthCount& count, std::uint32_t min);
+// The first line says how many; one indented line per server that does not count follows.
 std::string wait_healthy_timed_out(std::string_view pool, const HealthCount& count,
                                    std::uint32_t min, std::chrono::milliseconds waited);
 std::string unknown_pool(const Status& status, std::string_view pool);
+// A pool without a health block: waiting could prove nothing, so it fails at once.
+std::string not_checked(std::string_view pool);
 // A pool with fewer servers than --min can never meet it: said at once rather than after the
 // timeout.
 std::string too_few_servers(std::string_view pool, const HealthCount& count, std::uint32_t min);

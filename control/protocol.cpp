@@ -340,6 +340,12 @@ DecodedRequest decode_request(std::string_view line) {
         return out;
       }
       request.limit = static_cast<std::size_t>(*limit);
+    } else if (key == "force") {
+      if (!value.is_bool()) {
+        out.error = bad("\"force\" must be true or false");
+        return out;
+      }
+      request.force = value.get_bool();
     } else if (key == "routes") {
       if (!value.is_array()) {
         out.error = bad("\"routes\" must be an array of route names");
@@ -396,6 +402,7 @@ std::string encode_request(const Request& request) {
     out["routes"] = std::move(routes);
   }
   if (request.limit) out["limit"] = *request.limit;
+  if (request.force) out["force"] = true;
   if (!request.text.empty()) out["text"] = request.text;
   return json::serialize(out);
 }

@@ -49,6 +49,7 @@ struct Request {
   std::string text;                            // the command as typed, for the audit log
   std::vector<std::string> routes;             // status: only these routes (empty: all)
   std::optional<std::size_t> limit;            // history: how many entries
+  bool force = false;  // changes: go ahead where the health gate or max_step would refuse
 
   bool operator==(const Request&) const = default;
 };

@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -232,35 +233,34 @@ int wait_healthy(const Context& context, const Invocation& invocation) {
         return kRefused;
       };
       if (!count.found) return refuse(unknown_pool(status, invocation.pool));
-      if (count.total < invocation.min_healthy) {
-        return refuse(too_few_servers(invocation.pool, count, invocation.min_healthy));
-      }
-      const bool met = count.healthy >= invocation.min_healthy;
+      // A gate must not pass on assumptions: an unchecked server is only assumed up.
+      if (!count.checked) return refuse(not_checked(invocation.pool));
+      // By default every server of the pool, as the pool is now (a reload may change it).
+      const std::uint32_t min = invocation.min_healthy.value_or(
+          static_cast<std::uint32_t>(std::max<std::size_t>(count.total, 1)));
+      if (count.total < min) return refuse(too_few_servers(invocation.pool, count, min));
+      const bool met = count.healthy >= min;
       if (met || Clock::now() >= deadline) {
+        const std::string timed_out =
+            met ? "" : wait_healthy_timed_out(invocation.pool, count, min, invocation.timeout);
         if (context.json) {
           boost::json::object result;
           result["pool"] = invocation.pool;
           result["healthy"] = count.healthy;
           result["servers"] = count.total;
-          result["min"] = invocation.min_healthy;
-          const Response out =
-              met ? ok_response(response.generation, std::move(result))
-                  : error_response(ErrorKind::timeout,
-                                   wait_healthy_timed_out(invocation.pool, count,
-                                                          invocation.min_healthy,
-                                                          invocation.timeout));
+          result["min"] = min;
+          boost::json::array not_healthy;
+          for (const std::string& line : count.not_healthy) not_healthy.emplace_back(line);
+          result["not_healthy"] = std::move(not_healthy);
+          const Response out = met ? ok_response(response.generation, std::move(result))
+                                   : error_response(ErrorKind::timeout, timed_out);
           std::cout << encode_response(out) << "\n";
         }
         if (met) {
-          if (!context.json) {
-            std::cout << wait_healthy_met(invocation.pool, count, invocation.min_healthy) << "\n";
-          }
+          if (!context.json) std::cout << wait_healthy_met(invocation.pool, count, min) << "\n";
           return kDone;
         }
-        std::cerr << "proxyctl: "
-                  << wait_healthy_timed_out(invocation.pool, count, invocation.min_healthy,
-                                            invocation.timeout)
-                  << "\n";
+        std::cerr << "proxyctl: " << timed_out << "\n";
         return kRefused;
       }
     }
@@ -398,11 +398,12 @@ int run(int argc, char** argv) {
         return kUsage;
       }
       const std::string source = invocation.batch_source == "-" ? "stdin" : invocation.batch_source;
-      const Parsed batch = parse_batch(*text, source, generation);
+      Parsed batch = parse_batch(*text, source, generation);
       if (!batch.ok()) {
         std::cerr << usage_message(batch);
         return kUsage;
       }
+      batch.invocation.request.force = invocation.request.force;
       return send_and_render(context, batch.invocation);
     }
     case Action::help:

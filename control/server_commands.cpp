@@ -107,6 +107,7 @@ Response run_change(AdminApi& api, const Request& request, const Caller& caller)
   change.if_generation = request.if_generation;
   change.caller = caller;
   change.command = request.text.empty() ? request.command : request.text;
+  change.force = request.force;
   const ChangeResult result = api.apply(change);
   if (!result.ok) {
     Response refused = error_response(ErrorKind::refused, result.error, result.generation);
@@ -130,11 +131,15 @@ Response run_change(AdminApi& api, const Request& request, const Caller& caller)
   json::array operations;
   for (const Operation& op : request.operations) operations.push_back(to_json(op));
   body["operations"] = std::move(operations);
+  // What --force went past, so the caller sees it as well as the audit log.
+  if (!result.overridden.empty()) body["overridden"] = result.overridden;
   return ok_response(result.generation, std::move(body));
 }
 
 // Every command that changes routes or servers: a list of operations, optionally conditional.
-constexpr Accepts kChange{.operations = true, .if_generation = true};
+// Each may be forced past the health gate and max_step (server commands never meet the gate, but
+// a batch may carry them, and one rule for every change is simpler to explain).
+constexpr Accepts kChange{.operations = true, .if_generation = true, .force = true};
 
 // The rows. To add a command: write its handler above, add its row here (name, access, fields),
 // add the proxyctl row that sends it (control/commands.cpp) and its line in
@@ -171,6 +176,7 @@ constexpr std::array kFields{
           [](const Request& r) { return r.if_generation.has_value(); }},
     Field{"routes", &Accepts::routes, [](const Request& r) { return !r.routes.empty(); }},
     Field{"limit", &Accepts::limit, [](const Request& r) { return r.limit.has_value(); }},
+    Field{"force", &Accepts::force, [](const Request& r) { return r.force; }},
 };
 
 // The names of the rows that pass `keep`, joined with ", ".

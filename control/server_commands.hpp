@@ -29,6 +29,7 @@ struct Accepts {
   bool if_generation = false;
   bool routes = false;
   bool limit = false;
+  bool force = false;
 };
 
 struct ServerCommand {

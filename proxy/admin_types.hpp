@@ -177,6 +177,8 @@ struct ChangeResult {
   std::optional<std::size_t> failed_operation;
   Touched touched;  // apply: what the operations named, accepted or refused
   RuntimeDiff overrides;  // reload, accepted: the runtime values that still win over the new file
+  // Accepted with --force: what the gate would have refused it for ("" when it would not have).
+  std::string overridden;
 
   static ChangeResult accepted(std::uint64_t generation) {
     ChangeResult result;

@@ -712,16 +712,6 @@ void read_health(Reader& r, const Value& v, PoolConfig& pool) {
   r.section(v, kHealthKeys, pool.health.emplace());
 }
 
-// Until their features land, these keys are read and checked, and warn that they do nothing yet
-// (an accepted key must not pass in silence).
-void warn_not_yet(Reader& r, const Value& v, std::string_view what) {
-  r.warn(v, std::string(what) + " is not implemented yet: the value is checked but does nothing");
-}
-void read_max_step_not_yet(Reader& r, const Value& v, RouteConfig& route) {
-  store<&RouteConfig::max_step_ppm, positive_percent>(r, v, route);
-  warn_not_yet(r, v, "max_step");
-}
-
 constexpr Key<PoolConfig> kPoolKeys[] = {
     {"servers", store<&PoolConfig::servers, servers>, kRequired},
     {"balance", store<&PoolConfig::balance, one_of<kBalances>>},
@@ -776,7 +766,7 @@ constexpr Key<RouteConfig> kRouteKeys[] = {
     {"weight", store<&RouteConfig::weight_ppm, percent>},
     {"sticky", read_sticky},
     {"preview_header", store<&RouteConfig::preview_header, header_name>},
-    {"max_step", read_max_step_not_yet},
+    {"max_step", store<&RouteConfig::max_step_ppm, positive_percent>},
     {"drain", store<&RouteConfig::drain, duration>},
 };
 

@@ -232,6 +232,15 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
   RuntimeState next;
   if (!refusal) refusal = apply_operations(*base_, state_, request.operations, next);
   if (!refusal) {
+    if (auto why = gate(next)) {
+      if (request.force) {
+        result.overridden = std::move(*why);
+      } else {
+        refusal = Refusal{std::move(*why) + std::string(kForceHint), std::nullopt};
+      }
+    }
+  }
+  if (!refusal) {
     if (auto error = commit(std::move(next), base_)) refusal = Refusal{*error, std::nullopt};
   }
   if (refusal) {
@@ -242,8 +251,16 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
     result.generation = state_.generation;
   }
   audit(request.caller, request.command, result.touched, before,
-        make_status(*store_.load(), state_), result);
+        make_status(*store_.load(), state_), result, request.force);
   return result;
+}
+
+std::optional<std::string> Proxy::gate(const RuntimeState& next) const {
+  RuntimeState preview = next;
+  std::vector<std::string> ignored;  // commit() reports them if the change goes ahead
+  const auto after = with_runtime(*base_, preview, ignored);
+  const std::int64_t now_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+  return gate_refusal(*store_.load(), *after, now_ns);
 }
 
 std::optional<std::string> Proxy::reload_locked() {
@@ -299,7 +316,8 @@ std::vector<std::string> Proxy::history(std::size_t max_entries) const {
 }
 
 void Proxy::audit(const Caller& caller, const std::string& command, const Touched& touched,
-                  const Status& before, const Status& after, const ChangeResult& result) {
+                  const Status& before, const Status& after, const ChangeResult& result,
+                  bool forced) {
   json::array routes;
   for (const std::string& route : touched.routes) routes.emplace_back(route);
   json::array servers;
@@ -315,6 +333,8 @@ void Proxy::audit(const Caller& caller, const std::string& command, const Touche
                      {"generation", result.generation},
                      {"result", result.ok ? "ok" : "refused"}};
   if (!result.ok) entry["reason"] = result.error;
+  if (forced) entry["forced"] = true;
+  if (!result.overridden.empty()) entry["overridden"] = result.overridden;
   if (auto error = audit_log_.append(json::serialize(entry))) log_warning(*error);
 }
 

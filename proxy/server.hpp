@@ -13,6 +13,7 @@
 #include "access_log.hpp"
 #include "admin_api.hpp"
 #include "audit_log.hpp"
+#include "change_gate.hpp"
 #include "config.hpp"
 #include "routing_snapshot.hpp"
 #include "runtime_state.hpp"
@@ -64,8 +65,13 @@ class Proxy final : public AdminApi {
                                     std::shared_ptr<const RoutingSnapshot> base);
   // Appends one structured record: who, the command as typed, the routes and servers it is about
   // (`touched`) and their values before and after, the generation and the result.
+  // `forced`: the caller gave --force (the entry says so, and what it overrode, if anything).
   void audit(const Caller& caller, const std::string& command, const Touched& touched,
-             const Status& before, const Status& after, const ChangeResult& result);
+             const Status& before, const Status& after, const ChangeResult& result,
+             bool forced = false);
+  // Why the change gate (change_gate.hpp) refuses going from the published snapshot to `next`,
+  // with the servers' health as it is now; nullopt when it passes. Caller holds mutex_.
+  std::optional<std::string> gate(const RuntimeState& next) const;
 
   std::shared_ptr<const Config> config_;  // the startup config: listeners and workers live here
   SnapshotStore store_;

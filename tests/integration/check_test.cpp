@@ -1,7 +1,7 @@
 // The command line of the real binary: `proxyd --check -c FILE` reports each problem as
 // `FILE:LINE: key: message` and exits 1 (0 for a good file), every example config in conf/ passes
 // the check, and `proxyd --version` prints `proxyd VERSION`. Keys that do nothing yet (metrics,
-// tls, max_step) are warned about by --check, at start-up and on reload, and never fail the file.
+// tls) are warned about by --check, at start-up and on reload, and never fail the file.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -155,8 +155,8 @@ TEST(Check, ExampleConfigsPass) {
   }
 }
 
-// The metrics listener, TLS termination and a route's max_step are not implemented yet: a file
-// with their keys is valid (existing configs keep starting), and each key present says so once.
+// The metrics listener and TLS termination are not implemented yet: a file with their keys is
+// valid (existing configs keep starting), and each key present says so once.
 constexpr const char* kNotYetConfig = R"(workers: 1
 listeners:
   - name: public
@@ -174,15 +174,13 @@ pools:
     servers: [127.0.0.1:9001]
     health: {path: /healthz, interval: 2s}
 routes:
-  - {name: web, live: blue, max_step: 5}
+  - {name: web, live: blue, drain: 45s}
 )";
 
 const std::string kTlsMessage =
     "TLS termination is not implemented yet: this listener is not opened";
 const std::string kMetricsMessage =
     "the metrics listener is not implemented yet: nothing listens on 127.0.0.1:9145";
-const std::string kMaxStepMessage =
-    "max_step is not implemented yet: the value is checked but does nothing";
 
 TEST(Check, KeysThatDoNothingYetAreWarningsNotErrors) {
   CommandResult r = ProxydProcess::check(kNotYetConfig);
@@ -190,22 +188,18 @@ TEST(Check, KeysThatDoNothingYetAreWarningsNotErrors) {
   const std::string& file = r.config_path;
   EXPECT_EQ(r.output, substitute(R"(@FILE@:7: listeners[1].tls: warning: @TLS@
 @FILE@:12: admin.metrics: warning: @METRICS@
-@FILE@:18: routes[0].max_step: warning: @MAX_STEP@
 @FILE@: ok
 )",
                                  {{"@FILE@", file},
                                   {"@TLS@", kTlsMessage},
-                                  {"@METRICS@", kMetricsMessage},
-                                  {"@MAX_STEP@", kMaxStepMessage}}));
+                                  {"@METRICS@", kMetricsMessage}}));
 }
 
 // proxyd starts with them and says what they lack before `proxyd: ready`: the TLS listener is not
-// opened, the plain one serves; a reload that adds a max_step says so as well.
+// opened, the plain one serves; a reload says so again once the file it read is in use.
 TEST(Check, StartAndReloadWarnAboutKeysThatDoNothingYet) {
   using namespace std::chrono_literals;
-  const std::string plain = kNotYetConfig;
-  const std::string without_max_step = substitute(plain, {{", max_step: 5", ""}});
-  auto proxy = ProxydProcess::start(without_max_step);
+  auto proxy = ProxydProcess::start(kNotYetConfig);
   ASSERT_TRUE(proxy);
   const std::string file = proxy->config_path();
   const std::vector<std::string> started = proxy->stderr_lines();
@@ -222,10 +216,7 @@ TEST(Check, StartAndReloadWarnAboutKeysThatDoNothingYet) {
     return line.rfind("proxyd: ready", 0) == 0;
   });
   EXPECT_LT(metrics, ready) << proxy->stderr_text();
-  EXPECT_EQ(proxy->stderr_text().find("routes[0].max_step"), std::string::npos)
-      << proxy->stderr_text();
 
-  proxy->write_config(plain);
   const auto mark = proxy->line_count();
   ASSERT_TRUE(proxy->signal(SIGHUP));
   const auto reloaded = proxy->wait_for_line("proxyd: reload", 5s, mark);
@@ -235,7 +226,7 @@ TEST(Check, StartAndReloadWarnAboutKeysThatDoNothingYet) {
   const std::vector<std::string> during(lines.begin() + static_cast<std::ptrdiff_t>(mark),
                                         lines.end());
   EXPECT_NE(std::find(during.begin(), during.end(),
-                      "proxyd: warning: " + file + ":18: routes[0].max_step: " + kMaxStepMessage),
+                      "proxyd: warning: " + file + ":12: admin.metrics: " + kMetricsMessage),
             during.end())
       << proxy->stderr_text();
 }

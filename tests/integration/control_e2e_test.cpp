@@ -42,8 +42,8 @@ admin:
   audit_log: @DIR@/audit.log
   access_log: "off"
 pools:
-  blue: {servers: [@BLUE@, @BLUE2@]}
-  green: {servers: [@GREEN@]}
+  blue: {servers: [@BLUE@, @BLUE2@]@BLUE_EXTRA@}
+  green: {servers: [@GREEN@]@GREEN_EXTRA@}
 routes:
   - name: api
     match: {path_prefix: /api/}
@@ -57,6 +57,10 @@ routes:
     weight: @WEIGHT@
 timeouts: {client_header: 2s, client_idle: 10s, upstream_connect: 500ms, upstream_response: 5s, drain: 2s}
 )";
+
+// A health block for a pool of kConfig: its servers start unhealthy and take traffic after one
+// passed check, which comes within 100 ms.
+const std::string kChecked = ", health: {interval: 100ms, timeout: 100ms, rise: 1}";
 
 std::multiset<std::string> all(int n, const std::string& tag) {
   std::multiset<std::string> out;
@@ -81,7 +85,9 @@ class ControlE2E : public ::testing::Test {
                                 {"@BLUE2@", blue2_.address()},
                                 {"@GREEN@", green_.address()},
                                 {"@STATE@", state_path()},
-                                {"@WEIGHT@", weight}});
+                                {"@WEIGHT@", weight},
+                                {"@BLUE_EXTRA@", blue_extra_},
+                                {"@GREEN_EXTRA@", green_extra_}});
   }
   std::string state_path() const { return state_dir_ + "/state.json"; }
 
@@ -111,6 +117,9 @@ class ControlE2E : public ::testing::Test {
   FakeUpstream blue_{"blue-1"};
   FakeUpstream blue2_{"blue-2"};
   FakeUpstream green_{"green-1"};
+  // More keys of a pool, such as kChecked; set before start().
+  std::string blue_extra_;
+  std::string green_extra_;
   std::string state_dir_;
   std::unique_ptr<ProxydProcess> proxy_;
   std::uint16_t port_ = 0;
@@ -379,23 +388,29 @@ TEST_F(ControlE2E, DrainedServerGetsNoNewRequests) {
   EXPECT_LE(back, 12u);
 }
 
-// wait-healthy against the real proxyd: it times out while too few servers count, and returns once
-// an operator enables one (whether proxyctl asked before the enable or only after: no sleep decides
-// which, and either way it must end with success, not wait out its 20 s).
+// wait-healthy against the real proxyd: it times out while too few servers count (naming the one
+// that does not and why), and returns once an operator enables it (whether proxyctl asked before
+// the enable or only after: no sleep decides which, and either way it must end with success, not
+// wait out its 20 s).
 TEST_F(ControlE2E, WaitHealthyWaitsUntilAServerIsEnabled) {
+  blue_extra_ = kChecked;
   ASSERT_NO_FATAL_FAILURE(start());
+  for (const FakeUpstream* server : {&blue_, &blue2_}) {
+    ASSERT_TRUE(proxy_->wait_for_line(
+        "proxyd: health: pool blue server " + server->address() + " is healthy", 10s))
+        << proxy_->stderr_text();
+  }
   ASSERT_EQ(ctl({"server", "disable", "blue", blue2_.address()}).exit_code, 0);
-  const CommandResult short_wait =
-      ctl({"wait-healthy", "blue", "--min", "2", "--timeout", "300ms"});
+  const CommandResult short_wait = ctl({"wait-healthy", "blue", "--timeout", "300ms"});
   EXPECT_EQ(short_wait.exit_code, 1);
   EXPECT_EQ(short_wait.output,
             "proxyctl: wait-healthy: timed out after 300ms: pool blue has 1 of 2 servers healthy, "
-            "need 2\n");
+            "need 2\n  " +
+                blue2_.address() + " disabled (last check: 200)\n");
 
   CommandResult waited;
   const auto started = std::chrono::steady_clock::now();
-  std::thread waiter(
-      [&] { waited = ctl({"wait-healthy", "blue", "--min", "2", "--timeout", "20"}); });
+  std::thread waiter([&] { waited = ctl({"wait-healthy", "blue", "--timeout", "20"}); });
   const CommandResult enable = ctl({"server", "enable", "blue", blue2_.address()});
   waiter.join();
   EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
@@ -406,6 +421,7 @@ TEST_F(ControlE2E, WaitHealthyWaitsUntilAServerIsEnabled) {
 
 // A pool that has fewer servers than --min can never meet it: proxyctl says so at once.
 TEST_F(ControlE2E, WaitHealthyForMoreServersThanThePoolHasFailsAtOnce) {
+  green_extra_ = kChecked;
   ASSERT_NO_FATAL_FAILURE(start());
   const auto started = std::chrono::steady_clock::now();
   const CommandResult r = ctl({"wait-healthy", "green", "--min", "2", "--timeout", "60"});
@@ -508,10 +524,13 @@ TEST_F(ControlE2E, HistoryShowsWhoChangedWhatAndSignals) {
 
 // The cycle of docs/deploy.md: green passive, preview, canary with a sticky user, flip, rollback.
 TEST_F(ControlE2E, DeployCycle) {
+  green_extra_ = kChecked;
   ASSERT_NO_FATAL_FAILURE(start());
   const std::uint16_t preview = proxy_->port("preview");
 
-  ASSERT_EQ(ctl({"wait-healthy", "green", "--min", "1", "--timeout", "5"}).exit_code, 0);
+  const CommandResult healthy = ctl({"wait-healthy", "green", "--timeout", "10"});
+  ASSERT_EQ(healthy.exit_code, 0) << healthy.output;
+  EXPECT_EQ(healthy.output, "pool green: 1 of 1 servers healthy (need 1)\n");
   const std::string batch = proxy_->dir() + "/prepare.txt";
   std::ofstream(batch) << "# prepare\nset-passive api green\nset-weight api 0\nset-weight web 0\n";
   CommandResult prepare = ctl({"apply", batch});
@@ -522,7 +541,7 @@ TEST_F(ControlE2E, DeployCycle) {
   // Canary: a user who lands on green at some step stays there at every later step.
   const Headers alice{{"Cookie", "sid=alice"}};
   std::string alice_side = "blue";
-  for (const char* step : {"0.5", "5", "20", "50", "100"}) {
+  for (const char* step : {"0.5", "5", "20", "40", "60", "80", "100"}) {
     CommandResult set = ctl({"set-weight", "api", step});
     ASSERT_EQ(set.exit_code, 0) << set.output;
     const std::string tag = fetch(port_, "/api/x", alice).header("x-upstream");

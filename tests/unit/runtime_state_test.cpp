@@ -3,17 +3,14 @@
 #include <gtest/gtest.h>
 
 #include "proxy/runtime_state.hpp"
+#include "tests/unit/snapshot_helpers.hpp"
 
 namespace proxyd {
 namespace {
 
-std::vector<ResolvedAddress> numeric_only(const std::string&, std::uint16_t port, std::string&) {
-  ResolvedAddress a;
-  a.bytes[0] = 127;
-  a.bytes[3] = 1;
-  a.port = port;
-  return {a};
-}
+using test::numeric_only;
+using test::op;
+using test::server_op;
 
 std::shared_ptr<const Config> two_routes_config() {
   auto config = std::make_shared<Config>();
@@ -51,25 +48,6 @@ std::string live_of(const RoutingSnapshot& s, const std::string& r) {
 }
 std::string passive_of(const RoutingSnapshot& s, const std::string& r) {
   return s.pools[route(s, r).passive_pool].name;
-}
-
-Operation op(Operation::Kind kind, std::string route_name, std::string pool = "",
-             std::uint32_t weight = 0) {
-  Operation o;
-  o.kind = kind;
-  o.route = std::move(route_name);
-  o.pool = std::move(pool);
-  o.weight_ppm = weight;
-  return o;
-}
-
-Operation server_op(std::string pool, std::string server, ServerAdmin admin) {
-  Operation o;
-  o.kind = Operation::Kind::server_admin;
-  o.pool = std::move(pool);
-  o.server = std::move(server);
-  o.admin = admin;
-  return o;
 }
 
 class RuntimeStateTest : public ::testing::Test {

@@ -44,23 +44,14 @@ const std::string kLegend =
     "* changed at runtime (proxyctl or the state file); unmarked values come from the config "
     "file\n";
 
+// The exact text is pinned by tests/unit/control/commands_test.cpp (CommandRender); here the
+// binary prints it from proxyd's reply.
 TEST_F(ProxyctlTest, StatusPrintsTables) {
   const RunResult r = run({"status"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");
-  EXPECT_EQ(r.out,
-            "generation 7 (config /etc/proxyd/proxyd.yaml)\n"
-            "\n"
-            "ROUTE  LIVE  PASSIVE  WEIGHT  STICKY\n"
-            "api    blue  green    0.5%*   cookie sessionid\n"
-            "web    blue  blue     0%      -\n"
-            "\n"
-            "POOL   SERVER          STATE    HEALTH\n"
-            "blue   127.0.0.1:9001  enabled  unchecked\n"
-            "blue   127.0.0.1:9002  enabled  unchecked\n"
-            "green  127.0.0.1:9011  enabled  healthy\n"
-            "\n" +
-                kLegend);
+  EXPECT_EQ(r.out, render_status(sample_status()));
+  EXPECT_NE(r.out.find(kLegend), std::string::npos) << r.out;
 }
 
 TEST_F(ProxyctlTest, StatusOfOneRoute) {
@@ -72,9 +63,12 @@ TEST_F(ProxyctlTest, StatusOfOneRoute) {
             "ROUTE  LIVE  PASSIVE  WEIGHT  STICKY\n"
             "web    blue  blue     0%      -\n"
             "\n"
-            "POOL  SERVER          STATE    HEALTH\n"
-            "blue  127.0.0.1:9001  enabled  unchecked\n"
-            "blue  127.0.0.1:9002  enabled  unchecked\n");
+            "POOL  SERVER          STATE    HEALTH     LAST CHECK  SINCE\n"
+            "blue  127.0.0.1:9001  enabled  unchecked  -           -\n"
+            "blue  127.0.0.1:9002  enabled  unchecked  -           -\n"
+            "\n"
+            "POOL  CHECKED  IN FLIGHT  TUNNELS\n"
+            "blue  no       0          0\n");
 }
 
 TEST_F(ProxyctlTest, StatusJson) {
@@ -139,7 +133,7 @@ TEST_F(ProxyctlTest, BadPercentIsAUsageErrorBeforeConnecting) {
     EXPECT_EQ(r.out, "");
     EXPECT_EQ(r.err, "proxyctl: set-weight: invalid PERCENT \"" + bad +
                          "\": expected a number from 0 to 100 with at most 4 decimals, e.g. "
-                         "0.5, 0.5% or 100\nusage: proxyctl set-weight ROUTE PERCENT\n");
+                         "0.5, 0.5% or 100\nusage: proxyctl set-weight ROUTE PERCENT [--force]\n");
   }
   EXPECT_TRUE(api_.applied().empty());
 }
@@ -326,7 +320,7 @@ TEST_F(ProxyctlTest, ApplyWithABadLineSendsNothing) {
   EXPECT_EQ(r.err,
             "proxyctl: apply: stdin line 3: set-weight: invalid PERCENT \"much\": expected a "
             "number from 0 to 100 with at most 4 decimals, e.g. 0.5, 0.5% or 100\n"
-            "usage: proxyctl set-weight ROUTE PERCENT\n");
+            "usage: proxyctl set-weight ROUTE PERCENT [--force]\n");
   const std::string batch = dir_.file("bad.batch");
   std::ofstream(batch) << "set-weight api 5\nreload\n";
   const RunResult file = run({"apply", batch});
@@ -360,10 +354,10 @@ TEST_F(ProxyctlTest, ApplyUnreadableFile) {
   const RunResult r = run({"apply", dir_.file("missing.batch")});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err, "proxyctl: apply: cannot read " + dir_.file("missing.batch") +
-                       ": No such file or directory\nusage: proxyctl apply FILE|-\n");
+                       ": No such file or directory\nusage: proxyctl apply FILE|- [--force]\n");
   const RunResult empty = run({"apply", "-"}, "# nothing yet\n");
   EXPECT_EQ(empty.exit_code, 2);
-  EXPECT_EQ(empty.err, "proxyctl: apply: stdin has no commands\nusage: proxyctl apply FILE|-\n");
+  EXPECT_EQ(empty.err, "proxyctl: apply: stdin has no commands\nusage: proxyctl apply FILE|- [--force]\n");
 }
 
 TEST_F(ProxyctlTest, IfGenerationIsPassedThrough) {
@@ -391,39 +385,65 @@ TEST_F(ProxyctlTest, IfGenerationIsPassedThrough) {
   EXPECT_TRUE(api_.reloads().empty());
 }
 
+// sample_status() with blue checked: 9001 healthy, 9002 failing its checks (last: 503).
+Status blue_checked() {
+  Status status = sample_status();
+  status.pools[0].checked = true;
+  status.pools[0].servers[0].health = Health::healthy;
+  status.pools[0].servers[0].last_check = "200";
+  status.pools[0].servers[1].health = Health::unhealthy;
+  status.pools[0].servers[1].last_check = "503";
+  return status;
+}
+
 TEST_F(ProxyctlTest, WaitHealthyMet) {
-  // blue: health not checked yet, both enabled -> 2 count.
-  RunResult r = run({"wait-healthy", "blue", "--min", "2"});
+  api_.set_status(blue_checked());
+  RunResult r = run({"wait-healthy", "blue", "--min", "1"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "pool blue: 2 of 2 servers healthy (need 2)\n");
+  EXPECT_EQ(r.out, "pool blue: 1 of 2 servers healthy (need 1)\n");
+  // The default is every server of the pool: green has one.
   r = run({"wait-healthy", "green", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   const json::value reply = json::parse(r.out);
   EXPECT_EQ(reply.at("result").at("healthy"), 1);
   EXPECT_EQ(reply.at("result").at("servers"), 1);
+  EXPECT_EQ(reply.at("result").at("min"), 1);
+  EXPECT_TRUE(reply.at("result").at("not_healthy").as_array().empty());
 }
 
-TEST_F(ProxyctlTest, WaitHealthyTimesOut) {
-  // blue: two servers, health not checked yet, one disabled: 1 counts, 2 are asked for.
-  Status status = sample_status();
-  status.pools[0].servers[1].admin = ServerAdmin::disabled;
-  api_.set_status(status);
+TEST_F(ProxyctlTest, WaitHealthyTimesOutNamingEachServerNotHealthy) {
+  api_.set_status(blue_checked());
   const auto start = Clock::now();
-  const RunResult r = run({"wait-healthy", "blue", "--min", "2", "--timeout", "1"});
+  const RunResult r = run({"wait-healthy", "blue", "--timeout", "1"});
   const auto took = Clock::now() - start;
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err,
             "proxyctl: wait-healthy: timed out after 1s: pool blue has 1 of 2 servers healthy, "
-            "need 2\n");
+            "need 2\n"
+            "  127.0.0.1:9002 unhealthy (last check: 503)\n");
   EXPECT_GE(took, milliseconds(900));
   EXPECT_LT(took, milliseconds(10'000));
-  const RunResult j = run({"wait-healthy", "blue", "--min", "2", "--timeout", "300ms", "--json"});
+  const RunResult j = run({"wait-healthy", "blue", "--timeout", "300ms", "--json"});
   EXPECT_EQ(j.exit_code, 1);
   EXPECT_EQ(json::parse(j.out).at("error").at("kind"), "timeout");
 }
 
+TEST_F(ProxyctlTest, WaitHealthyOnAPoolWithoutHealthChecksFailsAtOnce) {
+  const auto start = Clock::now();
+  const RunResult r = run({"wait-healthy", "blue", "--timeout", "60"});
+  EXPECT_LT(Clock::now() - start, milliseconds(10'000));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err,
+            "proxyctl: wait-healthy: nothing checks the health of pool blue (it has no health "
+            "block), so no server of it can be proven healthy\n");
+  const RunResult j = run({"wait-healthy", "blue", "--json"});
+  EXPECT_EQ(j.exit_code, 1);
+  EXPECT_EQ(json::parse(j.out).at("error").at("kind"), "refused");
+}
+
 TEST_F(ProxyctlTest, WaitHealthyForMoreServersThanThePoolHasFailsAtOnce) {
+  api_.set_status(blue_checked());
   const auto start = Clock::now();
   const RunResult r = run({"wait-healthy", "blue", "--min", "3", "--timeout", "60"});
   EXPECT_LT(Clock::now() - start, milliseconds(10'000));
@@ -450,9 +470,9 @@ TEST_F(ProxyctlTest, UsageErrorsExit2) {
       {{"frob"},
        "proxyctl: unknown command \"frob\"\nrun `proxyctl help` for the list of commands\n"},
       {{"set-live", "api"},
-       "proxyctl: set-live: missing POOL\nusage: proxyctl set-live ROUTE POOL\n"},
+       "proxyctl: set-live: missing POOL\nusage: proxyctl set-live ROUTE POOL [--force]\n"},
       {{"flip"},
-       "proxyctl: flip: missing ROUTE (or --all)\nusage: proxyctl flip ROUTE... | --all\n"},
+       "proxyctl: flip: missing ROUTE (or --all)\nusage: proxyctl flip ROUTE... | --all [--force]\n"},
       {{"status", "--if-generation", "4"},
        "proxyctl: status: --if-generation applies only to commands that change something\n"
        "usage: proxyctl status [ROUTE...] [--json]\n"},

@@ -12,6 +12,7 @@
 
 #include "control/commands.hpp"
 #include "control/server_commands.hpp"
+#include "tests/support/control_fixtures.hpp"
 
 namespace proxyd::control {
 namespace {
@@ -118,6 +119,45 @@ TEST(CommandTables, TheDocsNameEveryErrorKind) {
                            "too_large", "timeout", "busy", "internal"}) {
     EXPECT_NE(docs.find("\"kind\":\"" + std::string(kind) + "\""), std::string::npos) << kind;
   }
+}
+
+// The status the examples of docs/control-protocol.md show: sample_status() with api's max_step,
+// blue's load, and green checked with a healthy server, a failing one and an ejected one.
+Status docs_status() {
+  constexpr std::int64_t k10h = 1'714'557'600'000;  // 2024-05-01T10:00:00Z
+  Status status = test::sample_status();
+  status.routes[0].max_step_ppm = 200'000;
+  ServerStatus& blue1 = status.pools[0].servers[0];
+  blue1.in_flight = 3;
+  blue1.tunnels = 1;
+  status.pools[0].servers[1].in_flight = 2;
+  ServerStatus& ok = status.pools[1].servers[0];
+  ok.last_check = "200";
+  ok.last_check_at = k10h + 123'000;
+  ok.health_since = k10h - 108'000;
+  ok.in_flight = 1;
+  ServerStatus failing = test::server_status("127.0.0.1:9012", Health::unhealthy);
+  failing.last_check = "503";
+  failing.last_check_at = k10h + 124'000;
+  failing.health_since = k10h + 61'000;
+  ServerStatus ejected = test::server_status("127.0.0.1:9013", Health::healthy);
+  ejected.last_check = "200";
+  ejected.last_check_at = k10h + 123'500;
+  ejected.health_since = k10h - 108'000;
+  ejected.ejected_until = k10h + 150'000;
+  status.pools[1].servers.push_back(failing);
+  status.pools[1].servers.push_back(ejected);
+  return status;
+}
+
+// The status examples of the docs are what proxyctl prints and proxyd sends, to the byte.
+TEST(CommandTables, TheDocsShowStatusAsItIs) {
+  const std::string docs = read_docs();
+  const std::string text = "$ proxyctl status\n" + render_status(docs_status());
+  EXPECT_NE(docs.find(text), std::string::npos) << text;
+  const std::string line =
+      "< " + encode_response(ok_response(7, status_to_json(docs_status()))) + "\n";
+  EXPECT_NE(docs.find(line), std::string::npos) << line;
 }
 
 }  // namespace

@@ -17,6 +17,7 @@ namespace {
 
 namespace json = boost::json;
 using test::sample_status;
+using test::server_status;
 using test::status_after_runtime_changes;
 
 std::vector<std::string> words(const std::string& line) {
@@ -107,15 +108,15 @@ TEST(CommandParse, SetWeightRefusesEverythingElse) {
                                 "\": expected a number from 0 to 100 with at most 4 "
                                 "decimals, e.g. 0.5, 0.5% or 100");
     EXPECT_EQ(usage_message(parsed),
-              "proxyctl: " + parsed.error + "\nusage: proxyctl set-weight ROUTE PERCENT\n");
+              "proxyctl: " + parsed.error + "\nusage: proxyctl set-weight ROUTE PERCENT [--force]\n");
   }
   EXPECT_EQ(usage_of("set-weight"),
-            "proxyctl: set-weight: missing ROUTE\nusage: proxyctl set-weight ROUTE PERCENT\n");
+            "proxyctl: set-weight: missing ROUTE\nusage: proxyctl set-weight ROUTE PERCENT [--force]\n");
   EXPECT_EQ(usage_of("set-weight api"),
-            "proxyctl: set-weight: missing PERCENT\nusage: proxyctl set-weight ROUTE PERCENT\n");
+            "proxyctl: set-weight: missing PERCENT\nusage: proxyctl set-weight ROUTE PERCENT [--force]\n");
   EXPECT_EQ(usage_of("set-weight api 5 6"),
             "proxyctl: set-weight: unexpected argument \"6\"\n"
-            "usage: proxyctl set-weight ROUTE PERCENT\n");
+            "usage: proxyctl set-weight ROUTE PERCENT [--force]\n");
 }
 
 TEST(CommandParse, SetLiveAndSetPassive) {
@@ -128,12 +129,32 @@ TEST(CommandParse, SetLiveAndSetPassive) {
   EXPECT_EQ(passive.route, "web");
   EXPECT_EQ(passive.pool, "blue");
   EXPECT_EQ(usage_of("set-live api"),
-            "proxyctl: set-live: missing POOL\nusage: proxyctl set-live ROUTE POOL\n");
+            "proxyctl: set-live: missing POOL\nusage: proxyctl set-live ROUTE POOL [--force]\n");
   EXPECT_EQ(usage_of("set-passive"),
-            "proxyctl: set-passive: missing ROUTE\nusage: proxyctl set-passive ROUTE POOL\n");
+            "proxyctl: set-passive: missing ROUTE\nusage: proxyctl set-passive ROUTE POOL [--force]\n");
   EXPECT_EQ(usage_of("set-passive a b c"),
             "proxyctl: set-passive: unexpected argument \"c\"\n"
-            "usage: proxyctl set-passive ROUTE POOL\n");
+            "usage: proxyctl set-passive ROUTE POOL [--force]\n");
+}
+
+// --force on every command the gate checks; a batch is forced whole, not line by line.
+TEST(CommandParse, ForceOnGatedCommands) {
+  for (const char* line : {"set-weight api 5 --force", "set-live api green --force",
+                           "set-passive api --force green", "flip --all --force",
+                           "flip api web --force", "reset --force api", "apply b.batch --force"}) {
+    EXPECT_TRUE(parse_ok(line).request.force) << line;
+  }
+  EXPECT_FALSE(parse_ok("set-weight api 5").request.force);
+  EXPECT_EQ(usage_of("server drain blue 127.0.0.1:9001 --force"),
+            "proxyctl: server drain: unknown option --force\n"
+            "usage: proxyctl server drain POOL SERVER\n");
+  EXPECT_EQ(usage_message(parse_batch("set-weight api 5\nflip api --force\n", "b")),
+            "proxyctl: apply: b line 2: --force applies to the whole batch: proxyctl apply FILE "
+            "--force\nusage: proxyctl apply FILE|- [--force]\n");
+  const std::string help = help_text({find_command("flip")});
+  EXPECT_NE(help.find("--force goes ahead anyway; the audit log records that it was forced."),
+            std::string::npos)
+      << help;
 }
 
 // flip and reset share their syntax (and parser): ROUTE... or --all.
@@ -150,7 +171,7 @@ TEST(CommandParse, FlipAndResetTakeRoutesOrAll) {
     EXPECT_EQ(two.request.operations[1].route, "web");
     EXPECT_EQ(only_op(parse_ok(command + " --all")).kind, all);
     EXPECT_EQ(parse_ok(command + " --all", "12").request.if_generation, 12u);
-    const std::string usage = "usage: proxyctl " + command + " ROUTE... | --all\n";
+    const std::string usage = "usage: proxyctl " + command + " ROUTE... | --all [--force]\n";
     const std::string prefix = "proxyctl: " + command + ": ";
     EXPECT_EQ(usage_of(command), prefix + "missing ROUTE (or --all)\n" + usage);
     EXPECT_EQ(usage_of(command + " --all api"),
@@ -179,7 +200,7 @@ TEST(CommandParse, WaitHealthy) {
   const Invocation plain = parse_ok("wait-healthy green");
   EXPECT_EQ(plain.action, Action::wait_healthy);
   EXPECT_EQ(plain.pool, "green");
-  EXPECT_EQ(plain.min_healthy, 1u);
+  EXPECT_EQ(plain.min_healthy, std::nullopt);  // every server of the pool
   EXPECT_EQ(plain.timeout, std::chrono::seconds(30));
   EXPECT_EQ(plain.request.command, "status");  // what it polls
   const Invocation tuned = parse_ok("wait-healthy green --min 2 --timeout 5");
@@ -251,9 +272,9 @@ TEST(CommandParse, ReloadHistoryApplyHelp) {
   EXPECT_EQ(parse_ok("apply -").batch_source, "-");
   EXPECT_EQ(usage_of("apply"),
             "proxyctl: apply: missing FILE (or - for standard input)\n"
-            "usage: proxyctl apply FILE|-\n");
+            "usage: proxyctl apply FILE|- [--force]\n");
   EXPECT_EQ(usage_of("apply a b"),
-            "proxyctl: apply: unexpected argument \"b\"\nusage: proxyctl apply FILE|-\n");
+            "proxyctl: apply: unexpected argument \"b\"\nusage: proxyctl apply FILE|- [--force]\n");
 
   EXPECT_EQ(parse_ok("help").action, Action::help);
   EXPECT_TRUE(parse_ok("help").help_rows.empty());
@@ -304,7 +325,7 @@ TEST(CommandParse, IfGenerationOnlyOnCommandsThatChangeSomething) {
   for (const std::string bad : {"twelve", "-1"}) {
     EXPECT_EQ(usage_of("flip api", bad),
               "proxyctl: flip: --if-generation needs a whole number, got \"" + bad +
-                  "\"\nusage: proxyctl flip ROUTE... | --all\n");
+                  "\"\nusage: proxyctl flip ROUTE... | --all [--force]\n");
   }
 }
 
@@ -363,15 +384,15 @@ TEST(CommandBatch, ABadLineIsAUsageErrorNamingTheLine) {
   EXPECT_EQ(usage_message(percent),
             "proxyctl: apply: deploy.batch line 3: set-weight: invalid PERCENT \"lots\": expected "
             "a number from 0 to 100 with at most 4 decimals, e.g. 0.5, 0.5% or 100\n"
-            "usage: proxyctl set-weight ROUTE PERCENT\n");
+            "usage: proxyctl set-weight ROUTE PERCENT [--force]\n");
 
   EXPECT_EQ(usage_message(parse_batch("flip api\nfrob\n", "stdin")),
             "proxyctl: apply: stdin line 2: unknown command \"frob\"\n"
-            "usage: proxyctl apply FILE|-\n");
+            "usage: proxyctl apply FILE|- [--force]\n");
 
   const std::string not_batchable =
       " cannot be part of a batch (only set-weight, set-live, set-passive, flip, server "
-      "drain|enable|disable, reset can)\nusage: proxyctl apply FILE|-\n";
+      "drain|enable|disable, reset can)\nusage: proxyctl apply FILE|- [--force]\n";
   EXPECT_EQ(usage_message(parse_batch("reload\n", "b")),
             "proxyctl: apply: b line 1: reload" + not_batchable);
   EXPECT_EQ(usage_message(parse_batch("flip api\nstatus\n", "b")),
@@ -383,19 +404,19 @@ TEST(CommandBatch, ABadLineIsAUsageErrorNamingTheLine) {
 
   EXPECT_EQ(usage_message(parse_batch("flip api --if-generation 3\n", "b")),
             "proxyctl: apply: b line 1: flip: unknown option --if-generation\n"
-            "usage: proxyctl flip ROUTE... | --all\n");
+            "usage: proxyctl flip ROUTE... | --all [--force]\n");
   EXPECT_EQ(usage_message(parse_batch("server halt blue x\n", "b")),
             "proxyctl: apply: b line 1: server: expected drain, enable or disable, got \"halt\"\n"
             "usage: proxyctl server drain POOL SERVER\n"
             "       proxyctl server enable POOL SERVER\n"
             "       proxyctl server disable POOL SERVER\n");
   EXPECT_EQ(usage_message(parse_batch("# nothing\n\n", "b")),
-            "proxyctl: apply: b has no commands\nusage: proxyctl apply FILE|-\n");
+            "proxyctl: apply: b has no commands\nusage: proxyctl apply FILE|- [--force]\n");
   EXPECT_EQ(usage_message(parse_batch("", "b")),
-            "proxyctl: apply: b has no commands\nusage: proxyctl apply FILE|-\n");
+            "proxyctl: apply: b has no commands\nusage: proxyctl apply FILE|- [--force]\n");
   EXPECT_EQ(usage_message(parse_batch("flip api\n", "b", "x")),
             "proxyctl: apply: --if-generation needs a whole number, got \"x\"\n"
-            "usage: proxyctl apply FILE|-\n");
+            "usage: proxyctl apply FILE|- [--force]\n");
 }
 
 TEST(CommandHelp, ListsEveryRow) {
@@ -433,10 +454,14 @@ TEST(CommandRender, StatusMarksRuntimeValues) {
             "api    green*  blue*    0.5%*   cookie sessionid\n"
             "web    blue    blue     0%      -\n"
             "\n"
-            "POOL   SERVER          STATE      HEALTH\n"
-            "blue   127.0.0.1:9001  enabled    unchecked\n"
-            "blue   127.0.0.1:9002  draining*  unhealthy\n"
-            "green  127.0.0.1:9011  enabled    healthy\n"
+            "POOL   SERVER          STATE      HEALTH     LAST CHECK  SINCE\n"
+            "blue   127.0.0.1:9001  enabled    unchecked  -           -\n"
+            "blue   127.0.0.1:9002  draining*  unhealthy  -           -\n"
+            "green  127.0.0.1:9011  enabled    healthy    -           -\n"
+            "\n"
+            "POOL   CHECKED  IN FLIGHT  TUNNELS\n"
+            "blue   no       0          0\n"
+            "green  yes      0          0\n"
             "\n"
             "* changed at runtime (proxyctl or the state file); unmarked values come from the "
             "config file\n");
@@ -453,10 +478,63 @@ TEST(CommandRender, StatusWithoutRuntimeChangesHasNoLegend) {
             "api    blue  green    0.5%    cookie sessionid\n"
             "web    blue  blue     0%      -\n"
             "\n"
-            "POOL   SERVER          STATE    HEALTH\n"
-            "blue   127.0.0.1:9001  enabled  unchecked\n"
-            "blue   127.0.0.1:9002  enabled  unchecked\n"
-            "green  127.0.0.1:9011  enabled  healthy\n");
+            "POOL   SERVER          STATE    HEALTH     LAST CHECK  SINCE\n"
+            "blue   127.0.0.1:9001  enabled  unchecked  -           -\n"
+            "blue   127.0.0.1:9002  enabled  unchecked  -           -\n"
+            "green  127.0.0.1:9011  enabled  healthy    -           -\n"
+            "\n"
+            "POOL   CHECKED  IN FLIGHT  TUNNELS\n"
+            "blue   no       0          0\n"
+            "green  yes      0          0\n");
+}
+
+// 2024-05-01T10:00:00Z in Unix milliseconds.
+constexpr std::int64_t k10h = 1'714'557'600'000;
+
+// green with three servers: one healthy since 10:00:00, one failing, one ejected by passive
+// checks until 10:00:30; the load of the servers adds up per pool.
+Status checked_green() {
+  Status status = sample_status();
+  status.routes.clear();
+  PoolStatus& green = status.pools[1];
+  ServerStatus& ok = green.servers[0];
+  ok.last_check = "200";
+  ok.last_check_at = k10h + 5'000;
+  ok.health_since = k10h;
+  ok.in_flight = 3;
+  ok.tunnels = 1;
+  ServerStatus failing = server_status("127.0.0.1:9012", Health::unhealthy);
+  failing.last_check = "503";
+  failing.health_since = k10h + 61'000;
+  failing.in_flight = 1;
+  ServerStatus ejected = server_status("127.0.0.1:9013", Health::healthy);
+  ejected.last_check = "200";
+  ejected.ejected_until = k10h + 30'000;
+  ejected.tunnels = 2;
+  green.servers.push_back(failing);
+  green.servers.push_back(ejected);
+  return status;
+}
+
+TEST(CommandRender, StatusShowsHealthLastCheckSinceAndLoad) {
+  Status status = checked_green();
+  status.config_path.clear();
+  EXPECT_EQ(render_status(status),
+            "generation 7\n"
+            "\n"
+            "POOL   SERVER          STATE    HEALTH                  LAST CHECK  SINCE\n"
+            "blue   127.0.0.1:9001  enabled  unchecked               -           -\n"
+            "blue   127.0.0.1:9002  enabled  unchecked               -           -\n"
+            "green  127.0.0.1:9011  enabled  healthy                 200         10:00:00\n"
+            "green  127.0.0.1:9012  enabled  unhealthy               503         10:01:01\n"
+            "green  127.0.0.1:9013  enabled  ejected until 10:00:30  200         -\n"
+            "\n"
+            "POOL   CHECKED  IN FLIGHT  TUNNELS\n"
+            "blue   no       0          0\n"
+            "green  yes      4          3\n");
+  // What proxyd sends renders the same: every field round-trips through the JSON.
+  EXPECT_EQ(find_command("status")->render(ok_response(7, status_to_json(status))),
+            render_status(status));
 }
 
 TEST(CommandRender, ChangeReplyShowsTheNewGenerationAndTouchedRoutes) {
@@ -476,6 +554,12 @@ TEST(CommandRender, ChangeReplyShowsTheNewGenerationAndTouchedRoutes) {
             "config file\n");
   EXPECT_EQ(find_command("reload")->render(ok_response(15)),
             "reloaded the config; generation is now 15\n");
+  // Forced past the gate: the reply says what it went past.
+  result["overridden"] = "pool green has no healthy server (route api would send it more traffic)";
+  const std::string forced = find_command("flip")->render(ok_response(16, result));
+  EXPECT_TRUE(forced.starts_with("changed; generation is now 16\nforced past: pool green has no "
+                                 "healthy server (route api would send it more traffic)\n\nROUTE"))
+      << forced;
 }
 
 // Records as proxyd writes them (proxy/server.cpp, Proxy::audit; control_e2e_test reads real
@@ -491,16 +575,20 @@ TEST(CommandRender, History) {
      "reason":"the generation is 14, not 12"},
     {"time":"2024-05-01T10:02:00Z","by":"signal","command":"SIGHUP","routes":[],"servers":[],
      "before":{},"after":{},"generation":15,"result":"ok"},
+    {"time":"2024-05-01T10:03:00Z","by":{"uid":0,"pid":78},"command":"flip web --force",
+     "routes":["web"],"servers":[],"before":{},"after":{},"generation":16,"result":"ok",
+     "forced":true,"overridden":"pool green has no healthy server"},
     "not json at all"
   ])")
                                   .as_array();
   EXPECT_EQ(render_history(entries),
-            "TIME                  BY                 GEN  RESULT   COMMAND           REASON\n"
-            "2024-05-01T10:00:00Z  uid 1000 pid 4242  13   ok       set-weight api 5\n"
-            "2024-05-01T10:01:00Z  uid 0 pid 77       14   refused  flip web          the "
+            "TIME                  BY                 GEN  RESULT       COMMAND           REASON\n"
+            "2024-05-01T10:00:00Z  uid 1000 pid 4242  13   ok           set-weight api 5\n"
+            "2024-05-01T10:01:00Z  uid 0 pid 77       14   refused      flip web          the "
             "generation is 14, not 12\n"
-            "2024-05-01T10:02:00Z  signal             15   ok       SIGHUP\n"
-            "-                     -                  -    -        not json at all\n");
+            "2024-05-01T10:02:00Z  signal             15   ok           SIGHUP\n"
+            "2024-05-01T10:03:00Z  uid 0 pid 78       16   ok (forced)  flip web --force\n"
+            "-                     -                  -    -            not json at all\n");
   EXPECT_EQ(render_history(json::array()), "no changes recorded\n");
   const Response reply = ok_response(std::nullopt, json::parse(R"({"entries":[]})").as_object());
   EXPECT_EQ(find_command("history")->render(reply), "no changes recorded\n");
@@ -563,31 +651,46 @@ TEST(CommandRender, TableHasNoTrailingBlanks) {
   EXPECT_EQ(format_table({{"A", "BB", "C"}, {"long", "x", ""}}), "A     BB  C\nlong  x\n");
 }
 
-TEST(WaitHealthy, CountsHealthyOrEnabledBeforeChecks) {
-  const Status status = status_after_runtime_changes();
-  const HealthCount blue = count_healthy(status, "blue");
-  EXPECT_TRUE(blue.found);
-  // 9001 unchecked and enabled; 9002 unhealthy (that it is draining does not matter).
-  EXPECT_EQ(blue.healthy, 1u);
-  EXPECT_EQ(blue.total, 2u);
+TEST(WaitHealthy, CountsOnlyServersProvenHealthyThatTakeTraffic) {
+  Status status = checked_green();
   const HealthCount green = count_healthy(status, "green");
-  EXPECT_EQ(green.healthy, 1u);  // healthy
-  Status disabled = status;
-  disabled.pools[0].servers[0].admin = ServerAdmin::disabled;
-  EXPECT_EQ(count_healthy(disabled, "blue").healthy, 0u);  // unchecked but disabled
+  EXPECT_TRUE(green.found);
+  EXPECT_TRUE(green.checked);
+  EXPECT_EQ(green.healthy, 1u);
+  EXPECT_EQ(green.total, 3u);
+  EXPECT_EQ(green.not_healthy,
+            (std::vector<std::string>{"127.0.0.1:9012 unhealthy (last check: 503)",
+                                      "127.0.0.1:9013 ejected until 10:00:30 (last check: 200)"}));
+  // Healthy but draining or disabled: it takes no new requests, so it does not count.
+  status.pools[1].servers[0].admin = ServerAdmin::draining;
+  EXPECT_EQ(count_healthy(status, "green").healthy, 0u);
+  EXPECT_EQ(count_healthy(status, "green").not_healthy[0],
+            "127.0.0.1:9011 draining (last check: 200)");
+  // Unchecked servers are assumed up, never proven so.
+  const HealthCount blue = count_healthy(status, "blue");
+  EXPECT_FALSE(blue.checked);
+  EXPECT_EQ(blue.healthy, 0u);
+  EXPECT_EQ(blue.not_healthy[0], "127.0.0.1:9001 unchecked (no check yet)");
   EXPECT_FALSE(count_healthy(status, "red").found);
 }
 
 TEST(WaitHealthy, Messages) {
-  const HealthCount count{true, 1, 3};
+  HealthCount count{true, true, 1, 3, {"127.0.0.1:9012 unhealthy (last check: 503)",
+                                      "127.0.0.1:9013 unhealthy (no check yet)"}};
   EXPECT_EQ(wait_healthy_met("green", count, 1), "pool green: 1 of 3 servers healthy (need 1)");
   EXPECT_EQ(wait_healthy_timed_out("green", count, 2, std::chrono::seconds(30)),
-            "wait-healthy: timed out after 30s: pool green has 1 of 3 servers healthy, need 2");
+            "wait-healthy: timed out after 30s: pool green has 1 of 3 servers healthy, need 2\n"
+            "  127.0.0.1:9012 unhealthy (last check: 503)\n"
+            "  127.0.0.1:9013 unhealthy (no check yet)");
+  EXPECT_EQ(not_checked("blue"),
+            "wait-healthy: nothing checks the health of pool blue (it has no health block), so "
+            "no server of it can be proven healthy");
   EXPECT_EQ(unknown_pool(sample_status(), "red"),
             "wait-healthy: unknown pool \"red\" (pools: blue, green)");
   EXPECT_EQ(too_few_servers("green", count, 4),
             "wait-healthy: pool green has only 3 servers, fewer than --min 4");
-  EXPECT_EQ(too_few_servers("green", HealthCount{true, 1, 1}, 2),
+  count.total = 1;
+  EXPECT_EQ(too_few_servers("green", count, 2),
             "wait-healthy: pool green has only 1 server, fewer than --min 2");
 }
 

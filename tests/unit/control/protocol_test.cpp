@@ -46,6 +46,9 @@ TEST(ProtocolRequest, EveryOperationKindRoundTrips) {
   drain.admin = ServerAdmin::draining;
   request.operations = {weight, live, passive, flip, op(Operation::Kind::flip_all), drain};
   EXPECT_EQ(round_trip(request), request);
+  request.force = true;
+  EXPECT_EQ(round_trip(request), request);
+  EXPECT_NE(encode_request(request).find(R"("force":true)"), std::string::npos);
 }
 
 TEST(ProtocolRequest, StatusAndHistoryFieldsRoundTrip) {
@@ -120,6 +123,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{std::string(100, '[') + std::string(100, ']'), ErrorKind::bad_request,
                 "the request is not valid JSON: too deep"},
         BadLine{"[1,2]", ErrorKind::bad_request, "a request must be a JSON object"},
+        BadLine{kOps + R"({"op":"flip_all"}],"force":"yes"})", ErrorKind::bad_request,
+                R"("force" must be true or false)"},
         // Duplicate keys at any depth: Boost.JSON alone would keep the last one.
         BadLine{kOps + R"({"op":"set_weight","route":"api","weight_ppm":1,"weight_ppm":999999}]})",
                 ErrorKind::bad_request,

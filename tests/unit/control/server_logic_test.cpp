@@ -124,6 +124,19 @@ TEST(ServerExecute, ChangePassesOperationsCallerTextAndGeneration) {
   EXPECT_TRUE(out.at("result").at("pools").as_array().empty());
 }
 
+TEST(ServerExecute, ForceIsPassedToTheChange) {
+  RecordingApi api;
+  reply(api, R"({"v":1,"command":"flip","operations":[{"op":"flip","route":"api"}],"force":true})");
+  reply(api, R"({"v":1,"command":"flip","operations":[{"op":"flip","route":"api"}]})");
+  ASSERT_EQ(api.applied.size(), 2u);
+  EXPECT_TRUE(api.applied[0].force);
+  EXPECT_FALSE(api.applied[1].force);
+  const json::value out = reply(api, R"({"v":1,"command":"status","force":true})");
+  EXPECT_EQ(out.at("error").at("message"),
+            "\"force\" is only for set-weight, set-live, set-passive, flip, server drain, server "
+            "enable, server disable, apply, reset");
+}
+
 TEST(ServerExecute, ServerChangeShowsItsPool) {
   RecordingApi api;
   const json::value out =
