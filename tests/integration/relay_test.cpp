@@ -122,7 +122,14 @@ TEST_F(RelayTest, Streams100MiBEachWayInBoundedMemory) {
   const long hwm = proxy_->hwm_kib();
   RecordProperty("proxyd_vm_hwm_kib", static_cast<int>(hwm));
   ASSERT_GT(hwm, 0);
-  EXPECT_LT(hwm, 64 * 1024) << "proxyd peak RSS " << hwm << " KiB after 2 x 100 MiB";
+  // Far below the 100 MiB that buffering one body would take: ~6 MiB in a plain build. Under
+  // AddressSanitizer its shadow memory, quarantine and per-thread state come on top (~67 MiB).
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr long kMaxPeakKib = 96 * 1024;
+#else
+  constexpr long kMaxPeakKib = 32 * 1024;
+#endif
+  EXPECT_LT(hwm, kMaxPeakKib) << "proxyd peak RSS " << hwm << " KiB after 2 x 100 MiB";
 }
 
 TEST_F(RelayTest, ChunkedRequestAndResponseBodies) {
