@@ -621,10 +621,6 @@ void read_metrics(Reader& r, const Value& v, AdminConfig& admin) {
     return;
   }
   admin.metrics = address<0>(r, v);
-  if (admin.metrics) {
-    r.warn(v, "the metrics listener is not implemented yet: nothing listens on " +
-                  admin.metrics->text());
-  }
 }
 
 constexpr Key<AdminConfig> kAdminKeys[] = {

@@ -120,7 +120,6 @@ int main(int argc, char** argv) {
                    static_cast<unsigned long long>(result.generation), winning.c_str());
       continue;
     }
-    std::fprintf(stderr, "proxyd: draining\n");
     control_server.stop();
     bool clean = proxy.drain();
     std::fprintf(stderr, "proxyd: stopped%s\n", clean ? "" : " (drain timeout: requests cut)");

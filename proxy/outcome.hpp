@@ -19,6 +19,8 @@
 
 namespace proxyd {
 
+struct RequestSeries;
+
 using Clock = std::chrono::steady_clock;
 
 // How one attempt on one server ended.
@@ -65,6 +67,7 @@ struct RequestOutcome {
   SlotName slot = SlotName::live;
   const Pool* pool = nullptr;
   const Server* server = nullptr;  // the server of the last attempt
+  RequestSeries* series = nullptr;  // the worker's metrics for route, slot and pool (set with them)
 
   // How it ended.
   unsigned status = 0;  // the status sent to the client; 0 when none was

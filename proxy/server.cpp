@@ -2,6 +2,8 @@
 // reload) with its state file save and audit record. See server.hpp.
 #include "server.hpp"
 
+#include "metrics_text.hpp"
+
 #include <boost/asio/socket_base.hpp>
 #include <boost/json.hpp>
 
@@ -129,7 +131,8 @@ bool Proxy::start(std::string& error) {
     workers_.push_back(std::make_unique<Worker>(i, store_, access_log_, latch_));
 
   std::size_t opened = 0;
-  for (const ListenerConfig& listener : config_->listeners) {
+  for (std::size_t index = 0; index < config_->listeners.size(); ++index) {
+    const ListenerConfig& listener = config_->listeners[index];
     // Not opened until TLS termination exists: the config reader warned about it (serving
     // plain HTTP on a port configured for TLS would be worse than not serving).
     if (listener.tls) continue;
@@ -171,7 +174,7 @@ bool Proxy::start(std::string& error) {
       }
       // Port 0 binds an ephemeral port once; the other workers join that same port.
       port = acceptor.local_endpoint().port();
-      worker->add_acceptor(std::move(acceptor), ListenerRuntime{&listener, listener.name});
+      worker->add_acceptor(std::move(acceptor), ListenerRuntime{&listener, listener.name, index});
     }
     std::string shown = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
     std::fprintf(stderr, "proxyd: listening %s %s:%u\n", listener.name.c_str(), shown.c_str(),
@@ -184,16 +187,42 @@ bool Proxy::start(std::string& error) {
   }
   for (auto& worker : workers_) worker->start();
   health_.start();
+  if (const auto& address = config_->admin.metrics) {
+    admin_ = std::make_unique<AdminListener>([this] { return metrics_text(); },
+                                             [this] { return !draining_.load(); });
+    if (!admin_->start(*address, error)) return false;
+    std::fprintf(stderr, "proxyd: listening admin.metrics %s:%u\n", address->host.c_str(),
+                 static_cast<unsigned>(admin_->port()));
+  }
   return true;
 }
 
+std::string Proxy::metrics_text() const {
+  ExpositionInput input;
+  const std::shared_ptr<const RoutingSnapshot> snapshot = store_.load();
+  input.snapshot = snapshot.get();
+  for (const auto& worker : workers_) input.workers.push_back(&worker->metrics());
+  for (const ListenerConfig& listener : config_->listeners) input.listeners.push_back(listener.name);
+  input.now_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+  input.reloads_ok = reloads_ok_.load();
+  input.reloads_failed = reloads_failed_.load();
+  for (const LocalReplyInfo& info : kLocalReplies)
+    input.local_replies[static_cast<std::size_t>(info.reason)] = local_reply_counters().get(info.reason);
+  input.version = PROXYD_VERSION;
+  input.process = read_process_stats();
+  return render_metrics(input);
+}
+
 bool Proxy::drain() {
+  draining_ = true;  // /ready says 503 from here on: said before the line that announces it
+  std::fprintf(stderr, "proxyd: draining\n");
   health_.stop();
   const auto deadline = std::chrono::steady_clock::now() + store_.load()->config->timeouts.drain;
   for (auto& w : workers_) w->begin_drain();
   bool clean = latch_.wait_until(deadline);
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
+  if (admin_) admin_->stop();
   return clean;
 }
 
@@ -276,10 +305,12 @@ std::optional<std::string> Proxy::reload_locked() {
   if (!same_listeners(*config_, *config) || config->workers != config_->workers ||
       config->admin.access_log != config_->admin.access_log ||
       config->admin.state_file != config_->admin.state_file ||
-      config->admin.control_socket != config_->admin.control_socket)
+      config->admin.control_socket != config_->admin.control_socket ||
+      config->admin.metrics.has_value() != config_->admin.metrics.has_value() ||
+      (config->admin.metrics && config->admin.metrics->text() != config_->admin.metrics->text()))
     log_warning(
-        "listeners, workers, access_log, state_file and control_socket changes take effect on "
-        "restart");
+        "listeners, workers, access_log, state_file, control_socket and metrics changes take "
+        "effect on restart");
   return std::nullopt;
 }
 
@@ -296,6 +327,7 @@ ChangeResult Proxy::reload(const Caller& caller, std::optional<std::uint64_t> if
   ChangeResult result;
   result.ok = !refusal;
   if (refusal) result.error = *refusal;
+  (result.ok ? reloads_ok_ : reloads_failed_).fetch_add(1);
   result.generation = state_.generation;
   // The file's values apply wherever no runtime value wins over them: say where one does.
   if (result.ok) result.overrides = runtime_diff(*base_, state_);

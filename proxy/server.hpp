@@ -5,6 +5,7 @@
 // the control thread), never on a worker.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,6 +20,7 @@
 #include "runtime_state.hpp"
 #include "snapshot_store.hpp"
 #include "state_store.hpp"
+#include "admin_listener.hpp"
 #include "health_checker.hpp"
 #include "worker.hpp"
 
@@ -42,7 +44,8 @@ class Proxy final : public AdminApi {
   // Prints `proxyd: listening NAME ADDRESS:PORT` per listener, then `proxyd: ready`.
   bool start(std::string& error);
 
-  // Stops accepting, lets in-flight requests finish within timeouts.drain, then stops.
+  // Prints `proxyd: draining` (from then on /ready answers 503), stops accepting, lets in-flight
+  // requests finish within timeouts.drain, then stops.
   // Returns true when every request finished in time.
   bool drain();
 
@@ -54,6 +57,9 @@ class Proxy final : public AdminApi {
   std::vector<std::string> history(std::size_t max_entries) const override;
 
   const Config& config() const { return *config_; }
+
+  // The Prometheus text of GET /metrics (docs/metrics.md), from any thread.
+  std::string metrics_text() const;
   unsigned worker_count() const { return static_cast<unsigned>(workers_.size()); }
 
  private:
@@ -85,6 +91,11 @@ class Proxy final : public AdminApi {
   StateStore state_store_;
   AuditLog audit_log_;
   HealthChecker health_;  // follows every published snapshot
+
+  std::unique_ptr<AdminListener> admin_;  // admin.metrics, when set
+  std::atomic<bool> draining_{false};     // /ready answers 503 from the start of a drain
+  std::atomic<std::uint64_t> reloads_ok_{0};
+  std::atomic<std::uint64_t> reloads_failed_{0};
 };
 
 }  // namespace proxyd

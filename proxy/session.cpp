@@ -208,6 +208,7 @@ class Session {
         pump_(worker, deadline_) {
     deadline_.sockets[0] = &client_;
     worker_.link(deadline_);
+    worker_.metrics().connections(listener_.index).add(1);
     error_code ec;
     auto remote = client_.remote_endpoint(ec);
     if (!ec) {
@@ -217,7 +218,10 @@ class Session {
   }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
-  ~Session() { worker_.unlink(deadline_); }
+  ~Session() {
+    worker_.metrics().connections(listener_.index).add(-1);
+    worker_.unlink(deadline_);
+  }
 
   Task<void> run();
 
@@ -412,6 +416,8 @@ std::optional<LocalReason> Session::route(RequestContext& ctx) {
   // The builder guarantees valid pool indexes; decide() leaves the pool null if one is not.
   if (decision.pool == nullptr) return LocalReason::no_server;
   ctx.outcome.pool = decision.pool;
+  ctx.outcome.series = &worker_.metrics().series(*ctx.snapshot, *decision.route, decision.slot);
+  ctx.outcome.series->in_flight.add(1);
   return std::nullopt;
 }
 

@@ -60,12 +60,23 @@ bool Worker::logging() const { return access_log_.enabled(); }
 void Worker::finish(const RequestOutcome& outcome) {
   if (auto ejection = passive_check(outcome, now_.time_since_epoch().count()))
     log_ejection(*ejection);
+  if (outcome.series != nullptr) {
+    WorkerMetrics::count(*outcome.series, outcome.status, outcome.total);
+    outcome.series->in_flight.add(-1);
+  }
+  for (std::size_t i = 0; i < outcome.attempt_count; ++i) {
+    const AttemptRecord& attempt = outcome.attempts[i];
+    if (attempt.end != AttemptEnd::ok && attempt.end != AttemptEnd::client_gone &&
+        attempt.server != nullptr && outcome.pool != nullptr)
+      metrics_.count_failure(*outcome.pool, *attempt.server, attempt.end);
+  }
   if (!access_log_.enabled()) return;
   AccessLog::format(log_buffer_, outcome, std::chrono::system_clock::now());
   if (log_buffer_.size() > 32 * 1024) access_log_.write(log_buffer_);
 }
 
 void Worker::add_acceptor(Acceptor acceptor, ListenerRuntime listener) {
+  metrics_.add_listener(listener.index);
   acceptors_.push_back(std::make_unique<Acceptor>(std::move(acceptor)));
   listeners_.push_back(std::move(listener));
 }
@@ -94,6 +105,7 @@ const std::shared_ptr<const RoutingSnapshot>& Worker::snapshot() {
     snapshot_ = std::shared_ptr<const RoutingSnapshot>(
         raw, [keep = std::move(global)](const RoutingSnapshot*) {});
     snapshot_version_ = version;
+    metrics_.follow(*snapshot_);
   }
   return snapshot_;
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "net.hpp"
+#include "metrics.hpp"
 #include "outcome.hpp"
 #include "snapshot_store.hpp"
 #include "split_policy.hpp"
@@ -74,6 +75,7 @@ class WorkerLatch {
 struct ListenerRuntime {
   const ListenerConfig* config = nullptr;  // lives in the Config the server started with
   std::string name;
+  std::size_t index = 0;  // position in the config's listeners (metrics)
 };
 
 class Worker {
@@ -104,6 +106,8 @@ class Worker {
   std::uint64_t random() { return rng_.next(); }
   std::uint64_t& rr_cursor(const Pool& pool);
   UpstreamCache& upstreams() { return upstreams_; }
+  WorkerMetrics& metrics() { return metrics_; }
+  const WorkerMetrics& metrics() const { return metrics_; }
   bool logging() const;
   // A request ended: its outcome goes to every consumer (today the access log). Called exactly
   // once per request, also for requests cut when the worker is torn down.
@@ -142,6 +146,7 @@ class Worker {
   SplitMix64 rng_;
   std::vector<std::uint64_t> rr_cursors_;  // by pool index; a reload may shuffle, harmlessly
   UpstreamCache upstreams_;
+  WorkerMetrics metrics_;
   // Servers whose idle connections are kept: enabled or draining servers of pools in some
   // route's slots, as of snapshot version `serving_version_` (rebuilt by the sweep on a change).
   std::unordered_set<const ServerState*> serving_;

@@ -1,7 +1,7 @@
 // The command line of the real binary: `proxyd --check -c FILE` reports each problem as
 // `FILE:LINE: key: message` and exits 1 (0 for a good file), every example config in conf/ passes
-// the check, and `proxyd --version` prints `proxyd VERSION`. Keys that do nothing yet (metrics,
-// tls) are warned about by --check, at start-up and on reload, and never fail the file.
+// the check, and `proxyd --version` prints `proxyd VERSION`. A key that does nothing yet (a
+// listener's tls) is warned about by --check, at start-up and on reload, and never fail the file.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -130,9 +130,7 @@ TEST(Check, ExampleConfigsPass) {
   const std::map<std::string, std::vector<std::string>> warnings = {
       {"example.yaml",
        {"9: listeners[1].tls: warning: TLS termination is not implemented yet: this listener is "
-        "not opened",
-        "15: admin.metrics: warning: the metrics listener is not implemented yet: nothing listens "
-        "on 127.0.0.1:9145"}}};
+        "not opened"}}};
   const std::filesystem::path conf = std::filesystem::path(PROXYD_SOURCE_DIR) / "conf";
   std::vector<std::filesystem::path> files;
   if (std::filesystem::is_directory(conf)) {
@@ -155,8 +153,8 @@ TEST(Check, ExampleConfigsPass) {
   }
 }
 
-// The metrics listener and TLS termination are not implemented yet: a file with their keys is
-// valid (existing configs keep starting), and each key present says so once.
+// TLS termination is not implemented yet: a file with its keys is valid (existing configs keep
+// starting), and each listener with tls says so once.
 constexpr const char* kNotYetConfig = R"(workers: 1
 listeners:
   - name: public
@@ -168,7 +166,6 @@ admin:
   control_socket: @DIR@/control.sock
   state_file: @DIR@/state.json
   access_log: "off"
-  metrics: 127.0.0.1:9145
 pools:
   blue:
     servers: [127.0.0.1:9001]
@@ -179,20 +176,15 @@ routes:
 
 const std::string kTlsMessage =
     "TLS termination is not implemented yet: this listener is not opened";
-const std::string kMetricsMessage =
-    "the metrics listener is not implemented yet: nothing listens on 127.0.0.1:9145";
 
 TEST(Check, KeysThatDoNothingYetAreWarningsNotErrors) {
   CommandResult r = ProxydProcess::check(kNotYetConfig);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   const std::string& file = r.config_path;
   EXPECT_EQ(r.output, substitute(R"(@FILE@:7: listeners[1].tls: warning: @TLS@
-@FILE@:12: admin.metrics: warning: @METRICS@
 @FILE@: ok
 )",
-                                 {{"@FILE@", file},
-                                  {"@TLS@", kTlsMessage},
-                                  {"@METRICS@", kMetricsMessage}}));
+                                 {{"@FILE@", file}, {"@TLS@", kTlsMessage}}));
 }
 
 // proxyd starts with them and says what they lack before `proxyd: ready`: the TLS listener is not
@@ -209,13 +201,12 @@ TEST(Check, StartAndReloadWarnAboutKeysThatDoNothingYet) {
       << proxy->stderr_text();
   EXPECT_NE(proxy->port("public"), 0);
   EXPECT_EQ(proxy->port("public-tls"), 0) << "a TLS listener is not opened";
-  const auto metrics =
-      std::find(started.begin(), started.end(),
-                "proxyd: warning: " + file + ":12: admin.metrics: " + kMetricsMessage);
+  const auto tls = std::find(started.begin(), started.end(),
+                            "proxyd: warning: " + file + ":7: listeners[1].tls: " + kTlsMessage);
   const auto ready = std::find_if(started.begin(), started.end(), [](const std::string& line) {
     return line.rfind("proxyd: ready", 0) == 0;
   });
-  EXPECT_LT(metrics, ready) << proxy->stderr_text();
+  EXPECT_LT(tls, ready) << proxy->stderr_text();
 
   const auto mark = proxy->line_count();
   ASSERT_TRUE(proxy->signal(SIGHUP));
@@ -226,7 +217,7 @@ TEST(Check, StartAndReloadWarnAboutKeysThatDoNothingYet) {
   const std::vector<std::string> during(lines.begin() + static_cast<std::ptrdiff_t>(mark),
                                         lines.end());
   EXPECT_NE(std::find(during.begin(), during.end(),
-                      "proxyd: warning: " + file + ":12: admin.metrics: " + kMetricsMessage),
+                      "proxyd: warning: " + file + ":7: listeners[1].tls: " + kTlsMessage),
             during.end())
       << proxy->stderr_text();
 }

@@ -54,6 +54,11 @@ class ConfigBuilder {
     limits_ = std::move(flow);
     return *this;
   }
+  // The admin listener on 127.0.0.1:0 (its port: ProxydProcess::port("admin.metrics")).
+  ConfigBuilder& metrics() {
+    metrics_ = true;
+    return *this;
+  }
   // "stdout" (the default: tests read it), "off", or a path.
   ConfigBuilder& access_log(std::string where) {
     access_log_ = std::move(where);
@@ -70,6 +75,7 @@ class ConfigBuilder {
     }
     out += "admin:\n  control_socket: \"@DIR@/control.sock\"\n  state_file: \"@DIR@/state.json\"\n"
            "  access_log: \"" + access_log_ + "\"\n";
+    if (metrics_) out += "  metrics: 127.0.0.1:0\n";
     out += "pools:\n" + pools_ + "routes:\n" + routes_;
     out += "timeouts: {" + (timeouts_.empty() ? "drain: 2s" : timeouts_) + "}\n";
     if (!limits_.empty()) out += "limits: {" + limits_ + "}\n";
@@ -84,6 +90,7 @@ class ConfigBuilder {
   std::string timeouts_;
   std::string limits_;
   std::string access_log_ = "stdout";
+  bool metrics_ = false;
 };
 
 }  // namespace proxyd::test

@@ -48,6 +48,8 @@ TEST(ConfFilesTest, DemoIsTheReadmeSetup) {
   EXPECT_EQ(config.listeners[1].slot, SlotName::passive);
   EXPECT_EQ(config.admin.control_socket, "/tmp/proxyd-demo/control.sock");
   EXPECT_EQ(config.admin.state_file, "/tmp/proxyd-demo/state.json");
+  ASSERT_TRUE(config.admin.metrics.has_value());
+  EXPECT_EQ(config.admin.metrics->text(), "127.0.0.1:9145");
   ASSERT_EQ(config.routes.size(), 2u);
   EXPECT_EQ(config.routes[0].name, "api");
   EXPECT_EQ(config.routes[0].weight_ppm, 200'000u);

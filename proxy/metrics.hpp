@@ -1,0 +1,115 @@
+// Request metrics, per worker: what every finished request adds to the Prometheus series of
+// docs/metrics.md. Each worker owns its counters and is their only writer, so a count is a relaxed
+// load and store (no locked instruction, no shared cache line); the scrape, on the admin thread,
+// reads them with relaxed loads and sums the workers. A series is found through a handle resolved
+// when the worker sees a new snapshot (route index and slot -> series), never by label lookup on
+// the request path. Series are keyed by names, not by snapshot positions, and never removed, so
+// counters survive flips, weight changes and reloads.
+// Owner: Worker. Thread: counting on the worker's thread only; visit() from any thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "outcome.hpp"
+#include "routing_snapshot.hpp"
+
+namespace proxyd {
+
+// Upper bounds of proxyd_request_duration_seconds's buckets, in seconds (then +Inf).
+inline constexpr std::array<double, 13> kDurationBuckets = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+// A counter or gauge with one writer: relaxed load and store, no read-modify-write.
+class WorkerCount {
+ public:
+  void add(std::int64_t n) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  std::int64_t get() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::int64_t> value_{0};
+};
+
+// One route, slot and pool's requests in one worker.
+struct RequestSeries {
+  static constexpr std::size_t kCodes = 600;  // index = status sent; 0 = none was sent
+
+  std::string route;
+  SlotName slot = SlotName::live;
+  std::string pool;
+  std::array<WorkerCount, kCodes> by_code{};
+  std::array<WorkerCount, kDurationBuckets.size() + 1> buckets{};  // per bucket, not cumulative
+  WorkerCount duration_ns;
+  WorkerCount in_flight;
+};
+
+// One server's failed upstream attempts in one worker, by how they ended.
+struct FailureSeries {
+  static constexpr std::size_t kEnds = 8;  // AttemptEnd values
+
+  std::string pool;
+  std::string server;
+  std::array<WorkerCount, kEnds> by_end{};
+};
+
+class WorkerMetrics {
+ public:
+  WorkerMetrics() = default;
+  WorkerMetrics(const WorkerMetrics&) = delete;
+  WorkerMetrics& operator=(const WorkerMetrics&) = delete;
+
+  // A new snapshot: the series each route's slots count into from now on.
+  void follow(const RoutingSnapshot& snapshot);
+
+  // The series of a request routed to `route`'s `slot` in `snapshot` (the handle when `snapshot`
+  // is the one followed last, else a lookup by name, rare: a request that began before a change).
+  RequestSeries& series(const RoutingSnapshot& snapshot, const Route& route, SlotName slot);
+
+  // A finished request: its status (0: none sent) and duration.
+  static void count(RequestSeries& series, unsigned status, Clock::duration total);
+
+  // A failed attempt on `server` of `pool` (rare: a lookup, and an insertion the first time).
+  void count_failure(const Pool& pool, const Server& server, AttemptEnd end);
+
+  // Before the worker starts: room for listener `index`'s connection count.
+  void add_listener(std::size_t index) {
+    std::lock_guard lock(mutex_);
+    if (index >= connections_.size()) connections_ = std::vector<WorkerCount>(index + 1);
+  }
+  WorkerCount& connections(std::size_t listener) { return connections_[listener]; }
+
+  // Calls request(const RequestSeries&), failure(const FailureSeries&) and
+  // connections(index, count) for everything this worker counted, under its lock (taken by the
+  // worker only when a series is created).
+  template <class OnRequest, class OnFailure, class OnConnections>
+  void visit(OnRequest&& request, OnFailure&& failure, OnConnections&& connections) const {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, s] : series_) request(*s);
+    for (const auto& [key, f] : failures_) failure(*f);
+    for (std::size_t i = 0; i < connections_.size(); ++i) connections(i, connections_[i].get());
+  }
+
+ private:
+  RequestSeries& find_or_add(const std::string& route, SlotName slot, const std::string& pool);
+
+  mutable std::mutex mutex_;  // guards the maps' structure, never a count
+  std::map<std::tuple<std::string, SlotName, std::string>, std::unique_ptr<RequestSeries>> series_;
+  std::unordered_map<const ServerState*, std::unique_ptr<FailureSeries>> failures_;
+  std::vector<WorkerCount> connections_;  // by listener index
+  // Handles for the snapshot followed last: [route index * 2 + slot].
+  const RoutingSnapshot* followed_ = nullptr;
+  std::vector<RequestSeries*> handles_;
+};
+
+}  // namespace proxyd
