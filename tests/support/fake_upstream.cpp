@@ -22,6 +22,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <span>
@@ -146,6 +147,7 @@ struct FakeUpstream::Impl {
   std::atomic<unsigned> health_status{200};      // what /healthz answers
   std::atomic<unsigned> every_status{0};         // when set, what every request gets
   std::string health_request;                    // the last /healthz request's head, under mu
+  std::optional<std::string> metrics_text;       // what /metrics answers once set, under mu
   mutable std::mutex mu;
   mutable std::condition_variable cv;
   std::thread thread;
@@ -347,6 +349,14 @@ struct FakeUpstream::Impl {
                                head_only);
     }
 
+    if (target.path == "/metrics") {
+      std::optional<std::string> text;
+      {
+        std::lock_guard lock(mu);
+        text = metrics_text;
+      }
+      if (text) co_return co_await reply(sock, seq, 200, *text, keep, head_only);
+    }
     if (target.path == "/headers") {
       std::string body = std::string(req.method_string()) + " " + std::string(req.target()) +
                          " HTTP/" + std::to_string(req.version() / 10) + "." +
@@ -550,6 +560,10 @@ std::uint64_t FakeUpstream::connections_closed() const { return impl_->closed.lo
 std::uint64_t FakeUpstream::health_checks() const { return impl_->health_checks.load(); }
 void FakeUpstream::set_health_status(unsigned code) { impl_->health_status.store(code); }
 void FakeUpstream::set_every_status(unsigned code) { impl_->every_status.store(code); }
+void FakeUpstream::set_metrics_text(std::string text) {
+  std::lock_guard lock(impl_->mu);
+  impl_->metrics_text = std::move(text);
+}
 std::string FakeUpstream::last_health_request() const {
   std::lock_guard lock(impl_->mu);
   return impl_->health_request;

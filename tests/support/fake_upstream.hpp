@@ -32,6 +32,8 @@ namespace proxyd::test {
 //   /healthz              the health path: set_health_status() (200 unless set), counted apart
 //   /interim?n=N&ms=M     N 102 Processing interim responses, M ms apart, then a normal 200
 //   /bare-lf              a response whose lines end in LF alone, then silence (kept open)
+//   /metrics              once set_metrics_text() was called: 200 with that text (an exposition
+//                         for a real Prometheus to scrape); before, like anything else
 //   /close-silently       reads the request and closes without a byte of response; with
 //                         once=KEY only the first request carrying KEY, later ones get 200
 //   anything else         200, body "<tag>\n"
@@ -78,6 +80,9 @@ class FakeUpstream {
   bool wait_for_health_checks(std::uint64_t n, std::chrono::milliseconds timeout) const;
   // The last /healthz request's head as received (request line and fields, CRLF-separated).
   std::string last_health_request() const;
+
+  // What /metrics answers from now on, in the Prometheus text format (`name{labels} value` lines).
+  void set_metrics_text(std::string text);
 
  private:
   struct Impl;

@@ -32,15 +32,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string make_temp_dir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/proxyd-it-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) {
-    throw std::runtime_error("mkdtemp " + tmpl + ": " + std::strerror(errno));
-  }
-  return tmpl;
-}
-
 void write_file_atomically(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   {
@@ -184,6 +175,16 @@ void reap(pid_t pid, std::mutex& mu, std::condition_variable& cv, bool& exited, 
 }
 
 }  // namespace
+
+std::string make_temp_dir(std::string_view prefix) {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/" + std::string(prefix) +
+                     "-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    throw std::runtime_error("mkdtemp " + tmpl + ": " + std::strerror(errno));
+  }
+  return tmpl;
+}
 
 std::string proxyd_binary() {
   const char* env = std::getenv("PROXYD_BINARY");

@@ -26,6 +26,9 @@ const char* proxyd_binary_path();
 std::string substitute(std::string text,
                        std::initializer_list<std::pair<std::string_view, std::string_view>> pairs);
 
+// A fresh directory under $TMPDIR (or /tmp) named PREFIX-XXXXXX; throws if it cannot be made.
+std::string make_temp_dir(std::string_view prefix = "proxyd-it");
+
 struct CommandResult {
   int exit_code = -1;       // 128+N when killed by signal N; -1 if it could not run or timed out
   std::string output;       // stdout and stderr, interleaved as written
