@@ -1,8 +1,8 @@
 // The Prometheus text exposition (format 0.0.4) of docs/metrics.md: the workers' request and
 // failure counts summed, gauges read from the published snapshot and the servers' shared state,
-// and the process collector. Written by hand rather than with prometheus-cpp: proxyd already
-// keeps its counts per worker (a registry's shared atomics would be a locked increment per
-// request on a contended line), so what is left is formatting, which this does in one pass.
+// and the process collector. Written by hand rather than with prometheus-cpp (measured and
+// argued in docs/architecture.md, "Metrics"): the counts are per worker already, so what is left
+// is summing and formatting, in one pass.
 // Pure but for read_process_stats().
 #pragma once
 
