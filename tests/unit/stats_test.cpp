@@ -3,7 +3,9 @@
 // Prometheus' histogram_quantile does.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "proxy/stats.hpp"
@@ -61,6 +63,45 @@ TEST(StatsWindow, ASlotReusedByALaterSecondForgetsTheEarlierOne) {
   EXPECT_EQ(now.buckets[3], 2);
   // Asked as of second 10 (a reader behind the writer), the slot no longer holds 10.
   EXPECT_EQ(window_of(*series, 10, 10).requests, 0);
+}
+
+// A reader beside the writer (the control thread beside a worker): a finished second is read whole
+// or, once the writer has gone round the ring and reuses its slot, not at all; never half reset.
+TEST(StatsWindow, AReaderBesideTheWriterSeesASecondWholeOrNotAtAll) {
+  auto series = make_series("api", SlotName::live, "blue");
+  constexpr std::int64_t kSeconds = 200'000;  // round the ring hundreds of times
+  const auto requests_in = [](std::int64_t second) { return second % 5 + 1; };
+  std::atomic<std::int64_t> done{-1};  // the last second the writer finished
+  std::thread writer([&] {
+    for (std::int64_t second = 0; second < kSeconds; ++second) {
+      const std::int64_t n = requests_in(second);
+      for (std::int64_t i = 0; i < n; ++i) {
+        count_second(*series, second, i % 2 == 0, static_cast<std::size_t>(second % 14));
+      }
+      done.store(second, std::memory_order_release);
+    }
+  });
+  std::int64_t torn = 0;
+  for (std::int64_t last = -1; last < kSeconds - 1;) {
+    last = done.load(std::memory_order_acquire);
+    // The oldest second the ring still holds: the writer's very next second reuses its slot.
+    const std::int64_t oldest = last - (kWindowSeconds - 1);
+    if (oldest < 0) continue;
+    const WindowCounts seen = window_of(*series, oldest, 1);
+    if (seen.requests == 0) continue;  // reused meanwhile: skipped
+    const std::int64_t n = requests_in(oldest);
+    if (seen.requests != n || seen.errors != (n + 1) / 2 ||
+        seen.buckets[static_cast<std::size_t>(oldest % 14)] != n) {
+      ++torn;
+    }
+  }
+  writer.join();
+  EXPECT_EQ(torn, 0);
+  std::int64_t expected = 0;
+  for (std::int64_t second = kSeconds - kWindowSeconds; second < kSeconds; ++second) {
+    expected += requests_in(second);
+  }
+  EXPECT_EQ(window_of(*series, kSeconds - 1, kWindowSeconds).requests, expected);
 }
 
 TEST(StatsQuantile, InterpolatesInsideTheBucket) {
