@@ -1,7 +1,7 @@
 // proxyctl stats through the real proxyd and proxyctl: a route with live blue and passive green at
 // weight 50, green answering 503 to everything. Every request the clients saw is counted once, per
 // slot, over the windows (two workers, merged), the passive slot's error ratio is 1 and the live
-// slot's 0, and the text table shows the same rows.
+// slot's 0, and the text table shows the same rows; proxyd's own 5xx replies are errors too.
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
@@ -28,11 +28,18 @@ class StatsE2E : public ::testing::Test {
  protected:
   void SetUp() override {
     green_.set_every_status(503);
+    std::string gone;  // a port nothing listens on any more: proxyd answers 502 itself
+    {
+      FakeUpstream closed("closed");
+      gone = closed.address();
+    }
     proxy_ = ProxydProcess::start(ConfigBuilder()
                                       .workers(2)
                                       .access_log("off")
                                       .pool("blue", {blue_.address()})
                                       .pool("green", {green_.address()})
+                                      .pool("gone", {gone})
+                                      .route("dead", "/dead/", "blue", "gone", {"weight: 100"})
                                       .route("api", "/", "blue", "green", {"weight: 50"})
                                       .yaml());
     ASSERT_TRUE(proxy_);
@@ -45,8 +52,9 @@ class StatsE2E : public ::testing::Test {
   }
 
   // `stats --json` for `window`, parsed: slot -> its object.
-  std::map<std::string, json::object> stats_json(const std::string& window) {
-    const CommandResult r = ctl({"--json", "stats", "--window", window});
+  std::map<std::string, json::object> stats_json(const std::string& window,
+                                                 const std::string& route = "api") {
+    const CommandResult r = ctl({"--json", "stats", route, "--window", window});
     EXPECT_EQ(r.exit_code, 0) << r.output;
     std::map<std::string, json::object> out;
     boost::system::error_code ec;
@@ -174,11 +182,29 @@ TEST_F(StatsE2E, AnUnknownRouteIsRefusedAndAnOtherWindowIsAUsageError) {
   EXPECT_NE(window.output.find("--window needs 10s, 1m or 5m, got \"2m\""), std::string::npos)
       << window.output;
   // Nothing counted yet: every row says so.
-  const CommandResult empty = ctl({"stats"});
+  const CommandResult empty = ctl({"stats", "api"});
   EXPECT_EQ(empty.exit_code, 0) << empty.output;
   EXPECT_NE(empty.output.find("api    live     blue   0         0.0    -      50%"),
             std::string::npos)
       << empty.output;
+}
+
+// proxyd's own 5xx replies count as errors too: here 502, the passive pool's server is gone.
+TEST_F(StatsE2E, ProxydsOwnFailuresAreErrors) {
+  constexpr int kRequests = 10;
+  for (int i = 0; i < kRequests; ++i) EXPECT_EQ(fetch(port_, "/dead/x").status, 502u);
+  std::map<std::string, json::object> stats;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  do {
+    stats = stats_json("1m", "dead");
+  } while (requests(stats, "passive") != kRequests && std::chrono::steady_clock::now() < deadline);
+  ASSERT_EQ(requests(stats, "passive"), kRequests);
+  EXPECT_EQ(stats["passive"].at("pool"), "gone");
+  EXPECT_EQ(stats["passive"].at("errors"), kRequests);
+  EXPECT_EQ(stats["passive"].at("error_ratio").as_double(), 1.0);
+  EXPECT_EQ(requests(stats, "live"), 0);
+  EXPECT_TRUE(stats["live"].at("error_ratio").is_null());
+  EXPECT_TRUE(stats["live"].at("p50_ms").is_null());
 }
 
 }  // namespace
