@@ -461,10 +461,10 @@ std::vector<CommandRow> make_table() {
                   "Over the last 10s, 1m (the default) or 5m, per route and slot (and pool):\n"
                   "the REQUESTS that finished, REQ/S, their SHARE of the route's requests beside\n"
                   "the WEIGHT configured now (live: 100% minus the passive weight), the ERRORS\n"
-                  "(status 5xx, proxyd's own 502/503/504 included) and ERROR%, and the P50 and P99\n"
-                  "latency in milliseconds, estimated from the duration histogram (>10000: beyond\n"
-                  "its last bucket). A pool a slot left within the window has a row of its own.\n"
-                  "proxyd keeps the counts per worker, per second, for 5 minutes.",
+                  "(status 5xx, proxyd's own 502/503/504 included) and ERROR%, and the P50 and\n"
+                  "P99 latency in milliseconds, estimated from the duration histogram (>10000:\n"
+                  "beyond its last bucket). A pool a slot left within the window has a row of its\n"
+                  "own. proxyd keeps the counts per worker, per second, for 5 minutes.",
                   false, false, parse_stats, render_stats_reply});
   rows.push_back({{"set-weight"},
                   "set-weight ROUTE PERCENT [--force]",

@@ -74,7 +74,9 @@ Response run_stats(AdminApi& api, const Request& request, const Caller&) {
   for (const std::string& name : request.routes) {
     const bool known = std::any_of(stats.routes.begin(), stats.routes.end(),
                                    [&](const RouteStats& r) { return r.name == name; });
-    if (!known) return error_response(ErrorKind::refused, "no route named " + name, stats.generation);
+    if (!known) {
+      return error_response(ErrorKind::refused, "no route named " + name, stats.generation);
+    }
   }
   if (!request.routes.empty()) {
     const std::set<std::string> wanted(request.routes.begin(), request.routes.end());

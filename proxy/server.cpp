@@ -8,6 +8,7 @@
 #include <boost/asio/socket_base.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -241,9 +242,11 @@ Stats Proxy::stats(std::chrono::seconds window) const {
     worker->metrics().visit([&](const RequestSeries& s) { series.push_back(&s); },
                             [](const FailureSeries&) {}, [](std::size_t, std::int64_t) {});
   }
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       Clock::now().time_since_epoch()).count();
-  return window_stats(*snapshot, series, now, window.count());
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+  // The ring holds 5 minutes; the protocol allows 10 s, 1 m and 5 m only.
+  return window_stats(*snapshot, series, now,
+                      std::clamp<std::int64_t>(window.count(), 1, kWindowSeconds));
 }
 
 std::optional<std::string> Proxy::commit(RuntimeState next,

@@ -16,7 +16,9 @@ void add_window(const RequestSeries& series, std::int64_t now_second, std::int64
     WindowCounts counts;
     counts.requests = slot.requests.get();
     counts.errors = slot.errors.get();
-    for (std::size_t i = 0; i < counts.buckets.size(); ++i) counts.buckets[i] = slot.buckets[i].get();
+    for (std::size_t i = 0; i < counts.buckets.size(); ++i) {
+      counts.buckets[i] = slot.buckets[i].get();
+    }
     // The counts are this second's only if the worker did not start reusing the slot meanwhile.
     std::atomic_thread_fence(std::memory_order_acquire);
     if (slot.second.load(std::memory_order_relaxed) != second) continue;

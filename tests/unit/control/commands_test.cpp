@@ -683,7 +683,9 @@ TEST(CommandRender, Stats) {
   Stats moved = test::sample_stats(10);
   moved.routes.resize(1);
   moved.routes[0].slots.push_back(SlotStats{"passive", "red", 0, 0, std::nullopt, std::nullopt});
-  for (SlotStats& slot : moved.routes[0].slots) slot = SlotStats{slot.slot, slot.pool, 0, 0, {}, {}};
+  for (SlotStats& slot : moved.routes[0].slots) {
+    slot = SlotStats{slot.slot, slot.pool, 0, 0, {}, {}};
+  }
   EXPECT_EQ(render_stats(moved),
             "window 10s (10 s)\n"
             "ROUTE  SLOT     POOL   REQUESTS  REQ/S  SHARE  WEIGHT  ERRORS  ERROR%  P50 MS  P99 MS\n"

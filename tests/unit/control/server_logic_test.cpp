@@ -340,8 +340,8 @@ TEST_P(ServerMisuse, IsABadRequestAndChangesNothing) {
 }
 
 const std::string kCommands =
-    "(proxyd's commands: status, stats, history, diff, set-weight, set-live, set-passive, flip, server "
-    "drain, server enable, server disable, apply, reset, reload)";
+    "(proxyd's commands: status, stats, history, diff, set-weight, set-live, set-passive, flip, "
+    "server drain, server enable, server disable, apply, reset, reload)";
 const std::string kChangeCommands =
     "set-weight, set-live, set-passive, flip, server drain, server enable, server disable, apply, "
     "reset";
@@ -361,7 +361,8 @@ INSTANTIATE_TEST_SUITE_P(
                R"("operations" is only for )" + kChangeCommands},
         Misuse{R"({"v":1,"command":"status","if_generation":1})",
                R"("if_generation" is only for )" + kChangeCommands + ", reload"},
-        Misuse{R"({"v":1,"command":"history","routes":["api"]})", R"("routes" is only for status, stats)"},
+        Misuse{R"({"v":1,"command":"history","routes":["api"]})",
+               R"("routes" is only for status, stats)"},
         Misuse{R"({"v":1,"command":"status","limit":3})", R"("limit" is only for history)"},
         Misuse{"not json", "the request is not valid JSON: syntax error"}));
 
