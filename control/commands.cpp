@@ -235,6 +235,10 @@ std::string render_diff_reply(const Response& response) {
   return render_diff(diff_from_json(response.result, response.generation.value_or(0)));
 }
 
+std::string render_stats_reply(const Response& response) {
+  return render_stats(stats_from_json(response.result, response.generation.value_or(0)));
+}
+
 std::string render_history_reply(const Response& response) {
   const json::value* entries = response.result.if_contains("entries");
   if (entries == nullptr || !entries->is_array()) return render_history(json::array());
@@ -247,6 +251,18 @@ std::string parse_status(const CommandRow&, const std::vector<std::string>& args
   const SplitArgs split = split_args(args, {});
   if (!split.error.empty()) return split.error;
   out.request.routes = split.positional;
+  return "";
+}
+
+std::string parse_stats(const CommandRow&, const std::vector<std::string>& args, Invocation& out) {
+  const SplitArgs split = split_args(args, {{"--window", true}});
+  if (!split.error.empty()) return split.error;
+  out.request.routes = split.positional;
+  out.request.window = kDefaultStatsWindow;
+  if (const std::string* window = split.get("--window")) {
+    out.request.window = parse_window(*window);
+    if (!out.request.window) return "--window needs 10s, 1m or 5m, got " + in_quotes(*window);
+  }
   return "";
 }
 
@@ -439,6 +455,17 @@ std::vector<CommandRow> make_table() {
                   "A * marks a value changed at runtime (proxyctl or the state file);\n"
                   "unmarked values come from the config file.",
                   false, false, parse_status, render_status_reply});
+  rows.push_back({{"stats"},
+                  "stats [ROUTE...] [--window 10s|1m|5m] [--json]",
+                  "requests, share, errors and latency per route and slot, over a window",
+                  "Over the last 10s, 1m (the default) or 5m, per route and slot (and pool):\n"
+                  "the REQUESTS that finished, REQ/S, their SHARE of the route's requests beside\n"
+                  "the WEIGHT configured now (live: 100% minus the passive weight), the ERRORS\n"
+                  "(status 5xx, proxyd's own 502/503/504 included) and ERROR%, and the P50 and\n"
+                  "P99 latency in milliseconds, estimated from the duration histogram (>10000:\n"
+                  "beyond its last bucket). A pool a slot left within the window has a row of its\n"
+                  "own. proxyd keeps the counts per worker, per second, for 5 minutes.",
+                  false, false, parse_stats, render_stats_reply});
   rows.push_back({{"set-weight"},
                   "set-weight ROUTE PERCENT [--force]",
                   "send PERCENT of ROUTE's requests to its passive slot",
@@ -862,6 +889,60 @@ std::string render_history(const json::array& entries) {
   }
   if (any_reason) rows[0].push_back("REASON");
   return format_table(rows);
+}
+
+std::optional<std::int64_t> parse_window(std::string_view text) {
+  if (text == "10s") return 10;
+  if (text == "1m") return 60;
+  if (text == "5m") return 300;
+  return std::nullopt;
+}
+
+namespace {
+
+std::string fixed(double value, int decimals) {
+  char text[64];
+  std::snprintf(text, sizeof(text), "%.*f", decimals, value);
+  return text;
+}
+
+std::string quantile_text(const std::optional<Quantile>& q) {
+  if (!q) return "-";
+  if (q->over) return ">" + fixed(q->ms, 0);
+  return fixed(q->ms, 1);
+}
+
+}  // namespace
+
+std::string render_stats(const Stats& stats) {
+  std::string out = "window " + window_name(stats.window_seconds) + " (" +
+                    std::to_string(stats.window_seconds) + " s)\n";
+  std::vector<std::vector<std::string>> rows{{"ROUTE", "SLOT", "POOL", "REQUESTS", "REQ/S", "SHARE",
+                                              "WEIGHT", "ERRORS", "ERROR%", "P50 MS", "P99 MS"}};
+  const double window = static_cast<double>(std::max<std::int64_t>(stats.window_seconds, 1));
+  for (const RouteStats& route : stats.routes) {
+    std::int64_t total = 0;
+    for (const SlotStats& slot : route.slots) total += slot.requests;
+    for (std::size_t i = 0; i < route.slots.size(); ++i) {
+      const SlotStats& slot = route.slots[i];
+      // The first live and passive rows are the slots' current pools; others are earlier ones.
+      std::string weight = "-";
+      if (i == 0 && slot.slot == "live") weight = format_percent(kPpmMax - route.weight_ppm) + "%";
+      if (i == 1 && slot.slot == "passive") weight = format_percent(route.weight_ppm) + "%";
+      rows.push_back(
+          {route.name, slot.slot, slot.pool, std::to_string(slot.requests),
+           fixed(static_cast<double>(slot.requests) / window, 1),
+           total > 0 ? fixed(100.0 * static_cast<double>(slot.requests) /
+                                 static_cast<double>(total), 1) + "%"
+                     : "-",
+           weight, std::to_string(slot.errors),
+           slot.requests > 0 ? fixed(100.0 * static_cast<double>(slot.errors) /
+                                         static_cast<double>(slot.requests), 2) + "%"
+                             : "-",
+           quantile_text(slot.p50), quantile_text(slot.p99)});
+    }
+  }
+  return out + format_table(rows);
 }
 
 std::string clock_time(std::int64_t unix_ms) {

@@ -107,6 +107,10 @@ std::string help_text(const std::vector<const CommandRow*>& rows);  // `help COM
 // Rendering, shared by the rows and tested on their own.
 std::string render_status(const Status& status);
 std::string render_history(const boost::json::array& entries);
+// stats: a window line, then a row per route, slot and pool.
+std::string render_stats(const Stats& stats);
+// --window's values ("10s", "1m", "5m") in seconds; nullopt for anything else.
+std::optional<std::int64_t> parse_window(std::string_view text);
 // The runtime values that win over the file (diff, and after a reload), with how to drop them.
 std::string render_diff(const RuntimeDiff& diff);
 // A whitespace-aligned table; the last column is not padded (no trailing blanks).

@@ -233,6 +233,23 @@ bool bool_or(const json::object& object, std::string_view key) {
   return v != nullptr && v->is_bool() && v->get_bool();
 }
 
+// The objects of the array `key` of `object` (other elements skipped; none when it is missing).
+std::vector<const json::object*> objects_in(const json::object& object, std::string_view key) {
+  std::vector<const json::object*> out;
+  if (const json::value* array = object.if_contains(key); array && array->is_array()) {
+    for (const json::value& value : array->get_array())
+      if (value.is_object()) out.push_back(&value.get_object());
+  }
+  return out;
+}
+
+// A ppm value, clamped to kPpmMax (0 when missing or not an integer).
+std::uint32_t ppm_or(const json::object& object, std::string_view key) {
+  const json::value* v = object.if_contains(key);
+  if (v == nullptr) return 0;
+  return static_cast<std::uint32_t>(std::min<std::uint64_t>(as_uint(*v).value_or(0), kPpmMax));
+}
+
 Source source_from(const json::object& object, std::string_view key) {
   return string_or(object, key, "config") == "runtime" ? Source::runtime : Source::config;
 }
@@ -340,6 +357,14 @@ DecodedRequest decode_request(std::string_view line) {
         return out;
       }
       request.limit = static_cast<std::size_t>(*limit);
+    } else if (key == "window") {
+      const std::optional<std::uint64_t> seconds = as_uint(value);
+      if (!seconds || std::find(std::begin(kStatsWindows), std::end(kStatsWindows),
+                                static_cast<std::int64_t>(*seconds)) == std::end(kStatsWindows)) {
+        out.error = bad("\"window\" must be 10, 60 or 300 (seconds)");
+        return out;
+      }
+      request.window = static_cast<std::int64_t>(*seconds);
     } else if (key == "force") {
       if (!value.is_bool()) {
         out.error = bad("\"force\" must be true or false");
@@ -402,6 +427,7 @@ std::string encode_request(const Request& request) {
     out["routes"] = std::move(routes);
   }
   if (request.limit) out["limit"] = *request.limit;
+  if (request.window) out["window"] = *request.window;
   if (request.force) out["force"] = true;
   if (!request.text.empty()) out["text"] = request.text;
   return json::serialize(out);
@@ -557,10 +583,7 @@ Status status_from_json(const json::object& result, std::uint64_t generation) {
       route.name = string_or(r, "name", "");
       route.live = string_or(r, "live", "");
       route.passive = string_or(r, "passive", "");
-      if (const json::value* ppm = r.if_contains("weight_ppm")) {
-        route.weight_ppm = static_cast<std::uint32_t>(
-            std::min<std::uint64_t>(as_uint(*ppm).value_or(0), kPpmMax));
-      }
+      route.weight_ppm = ppm_or(r, "weight_ppm");
       route.sticky = string_or(r, "sticky", "");
       route.live_source = source_from(r, "live_source");
       route.passive_source = source_from(r, "passive_source");
@@ -605,6 +628,95 @@ Status status_from_json(const json::object& result, std::uint64_t generation) {
   return status;
 }
 
+std::string window_name(std::int64_t seconds) {
+  if (seconds >= 60 && seconds % 60 == 0) return std::to_string(seconds / 60) + "m";
+  return std::to_string(seconds) + "s";
+}
+
+namespace {
+
+void put_quantile(json::object& out, std::string_view name, const std::optional<Quantile>& q) {
+  const std::string key(name);
+  if (q) {
+    out[key + "_ms"] = q->ms;
+    out[key + "_over"] = q->over;
+  } else {
+    out[key + "_ms"] = nullptr;
+    out[key + "_over"] = false;
+  }
+}
+
+std::optional<Quantile> get_quantile(const json::object& in, std::string_view name) {
+  const std::string key(name);
+  const json::value* ms = in.if_contains(key + "_ms");
+  if (ms == nullptr || !ms->is_number()) return std::nullopt;
+  boost::system::error_code ec;
+  const double value = ms->to_number<double>(ec);
+  if (ec) return std::nullopt;
+  return Quantile{value, bool_or(in, key + "_over")};
+}
+
+// A ratio, or null without a whole to be a part of.
+json::value ratio(std::int64_t part, std::int64_t whole) {
+  if (whole <= 0) return nullptr;
+  return static_cast<double>(part) / static_cast<double>(whole);
+}
+
+}  // namespace
+
+json::object stats_to_json(const Stats& stats) {
+  json::array routes;
+  for (const RouteStats& route : stats.routes) {
+    std::int64_t total = 0;
+    for (const SlotStats& slot : route.slots) total += slot.requests;
+    json::array slots;
+    for (const SlotStats& slot : route.slots) {
+      json::object s;
+      s["slot"] = slot.slot;
+      s["pool"] = slot.pool;
+      s["requests"] = slot.requests;
+      s["per_second"] = stats.window_seconds > 0 ? static_cast<double>(slot.requests) /
+                                                       static_cast<double>(stats.window_seconds)
+                                                 : 0.0;
+      s["share"] = ratio(slot.requests, total);
+      s["errors"] = slot.errors;
+      s["error_ratio"] = ratio(slot.errors, slot.requests);
+      put_quantile(s, "p50", slot.p50);
+      put_quantile(s, "p99", slot.p99);
+      slots.push_back(std::move(s));
+    }
+    json::object r;
+    r["name"] = route.name;
+    r["weight_ppm"] = route.weight_ppm;
+    r["weight_percent"] = format_percent(route.weight_ppm);
+    r["requests"] = total;
+    r["slots"] = std::move(slots);
+    routes.push_back(std::move(r));
+  }
+  json::object out;
+  out["window_s"] = stats.window_seconds;
+  out["routes"] = std::move(routes);
+  return out;
+}
+
+Stats stats_from_json(const json::object& result, std::uint64_t generation) {
+  Stats stats;
+  stats.generation = generation;
+  stats.window_seconds = int_or(result, "window_s");
+  for (const json::object* r : objects_in(result, "routes")) {
+    RouteStats route;
+    route.name = string_or(*r, "name", "");
+    route.weight_ppm = ppm_or(*r, "weight_ppm");
+    for (const json::object* s : objects_in(*r, "slots")) {
+      route.slots.push_back(SlotStats{string_or(*s, "slot", ""), string_or(*s, "pool", ""),
+                                      int_or(*s, "requests"), int_or(*s, "errors"),
+                                      get_quantile(*s, "p50"), get_quantile(*s, "p99")});
+    }
+    stats.routes.push_back(std::move(route));
+  }
+  return stats;
+}
+
 json::object diff_to_json(const RuntimeDiff& diff) {
   json::array routes;
   for (const RouteDiff& route : diff.routes) {
@@ -626,20 +738,11 @@ json::object diff_to_json(const RuntimeDiff& diff) {
 RuntimeDiff diff_from_json(const json::object& result, std::uint64_t generation) {
   RuntimeDiff diff;
   diff.generation = generation;
-  // The array `key` of `result`, its objects only.
-  const auto objects = [&](std::string_view key) {
-    std::vector<const json::object*> out;
-    if (const json::value* array = result.if_contains(key); array && array->is_array()) {
-      for (const json::value& value : array->get_array())
-        if (value.is_object()) out.push_back(&value.get_object());
-    }
-    return out;
-  };
-  for (const json::object* r : objects("routes")) {
+  for (const json::object* r : objects_in(result, "routes")) {
     diff.routes.push_back({string_or(*r, "route", ""), string_or(*r, "key", ""),
                            string_or(*r, "file", ""), string_or(*r, "runtime", "")});
   }
-  for (const json::object* s : objects("servers")) {
+  for (const json::object* s : objects_in(result, "servers")) {
     diff.servers.push_back(
         {string_or(*s, "pool", ""), string_or(*s, "server", ""),
          parse_admin(string_or(*s, "file", "")).value_or(ServerAdmin::enabled),

@@ -49,6 +49,7 @@ struct Request {
   std::string text;                            // the command as typed, for the audit log
   std::vector<std::string> routes;             // status: only these routes (empty: all)
   std::optional<std::size_t> limit;            // history: how many entries
+  std::optional<std::int64_t> window;          // stats: seconds, one of kStatsWindows
   bool force = false;  // changes: go ahead where the health gate or max_step would refuse
 
   bool operator==(const Request&) const = default;
@@ -102,6 +103,15 @@ Status status_from_json(const boost::json::object& result, std::uint64_t generat
 // RuntimeDiff <-> the result of `diff` and of `reload`; from_json is lenient like status_from_json.
 boost::json::object diff_to_json(const RuntimeDiff& diff);
 RuntimeDiff diff_from_json(const boost::json::object& result, std::uint64_t generation);
+
+// Stats <-> the result of `stats`. to_json also writes what follows from the counts (requests per
+// second, share of the route, error ratio) for scripts; from_json reads the counts back and is
+// lenient like status_from_json.
+boost::json::object stats_to_json(const Stats& stats);
+Stats stats_from_json(const boost::json::object& result, std::uint64_t generation);
+
+// A window as proxyctl and the docs write it: "10s", "1m", "5m" (else "Ns").
+std::string window_name(std::int64_t seconds);
 
 std::string_view to_string(Source source);  // admin states: admin_name/parse_admin (admin_api.hpp)
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <set>
@@ -65,6 +66,24 @@ Response run_status(AdminApi& api, const Request& request, const Caller&) {
     status.routes = std::move(routes);
   }
   return ok_response(status.generation, status_to_json(status));
+}
+
+// The window's counts of every route, or of the routes named (in the order of proxyd's routes).
+Response run_stats(AdminApi& api, const Request& request, const Caller&) {
+  Stats stats = api.stats(std::chrono::seconds(request.window.value_or(kDefaultStatsWindow)));
+  for (const std::string& name : request.routes) {
+    const bool known = std::any_of(stats.routes.begin(), stats.routes.end(),
+                                   [&](const RouteStats& r) { return r.name == name; });
+    if (!known) {
+      return error_response(ErrorKind::refused, "no route named " + name, stats.generation);
+    }
+  }
+  if (!request.routes.empty()) {
+    const std::set<std::string> wanted(request.routes.begin(), request.routes.end());
+    std::erase_if(stats.routes,
+                  [&](const RouteStats& route) { return wanted.count(route.name) == 0; });
+  }
+  return ok_response(stats.generation, stats_to_json(stats));
 }
 
 Response run_history(AdminApi& api, const Request& request, const Caller&) {
@@ -147,6 +166,7 @@ constexpr Accepts kChange{.operations = true, .if_generation = true, .force = tr
 // agree. A new request field also needs its line in kFields below and in protocol.cpp.
 constexpr std::array kCommands{
     ServerCommand{"status", Access::read, {.routes = true}, run_status},
+    ServerCommand{"stats", Access::read, {.routes = true, .window = true}, run_stats},
     ServerCommand{"history", Access::read, {.limit = true}, run_history},
     ServerCommand{"diff", Access::read, {}, run_diff},
     ServerCommand{"set-weight", Access::change, kChange, run_change},
@@ -177,6 +197,7 @@ constexpr std::array kFields{
     Field{"routes", &Accepts::routes, [](const Request& r) { return !r.routes.empty(); }},
     Field{"limit", &Accepts::limit, [](const Request& r) { return r.limit.has_value(); }},
     Field{"force", &Accepts::force, [](const Request& r) { return r.force; }},
+    Field{"window", &Accepts::window, [](const Request& r) { return r.window.has_value(); }},
 };
 
 // The names of the rows that pass `keep`, joined with ", ".

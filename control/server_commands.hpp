@@ -30,6 +30,7 @@ struct Accepts {
   bool routes = false;
   bool limit = false;
   bool force = false;
+  bool window = false;
 };
 
 struct ServerCommand {

@@ -4,6 +4,7 @@
 // yaml-cpp or snapshot.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -19,6 +20,10 @@ class AdminApi {
   virtual ~AdminApi() = default;
 
   virtual Status status() const = 0;
+
+  // Requests, errors and latency per route, slot and pool over the last `window` (one of
+  // kStatsWindows), merged from every worker's per-second counts.
+  virtual Stats stats(std::chrono::seconds window) const = 0;
 
   // Validates every operation against the current state, builds one new snapshot, saves the
   // runtime state durably, publishes, appends to the audit log. Refused (ok=false, nothing

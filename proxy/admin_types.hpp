@@ -243,4 +243,50 @@ struct Status {
   std::vector<PoolStatus> pools;
 };
 
+// A latency quantile over a window, estimated from the duration histogram's buckets. `over`: it
+// falls beyond the largest bucket (10 s), and `ms` is that bound, a lower bound of the truth.
+struct Quantile {
+  double ms = 0;
+  bool over = false;
+
+  bool operator==(const Quantile&) const = default;
+};
+
+// One slot and pool of a route over the window (`proxyctl stats`): the requests that finished in
+// it, the errors among them (status >= 500, proxyd's own 5xx replies included) and their latency
+// (none without requests).
+struct SlotStats {
+  std::string slot;  // "live" or "passive"
+  std::string pool;
+  std::int64_t requests = 0;
+  std::int64_t errors = 0;
+  std::optional<Quantile> p50;
+  std::optional<Quantile> p99;
+
+  bool operator==(const SlotStats&) const = default;
+};
+
+// A route over the window: its configured weight now, and a row for its live and its passive slot
+// (their current pools), then one per other slot and pool that had requests in the window (a pool
+// the slot was bound to before a change).
+struct RouteStats {
+  std::string name;
+  std::uint32_t weight_ppm = 0;
+  std::vector<SlotStats> slots;
+
+  bool operator==(const RouteStats&) const = default;
+};
+
+struct Stats {
+  std::uint64_t generation = 0;
+  std::int64_t window_seconds = 60;
+  std::vector<RouteStats> routes;
+
+  bool operator==(const Stats&) const = default;
+};
+
+// The windows proxyd keeps, in seconds: 10 s, 1 m and 5 m.
+inline constexpr std::int64_t kStatsWindows[] = {10, 60, 300};
+inline constexpr std::int64_t kDefaultStatsWindow = 60;
+
 }  // namespace proxyd

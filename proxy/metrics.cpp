@@ -55,13 +55,17 @@ RequestSeries& WorkerMetrics::find_or_add(const std::string& route, SlotName slo
   return *entry;
 }
 
-void WorkerMetrics::count(RequestSeries& series, unsigned status, Clock::duration total) {
+void WorkerMetrics::count(RequestSeries& series, unsigned status, Clock::duration total,
+                          Clock::time_point now) {
   series.by_code[status < RequestSeries::kCodes ? status : 0].add(1);
   const auto& bounds = bucket_bounds();
   std::size_t bucket = 0;
   while (bucket < bounds.size() && total.count() > bounds[bucket]) ++bucket;
   series.buckets[bucket].add(1);
   series.duration_ns.add(std::chrono::duration_cast<std::chrono::nanoseconds>(total).count());
+  const auto second =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  count_second(series, second, status >= 500, bucket);
 }
 
 void WorkerMetrics::count_failure(const Pool& pool, const Server& server, AttemptEnd end) {

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -36,9 +37,27 @@ class WorkerCount {
     value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
   std::int64_t get() const { return value_.load(std::memory_order_relaxed); }
+  void set(std::int64_t n) { value_.store(n, std::memory_order_relaxed); }
 
  private:
   std::atomic<std::int64_t> value_{0};
+};
+
+// The seconds a series keeps for `proxyctl stats` (docs/control-protocol.md): its longest window.
+inline constexpr std::int64_t kWindowSeconds = 300;
+inline constexpr std::int64_t kNoSecond = std::numeric_limits<std::int64_t>::min();
+
+// One second of one series: the requests that finished in it, the errors among them (status >=
+// 500) and their durations by bucket. A ring of these (index: second % kWindowSeconds) is reused
+// as time goes on; `second` says which second a slot holds, and works as a sequence lock: the
+// writer (the worker, alone) marks the slot kNoSecond, resets the counts, then stores the new
+// second with release; a reader (window_counts, stats.hpp) loads `second` with acquire, reads the
+// counts, and keeps them only if `second` is still the same after an acquire fence.
+struct SecondSlot {
+  std::atomic<std::int64_t> second{kNoSecond};
+  WorkerCount requests;
+  WorkerCount errors;
+  std::array<WorkerCount, kDurationBuckets.size() + 1> buckets{};  // per bucket, not cumulative
 };
 
 // One route, slot and pool's requests in one worker.
@@ -52,7 +71,28 @@ struct RequestSeries {
   std::array<WorkerCount, kDurationBuckets.size() + 1> buckets{};  // per bucket, not cumulative
   WorkerCount duration_ns;
   WorkerCount in_flight;
+  std::array<SecondSlot, kWindowSeconds> seconds{};  // the last 5 minutes, for proxyctl stats
 };
+
+// Adds a finished request to `series`'s slot for `second` (the writer's side of SecondSlot;
+// single writer, no lock, no allocation).
+inline void count_second(RequestSeries& series, std::int64_t second, bool error,
+                         std::size_t bucket) {
+  SecondSlot& slot = series.seconds[static_cast<std::size_t>(second % kWindowSeconds)];
+  if (slot.second.load(std::memory_order_relaxed) != second) {
+    // A reader that sees any reset count also sees kNoSecond (the fence orders the mark before
+    // the resets), so it never takes the old second's slot half reset.
+    slot.second.store(kNoSecond, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    slot.requests.set(0);
+    slot.errors.set(0);
+    for (WorkerCount& b : slot.buckets) b.set(0);
+    slot.second.store(second, std::memory_order_release);
+  }
+  slot.requests.add(1);
+  if (error) slot.errors.add(1);
+  slot.buckets[bucket].add(1);
+}
 
 // One server's failed upstream attempts in one worker, by how they ended.
 struct FailureSeries {
@@ -76,8 +116,10 @@ class WorkerMetrics {
   // is the one followed last, else a lookup by name, rare: a request that began before a change).
   RequestSeries& series(const RoutingSnapshot& snapshot, const Route& route, SlotName slot);
 
-  // A finished request: its status (0: none sent) and duration.
-  static void count(RequestSeries& series, unsigned status, Clock::duration total);
+  // A finished request: its status (0: none sent) and duration, finished at `now` (the worker's
+  // cached clock; its whole seconds since the clock's epoch pick the window slot).
+  static void count(RequestSeries& series, unsigned status, Clock::duration total,
+                    Clock::time_point now);
 
   // A failed attempt on `server` of `pool` (rare: a lookup, and an insertion the first time).
   void count_failure(const Pool& pool, const Server& server, AttemptEnd end);

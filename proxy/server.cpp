@@ -3,10 +3,12 @@
 #include "server.hpp"
 
 #include "metrics_text.hpp"
+#include "stats.hpp"
 
 #include <boost/asio/socket_base.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -230,6 +232,21 @@ Status Proxy::status() const {
   std::lock_guard lock(mutex_);
   const CheckRecords records = health_.records();
   return make_status(*store_.load(), state_, Moment::now(), &records);
+}
+
+Stats Proxy::stats(std::chrono::seconds window) const {
+  const std::shared_ptr<const RoutingSnapshot> snapshot = store_.load();
+  // Series are never removed, so their addresses outlive each worker's lock.
+  std::vector<const RequestSeries*> series;
+  for (const auto& worker : workers_) {
+    worker->metrics().visit([&](const RequestSeries& s) { series.push_back(&s); },
+                            [](const FailureSeries&) {}, [](std::size_t, std::int64_t) {});
+  }
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+  // The ring holds 5 minutes; the protocol allows 10 s, 1 m and 5 m only.
+  return window_stats(*snapshot, series, now,
+                      std::clamp<std::int64_t>(window.count(), 1, kWindowSeconds));
 }
 
 std::optional<std::string> Proxy::commit(RuntimeState next,

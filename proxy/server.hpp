@@ -51,6 +51,7 @@ class Proxy final : public AdminApi {
 
   // AdminApi.
   Status status() const override;
+  Stats stats(std::chrono::seconds window) const override;
   ChangeResult apply(const ChangeRequest& request) override;
   ChangeResult reload(const Caller& caller, std::optional<std::uint64_t> if_generation) override;
   RuntimeDiff diff() const override;

@@ -61,7 +61,7 @@ void Worker::finish(const RequestOutcome& outcome) {
   if (auto ejection = passive_check(outcome, now_.time_since_epoch().count()))
     log_ejection(*ejection);
   if (outcome.series != nullptr) {
-    WorkerMetrics::count(*outcome.series, outcome.status, outcome.total);
+    WorkerMetrics::count(*outcome.series, outcome.status, outcome.total, now_);
     outcome.series->in_flight.add(-1);
   }
   for (std::size_t i = 0; i < outcome.attempt_count; ++i) {

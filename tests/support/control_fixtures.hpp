@@ -64,6 +64,26 @@ inline Status status_after_runtime_changes() {
   return status;
 }
 
+// The stats of sample_status()'s routes over `window_seconds`: api's live blue with a few errors
+// and its passive green at about its 0.5% weight, web's live blue with a p99 beyond the largest
+// bucket and nothing on its passive slot.
+inline Stats sample_stats(std::int64_t window_seconds = 60) {
+  Stats stats;
+  stats.generation = 7;
+  stats.window_seconds = window_seconds;
+  RouteStats api;
+  api.name = "api";
+  api.weight_ppm = 5000;
+  api.slots = {SlotStats{"live", "blue", 11940, 3, Quantile{1.25, false}, Quantile{8.4, false}},
+               SlotStats{"passive", "green", 60, 6, Quantile{1.4, false}, Quantile{9.875, false}}};
+  RouteStats web;
+  web.name = "web";
+  web.slots = {SlotStats{"live", "blue", 300, 0, Quantile{0.8, false}, Quantile{10'000, true}},
+               SlotStats{"passive", "blue", 0, 0, std::nullopt, std::nullopt}};
+  stats.routes = {api, web};
+  return stats;
+}
+
 // What a fake AdminApi reports a change touched, as proxyd does (proxy/runtime_state.hpp,
 // touched_by): the routes and servers the operations name, flip_all naming every route of
 // `status`.

@@ -79,6 +79,13 @@ class FakeAdminApi : public AdminApi {
     return diff;
   }
 
+  Stats stats(std::chrono::seconds window) const override {
+    std::lock_guard lock(mutex_);
+    Stats stats = test::sample_stats(window.count());
+    stats.generation = status_.generation;
+    return stats;
+  }
+
   void set_status(Status status) {
     std::lock_guard lock(mutex_);
     status_ = std::move(status);

@@ -160,5 +160,15 @@ TEST(CommandTables, TheDocsShowStatusAsItIs) {
   EXPECT_NE(docs.find(line), std::string::npos) << line;
 }
 
+// The stats examples of the docs, likewise.
+TEST(CommandTables, TheDocsShowStatsAsItIs) {
+  const std::string docs = read_docs();
+  const std::string text = "$ proxyctl stats\n" + render_stats(test::sample_stats());
+  EXPECT_NE(docs.find(text), std::string::npos) << text;
+  const std::string line =
+      "< " + encode_response(ok_response(7, stats_to_json(test::sample_stats()))) + "\n";
+  EXPECT_NE(docs.find(line), std::string::npos) << line;
+}
+
 }  // namespace
 }  // namespace proxyd::control

@@ -59,7 +59,7 @@ TEST(CommandTable, NamesAreUniqueAndEveryRowIsComplete) {
     }
   }
   // The documented contract (docs/control-protocol.md): these commands exist.
-  for (const char* name : {"status", "set-weight", "set-live", "set-passive", "flip",
+  for (const char* name : {"status", "stats", "set-weight", "set-live", "set-passive", "flip",
                            "wait-healthy", "server drain", "server enable", "server disable",
                            "reload", "diff", "reset", "history", "apply", "help"}) {
     EXPECT_NE(find_command(name), nullptr) << name;
@@ -77,6 +77,30 @@ TEST(CommandParse, Status) {
   EXPECT_EQ(usage_of("status --routes api"),
             "proxyctl: status: unknown option --routes\nusage: proxyctl status [ROUTE...] "
             "[--json]\n");
+}
+
+TEST(CommandParse, Stats) {
+  const Invocation all = parse_ok("stats");
+  EXPECT_EQ(all.action, Action::send);
+  EXPECT_EQ(all.request.command, "stats");
+  EXPECT_TRUE(all.request.routes.empty());
+  EXPECT_EQ(all.request.window, 60);
+  const Invocation some = parse_ok("stats api web --window 10s");
+  EXPECT_EQ(some.request.routes, (std::vector<std::string>{"api", "web"}));
+  EXPECT_EQ(some.request.window, 10);
+  EXPECT_EQ(parse_ok("stats --window=5m").request.window, 300);
+  EXPECT_EQ(parse_ok("stats --window 1m api").request.window, 60);
+  const std::string usage =
+      "usage: proxyctl stats [ROUTE...] [--window 10s|1m|5m] [--json]\n";
+  EXPECT_EQ(usage_of("stats --window 30s"),
+            "proxyctl: stats: --window needs 10s, 1m or 5m, got \"30s\"\n" + usage);
+  EXPECT_EQ(usage_of("stats --window 60"),
+            "proxyctl: stats: --window needs 10s, 1m or 5m, got \"60\"\n" + usage);
+  EXPECT_EQ(usage_of("stats --window"), "proxyctl: stats: --window needs a value\n" + usage);
+  EXPECT_EQ(usage_of("stats --since 1m"), "proxyctl: stats: unknown option --since\n" + usage);
+  EXPECT_EQ(usage_of("stats", "3"),
+            "proxyctl: stats: --if-generation applies only to commands that change something\n" +
+                usage);
 }
 
 TEST(CommandParse, SetWeightAcceptsEveryPercentForm) {
@@ -645,6 +669,29 @@ TEST(CommandRender, ReloadSaysWhichRuntimeValuesStillWin) {
                 std::string(kResetHint));
   EXPECT_EQ(find_command("reload")->render(ok_response(9, diff_to_json(RuntimeDiff{}))),
             "reloaded the config; generation is now 9\n");
+}
+
+TEST(CommandRender, Stats) {
+  EXPECT_EQ(render_stats(test::sample_stats()),
+            "window 1m (60 s)\n"
+            "ROUTE  SLOT     POOL   REQUESTS  REQ/S  SHARE   WEIGHT  ERRORS  ERROR%  P50 MS  P99 MS\n"
+            "api    live     blue   11940     199.0  99.5%   99.5%   3       0.03%   1.2     8.4\n"
+            "api    passive  green  60        1.0    0.5%    0.5%    6       10.00%  1.4     9.9\n"
+            "web    live     blue   300       5.0    100.0%  100%    0       0.00%   0.8     >10000\n"
+            "web    passive  blue   0         0.0    0.0%    0%      0       -       -       -\n");
+  // A pool a slot left within the window: its own row, no weight; no requests at all: no share.
+  Stats moved = test::sample_stats(10);
+  moved.routes.resize(1);
+  moved.routes[0].slots.push_back(SlotStats{"passive", "red", 0, 0, std::nullopt, std::nullopt});
+  for (SlotStats& slot : moved.routes[0].slots) {
+    slot = SlotStats{slot.slot, slot.pool, 0, 0, {}, {}};
+  }
+  EXPECT_EQ(render_stats(moved),
+            "window 10s (10 s)\n"
+            "ROUTE  SLOT     POOL   REQUESTS  REQ/S  SHARE  WEIGHT  ERRORS  ERROR%  P50 MS  P99 MS\n"
+            "api    live     blue   0         0.0    -      99.5%   0       -       -       -\n"
+            "api    passive  green  0         0.0    -      0.5%    0       -       -       -\n"
+            "api    passive  red    0         0.0    -      -       0       -       -       -\n");
 }
 
 TEST(CommandRender, TableHasNoTrailingBlanks) {

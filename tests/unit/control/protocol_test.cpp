@@ -60,6 +60,12 @@ TEST(ProtocolRequest, StatusAndHistoryFieldsRoundTrip) {
   history.command = "history";
   history.limit = 20;
   EXPECT_EQ(round_trip(history), history);
+  Request stats;
+  stats.command = "stats";
+  stats.routes = {"api"};
+  stats.window = 300;
+  EXPECT_EQ(round_trip(stats), stats);
+  EXPECT_EQ(encode_request(stats), R"({"v":1,"command":"stats","routes":["api"],"window":300})");
 }
 
 TEST(ProtocolRequest, EncodesTheDocumentedShape) {
@@ -125,6 +131,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"[1,2]", ErrorKind::bad_request, "a request must be a JSON object"},
         BadLine{kOps + R"({"op":"flip_all"}],"force":"yes"})", ErrorKind::bad_request,
                 R"("force" must be true or false)"},
+        BadLine{R"({"v":1,"command":"stats","window":30})", ErrorKind::bad_request,
+                R"("window" must be 10, 60 or 300 (seconds))"},
+        BadLine{R"({"v":1,"command":"stats","window":"1m"})", ErrorKind::bad_request,
+                R"("window" must be 10, 60 or 300 (seconds))"},
         // Duplicate keys at any depth: Boost.JSON alone would keep the last one.
         BadLine{kOps + R"({"op":"set_weight","route":"api","weight_ppm":1,"weight_ppm":999999}]})",
                 ErrorKind::bad_request,
@@ -277,6 +287,27 @@ TEST(ProtocolResponse, UnknownFieldsAndKindsFromANewerProxydAreTolerated) {
   ASSERT_TRUE(decoded.response.has_value());
   EXPECT_EQ(decoded.response->error.kind, ErrorKind::refused);
   EXPECT_EQ(decoded.response->error.message, "slow down");
+}
+
+TEST(ProtocolStats, RoundTripsThroughJsonWithWhatFollowsFromTheCounts) {
+  const Stats stats = test::sample_stats(10);
+  const json::object encoded = stats_to_json(stats);
+  EXPECT_EQ(encoded.at("window_s"), 10);
+  const json::value& api = encoded.at("routes").at(0);
+  EXPECT_EQ(api.at("weight_percent"), "0.5");
+  EXPECT_EQ(api.at("requests"), 12000);
+  const json::value& green = api.at("slots").at(1);
+  EXPECT_DOUBLE_EQ(green.at("per_second").as_double(), 6.0);
+  EXPECT_DOUBLE_EQ(green.at("share").as_double(), 0.005);
+  EXPECT_DOUBLE_EQ(green.at("error_ratio").as_double(), 0.1);
+  EXPECT_DOUBLE_EQ(green.at("p99_ms").as_double(), 9.875);
+  EXPECT_EQ(green.at("p99_over"), false);
+  const json::value& idle = encoded.at("routes").at(1).at("slots").at(1);
+  EXPECT_TRUE(idle.at("share").is_number());  // web had requests, on its live slot
+  EXPECT_TRUE(idle.at("error_ratio").is_null());
+  EXPECT_TRUE(idle.at("p50_ms").is_null());
+  EXPECT_EQ(stats_from_json(encoded, 7), stats);
+  EXPECT_EQ(stats_from_json(json::object{}, 3), (Stats{3, 0, {}}));
 }
 
 TEST(ProtocolStatus, RoundTripsThroughJson) {

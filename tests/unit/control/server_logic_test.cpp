@@ -45,8 +45,16 @@ class RecordingApi : public AdminApi {
     return history_lines;
   }
   RuntimeDiff diff() const override { return runtime_diff; }
+  Stats stats(std::chrono::seconds window) const override {
+    stats_windows.push_back(window.count());
+    Stats out = stats_result;
+    out.window_seconds = window.count();
+    return out;
+  }
 
   Status state = test::sample_status();
+  Stats stats_result = test::sample_stats();
+  mutable std::vector<std::int64_t> stats_windows;
   mutable int status_calls = 0;
   bool throw_in_status = false;
   std::vector<ChangeRequest> applied;
@@ -99,6 +107,29 @@ TEST(ServerExecute, StatusOfAnUnknownRouteIsRefused) {
   EXPECT_EQ(out.at("ok"), false);
   EXPECT_EQ(out.at("error").at("kind"), "refused");
   EXPECT_EQ(out.at("error").at("message"), "unknown route \"nope\" (routes: api, web)");
+}
+
+TEST(ServerExecute, StatsPassesTheWindowAndKeepsTheRoutesNamed) {
+  RecordingApi api;
+  const json::value all = reply(api, R"({"v":1,"command":"stats"})", Access::read);
+  EXPECT_EQ(all.at("ok"), true);
+  EXPECT_EQ(all.at("generation"), 7);
+  EXPECT_EQ(all.at("result").at("window_s"), 60);
+  EXPECT_EQ(all.at("result").at("routes").as_array().size(), 2u);
+  const json::value web =
+      reply(api, R"({"v":1,"command":"stats","routes":["web"],"window":300})", Access::read);
+  EXPECT_EQ(web.at("result").at("window_s"), 300);
+  ASSERT_EQ(web.at("result").at("routes").as_array().size(), 1u);
+  EXPECT_EQ(web.at("result").at("routes").at(0).at("name"), "web");
+  EXPECT_EQ(api.stats_windows, (std::vector<std::int64_t>{60, 300}));
+}
+
+TEST(ServerExecute, StatsOfAnUnknownRouteIsRefused) {
+  RecordingApi api;
+  const json::value out = reply(api, R"({"v":1,"command":"stats","routes":["api","nope"]})");
+  EXPECT_EQ(out.at("ok"), false);
+  EXPECT_EQ(out.at("error").at("kind"), "refused");
+  EXPECT_EQ(out.at("error").at("message"), "no route named nope");
 }
 
 TEST(ServerExecute, ChangePassesOperationsCallerTextAndGeneration) {
@@ -309,8 +340,8 @@ TEST_P(ServerMisuse, IsABadRequestAndChangesNothing) {
 }
 
 const std::string kCommands =
-    "(proxyd's commands: status, history, diff, set-weight, set-live, set-passive, flip, server "
-    "drain, server enable, server disable, apply, reset, reload)";
+    "(proxyd's commands: status, stats, history, diff, set-weight, set-live, set-passive, flip, "
+    "server drain, server enable, server disable, apply, reset, reload)";
 const std::string kChangeCommands =
     "set-weight, set-live, set-passive, flip, server drain, server enable, server disable, apply, "
     "reset";
@@ -330,7 +361,8 @@ INSTANTIATE_TEST_SUITE_P(
                R"("operations" is only for )" + kChangeCommands},
         Misuse{R"({"v":1,"command":"status","if_generation":1})",
                R"("if_generation" is only for )" + kChangeCommands + ", reload"},
-        Misuse{R"({"v":1,"command":"history","routes":["api"]})", R"("routes" is only for status)"},
+        Misuse{R"({"v":1,"command":"history","routes":["api"]})",
+               R"("routes" is only for status, stats)"},
         Misuse{R"({"v":1,"command":"status","limit":3})", R"("limit" is only for history)"},
         Misuse{"not json", "the request is not valid JSON: syntax error"}));
 
@@ -354,6 +386,7 @@ TEST(ServerAccess, ReadAccessRunsOnlyTheReadCommands) {
   RecordingApi api;
   EXPECT_EQ(reply(api, R"({"v":1,"command":"status"})", Access::read).at("ok"), true);
   EXPECT_EQ(reply(api, R"({"v":1,"command":"history"})", Access::read).at("ok"), true);
+  EXPECT_EQ(reply(api, R"({"v":1,"command":"stats"})", Access::read).at("ok"), true);
   for (const char* line :
        {R"({"v":1,"command":"set-weight","operations":[{"op":"set_weight","route":"api",)"
         R"("weight_ppm":5000}]})",
@@ -365,7 +398,7 @@ TEST(ServerAccess, ReadAccessRunsOnlyTheReadCommands) {
     EXPECT_EQ(out.at("error").at("kind"), "forbidden");
   }
   EXPECT_EQ(reply(api, R"({"v":1,"command":"reload"})", Access::read).at("error").at("message"),
-            "uid 1000 may only read (status, history, diff); reload changes something");
+            "uid 1000 may only read (status, stats, history, diff); reload changes something");
   EXPECT_TRUE(api.applied.empty());
   EXPECT_TRUE(api.reloads.empty());
 }
@@ -376,7 +409,7 @@ TEST(ServerAccess, AccessIsCheckedBeforeTheFields) {
   const json::value out = reply(api, R"({"v":1,"command":"flip"})", Access::read);
   EXPECT_EQ(out.at("error").at("kind"), "forbidden");
   EXPECT_EQ(out.at("error").at("message"),
-            "uid 1000 may only read (status, history, diff); flip changes something");
+            "uid 1000 may only read (status, stats, history, diff); flip changes something");
   // Without any access, nothing runs (the server closes such connections before any request).
   const json::value none = reply(api, R"({"v":1,"command":"status"})", Access::none);
   EXPECT_EQ(none.at("error").at("kind"), "forbidden");
