@@ -74,6 +74,7 @@ bool AccessLog::open(const std::string& where, std::string& error) {
   if (where == "off") return true;
   if (where == "stdout") {
     out_ = stdout;
+    enabled_ = true;
     return true;
   }
   out_ = std::fopen(where.c_str(), "a");
@@ -82,6 +83,25 @@ bool AccessLog::open(const std::string& where, std::string& error) {
     return false;
   }
   owned_ = true;
+  enabled_ = true;
+  path_ = where;
+  return true;
+}
+
+bool AccessLog::reopen(std::string& error) {
+  if (!owned_) return true;
+  std::FILE* fresh = std::fopen(path_.c_str(), "a");
+  if (fresh == nullptr) {
+    error = "cannot open access log " + path_ + ": " + std::strerror(errno);
+    return false;
+  }
+  std::FILE* old = nullptr;
+  {
+    std::lock_guard lock(mutex_);  // no worker writes while the file changes
+    old = out_;
+    out_ = fresh;
+  }
+  std::fclose(old);
   return true;
 }
 

@@ -24,16 +24,22 @@ class AccessLog {
   bool open(const std::string& where, std::string& error);
   ~AccessLog();
 
-  bool enabled() const { return out_ != nullptr; }
+  bool enabled() const { return enabled_; }
   // Appends one formatted line to `buffer` (the worker's); `now` is the wall-clock time of the
   // request's end.
   static void format(std::string& buffer, const RequestOutcome& outcome,
                      std::chrono::system_clock::time_point now);
   // Writes and clears `buffer`.
   void write(std::string& buffer);
+  // A file log opens its path again (after logrotate renamed it: SIGUSR1); the old file is closed
+  // once the new one is open, and kept when it cannot be. stdout and off: nothing to do.
+  bool reopen(std::string& error);
+  const std::string& path() const { return path_; }
 
  private:
-  std::FILE* out_ = nullptr;
+  std::FILE* out_ = nullptr;  // guarded by mutex_ once workers run (reopen swaps it)
+  bool enabled_ = false;      // set by open(), before any worker runs
+  std::string path_;          // set for a file log
   bool owned_ = false;
   std::mutex mutex_;
 };

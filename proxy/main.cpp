@@ -1,5 +1,5 @@
 // proxyd: args, load config (fatal on error), start the Proxy and the control socket, then wait
-// for signals: SIGHUP reloads, SIGTERM/SIGINT drain and exit 0.
+// for signals: SIGHUP reloads, SIGUSR1 reopens the access log, SIGTERM/SIGINT drain and exit 0.
 #include <CLI/CLI.hpp>
 
 #include <grp.h>
@@ -13,6 +13,7 @@
 #include "control/control_server.hpp"
 
 #include "config.hpp"
+#include "notify.hpp"
 #include "routing_snapshot.hpp"
 #include "server.hpp"
 
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -99,11 +101,19 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "proxyd: ready workers=%u generation=%llu\n", proxy.worker_count(),
                static_cast<unsigned long long>(proxy.status().generation));
+  proxyd::SystemdNotifier systemd;  // Type=notify: READY, RELOADING/READY, STOPPING
+  systemd.ready(proxy.status_line());
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
+    if (signal == SIGUSR1) {
+      std::fprintf(stderr, "%s\n", proxy.reopen_logs().c_str());
+      continue;
+    }
     if (signal == SIGHUP) {
+      systemd.reloading();
       proxyd::ChangeResult result = proxy.reload(proxyd::Caller::signal(), std::nullopt);
+      systemd.ready(proxy.status_line());
       if (!result.ok) {
         std::fprintf(stderr, "proxyd: reload failed: %s\n", result.error.c_str());
         continue;
@@ -120,6 +130,7 @@ int main(int argc, char** argv) {
                    static_cast<unsigned long long>(result.generation), winning.c_str());
       continue;
     }
+    systemd.stopping("draining");
     control_server.stop();
     bool clean = proxy.drain();
     std::fprintf(stderr, "proxyd: stopped%s\n", clean ? "" : " (drain timeout: requests cut)");

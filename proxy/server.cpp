@@ -199,6 +199,20 @@ bool Proxy::start(std::string& error) {
   return true;
 }
 
+std::string Proxy::reopen_logs() {
+  if (access_log_.path().empty()) return "proxyd: SIGUSR1: the access log is not a file";
+  std::string error;
+  if (!access_log_.reopen(error)) return "proxyd: access log reopen failed (kept the old file): " + error;
+  return "proxyd: access log reopened " + access_log_.path();
+}
+
+std::string Proxy::status_line() const {
+  const auto snapshot = store_.load();
+  return "generation " + std::to_string(snapshot->generation) + ", " +
+         std::to_string(snapshot->routes.size()) + " routes, " +
+         (draining_.load() ? "draining" : "serving");
+}
+
 std::string Proxy::metrics_text() const {
   ExpositionInput input;
   const std::shared_ptr<const RoutingSnapshot> snapshot = store_.load();

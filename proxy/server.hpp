@@ -59,6 +59,11 @@ class Proxy final : public AdminApi {
 
   const Config& config() const { return *config_; }
 
+  // SIGUSR1: the access log opens its file again (logrotate). Returns what to log.
+  std::string reopen_logs();
+  // The one-line STATUS= for systemd: generation, routes, draining.
+  std::string status_line() const;
+
   // The Prometheus text of GET /metrics (docs/metrics.md), from any thread.
   std::string metrics_text() const;
   unsigned worker_count() const { return static_cast<unsigned>(workers_.size()); }
