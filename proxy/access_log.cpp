@@ -47,13 +47,10 @@ void append_time(std::string& out, std::chrono::system_clock::time_point now) {
   out.append(frac, 5);
 }
 
-// Milliseconds with microsecond precision, or "-" when the phase did not happen.
-void append_ms(std::string& out, std::string_view key, std::optional<Clock::duration> d) {
-  out.push_back(' ');
-  out.append(key);
-  out.push_back('=');
+// Milliseconds with microsecond precision, or `missing` when the phase did not happen.
+void append_ms_value(std::string& out, std::optional<Clock::duration> d, std::string_view missing) {
   if (!d) {
-    out.push_back('-');
+    out.append(missing);
     return;
   }
   char ms[32];
@@ -62,15 +59,71 @@ void append_ms(std::string& out, std::string_view key, std::optional<Clock::dura
   out.append(ms, static_cast<std::size_t>(end - ms));
 }
 
+void append_ms(std::string& out, std::string_view key, std::optional<Clock::duration> d) {
+  out.push_back(' ');
+  out.append(key);
+  out.push_back('=');
+  append_ms_value(out, d, "-");
+}
+
 std::string_view name_of(const Route* route) { return route ? std::string_view(route->name) : ""; }
 std::string_view name_of(const Pool* pool) { return pool ? std::string_view(pool->name) : ""; }
 std::string_view name_of(const Server* server) {
   return server ? std::string_view(server->name) : "";
 }
 
+// A JSON string: quotes, backslashes and control characters escaped; bytes above 0x7f (a target
+// is not required to be UTF-8) as \u00XX, so the line is always valid JSON.
+void append_json_string(std::string& out, std::string_view value) {
+  out.push_back('"');
+  for (const char c : value) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (byte < 0x20 || byte > 0x7e) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out.append("\\u00");
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0xf]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+}
+
+// `"key":` then the value: a string, or null when empty.
+void json_field(std::string& out, std::string_view key, std::string_view value) {
+  out.append(",\"");
+  out.append(key);
+  out.append("\":");
+  if (value.empty()) {
+    out.append("null");
+  } else {
+    append_json_string(out, value);
+  }
+}
+
+void json_number(std::string& out, std::string_view key, std::uint64_t value) {
+  out.append(",\"");
+  out.append(key);
+  out.append("\":");
+  append_uint(out, value);
+}
+
+// Milliseconds as a number with microsecond precision, or null.
+void json_ms(std::string& out, std::string_view key, std::optional<Clock::duration> d) {
+  out.append(",\"");
+  out.append(key);
+  out.append("\":");
+  append_ms_value(out, d, "null");
+}
+
 }  // namespace
 
-bool AccessLog::open(const std::string& where, std::string& error) {
+bool AccessLog::open(const std::string& where, std::string& error, LogFormat format) {
+  format_ = format;
   if (where == "off") return true;
   if (where == "stdout") {
     out_ = stdout;
@@ -147,6 +200,45 @@ void AccessLog::format(std::string& out, const RequestOutcome& r,
   append_kv(out, "end", request_end_name(r.end));
   append_kv(out, "reason", r.reason ? local_reply_info(*r.reason).name : std::string_view());
   out.push_back('\n');
+}
+
+void AccessLog::format_json(std::string& out, const RequestOutcome& r,
+                            std::chrono::system_clock::time_point now) {
+  out.append("{\"time\":\"");
+  append_time(out, now);
+  out.push_back('"');
+  json_field(out, "listener", r.listener);
+  json_field(out, "client", r.client);
+  json_field(out, "method", r.method);
+  json_field(out, "target", r.target);
+  json_number(out, "status", r.status);
+  json_field(out, "route", name_of(r.route));
+  json_field(out, "slot", r.route ? (r.slot == SlotName::live ? "live" : "passive") : "");
+  json_field(out, "pool", name_of(r.pool));
+  json_field(out, "server", name_of(r.server));
+  json_ms(out, "duration_ms", r.total);
+  json_ms(out, "connect_ms", r.upstream_connect);
+  json_ms(out, "ttfb_ms", r.first_byte);
+  json_number(out, "bytes_in", r.bytes_in);
+  json_number(out, "bytes_out", r.bytes_out);
+  json_number(out, "attempts", r.attempt_count);
+  out.append(",\"failed\":[");
+  bool any = false;
+  for (std::size_t i = 0; i < r.attempt_count; ++i) {
+    const AttemptRecord& a = r.attempts[i];
+    if (a.end == AttemptEnd::ok) continue;
+    if (any) out.push_back(',');
+    out.append("{\"server\":");
+    append_json_string(out, name_of(a.server));
+    out.append(",\"end\":");
+    append_json_string(out, attempt_end_name(a.end));
+    out.push_back('}');
+    any = true;
+  }
+  out.push_back(']');
+  json_field(out, "end", request_end_name(r.end));
+  json_field(out, "reason", r.reason ? local_reply_info(*r.reason).name : std::string_view());
+  out.append("}\n");
 }
 
 void AccessLog::write(std::string& buffer) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/config.hpp"
 #include "proxy/outcome.hpp"
 
 namespace proxyd {
@@ -21,7 +22,7 @@ class AccessLog {
  public:
   // `where`: "stdout", "off", or a file path (opened for append). Returns false with `error` set
   // when the file cannot be opened.
-  bool open(const std::string& where, std::string& error);
+  bool open(const std::string& where, std::string& error, LogFormat format = LogFormat::text);
   ~AccessLog();
 
   bool enabled() const { return enabled_; }
@@ -29,6 +30,11 @@ class AccessLog {
   // request's end.
   static void format(std::string& buffer, const RequestOutcome& outcome,
                      std::chrono::system_clock::time_point now);
+  // The same fields as one JSON object per line (admin.access_log_format: json): strings escaped,
+  // null for what did not happen, `failed` an array of {"server", "end"}.
+  static void format_json(std::string& buffer, const RequestOutcome& outcome,
+                          std::chrono::system_clock::time_point now);
+  bool json() const { return format_ == LogFormat::json; }
   // Writes and clears `buffer`.
   void write(std::string& buffer);
   // A file log opens its path again (after logrotate renamed it: SIGUSR1); the old file is closed
@@ -39,6 +45,7 @@ class AccessLog {
  private:
   std::FILE* out_ = nullptr;  // guarded by mutex_ once workers run (reopen swaps it)
   bool enabled_ = false;      // set by open(), before any worker runs
+  LogFormat format_ = LogFormat::text;
   std::string path_;          // set for a file log
   bool owned_ = false;
   std::mutex mutex_;

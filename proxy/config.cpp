@@ -492,6 +492,7 @@ struct Word {
 };
 
 constexpr Word<SlotName> kSlots[] = {{"live", SlotName::live}, {"passive", SlotName::passive}};
+constexpr Word<LogFormat> kLogFormats[] = {{"text", LogFormat::text}, {"json", LogFormat::json}};
 constexpr Word<Balance> kBalances[] = {{"round_robin", Balance::round_robin},
                                        {"least_request", Balance::least_request}};
 
@@ -628,6 +629,7 @@ constexpr Key<AdminConfig> kAdminKeys[] = {
     {"metrics", read_metrics},
     {"state_file", store<&AdminConfig::state_file, text>},
     {"access_log", store<&AdminConfig::access_log, log_target>},
+    {"access_log_format", store<&AdminConfig::access_log_format, one_of<kLogFormats>>},
     {"audit_log", store<&AdminConfig::audit_log, text>},  // "" = beside state_file (cross-check)
     {"control_mode", store<&AdminConfig::control_mode, file_mode>},
     {"control_group", store<&AdminConfig::control_group, group_name>},

@@ -28,11 +28,14 @@ struct ListenerConfig {
   int line = 0;
 };
 
+enum class LogFormat { text, json };
+
 struct AdminConfig {
   std::string control_socket = "/run/proxyd/control.sock";
   std::optional<Endpoint> metrics;  // GET /metrics, /healthz, /ready
   std::string state_file = "/var/lib/proxyd/state.json";
   std::string access_log = "stdout";  // "stdout", "off", or a path
+  LogFormat access_log_format = LogFormat::text;  // logfmt-style key=value, or one JSON object
   std::string audit_log;  // JSON lines, one per mutating command; "" = beside state_file
   std::uint32_t control_mode = 0600;  // file mode of the control socket
   std::string control_group;          // group owning the socket ("" = proxyd's own)

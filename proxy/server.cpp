@@ -127,7 +127,8 @@ std::vector<std::string> Proxy::restore() {
 }
 
 bool Proxy::start(std::string& error) {
-  if (!access_log_.open(config_->admin.access_log, error)) return false;
+  if (!access_log_.open(config_->admin.access_log, error, config_->admin.access_log_format))
+    return false;
   const unsigned count = configured_workers(*config_);
   for (unsigned i = 0; i < count; ++i)
     workers_.push_back(std::make_unique<Worker>(i, store_, access_log_, latch_));
@@ -335,6 +336,7 @@ std::optional<std::string> Proxy::reload_locked() {
   for (const auto& w : loaded.warnings) log_warning(w.text());
   if (!same_listeners(*config_, *config) || config->workers != config_->workers ||
       config->admin.access_log != config_->admin.access_log ||
+      config->admin.access_log_format != config_->admin.access_log_format ||
       config->admin.state_file != config_->admin.state_file ||
       config->admin.control_socket != config_->admin.control_socket ||
       config->admin.metrics.has_value() != config_->admin.metrics.has_value() ||

@@ -71,7 +71,11 @@ void Worker::finish(const RequestOutcome& outcome) {
       metrics_.count_failure(*outcome.pool, *attempt.server, attempt.end);
   }
   if (!access_log_.enabled()) return;
-  AccessLog::format(log_buffer_, outcome, std::chrono::system_clock::now());
+  if (access_log_.json()) {
+    AccessLog::format_json(log_buffer_, outcome, std::chrono::system_clock::now());
+  } else {
+    AccessLog::format(log_buffer_, outcome, std::chrono::system_clock::now());
+  }
   if (log_buffer_.size() > 32 * 1024) access_log_.write(log_buffer_);
 }
 

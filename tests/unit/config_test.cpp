@@ -481,7 +481,8 @@ INSTANTIATE_TEST_SUITE_P(
                        "t.yaml:1: listeners[0].tls.ca: unknown key (expected one of: cert, key)"},
         UnknownKeyCase{"admin", kBase + "admin: {statefile: /x}\n",
                        "t.yaml:8: admin.statefile: unknown key (expected one of: control_socket, "
-                       "metrics, state_file, access_log, audit_log, control_mode, control_group, "
+                       "metrics, state_file, access_log, access_log_format, audit_log, control_mode, "
+                       "control_group, "
                        "control_allow_uids, control_allow_gids, control_read_uids, "
                        "control_read_gids)"},
         UnknownKeyCase{"pool",

@@ -31,8 +31,8 @@ struct Fixture {
   Server server;
 };
 
-TEST(AccessLogFormat, ARetriedRequest) {
-  Fixture f;
+// A request routed to api's passive slot, retried after a refused connect.
+RequestOutcome retried_request(const Fixture& f) {
   RequestOutcome r;
   r.listener = "public";
   r.client = "10.0.0.7:51000";
@@ -51,6 +51,12 @@ TEST(AccessLogFormat, ARetriedRequest) {
   r.first_byte = 2000us;
   r.add_attempt({&f.refused, false, AttemptEnd::connect_failed});
   r.add_attempt({&f.server, false, AttemptEnd::ok});
+  return r;
+}
+
+TEST(AccessLogFormat, ARetriedRequest) {
+  Fixture f;
+  const RequestOutcome r = retried_request(f);
   std::string line;
   AccessLog::format(line, r, at_fixed_time());
   EXPECT_EQ(line,
@@ -74,6 +80,41 @@ TEST(AccessLogFormat, ALocalReplyBeforeRouting) {
             "2026-11-29T14:31:05.123Z listener=public client=10.0.0.7:51000 method=- target=- "
             "status=400 route=- slot=- pool=- server=- duration_ms=0.000 connect_ms=- ttfb_ms=- "
             "bytes_in=0 bytes_out=0 attempts=0 failed=- end=local_reply reason=bad_request\n");
+}
+
+TEST(AccessLogJson, ARetriedRequest) {
+  Fixture f;
+  const RequestOutcome r = retried_request(f);
+  std::string line;
+  AccessLog::format_json(line, r, at_fixed_time());
+  EXPECT_EQ(line,
+            R"({"time":"2026-11-29T14:31:05.123Z","listener":"public","client":"10.0.0.7:51000",)"
+            R"("method":"GET","target":"/api/x?y=1","status":200,"route":"api","slot":"passive",)"
+            R"("pool":"green","server":"127.0.0.1:9011","duration_ms":2.500,"connect_ms":0.125,)"
+            R"("ttfb_ms":2.000,"bytes_in":0,"bytes_out":512,"attempts":2,)"
+            R"("failed":[{"server":"127.0.0.1:9010","end":"connect_failed"}],"end":"relayed",)"
+            R"("reason":null})"
+            "\n");
+}
+
+TEST(AccessLogJson, NullsForWhatDidNotHappenAndEscapedTargets) {
+  RequestOutcome r;
+  r.listener = "public";
+  r.client = "10.0.0.7:51000";
+  r.method = "GET";
+  r.target = "/a\"b\\c\x01\xe9";
+  r.status = 400;
+  r.reason = LocalReason::bad_request;
+  r.end = RequestEnd::local_reply;
+  std::string line;
+  AccessLog::format_json(line, r, at_fixed_time());
+  EXPECT_EQ(line,
+            R"({"time":"2026-11-29T14:31:05.123Z","listener":"public","client":"10.0.0.7:51000",)"
+            R"("method":"GET","target":"/a\"b\\c\u0001\u00e9","status":400,"route":null,)"
+            R"("slot":null,"pool":null,"server":null,"duration_ms":0.000,"connect_ms":null,)"
+            R"("ttfb_ms":null,"bytes_in":0,"bytes_out":0,"attempts":0,"failed":[],)"
+            R"("end":"local_reply","reason":"bad_request"})"
+            "\n");
 }
 
 }  // namespace
