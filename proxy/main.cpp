@@ -13,7 +13,6 @@
 #include "control/control_server.hpp"
 
 #include "config.hpp"
-#include "notify.hpp"
 #include "routing_snapshot.hpp"
 #include "server.hpp"
 
@@ -101,8 +100,7 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "proxyd: ready workers=%u generation=%llu\n", proxy.worker_count(),
                static_cast<unsigned long long>(proxy.status().generation));
-  proxyd::SystemdNotifier systemd;  // Type=notify: READY, RELOADING/READY, STOPPING
-  systemd.ready(proxy.status_line());
+  proxy.notify_ready();  // Type=notify: READY=1; reloads and the drain notify on their own
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
@@ -111,9 +109,7 @@ int main(int argc, char** argv) {
       continue;
     }
     if (signal == SIGHUP) {
-      systemd.reloading();
       proxyd::ChangeResult result = proxy.reload(proxyd::Caller::signal(), std::nullopt);
-      systemd.ready(proxy.status_line());
       if (!result.ok) {
         std::fprintf(stderr, "proxyd: reload failed: %s\n", result.error.c_str());
         continue;
@@ -130,7 +126,6 @@ int main(int argc, char** argv) {
                    static_cast<unsigned long long>(result.generation), winning.c_str());
       continue;
     }
-    systemd.stopping("draining");
     control_server.stop();
     bool clean = proxy.drain();
     std::fprintf(stderr, "proxyd: stopped%s\n", clean ? "" : " (drain timeout: requests cut)");

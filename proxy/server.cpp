@@ -232,6 +232,7 @@ std::string Proxy::metrics_text() const {
 
 bool Proxy::drain() {
   draining_ = true;  // /ready says 503 from here on: said before the line that announces it
+  systemd_.stopping(status_line());
   std::fprintf(stderr, "proxyd: draining\n");
   health_.stop();
   const auto deadline = std::chrono::steady_clock::now() + store_.load()->config->timeouts.drain;
@@ -349,6 +350,11 @@ std::optional<std::string> Proxy::reload_locked() {
 
 ChangeResult Proxy::reload(const Caller& caller, std::optional<std::uint64_t> if_generation) {
   std::lock_guard lock(mutex_);
+  systemd_.reloading();
+  struct ReadyAgain {  // READY=1 after the reload, whatever its result
+    Proxy& proxy;
+    ~ReadyAgain() { proxy.systemd_.ready(proxy.status_line()); }
+  } ready_again{*this};
   const Status before = make_status(*store_.load(), state_);
   std::optional<std::string> refusal;
   if (if_generation && *if_generation != state_.generation) {

@@ -22,6 +22,7 @@
 #include "state_store.hpp"
 #include "admin_listener.hpp"
 #include "health_checker.hpp"
+#include "notify.hpp"
 #include "worker.hpp"
 
 namespace proxyd {
@@ -63,6 +64,9 @@ class Proxy final : public AdminApi {
   std::string reopen_logs();
   // The one-line STATUS= for systemd: generation, routes, draining.
   std::string status_line() const;
+  // Tells systemd READY=1 (Type=notify); reloads (SIGHUP or proxyctl) and drain notify on their
+  // own. Nothing without NOTIFY_SOCKET.
+  void notify_ready() { systemd_.ready(status_line()); }
 
   // The Prometheus text of GET /metrics (docs/metrics.md), from any thread.
   std::string metrics_text() const;
@@ -98,6 +102,7 @@ class Proxy final : public AdminApi {
   AuditLog audit_log_;
   HealthChecker health_;  // follows every published snapshot
 
+  SystemdNotifier systemd_;               // main thread and reload(), under mutex_ there
   std::unique_ptr<AdminListener> admin_;  // admin.metrics, when set
   std::atomic<bool> draining_{false};     // /ready answers 503 from the start of a drain
   std::atomic<std::uint64_t> reloads_ok_{0};

@@ -1,6 +1,6 @@
 // Running under systemd: the notify protocol against a test NOTIFY_SOCKET (READY=1 with a STATUS
 // once listening, RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM, in that
-// order); SIGUSR1 reopens the access log after logrotate renamed it, losing no line; the shipped
+// order, for SIGHUP and for proxyctl reload); SIGUSR1 reopens the access log after logrotate renamed it, losing no line; the shipped
 // unit passes `systemd-analyze verify`.
 #include <gtest/gtest.h>
 
@@ -82,8 +82,15 @@ TEST(Systemd, NotifiesReadyReloadingAndStoppingInOrder) {
   EXPECT_EQ(usec.find_first_not_of("0123456789"), std::string::npos) << usec;
   EXPECT_EQ(notify.next(), "READY=1\nSTATUS=generation 2, 1 routes, serving");
 
+  // proxyctl reload is the same reload, and says so too.
+  const CommandResult reload =
+      run_program({PROXYCTL_BINARY, "-s", proxy->dir() + "/control.sock", "reload"});
+  ASSERT_EQ(reload.exit_code, 0) << reload.output;
+  EXPECT_TRUE(notify.next().starts_with("RELOADING=1\nMONOTONIC_USEC="));
+  EXPECT_EQ(notify.next(), "READY=1\nSTATUS=generation 3, 1 routes, serving");
+
   ASSERT_TRUE(proxy->signal(SIGTERM));
-  EXPECT_EQ(notify.next(), "STOPPING=1\nSTATUS=draining");
+  EXPECT_EQ(notify.next(), "STOPPING=1\nSTATUS=generation 3, 1 routes, draining");
   EXPECT_EQ(proxy->wait_exit(10s), 0);
 }
 
