@@ -44,24 +44,34 @@ std::vector<PoolStatus> pools_used(const Status& status, const std::vector<Route
   return out;
 }
 
+// The first of `names` (in their order) that none of `routes` is called; nullopt if all are.
+template <class Names, class Routes>
+std::optional<std::string> unknown_route(const Names& names, const Routes& routes) {
+  for (const std::string& name : names) {
+    const bool known = std::any_of(routes.begin(), routes.end(),
+                                   [&](const auto& route) { return route.name == name; });
+    if (!known) return name;
+  }
+  return std::nullopt;
+}
+
+// Keeps, in their order, the routes `wanted` names.
+template <class Routes>
+void keep_routes(Routes& routes, const std::set<std::string>& wanted) {
+  std::erase_if(routes, [&](const auto& route) { return wanted.count(route.name) == 0; });
+}
+
 Response run_status(AdminApi& api, const Request& request, const Caller&) {
   Status status = api.status();
   if (!request.routes.empty()) {
     const std::set<std::string> wanted(request.routes.begin(), request.routes.end());
-    for (const std::string& name : wanted) {
-      const bool known = std::any_of(status.routes.begin(), status.routes.end(),
-                                     [&](const RouteStatus& r) { return r.name == name; });
-      if (!known) {
-        return error_response(ErrorKind::refused, "unknown route " + in_quotes(name) +
-                                                      " (routes: " + names_of(status.routes) +
-                                                      ")",
-                              status.generation);
-      }
+    if (const auto name = unknown_route(wanted, status.routes)) {
+      return error_response(ErrorKind::refused, "unknown route " + in_quotes(*name) +
+                                                    " (routes: " + names_of(status.routes) + ")",
+                            status.generation);
     }
-    std::vector<RouteStatus> routes;
-    for (const RouteStatus& route : status.routes) {
-      if (wanted.count(route.name) != 0) routes.push_back(route);
-    }
+    std::vector<RouteStatus> routes = status.routes;
+    keep_routes(routes, wanted);
     status.pools = pools_used(status, routes, {});
     status.routes = std::move(routes);
   }
@@ -71,18 +81,10 @@ Response run_status(AdminApi& api, const Request& request, const Caller&) {
 // The window's counts of every route, or of the routes named (in the order of proxyd's routes).
 Response run_stats(AdminApi& api, const Request& request, const Caller&) {
   Stats stats = api.stats(std::chrono::seconds(request.window.value_or(kDefaultStatsWindow)));
-  for (const std::string& name : request.routes) {
-    const bool known = std::any_of(stats.routes.begin(), stats.routes.end(),
-                                   [&](const RouteStats& r) { return r.name == name; });
-    if (!known) {
-      return error_response(ErrorKind::refused, "no route named " + name, stats.generation);
-    }
-  }
-  if (!request.routes.empty()) {
-    const std::set<std::string> wanted(request.routes.begin(), request.routes.end());
-    std::erase_if(stats.routes,
-                  [&](const RouteStats& route) { return wanted.count(route.name) == 0; });
-  }
+  if (const auto name = unknown_route(request.routes, stats.routes))
+    return error_response(ErrorKind::refused, "no route named " + *name, stats.generation);
+  if (!request.routes.empty())
+    keep_routes(stats.routes, std::set<std::string>(request.routes.begin(), request.routes.end()));
   return ok_response(stats.generation, stats_to_json(stats));
 }
 

@@ -93,11 +93,16 @@ void append_json_string(std::string& out, std::string_view value) {
   out.push_back('"');
 }
 
-// `"key":` then the value: a string, or null when empty.
-void json_field(std::string& out, std::string_view key, std::string_view value) {
+// `,"key":`: every field but the first (time) starts so.
+void json_key(std::string& out, std::string_view key) {
   out.append(",\"");
   out.append(key);
   out.append("\":");
+}
+
+// A string field, or null when empty.
+void json_field(std::string& out, std::string_view key, std::string_view value) {
+  json_key(out, key);
   if (value.empty()) {
     out.append("null");
   } else {
@@ -106,17 +111,13 @@ void json_field(std::string& out, std::string_view key, std::string_view value) 
 }
 
 void json_number(std::string& out, std::string_view key, std::uint64_t value) {
-  out.append(",\"");
-  out.append(key);
-  out.append("\":");
+  json_key(out, key);
   append_uint(out, value);
 }
 
 // Milliseconds as a number with microsecond precision, or null.
 void json_ms(std::string& out, std::string_view key, std::optional<Clock::duration> d) {
-  out.append(",\"");
-  out.append(key);
-  out.append("\":");
+  json_key(out, key);
   append_ms_value(out, d, "null");
 }
 
@@ -222,7 +223,8 @@ void AccessLog::format_json(std::string& out, const RequestOutcome& r,
   json_number(out, "bytes_in", r.bytes_in);
   json_number(out, "bytes_out", r.bytes_out);
   json_number(out, "attempts", r.attempt_count);
-  out.append(",\"failed\":[");
+  json_key(out, "failed");
+  out.push_back('[');
   bool any = false;
   for (std::size_t i = 0; i < r.attempt_count; ++i) {
     const AttemptRecord& a = r.attempts[i];

@@ -4,7 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <cstdio>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -18,16 +18,11 @@ namespace {
 
 std::string_view slot_text(SlotName slot) { return slot == SlotName::live ? "live" : "passive"; }
 
-// Shortest round-trip text of a double ("0.005", "10", "1e-06"); +Inf for the last bucket.
+// The shortest text that reads back as the same double ("0.005", "10", "1e-06").
 std::string number(double value) {
   char buffer[32];
-  double back = 0;
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buffer, sizeof buffer, "%.*g", precision, value);
-    std::sscanf(buffer, "%lf", &back);
-    if (back == value) break;
-  }
-  return buffer;
+  const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  return std::string(buffer, end);
 }
 
 // Builds one metric family: HELP, TYPE, then samples.

@@ -265,17 +265,22 @@ Stats Proxy::stats(std::chrono::seconds window) const {
                       std::clamp<std::int64_t>(window.count(), 1, kWindowSeconds));
 }
 
-std::optional<std::string> Proxy::commit(RuntimeState next,
-                                         std::shared_ptr<const RoutingSnapshot> base) {
-  std::vector<std::string> warnings;
-  auto snapshot = with_runtime(*base, next, warnings);
+Proxy::Staged Proxy::stage(RuntimeState next, std::shared_ptr<const RoutingSnapshot> base) {
+  Staged staged;
+  staged.snapshot = with_runtime(*base, next, staged.warnings);
+  staged.state = std::move(next);
+  staged.base = std::move(base);
+  return staged;
+}
+
+std::optional<std::string> Proxy::commit(Staged staged) {
   // Durable first: a change that cannot be saved is not made.
-  if (auto error = state_store_.save(next)) return "cannot save the state file: " + *error;
-  state_ = std::move(next);
-  base_ = std::move(base);
-  health_.update(snapshot);
-  store_.publish(std::move(snapshot));
-  for (const auto& w : warnings) log_warning(w);
+  if (auto error = state_store_.save(staged.state)) return "cannot save the state file: " + *error;
+  state_ = std::move(staged.state);
+  base_ = std::move(staged.base);
+  health_.update(staged.snapshot);
+  store_.publish(std::move(staged.snapshot));
+  for (const auto& w : staged.warnings) log_warning(w);
   return std::nullopt;
 }
 
@@ -293,8 +298,10 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
   }
   RuntimeState next;
   if (!refusal) refusal = apply_operations(*base_, state_, request.operations, next);
+  std::optional<Staged> staged;
   if (!refusal) {
-    if (auto why = gate(next)) {
+    staged = stage(std::move(next), base_);
+    if (auto why = gate(*staged->snapshot)) {
       if (request.force) {
         result.overridden = std::move(*why);
       } else {
@@ -303,7 +310,7 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
     }
   }
   if (!refusal) {
-    if (auto error = commit(std::move(next), base_)) refusal = Refusal{*error, std::nullopt};
+    if (auto error = commit(std::move(*staged))) refusal = Refusal{*error, std::nullopt};
   }
   if (refusal) {
     result.error = refusal->message;
@@ -317,12 +324,9 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
   return result;
 }
 
-std::optional<std::string> Proxy::gate(const RuntimeState& next) const {
-  RuntimeState preview = next;
-  std::vector<std::string> ignored;  // commit() reports them if the change goes ahead
-  const auto after = with_runtime(*base_, preview, ignored);
+std::optional<std::string> Proxy::gate(const RoutingSnapshot& after) const {
   const std::int64_t now_ns = std::chrono::steady_clock::now().time_since_epoch().count();
-  return gate_refusal(*store_.load(), *after, now_ns);
+  return gate_refusal(*store_.load(), after, now_ns);
 }
 
 std::optional<std::string> Proxy::reload_locked() {
@@ -333,7 +337,7 @@ std::optional<std::string> Proxy::reload_locked() {
   if (!built.errors.empty()) return join_errors(built.errors);
   RuntimeState next = state_;
   next.generation = state_.generation + 1;
-  if (auto error = commit(std::move(next), std::move(built.snapshot))) return error;
+  if (auto error = commit(stage(std::move(next), std::move(built.snapshot)))) return error;
   for (const auto& w : loaded.warnings) log_warning(w.text());
   if (!same_listeners(*config_, *config) || config->workers != config_->workers ||
       config->admin.access_log != config_->admin.access_log ||

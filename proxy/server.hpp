@@ -76,18 +76,26 @@ class Proxy final : public AdminApi {
   // Reads the config file, builds its snapshot and commits it with the runtime state. Caller
   // holds mutex_. Returns why it did not, or nullopt.
   std::optional<std::string> reload_locked();
-  // Saves `next`, publishes the snapshot, and makes both current. Caller holds mutex_.
-  std::optional<std::string> commit(RuntimeState next,
-                                    std::shared_ptr<const RoutingSnapshot> base);
+  // A runtime state with the snapshot it makes on `base`, built once: the gate judges it and
+  // commit() publishes it. `warnings`: entries with_runtime() dropped, logged if committed.
+  struct Staged {
+    RuntimeState state;
+    std::shared_ptr<const RoutingSnapshot> base;
+    std::shared_ptr<const RoutingSnapshot> snapshot;
+    std::vector<std::string> warnings;
+  };
+  static Staged stage(RuntimeState next, std::shared_ptr<const RoutingSnapshot> base);
+  // Saves the staged state, publishes its snapshot, and makes both current. Caller holds mutex_.
+  std::optional<std::string> commit(Staged staged);
   // Appends one structured record: who, the command as typed, the routes and servers it is about
   // (`touched`) and their values before and after, the generation and the result.
   // `forced`: the caller gave --force (the entry says so, and what it overrode, if anything).
   void audit(const Caller& caller, const std::string& command, const Touched& touched,
              const Status& before, const Status& after, const ChangeResult& result,
              bool forced = false);
-  // Why the change gate (change_gate.hpp) refuses going from the published snapshot to `next`,
+  // Why the change gate (change_gate.hpp) refuses going from the published snapshot to `after`,
   // with the servers' health as it is now; nullopt when it passes. Caller holds mutex_.
-  std::optional<std::string> gate(const RuntimeState& next) const;
+  std::optional<std::string> gate(const RoutingSnapshot& after) const;
 
   std::shared_ptr<const Config> config_;  // the startup config: listeners and workers live here
   SnapshotStore store_;

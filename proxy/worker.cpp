@@ -110,6 +110,7 @@ const std::shared_ptr<const RoutingSnapshot>& Worker::snapshot() {
         raw, [keep = std::move(global)](const RoutingSnapshot*) {});
     snapshot_version_ = version;
     metrics_.follow(*snapshot_);
+    keep_serving(*snapshot_);
   }
   return snapshot_;
 }
@@ -149,8 +150,7 @@ Task<void> Worker::sweep_loop() {
 }
 
 void Worker::sweep() {
-  follow_snapshot();
-  const RoutingSnapshot& current = *snapshot_;
+  const RoutingSnapshot& current = *snapshot();
   for (Deadline* d = deadlines_; d != nullptr; d = d->next) {
     if (d->tunnel_route != nullptr && d->tunnel_checked != snapshot_version_)
       check_tunnel(*d, current);
@@ -169,10 +169,7 @@ void Worker::sweep() {
 
 // On a new snapshot: which servers' idle connections are still worth keeping. A draining server
 // keeps them (running requests finish, `enable` may bring it back); a disabled one does not.
-void Worker::follow_snapshot() {
-  const RoutingSnapshot& current = *snapshot();
-  if (serving_version_ == snapshot_version_) return;
-  serving_version_ = snapshot_version_;
+void Worker::keep_serving(const RoutingSnapshot& current) {
   serving_.clear();
   std::vector<bool> in_slot(current.pools.size(), false);
   for (const Route& route : current.routes) in_slot[route.live_pool] = in_slot[route.passive_pool] = true;

@@ -127,7 +127,7 @@ class Worker {
   Task<void> accept_loop(Acceptor& acceptor, ListenerRuntime listener);
   Task<void> sweep_loop();
   void sweep();
-  void follow_snapshot();
+  void keep_serving(const RoutingSnapshot& current);
   void check_tunnel(Deadline& d, const RoutingSnapshot& snapshot);
   void maybe_finish_drain();
 
@@ -148,9 +148,8 @@ class Worker {
   UpstreamCache upstreams_;
   WorkerMetrics metrics_;
   // Servers whose idle connections are kept: enabled or draining servers of pools in some
-  // route's slots, as of snapshot version `serving_version_` (rebuilt by the sweep on a change).
+  // route's slots in the current snapshot (rebuilt by snapshot() when it changes).
   std::unordered_set<const ServerState*> serving_;
-  std::uint64_t serving_version_ = 0;
   Deadline* deadlines_ = nullptr;  // head of the intrusive list of live sessions
   std::size_t sessions_ = 0;
   Clock::time_point now_ = Clock::now();
