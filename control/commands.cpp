@@ -3,11 +3,14 @@
 // is produced here, so tests/unit/control can pin each one without running a process.
 #include "control/commands.hpp"
 
+#include "proxy/rollout_json.hpp"
+
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <initializer_list>
@@ -245,6 +248,21 @@ std::string render_history_reply(const Response& response) {
   return render_history(entries->get_array());
 }
 
+// A rollout command's reply: the rollout as it is after it.
+std::string render_rollout_reply(const Response& response) {
+  const std::vector<RolloutStatus> rollouts = [&] {
+    json::array one;
+    if (const json::value* rollout = response.result.if_contains("rollout")) one.push_back(*rollout);
+    json::value value = std::move(one);
+    return rollouts_from_json(&value);
+  }();
+  return render_rollouts(rollouts);
+}
+
+std::string render_rollout_status_reply(const Response& response) {
+  return render_rollouts(rollouts_from_json(response.result.if_contains("rollouts")));
+}
+
 // --- row parsers --------------------------------------------------------------------------------
 
 std::string parse_status(const CommandRow&, const std::vector<std::string>& args, Invocation& out) {
@@ -423,6 +441,75 @@ std::string parse_apply(const CommandRow&, const std::vector<std::string>& args,
 }
 
 // The rows `help WORDS...` names: one exact command, or every row of a group (`help server`).
+std::string parse_rollout(const CommandRow&, const std::vector<std::string>& args,
+                          Invocation& out) {
+  const SplitArgs split = split_args(args, {{"--steps", true},
+                                            {"--interval", true},
+                                            {"--min-requests", true},
+                                            {"--max-error-ratio", true},
+                                            {"--max-latency-ratio", true},
+                                            {"--then", true},
+                                            {"--detach", false}});
+  if (!split.error.empty()) return split.error;
+  if (std::string error = expect_positionals(split.positional, {"ROUTE"}); !error.empty()) {
+    return error;
+  }
+  out.request.routes = split.positional;
+  out.action = split.get("--detach") != nullptr ? Action::send : Action::rollout;
+  RolloutPlan plan;
+  if (const std::string* steps = split.get("--steps")) {
+    std::string error;
+    const auto parsed = parse_steps(*steps, error);
+    if (!parsed) return "--steps: " + error;
+    plan.steps_ppm = *parsed;
+  }
+  if (const std::string* interval = split.get("--interval")) {
+    const auto parsed = parse_duration(*interval);
+    if (!parsed || parsed->count() <= 0)
+      return "--interval needs a duration such as 30s or 5m, got " + in_quotes(*interval);
+    plan.interval_ms = std::chrono::duration_cast<std::chrono::milliseconds>(*parsed).count();
+  }
+  if (const std::string* min = split.get("--min-requests")) {
+    const auto parsed = parse_whole(*min);
+    if (!parsed || *parsed > 1'000'000'000)
+      return "--min-requests needs a whole number, got " + in_quotes(*min);
+    plan.min_requests = static_cast<std::int64_t>(*parsed);
+  }
+  const auto ratio = [&](const char* name, double& target) -> std::string {
+    const std::string* text = split.get(name);
+    if (text == nullptr) return "";
+    double value = 0;
+    const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+    if (ec != std::errc() || end != text->data() + text->size() || !std::isfinite(value))
+      return std::string(name) + " needs a number, got " + in_quotes(*text);
+    target = value;
+    return "";
+  };
+  if (std::string error = ratio("--max-error-ratio", plan.max_error_ratio); !error.empty())
+    return error;
+  if (std::string error = ratio("--max-latency-ratio", plan.max_latency_ratio); !error.empty())
+    return error;
+  if (const std::string* then = split.get("--then")) {
+    const auto parsed = parse_then(*then);
+    if (!parsed) return "--then needs flip or hold, got " + in_quotes(*then);
+    plan.then = *parsed;
+  }
+  if (std::string error = plan_error(plan); !error.empty()) return error;
+  out.request.plan = plan;
+  return "";
+}
+
+std::string parse_one_route(const CommandRow&, const std::vector<std::string>& args,
+                            Invocation& out) {
+  const SplitArgs split = split_args(args, {});
+  if (!split.error.empty()) return split.error;
+  if (std::string error = expect_positionals(split.positional, {"ROUTE"}); !error.empty()) {
+    return error;
+  }
+  out.request.routes = split.positional;
+  return "";
+}
+
 std::vector<const CommandRow*> rows_named(const std::vector<std::string>& words) {
   if (const CommandRow* row = find_command(join(words, " "))) return {row};
   std::vector<const CommandRow*> group;
@@ -554,6 +641,52 @@ std::vector<CommandRow> make_table() {
                   "snapshot and one generation, or nothing at all if any line is refused; the\n"
                   "error names the line (apply: FILE line 3: no route named x).",
                   true, false, parse_apply, render_change_reply, true});
+  rows.push_back({{"rollout"},
+                  "rollout ROUTE [--steps LIST] [--interval D] [--min-requests N] "
+                  "[--max-error-ratio R] [--max-latency-ratio R] [--then flip|hold] [--detach]",
+                  "run the canary plan on ROUTE inside proxyd; abort on the evidence",
+                  "Defaults: --steps 0.5,5,20,50,100 (percent) --interval 5m --min-requests 100\n"
+                  "--max-error-ratio 0.01 --max-latency-ratio 1.5 --then flip.\n"
+                  "Each step sets the passive weight, then holds for --interval and until the\n"
+                  "passive slot served --min-requests in it; the passive pool must be healthy\n"
+                  "before each step.\n"
+                  "Analysis: twice a second proxyd compares the passive slot with the live slot\n"
+                  "over the current step, and aborts (weight 0) as soon as an exact one-sided\n"
+                  "binomial test (p < 0.001) shows passive's error ratio above live's by more\n"
+                  "than --max-error-ratio, or more than 1% of passive's requests slower than\n"
+                  "--max-latency-ratio times live's p99. The test weighs the sample sizes, so a\n"
+                  "canary failing every request stops after 2 or 3 of them while a few errors\n"
+                  "as frequent as live's never stop it.\n"
+                  "After the last step: flip (the default: the passive pool becomes live) or\n"
+                  "hold (the weight stays). The plan runs in proxyd: proxyctl follows it and\n"
+                  "exits 0 when it completes, 1 when it aborts; --detach returns at once.\n"
+                  "While it runs, set-weight, set-live, set-passive, flip and reset of ROUTE\n"
+                  "are refused; --force on them aborts the rollout. Sticky users are drawn\n"
+                  "anew per rollout, so each release canaries another cohort.",
+                  true, false, parse_rollout, render_rollout_reply});
+  rows.push_back({{"rollout", "status"},
+                  "rollout status [ROUTE...] [--json]",
+                  "each route's latest rollout: phase, step, what it waits for, figures",
+                  "PHASE is running, paused, aborted or completed; WAITING FOR the time and the\n"
+                  "passive requests the step still needs; PASSIVE and LIVE the requests, errors\n"
+                  "and p99 of the current step. An aborted rollout says why, with the figures.",
+                  false, false, parse_status, render_rollout_status_reply});
+  rows.push_back({{"rollout", "pause"},
+                  "rollout pause ROUTE",
+                  "hold ROUTE's rollout at its step (the analysis goes on)",
+                  "The weight stays; the canary is still judged, and aborted on the evidence.",
+                  true, false, parse_one_route, render_rollout_reply});
+  rows.push_back({{"rollout", "resume"},
+                  "rollout resume ROUTE",
+                  "go on with a paused rollout: its step starts again",
+                  "The step's interval and its passive requests are counted anew. A rollout\n"
+                  "that was running when proxyd stopped comes back paused.",
+                  true, false, parse_one_route, render_rollout_reply});
+  rows.push_back({{"rollout", "abort"},
+                  "rollout abort ROUTE",
+                  "stop ROUTE's rollout: its weight goes to 0 in one change",
+                  "",
+                  true, false, parse_one_route, render_rollout_reply});
   rows.push_back({{"help"},
                   "help [COMMAND]",
                   "this list, or the details of one command",
@@ -1020,6 +1153,81 @@ std::optional<std::chrono::milliseconds> parse_timeout(std::string_view text) {
       parse_duration(plain ? std::string(text) + "s" : std::string(text));
   if (!duration) return std::nullopt;
   return std::chrono::duration_cast<std::chrono::milliseconds>(*duration);
+}
+
+namespace {
+
+// A slot's figures as rollout status shows them: "40 req, 0 err, p99 4.9 ms".
+std::string figures_cell(const SlotFigures& f) {
+  std::string out = std::to_string(f.requests) + " req, " + std::to_string(f.errors) + " err";
+  if (f.p99) out += ", p99 " + std::string(f.p99->over ? ">" : "") + fixed(f.p99->ms, 1) + " ms";
+  return out;
+}
+
+}  // namespace
+
+std::string rollout_step_text(const RolloutStatus& rollout) {
+  const std::size_t steps = rollout.plan.steps_ppm.size();
+  const std::uint32_t weight =
+      rollout.step < steps ? rollout.plan.steps_ppm[rollout.step] : 0;
+  return "step " + std::to_string(rollout.step + 1) + " of " + std::to_string(steps) + " (" +
+         format_percent(weight) + "%)";
+}
+
+std::string render_rollouts(const std::vector<RolloutStatus>& rollouts) {
+  if (rollouts.empty()) return "no rollout\n";
+  std::vector<std::vector<std::string>> rows{
+      {"ROUTE", "PHASE", "STEP", "PASSIVE", "LIVE", "WAITING FOR", "PASSIVE FIGURES", "LIVE FIGURES"}};
+  std::string reasons;
+  for (const RolloutStatus& r : rollouts) {
+    rows.push_back({r.route, std::string(phase_name(r.phase)), rollout_step_text(r), r.passive,
+                    r.live, r.phase == RolloutPhase::running && !r.waiting_for.empty() ? r.waiting_for : "-",
+                    figures_cell(r.passive_figures), figures_cell(r.live_figures)});
+    if (!r.reason.empty()) reasons += r.route + ": " + r.reason + "\n";
+  }
+  std::string out = format_table(rows);
+  if (!reasons.empty()) out += "\n" + reasons;
+  return out;
+}
+
+std::string rollout_progress_line(const RolloutStatus& rollout) {
+  std::string out = rollout.route + " " + rollout_step_text(rollout) + ": ";
+  out += rollout.phase == RolloutPhase::running
+             ? (rollout.waiting_for.empty() ? std::string("stepping")
+                                            : "waiting for " + rollout.waiting_for)
+             : std::string(phase_name(rollout.phase));
+  return out + "; passive " + figures_cell(rollout.passive_figures) + "; live " +
+         figures_cell(rollout.live_figures);
+}
+
+std::string rollout_end_line(const RolloutStatus& rollout) {
+  std::string out = rollout.route + " " + std::string(phase_name(rollout.phase)) + " at " +
+                    rollout_step_text(rollout);
+  if (rollout.phase == RolloutPhase::completed) {
+    out += rollout.plan.then == RolloutThen::flip ? ": flipped, " + rollout.passive + " is live"
+                                                  : ": holding at the last step";
+  }
+  if (!rollout.reason.empty()) out += ": " + rollout.reason;
+  return out;
+}
+
+std::optional<std::vector<std::uint32_t>> parse_steps(std::string_view text, std::string& error) {
+  std::vector<std::uint32_t> steps;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find(',', start);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view item = text.substr(start, end - start);
+    std::string why;
+    const auto ppm = parse_percent_ppm(item, &why);
+    if (!ppm) {
+      error = in_quotes(item) + ": " + why;
+      return std::nullopt;
+    }
+    steps.push_back(*ppm);
+    start = end + 1;
+  }
+  return steps;
 }
 
 }  // namespace proxyd::control

@@ -26,6 +26,7 @@ enum class Action {
   send,          // send `request`, render the reply
   wait_healthy,  // poll `status` until enough servers of `pool` are healthy
   apply_batch,   // read `batch_source`, parse it with parse_batch, send that
+  rollout,       // send `request` (a rollout start), then follow it until it ends
   help,          // print help_text(), or help_text(*help_rows) for `help COMMAND`
 };
 
@@ -109,6 +110,16 @@ std::string render_status(const Status& status);
 std::string render_history(const boost::json::array& entries);
 // stats: a window line, then a row per route, slot and pool.
 std::string render_stats(const Stats& stats);
+// rollout status: a row per route's latest rollout, then each one's reason, if it has one.
+std::string render_rollouts(const std::vector<RolloutStatus>& rollouts);
+// One rollout as proxyctl rollout follows it: "step 2 of 5 (5%)".
+std::string rollout_step_text(const RolloutStatus& rollout);
+// The live line: step, time or requests left, both slots' requests and errors.
+std::string rollout_progress_line(const RolloutStatus& rollout);
+// The line for a rollout that ended or paused: its phase and reason.
+std::string rollout_end_line(const RolloutStatus& rollout);
+// --steps' list ("0.5,5,20,50,100") in ppm; the error says which entry is wrong.
+std::optional<std::vector<std::uint32_t>> parse_steps(std::string_view text, std::string& error);
 // --window's values ("10s", "1m", "5m") in seconds; nullopt for anything else.
 std::optional<std::int64_t> parse_window(std::string_view text);
 // The runtime values that win over the file (diff, and after a reload), with how to drop them.

@@ -4,6 +4,8 @@
 // a newer proxyd. Nothing here throws on any input.
 #include "control/protocol.hpp"
 
+#include "proxy/rollout_json.hpp"
+
 #include <boost/json/array.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
@@ -371,6 +373,13 @@ DecodedRequest decode_request(std::string_view line) {
         return out;
       }
       request.force = value.get_bool();
+    } else if (key == "plan") {
+      std::string why;
+      request.plan = plan_from_json(value, why);
+      if (!request.plan) {
+        out.error = bad("\"plan\": " + why);
+        return out;
+      }
     } else if (key == "routes") {
       if (!value.is_array()) {
         out.error = bad("\"routes\" must be an array of route names");
@@ -429,6 +438,7 @@ std::string encode_request(const Request& request) {
   if (request.limit) out["limit"] = *request.limit;
   if (request.window) out["window"] = *request.window;
   if (request.force) out["force"] = true;
+  if (request.plan) out["plan"] = plan_to_json(*request.plan);
   if (!request.text.empty()) out["text"] = request.text;
   return json::serialize(out);
 }
@@ -568,6 +578,23 @@ json::object status_to_json(const Status& status) {
   out["config_path"] = status.config_path;
   out["routes"] = std::move(routes);
   out["pools"] = std::move(pools);
+  out["rollouts"] = rollouts_to_json(status.rollouts);
+  return out;
+}
+
+json::array rollouts_to_json(const std::vector<RolloutStatus>& rollouts) {
+  json::array out;
+  for (const RolloutStatus& rollout : rollouts) out.push_back(rollout_to_json(rollout));
+  return out;
+}
+
+std::vector<RolloutStatus> rollouts_from_json(const json::value* value) {
+  std::vector<RolloutStatus> out;
+  if (value == nullptr || !value->is_array()) return out;
+  for (const json::value& entry : value->get_array()) {
+    std::string error;
+    if (auto rollout = rollout_from_json(entry, error)) out.push_back(std::move(*rollout));
+  }
   return out;
 }
 
@@ -625,6 +652,7 @@ Status status_from_json(const json::object& result, std::uint64_t generation) {
       status.pools.push_back(std::move(pool));
     }
   }
+  status.rollouts = rollouts_from_json(result.if_contains("rollouts"));
   return status;
 }
 

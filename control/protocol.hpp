@@ -51,6 +51,7 @@ struct Request {
   std::optional<std::size_t> limit;            // history: how many entries
   std::optional<std::int64_t> window;          // stats: seconds, one of kStatsWindows
   bool force = false;  // changes: go ahead where the health gate or max_step would refuse
+  std::optional<RolloutPlan> plan;  // rollout: the plan to run on routes[0]
 
   bool operator==(const Request&) const = default;
 };
@@ -99,6 +100,11 @@ boost::json::value to_json(const Operation& op);
 // newer proxyd that adds fields still renders; it throws nothing.
 boost::json::object status_to_json(const Status& status);
 Status status_from_json(const boost::json::object& result, std::uint64_t generation);
+
+// The rollouts of `rollout status` (and of `status`, and the rollout a rollout command leaves):
+// the objects of proxy/rollout_json.hpp. from_json skips entries it cannot read.
+boost::json::array rollouts_to_json(const std::vector<RolloutStatus>& rollouts);
+std::vector<RolloutStatus> rollouts_from_json(const boost::json::value* value);
 
 // RuntimeDiff <-> the result of `diff` and of `reload`; from_json is lenient like status_from_json.
 boost::json::object diff_to_json(const RuntimeDiff& diff);

@@ -3,6 +3,7 @@
 // (--json) -> the exit code deploy scripts test: 0 done, 1 refused, 2 usage error, 3 cannot reach
 // proxyd. Plain POSIX sockets with poll() deadlines: a client this small needs no Asio.
 #include <CLI/CLI.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -21,10 +22,12 @@
 
 #include "control/commands.hpp"
 #include "control/protocol.hpp"
+#include "proxy/rollout_json.hpp"
 
 namespace proxyd::control {
 namespace {
 
+namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -35,6 +38,8 @@ constexpr milliseconds kConnectTimeout{5000};
 // than be told "cannot reach" about a reload that then succeeds. PROXYCTL_TIMEOUT overrides it.
 constexpr milliseconds kDefaultReplyTimeout{60'000};
 constexpr milliseconds kWaitHealthyInterval{500};
+constexpr milliseconds kRolloutPollInterval{1000};
+constexpr auto kRolloutProgressEvery = std::chrono::seconds(5);
 constexpr std::size_t kMaxReplyBytes = 64u << 20;
 // A batch file larger than this is certainly a wrong path (say /dev/zero).
 constexpr std::size_t kMaxBatchBytes = 16u << 20;
@@ -269,6 +274,100 @@ int wait_healthy(const Context& context, const Invocation& invocation) {
   }
 }
 
+// One event of a followed rollout in --json mode: {"event":"step","rollout":{...}}.
+void print_event(std::string_view event, const RolloutStatus& rollout) {
+  json::object line;
+  line["event"] = event;
+  line["rollout"] = rollout_to_json(rollout);
+  std::cout << json::serialize(line) << std::endl;
+}
+
+// proxyctl rollout ROUTE: starts the plan, then follows it in proxyd (which runs it) until it
+// completes (exit 0) or aborts (exit 1). A line per step, pause and resume; on a terminal, a live
+// line under them; with --json, one JSON object per event and a progress event every 5 seconds.
+// proxyd going away ends the following, not the rollout (exit 3).
+int follow_rollout(const Context& context, const Invocation& invocation) {
+  const Reply started = call(context, invocation.request);
+  if (!started.response) return started.exit_code;
+  if (!started.response->ok) {
+    if (context.json) std::cout << started.line << "\n";
+    std::cerr << "proxyctl: " << to_string(started.response->error.kind) << ": "
+              << started.response->error.message << "\n";
+    return error_exit(*started.response);
+  }
+  const json::value* first = started.response->result.if_contains("rollout");
+  std::string error;
+  std::optional<RolloutStatus> rollout =
+      first != nullptr ? rollout_from_json(*first, error) : std::nullopt;
+  if (!rollout) {
+    print_unreachable(context, "the reply carries no rollout");
+    return kUnreachable;
+  }
+  const std::int64_t id = rollout->started_at;
+  const std::string route = rollout->route;
+  const bool tty = !context.json && isatty(STDOUT_FILENO) == 1;
+  const auto say = [&](std::string_view event, const std::string& text) {
+    if (context.json) {
+      print_event(event, *rollout);
+    } else {
+      std::cout << (tty ? "\r\033[K" : "") << text << std::endl;
+    }
+  };
+  say("started", route + ": rollout started, passive " + rollout->passive + " against live " +
+                     rollout->live + "\n" + route + " " + rollout_step_text(*rollout));
+
+  Request poll;
+  poll.command = "rollout status";
+  poll.routes = {route};
+  std::size_t step = rollout->step;
+  RolloutPhase phase = rollout->phase;
+  auto last_progress = Clock::now();
+  for (;;) {
+    std::this_thread::sleep_for(kRolloutPollInterval);
+    const Reply reply = call(context, poll);
+    if (!reply.response) {
+      std::cerr << "proxyctl: the rollout goes on inside proxyd; `proxyctl rollout status " << route
+                << "` shows it\n";
+      return reply.exit_code;
+    }
+    if (!reply.response->ok) {
+      if (reply.response->error.kind == ErrorKind::busy) continue;
+      std::cerr << "proxyctl: " << to_string(reply.response->error.kind) << ": "
+                << reply.response->error.message << "\n";
+      return error_exit(*reply.response);
+    }
+    const std::vector<RolloutStatus> now =
+        rollouts_from_json(reply.response->result.if_contains("rollouts"));
+    if (now.empty() || now.front().started_at != id) {
+      std::cerr << "proxyctl: the rollout of " << route << " is gone (the route was removed?)\n";
+      return kRefused;
+    }
+    rollout = now.front();
+    // A step shorter than the poll interval is still reported, each in turn.
+    while (step < rollout->step) {
+      RolloutStatus at = *rollout;
+      at.step = ++step;
+      say("step", route + " " + rollout_step_text(at));
+    }
+    if (rollout->phase == RolloutPhase::aborted || rollout->phase == RolloutPhase::completed) {
+      say(phase_name(rollout->phase), rollout_end_line(*rollout));
+      return rollout->phase == RolloutPhase::completed ? kDone : kRefused;
+    }
+    if (rollout->phase != phase) {
+      phase = rollout->phase;
+      say(phase == RolloutPhase::paused ? "paused" : "resumed",
+          phase == RolloutPhase::paused ? rollout_end_line(*rollout)
+                                        : route + " resumed at " + rollout_step_text(*rollout));
+    }
+    if (tty) {
+      std::cout << "\r\033[K" << rollout_progress_line(*rollout) << std::flush;
+    } else if (context.json && Clock::now() - last_progress >= kRolloutProgressEvery) {
+      last_progress = Clock::now();
+      print_event("progress", *rollout);
+    }
+  }
+}
+
 // Reads a batch from FILE or "-" (standard input); on failure `error` says why.
 std::optional<std::string> read_batch(const std::string& source, std::string& error) {
   std::string text;
@@ -389,6 +488,8 @@ int run(int argc, char** argv) {
       return send_and_render(context, invocation);
     case Action::wait_healthy:
       return wait_healthy(context, invocation);
+    case Action::rollout:
+      return follow_rollout(context, invocation);
     case Action::apply_batch: {
       std::string error;
       const std::optional<std::string> text = read_batch(invocation.batch_source, error);

@@ -3,6 +3,8 @@
 // handler turns one request into AdminApi calls and a reply.
 #include "control/server_commands.hpp"
 
+#include "proxy/rollout_json.hpp"
+
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 
@@ -55,10 +57,14 @@ std::optional<std::string> unknown_route(const Names& names, const Routes& route
   return std::nullopt;
 }
 
-// Keeps, in their order, the routes `wanted` names.
+// Keeps, in their order, the entries whose route `wanted` names.
+template <class Routes, class Name>
+void keep_routes(Routes& routes, const std::set<std::string>& wanted, Name name) {
+  std::erase_if(routes, [&](const auto& route) { return wanted.count(name(route)) == 0; });
+}
 template <class Routes>
 void keep_routes(Routes& routes, const std::set<std::string>& wanted) {
-  std::erase_if(routes, [&](const auto& route) { return wanted.count(route.name) == 0; });
+  keep_routes(routes, wanted, [](const auto& route) { return route.name; });
 }
 
 Response run_status(AdminApi& api, const Request& request, const Caller&) {
@@ -157,10 +163,60 @@ Response run_change(AdminApi& api, const Request& request, const Caller& caller)
   return ok_response(result.generation, std::move(body));
 }
 
+// The one route a rollout command is about: routes[0], and nothing else.
+std::optional<Response> one_route(const Request& request) {
+  if (request.routes.size() == 1) return std::nullopt;
+  return error_response(ErrorKind::bad_request,
+                        in_quotes(request.command) + " takes exactly one route in \"routes\"");
+}
+
+// rollout, rollout pause|resume|abort: one AdminApi::rollout; the reply is the rollout after it.
+Response run_rollout(AdminApi& api, const Request& request, const Caller& caller) {
+  if (auto bad = one_route(request)) return *bad;
+  RolloutCommand command;
+  command.route = request.routes.front();
+  command.caller = caller;
+  command.command = request.text.empty() ? request.command : request.text;
+  command.if_generation = request.if_generation;
+  if (request.command == "rollout") {
+    command.kind = RolloutCommand::Kind::start;
+    if (!request.plan) return error_response(ErrorKind::bad_request, "rollout needs a \"plan\"");
+    command.plan = *request.plan;
+  } else if (request.command == "rollout pause") {
+    command.kind = RolloutCommand::Kind::pause;
+  } else if (request.command == "rollout resume") {
+    command.kind = RolloutCommand::Kind::resume;
+  } else {
+    command.kind = RolloutCommand::Kind::abort;
+  }
+  const ChangeResult result = api.rollout(command);
+  if (!result.ok) return error_response(ErrorKind::refused, result.error, result.generation);
+  json::object body;
+  if (result.rollout) body["rollout"] = rollout_to_json(*result.rollout);
+  return ok_response(result.generation, std::move(body));
+}
+
+// rollout status: every route's latest rollout, or those of the routes named.
+Response run_rollout_status(AdminApi& api, const Request& request, const Caller&) {
+  Status status = api.status();
+  if (const auto name = unknown_route(request.routes, status.routes))
+    return error_response(ErrorKind::refused, "no route named " + *name, status.generation);
+  if (!request.routes.empty()) {
+    keep_routes(status.rollouts, std::set<std::string>(request.routes.begin(), request.routes.end()),
+                [](const RolloutStatus& r) { return r.route; });
+  }
+  json::object body;
+  body["rollouts"] = rollouts_to_json(status.rollouts);
+  return ok_response(status.generation, std::move(body));
+}
+
 // Every command that changes routes or servers: a list of operations, optionally conditional.
 // Each may be forced past the health gate and max_step (server commands never meet the gate, but
 // a batch may carry them, and one rule for every change is simpler to explain).
 constexpr Accepts kChange{.operations = true, .if_generation = true, .force = true};
+// A rollout command names its one route in "routes"; start also carries the plan.
+constexpr Accepts kRolloutControl{.if_generation = true, .routes = true};
+constexpr Accepts kRolloutStart{.if_generation = true, .routes = true, .plan = true};
 
 // The rows. To add a command: write its handler above, add its row here (name, access, fields),
 // add the proxyctl row that sends it (control/commands.cpp) and its line in
@@ -181,6 +237,11 @@ constexpr std::array kCommands{
     ServerCommand{"apply", Access::change, kChange, run_change},
     ServerCommand{"reset", Access::change, kChange, run_change},
     ServerCommand{"reload", Access::change, {.if_generation = true}, run_reload},
+    ServerCommand{"rollout", Access::change, kRolloutStart, run_rollout},
+    ServerCommand{"rollout status", Access::read, {.routes = true}, run_rollout_status},
+    ServerCommand{"rollout pause", Access::change, kRolloutControl, run_rollout},
+    ServerCommand{"rollout resume", Access::change, kRolloutControl, run_rollout},
+    ServerCommand{"rollout abort", Access::change, kRolloutControl, run_rollout},
 };
 
 // The optional request fields, each with how to tell that a request carries it and which rows
@@ -200,6 +261,7 @@ constexpr std::array kFields{
     Field{"limit", &Accepts::limit, [](const Request& r) { return r.limit.has_value(); }},
     Field{"force", &Accepts::force, [](const Request& r) { return r.force; }},
     Field{"window", &Accepts::window, [](const Request& r) { return r.window.has_value(); }},
+    Field{"plan", &Accepts::plan, [](const Request& r) { return r.plan.has_value(); }},
 };
 
 // The names of the rows that pass `keep`, joined with ", ".

@@ -31,6 +31,7 @@ struct Accepts {
   bool limit = false;
   bool force = false;
   bool window = false;
+  bool plan = false;
 };
 
 struct ServerCommand {

@@ -39,6 +39,13 @@ class AdminApi {
   // The runtime values that differ from the config file's and win over them.
   virtual RuntimeDiff diff() const = 0;
 
+  // Starts, pauses, resumes or aborts `command.route`'s rollout (docs/deploy.md). Start checks the
+  // plan, refuses while a rollout of the route is active, and sets the first step's weight through
+  // the change gate (the passive pool must take traffic); abort sets the weight to 0. Each is one
+  // change: durable before the reply, audited, refused with nothing changed. The result carries
+  // the rollout as it is after the command.
+  virtual ChangeResult rollout(const RolloutCommand& command) = 0;
+
   // The last `max_entries` audit-log entries, oldest first, each one JSON object (one line).
   virtual std::vector<std::string> history(std::size_t max_entries) const = 0;
 };

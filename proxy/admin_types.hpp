@@ -62,10 +62,10 @@ inline std::optional<Health> parse_health(std::string_view name) {
   return std::nullopt;
 }
 
-// Who asked: a peer of the control socket (uid, gid and pid from SO_PEERCRED), or a signal
-// (SIGHUP), which has no peer to name.
+// Who asked: a peer of the control socket (uid, gid and pid from SO_PEERCRED), a signal (SIGHUP),
+// which has no peer to name, or proxyd's own rollout of a route stepping, completing or aborting.
 struct Caller {
-  enum class Origin : std::uint8_t { control_socket, signal };
+  enum class Origin : std::uint8_t { control_socket, signal, rollout };
   std::int64_t uid = -1;
   std::int64_t gid = -1;
   std::int64_t pid = -1;
@@ -81,6 +81,11 @@ struct Caller {
   static Caller signal() {
     Caller caller;
     caller.origin = Origin::signal;
+    return caller;
+  }
+  static Caller rollout() {
+    Caller caller;
+    caller.origin = Origin::rollout;
     return caller;
   }
 };
@@ -135,6 +140,106 @@ struct ChangeRequest {
   bool force = false;
 };
 
+// A latency quantile over a window, estimated from the duration histogram's buckets. `over`: it
+// falls beyond the largest bucket (10 s), and `ms` is that bound, a lower bound of the truth.
+struct Quantile {
+  double ms = 0;
+  bool over = false;
+
+  bool operator==(const Quantile&) const = default;
+};
+
+// What a rollout does once its last step has held: flip (the passive pool becomes live, weight 0)
+// or hold (the weight stays at its last step).
+enum class RolloutThen : std::uint8_t { flip, hold };
+
+// `proxyctl rollout`'s options: the canary plan proxyd runs for one route (docs/deploy.md).
+struct RolloutPlan {
+  std::vector<std::uint32_t> steps_ppm{5'000, 50'000, 200'000, 500'000, 1'000'000};
+  std::int64_t interval_ms = 300'000;  // each step holds at least this long
+  std::int64_t min_requests = 100;     // and until the passive slot served this many in it
+  double max_error_ratio = 0.01;       // tolerated excess of passive's error ratio over live's
+  double max_latency_ratio = 1.5;      // tolerated passive p99 as a multiple of live's
+  RolloutThen then = RolloutThen::flip;
+
+  bool operator==(const RolloutPlan&) const = default;
+};
+
+// Where a rollout is. running and paused are active: they hold the route (manual changes need
+// --force); aborted and completed are ended, kept for `rollout status` until the next rollout.
+enum class RolloutPhase : std::uint8_t { running, paused, aborted, completed };
+
+inline bool rollout_active(RolloutPhase phase) {
+  return phase == RolloutPhase::running || phase == RolloutPhase::paused;
+}
+
+inline std::string_view phase_name(RolloutPhase phase) {
+  switch (phase) {
+    case RolloutPhase::running:
+      return "running";
+    case RolloutPhase::paused:
+      return "paused";
+    case RolloutPhase::aborted:
+      return "aborted";
+    case RolloutPhase::completed:
+      return "completed";
+  }
+  return "running";
+}
+
+inline std::optional<RolloutPhase> parse_phase(std::string_view name) {
+  for (const RolloutPhase phase : {RolloutPhase::running, RolloutPhase::paused,
+                                   RolloutPhase::aborted, RolloutPhase::completed}) {
+    if (phase_name(phase) == name) return phase;
+  }
+  return std::nullopt;
+}
+
+inline std::string_view then_name(RolloutThen then) {
+  return then == RolloutThen::flip ? "flip" : "hold";
+}
+
+inline std::optional<RolloutThen> parse_then(std::string_view name) {
+  if (name == "flip") return RolloutThen::flip;
+  if (name == "hold") return RolloutThen::hold;
+  return std::nullopt;
+}
+
+// One slot's requests over a rollout's current step: finished requests, errors among them
+// (status >= 500, proxyd's own replies included) and the p99 (none without requests).
+struct SlotFigures {
+  std::int64_t requests = 0;
+  std::int64_t errors = 0;
+  std::optional<Quantile> p99;
+
+  bool operator==(const SlotFigures&) const = default;
+};
+
+// A route's rollout: the plan, where it is, and the evidence. The fields down to `passive_figures`
+// are durable (the state file); `held_ms` and `waiting_for` are worked out when asked.
+// Times are Unix milliseconds.
+struct RolloutStatus {
+  std::string route;
+  std::string live;     // the pools at the start: live keeps serving, passive is the canary
+  std::string passive;
+  RolloutPlan plan;
+  RolloutPhase phase = RolloutPhase::running;
+  std::size_t step = 0;  // index into plan.steps_ppm
+  std::int64_t started_at = 0;  // also the rollout's identity: proxyctl follows this one
+  std::int64_t step_started_at = 0;
+  std::int64_t ended_at = 0;
+  std::uint64_t salt = 0;  // the sticky cohorts of this release (split_policy.hpp)
+  std::string reason;      // aborted: why, with the figures; paused: by whom
+  std::string abort_code;  // aborted: error_ratio, latency, unhealthy, manual or operator
+  SlotFigures live_figures;     // the current step's (an ended rollout: its last step's)
+  SlotFigures passive_figures;
+
+  std::int64_t held_ms = 0;  // running: how long the current step has held
+  std::string waiting_for;   // running: "4m 10s", "87 more requests", "4m 10s and 87 more requests"
+
+  bool operator==(const RolloutStatus&) const = default;
+};
+
 // A route's value set at runtime that differs from the config file's, and so wins over it until
 // `proxyctl reset`. `key` is "live", "passive" or "weight"; the values are pool names, or for a
 // weight the percentage as status writes it ("0.5").
@@ -179,6 +284,7 @@ struct ChangeResult {
   RuntimeDiff overrides;  // reload, accepted: the runtime values that still win over the new file
   // Accepted with --force: what the gate would have refused it for ("" when it would not have).
   std::string overridden;
+  std::optional<RolloutStatus> rollout;  // rollout commands: the route's rollout after it
 
   static ChangeResult accepted(std::uint64_t generation) {
     ChangeResult result;
@@ -241,15 +347,18 @@ struct Status {
   std::string config_path;
   std::vector<RouteStatus> routes;
   std::vector<PoolStatus> pools;
+  std::vector<RolloutStatus> rollouts;  // every route's latest, in route order
 };
 
-// A latency quantile over a window, estimated from the duration histogram's buckets. `over`: it
-// falls beyond the largest bucket (10 s), and `ms` is that bound, a lower bound of the truth.
-struct Quantile {
-  double ms = 0;
-  bool over = false;
-
-  bool operator==(const Quantile&) const = default;
+// A rollout command: start one on `route` with `plan`, or pause, resume or abort the running one.
+struct RolloutCommand {
+  enum class Kind : std::uint8_t { start, pause, resume, abort };
+  Kind kind = Kind::start;
+  std::string route;
+  RolloutPlan plan;  // start
+  std::optional<std::uint64_t> if_generation;  // refuse unless the generation is still this
+  Caller caller;
+  std::string command;  // as typed, for the audit log
 };
 
 // One slot and pool of a route over the window (`proxyctl stats`): the requests that finished in

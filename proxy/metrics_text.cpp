@@ -160,6 +160,28 @@ void render_process(std::string& out, const ProcessStats& p, const std::string& 
   start.sample({}, number(p.start_time_seconds));
 }
 
+// proxyctl rollout's progress: each route's latest rollout, and the aborts since start.
+void render_rollouts(std::string& out, const ExpositionInput& input) {
+  Family step(out, "proxyd_rollout_step", "gauge",
+              "The step a route's latest rollout is at, from 1 (routes that had a rollout).");
+  for (const RolloutStatus& rollout : input.rollouts)
+    step.sample({{"route", rollout.route}}, std::to_string(rollout.step + 1));
+  Family state(out, "proxyd_rollout_state", "gauge",
+               "1 for the phase a route's latest rollout is in, 0 for the others.");
+  for (const RolloutStatus& rollout : input.rollouts) {
+    for (const RolloutPhase phase : {RolloutPhase::running, RolloutPhase::paused,
+                                     RolloutPhase::aborted, RolloutPhase::completed}) {
+      state.sample({{"route", rollout.route}, {"state", phase_name(phase)}},
+                   rollout.phase == phase ? "1" : "0");
+    }
+  }
+  Family aborts(out, "proxyd_rollout_aborts_total", "counter",
+                "Rollouts aborted since proxyd started, by route and reason (error_ratio, "
+                "latency, unhealthy, manual, operator).");
+  for (const ExpositionInput::RolloutAborts& a : input.rollout_aborts)
+    aborts.sample({{"route", a.route}, {"reason", a.reason}}, std::to_string(a.count));
+}
+
 }  // namespace
 
 std::string escape_label(std::string_view value) {
@@ -225,6 +247,7 @@ std::string render_metrics(const ExpositionInput& input) {
                  "Config reloads (SIGHUP or proxyctl reload), by result.");
   reloads.sample({{"result", "ok"}}, std::to_string(input.reloads_ok));
   reloads.sample({{"result", "failed"}}, std::to_string(input.reloads_failed));
+  render_rollouts(out, input);
   render_process(out, input.process, input.version);
   return out;
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "admin_types.hpp"
 #include "local_reply.hpp"
 #include "metrics.hpp"
 #include "routing_snapshot.hpp"
@@ -38,6 +39,13 @@ struct ExpositionInput {
   std::array<std::uint64_t, static_cast<std::size_t>(LocalReason::count_)> local_replies{};
   std::string version;
   ProcessStats process;
+  std::vector<RolloutStatus> rollouts;  // each route's latest
+  struct RolloutAborts {
+    std::string route;
+    std::string reason;
+    std::uint64_t count = 0;
+  };
+  std::vector<RolloutAborts> rollout_aborts;
 };
 
 std::string render_metrics(const ExpositionInput& input);

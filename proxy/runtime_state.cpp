@@ -60,6 +60,17 @@ std::shared_ptr<const RoutingSnapshot> with_runtime(const RoutingSnapshot& base,
     it = o.empty() ? state.routes.erase(it) : std::next(it);
   }
 
+  for (auto it = state.rollouts.begin(); it != state.rollouts.end();) {
+    const Route* route = base.find_route(it->first);
+    if (route == nullptr) {
+      warnings.push_back("route " + it->first + " no longer exists; its rollout is dropped");
+      it = state.rollouts.erase(it);
+      continue;
+    }
+    next->routes[route->index].sticky_salt = route->sticky_salt ^ it->second.salt;
+    ++it;
+  }
+
   for (Pool& pool : next->pools)
     for (Server& server : pool.servers) server.admin = ServerAdmin::enabled;
   for (auto it = state.servers.begin(); it != state.servers.end();) {
@@ -291,6 +302,8 @@ Status make_status(const RoutingSnapshot& snapshot, const RuntimeState& state, c
       if (it->second.weight_ppm) r.weight_source = Source::runtime;
     }
     status.routes.push_back(std::move(r));
+    if (auto it = state.rollouts.find(route.name); it != state.rollouts.end())
+      status.rollouts.push_back(it->second);
   }
   for (const Pool& pool : snapshot.pools) {
     PoolStatus p;

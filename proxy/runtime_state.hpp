@@ -31,13 +31,17 @@ struct RuntimeState {
   std::uint64_t generation = 1;
   std::map<std::string, RouteOverride> routes;                            // by route name
   std::map<std::pair<std::string, std::string>, ServerAdmin> servers;    // (pool, server)
+  // Each route's latest rollout (active or ended), by route name. Its salt re-draws the route's
+  // sticky cohorts: each release canaries other users.
+  std::map<std::string, RolloutStatus> rollouts;
 
   bool operator==(const RuntimeState&) const = default;
 };
 
 // A snapshot with the state's overrides applied to `base` (built from the config, servers
-// resolved). Entries naming a route, pool or server that no longer exists are removed from
-// `state`, each with a warning; the result carries state.generation.
+// resolved), and each rollout's salt mixed into its route's sticky salt. Entries naming a route,
+// pool or server that no longer exists are removed from `state`, each with a warning; the result
+// carries state.generation.
 std::shared_ptr<const RoutingSnapshot> with_runtime(const RoutingSnapshot& base,
                                                     RuntimeState& state,
                                                     std::vector<std::string>& warnings);

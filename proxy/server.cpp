@@ -86,9 +86,10 @@ json::object audit_view(const Status& status, const Touched& touched) {
   return out;
 }
 
-// Who made a change, as the audit record says it: {"uid":..,"pid":..} or "signal".
+// Who made a change, as the audit record says it: {"uid":..,"pid":..}, "signal" or "rollout".
 json::value audit_by(const Caller& caller) {
   if (caller.origin == Caller::Origin::signal) return "signal";
+  if (caller.origin == Caller::Origin::rollout) return "rollout";
   return json::object{{"uid", caller.uid}, {"pid", caller.pid}};
 }
 
@@ -106,6 +107,12 @@ Proxy::Proxy(std::shared_ptr<const Config> config, std::shared_ptr<const Routing
       audit_log_(config_->admin.audit_log) {}
 
 Proxy::~Proxy() {
+  {
+    std::lock_guard lock(mutex_);
+    rollout_stop_ = true;
+  }
+  rollout_wake_.notify_all();
+  if (rollout_thread_.joinable()) rollout_thread_.join();
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
 }
@@ -120,6 +127,15 @@ std::vector<std::string> Proxy::restore() {
                        "; starting from the config");
   }
   if (loaded.state) state_ = std::move(*loaded.state);
+  // The counts a running rollout judged by did not survive the restart: it waits for a person.
+  for (auto& [route, rollout] : state_.rollouts) {
+    if (rollout.phase != RolloutPhase::running) continue;
+    rollout.phase = RolloutPhase::paused;
+    rollout.reason = "proxyd restarted during step " + std::to_string(rollout.step + 1) +
+                     "; proxyctl rollout resume " + route + " starts the step again";
+    warnings.push_back("route " + route + ": rollout paused at step " +
+                       std::to_string(rollout.step + 1) + " (proxyd restarted)");
+  }
   auto snapshot = with_runtime(*base_, state_, warnings);
   health_.update(snapshot);
   store_.publish(std::move(snapshot));
@@ -190,6 +206,7 @@ bool Proxy::start(std::string& error) {
   }
   for (auto& worker : workers_) worker->start();
   health_.start();
+  rollout_thread_ = std::thread([this] { run_rollouts(); });
   if (const auto& address = config_->admin.metrics) {
     admin_ = std::make_unique<AdminListener>([this] { return metrics_text(); },
                                              [this] { return !draining_.load(); });
@@ -225,6 +242,12 @@ std::string Proxy::metrics_text() const {
   input.reloads_failed = reloads_failed_.load();
   for (const LocalReplyInfo& info : kLocalReplies)
     input.local_replies[static_cast<std::size_t>(info.reason)] = local_reply_counters().get(info.reason);
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [route, rollout] : state_.rollouts) input.rollouts.push_back(rollout);
+    for (const auto& [key, count] : rollout_aborts_)
+      input.rollout_aborts.push_back({key.first, key.second, count});
+  }
   input.version = PROXYD_VERSION;
   input.process = read_process_stats();
   return render_metrics(input);
@@ -247,7 +270,9 @@ bool Proxy::drain() {
 Status Proxy::status() const {
   std::lock_guard lock(mutex_);
   const CheckRecords records = health_.records();
-  return make_status(*store_.load(), state_, Moment::now(), &records);
+  Status status = make_status(*store_.load(), state_, Moment::now(), &records);
+  fill_progress_locked(status.rollouts);
+  return status;
 }
 
 Stats Proxy::stats(std::chrono::seconds window) const {
@@ -286,6 +311,38 @@ std::optional<std::string> Proxy::commit(Staged staged) {
 
 ChangeResult Proxy::apply(const ChangeRequest& request) {
   std::lock_guard lock(mutex_);
+  // A route in a rollout is the rollout's to change: refused, or with --force the rollout ends
+  // (aborted, in the same change) and the command applies.
+  const std::vector<std::string> held = held_routes(request);
+  ChangeResult result = change_locked(request, [&](RuntimeState& next) -> std::optional<Refusal> {
+    for (const std::string& route : held) {
+      RolloutStatus& rollout = next.rollouts.at(route);
+      if (!request.force) {
+        return Refusal{"route " + route + " has a rollout " + std::string(phase_name(rollout.phase)) +
+                           " (step " + std::to_string(rollout.step + 1) + " of " +
+                           std::to_string(rollout.plan.steps_ppm.size()) +
+                           "); pause or abort it with proxyctl rollout, or add --force to abort "
+                           "it and make this change",
+                       std::nullopt};
+      }
+      rollout.phase = RolloutPhase::aborted;
+      rollout.abort_code = "manual";
+      rollout.reason = "aborted by a manual change with --force: " + request.command;
+      rollout.ended_at = Moment::now().unix_ms;
+    }
+    return std::nullopt;
+  });
+  if (result.ok) {
+    for (const std::string& route : held) {
+      ++rollout_aborts_[{route, "manual"}];
+      progress_.erase(route);
+    }
+  }
+  return result;
+}
+
+ChangeResult Proxy::change_locked(const ChangeRequest& request, const Edit& edit,
+                                  const std::string& detail) {
   ChangeResult result;
   result.generation = state_.generation;
   result.touched = touched_by(*base_, state_, request.operations);
@@ -296,8 +353,11 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
                           std::to_string(*request.if_generation),
                       std::nullopt};
   }
-  RuntimeState next;
-  if (!refusal) refusal = apply_operations(*base_, state_, request.operations, next);
+  RuntimeState next = state_;
+  next.generation = state_.generation + 1;
+  if (!refusal && !request.operations.empty())
+    refusal = apply_operations(*base_, state_, request.operations, next);
+  if (!refusal && edit) refusal = edit(next);
   std::optional<Staged> staged;
   if (!refusal) {
     staged = stage(std::move(next), base_);
@@ -320,7 +380,7 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
     result.generation = state_.generation;
   }
   audit(request.caller, request.command, result.touched, before,
-        make_status(*store_.load(), state_), result, request.force);
+        make_status(*store_.load(), state_), result, request.force, detail);
   return result;
 }
 
@@ -392,7 +452,7 @@ std::vector<std::string> Proxy::history(std::size_t max_entries) const {
 
 void Proxy::audit(const Caller& caller, const std::string& command, const Touched& touched,
                   const Status& before, const Status& after, const ChangeResult& result,
-                  bool forced) {
+                  bool forced, const std::string& detail) {
   json::array routes;
   for (const std::string& route : touched.routes) routes.emplace_back(route);
   json::array servers;
@@ -410,6 +470,7 @@ void Proxy::audit(const Caller& caller, const std::string& command, const Touche
   if (!result.ok) entry["reason"] = result.error;
   if (forced) entry["forced"] = true;
   if (!result.overridden.empty()) entry["overridden"] = result.overridden;
+  if (!detail.empty()) entry["detail"] = detail;
   if (auto error = audit_log_.append(json::serialize(entry))) log_warning(*error);
 }
 

@@ -6,9 +6,14 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "access_log.hpp"
@@ -20,6 +25,7 @@
 #include "runtime_state.hpp"
 #include "snapshot_store.hpp"
 #include "state_store.hpp"
+#include "stats.hpp"
 #include "admin_listener.hpp"
 #include "health_checker.hpp"
 #include "notify.hpp"
@@ -57,6 +63,7 @@ class Proxy final : public AdminApi {
   ChangeResult reload(const Caller& caller, std::optional<std::uint64_t> if_generation) override;
   RuntimeDiff diff() const override;
   std::vector<std::string> history(std::size_t max_entries) const override;
+  ChangeResult rollout(const RolloutCommand& command) override;  // rollouts.cpp
 
   const Config& config() const { return *config_; }
 
@@ -92,10 +99,44 @@ class Proxy final : public AdminApi {
   // `forced`: the caller gave --force (the entry says so, and what it overrode, if anything).
   void audit(const Caller& caller, const std::string& command, const Touched& touched,
              const Status& before, const Status& after, const ChangeResult& result,
-             bool forced = false);
+             bool forced = false, const std::string& detail = "");
   // Why the change gate (change_gate.hpp) refuses going from the published snapshot to `after`,
   // with the servers' health as it is now; nullopt when it passes. Caller holds mutex_.
   std::optional<std::string> gate(const RoutingSnapshot& after) const;
+
+  // One change, the way every command and rollout step makes it. Caller holds mutex_. Checks the
+  // generation, applies `request.operations` (none: only `edit`), lets `edit` change the next
+  // state's rollouts or refuse, gates the result (unless request.force), commits and audits.
+  // `detail` goes into the audit record (a rollout's figures).
+  using Edit = std::function<std::optional<Refusal>(RuntimeState& next)>;
+  ChangeResult change_locked(const ChangeRequest& request, const Edit& edit,
+                             const std::string& detail = "");
+
+  // Rollouts (rollouts.cpp). A running rollout's step as counted in memory: the cumulative counts
+  // of both slots when the step began (and live's when the rollout began or was resumed, the
+  // reference when a step gives live too few requests). Counters restart with proxyd, which is
+  // why a rollout comes back paused.
+  struct RolloutProgress {
+    std::chrono::steady_clock::time_point step_start;
+    WindowCounts live_at_step;
+    WindowCounts passive_at_step;
+    WindowCounts live_at_start;
+  };
+  // A rollout thread's tick: analysis of every active rollout, then the step, completion or abort
+  // it calls for. Caller holds mutex_.
+  void tick_rollouts_locked();
+  void run_rollouts();  // the thread: a tick every kRolloutTick until the Proxy stops
+  // Every worker's counts so far of `route`'s `slot` served by `pool`.
+  WindowCounts slot_totals(const std::string& route, SlotName slot, const std::string& pool) const;
+  void begin_step_locked(const RolloutStatus& rollout);
+  // Sets the weight to 0 and ends `route`'s rollout as aborted (code, reason), as one change.
+  ChangeResult abort_rollout_locked(const std::string& route, const Caller& caller,
+                                    const std::string& command, const std::string& code,
+                                    const std::string& reason);
+  // The routes of an active rollout that `request` would change (server states do not count).
+  std::vector<std::string> held_routes(const ChangeRequest& request) const;
+  // held_ms and waiting_for of running rollouts, for status.
+  void fill_progress_locked(std::vector<RolloutStatus>& rollouts) const;
 
   std::shared_ptr<const Config> config_;  // the startup config: listeners and workers live here
   SnapshotStore store_;
@@ -115,6 +156,12 @@ class Proxy final : public AdminApi {
   std::atomic<bool> draining_{false};     // /ready answers 503 from the start of a drain
   std::atomic<std::uint64_t> reloads_ok_{0};
   std::atomic<std::uint64_t> reloads_failed_{0};
+
+  std::map<std::string, RolloutProgress> progress_;  // by route; under mutex_
+  std::map<std::pair<std::string, std::string>, std::uint64_t> rollout_aborts_;  // (route, code)
+  std::condition_variable rollout_wake_;  // with mutex_: the destructor wakes the thread to stop
+  bool rollout_stop_ = false;             // under mutex_
+  std::thread rollout_thread_;            // started by start(), joined by the destructor
 };
 
 }  // namespace proxyd

@@ -1,6 +1,8 @@
 // State file encoding (JSON, versioned) and its atomic, durable replacement.
 #include "state_store.hpp"
 
+#include "rollout_json.hpp"
+
 #include <boost/json.hpp>
 
 #include <cerrno>
@@ -50,10 +52,18 @@ std::string encode_state(const RuntimeState& state) {
     servers.push_back(json::object{{"pool", key.first},
                                    {"server", key.second},
                                    {"admin", std::string(admin_name(admin))}});
+  json::array rollouts;
+  for (const auto& [route, rollout] : state.rollouts) {
+    json::object r = rollout_to_json(rollout);
+    r.erase("held_ms");  // worked out when asked, never stored
+    r.erase("waiting_for");
+    rollouts.push_back(std::move(r));
+  }
   json::object root{{"version", kStateVersion},
                     {"generation", state.generation},
                     {"routes", std::move(routes)},
-                    {"servers", std::move(servers)}};
+                    {"servers", std::move(servers)},
+                    {"rollouts", std::move(rollouts)}};
   return json::serialize(root) + "\n";
 }
 
@@ -117,6 +127,17 @@ std::optional<RuntimeState> decode_state(std::string_view text, std::string& err
     auto parsed = parse_admin(std::string_view(admin->get_string()));
     if (!parsed) return fail("server admin state must be enabled, draining or disabled");
     state.servers[{std::string(pool->get_string()), std::string(server->get_string())}] = *parsed;
+  }
+
+  // Written since rollouts exist; an older file has none.
+  if (const json::value* rollouts = obj->if_contains("rollouts")) {
+    if (!rollouts->is_array()) return fail("rollouts is not an array");
+    for (const json::value& v : rollouts->get_array()) {
+      std::string rollout_error;
+      std::optional<RolloutStatus> rollout = rollout_from_json(v, rollout_error);
+      if (!rollout) return fail("a rollout entry: " + rollout_error);
+      state.rollouts[rollout->route] = std::move(*rollout);
+    }
   }
   return state;
 }

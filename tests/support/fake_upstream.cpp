@@ -146,6 +146,9 @@ struct FakeUpstream::Impl {
   std::atomic<std::uint64_t> health_checks{0};   // requests for /healthz
   std::atomic<unsigned> health_status{200};      // what /healthz answers
   std::atomic<unsigned> every_status{0};         // when set, what every request gets
+  std::atomic<unsigned> fault_error_every{0};    // set_faults: every Nth default reply is a 500
+  std::atomic<unsigned> fault_delay_ms{0};       // set_faults: default replies wait this long
+  std::atomic<std::uint64_t> default_replies{0};
   std::string health_request;                    // the last /healthz request's head, under mu
   std::optional<std::string> metrics_text;       // what /metrics answers once set, under mu
   mutable std::mutex mu;
@@ -445,6 +448,17 @@ struct FakeUpstream::Impl {
       }
       co_return co_await reply(sock, seq, 200, tag + "\n", keep, head_only);
     }
+    // The default reply, with the faults set_faults() asked for.
+    if (const unsigned ms = fault_delay_ms.load(); ms != 0) {
+      net::steady_timer timer(ioc);
+      timer.expires_after(std::chrono::milliseconds(ms));
+      auto [ec] = co_await timer.async_wait(kUseTuple);
+      if (ec) co_return false;
+    }
+    if (const unsigned every = fault_error_every.load(); every != 0) {
+      if (default_replies.fetch_add(1) % every == 0)
+        co_return co_await reply(sock, seq, 500, "fault\n", keep, head_only);
+    }
     co_return co_await reply(sock, seq, 200, tag + "\n", keep, head_only);
   }
 
@@ -560,6 +574,10 @@ std::uint64_t FakeUpstream::connections_closed() const { return impl_->closed.lo
 std::uint64_t FakeUpstream::health_checks() const { return impl_->health_checks.load(); }
 void FakeUpstream::set_health_status(unsigned code) { impl_->health_status.store(code); }
 void FakeUpstream::set_every_status(unsigned code) { impl_->every_status.store(code); }
+void FakeUpstream::set_faults(unsigned error_every, unsigned delay_ms) {
+  impl_->fault_error_every.store(error_every);
+  impl_->fault_delay_ms.store(delay_ms);
+}
 void FakeUpstream::set_metrics_text(std::string text) {
   std::lock_guard lock(impl_->mu);
   impl_->metrics_text = std::move(text);

@@ -76,6 +76,10 @@ class FakeUpstream {
   // /healthz requests came (also counted in requests_served()).
   void set_health_status(unsigned code);
   void set_every_status(unsigned code);
+  // Faults of the default reply ("anything else" above; /healthz and the named paths keep
+  // answering): every `error_every`th one (the 1st, the N+1st, ...) is a 500 (0: none, 1: all),
+  // and each waits `delay_ms` first. A canary that fails while its health checks pass.
+  void set_faults(unsigned error_every, unsigned delay_ms);
   std::uint64_t health_checks() const;
   bool wait_for_health_checks(std::uint64_t n, std::chrono::milliseconds timeout) const;
   // The last /healthz request's head as received (request line and fields, CRLF-separated).

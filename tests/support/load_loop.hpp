@@ -17,8 +17,12 @@ namespace proxyd::test {
 
 class LoadLoop {
  public:
-  LoadLoop(std::uint16_t port, bool keep_alive, std::string target = "/r") {
-    thread_ = std::thread([this, port, keep_alive, target] { run(port, keep_alive, target); });
+  // At most `max_requests`, and never past 20 seconds.
+  LoadLoop(std::uint16_t port, bool keep_alive, std::string target = "/r",
+           int max_requests = 20000) {
+    thread_ = std::thread([this, port, keep_alive, target, max_requests] {
+      run(port, keep_alive, target, max_requests);
+    });
   }
   ~LoadLoop() { stop(); }
   LoadLoop(const LoadLoop&) = delete;
@@ -39,11 +43,12 @@ class LoadLoop {
   }
 
  private:
-  void run(std::uint16_t port, bool keep_alive, const std::string& target) {
+  void run(std::uint16_t port, bool keep_alive, const std::string& target, int max_requests) {
     using namespace std::chrono_literals;
     const auto deadline = std::chrono::steady_clock::now() + 20s;
     std::unique_ptr<HttpClient> client;
-    for (int i = 0; i < 20000 && !stop_ && std::chrono::steady_clock::now() < deadline; ++i) {
+    for (int i = 0; i < max_requests && !stop_ && std::chrono::steady_clock::now() < deadline;
+         ++i) {
       if (!keep_alive || !client) client = std::make_unique<HttpClient>(port);
       Response r = client->get(target + std::to_string(i));
       ++requests_;

@@ -67,6 +67,11 @@ class FakeAdminApi : public AdminApi {
     if (reload_result_.ok) status_.generation = reload_result_.generation;
     return reload_result_;
   }
+  ChangeResult rollout(const RolloutCommand& command) override {
+    std::lock_guard lock(mutex_);
+    return ChangeResult::refused("no rollouts in this fake (" + command.route + ")",
+                                 status_.generation);
+  }
   std::vector<std::string> history(std::size_t max_entries) const override {
     std::lock_guard lock(mutex_);
     history_limits_.push_back(max_entries);

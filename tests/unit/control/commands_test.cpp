@@ -326,7 +326,8 @@ TEST(CommandParse, IfGenerationOnlyOnCommandsThatChangeSomething) {
     if (row.words[0] == "set-live" || row.words[0] == "set-passive") {
       args.insert(args.end(), {"api", "green"});
     }
-    if (row.words[0] == "flip" || row.words[0] == "reset") args.push_back("api");
+    if (row.words[0] == "flip" || row.words[0] == "reset" || row.words[0] == "rollout")
+      args.push_back("api");
     if (row.words[0] == "server") args.insert(args.end(), {"blue", "127.0.0.1:9001"});
     const Parsed parsed = parse_command_line(args, "987654");
     ASSERT_TRUE(parsed.ok()) << parsed.error;

@@ -338,6 +338,40 @@ TEST(ProtocolStatus, RoundTripsThroughJson) {
   EXPECT_TRUE(decoded.pools[1].checked);
 }
 
+TEST(ProtocolRollout, ThePlanAndTheRolloutRoundTrip) {
+  Request request;
+  request.command = "rollout";
+  request.routes = {"api"};
+  request.plan = RolloutPlan{};
+  request.plan->steps_ppm = {5000, 1'000'000};
+  request.plan->interval_ms = 30'000;
+  request.plan->max_error_ratio = 0.02;
+  request.plan->then = RolloutThen::hold;
+  const DecodedRequest decoded = decode_request(encode_request(request));
+  ASSERT_TRUE(decoded.request) << decoded.error.message;
+  EXPECT_EQ(*decoded.request, request);
+
+  Status status;
+  RolloutStatus rollout;
+  rollout.route = "api";
+  rollout.live = "blue";
+  rollout.passive = "green";
+  rollout.phase = RolloutPhase::running;
+  rollout.held_ms = 1500;
+  rollout.waiting_for = "28s and 12 more requests";
+  rollout.passive_figures = {88, 0, Quantile{4.9, false}};
+  status.rollouts = {rollout};
+  const Status back = status_from_json(status_to_json(status), 0);
+  EXPECT_EQ(back.rollouts, status.rollouts);
+}
+
+TEST(ProtocolRollout, ABadPlanIsABadRequest) {
+  const DecodedRequest decoded = decode_request(
+      R"({"v":1,"command":"rollout","routes":["api"],"plan":{"then":"later"}})");
+  ASSERT_FALSE(decoded.request);
+  EXPECT_EQ(decoded.error.message, R"("plan": then must be flip or hold)");
+}
+
 TEST(ProtocolStatus, MissingFieldsKeepDefaults) {
   const Status decoded = status_from_json(
       json::parse(R"({"routes":[{"name":"api"},3],"pools":[{"servers":[{}]}]})").as_object(), 1);

@@ -45,6 +45,17 @@ class RecordingApi : public AdminApi {
     return history_lines;
   }
   RuntimeDiff diff() const override { return runtime_diff; }
+  ChangeResult rollout(const RolloutCommand& command) override {
+    rollouts.push_back(command);
+    ChangeResult result = rollout_result;
+    if (result.ok && !result.rollout) {
+      RolloutStatus status;
+      status.route = command.route;
+      status.plan = command.plan;
+      result.rollout = status;
+    }
+    return result;
+  }
   Stats stats(std::chrono::seconds window) const override {
     stats_windows.push_back(window.count());
     Stats out = stats_result;
@@ -65,6 +76,8 @@ class RecordingApi : public AdminApi {
   std::vector<std::string> history_lines;
   mutable std::vector<std::size_t> history_limits;
   RuntimeDiff runtime_diff;
+  std::vector<RolloutCommand> rollouts;
+  ChangeResult rollout_result = ChangeResult::accepted(9);
 };
 
 // A diff with one route value and one server state.
@@ -341,7 +354,7 @@ TEST_P(ServerMisuse, IsABadRequestAndChangesNothing) {
 
 const std::string kCommands =
     "(proxyd's commands: status, stats, history, diff, set-weight, set-live, set-passive, flip, "
-    "server drain, server enable, server disable, apply, reset, reload)";
+    "server drain, server enable, server disable, apply, reset, reload, rollout, rollout status, rollout pause, rollout resume, rollout abort)";
 const std::string kChangeCommands =
     "set-weight, set-live, set-passive, flip, server drain, server enable, server disable, apply, "
     "reset";
@@ -360,9 +373,11 @@ INSTANTIATE_TEST_SUITE_P(
         Misuse{R"({"v":1,"command":"reload","operations":[{"op":"flip","route":"a"}]})",
                R"("operations" is only for )" + kChangeCommands},
         Misuse{R"({"v":1,"command":"status","if_generation":1})",
-               R"("if_generation" is only for )" + kChangeCommands + ", reload"},
+               R"("if_generation" is only for )" + kChangeCommands +
+                   ", reload, rollout, rollout pause, rollout resume, rollout abort"},
         Misuse{R"({"v":1,"command":"history","routes":["api"]})",
-               R"("routes" is only for status, stats)"},
+               R"("routes" is only for status, stats, rollout, rollout status, rollout pause, )"
+               R"(rollout resume, rollout abort)"},
         Misuse{R"({"v":1,"command":"status","limit":3})", R"("limit" is only for history)"},
         Misuse{"not json", "the request is not valid JSON: syntax error"}));
 
@@ -398,7 +413,7 @@ TEST(ServerAccess, ReadAccessRunsOnlyTheReadCommands) {
     EXPECT_EQ(out.at("error").at("kind"), "forbidden");
   }
   EXPECT_EQ(reply(api, R"({"v":1,"command":"reload"})", Access::read).at("error").at("message"),
-            "uid 1000 may only read (status, stats, history, diff); reload changes something");
+            "uid 1000 may only read (status, stats, history, diff, rollout status); reload changes something");
   EXPECT_TRUE(api.applied.empty());
   EXPECT_TRUE(api.reloads.empty());
 }
@@ -409,7 +424,7 @@ TEST(ServerAccess, AccessIsCheckedBeforeTheFields) {
   const json::value out = reply(api, R"({"v":1,"command":"flip"})", Access::read);
   EXPECT_EQ(out.at("error").at("kind"), "forbidden");
   EXPECT_EQ(out.at("error").at("message"),
-            "uid 1000 may only read (status, stats, history, diff); flip changes something");
+            "uid 1000 may only read (status, stats, history, diff, rollout status); flip changes something");
   // Without any access, nothing runs (the server closes such connections before any request).
   const json::value none = reply(api, R"({"v":1,"command":"status"})", Access::none);
   EXPECT_EQ(none.at("error").at("kind"), "forbidden");

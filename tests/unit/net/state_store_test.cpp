@@ -22,6 +22,24 @@ RuntimeState sample() {
   s.routes["api"].weight_ppm = 5000;
   s.routes["web"].weight_ppm = 0;
   s.servers[{"blue", "127.0.0.1:9001"}] = ServerAdmin::draining;
+  RolloutStatus rollout;
+  rollout.route = "api";
+  rollout.live = "blue";
+  rollout.passive = "green";
+  rollout.plan.steps_ppm = {5000, 200'000, 1'000'000};
+  rollout.plan.interval_ms = 60'000;
+  rollout.plan.then = RolloutThen::hold;
+  rollout.phase = RolloutPhase::aborted;
+  rollout.step = 1;
+  rollout.started_at = 1714557800000;
+  rollout.step_started_at = 1714557860000;
+  rollout.ended_at = 1714557870000;
+  rollout.salt = 0xfedc'ba98'7654'3210ull;  // above 2^63: must survive as an unsigned number
+  rollout.reason = "error ratio: passive 3/3 (100.00%) ...";
+  rollout.abort_code = "error_ratio";
+  rollout.passive_figures = {3, 3, Quantile{2.5, false}};
+  rollout.live_figures = {2000, 1, std::nullopt};
+  s.rollouts["api"] = rollout;
   return s;
 }
 
@@ -52,6 +70,22 @@ TEST_F(StateStoreTest, SaveThenLoadRoundTrips) {
   ASSERT_TRUE(loaded.state);
   EXPECT_EQ(*loaded.state, sample());
   EXPECT_EQ(files(), std::vector<fs::path>{"state.json"});  // no temporary left behind
+}
+
+TEST_F(StateStoreTest, ABadRolloutEntryMakesTheFileCorrupt) {
+  std::string error;
+  EXPECT_FALSE(decode_state(
+      R"({"version":1,"generation":3,"routes":{},"servers":[],"rollouts":[{"route":"api","phase":"going"}]})",
+      error));
+  EXPECT_EQ(error, "a rollout entry: phase must be running, paused, aborted or completed");
+  EXPECT_FALSE(decode_state(
+      R"({"version":1,"generation":3,"routes":{},"servers":[],"rollouts":[{"route":"api","step":7}]})",
+      error));
+  EXPECT_EQ(error, "a rollout entry: step must be a step of the plan");
+  // A file from before rollouts existed has none.
+  const auto old = decode_state(R"({"version":1,"generation":3,"routes":{},"servers":[]})", error);
+  ASSERT_TRUE(old);
+  EXPECT_TRUE(old->rollouts.empty());
 }
 
 TEST_F(StateStoreTest, MissingFileIsNotAnError) {
