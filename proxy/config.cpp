@@ -739,20 +739,74 @@ void sticky_by_client_ip(Reader& r, const Value& v, StickyConfig& sticky) {
   }
 }
 
-// Exactly one of these: the key is the kind of stickiness.
+constexpr Word<CookieSet::SameSite> kSameSites[] = {{"Lax", CookieSet::SameSite::lax},
+                                                    {"Strict", CookieSet::SameSite::strict},
+                                                    {"None", CookieSet::SameSite::none}};
+
+// A Domain attribute: a host name (letters, digits, dots, dashes), no scheme, port or path.
+std::optional<std::string> cookie_domain(Reader& r, const Value& v) {
+  return valid_text(
+      r, v,
+      [](std::string_view text) {
+        return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-';
+        });
+      },
+      "invalid cookie domain ", " (expected a host name like example.com)");
+}
+
+// A cookie Path: starts with /, and no character that would end the attribute or the field.
+std::optional<std::string> cookie_path(Reader& r, const Value& v) {
+  return valid_text(
+      r, v,
+      [](std::string_view text) {
+        return text.starts_with('/') && std::none_of(text.begin(), text.end(), [](char c) {
+                 return c == ';' || c < 0x21 || c == 0x7f;
+               });
+      },
+      "must start with / and hold no ; or blank, got ");
+}
+
+constexpr Key<CookieSet> kCookieSetKeys[] = {
+    {"path", store<&CookieSet::path, cookie_path>},
+    {"domain", store<&CookieSet::domain, cookie_domain>},
+    {"max_age", store<&CookieSet::max_age, duration>},
+    {"secure", store<&CookieSet::secure, boolean>},
+    {"http_only", store<&CookieSet::http_only, boolean>},
+    {"same_site", store<&CookieSet::same_site, one_of<kSameSites>>},
+};
+
+// `set: true` (the default attributes), `set: false`, or a map of attributes.
+void sticky_cookie_set(Reader& r, const Value& v, StickyConfig& sticky) {
+  if (v.node.IsMap()) {
+    CookieSet& set = sticky.set.emplace();
+    r.section(v, kCookieSetKeys, set);
+    if (set.same_site == CookieSet::SameSite::none && !set.secure)
+      r.error(v, "same_site: None needs secure: true (browsers drop the cookie otherwise)");
+    return;
+  }
+  if (const std::optional<bool> on = boolean(r, v); on && *on) sticky.set.emplace();
+}
+
+// Exactly one of the kinds (cookie, header, client_ip): the key is the kind of stickiness.
 constexpr Key<StickyConfig> kStickyKeys[] = {
     {"cookie", sticky_by<StickyConfig::Kind::cookie, cookie_name>},
     {"header", sticky_by<StickyConfig::Kind::header, header_name>},
     {"client_ip", sticky_by_client_ip},
+    {"set", sticky_cookie_set},
 };
 
 void read_match(Reader& r, const Value& v, RouteConfig& route) { r.section(v, kMatchKeys, route); }
 
 void read_sticky(Reader& r, const Value& v, RouteConfig& route) {
-  const std::optional<std::size_t> kinds = r.section(v, kStickyKeys, route.sticky);
-  if (kinds && *kinds != 1) {
-    r.error(v, "expected exactly one of " + listing(kStickyKeys, " or "));
+  const std::optional<std::size_t> keys = r.section(v, kStickyKeys, route.sticky);
+  const bool has_set = v.node.IsMap() && v.node["set"];
+  if (keys && *keys - (has_set ? 1 : 0) != 1) {
+    r.error(v, "expected exactly one of cookie, header or client_ip");
     route.sticky = StickyConfig{};
+  } else if (has_set && route.sticky.kind != StickyConfig::Kind::cookie) {
+    r.error(v, "set: only a cookie can be set (sticky: {cookie: NAME, set: true})");
+    route.sticky.set.reset();
   }
 }
 
@@ -1045,6 +1099,21 @@ ConfigResult load_config_file(const std::string& path) {
   } catch (const std::exception& e) {
     return failure({path, 0, "", std::string("cannot load: ") + e.what()});
   }
+}
+
+std::string CookieSet::attributes() const {
+  std::string out = "; Path=" + path;
+  if (!domain.empty()) out += "; Domain=" + domain;
+  if (max_age) {
+    out += "; Max-Age=" +
+           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(*max_age).count());
+  }
+  if (secure) out += "; Secure";
+  if (http_only) out += "; HttpOnly";
+  out += same_site == SameSite::lax      ? "; SameSite=Lax"
+         : same_site == SameSite::strict ? "; SameSite=Strict"
+                                         : "; SameSite=None";
+  return out;
 }
 
 }  // namespace proxyd

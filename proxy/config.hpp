@@ -87,10 +87,27 @@ struct PoolConfig {
   int line = 0;
 };
 
+// `sticky: {cookie: NAME, set: ...}`: proxyd gives a client without the cookie one, so that it
+// too stays on one side. The attributes of its Set-Cookie, defaults as browsers expect of a
+// first-party cookie no script needs.
+struct CookieSet {
+  enum class SameSite : std::uint8_t { lax, strict, none };
+  std::string path = "/";
+  std::string domain;               // empty: the request's host (no Domain attribute)
+  std::optional<Duration> max_age;  // none: a session cookie
+  bool secure = false;
+  bool http_only = true;
+  SameSite same_site = SameSite::lax;
+
+  // "; Path=/; Max-Age=2592000; HttpOnly; SameSite=Lax": what follows NAME=VALUE.
+  std::string attributes() const;
+};
+
 struct StickyConfig {
   enum class Kind { none, cookie, header, client_ip };
   Kind kind = Kind::none;
   std::string name;  // the cookie or header name
+  std::optional<CookieSet> set;  // cookie only: set one on clients without it
 };
 
 struct RouteConfig {

@@ -125,6 +125,16 @@ Decision decide(const RoutingSnapshot& snapshot, const RequestView& request,
     if (const auto key = sticky_key(route, request)) {
       bucket = sticky_bucket(*key, route.sticky_salt);
       decision.sticky_hit = true;
+    } else if (route.sticky.set) {
+      // A new member: the cookie it will carry from now on decides, as it will next time. The
+      // value only sorts clients into cohorts; it authenticates nothing, so the worker's fast
+      // generator is enough.
+      constexpr char kHex[] = "0123456789abcdef";
+      for (std::size_t i = 0; i < decision.new_cookie.size(); ++i)
+        decision.new_cookie[i] = kHex[(random >> (4 * i)) & 0xf];
+      decision.set_cookie = true;
+      bucket = sticky_bucket(std::string_view(decision.new_cookie.data(), decision.new_cookie.size()),
+                             route.sticky_salt);
     } else {
       bucket = draw_bucket(random);
     }

@@ -2,6 +2,7 @@
 // {route, slot, pool}. No I/O, no Beast: the session extracts the view, tests build it by hand.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -27,6 +28,10 @@ struct Decision {
   SlotName slot = SlotName::live;
   const Pool* pool = nullptr;
   bool sticky_hit = false;  // the sticky key was present and decided the slot
+  // sticky.set and the request had no cookie: the value drawn for it (16 hex digits), which
+  // decided the slot and goes back in a Set-Cookie. Empty otherwise.
+  std::array<char, 16> new_cookie{};
+  bool set_cookie = false;
 };
 
 // Host matching: exact (case-insensitive, port ignored) or "*.example.com" (any subdomain, not the

@@ -209,6 +209,7 @@ SnapshotResult build_snapshot(std::shared_ptr<const Config> config, std::uint64_
     route.sticky = route_config.sticky;
     route.preview_header = route_config.preview_header;
     route.sticky_salt = fnv1a64(route.name);
+    if (route.sticky.set) route.set_cookie_attributes = route.sticky.set->attributes();
     route.max_step_ppm = route_config.max_step_ppm;
     route.drain = route_config.drain.value_or(config->timeouts.drain);
 

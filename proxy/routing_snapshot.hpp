@@ -67,6 +67,8 @@ struct Route {
   StickyConfig sticky;
   std::string preview_header;
   std::uint64_t sticky_salt = 0;  // per route, so cohorts of two routes are independent
+  // sticky.set: what follows "NAME=VALUE" in the Set-Cookie given to a client without the cookie.
+  std::string set_cookie_attributes;
   std::optional<std::uint32_t> max_step_ppm;  // the largest weight increase without --force
   Duration drain{30'000};  // tunnels to a pool that left the route's slots close after this
 };

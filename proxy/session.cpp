@@ -152,6 +152,9 @@ struct RequestContext {
   std::optional<HeadParser<false>> response_parser;
   ResponsePlan response_plan;
   std::size_t response_header_len = 0;
+  // The route's sticky cookie this client gets with the response (sticky.set), if it had none.
+  std::array<char, 16> new_cookie{};
+  bool set_cookie = false;
 };
 
 // What the upstream phases tell handle_request: a final response head to relay, a local reply
@@ -244,7 +247,10 @@ class Session {
   Task<AttemptEnd> read_response_head(RequestContext& ctx, bool reused);  // read response
   Task<Forwarded> read_final_response(RequestContext& ctx);               // ... past any 1xx
   bool parse_response_head(RequestContext& ctx);
-  Task<bool> relay_response(RequestContext& ctx);                         // relay
+  Task<bool> relay_response(RequestContext& ctx);
+  // sticky.set: the new member's cookie goes into the client head, unless the upstream sets a
+  // cookie of that name itself (the application wins).
+  void add_sticky_cookie(const RequestContext& ctx);                         // relay
   Task<bool> tunnel(RequestContext& ctx);                                 // relay, after a 101
   void finish(RequestContext& ctx);                                       // log
 
@@ -413,6 +419,8 @@ std::optional<LocalReason> Session::route(RequestContext& ctx) {
   if (decision.route == nullptr) return LocalReason::no_route;
   ctx.outcome.route = decision.route;
   ctx.outcome.slot = decision.slot;
+  ctx.set_cookie = decision.set_cookie;
+  ctx.new_cookie = decision.new_cookie;
   // The builder guarantees valid pool indexes; decide() leaves the pool null if one is not.
   if (decision.pool == nullptr) return LocalReason::no_server;
   ctx.outcome.pool = decision.pool;
@@ -655,6 +663,7 @@ Task<bool> Session::relay_response(RequestContext& ctx) {
   const bool keep_alive = ctx.plan.keep_alive && !worker_.draining() &&
                           framing != BodyFraming::until_close;
   write_client_response(response_, plan, framing, keep_alive, ctx.client_version, client_head_);
+  if (ctx.set_cookie) add_sticky_cookie(ctx);
   conn.buffer.consume(ctx.response_header_len);  // response_'s views are dead from here on
   ctx.outcome.status = response_.status;
   const Duration upstream_timeout = ctx.config.timeouts.upstream_response;
@@ -678,6 +687,20 @@ Task<bool> Session::relay_response(RequestContext& ctx) {
   if (plan.upstream_keep_alive && conn.buffer.empty() && plan.framing != BodyFraming::until_close)
     ctx.lease.release_for_reuse(ctx.config.limits.upstream_idle_per_server);
   co_return keep_alive;
+}
+
+void Session::add_sticky_cookie(const RequestContext& ctx) {
+  const Route& route = *ctx.outcome.route;
+  for (const HeadField& f : response_.fields) {
+    if (iequals(f.name, "set-cookie") && f.value.starts_with(route.sticky.name) &&
+        f.value.substr(route.sticky.name.size()).starts_with('='))
+      return;
+  }
+  std::string field = "Set-Cookie: " + route.sticky.name + "=";
+  field.append(ctx.new_cookie.data(), ctx.new_cookie.size());
+  field += route.set_cookie_attributes;
+  field += "\r\n";
+  client_head_.insert(client_head_.size() - 2, field);  // before the blank line
 }
 
 // Phase: relay, after a 101: bytes flow both ways until either side closes or stays silent for

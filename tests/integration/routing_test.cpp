@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <map>
+#include <regex>
 #include <string>
 
 #include "tests/support/config_builder.hpp"
@@ -22,6 +23,7 @@ constexpr const char* kTimeouts =
     "drain: 2s";
 
 // Routes, first match wins: `hosted` (host only, all green), `api` (50%, sticky on cookie sid),
+// `cohort` (50%, sticky on a cookie proxyd sets),
 // `zero` (weight 0), `full` (weight 100), and the catch-all `web` (50%, no sticky key).
 std::string split_config(const FakeUpstream& blue, const FakeUpstream& green) {
   return ConfigBuilder()
@@ -32,6 +34,8 @@ std::string split_config(const FakeUpstream& blue, const FakeUpstream& green) {
       .pool("green", {green.address()})
       .route_matching("hosted", "host: api.example.test", "green")
       .route("api", "/api/", "blue", "green", {"weight: 50", "sticky: {cookie: sid}"})
+      .route("cohort", "/cohort/", "blue", "green",
+             {"weight: 50", "sticky: {cookie: cohort, set: {max_age: 1h}}"})
       .route("zero", "/zero/", "blue", "green", {"weight: 0"})
       .route("full", "/full/", "blue", "green", {"weight: 100"})
       .route("web", "/", "blue", "green", {"weight: 50"})
@@ -150,6 +154,40 @@ TEST(RoutingNoRoute, RequestNoRouteMatchesGets404) {
     EXPECT_EQ(next.status, 200u);
     EXPECT_EQ(next.header("x-upstream"), "blue-1");
   }
+}
+
+// sticky.set: a client without the cookie gets one with its first response, and that cookie keeps
+// it on the side the first request went to; a client that has one gets none; an upstream that sets
+// the cookie itself wins.
+TEST_F(RoutingTest, AStickyCookieIsSetForClientsWithoutOne) {
+  HttpClient client(public_);
+  std::map<std::string, int> sides;
+  for (int i = 0; i < 40; ++i) {
+    const Response first = client.get("/cohort/x");
+    ASSERT_EQ(first.status, 200);
+    const std::string set_cookie = first.header("set-cookie");
+    ASSERT_TRUE(std::regex_match(
+        set_cookie, std::regex("cohort=[0-9a-f]{16}; Path=/; Max-Age=3600; HttpOnly; SameSite=Lax")))
+        << set_cookie;
+    const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+    const std::string side = first.header("x-upstream");
+    ++sides[side];
+    for (int again = 0; again < 5; ++again) {
+      const Response next = client.get("/cohort/x", {{"Cookie", cookie}});
+      EXPECT_EQ(next.header("x-upstream"), side) << cookie;
+      EXPECT_EQ(next.header("set-cookie"), "");
+    }
+  }
+  // 40 new clients at 50%: both sides get some (all on one side: 2 in 10^12).
+  EXPECT_EQ(sides.size(), 2u);
+
+  // The application's own cookie of that name wins: proxyd adds none. Another name does not.
+  const Response app = client.get("/cohort/set-cookie?v=cohort=app");
+  EXPECT_EQ(app.status, 200);
+  EXPECT_EQ(app.headers.count("set-cookie"), 1u);
+  EXPECT_EQ(app.header("set-cookie"), "cohort=app");
+  const Response other = client.get("/cohort/set-cookie?v=theme=dark");
+  EXPECT_EQ(other.headers.count("set-cookie"), 2u);
 }
 
 }  // namespace

@@ -234,8 +234,8 @@ struct FakeUpstream::Impl {
 
   // A complete reply with a Content-Length body (none for 204/304, none sent for HEAD).
   net::awaitable<bool> reply(tcp::socket& sock, std::uint64_t seq, unsigned code,
-                             std::string_view body, bool keep, bool head_only) {
-    std::string fields = "content-type: text/plain\r\n";
+                             std::string_view body, bool keep, bool head_only,
+                             std::string fields = "content-type: text/plain\r\n") {
     bool bodiless = code == 204 || code == 304;
     if (!bodiless) fields += "content-length: " + std::to_string(body.size()) + "\r\n";
     if (!keep) fields += "connection: close\r\n";
@@ -359,6 +359,10 @@ struct FakeUpstream::Impl {
         text = metrics_text;
       }
       if (text) co_return co_await reply(sock, seq, 200, *text, keep, head_only);
+    }
+    if (target.path.ends_with("/set-cookie")) {
+      co_return co_await reply(sock, seq, 200, tag + "\n", keep, head_only,
+                               "set-cookie: " + std::string(target.param("v")) + "\r\n");
     }
     if (target.path == "/headers") {
       std::string body = std::string(req.method_string()) + " " + std::string(req.target()) +

@@ -18,6 +18,7 @@ namespace proxyd::test {
 //
 // Endpoints (path, then query parameters):
 //   /headers              200, body = "METHOD TARGET HTTP/1.x\n" then "name: value\n" per field
+//   .../set-cookie?v=TEXT 200 with the field `set-cookie: TEXT` (any path ending so)
 //   /echo                 streams the request body back as a chunked response body
 //   /sink                 discards the body, replies with the number of body bytes (decimal)
 //   /bytes?n=N&mode=M     N pattern bytes ('a'..'z' repeated) in 64 KiB writes; M = cl (default),

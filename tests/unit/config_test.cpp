@@ -508,7 +508,7 @@ INSTANTIATE_TEST_SUITE_P(
             "sticky",
             kListenersPools + "routes: [{name: web, live: blue, sticky: {cookie: a, cokie: b}}]\n",
             "t.yaml:6: routes[0].sticky.cokie: unknown key (expected one of: cookie, "
-            "header, client_ip)"},
+            "header, client_ip, set)"},
         UnknownKeyCase{"timeouts", kBase + "timeouts: {upstream_read: 1s}\n",
                        "t.yaml:8: timeouts.upstream_read: unknown key (expected one of: "
                        "client_header, client_idle, client_body, upstream_connect, "
@@ -896,6 +896,48 @@ TEST(ConfigErrorTest, StickyWithTwoKinds) {
 )"),
             Errors{"t.yaml:9: routes[0].sticky: expected exactly one of cookie, header or "
                    "client_ip"});
+}
+
+TEST(ConfigTest, StickyCookieSetDefaultsAndAttributes) {
+  const auto defaults = valid(kListenersPools +
+                                 "routes: [{name: web, live: blue, sticky: {cookie: cohort, set: true}}]\n");
+  ASSERT_TRUE(defaults.routes[0].sticky.set);
+  EXPECT_EQ(defaults.routes[0].sticky.set->attributes(), "; Path=/; HttpOnly; SameSite=Lax");
+  const auto off = valid(kListenersPools +
+                            "routes: [{name: web, live: blue, sticky: {cookie: cohort, set: false}}]\n");
+  EXPECT_FALSE(off.routes[0].sticky.set);
+  const auto all = valid(kListenersPools + R"(routes:
+  - name: web
+    live: blue
+    sticky:
+      cookie: cohort
+      set: {path: /app, domain: example.com, max_age: 720h, secure: true, http_only: false, same_site: None}
+)");
+  ASSERT_TRUE(all.routes[0].sticky.set);
+  EXPECT_EQ(all.routes[0].sticky.set->attributes(),
+            "; Path=/app; Domain=example.com; Max-Age=2592000; Secure; SameSite=None");
+}
+
+TEST(ConfigErrorTest, StickyCookieSetErrors) {
+  EXPECT_EQ(errors_of(kListenersPools +
+                      "routes: [{name: web, live: blue, sticky: {header: X-User, set: true}}]\n"),
+            Errors{"t.yaml:6: routes[0].sticky: set: only a cookie can be set (sticky: {cookie: "
+                   "NAME, set: true})"});
+  EXPECT_EQ(errors_of(kListenersPools +
+                      "routes: [{name: web, live: blue, sticky: {cookie: c, set: {same_site: None}}}]\n"),
+            Errors{"t.yaml:6: routes[0].sticky.set: same_site: None needs secure: true (browsers "
+                   "drop the cookie otherwise)"});
+  EXPECT_EQ(errors_of(kListenersPools +
+                      "routes: [{name: web, live: blue, sticky: {cookie: c, set: {same_site: lax}}}]\n"),
+            Errors{"t.yaml:6: routes[0].sticky.set.same_site: expected Lax, Strict or None, got "
+                   "\"lax\""});
+  EXPECT_EQ(errors_of(kListenersPools +
+                      "routes: [{name: web, live: blue, sticky: {cookie: c, set: {path: \"/a;b\"}}}]\n"),
+            Errors{"t.yaml:6: routes[0].sticky.set.path: must start with / and hold no ; or blank, "
+                   "got \"/a;b\""});
+  EXPECT_EQ(errors_of(kListenersPools +
+                      "routes: [{name: web, live: blue, sticky: {cookie: c, set: yes please}}]\n"),
+            Errors{"t.yaml:6: routes[0].sticky.set: expected true or false"});
 }
 
 TEST(ConfigErrorTest, StickyClientIpFalse) {

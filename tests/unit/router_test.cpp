@@ -202,7 +202,7 @@ TEST(Router, WeightZeroNeverPassiveAndFullAlwaysPassive) {
 TEST(Router, ForcedSlotWinsOverWeightPreviewAndSticky) {
   Route route = make_route("api", "", "/", 0, 1, kPpmMax);
   route.preview_header = "X-Preview";
-  route.sticky = {StickyConfig::Kind::client_ip, ""};
+  route.sticky = {StickyConfig::Kind::client_ip, "", std::nullopt};
   const RoutingSnapshot snapshot = make_snapshot({route});
   const Headers headers{{{"x-preview", "1"}}};
   RequestView request = make_request("h", "/", &headers);
@@ -247,9 +247,9 @@ TEST(Router, StickyKeyDecidesTheSlotRegardlessOfRandom) {
     const char* key;
   };
   const std::vector<Case> cases = {
-      {{StickyConfig::Kind::cookie, "sessionid"}, "theme=dark; sessionid=abc123", "", "", "abc123"},
-      {{StickyConfig::Kind::header, "X-User-Id"}, "", "user-77", "", "user-77"},
-      {{StickyConfig::Kind::client_ip, ""}, "", "", "198.51.100.7", "198.51.100.7"},
+      {{StickyConfig::Kind::cookie, "sessionid", std::nullopt}, "theme=dark; sessionid=abc123", "", "", "abc123"},
+      {{StickyConfig::Kind::header, "X-User-Id", std::nullopt}, "", "user-77", "", "user-77"},
+      {{StickyConfig::Kind::client_ip, "", std::nullopt}, "", "", "198.51.100.7", "198.51.100.7"},
   };
   for (const Case& c : cases) {
     for (const std::uint32_t weight : {5'000u, 500'000u, 990'000u}) {
@@ -272,10 +272,10 @@ TEST(Router, StickyKeyDecidesTheSlotRegardlessOfRandom) {
 }
 
 TEST(Router, MissingStickyKeyFallsBackToTheDraw) {
-  const std::vector<StickyConfig> stickies = {{StickyConfig::Kind::none, ""},
-                                              {StickyConfig::Kind::cookie, "sessionid"},
-                                              {StickyConfig::Kind::header, "X-User-Id"},
-                                              {StickyConfig::Kind::client_ip, ""}};
+  const std::vector<StickyConfig> stickies = {{StickyConfig::Kind::none, "", std::nullopt},
+                                              {StickyConfig::Kind::cookie, "sessionid", std::nullopt},
+                                              {StickyConfig::Kind::header, "X-User-Id", std::nullopt},
+                                              {StickyConfig::Kind::client_ip, "", std::nullopt}};
   for (const StickyConfig& sticky : stickies) {
     Route route = make_route("api", "", "/", 0, 1, 500'000);
     route.sticky = sticky;
@@ -295,9 +295,41 @@ TEST(Router, MissingStickyKeyFallsBackToTheDraw) {
   }
 }
 
+TEST(Router, AClientWithoutTheCookieGetsOneThatDecidesNowAndLater) {
+  Route route = make_route("api", "", "/", 0, 1, 500'000);
+  route.sticky = {StickyConfig::Kind::cookie, "cohort", CookieSet{}};
+  const RoutingSnapshot snapshot = make_snapshot({route});
+  int passive = 0;
+  for (const std::uint64_t random : std::vector<std::uint64_t>{0x0123'4567'89ab'cdef, 0, kAllOnes,
+                                                             0x5555'0000'aaaa'1111}) {
+    const Decision fresh = decide(snapshot, make_request("h", "/"), std::nullopt, random);
+    ASSERT_TRUE(fresh.set_cookie);
+    EXPECT_FALSE(fresh.sticky_hit);
+    const std::string value(fresh.new_cookie.data(), fresh.new_cookie.size());
+    // The value is the draw in hex, lowest nibble first; its hash decided the slot.
+    std::string expected;
+    for (int i = 0; i < 16; ++i) expected += "0123456789abcdef"[(random >> (4 * i)) & 0xf];
+    EXPECT_EQ(value, expected);
+    EXPECT_EQ(fresh.slot, choose_slot(500'000, sticky_bucket(value, route.sticky_salt)));
+    // Back with the cookie: the same side, whatever the draw, and no new cookie.
+    RequestView again = make_request("h", "/");
+    const std::string cookie = "cohort=" + value;
+    again.cookie_header = cookie;
+    for (const std::uint64_t draw : std::vector<std::uint64_t>{0, kAllOnes}) {
+      const Decision next = decide(snapshot, again, std::nullopt, draw);
+      EXPECT_TRUE(next.sticky_hit);
+      EXPECT_FALSE(next.set_cookie);
+      EXPECT_EQ(next.slot, fresh.slot);
+    }
+    passive += fresh.slot == SlotName::passive;
+  }
+  EXPECT_GT(passive, 0);  // with these four draws, both sides (hashes checked above)
+  EXPECT_LT(passive, 4);
+}
+
 TEST(Router, HeaderStickyWithoutHeaderLookupFallsBackToTheDraw) {
   Route route = make_route("api", "", "/", 0, 1, 500'000);
-  route.sticky = {StickyConfig::Kind::header, "X-User-Id"};
+  route.sticky = {StickyConfig::Kind::header, "X-User-Id", std::nullopt};
   const RoutingSnapshot snapshot = make_snapshot({route});
   const Decision decision = decide(snapshot, make_request("h", "/"), std::nullopt, kAllOnes);
   EXPECT_FALSE(decision.sticky_hit);
@@ -324,7 +356,7 @@ TEST(Router, StickySplitThroughDecideIsAccurate) {
   constexpr std::size_t kUsers = 200'000;
   for (const std::uint32_t weight : {5'000u, 50'000u, 500'000u}) {
     Route route = make_route("api", "", "/", 0, 1, weight);
-    route.sticky = {StickyConfig::Kind::cookie, "sessionid"};
+    route.sticky = {StickyConfig::Kind::cookie, "sessionid", std::nullopt};
     const RoutingSnapshot snapshot = make_snapshot({route});
     std::uint64_t passive = 0;
     for (std::size_t i = 0; i < kUsers; ++i) {
@@ -350,7 +382,7 @@ TEST(Router, StickyCohortsAreMonotoneAcrossWeightSteps) {
   std::vector<bool> before(kUsers, false);
   for (const std::uint32_t weight : {0u, 5'000u, 50'000u, 200'000u, 500'000u, kPpmMax}) {
     Route route = make_route("web", "", "/", 0, 1, weight);
-    route.sticky = {StickyConfig::Kind::client_ip, ""};
+    route.sticky = {StickyConfig::Kind::client_ip, "", std::nullopt};
     const RoutingSnapshot snapshot = make_snapshot({route});
     SplitMix64 random(weight);
     std::size_t passive = 0;
@@ -374,7 +406,7 @@ TEST(Router, StickyCohortsAreMonotoneAcrossWeightSteps) {
 TEST(Router, TwoRoutesSplitTheSameUserIndependently) {
   Route api = make_route("api", "", "/api/", 0, 1, 500'000);
   Route web = make_route("web", "", "/", 0, 1, 500'000);
-  api.sticky = web.sticky = {StickyConfig::Kind::cookie, "sessionid"};
+  api.sticky = web.sticky = {StickyConfig::Kind::cookie, "sessionid", std::nullopt};
   const RoutingSnapshot snapshot = make_snapshot({api, web});
   constexpr std::size_t kUsers = 100'000;
   std::uint64_t same = 0;

@@ -67,7 +67,7 @@ std::shared_ptr<Config> base_config() {
   api.host = "api.example.com";
   api.path_prefix = "/api/";
   api.weight_ppm = 50'000;
-  api.sticky = {StickyConfig::Kind::cookie, "sessionid"};
+  api.sticky = {StickyConfig::Kind::cookie, "sessionid", std::nullopt};
   api.preview_header = "X-Preview";
   config->routes.push_back(api);
   config->routes.push_back(route("web", "green", "blue", 27));
