@@ -13,6 +13,7 @@
 #include "control/control_server.hpp"
 
 #include "config.hpp"
+#include "man_page.hpp"
 #include "routing_snapshot.hpp"
 #include "server.hpp"
 
@@ -51,10 +52,19 @@ int main(int argc, char** argv) {
   CLI::App app{"proxyd: a reverse proxy for blue/green deploys and canaries"};
   std::string config_path = "/etc/proxyd/proxyd.yaml";
   bool check_only = false;
-  app.add_option("-c,--config", config_path, "configuration file")->capture_default_str();
+  bool man = false;
+  app.add_option("-c,--config", config_path, "configuration file")
+      ->capture_default_str()
+      ->type_name("FILE");
   app.add_flag("--check", check_only, "validate the configuration and exit");
   app.set_version_flag("--version", "proxyd " PROXYD_VERSION);
+  // Hidden (group ""): the build runs it to write proxyd.8 (proxy/man_page.hpp).
+  app.add_flag("--man", man)->group("");
   CLI11_PARSE(app, argc, argv);
+  if (man) {
+    std::fputs(proxyd::man_page(app).c_str(), stdout);
+    return 0;
+  }
 
   proxyd::ConfigResult loaded = proxyd::load_config_file(config_path);
   if (!loaded.errors.empty()) {
@@ -78,10 +88,7 @@ int main(int argc, char** argv) {
   // Signals are taken by this thread with sigwait; every worker thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
-  sigaddset(&signals, SIGHUP);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGUSR1);
+  for (const proxyd::SignalRow& row : proxyd::kSignals) sigaddset(&signals, row.number);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
