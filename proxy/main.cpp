@@ -20,7 +20,7 @@
 namespace {
 
 void print_errors(const std::vector<proxyd::ConfigError>& errors) {
-  for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.text().c_str());
+  for (const auto& e : errors) proxyd::log::write(proxyd::LogLevel::error, e.text());
 }
 
 // The control socket's options from admin.*; a group that does not exist is an error.
@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: ok\n", config_path.c_str());
     return 0;
   }
+  proxyd::log::set_level(loaded.config->admin.log_level);
   for (const auto& w : loaded.warnings) proxyd::log_warning(w.text());
   auto config = std::make_shared<const proxyd::Config>(std::move(*loaded.config));
   proxyd::SnapshotResult built = proxyd::build_snapshot(config, 1, nullptr);
@@ -97,28 +98,28 @@ int main(int argc, char** argv) {
   std::string error;
   proxyd::control::ControlServerOptions control;
   if (!control_options(config->admin, control, error) || !proxy.start(error)) {
-    std::fprintf(stderr, "proxyd: %s\n", error.c_str());
+    proxyd::log::error(error);
     return 1;
   }
   proxyd::control::ControlServer control_server(proxy, control);
   if (!control_server.start(error)) {
-    std::fprintf(stderr, "proxyd: control socket: %s\n", error.c_str());
+    proxyd::log::error("control socket: " + error);
     return 1;
   }
-  std::fprintf(stderr, "proxyd: ready workers=%u generation=%llu\n", proxy.worker_count(),
-               static_cast<unsigned long long>(proxy.status().generation));
+  proxyd::log::info("ready workers=" + std::to_string(proxy.worker_count()) +
+                    " generation=" + std::to_string(proxy.status().generation));
   proxy.notify_ready();  // Type=notify: READY=1; reloads and the drain notify on their own
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
     if (signal == SIGUSR1) {
-      std::fprintf(stderr, "%s\n", proxy.reopen_logs().c_str());
+      proxy.reopen_logs();
       continue;
     }
     if (signal == SIGHUP) {
       proxyd::ChangeResult result = proxy.reload(proxyd::Caller::signal(), std::nullopt);
       if (!result.ok) {
-        std::fprintf(stderr, "proxyd: reload failed: %s\n", result.error.c_str());
+        proxyd::log::error("reload failed: " + result.error);
         continue;
       }
       // Runtime values win over the file until reset: say so, or an edit they mask would look
@@ -129,13 +130,12 @@ int main(int argc, char** argv) {
                   (n == 1 ? " runtime value still wins" : " runtime values still win") +
                   " over the file (proxyctl diff lists them, proxyctl reset drops them)";
       }
-      std::fprintf(stderr, "proxyd: reload ok generation=%llu%s\n",
-                   static_cast<unsigned long long>(result.generation), winning.c_str());
+      proxyd::log::info("reload ok generation=" + std::to_string(result.generation) + winning);
       continue;
     }
     control_server.stop();
     bool clean = proxy.drain();
-    std::fprintf(stderr, "proxyd: stopped%s\n", clean ? "" : " (drain timeout: requests cut)");
+    proxyd::log::info(std::string("stopped") + (clean ? "" : " (drain timeout: requests cut)"));
     return 0;
   }
 }
