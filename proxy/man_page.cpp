@@ -77,6 +77,15 @@ std::string man_page(const CLI::App& app) {
                       "Set by systemd for Type=notify services: proxyd sends its readiness, "
                       "reload and stop notifications there (sd_notify(3)).");
 
+  out += roff::section("DIAGNOSTICS");
+  out += roff::escape(
+      "Messages go to standard error, one line each, starting with \"proxyd: \" (configuration\n"
+      "errors: FILE:LINE: key: message). admin.log_level (debug, info, warning or error; info by\n"
+      "default) drops the lines below it. When standard error is the journal's stream\n"
+      "(JOURNAL_STREAM), each line starts with its syslog priority, as sd-daemon(3) describes,\n"
+      "so journalctl -p warning shows warnings and errors only. The access log is separate\n"
+      "(admin.access_log).\n");
+
   out += roff::section("EXIT STATUS");
   out += roff::escape(
       "0 after a drain (SIGTERM, SIGINT) or a successful --check; 1 when the configuration\n"
