@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "control/commands.hpp"
+#include "control/man_page.hpp"
 #include "control/protocol.hpp"
 #include "proxy/rollout_json.hpp"
 
@@ -415,10 +416,13 @@ int run(int argc, char** argv) {
   std::string if_generation;
   bool json = false;
   bool help = false;
+  bool man = false;
   CLI::Option* socket_option = app.add_option("-s,--socket", socket_path);
   CLI::Option* generation_option = app.add_option("--if-generation", if_generation);
   app.add_flag("--json", json);
   app.add_flag("-h,--help", help);
+  // Not in help: the build runs it to write proxyctl.8 (control/man_page.hpp).
+  app.add_flag("--man", man);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -428,6 +432,10 @@ int run(int argc, char** argv) {
   }
   const std::vector<std::string> args = app.remaining();
 
+  if (man) {
+    std::cout << man_page();
+    return kDone;
+  }
   if (help) {
     if (args.empty()) {
       std::cout << help_text();

@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "proxy/log.hpp"
+
 namespace proxyd::control {
 
 namespace json = boost::json;
@@ -323,11 +325,7 @@ Response dispatch(AdminApi& api, const Request& request, const Caller& caller, A
 
 }  // namespace
 
-void log_line(std::string_view text) {
-  const std::string line = "proxyd: control: " + std::string(text) + "\n";
-  std::fwrite(line.data(), 1, line.size(), stderr);
-  std::fflush(stderr);
-}
+void log_line(std::string_view text) { log::info("control: " + std::string(text)); }
 
 std::span<const ServerCommand> server_commands() { return kCommands; }
 

@@ -493,6 +493,10 @@ struct Word {
 
 constexpr Word<SlotName> kSlots[] = {{"live", SlotName::live}, {"passive", SlotName::passive}};
 constexpr Word<LogFormat> kLogFormats[] = {{"text", LogFormat::text}, {"json", LogFormat::json}};
+constexpr Word<LogLevel> kLogLevels[] = {{"debug", LogLevel::debug},
+                                         {"info", LogLevel::info},
+                                         {"warning", LogLevel::warning},
+                                         {"error", LogLevel::error}};
 constexpr Word<Balance> kBalances[] = {{"round_robin", Balance::round_robin},
                                        {"least_request", Balance::least_request}};
 
@@ -637,6 +641,7 @@ constexpr Key<AdminConfig> kAdminKeys[] = {
     {"control_allow_gids", store<&AdminConfig::control_allow_gids, ids>},
     {"control_read_uids", store<&AdminConfig::control_read_uids, ids>},
     {"control_read_gids", store<&AdminConfig::control_read_gids, ids>},
+    {"log_level", store<&AdminConfig::log_level, one_of<kLogLevels>>},
 };
 
 // "200-399", "200", or a list of those: "200-299, 301".

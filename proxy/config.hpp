@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/log.hpp"
 #include "proxy/values.hpp"
 
 namespace proxyd {
@@ -36,6 +37,7 @@ struct AdminConfig {
   std::string state_file = "/var/lib/proxyd/state.json";
   std::string access_log = "stdout";  // "stdout", "off", or a path
   LogFormat access_log_format = LogFormat::text;  // logfmt-style key=value, or one JSON object
+  LogLevel log_level = LogLevel::info;  // stderr messages below this level are dropped
   std::string audit_log;  // JSON lines, one per mutating command; "" = beside state_file
   std::uint32_t control_mode = 0600;  // file mode of the control socket
   std::string control_group;          // group owning the socket ("" = proxyd's own)

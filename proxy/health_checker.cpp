@@ -24,6 +24,7 @@
 #include <set>
 
 #include "proxy/header_transform.hpp"
+#include "proxy/log.hpp"
 #include "proxy/split_policy.hpp"
 #include "proxy/upstream_pool.hpp"
 
@@ -52,9 +53,8 @@ std::int64_t unix_ms_now() {
       .count();
 }
 
-void log_line(const std::string& text) {
-  const std::string line = "proxyd: health: " + text + "\n";
-  std::fwrite(line.data(), 1, line.size(), stderr);
+void log_line(LogLevel level, const std::string& text) {
+  log::write(level, "proxyd: health: " + text);
 }
 
 }  // namespace
@@ -309,9 +309,15 @@ void HealthChecker::Impl::record(Target& target, const CheckResult& result) {
     r.last_check_at = now;
     if (next != current || r.health_since == 0) r.health_since = now;
   }
+  if (log::enabled(LogLevel::debug)) {
+    log_line(LogLevel::debug, "pool " + target.pool + " server " + target.server + " check " +
+                                  (result.passed ? "passed" : "failed") + ": " + result.text);
+  }
   if (next != current) {
     state.health.store(next);
-    log_line("pool " + target.pool + " server " + target.server + " is " +
+    // A server going down is worth a warning; one coming back, information.
+    log_line(next == Health::healthy ? LogLevel::info : LogLevel::warning,
+             "pool " + target.pool + " server " + target.server + " is " +
              std::string(health_name(next)) + " (" +
              std::to_string(next == Health::healthy ? target.passes : target.failures) + " " +
              (result.passed ? "passed" : "failed") + " checks in a row, last: " + result.text +

@@ -13,13 +13,14 @@
 #include "control/control_server.hpp"
 
 #include "config.hpp"
+#include "man_page.hpp"
 #include "routing_snapshot.hpp"
 #include "server.hpp"
 
 namespace {
 
 void print_errors(const std::vector<proxyd::ConfigError>& errors) {
-  for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.text().c_str());
+  for (const auto& e : errors) proxyd::log::write(proxyd::LogLevel::error, e.text());
 }
 
 // The control socket's options from admin.*; a group that does not exist is an error.
@@ -51,10 +52,19 @@ int main(int argc, char** argv) {
   CLI::App app{"proxyd: a reverse proxy for blue/green deploys and canaries"};
   std::string config_path = "/etc/proxyd/proxyd.yaml";
   bool check_only = false;
-  app.add_option("-c,--config", config_path, "configuration file")->capture_default_str();
+  bool man = false;
+  app.add_option("-c,--config", config_path, "configuration file")
+      ->capture_default_str()
+      ->type_name("FILE");
   app.add_flag("--check", check_only, "validate the configuration and exit");
   app.set_version_flag("--version", "proxyd " PROXYD_VERSION);
+  // Hidden (group ""): the build runs it to write proxyd.8 (proxy/man_page.hpp).
+  app.add_flag("--man", man)->group("");
   CLI11_PARSE(app, argc, argv);
+  if (man) {
+    std::fputs(proxyd::man_page(app).c_str(), stdout);
+    return 0;
+  }
 
   proxyd::ConfigResult loaded = proxyd::load_config_file(config_path);
   if (!loaded.errors.empty()) {
@@ -67,6 +77,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: ok\n", config_path.c_str());
     return 0;
   }
+  proxyd::log::set_level(loaded.config->admin.log_level);
   for (const auto& w : loaded.warnings) proxyd::log_warning(w.text());
   auto config = std::make_shared<const proxyd::Config>(std::move(*loaded.config));
   proxyd::SnapshotResult built = proxyd::build_snapshot(config, 1, nullptr);
@@ -78,10 +89,7 @@ int main(int argc, char** argv) {
   // Signals are taken by this thread with sigwait; every worker thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
-  sigaddset(&signals, SIGHUP);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGUSR1);
+  for (const proxyd::SignalRow& row : proxyd::kSignals) sigaddset(&signals, row.number);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -90,28 +98,28 @@ int main(int argc, char** argv) {
   std::string error;
   proxyd::control::ControlServerOptions control;
   if (!control_options(config->admin, control, error) || !proxy.start(error)) {
-    std::fprintf(stderr, "proxyd: %s\n", error.c_str());
+    proxyd::log::error(error);
     return 1;
   }
   proxyd::control::ControlServer control_server(proxy, control);
   if (!control_server.start(error)) {
-    std::fprintf(stderr, "proxyd: control socket: %s\n", error.c_str());
+    proxyd::log::error("control socket: " + error);
     return 1;
   }
-  std::fprintf(stderr, "proxyd: ready workers=%u generation=%llu\n", proxy.worker_count(),
-               static_cast<unsigned long long>(proxy.status().generation));
+  proxyd::log::info("ready workers=" + std::to_string(proxy.worker_count()) +
+                    " generation=" + std::to_string(proxy.status().generation));
   proxy.notify_ready();  // Type=notify: READY=1; reloads and the drain notify on their own
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
     if (signal == SIGUSR1) {
-      std::fprintf(stderr, "%s\n", proxy.reopen_logs().c_str());
+      proxy.reopen_logs();
       continue;
     }
     if (signal == SIGHUP) {
       proxyd::ChangeResult result = proxy.reload(proxyd::Caller::signal(), std::nullopt);
       if (!result.ok) {
-        std::fprintf(stderr, "proxyd: reload failed: %s\n", result.error.c_str());
+        proxyd::log::error("reload failed: " + result.error);
         continue;
       }
       // Runtime values win over the file until reset: say so, or an edit they mask would look
@@ -122,13 +130,12 @@ int main(int argc, char** argv) {
                   (n == 1 ? " runtime value still wins" : " runtime values still win") +
                   " over the file (proxyctl diff lists them, proxyctl reset drops them)";
       }
-      std::fprintf(stderr, "proxyd: reload ok generation=%llu%s\n",
-                   static_cast<unsigned long long>(result.generation), winning.c_str());
+      proxyd::log::info("reload ok generation=" + std::to_string(result.generation) + winning);
       continue;
     }
     control_server.stop();
     bool clean = proxy.drain();
-    std::fprintf(stderr, "proxyd: stopped%s\n", clean ? "" : " (drain timeout: requests cut)");
+    proxyd::log::info(std::string("stopped") + (clean ? "" : " (drain timeout: requests cut)"));
     return 0;
   }
 }

@@ -2,6 +2,7 @@
 // reload) with its state file save and audit record. See server.hpp.
 #include "server.hpp"
 
+#include "log.hpp"
 #include "metrics_text.hpp"
 #include "stats.hpp"
 
@@ -95,9 +96,7 @@ json::value audit_by(const Caller& caller) {
 
 }  // namespace
 
-void log_warning(const std::string& text) {
-  std::fprintf(stderr, "proxyd: warning: %s\n", text.c_str());
-}
+void log_warning(const std::string& text) { log::warning(text); }
 
 Proxy::Proxy(std::shared_ptr<const Config> config, std::shared_ptr<const RoutingSnapshot> base)
     : config_(std::move(config)),
@@ -196,8 +195,7 @@ bool Proxy::start(std::string& error) {
       worker->add_acceptor(std::move(acceptor), ListenerRuntime{&listener, listener.name, index});
     }
     std::string shown = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-    std::fprintf(stderr, "proxyd: listening %s %s:%u\n", listener.name.c_str(), shown.c_str(),
-                 static_cast<unsigned>(port));
+    log::info("listening " + listener.name + " " + shown + ":" + std::to_string(port));
   }
   if (opened == 0) {
     error = "no listener to open (listeners with tls are not opened: TLS termination is not "
@@ -211,17 +209,19 @@ bool Proxy::start(std::string& error) {
     admin_ = std::make_unique<AdminListener>([this] { return metrics_text(); },
                                              [this] { return !draining_.load(); });
     if (!admin_->start(*address, error)) return false;
-    std::fprintf(stderr, "proxyd: listening admin.metrics %s:%u\n", address->host.c_str(),
-                 static_cast<unsigned>(admin_->port()));
+    log::info("listening admin.metrics " + address->host + ":" + std::to_string(admin_->port()));
   }
   return true;
 }
 
-std::string Proxy::reopen_logs() {
-  if (access_log_.path().empty()) return "proxyd: SIGUSR1: the access log is not a file";
+void Proxy::reopen_logs() {
+  if (access_log_.path().empty()) return log::info("SIGUSR1: the access log is not a file");
   std::string error;
-  if (!access_log_.reopen(error)) return "proxyd: access log reopen failed (kept the old file): " + error;
-  return "proxyd: access log reopened " + access_log_.path();
+  if (!access_log_.reopen(error)) {
+    return log::write(LogLevel::warning,
+                      "proxyd: access log reopen failed (kept the old file): " + error);
+  }
+  log::info("access log reopened " + access_log_.path());
 }
 
 std::string Proxy::status_line() const {
@@ -256,7 +256,7 @@ std::string Proxy::metrics_text() const {
 bool Proxy::drain() {
   draining_ = true;  // /ready says 503 from here on: said before the line that announces it
   systemd_.stopping(status_line());
-  std::fprintf(stderr, "proxyd: draining\n");
+  log::info("draining");
   health_.stop();
   const auto deadline = std::chrono::steady_clock::now() + store_.load()->config->timeouts.drain;
   for (auto& w : workers_) w->begin_drain();
@@ -434,6 +434,7 @@ ChangeResult Proxy::reload(const Caller& caller, std::optional<std::uint64_t> if
   result.generation = state_.generation;
   // The file's values apply wherever no runtime value wins over them: say where one does.
   if (result.ok) result.overrides = runtime_diff(*base_, state_);
+  if (result.ok) log::set_level(store_.load()->config->admin.log_level);
   const Status after = make_status(*store_.load(), state_);
   audit(caller, caller.origin == Caller::Origin::signal ? "SIGHUP" : "reload",
         changed_between(before, after), before, after, result);

@@ -33,7 +33,8 @@
 
 namespace proxyd {
 
-// Warnings (state entries dropped, restart-only changes, a failed audit write) go to stderr.
+// Warnings (state entries dropped, restart-only changes, a failed audit write) go to stderr
+// (log::warning).
 void log_warning(const std::string& text);
 
 class Proxy final : public AdminApi {
@@ -67,8 +68,8 @@ class Proxy final : public AdminApi {
 
   const Config& config() const { return *config_; }
 
-  // SIGUSR1: the access log opens its file again (logrotate). Returns what to log.
-  std::string reopen_logs();
+  // SIGUSR1: the access log opens its file again (logrotate), and says so on stderr.
+  void reopen_logs();
   // The one-line STATUS= for systemd: generation, routes, draining.
   std::string status_line() const;
   // Tells systemd READY=1 (Type=notify); reloads (SIGHUP or proxyctl) and drain notify on their

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "access_log.hpp"
+#include "log.hpp"
 #include "passive_check.hpp"
 #include "session.hpp"
 
@@ -25,8 +26,7 @@ std::chrono::milliseconds sweep_period(const Config& config) {
 
 // An ejection is rare and worth a line: one write, so lines of two workers do not mix.
 void log_ejection(const Ejection& ejection) {
-  const std::string line = "proxyd: passive: " + ejection_text(ejection) + "\n";
-  std::fwrite(line.data(), 1, line.size(), stderr);
+  log::write(LogLevel::warning, "proxyd: passive: " + ejection_text(ejection));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "tests/support/config_builder.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/notify_socket.hpp"
 #include "tests/support/proxyd_process.hpp"
 
 namespace proxyd::test {
@@ -29,39 +30,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-// A datagram socket standing in for systemd's notify socket. Owner: the test.
-class NotifySocket {
- public:
-  NotifySocket() {
-    path_ = make_temp_dir("proxyd-notify-") + "/notify.sock";
-    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, path_.c_str(), sizeof(address.sun_path) - 1);
-    bound_ = bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  }
-  ~NotifySocket() {
-    close(fd_);
-    std::error_code ignored;
-    fs::remove_all(fs::path(path_).parent_path(), ignored);
-  }
-  bool bound() const { return bound_; }
-  const std::string& path() const { return path_; }
-  // The next datagram, or "" when none comes within the timeout.
-  std::string next(std::chrono::milliseconds timeout = 5s) {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return "";
-    char buffer[4096];
-    const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
-    return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : "";
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool bound_ = false;
-};
 
 TEST(Systemd, NotifiesReadyReloadingAndStoppingInOrder) {
   FakeUpstream blue("blue");

@@ -65,6 +65,12 @@ class ConfigBuilder {
     return *this;
   }
 
+  // admin.log_level: debug, info, warning or error (unset: proxyd's default, info).
+  ConfigBuilder& log_level(std::string level) {
+    log_level_ = std::move(level);
+    return *this;
+  }
+
   std::string yaml() const {
     std::string out = "workers: " + workers_ + "\nlisteners:\n";
     auto listeners = listeners_;
@@ -76,6 +82,7 @@ class ConfigBuilder {
     out += "admin:\n  control_socket: \"@DIR@/control.sock\"\n  state_file: \"@DIR@/state.json\"\n"
            "  access_log: \"" + access_log_ + "\"\n";
     if (metrics_) out += "  metrics: 127.0.0.1:0\n";
+    if (!log_level_.empty()) out += "  log_level: " + log_level_ + "\n";
     out += "pools:\n" + pools_ + "routes:\n" + routes_;
     out += "timeouts: {" + (timeouts_.empty() ? "drain: 2s" : timeouts_) + "}\n";
     if (!limits_.empty()) out += "limits: {" + limits_ + "}\n";
@@ -90,6 +97,7 @@ class ConfigBuilder {
   std::string timeouts_;
   std::string limits_;
   std::string access_log_ = "stdout";
+  std::string log_level_;
   bool metrics_ = false;
 };
 

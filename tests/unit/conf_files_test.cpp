@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -63,6 +65,33 @@ TEST(ConfFilesTest, DemoIsTheReadmeSetup) {
     ASSERT_TRUE(pool.health.has_value()) << pool.name;
     EXPECT_EQ(pool.health->path, "/healthz");
     EXPECT_EQ(pool.health->rise, 2);
+  }
+}
+
+// The package's /etc/proxyd/proxyd.yaml keeps everything proxyd writes in the directories the unit
+// gives it (ProtectSystem=strict makes the rest read-only) and listens on loopback only.
+TEST(ConfFilesTest, PackagedConfigWritesOnlyWhereTheUnitLetsIt) {
+  const std::filesystem::path source(PROXYD_SOURCE_DIR);
+  const ConfigResult result = load_config_file((source / "conf" / "proxyd.yaml").string());
+  ASSERT_TRUE(result.config.has_value());
+  const Config& config = *result.config;
+  ASSERT_EQ(config.listeners.size(), 1u);
+  EXPECT_EQ(config.listeners[0].address.text(), "127.0.0.1:8080");
+  ASSERT_TRUE(config.admin.metrics.has_value());
+  EXPECT_EQ(config.admin.metrics->text(), "127.0.0.1:9145");
+  EXPECT_EQ(config.admin.control_socket, "/run/proxyd/control.sock");
+  EXPECT_EQ(config.admin.control_group, "proxyd");
+  EXPECT_EQ(config.admin.control_mode, 0660u);
+  EXPECT_EQ(config.admin.state_file, "/var/lib/proxyd/state.json");
+  EXPECT_EQ(config.admin.audit_log, "/var/lib/proxyd/audit.log");
+  EXPECT_EQ(config.admin.access_log, "/var/log/proxyd/access.log");
+  std::ifstream in(source / "packaging" / "proxyd.service");
+  std::stringstream unit;
+  unit << in.rdbuf();
+  for (const char* line : {"RuntimeDirectory=proxyd\n", "StateDirectory=proxyd\n",
+                           "LogsDirectory=proxyd\n", "ProtectSystem=strict\n",
+                           "ExecStart=/usr/sbin/proxyd -c /etc/proxyd/proxyd.yaml\n"}) {
+    EXPECT_NE(unit.str().find(line), std::string::npos) << line;
   }
 }
 

@@ -298,6 +298,14 @@ TEST(ConfigTest, AccessLogOff) {
   EXPECT_EQ(valid(kBase + "admin: {access_log: off}\n").admin.access_log, "off");
 }
 
+TEST(ConfigTest, LogLevel) {
+  EXPECT_EQ(valid(kBase).admin.log_level, LogLevel::info);
+  EXPECT_EQ(valid(kBase + "admin: {log_level: debug}\n").admin.log_level, LogLevel::debug);
+  EXPECT_EQ(valid(kBase + "admin: {log_level: info}\n").admin.log_level, LogLevel::info);
+  EXPECT_EQ(valid(kBase + "admin: {log_level: warning}\n").admin.log_level, LogLevel::warning);
+  EXPECT_EQ(valid(kBase + "admin: {log_level: error}\n").admin.log_level, LogLevel::error);
+}
+
 TEST(ConfigTest, EmptyAdminSectionKeepsDefaults) {
   EXPECT_EQ(valid(kBase + "admin:\n").admin.control_socket, "/run/proxyd/control.sock");
 }
@@ -484,7 +492,7 @@ INSTANTIATE_TEST_SUITE_P(
                        "metrics, state_file, access_log, access_log_format, audit_log, control_mode, "
                        "control_group, "
                        "control_allow_uids, control_allow_gids, control_read_uids, "
-                       "control_read_gids)"},
+                       "control_read_gids, log_level)"},
         UnknownKeyCase{"pool",
                        "listeners: [{name: a, address: 127.0.0.1:0}]\n"
                        "pools: {blue: {servers: [127.0.0.1:1], balanse: round_robin}}\n"
@@ -666,6 +674,15 @@ TEST(ConfigErrorTest, AccessLogEmpty) {
   EXPECT_EQ(errors_of(kBase + "admin: {access_log: ''}\n"),
             Errors{"t.yaml:8: admin.access_log: must not be empty (use stdout, off or a file "
                    "path)"});
+}
+
+TEST(ConfigErrorTest, LogLevelUnknown) {
+  EXPECT_EQ(errors_of(kBase + "admin: {log_level: verbose}\n"),
+            Errors{"t.yaml:8: admin.log_level: expected debug, info, warning or error, got "
+                   "\"verbose\""});
+  EXPECT_EQ(errors_of(kBase + "admin:\n  log_level: WARNING\n"),
+            Errors{"t.yaml:9: admin.log_level: expected debug, info, warning or error, got "
+                   "\"WARNING\""});
 }
 
 TEST(ConfigErrorTest, ControlSocketEmpty) {
