@@ -1,0 +1,81 @@
+// A connection's byte stream, plain TCP or TLS over it, for both sides of a session (client
+// connections of a TLS listener, upstream connections of a pool with `tls`). Each read and write
+// picks its path with one branch on a pointer, no virtual call and no allocation, and the session
+// and the body pump stay one non-template piece of code (docs/architecture.md, "TLS"). The TCP socket stays where it is when
+// TLS starts (the TLS stream holds a reference to it), so a deadline's pointer to it stays valid
+// and cancelling it aborts a pending TLS read or write as it does a plain one.
+// Owner: a Session (client side) or an UpstreamConn; its worker's thread only. Not movable.
+#pragma once
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include <memory>
+#include <utility>
+
+#include "net.hpp"
+
+namespace proxyd {
+
+class Stream {
+ public:
+  using executor_type = Executor;
+  using Tls = net::ssl::stream<Socket&>;
+
+  explicit Stream(Socket socket) : socket_(std::move(socket)) {}
+  explicit Stream(Executor executor) : socket_(executor) {}
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  executor_type get_executor() { return socket_.get_executor(); }
+  Socket& socket() { return socket_; }
+  // The TLS layer, or null on a plain connection.
+  Tls* tls() { return tls_.get(); }
+  const Tls* tls() const { return tls_.get(); }
+
+  // Puts TLS over the socket with `ssl` (owned from here on); the handshake is the caller's.
+  void start_tls(SSL* ssl) { tls_ = std::make_unique<Tls>(socket_, ssl); }
+  // Back to a bare socket, which is closed: a TLS connection is never reused as plain.
+  void close() {
+    error_code ignored;
+    socket_.close(ignored);
+    tls_.reset();
+  }
+
+  template <class MutableBuffers, class Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    return async_some<false>(buffers, std::forward<Token>(token));
+  }
+
+  template <class ConstBuffers, class Token>
+  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    return async_some<true>(buffers, std::forward<Token>(token));
+  }
+
+ private:
+  // One read or write, on the TLS layer when there is one, else on the socket.
+  template <bool kWrite, class Buffers, class Token>
+  auto async_some(const Buffers& buffers, Token&& token) {
+    return net::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, const Buffers& b) {
+          const auto start = [&](auto& stream) {
+            if constexpr (kWrite) {
+              stream.async_write_some(b, std::move(handler));
+            } else {
+              stream.async_read_some(b, std::move(handler));
+            }
+          };
+          if (tls_) {
+            start(*tls_);
+          } else {
+            start(socket_);
+          }
+        },
+        token, buffers);
+  }
+
+  Socket socket_;
+  std::unique_ptr<Tls> tls_;
+};
+
+}  // namespace proxyd
