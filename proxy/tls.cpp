@@ -111,7 +111,7 @@ struct TicketKeys {
   std::array<unsigned char, 32> hmac;
 };
 
-TicketKeys ticket_keys(std::int64_t period) {
+TicketKeys derive_ticket_keys(std::int64_t period) {
   const auto derive = [&](char label, unsigned char* out) {
     unsigned char input[1 + sizeof period];
     input[0] = static_cast<unsigned char>(label);
@@ -131,6 +131,23 @@ TicketKeys ticket_keys(std::int64_t period) {
   return keys;
 }
 
+// The keys of one period, derived once per thread and period: a TLS 1.3 handshake issues two
+// tickets, and deriving (three HMACs, each fetching its algorithm from OpenSSL's providers) for
+// each would cost every full handshake tens of microseconds. Per thread, so no lock.
+const TicketKeys& ticket_keys(std::int64_t period) {
+  struct Cached {
+    std::int64_t period = -1;
+    TicketKeys keys{};
+  };
+  thread_local std::array<Cached, 2> cache;  // the current and the previous period
+  Cached& slot = cache[static_cast<std::size_t>(period & 1)];
+  if (slot.period != period) {
+    slot.keys = derive_ticket_keys(period);
+    slot.period = period;
+  }
+  return slot.keys;
+}
+
 int ticket_key_callback(SSL*, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
                         EVP_MAC_CTX* mac, int encrypt) {
   const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -147,14 +164,14 @@ int ticket_key_callback(SSL*, unsigned char key_name[16], unsigned char* iv, EVP
     return EVP_MAC_CTX_set_params(mac, params) == 1;
   };
   if (encrypt == 1) {
-    const TicketKeys keys = ticket_keys(period);
+    const TicketKeys& keys = ticket_keys(period);
     std::memcpy(key_name, keys.name.data(), keys.name.size());
     if (RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_256_cbc())) != 1) return -1;
     if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, keys.aes.data(), iv) != 1) return -1;
     return set_mac(keys) ? 1 : -1;
   }
   for (const std::int64_t p : {period, period - 1}) {
-    const TicketKeys keys = ticket_keys(p);
+    const TicketKeys& keys = ticket_keys(p);
     if (std::memcmp(key_name, keys.name.data(), keys.name.size()) != 0) continue;
     if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, keys.aes.data(), iv) != 1) return -1;
     if (!set_mac(keys)) return -1;

@@ -25,6 +25,15 @@ using namespace std::chrono_literals;
 
 constexpr int kTls11 = 0x0302;
 
+TlsOptions options(std::string ca, std::string sni = "", int max_version = 0, std::string alpn = "") {
+  TlsOptions out;
+  out.ca = std::move(ca);
+  out.sni = std::move(sni);
+  out.max_version = max_version;
+  out.alpn = std::move(alpn);
+  return out;
+}
+
 std::string tls_block(const CertFiles& files) {
   return "tls: {cert: " + files.cert + ", key: " + files.key + "}";
 }
@@ -64,7 +73,7 @@ class TlsTest : public ::testing::Test {
     ASSERT_NE(port_, 0);
   }
 
-  TlsOptions trusted(std::string sni = "") const { return TlsOptions{pki_.ca(), std::move(sni), 0, ""}; }
+  TlsOptions trusted(std::string sni = "") const { return options(pki_.ca(), std::move(sni)); }
 
   TestPki pki_;
   FakeUpstream blue_;
@@ -91,7 +100,7 @@ TEST_F(TlsTest, CurlOverHttpsWithTheTestCa) {
   EXPECT_NE(line.find(" tls=TLSv1.3 cipher=TLS_AES_256_GCM_SHA384"), std::string::npos) << line;
 
   // ALPN answers http/1.1; the plain listener still says http.
-  TlsClient client(port_, TlsOptions{pki_.ca(), "", 0, "http/1.1"});
+  TlsClient client(port_, options(pki_.ca(), "", 0, "http/1.1"));
   ASSERT_TRUE(client.ok()) << client.error();
   EXPECT_EQ(client.alpn(), "http/1.1");
   EXPECT_NE(fetch(proxy_->port("public"), "/headers").body.find("\nX-Forwarded-Proto: http\n"),
@@ -122,7 +131,7 @@ TEST_F(TlsTest, SniPicksTheCertificateAndAnUnknownNameGetsTheDefault) {
 
 TEST_F(TlsTest, Tls11IsRefusedAndCounted) {
   start(tls_block(pki_.issue("site", "site")));
-  TlsClient old(port_, TlsOptions{"", "", kTls11, ""});
+  TlsClient old(port_, options("", "", kTls11));
   EXPECT_FALSE(old.ok());
   EXPECT_NE(old.error().find("protocol version"), std::string::npos) << old.error();
   EXPECT_EQ(wait_metric(admin_, failures_sample("secure", "protocol_version"), 1), 1);
@@ -136,7 +145,7 @@ TEST_F(TlsTest, Tls11IsRefusedAndCounted) {
 TEST_F(TlsTest, MinVersion13RefusesTls12) {
   start("tls: {cert: " + pki_.issue("site", "site").cert + ", key: " + pki_.dir() +
         "/site.key, min_version: \"1.3\"}");
-  TlsClient tls12(port_, TlsOptions{pki_.ca(), "", 0x0303, ""});
+  TlsClient tls12(port_, options(pki_.ca(), "", 0x0303));
   EXPECT_FALSE(tls12.ok());
   TlsClient tls13(port_, trusted());
   EXPECT_TRUE(tls13.ok()) << tls13.error();
@@ -169,6 +178,36 @@ TEST_F(TlsTest, ReloadSwapsTheCertificateWhileAKeepAliveConnectionKeepsWorking) 
   ASSERT_TRUE(fresh.ok()) << fresh.error();
   EXPECT_EQ(fresh.peer_cn(), "after");
   EXPECT_EQ(fresh.get("/").status, 200u);
+}
+
+// Session resumption by ticket: a client that kept its session resumes it, also after a reload
+// (the ticket keys come from a secret made at start, not from the contexts a reload replaces).
+TEST_F(TlsTest, ASessionIsResumedAlsoAfterAReload) {
+  start(tls_block(pki_.issue("site", "site")));
+  std::shared_ptr<void> session;
+  {
+    TlsClient first(port_, trusted());
+    ASSERT_TRUE(first.ok()) << first.error();
+    EXPECT_FALSE(first.resumed());
+    ASSERT_EQ(first.get("/").status, 200u);
+    session = first.session();
+    ASSERT_TRUE(session);
+  }
+  TlsOptions again = trusted();
+  again.session = session;
+  TlsClient second(port_, again);
+  ASSERT_TRUE(second.ok()) << second.error();
+  EXPECT_TRUE(second.resumed());
+  ASSERT_EQ(second.get("/").status, 200u);
+
+  const auto mark = proxy_->line_count();
+  ASSERT_TRUE(proxy_->signal(SIGHUP));
+  ASSERT_NE(proxy_->wait_for_line("proxyd: reload ok", 10s, mark), std::nullopt);
+  again.session = second.session();
+  TlsClient third(port_, again);
+  ASSERT_TRUE(third.ok()) << third.error();
+  EXPECT_TRUE(third.resumed());
+  EXPECT_EQ(third.get("/").status, 200u);
 }
 
 TEST_F(TlsTest, AReloadWithAKeyThatDoesNotMatchIsRefusedAndTheOldCertificateStays) {

@@ -132,6 +132,8 @@ struct TlsClient::Impl {
   beast::flat_buffer buffer;
 
   ~Impl() {
+    // A close_notify first: OpenSSL will not resume a session whose connection ended without one.
+    if (ssl != nullptr && ok) SSL_shutdown(ssl);
     if (ssl != nullptr) SSL_free(ssl);
     if (ctx != nullptr) SSL_CTX_free(ctx);
     if (fd >= 0) ::close(fd);
@@ -177,6 +179,7 @@ TlsClient::TlsClient(std::uint16_t port, TlsOptions options, std::chrono::millis
   }
   s.ssl = SSL_new(s.ctx);
   if (!options.sni.empty()) SSL_set_tlsext_host_name(s.ssl, options.sni.c_str());
+  if (options.session) SSL_set_session(s.ssl, static_cast<SSL_SESSION*>(options.session.get()));
   SSL_set_fd(s.ssl, s.fd);
   if (SSL_connect(s.ssl) != 1) {
     s.error = "handshake: " + last_ssl_error();
@@ -207,6 +210,12 @@ std::string TlsClient::alpn() const {
   unsigned length = 0;
   if (impl_->ok) SSL_get0_alpn_selected(impl_->ssl, &data, &length);
   return std::string(reinterpret_cast<const char*>(data), data ? length : 0);
+}
+
+std::shared_ptr<void> TlsClient::session() const {
+  SSL_SESSION* session = impl_->ok ? SSL_get1_session(impl_->ssl) : nullptr;
+  if (session == nullptr) return nullptr;
+  return std::shared_ptr<void>(session, [](void* p) { SSL_SESSION_free(static_cast<SSL_SESSION*>(p)); });
 }
 
 bool TlsClient::resumed() const { return impl_->ok && SSL_session_reused(impl_->ssl) == 1; }

@@ -49,6 +49,7 @@ struct TlsOptions {
   std::string sni;  // "" = send none
   int max_version = 0;  // e.g. TLS1_1_VERSION (0x0302) to act as an old client; 0 = any
   std::string alpn;     // offered protocol, e.g. "http/1.1"; "" = none
+  std::shared_ptr<void> session;  // TlsClient::session() of an earlier connection: resume it
 };
 
 // One TLS client connection to 127.0.0.1:port, handshake done in the constructor.
@@ -67,6 +68,9 @@ class TlsClient {
   std::string version() const;       // "TLSv1.3"
   std::string alpn() const;          // the protocol the server chose, "" = none
   bool resumed() const;
+  // The TLS session to resume later (TLS 1.3 tickets arrive after the handshake: take it after a
+  // response was read); null if there is none.
+  std::shared_ptr<void> session() const;
 
   bool send(std::string_view bytes);
   // One response to a request (Content-Length or chunked body, or none for 1xx/204/304).
