@@ -337,8 +337,9 @@ std::optional<std::string> Proxy::reload_locked() {
   // published; a file that fails keeps the old ones (and everything else) in use.
   TlsBuild tls = build_tls(*config);
   if (!tls.errors.empty()) return join_errors(tls.errors);
-  SnapshotResult built = build_snapshot(config, state_.generation + 1, base_.get(), resolve_system,
-                                        std::move(tls.contexts));
+  SnapshotResult built =
+      build_snapshot(config, state_.generation + 1, base_.get(), resolve_system,
+                     for_running_listeners(*config_, base_->tls.get(), *config, *tls.contexts));
   if (!built.errors.empty()) return join_errors(built.errors);
   RuntimeState next = state_;
   next.generation = state_.generation + 1;

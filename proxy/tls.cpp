@@ -380,6 +380,25 @@ struct TlsBuilder {
   }
 };
 
+std::shared_ptr<const TlsContexts> for_running_listeners(const Config& running,
+                                                         const TlsContexts* current,
+                                                         const Config& next_config,
+                                                         const TlsContexts& next) {
+  auto out = std::make_shared<TlsContexts>();
+  out->pools = next.pools;
+  for (std::size_t i = 0; i < running.listeners.size(); ++i) {
+    std::shared_ptr<const ServerTls> chosen;
+    for (std::size_t j = 0; j < next_config.listeners.size(); ++j) {
+      if (next_config.listeners[j].name == running.listeners[i].name && j < next.listeners.size())
+        chosen = next.listeners[j];
+    }
+    if (!chosen && current != nullptr && i < current->listeners.size())
+      chosen = current->listeners[i];
+    out->listeners.push_back(std::move(chosen));
+  }
+  return out;
+}
+
 TlsBuild build_tls(const Config& config) {
   TlsBuild result;
   auto contexts = std::make_shared<TlsContexts>();

@@ -84,6 +84,16 @@ struct TlsBuild {
 // chain, a key that matches it, a cipher list OpenSSL accepts). Never throws.
 TlsBuild build_tls(const Config& config);
 
+// What a reload publishes: `next` (built from the new file) with its listeners mapped onto the
+// ones proxyd runs, which are those of the config it started with (a listener change takes effect
+// on restart): a running listener gets the new contexts of the listener of the same name when the
+// new file still gives it `tls`, else it keeps the ones in use (`current`), so a reload can never
+// leave a TLS listener without certificates.
+std::shared_ptr<const TlsContexts> for_running_listeners(const Config& running,
+                                                         const TlsContexts* current,
+                                                         const Config& next_config,
+                                                         const TlsContexts& next);
+
 // The host part of a server written host:port ("[::1]:443" -> "::1").
 std::string_view server_host(std::string_view server_name);
 

@@ -260,6 +260,40 @@ TEST_F(TlsTest, CheckNamesAMissingOrBadFile) {
       << r.output;
 }
 
+TEST_F(TlsTest, CheckNamesABadCipherListOrCaFile) {
+  const CertFiles site = pki_.issue("site", "site");
+  CommandResult r = ProxydProcess::check(
+      ConfigBuilder()
+          .listener("secure", "tls: {cert: " + site.cert + ", key: " + site.key +
+                                  ", ciphers: NO-SUCH-CIPHER}")
+          .pool("blue", {blue_.address()}, "tls: {ca: " + pki_.dir() + "/none.pem}")
+          .route("web", "/", "blue")
+          .yaml());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.output, r.config_path + ":3: listeners[0].tls.ciphers: no usable cipher in "
+                                      "\"NO-SUCH-CIPHER\"\n" +
+                          r.config_path + ":11: pools.blue.tls.ca: " + pki_.dir() +
+                          "/none.pem: cannot open: No such file or directory\n");
+}
+
+// Listener changes take effect on restart: a reload whose file drops a listener's tls block keeps
+// that listener serving TLS with the certificates it has, rather than leave it with none.
+TEST_F(TlsTest, AReloadThatDropsTheTlsBlockKeepsTheListenerServing) {
+  start(tls_block(pki_.issue("site", "site")));
+  proxy_->write_config(substitute(yaml_, {{", " + tls_block({pki_.dir() + "/site.pem",
+                                                              pki_.dir() + "/site.key"}),
+                                           ""}}));
+  const auto mark = proxy_->line_count();
+  ASSERT_TRUE(proxy_->signal(SIGHUP));
+  ASSERT_NE(proxy_->wait_for_line("proxyd: reload ok", 10s, mark), std::nullopt)
+      << proxy_->stderr_text();
+  EXPECT_NE(proxy_->wait_for_line("take effect on restart", 5s, mark), std::nullopt);
+  TlsClient client(port_, trusted());
+  ASSERT_TRUE(client.ok()) << client.error();
+  EXPECT_EQ(client.peer_cn(), "site");
+  EXPECT_EQ(client.get("/").status, 200u);
+}
+
 TEST_F(TlsTest, PlaintextAndGarbageAreClosedAndCountedWithoutDisturbingOthers) {
   start(tls_block(pki_.issue("site", "site")));
   TlsClient before(port_, trusted());
