@@ -73,6 +73,7 @@ struct TlsContexts {
   std::vector<std::pair<std::string, std::shared_ptr<const ClientTls>>> pools;  // by pool name
 
   const ClientTls* pool(std::string_view name) const;
+  std::shared_ptr<const ClientTls> pool_shared(std::string_view name) const;
 };
 
 struct TlsBuild {

@@ -407,6 +407,28 @@ TEST_F(UpstreamTlsTest, VerifiedAndReused) {
   EXPECT_NE(lines[0].find(" tls=TLSv1.3 "), std::string::npos) << lines[0];
 }
 
+// Active health checks of a pool with tls speak TLS too, with the same verification.
+TEST_F(UpstreamTlsTest, HealthChecksSpeakTls) {
+  ASSERT_TRUE(server_);
+  auto proxy = ProxydProcess::start(
+      ConfigBuilder()
+          .pool("tls", {"127.0.0.1:" + std::to_string(server_->port("secure"))},
+                "tls: {ca: " + pki_.ca() + ", sni: app.internal}\n"
+                "    health: {path: /healthz, interval: 200ms, timeout: 150ms, rise: 1}")
+          .route("web", "/", "tls")
+          .yaml());
+  ASSERT_TRUE(proxy);
+  ASSERT_TRUE(blue_.wait_for_health_checks(1, 5s));
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  Response r = fetch(proxy->port("public"), "/");
+  while (r.status != 200 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+    r = fetch(proxy->port("public"), "/");
+  }
+  EXPECT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(r.header("x-upstream"), "blue-1");
+}
+
 TEST_F(UpstreamTlsTest, AServerThatFailsVerificationGets502) {
   ASSERT_TRUE(server_);
   TestPki stranger("another CA");
