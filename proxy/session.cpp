@@ -865,9 +865,11 @@ Task<void> Session::linger() {
   in_.clear();
   const Duration header = worker_.snapshot()->config->timeouts.client_header;
   worker_.arm(deadline_, std::min(header, Duration(2000)));
+  // The raw socket: what is dropped need not be decrypted, and a TLS read after our close_notify
+  // would end at once.
   for (std::size_t dropped = 0; dropped < 1024 * 1024;) {
-    auto [rec, n] =
-        co_await client_.async_read_some(net::buffer(in_.write_ptr(), in_.writable()), use_task);
+    auto [rec, n] = co_await client_.socket().async_read_some(
+        net::buffer(in_.write_ptr(), in_.writable()), use_task);
     if (rec) break;
     dropped += n;
   }

@@ -335,6 +335,19 @@ TEST_F(TlsTest, AStalledHandshakeIsClosedAtItsDeadline) {
   EXPECT_EQ(other.get("/").status, 200u);
 }
 
+// A local reply that closes the connection reaches the client whole over TLS (close_notify, then
+// the lingering close reads what the client still sends without decrypting it).
+TEST_F(TlsTest, ARefusedRequestGetsItsReplyAndTheConnectionCloses) {
+  start(tls_block(pki_.issue("site", "site")));
+  TlsClient client(port_, trusted());
+  ASSERT_TRUE(client.ok()) << client.error();
+  ASSERT_TRUE(client.send("GET / HTTP/1.1\r\n\r\n" + std::string(4096, 'x')));
+  const Response r = client.read_response();
+  EXPECT_EQ(r.status, 400u) << r.error;
+  EXPECT_EQ(r.body, "400 Bad Request (bad_request)\n");
+  EXPECT_TRUE(client.is_closed_by_peer());
+}
+
 TEST_F(TlsTest, WebSocketOverTls) {
   start(tls_block(pki_.issue("site", "site")));
   TlsClient client(port_, trusted());
