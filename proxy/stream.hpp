@@ -7,7 +7,6 @@
 // Owner: a Session (client side) or an UpstreamConn; its worker's thread only. Not movable.
 #pragma once
 
-#include <boost/asio/async_result.hpp>
 #include <boost/asio/ssl/stream.hpp>
 
 #include <memory>
@@ -42,38 +41,23 @@ class Stream {
     tls_.reset();
   }
 
+  // Both layers return the same type for the tokens proxyd uses (as_tuple(use_awaitable) in the
+  // session, a concrete handler inside async_write), so each call is passed straight to one of
+  // them: no initiation of its own (measured: a wrapping async_initiate cost ~500 instructions
+  // per proxied request, callgrind; this costs a branch).
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-    return async_some<false>(buffers, std::forward<Token>(token));
+    if (tls_) return tls_->async_read_some(buffers, std::forward<Token>(token));
+    return socket_.async_read_some(buffers, std::forward<Token>(token));
   }
 
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
-    return async_some<true>(buffers, std::forward<Token>(token));
+    if (tls_) return tls_->async_write_some(buffers, std::forward<Token>(token));
+    return socket_.async_write_some(buffers, std::forward<Token>(token));
   }
 
  private:
-  // One read or write, on the TLS layer when there is one, else on the socket.
-  template <bool kWrite, class Buffers, class Token>
-  auto async_some(const Buffers& buffers, Token&& token) {
-    return net::async_initiate<Token, void(error_code, std::size_t)>(
-        [this](auto handler, const Buffers& b) {
-          const auto start = [&](auto& stream) {
-            if constexpr (kWrite) {
-              stream.async_write_some(b, std::move(handler));
-            } else {
-              stream.async_read_some(b, std::move(handler));
-            }
-          };
-          if (tls_) {
-            start(*tls_);
-          } else {
-            start(socket_);
-          }
-        },
-        token, buffers);
-  }
-
   Socket socket_;
   std::unique_ptr<Tls> tls_;
 };

@@ -250,10 +250,6 @@ SSL* ClientTls::new_connection(std::string_view server_name) const {
   return ssl;
 }
 
-const ClientTls* TlsContexts::pool(std::string_view name) const {
-  return pool_shared(name).get();
-}
-
 std::shared_ptr<const ClientTls> TlsContexts::pool_shared(std::string_view name) const {
   for (const auto& [pool_name, tls] : pools)
     if (pool_name == name) return tls;

@@ -72,7 +72,13 @@ struct TlsContexts {
   std::vector<std::shared_ptr<const ServerTls>> listeners;  // by listener index; null: plain
   std::vector<std::pair<std::string, std::shared_ptr<const ClientTls>>> pools;  // by pool name
 
-  const ClientTls* pool(std::string_view name) const;
+  // Looked up per upstream attempt: a plain loop, no reference count touched, nothing at all when
+  // no pool has tls.
+  const ClientTls* pool(std::string_view name) const {
+    for (const auto& [pool_name, tls] : pools)
+      if (pool_name == name) return tls.get();
+    return nullptr;
+  }
   std::shared_ptr<const ClientTls> pool_shared(std::string_view name) const;
 };
 
