@@ -588,7 +588,7 @@ Task<AttemptEnd> Session::attempt(RequestContext& ctx, const Server& server) {
     std::array<net::const_buffer, 2> head{net::buffer(upstream_head_),
                                           net::buffer(in_.data(), ctx.buffered_body)};
     worker_.arm(deadline_, ctx.config.timeouts.upstream_response);
-    auto [ec, n] = co_await net::async_write(ctx.lease.conn().stream, head, use_task);
+    auto [ec, n] = co_await ctx.lease.conn().stream.async_write_all(head, use_task);
     if (ec) end = deadline_.fired ? AttemptEnd::timeout
                   : record.reused ? AttemptEnd::closed
                                   : AttemptEnd::reset;
@@ -806,7 +806,7 @@ Task<bool> Session::tunnel(RequestContext& ctx) {
                   ctx.outcome.server != nullptr ? ctx.outcome.server->state.get() : nullptr);
   if (!in_.empty()) {
     worker_.arm(deadline_, ctx.config.timeouts.client_idle);
-    auto [ec, n] = co_await net::async_write(conn.stream, net::buffer(in_.view()), use_task);
+    auto [ec, n] = co_await conn.stream.async_write_all(net::buffer(in_.view()), use_task);
     if (ec) co_return false;
     ctx.outcome.bytes_in += in_.size();
     in_.clear();
@@ -825,7 +825,7 @@ Task<void> Session::pipe(Stream& from, Stream& to, ByteBuffer& buffer, std::uint
                                                  use_task);
     if (ec) co_return;
     worker_.arm(deadline_, idle);
-    auto [wec, wn] = co_await net::async_write(to, net::buffer(buffer.write_ptr(), n), use_task);
+    auto [wec, wn] = co_await to.async_write_all(net::buffer(buffer.write_ptr(), n), use_task);
     if (wec) co_return;
     moved += n;
   }
@@ -852,7 +852,7 @@ Task<bool> Session::reply(RequestContext& ctx, LocalReason reason, bool keep_ali
 
 Task<bool> Session::write_client(std::span<const net::const_buffer> buffers) {
   worker_.arm(deadline_, worker_.snapshot()->config->timeouts.client_idle);
-  auto [ec, n] = co_await net::async_write(client_, buffers, use_task);
+  auto [ec, n] = co_await client_.async_write_all(buffers, use_task);
   co_return !ec;
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/write.hpp>
 
 #include <memory>
 #include <utility>
@@ -55,6 +56,15 @@ class Stream {
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     if (tls_) return tls_->async_write_some(buffers, std::forward<Token>(token));
     return socket_.async_write_some(buffers, std::forward<Token>(token));
+  }
+
+  // All of `buffers`, as net::async_write does, but with the composed write running on the socket
+  // or the TLS layer itself: a plain connection's write is then exactly what it was before TLS
+  // (a composed write over Stream cost ~300 instructions per proxied request, callgrind).
+  template <class ConstBuffers, class Token>
+  auto async_write_all(const ConstBuffers& buffers, Token&& token) {
+    if (tls_) return net::async_write(*tls_, buffers, std::forward<Token>(token));
+    return net::async_write(socket_, buffers, std::forward<Token>(token));
   }
 
  private:
