@@ -599,15 +599,64 @@ void nested(Reader& r, const Value& v, SectionOf<kMember>& out) {
 // --- The sections, each a table in the order the keys are read, innermost first (a table must be
 // defined before the table that nests it).
 
-constexpr Key<TlsConfig> kTlsKeys[] = {
-    {"cert", store<&TlsConfig::cert, text>, kRequired},
-    {"key", store<&TlsConfig::key, text>, kRequired},
+constexpr Word<TlsVersion> kTlsVersions[] = {{"1.2", TlsVersion::v1_2}, {"1.3", TlsVersion::v1_3}};
+
+constexpr Key<TlsCertificate> kCertificateKeys[] = {
+    {"cert", store<&TlsCertificate::cert, text>, kRequired},
+    {"key", store<&TlsCertificate::key, text>, kRequired},
 };
 
-// The block is read and checked in full, so it is right when termination lands.
+void read_certificates(Reader& r, const Value& v, TlsConfig& tls) {
+  for (const Value& item : r.items(v, "at least one certificate is required")) {
+    TlsCertificate& certificate = tls.certificates.emplace_back();
+    certificate.line = item.line;
+    certificate.where = item.key;
+    r.section(item, kCertificateKeys, certificate);
+  }
+}
+
+// The short form's keys are rows of the block itself, filling its one certificate.
+template <auto kMember>
+void single(Reader& r, const Value& v, TlsConfig& tls) {
+  if (auto file = text(r, v)) tls.single.*kMember = std::move(*file);
+}
+
+// `certificates` is the long form.
+constexpr Key<TlsConfig> kTlsKeys[] = {
+    {"cert", single<&TlsCertificate::cert>},
+    {"key", single<&TlsCertificate::key>},
+    {"certificates", read_certificates},
+    {"min_version", store<&TlsConfig::min_version, one_of<kTlsVersions>>},
+    {"ciphers", store<&TlsConfig::ciphers, text>},
+};
+
+// Either the short form (cert and key) or the long one (certificates), never both. The files
+// are read when the listener's contexts are built (proxy/tls.cpp), which --check does too.
 void read_tls(Reader& r, const Value& v, ListenerConfig& listener) {
-  r.section(v, kTlsKeys, listener.tls.emplace());
-  r.warn(v, "TLS termination is not implemented yet: this listener is not opened");
+  TlsConfig& tls = listener.tls.emplace();
+  tls.where = v.key;
+  tls.line = v.line;
+  if (!r.section(v, kTlsKeys, tls)) return;
+  const bool short_form = !tls.single.cert.empty() || !tls.single.key.empty();
+  if (short_form && !tls.certificates.empty()) {
+    r.error(v, "use cert and key, or certificates, not both");
+    return;
+  }
+  if (short_form) {
+    // A key written but empty was reported as such already.
+    for (const std::string_view key : {"cert", "key"}) {
+      const std::string& file = key == "cert" ? tls.single.cert : tls.single.key;
+      if (file.empty() && r.read_cleanly(v.key, key))
+        r.error(r.at(v.key, key), "required key is missing");
+    }
+    tls.single.where = v.key;
+    tls.single.line = v.line;
+    tls.certificates.push_back(tls.single);
+  } else if (tls.certificates.empty() && r.read_cleanly(v.key, "certificates")) {
+    // An empty block: the short form is what most configs want.
+    r.error(r.at(v.key, "cert"), "required key is missing");
+    r.error(r.at(v.key, "key"), "required key is missing");
+  }
 }
 
 constexpr Key<ListenerConfig> kListenerKeys[] = {
@@ -715,12 +764,31 @@ void read_health(Reader& r, const Value& v, PoolConfig& pool) {
   r.section(v, kHealthKeys, pool.health.emplace());
 }
 
+std::optional<std::string> sni_name(Reader& r, const Value& v) {
+  return valid_text(r, v, valid_host_name, "invalid server name ",
+                    " (expected a host name like app.internal)");
+}
+
+constexpr Key<UpstreamTlsConfig> kUpstreamTlsKeys[] = {
+    {"ca", store<&UpstreamTlsConfig::ca, text>},
+    {"sni", store<&UpstreamTlsConfig::sni, sni_name>},
+    {"verify", store<&UpstreamTlsConfig::verify, boolean>},
+};
+
+void read_upstream_tls(Reader& r, const Value& v, PoolConfig& pool) {
+  UpstreamTlsConfig& tls = pool.tls.emplace();
+  tls.where = v.key;
+  tls.line = v.line;
+  r.section(v, kUpstreamTlsKeys, tls);
+}
+
 constexpr Key<PoolConfig> kPoolKeys[] = {
     {"servers", store<&PoolConfig::servers, servers>, kRequired},
     {"balance", store<&PoolConfig::balance, one_of<kBalances>>},
     {"health", read_health},
     {"passive", read_passive},
     {"fail_open", store<&PoolConfig::fail_open, boolean>},
+    {"tls", read_upstream_tls},
 };
 
 // A route's match keys are fields of the route itself.
@@ -834,6 +902,7 @@ constexpr Key<TimeoutsConfig> kTimeoutKeys[] = {
     {"upstream_connect", store<&TimeoutsConfig::upstream_connect, duration>},
     {"upstream_response", store<&TimeoutsConfig::upstream_response, duration>},
     {"upstream_idle", store<&TimeoutsConfig::upstream_idle, duration>},
+    {"tls_handshake", store<&TimeoutsConfig::tls_handshake, duration>},
     {"drain", store<&TimeoutsConfig::drain, duration>},
 };
 

@@ -16,9 +16,37 @@ namespace proxyd {
 
 enum class SlotName { live, passive };
 
-struct TlsConfig {
+// One certificate of a TLS listener: a PEM file with the chain (leaf first) and its key.
+struct TlsCertificate {
   std::string cert;
   std::string key;
+  std::string where;  // its dotted key path, for errors about its files: listeners[1].tls
+  int line = 0;
+};
+
+enum class TlsVersion { v1_2, v1_3 };
+
+// TLS termination on a listener (docs/configuration.md, "TLS"). The short form
+// `{cert, key}` is one certificate; the long form lists several, chosen by SNI, the first
+// the default.
+struct TlsConfig {
+  std::vector<TlsCertificate> certificates;
+  TlsVersion min_version = TlsVersion::v1_2;
+  std::string ciphers;  // TLS 1.2 cipher list, OpenSSL syntax; "" = proxyd's default
+  // Read as the short form; moved into `certificates` once the block is read.
+  TlsCertificate single;
+  std::string where;  // its dotted key path: listeners[1].tls
+  int line = 0;
+};
+
+// TLS to a pool's servers.
+struct UpstreamTlsConfig {
+  std::string ca;    // PEM file of the trusted CAs; "" = the system's trust store
+  std::string sni;   // server name sent and verified; "" = each server's host
+  bool verify = true;
+  std::string where;  // dotted key path, for errors about the CA file
+  int line = 0;
+  bool operator==(const UpstreamTlsConfig&) const = default;
 };
 
 struct ListenerConfig {
@@ -86,6 +114,7 @@ struct PoolConfig {
   std::optional<HealthConfig> health;
   PassiveConfig passive;
   bool fail_open = false;  // with no healthy server, send to every enabled one anyway
+  std::optional<UpstreamTlsConfig> tls;
   int line = 0;
 };
 
@@ -133,6 +162,7 @@ struct TimeoutsConfig {
   Duration upstream_connect{2'000};
   Duration upstream_response{60'000};
   Duration upstream_idle{30'000};  // an idle kept-alive upstream connection is closed after this
+  Duration tls_handshake{10'000};  // a client's TLS handshake, from the accept
   Duration drain{30'000};
 };
 

@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -26,6 +27,7 @@
 #include "proxy/header_transform.hpp"
 #include "proxy/log.hpp"
 #include "proxy/split_policy.hpp"
+#include "proxy/tls.hpp"
 #include "proxy/upstream_pool.hpp"
 
 // GCC 12 inlines an awaitable frame's operator new (Asio's aligned allocation) and its operator
@@ -99,11 +101,13 @@ struct Target {
   int passes = 0;
   int failures = 0;
   Health seen = Health::unchecked;  // the health this target last set or saw
+  std::shared_ptr<const ClientTls> tls;  // a pool with `tls`: checks speak TLS, as requests do
   tcp::socket* socket = nullptr;    // the check in progress, cancelled by stop
   net::steady_timer* timer = nullptr;
 
   bool same_as(const Target& other) const {
-    return config == other.config && addresses == other.addresses && request == other.request;
+    return config == other.config && addresses == other.addresses && request == other.request &&
+           tls == other.tls;
   }
 };
 
@@ -119,6 +123,8 @@ struct HealthChecker::Impl {
   void apply(std::shared_ptr<const RoutingSnapshot> snapshot);
   net::awaitable<void> run(std::shared_ptr<Target> target);
   net::awaitable<CheckResult> check(Target& target);
+  template <class Stream>
+  net::awaitable<CheckResult> exchange(Stream& stream, Target& target, net::steady_timer& deadline);
   void record(Target& target, const CheckResult& result);
   void stop_target(Target& target);
 };
@@ -179,6 +185,7 @@ void HealthChecker::Impl::apply(std::shared_ptr<const RoutingSnapshot> snapshot)
       target->first_delay =
           interval * static_cast<long>(place++) / static_cast<long>(checked);
       target->seen = server.state->health.load();
+      if (snapshot->tls) target->tls = snapshot->tls->pool_shared(pool.name);
       const ServerState* key = server.state.get();
       wanted.insert(key);
       auto it = targets.find(key);
@@ -240,7 +247,6 @@ net::awaitable<CheckResult> HealthChecker::Impl::check(Target& target) {
   } forget{target};
   net::steady_timer deadline(io);
   deadline.expires_after(target.config.timeout);
-  const auto timed_out = [&] { return deadline.expiry() <= net::steady_timer::clock_type::now(); };
 
   error_code failure;
   bool connected = false;
@@ -260,6 +266,25 @@ net::awaitable<CheckResult> HealthChecker::Impl::check(Target& target) {
     co_return CheckResult{false, "connect: " + failure.message()};
   }
 
+  if (!target.tls) co_return co_await exchange(socket, target, deadline);
+  // The pool's TLS: the same SNI, verification and host check as its requests get.
+  SSL* ssl = target.tls->new_connection(target.server);
+  if (ssl == nullptr) co_return CheckResult{false, "TLS: cannot make a connection"};
+  net::ssl::stream<tcp::socket&> tls(socket, ssl);
+  auto shaken = co_await (tls.async_handshake(net::ssl::stream_base::client, use_tuple) ||
+                          deadline.async_wait(use_tuple));
+  if (shaken.index() == 1) co_return CheckResult{false, "timeout"};
+  if (const error_code ec = std::get<0>(std::get<0>(shaken)))
+    co_return CheckResult{false, "TLS handshake: " + ec.message()};
+  co_return co_await exchange(tls, target, deadline);
+}
+
+// Intent: the check's request and the response head, on a connected stream (plain or TLS),
+// within the same deadline.
+template <class Stream>
+net::awaitable<CheckResult> HealthChecker::Impl::exchange(Stream& socket, Target& target,
+                                                          net::steady_timer& deadline) {
+  const auto timed_out = [&] { return deadline.expiry() <= net::steady_timer::clock_type::now(); };
   auto sent = co_await (net::async_write(socket, net::buffer(target.request), use_tuple) ||
                         deadline.async_wait(use_tuple));
   if (sent.index() == 1) co_return CheckResult{false, "timeout"};

@@ -22,6 +22,7 @@ enum class LocalReason : std::uint8_t {
   no_server,              // 503: the pool has no enabled server
   no_healthy_server,      // 503: the pool has enabled servers, none healthy (not fail_open)
   upstream_timeout,       // 504: the upstream did not answer within upstream_response
+  upstream_tls,           // 502: the TLS handshake with every server tried failed (verification)
   count_
 };
 
@@ -46,6 +47,7 @@ inline constexpr std::array<LocalReplyInfo, static_cast<std::size_t>(LocalReason
         {LocalReason::no_server, "no_server", 503, "Service Unavailable"},
         {LocalReason::no_healthy_server, "no_healthy_server", 503, "Service Unavailable"},
         {LocalReason::upstream_timeout, "upstream_timeout", 504, "Gateway Timeout"},
+        {LocalReason::upstream_tls, "upstream_tls", 502, "Bad Gateway"},
     }};
 
 constexpr const LocalReplyInfo& local_reply_info(LocalReason reason) {

@@ -16,6 +16,7 @@
 #include "man_page.hpp"
 #include "routing_snapshot.hpp"
 #include "server.hpp"
+#include "tls.hpp"
 
 namespace {
 
@@ -71,7 +72,15 @@ int main(int argc, char** argv) {
     print_errors(loaded.errors);
     return 1;
   }
-  // --check validates the file alone: no DNS, no TLS files, no state file (docs/configuration.md).
+  // TLS files are read and checked by --check too: a certificate that would not load is found
+  // before a deploy, not at the restart.
+  proxyd::TlsBuild tls = proxyd::build_tls(*loaded.config);
+  if (!tls.errors.empty()) {
+    print_errors(tls.errors);
+    return 1;
+  }
+  // --check validates the file and the TLS files it names: no DNS, no state file
+  // (docs/configuration.md).
   if (check_only) {
     for (const auto& w : loaded.warnings) std::fprintf(stderr, "%s\n", w.warning_text().c_str());
     std::fprintf(stderr, "%s: ok\n", config_path.c_str());
@@ -80,7 +89,8 @@ int main(int argc, char** argv) {
   proxyd::log::set_level(loaded.config->admin.log_level);
   for (const auto& w : loaded.warnings) proxyd::log_warning(w.text());
   auto config = std::make_shared<const proxyd::Config>(std::move(*loaded.config));
-  proxyd::SnapshotResult built = proxyd::build_snapshot(config, 1, nullptr);
+  proxyd::SnapshotResult built =
+      proxyd::build_snapshot(config, 1, nullptr, proxyd::resolve_system, std::move(tls.contexts));
   if (!built.errors.empty()) {
     print_errors(built.errors);
     return 1;

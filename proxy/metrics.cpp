@@ -24,6 +24,19 @@ const Pool& slot_pool(const RoutingSnapshot& snapshot, const Route& route, SlotN
 
 }  // namespace
 
+std::string_view tls_failure_name(TlsFailure reason) {
+  switch (reason) {
+    case TlsFailure::timeout: return "timeout";
+    case TlsFailure::closed: return "closed";
+    case TlsFailure::plain_http: return "plain_http";
+    case TlsFailure::protocol_version: return "protocol_version";
+    case TlsFailure::no_shared_cipher: return "no_shared_cipher";
+    case TlsFailure::malformed: return "malformed";
+    case TlsFailure::count_: break;
+  }
+  return "malformed";
+}
+
 void WorkerMetrics::follow(const RoutingSnapshot& snapshot) {
   std::vector<RequestSeries*> handles(snapshot.routes.size() * 2);
   for (const Route& route : snapshot.routes) {

@@ -96,11 +96,30 @@ inline void count_second(RequestSeries& series, std::int64_t second, bool error,
 
 // One server's failed upstream attempts in one worker, by how they ended.
 struct FailureSeries {
-  static constexpr std::size_t kEnds = 8;  // AttemptEnd values
+  static constexpr std::size_t kEnds = 9;  // AttemptEnd values
 
   std::string pool;
   std::string server;
   std::array<WorkerCount, kEnds> by_end{};
+};
+
+// Why a client's TLS handshake failed (proxyd_tls_handshake_failures_total's `reason`).
+enum class TlsFailure : std::uint8_t {
+  timeout,           // not done within timeouts.tls_handshake (a stalled client)
+  closed,            // the client closed or reset the connection during the handshake
+  plain_http,        // plaintext HTTP sent to the TLS port
+  protocol_version,  // no TLS version in common (a TLS 1.1 client)
+  no_shared_cipher,  // no cipher in common
+  malformed,         // anything else: garbage, a bad record, an alert from the client
+  count_,
+};
+
+std::string_view tls_failure_name(TlsFailure reason);
+
+// One TLS listener's handshakes in one worker.
+struct TlsCounts {
+  WorkerCount handshakes;  // completed
+  std::array<WorkerCount, static_cast<std::size_t>(TlsFailure::count_)> failures{};
 };
 
 class WorkerMetrics {
@@ -128,8 +147,17 @@ class WorkerMetrics {
   void add_listener(std::size_t index) {
     std::lock_guard lock(mutex_);
     if (index >= connections_.size()) connections_ = std::vector<WorkerCount>(index + 1);
+    if (index >= tls_.size()) tls_ = std::vector<TlsCounts>(index + 1);
   }
   WorkerCount& connections(std::size_t listener) { return connections_[listener]; }
+  TlsCounts& tls(std::size_t listener) { return tls_[listener]; }
+
+  // Calls tls(index, const TlsCounts&) for every listener (plain ones count nothing).
+  template <class OnTls>
+  void visit_tls(OnTls&& tls) const {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < tls_.size(); ++i) tls(i, tls_[i]);
+  }
 
   // Calls request(const RequestSeries&), failure(const FailureSeries&) and
   // connections(index, count) for everything this worker counted, under its lock (taken by the
@@ -149,6 +177,7 @@ class WorkerMetrics {
   std::map<std::tuple<std::string, SlotName, std::string>, std::unique_ptr<RequestSeries>> series_;
   std::unordered_map<const ServerState*, std::unique_ptr<FailureSeries>> failures_;
   std::vector<WorkerCount> connections_;  // by listener index
+  std::vector<TlsCounts> tls_;            // by listener index
   // Handles for the snapshot followed last: [route index * 2 + slot].
   const RoutingSnapshot* followed_ = nullptr;
   std::vector<RequestSeries*> handles_;

@@ -196,6 +196,35 @@ std::string escape_label(std::string_view value) {
   return out;
 }
 
+// TLS listeners' handshakes, completed and failed by reason (every reason, zeros included).
+void render_tls(std::string& out, const ExpositionInput& input) {
+  constexpr auto kReasons = static_cast<std::size_t>(TlsFailure::count_);
+  std::vector<std::uint64_t> done(input.listeners.size(), 0);
+  std::vector<std::array<std::uint64_t, kReasons>> failed(input.listeners.size());
+  for (const WorkerMetrics* worker : input.workers) {
+    worker->visit_tls([&](std::size_t listener, const TlsCounts& counts) {
+      if (listener >= done.size()) return;
+      done[listener] += static_cast<std::uint64_t>(counts.handshakes.get());
+      for (std::size_t r = 0; r < kReasons; ++r)
+        failed[listener][r] += static_cast<std::uint64_t>(counts.failures[r].get());
+    });
+  }
+  const auto is_tls = [&](std::size_t i) { return i < input.listener_tls.size() && input.listener_tls[i]; };
+  Family handshakes(out, "proxyd_tls_handshakes_total", "counter",
+                    "Completed TLS handshakes, by listener.");
+  for (std::size_t i = 0; i < input.listeners.size(); ++i)
+    if (is_tls(i)) handshakes.sample({{"listener", input.listeners[i]}}, std::to_string(done[i]));
+  Family failures(out, "proxyd_tls_handshake_failures_total", "counter",
+                  "Failed TLS handshakes, by listener and reason; the connection was closed.");
+  for (std::size_t i = 0; i < input.listeners.size(); ++i) {
+    if (!is_tls(i)) continue;
+    for (std::size_t r = 0; r < kReasons; ++r)
+      failures.sample({{"listener", input.listeners[i]},
+                       {"reason", tls_failure_name(static_cast<TlsFailure>(r))}},
+                      std::to_string(failed[i][r]));
+  }
+}
+
 std::string render_metrics(const ExpositionInput& input) {
   std::map<SeriesKey, RequestTotals> totals;
   std::map<std::tuple<std::string, std::string, std::size_t>, std::uint64_t> failures;
@@ -242,6 +271,7 @@ std::string render_metrics(const ExpositionInput& input) {
   Family active(out, "proxyd_connections_active", "gauge", "Open client connections, by listener.");
   for (std::size_t i = 0; i < input.listeners.size(); ++i)
     active.sample({{"listener", input.listeners[i]}}, std::to_string(connections[i]));
+  render_tls(out, input);
   if (input.snapshot != nullptr) render_routing(out, *input.snapshot, input.now_ns);
   Family reloads(out, "proxyd_config_reloads_total", "counter",
                  "Config reloads (SIGHUP or proxyctl reload), by result.");

@@ -33,6 +33,7 @@ enum class AttemptEnd : std::uint8_t {
   timeout,           // timeouts.upstream_response passed while writing or waiting for the head
   bad_response,      // the response head was malformed or refused by the framing policy
   client_gone,       // the client went away while its body was being relayed
+  tls_failed,        // the TLS handshake with the server failed (verification included)
 };
 
 std::string_view attempt_end_name(AttemptEnd end);
@@ -61,6 +62,8 @@ struct RequestOutcome {
   std::string_view client;  // "ip:port"
   std::string_view method;  // empty when the head was not parsed; set only for the access log
   std::string_view target;
+  std::string_view tls_version;  // the client connection's TLS version ("TLSv1.3"); empty: plain
+  std::string_view tls_cipher;
 
   // Where it went (null until routed).
   const Route* route = nullptr;

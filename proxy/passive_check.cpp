@@ -17,6 +17,7 @@ Verdict verdict_of(const RequestOutcome& outcome, std::size_t attempt) {
     case AttemptEnd::reset:
     case AttemptEnd::timeout:
     case AttemptEnd::bad_response:
+    case AttemptEnd::tls_failed:
       return Verdict::failed;
     case AttemptEnd::closed:  // the server dropped an idle connection: its right
     case AttemptEnd::client_gone:

@@ -16,6 +16,7 @@
 #include "header_transform.hpp"
 #include "http_head.hpp"
 #include "net.hpp"
+#include "stream.hpp"
 
 namespace proxyd {
 
@@ -24,10 +25,10 @@ struct Deadline;
 
 // Where a body comes from and goes to, and the wait limit on each side.
 struct PumpEnds {
-  Socket& from;
+  Stream& from;
   ByteBuffer& from_buffer;  // may already hold the first body bytes
   Duration read_timeout;
-  Socket& to;
+  Stream& to;
   Duration write_timeout;
 };
 

@@ -17,7 +17,7 @@ struct RetryInput {
   std::size_t attempts = 0;         // attempts made so far, the failed one included
 };
 
-// A connect that failed sent nothing: any request may go to another server. A kept-alive
+// A connect (or its TLS handshake) that failed sent nothing: any request may go to another server. A kept-alive
 // connection closed before a byte of the response may or may not have delivered the request, so
 // only an idempotent request with its whole body in hand is sent again (a POST is never sent
 // twice). Never after a timeout, a bad response, a reset mid-request or a body already streamed;
@@ -27,6 +27,7 @@ constexpr bool retry_allowed(const RetryInput& in) {
   switch (in.end) {
     case AttemptEnd::connect_failed:
     case AttemptEnd::connect_timeout:
+    case AttemptEnd::tls_failed:  // the handshake failed: nothing of the request went out
       return true;
     case AttemptEnd::closed:
       return in.reused && in.idempotent && in.replayable;

@@ -115,7 +115,8 @@ std::vector<ResolvedAddress> resolve_system(const std::string& host, std::uint16
 }
 
 SnapshotResult build_snapshot(std::shared_ptr<const Config> config, std::uint64_t generation,
-                              const RoutingSnapshot* previous, Resolver resolve) {
+                              const RoutingSnapshot* previous, Resolver resolve,
+                              std::shared_ptr<const TlsContexts> tls) {
   SnapshotResult result;
   if (!config) {
     result.errors.push_back({"", 0, "", "no configuration to build a snapshot from"});
@@ -124,6 +125,7 @@ SnapshotResult build_snapshot(std::shared_ptr<const Config> config, std::uint64_
   auto snapshot = std::make_shared<RoutingSnapshot>();
   snapshot->generation = generation;
   snapshot->config = config;
+  snapshot->tls = std::move(tls);
   const auto error = [&](int line, std::string key, std::string message) {
     result.errors.push_back({config->path, line, std::move(key), std::move(message)});
   };

@@ -15,6 +15,8 @@
 
 namespace proxyd {
 
+struct TlsContexts;  // proxy/tls.hpp: OpenSSL contexts, built by the data plane
+
 // A numeric socket address, resolved when the snapshot is built (no DNS on the request path).
 struct ResolvedAddress {
   bool v6 = false;
@@ -78,6 +80,9 @@ struct RoutingSnapshot {
   std::vector<Pool> pools;
   std::vector<Route> routes;
   std::shared_ptr<const Config> config;  // timeouts, limits, listeners: read per request too
+  // The listeners' and pools' TLS contexts built from `config` (null without TLS): new
+  // handshakes use the ones of the snapshot they find, so a reload swaps them.
+  std::shared_ptr<const TlsContexts> tls;
 
   const Pool* find_pool(const std::string& name) const;
   const Route* find_route(const std::string& name) const;
@@ -99,7 +104,9 @@ std::vector<ResolvedAddress> resolve_system(const std::string& host, std::uint16
 // Builds a snapshot from a validated config. `previous`, when given, lends its ServerState objects
 // to servers that still exist, so counters survive a reload. A host that does not resolve is an
 // error naming the pool's line.
+// `tls`: the contexts build_tls() made from the same config, carried by the snapshot.
 SnapshotResult build_snapshot(std::shared_ptr<const Config> config, std::uint64_t generation,
-                              const RoutingSnapshot* previous, Resolver resolve = resolve_system);
+                              const RoutingSnapshot* previous, Resolver resolve = resolve_system,
+                              std::shared_ptr<const TlsContexts> tls = nullptr);
 
 }  // namespace proxyd

@@ -5,6 +5,7 @@
 #include "log.hpp"
 #include "metrics_text.hpp"
 #include "stats.hpp"
+#include "tls.hpp"
 
 #include <boost/asio/socket_base.hpp>
 #include <boost/json.hpp>
@@ -151,9 +152,6 @@ bool Proxy::start(std::string& error) {
   std::size_t opened = 0;
   for (std::size_t index = 0; index < config_->listeners.size(); ++index) {
     const ListenerConfig& listener = config_->listeners[index];
-    // Not opened until TLS termination exists: the config reader warned about it (serving
-    // plain HTTP on a port configured for TLS would be worse than not serving).
-    if (listener.tls) continue;
     ++opened;
     error_code ec;
     auto address = net::ip::make_address(listener.address.host, ec);
@@ -198,8 +196,7 @@ bool Proxy::start(std::string& error) {
     log::info("listening " + listener.name + " " + shown + ":" + std::to_string(port));
   }
   if (opened == 0) {
-    error = "no listener to open (listeners with tls are not opened: TLS termination is not "
-            "implemented yet)";
+    error = "no listener to open";
     return false;
   }
   for (auto& worker : workers_) worker->start();
@@ -236,7 +233,10 @@ std::string Proxy::metrics_text() const {
   const std::shared_ptr<const RoutingSnapshot> snapshot = store_.load();
   input.snapshot = snapshot.get();
   for (const auto& worker : workers_) input.workers.push_back(&worker->metrics());
-  for (const ListenerConfig& listener : config_->listeners) input.listeners.push_back(listener.name);
+  for (const ListenerConfig& listener : config_->listeners) {
+    input.listeners.push_back(listener.name);
+    input.listener_tls.push_back(listener.tls.has_value());
+  }
   input.now_ns = std::chrono::steady_clock::now().time_since_epoch().count();
   input.reloads_ok = reloads_ok_.load();
   input.reloads_failed = reloads_failed_.load();
@@ -393,7 +393,13 @@ std::optional<std::string> Proxy::reload_locked() {
   ConfigResult loaded = load_config_file(config_->path);
   if (!loaded.errors.empty()) return join_errors(loaded.errors);
   auto config = std::make_shared<const Config>(std::move(*loaded.config));
-  SnapshotResult built = build_snapshot(config, state_.generation + 1, base_.get());
+  // Certificates and keys are read again: new handshakes get the new ones once the snapshot is
+  // published; a file that fails keeps the old ones (and everything else) in use.
+  TlsBuild tls = build_tls(*config);
+  if (!tls.errors.empty()) return join_errors(tls.errors);
+  SnapshotResult built =
+      build_snapshot(config, state_.generation + 1, base_.get(), resolve_system,
+                     for_running_listeners(*config_, base_->tls.get(), *config, *tls.contexts));
   if (!built.errors.empty()) return join_errors(built.errors);
   RuntimeState next = state_;
   next.generation = state_.generation + 1;

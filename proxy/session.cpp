@@ -21,6 +21,7 @@
 #include "retry_policy.hpp"
 #include "router.hpp"
 #include "server_pick.hpp"
+#include "tls.hpp"
 #include "worker.hpp"
 
 namespace proxyd {
@@ -97,7 +98,7 @@ class UpstreamLease {
   void hold(std::unique_ptr<UpstreamConn> conn) {
     reset();
     conn_ = std::move(conn);
-    deadline_.sockets[1] = &conn_->socket;
+    deadline_.sockets[1] = &conn_->stream.socket();
   }
   UpstreamConn& conn() { return *conn_; }
 
@@ -180,6 +181,28 @@ struct HeadRead {
   static HeadRead refused_with(LocalReason reason) { return {State::refused, 0, reason}; }
 };
 
+// Why a client's handshake failed, from OpenSSL's reason (a plaintext request, a version or
+// cipher in common missing) or the way the connection ended.
+TlsFailure tls_failure(const error_code& ec, bool deadline_fired) {
+  if (deadline_fired) return TlsFailure::timeout;
+  if (ec == net::error::eof || ec == net::ssl::error::stream_truncated ||
+      ec == net::error::connection_reset)
+    return TlsFailure::closed;
+  if (ec.category() != net::error::get_ssl_category()) return TlsFailure::malformed;
+  switch (ERR_GET_REASON(static_cast<unsigned long>(ec.value()))) {
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+      return TlsFailure::plain_http;
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_VERSION_TOO_LOW:
+      return TlsFailure::protocol_version;
+    case SSL_R_NO_SHARED_CIPHER:
+      return TlsFailure::no_shared_cipher;
+    default:
+      return TlsFailure::malformed;
+  }
+}
+
 bool has_enabled_server(const Pool& pool) {
   return std::any_of(pool.servers.begin(), pool.servers.end(),
                      [](const Server& s) { return s.admin == ServerAdmin::enabled; });
@@ -193,6 +216,8 @@ LocalReason failure_reason(AttemptEnd end) {
       return LocalReason::upstream_unavailable;
     case AttemptEnd::timeout:
       return LocalReason::upstream_timeout;
+    case AttemptEnd::tls_failed:
+      return LocalReason::upstream_tls;
     default:
       return LocalReason::bad_upstream_response;
   }
@@ -209,11 +234,11 @@ class Session {
         listener_(std::move(listener)),
         in_(client_buffer_size(*worker.snapshot()->config)),
         pump_(worker, deadline_) {
-    deadline_.sockets[0] = &client_;
+    deadline_.sockets[0] = &client_.socket();
     worker_.link(deadline_);
     worker_.metrics().connections(listener_.index).add(1);
     error_code ec;
-    auto remote = client_.remote_endpoint(ec);
+    auto remote = client_.socket().remote_endpoint(ec);
     if (!ec) {
       client_ip_ = remote.address().to_string();
       client_address_ = client_ip_ + ":" + std::to_string(remote.port());
@@ -243,6 +268,9 @@ class Session {
   std::optional<std::uint32_t> pick(RequestContext& ctx, const Pool& pool);  // pick server
   Task<AttemptEnd> attempt(RequestContext& ctx, const Server& server);    // one server, once
   Task<AttemptEnd> connect(RequestContext& ctx, const Server& server);    // get connection (new)
+  const ClientTls* pool_tls(const RequestContext& ctx) const;
+  Task<AttemptEnd> upstream_handshake(UpstreamConn& conn, const ClientTls& tls,
+                                      const Server& server);
   Task<AttemptEnd> relay_request_body(RequestContext& ctx);               // relay body
   Task<AttemptEnd> read_response_head(RequestContext& ctx, bool reused);  // read response
   Task<Forwarded> read_final_response(RequestContext& ctx);               // ... past any 1xx
@@ -258,10 +286,17 @@ class Session {
   Task<bool> reply(RequestContext& ctx, LocalReason reason, bool keep_alive = false);
   Task<bool> write_client(std::span<const net::const_buffer> buffers);
   Task<void> linger();
-  Task<void> pipe(Socket& from, Socket& to, ByteBuffer& buffer, std::uint64_t& moved);
+  Task<bool> handshake();                                                 // TLS handshake
+  Task<void> close_notify();
+  Task<void> pipe(Stream& from, Stream& to, ByteBuffer& buffer, std::uint64_t& moved);
 
   Worker& worker_;
-  Socket client_;
+  Stream client_;
+  // A TLS listener's contexts as of the accept: held until the handshake is done with them.
+  std::shared_ptr<const ServerTls> server_tls_;
+  std::string_view tls_version_;  // OpenSSL's static names, for the access log
+  std::string_view tls_cipher_;
+  bool close_notify_sent_ = false;
   ListenerRuntime listener_;
   ByteBuffer in_;  // bytes from the client: request heads, then body bytes
   RequestHead request_;    // views into in_, valid until the head is consumed
@@ -279,16 +314,57 @@ class Session {
 };
 
 Task<void> Session::run() {
-  for (bool first = true;; first = false) {
-    const HeadRead head = co_await read_request_head(first);
-    if (head.state == HeadRead::State::closed) break;
-    if (!co_await handle_request(head)) break;
-    if (worker_.draining()) break;
+  if (!listener_.config->tls || co_await handshake()) {
+    for (bool first = true;; first = false) {
+      const HeadRead head = co_await read_request_head(first);
+      if (head.state == HeadRead::State::closed) break;
+      if (!co_await handle_request(head)) break;
+      if (worker_.draining()) break;
+    }
+    if (linger_on_close_) co_await linger();
+    co_await close_notify();
   }
-  if (linger_on_close_) co_await linger();
   error_code ec;
-  client_.shutdown(tcp::socket::shutdown_both, ec);
-  client_.close(ec);
+  client_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  client_.close();
+}
+
+// Phase: TLS handshake (a TLS listener's connections only), with the contexts of the snapshot
+// current at the accept, within timeouts.tls_handshake from the accept. A client that stalls,
+// sends plaintext or garbage, or offers nothing in common is counted by reason and closed; the
+// handshake is asynchronous like every other wait, so it never holds up the worker.
+Task<bool> Session::handshake() {
+  const RoutingSnapshot& snapshot = *worker_.snapshot();
+  TlsCounts& counts = worker_.metrics().tls(listener_.index);
+  if (snapshot.tls) server_tls_ = snapshot.tls->listeners[listener_.index];
+  SSL* ssl = server_tls_ ? server_tls_->new_connection() : nullptr;
+  if (ssl == nullptr) {
+    counts.failures[static_cast<std::size_t>(TlsFailure::malformed)].add(1);
+    co_return false;
+  }
+  client_.start_tls(ssl);
+  worker_.arm(deadline_, snapshot.config->timeouts.tls_handshake);
+  auto [ec] = co_await client_.tls()->async_handshake(net::ssl::stream_base::server, use_task);
+  server_tls_.reset();  // the SSL object holds the context it ended on
+  if (ec) {
+    counts.failures[static_cast<std::size_t>(tls_failure(ec, deadline_.fired))].add(1);
+    close_notify_sent_ = true;  // nothing to say goodbye to
+    co_return false;
+  }
+  counts.handshakes.add(1);
+  tls_version_ = SSL_get_version(ssl);
+  tls_cipher_ = SSL_get_cipher_name(ssl);
+  co_return true;
+}
+
+// A TLS connection's close_notify, sent without waiting for the client's (as nginx does): the
+// client can tell a complete response from a cut one.
+Task<void> Session::close_notify() {
+  if (client_.tls() == nullptr || close_notify_sent_) co_return;
+  close_notify_sent_ = true;
+  SSL_set_shutdown(client_.tls()->native_handle(), SSL_RECEIVED_SHUTDOWN);
+  worker_.arm(deadline_, std::chrono::milliseconds(1000));
+  co_await client_.tls()->async_shutdown(use_task);
 }
 
 // Phase: read header. Reads until the end of the header block is in the buffer. The header's
@@ -358,6 +434,8 @@ Task<bool> Session::handle_request(const HeadRead& head) {
   } finish_on_exit{*this};
   ctx.outcome.listener = listener_.name;
   ctx.outcome.client = client_address_;
+  ctx.outcome.tls_version = tls_version_;
+  ctx.outcome.tls_cipher = tls_cipher_;
 
   if (head.state == HeadRead::State::refused) co_return co_await reply(ctx, head.refusal);
   if (auto refusal = check(ctx, head.length)) co_return co_await reply(ctx, *refusal);
@@ -464,7 +542,8 @@ Task<Forwarded> Session::proxy_to_upstream(RequestContext& ctx) {
       if (ctx.client_error) co_return Forwarded::reply(*ctx.client_error);
       co_return Forwarded::gone();
     }
-    if (last == AttemptEnd::connect_failed || last == AttemptEnd::connect_timeout)
+    if (last == AttemptEnd::connect_failed || last == AttemptEnd::connect_timeout ||
+        last == AttemptEnd::tls_failed)
       ctx.tried.add(*index);
     const AttemptRecord& record = ctx.outcome.attempts[ctx.outcome.attempt_count - 1];
     if (!retry_allowed(RetryInput{last, record.reused, ctx.idempotent, ctx.replayable,
@@ -502,7 +581,8 @@ Task<AttemptEnd> Session::attempt(RequestContext& ctx, const Server& server) {
   ctx.outcome.server = &server;
   ctx.in_flight.track(server.state.get());
   AttemptEnd end = AttemptEnd::ok;
-  if (std::unique_ptr<UpstreamConn> idle = worker_.upstreams().take(server)) {
+  if (std::unique_ptr<UpstreamConn> idle =
+          worker_.upstreams().take(server, pool_tls(ctx) != nullptr)) {
     record.reused = true;
     ctx.lease.hold(std::move(idle));
   } else {
@@ -516,7 +596,7 @@ Task<AttemptEnd> Session::attempt(RequestContext& ctx, const Server& server) {
     std::array<net::const_buffer, 2> head{net::buffer(upstream_head_),
                                           net::buffer(in_.data(), ctx.buffered_body)};
     worker_.arm(deadline_, ctx.config.timeouts.upstream_response);
-    auto [ec, n] = co_await net::async_write(ctx.lease.conn().socket, head, use_task);
+    auto [ec, n] = co_await ctx.lease.conn().stream.async_write_all(head, use_task);
     if (ec) end = deadline_.fired ? AttemptEnd::timeout
                   : record.reused ? AttemptEnd::closed
                                   : AttemptEnd::reset;
@@ -539,16 +619,41 @@ Task<AttemptEnd> Session::connect(RequestContext& ctx, const Server& server) {
   for (std::size_t i = 0; i < count && !deadline_.fired; ++i) {
     const ResolvedAddress& address = i == 0 ? server.address : server.fallback_addresses[i - 1];
     error_code ec;
-    if (conn.socket.is_open()) conn.socket.close(ec);
-    auto [connect_error] = co_await conn.socket.async_connect(to_endpoint(address), use_task);
+    conn.stream.close();
+    auto [connect_error] =
+        co_await conn.stream.socket().async_connect(to_endpoint(address), use_task);
     if (connect_error) continue;
-    conn.socket.set_option(tcp::no_delay(true), ec);
+    conn.stream.socket().set_option(tcp::no_delay(true), ec);
     conn.server = server.state;
     conn.address = address;
+    if (const ClientTls* tls = pool_tls(ctx)) {
+      const AttemptEnd end = co_await upstream_handshake(conn, *tls, server);
+      if (end != AttemptEnd::ok) co_return end;
+    }
     ctx.outcome.upstream_connect = Clock::now() - start;
     co_return AttemptEnd::ok;
   }
   co_return deadline_.fired ? AttemptEnd::connect_timeout : AttemptEnd::connect_failed;
+}
+
+// The TLS client contexts of the request's pool, or null for a plain pool.
+const ClientTls* Session::pool_tls(const RequestContext& ctx) const {
+  if (!ctx.outcome.pool || !ctx.snapshot->tls) return nullptr;
+  return ctx.snapshot->tls->pool(ctx.outcome.pool->name);
+}
+
+// Phase: get connection (new), continued: the TLS handshake with the server of a pool with
+// `tls`, within the same timeouts.upstream_connect. A certificate that fails verification (or
+// any other handshake failure) is `tls_failed`: nothing was sent, another server may be tried.
+Task<AttemptEnd> Session::upstream_handshake(UpstreamConn& conn, const ClientTls& tls,
+                                             const Server& server) {
+  SSL* ssl = tls.new_connection(server.name);
+  if (ssl == nullptr) co_return AttemptEnd::tls_failed;
+  conn.stream.start_tls(ssl);
+  auto [ec] = co_await conn.stream.tls()->async_handshake(net::ssl::stream_base::client, use_task);
+  if (!ec) co_return AttemptEnd::ok;
+  if (deadline_.fired) co_return AttemptEnd::connect_timeout;
+  co_return AttemptEnd::tls_failed;
 }
 
 // Phase: relay body (client -> upstream) for a body not yet all here, answering 100-continue
@@ -563,7 +668,7 @@ Task<AttemptEnd> Session::relay_request_body(RequestContext& ctx) {
   }
   const PumpEnd end = co_await pump_.relay(
       ctx.parser,
-      PumpEnds{client_, in_, ctx.config.timeouts.client_body, ctx.lease.conn().socket,
+      PumpEnds{client_, in_, ctx.config.timeouts.client_body, ctx.lease.conn().stream,
                ctx.config.timeouts.upstream_response},
       PumpFraming{ctx.plan.framing, ctx.plan.length - ctx.buffered_body, ctx.plan.framing}, {},
       ctx.outcome.bytes_in);
@@ -610,7 +715,7 @@ Task<AttemptEnd> Session::read_response_head(RequestContext& ctx, bool reused) {
     }
     worker_.arm(deadline_, ctx.config.timeouts.upstream_response);
     auto [ec, n] =
-        co_await conn.socket.async_read_some(net::buffer(up.write_ptr(), up.writable()), use_task);
+        co_await conn.stream.async_read_some(net::buffer(up.write_ptr(), up.writable()), use_task);
     if (ec) {
       if (deadline_.fired) co_return AttemptEnd::timeout;
       if (got_bytes || !up.empty()) co_return AttemptEnd::bad_response;
@@ -669,7 +774,7 @@ Task<bool> Session::relay_response(RequestContext& ctx) {
   const Duration upstream_timeout = ctx.config.timeouts.upstream_response;
   const PumpEnd end = co_await pump_.relay(
       *ctx.response_parser,
-      PumpEnds{conn.socket, conn.buffer, upstream_timeout, client_, ctx.config.timeouts.client_idle},
+      PumpEnds{conn.stream, conn.buffer, upstream_timeout, client_, ctx.config.timeouts.client_idle},
       PumpFraming{plan.framing, plan.length, framing}, client_head_, ctx.outcome.bytes_out);
   switch (end) {
     case PumpEnd::done:
@@ -724,17 +829,17 @@ Task<bool> Session::tunnel(RequestContext& ctx) {
                   ctx.outcome.server != nullptr ? ctx.outcome.server->state.get() : nullptr);
   if (!in_.empty()) {
     worker_.arm(deadline_, ctx.config.timeouts.client_idle);
-    auto [ec, n] = co_await net::async_write(conn.socket, net::buffer(in_.view()), use_task);
+    auto [ec, n] = co_await conn.stream.async_write_all(net::buffer(in_.view()), use_task);
     if (ec) co_return false;
     ctx.outcome.bytes_in += in_.size();
     in_.clear();
   }
-  co_await (pipe(client_, conn.socket, in_, ctx.outcome.bytes_in) ||
-            pipe(conn.socket, client_, conn.buffer, ctx.outcome.bytes_out));
+  co_await (pipe(client_, conn.stream, in_, ctx.outcome.bytes_in) ||
+            pipe(conn.stream, client_, conn.buffer, ctx.outcome.bytes_out));
   co_return false;
 }
 
-Task<void> Session::pipe(Socket& from, Socket& to, ByteBuffer& buffer, std::uint64_t& moved) {
+Task<void> Session::pipe(Stream& from, Stream& to, ByteBuffer& buffer, std::uint64_t& moved) {
   const Duration idle = worker_.snapshot()->config->timeouts.client_idle;
   for (;;) {
     buffer.clear();
@@ -743,7 +848,7 @@ Task<void> Session::pipe(Socket& from, Socket& to, ByteBuffer& buffer, std::uint
                                                  use_task);
     if (ec) co_return;
     worker_.arm(deadline_, idle);
-    auto [wec, wn] = co_await net::async_write(to, net::buffer(buffer.write_ptr(), n), use_task);
+    auto [wec, wn] = co_await to.async_write_all(net::buffer(buffer.write_ptr(), n), use_task);
     if (wec) co_return;
     moved += n;
   }
@@ -770,21 +875,24 @@ Task<bool> Session::reply(RequestContext& ctx, LocalReason reason, bool keep_ali
 
 Task<bool> Session::write_client(std::span<const net::const_buffer> buffers) {
   worker_.arm(deadline_, worker_.snapshot()->config->timeouts.client_idle);
-  auto [ec, n] = co_await net::async_write(client_, buffers, use_task);
+  auto [ec, n] = co_await client_.async_write_all(buffers, use_task);
   co_return !ec;
 }
 
 // Lingering close: stop sending, then read and drop what the client still sends for a moment, so
 // our reply is not destroyed by a reset triggered by unread input.
 Task<void> Session::linger() {
+  co_await close_notify();
   error_code ec;
-  client_.shutdown(tcp::socket::shutdown_send, ec);
+  client_.socket().shutdown(tcp::socket::shutdown_send, ec);
   in_.clear();
   const Duration header = worker_.snapshot()->config->timeouts.client_header;
   worker_.arm(deadline_, std::min(header, Duration(2000)));
+  // The raw socket: what is dropped need not be decrypted, and a TLS read after our close_notify
+  // would end at once.
   for (std::size_t dropped = 0; dropped < 1024 * 1024;) {
-    auto [rec, n] =
-        co_await client_.async_read_some(net::buffer(in_.write_ptr(), in_.writable()), use_task);
+    auto [rec, n] = co_await client_.socket().async_read_some(
+        net::buffer(in_.write_ptr(), in_.writable()), use_task);
     if (rec) break;
     dropped += n;
   }

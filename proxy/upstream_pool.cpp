@@ -45,7 +45,7 @@ std::unique_ptr<UpstreamConn> UpstreamCache::fresh(Executor executor) {
   return conn;
 }
 
-std::unique_ptr<UpstreamConn> UpstreamCache::take(const Server& server) {
+std::unique_ptr<UpstreamConn> UpstreamCache::take(const Server& server, bool tls) {
   auto it = idle_.find(server.state.get());
   if (it == idle_.end()) return nullptr;
   auto& conns = it->second;
@@ -54,13 +54,13 @@ std::unique_ptr<UpstreamConn> UpstreamCache::take(const Server& server) {
     conns.pop_back();
     if (conn->idle_id != 0) {
       error_code ignored;
-      conn->socket.cancel(ignored);  // ends the watch; its handler sees operation_aborted
+      conn->stream.socket().cancel(ignored);  // ends the watch; its handler sees operation_aborted
       conn->idle_id = 0;
     }
-    if (!serves(server, conn->address)) continue;
+    if (!serves(server, conn->address) || (conn->stream.tls() != nullptr) != tls) continue;
     // Whether watched or not (a watch's completion may be queued but not yet run), the socket
     // itself says whether anything arrived.
-    if (!quiet(conn->socket)) {
+    if (!quiet(conn->stream.socket())) {
       ++closed_while_idle_;
       continue;
     }
@@ -88,7 +88,7 @@ void UpstreamCache::discard(std::unique_ptr<UpstreamConn> conn) {
 
 void UpstreamCache::watch(UpstreamConn& conn) {
   conn.idle_id = ++next_idle_id_;
-  conn.socket.async_wait(
+  conn.stream.socket().async_wait(
       Socket::wait_read, [this, key = conn.server.get(), id = conn.idle_id](error_code ec) {
         // Aborted: the connection was taken (the watch cancelled) or closed; nothing to do.
         if (ec != net::error::operation_aborted) on_readable_while_idle(key, id);
@@ -121,7 +121,7 @@ void UpstreamCache::sweep(Clock::time_point now, Clock::duration idle_timeout) {
       if ((*c)->idle_id != 0) break;
       if (now - (*c)->idle_since < kWatchAfter) continue;
       // A peek first: bytes that came before the wait starts would not wake it.
-      if (!quiet((*c)->socket)) {
+      if (!quiet((*c)->stream.socket())) {
         c = conns.erase(c);
         ++closed_while_idle_;
         continue;

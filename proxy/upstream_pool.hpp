@@ -22,19 +22,20 @@
 #include "byte_buffer.hpp"
 #include "net.hpp"
 #include "routing_snapshot.hpp"
+#include "stream.hpp"
 
 namespace proxyd {
 
 using Clock = std::chrono::steady_clock;
 
-// One connection to one server. Its read buffer (kBufferSize, so a large response is read in few,
+// One connection to one server, plain or TLS (a pool with `tls`). Its read buffer (kBufferSize, so a large response is read in few,
 // large recv calls: docs/architecture.md, "Performance choices") is attached while it is in use.
 struct UpstreamConn {
   static constexpr std::size_t kBufferSize = 64 * 1024;
 
-  explicit UpstreamConn(Executor executor) : socket(executor) {}
+  explicit UpstreamConn(Executor executor) : stream(executor) {}
 
-  Socket socket;
+  Stream stream;
   ByteBuffer buffer;
   std::shared_ptr<ServerState> server;  // keeps the cache key alive while the connection lives
   ResolvedAddress address;
@@ -61,8 +62,9 @@ class UpstreamCache {
   std::unique_ptr<UpstreamConn> fresh(Executor executor);
 
   // The most recently used idle connection to `server` (warm in cache and in the peer) that
-  // received nothing while idle, with a relay buffer; null if there is none.
-  std::unique_ptr<UpstreamConn> take(const Server& server);
+  // received nothing while idle and speaks TLS iff `tls` (the pool's setting may have changed
+  // with a reload), with a relay buffer; null if there is none.
+  std::unique_ptr<UpstreamConn> take(const Server& server, bool tls);
 
   // Keeps `conn` (which must have nothing unread) for reuse and starts watching it, unless
   // `max_per_server` are already idle for that server; then it is closed.

@@ -21,6 +21,7 @@
 #include <system_error>
 #include <vector>
 
+#include "tests/support/beast_response.hpp"
 #include "tests/support/fake_upstream.hpp"
 
 namespace proxyd::test {
@@ -227,20 +228,7 @@ Response HttpClient::read_response(bool head_request) {
   if (head_request) parser.skip(true);
   beast::error_code ec;
   http::read(impl_->stream, impl_->buffer, parser, ec);
-  if (parser.is_header_done()) {
-    const auto& msg = parser.get();
-    out.status = msg.result_int();
-    out.reason = std::string(msg.reason());
-    out.version = msg.version();
-    out.headers = lower_headers(msg);
-    out.keep_alive = msg.keep_alive();
-  }
-  if (ec) {
-    out.error = ec.message();
-    return out;
-  }
-  out.body = parser.get().body();
-  return out;
+  return response_from(parser, ec);
 }
 
 StreamedResponse HttpClient::read_response_streaming(bool head_request) {

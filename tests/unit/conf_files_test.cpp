@@ -44,10 +44,14 @@ TEST(ConfFilesTest, DemoIsTheReadmeSetup) {
       load_config_file((std::filesystem::path(PROXYD_SOURCE_DIR) / "conf" / "demo.yaml").string());
   ASSERT_TRUE(result.config.has_value());
   const Config& config = *result.config;
-  ASSERT_EQ(config.listeners.size(), 2u);
+  ASSERT_EQ(config.listeners.size(), 3u);
   EXPECT_EQ(config.listeners[0].address.text(), "127.0.0.1:8080");
   EXPECT_EQ(config.listeners[1].address.text(), "127.0.0.1:8081");
   EXPECT_EQ(config.listeners[1].slot, SlotName::passive);
+  // HTTPS, with the certificate ./setup demo makes at demo time.
+  EXPECT_EQ(config.listeners[2].address.text(), "127.0.0.1:8443");
+  ASSERT_TRUE(config.listeners[2].tls.has_value());
+  EXPECT_EQ(config.listeners[2].tls->certificates.at(0).cert, "/tmp/proxyd-demo/tls/demo.pem");
   EXPECT_EQ(config.admin.control_socket, "/tmp/proxyd-demo/control.sock");
   EXPECT_EQ(config.admin.state_file, "/tmp/proxyd-demo/state.json");
   ASSERT_TRUE(config.admin.metrics.has_value());

@@ -190,8 +190,12 @@ limits: {max_header_bytes: 8KiB, max_body_bytes: 1GiB, upstream_idle_per_server:
   EXPECT_EQ(config.listeners[1].address.port, 8443);
   EXPECT_EQ(config.listeners[1].address.text(), "[::1]:8443");
   ASSERT_TRUE(config.listeners[1].tls.has_value());
-  EXPECT_EQ(config.listeners[1].tls->cert, "/etc/proxyd/site.pem");
-  EXPECT_EQ(config.listeners[1].tls->key, "/etc/proxyd/site.key");
+  ASSERT_EQ(config.listeners[1].tls->certificates.size(), 1u);
+  EXPECT_EQ(config.listeners[1].tls->certificates[0].cert, "/etc/proxyd/site.pem");
+  EXPECT_EQ(config.listeners[1].tls->certificates[0].key, "/etc/proxyd/site.key");
+  EXPECT_EQ(config.listeners[1].tls->certificates[0].where, "listeners[1].tls");
+  EXPECT_EQ(config.listeners[1].tls->min_version, TlsVersion::v1_2);
+  EXPECT_EQ(config.listeners[1].tls->ciphers, "");
   EXPECT_FALSE(config.listeners[1].slot.has_value());
   EXPECT_EQ(config.listeners[2].slot, SlotName::passive);
   EXPECT_EQ(config.listeners[2].line, 9);
@@ -486,7 +490,8 @@ INSTANTIATE_TEST_SUITE_P(
                        "listeners: [{name: a, address: 127.0.0.1:0, tls: {cert: c, key: k, "
                        "ca: x}}]\n" +
                            kPoolsRoutes,
-                       "t.yaml:1: listeners[0].tls.ca: unknown key (expected one of: cert, key)"},
+                       "t.yaml:1: listeners[0].tls.ca: unknown key (expected one of: cert, key, "
+                       "certificates, min_version, ciphers)"},
         UnknownKeyCase{"admin", kBase + "admin: {statefile: /x}\n",
                        "t.yaml:8: admin.statefile: unknown key (expected one of: control_socket, "
                        "metrics, state_file, access_log, access_log_format, audit_log, control_mode, "
@@ -498,7 +503,7 @@ INSTANTIATE_TEST_SUITE_P(
                        "pools: {blue: {servers: [127.0.0.1:1], balanse: round_robin}}\n"
                        "routes: [{name: web, live: blue}]\n",
                        "t.yaml:2: pools.blue.balanse: unknown key (expected one of: servers, "
-                       "balance, health, passive, fail_open)"},
+                       "balance, health, passive, fail_open, tls)"},
         UnknownKeyCase{"health",
                        "listeners: [{name: a, address: 127.0.0.1:0}]\n"
                        "pools: {blue: {servers: [127.0.0.1:1], health: {intervall: 1s}}}\n"
@@ -520,7 +525,7 @@ INSTANTIATE_TEST_SUITE_P(
         UnknownKeyCase{"timeouts", kBase + "timeouts: {upstream_read: 1s}\n",
                        "t.yaml:8: timeouts.upstream_read: unknown key (expected one of: "
                        "client_header, client_idle, client_body, upstream_connect, "
-                       "upstream_response, upstream_idle, drain)"},
+                       "upstream_response, upstream_idle, tls_handshake, drain)"},
         UnknownKeyCase{"limits", kBase + "limits: {max_body: 1}\n",
                        "t.yaml:8: limits.max_body: unknown key (expected one of: "
                        "max_header_bytes, max_body_bytes, upstream_idle_per_server)"}),
@@ -609,6 +614,72 @@ listeners:
                     "t.yaml:7: listeners[1].tls.cert: required key is missing",
                     "t.yaml:11: listeners[2].tls.cert: required key is missing",
                     "t.yaml:11: listeners[2].tls.key: required key is missing"}));
+}
+
+TEST(ConfigTest, TlsLongForm) {
+  const Config config = valid(R"(
+listeners:
+  - name: a
+    address: 127.0.0.1:0
+    tls:
+      certificates:
+        - {cert: /a.pem, key: /a.key}
+        - {cert: /b.pem, key: /b.key}
+      min_version: "1.3"
+      ciphers: ECDHE-ECDSA-AES128-GCM-SHA256
+)" + kPoolsRoutes);
+  const TlsConfig& tls = config.listeners[0].tls.value();
+  ASSERT_EQ(tls.certificates.size(), 2u);
+  EXPECT_EQ(tls.certificates[1].cert, "/b.pem");
+  EXPECT_EQ(tls.certificates[1].key, "/b.key");
+  EXPECT_EQ(tls.certificates[1].where, "listeners[0].tls.certificates[1]");
+  EXPECT_EQ(tls.certificates[1].line, 7);
+  EXPECT_EQ(tls.min_version, TlsVersion::v1_3);
+  EXPECT_EQ(tls.ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
+  EXPECT_EQ(config.timeouts.tls_handshake, Duration(10'000));
+}
+
+TEST(ConfigErrorTest, TlsBothFormsOrBadVersion) {
+  EXPECT_EQ(errors_of(R"(
+listeners:
+  - name: a
+    address: 127.0.0.1:0
+    tls: {cert: /a.pem, key: /a.key, certificates: [{cert: /b.pem, key: /b.key}]}
+  - name: b
+    address: 127.0.0.1:1
+    tls: {cert: /a.pem, key: /a.key, min_version: "1.1"}
+  - name: c
+    address: 127.0.0.1:2
+    tls: {certificates: []}
+)" + kPoolsRoutes),
+            (Errors{"t.yaml:4: listeners[0].tls: use cert and key, or certificates, not both",
+                    "t.yaml:7: listeners[1].tls.min_version: expected 1.2 or 1.3, got \"1.1\"",
+                    "t.yaml:10: listeners[2].tls.certificates: at least one certificate is "
+                    "required"}));
+}
+
+TEST(ConfigTest, PoolTls) {
+  const Config config = valid(R"(
+listeners:
+  - {name: public, address: 127.0.0.1:0}
+pools:
+  blue:
+    servers: [127.0.0.1:9001]
+    tls: {ca: /ca.pem, sni: app.internal}
+  green:
+    servers: [127.0.0.1:9011]
+    tls: {verify: false}
+routes:
+  - {name: web, live: blue, passive: green}
+timeouts: {tls_handshake: 3s}
+)");
+  ASSERT_TRUE(config.pools[0].tls.has_value());
+  EXPECT_EQ(config.pools[0].tls->ca, "/ca.pem");
+  EXPECT_EQ(config.pools[0].tls->sni, "app.internal");
+  EXPECT_TRUE(config.pools[0].tls->verify);
+  EXPECT_EQ(config.pools[0].tls->where, "pools.blue.tls");
+  EXPECT_FALSE(config.pools[1].tls->verify);
+  EXPECT_EQ(config.timeouts.tls_handshake, Duration(3'000));
 }
 
 TEST(ConfigErrorTest, TlsEmptyPath) {
@@ -1100,9 +1171,6 @@ Errors warnings_of(const std::string& text) {
   return out;
 }
 
-const std::string kTlsWarning =
-    "TLS termination is not implemented yet: this listener is not opened";
-
 TEST(ConfigWarningTest, NoneWithoutThoseKeys) {
   EXPECT_EQ(warnings_of(kBase), Errors{});
   EXPECT_EQ(warnings_of(kBase + "admin: {metrics: off}\n"), Errors{});
@@ -1142,7 +1210,8 @@ TEST(ConfigWarningTest, MetricsWithABadAddressIsOnlyAnError) {
   EXPECT_EQ(warnings_of(kBase + "admin: {metrics: 9145}\n"), Errors{});
 }
 
-TEST(ConfigWarningTest, TlsOncePerListener) {
+// TLS termination landed: a tls block is no longer a warning.
+TEST(ConfigWarningTest, TlsIsNoLongerAWarning) {
   const std::string yaml = R"(
 listeners:
   - {name: public, address: 127.0.0.1:0}
@@ -1151,22 +1220,7 @@ listeners:
     tls: {cert: /c.pem, key: /k.pem}
 )" + kPoolsRoutes;
   EXPECT_EQ(errors_of(yaml), Errors{});
-  EXPECT_EQ(warnings_of(yaml), Errors{"t.yaml:5: listeners[1].tls: " + kTlsWarning});
-}
-
-TEST(ConfigWarningTest, InFileOrder) {
-  const std::string yaml = R"(
-listeners:
-  - {name: b, address: 127.0.0.1:0, tls: {cert: /c, key: /k}}
-  - {name: a, address: 127.0.0.1:0, tls: {cert: /c, key: /k}}
-pools:
-  blue: {servers: [127.0.0.1:9001]}
-routes: [{name: web, live: blue}]
-)";
-  const ConfigResult result = load(yaml);
-  EXPECT_TRUE(result.config.has_value());
-  EXPECT_EQ(warnings_of(yaml), (Errors{"t.yaml:2: listeners[0].tls: " + kTlsWarning,
-                                       "t.yaml:3: listeners[1].tls: " + kTlsWarning}));
+  EXPECT_EQ(warnings_of(yaml), Errors{});
 }
 
 }  // namespace

@@ -100,6 +100,15 @@ TEST(PassiveCheck, ResponseTimeoutAndCutResponseAreFailures) {
   EXPECT_TRUE(passive_check(cut, kSecond));
 }
 
+// A server whose TLS handshake fails (a certificate that does not verify) keeps failing every
+// request: it is ejected like one that refuses connections.
+TEST(PassiveCheck, AFailedTlsHandshakeIsAFailure) {
+  const Pool pool = make_pool(2);
+  const std::int64_t now = 100 * kSecond;
+  EXPECT_FALSE(passive_check(one_attempt(pool, 0, AttemptEnd::tls_failed), now));
+  EXPECT_EQ(state(pool, 0).consecutive_failures.load(), 1u);
+}
+
 TEST(PassiveCheck, AClosedIdleConnectionOrAClientThatLeftIsNobodysFailure) {
   const Pool pool = make_pool(2, 1);
   EXPECT_FALSE(passive_check(one_attempt(pool, 0, AttemptEnd::closed), kSecond));

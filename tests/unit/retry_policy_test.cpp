@@ -14,7 +14,9 @@ RetryInput failed(AttemptEnd end) {
 }
 
 TEST(RetryPolicy, AFailedConnectIsRetriedForAnyRequest) {
-  for (AttemptEnd end : {AttemptEnd::connect_failed, AttemptEnd::connect_timeout}) {
+  // A failed TLS handshake with the server is part of the connect: nothing was sent either.
+  for (AttemptEnd end :
+       {AttemptEnd::connect_failed, AttemptEnd::connect_timeout, AttemptEnd::tls_failed}) {
     RetryInput in = failed(end);  // not idempotent, body not in hand: nothing was sent
     EXPECT_TRUE(retry_allowed(in)) << attempt_end_name(end);
   }

@@ -33,7 +33,7 @@ class UpstreamCacheTest : public ::testing::Test {
   // server's end of it.
   std::unique_ptr<UpstreamConn> connect(Socket& peer) {
     auto conn = cache_.fresh(io_.get_executor());
-    conn->socket.connect(to_endpoint(server_.address));
+    conn->stream.socket().connect(to_endpoint(server_.address));
     acceptor_.accept(peer);
     conn->server = server_.state;
     conn->address = server_.address;
@@ -61,7 +61,7 @@ TEST_F(UpstreamCacheTest, AnIdleConnectionHoldsNoRelayBuffer) {
   cache_.put(std::move(conn), Clock::now(), 16);
   EXPECT_EQ(cache_.idle_count(), 1u);
   EXPECT_EQ(cache_.spare_buffers(), 1u) << "the idle connection gave its buffer back";
-  auto taken = cache_.take(server_);
+  auto taken = cache_.take(server_, false);
   ASSERT_TRUE(taken);
   EXPECT_TRUE(taken->buffer.has_storage());
   EXPECT_EQ(taken->buffer.capacity(), UpstreamConn::kBufferSize);
@@ -90,7 +90,7 @@ TEST_F(UpstreamCacheTest, DataArrivingWhileIdleClosesTheConnection) {
   net::write(peer2, net::buffer(std::string_view("HTTP/1.1 200 OK\r\n\r\n")));
   EXPECT_TRUE(run_until([&] { return cache_.idle_count() == 0; }));
   EXPECT_EQ(cache_.closed_while_idle(), 2u);
-  EXPECT_EQ(cache_.take(server_), nullptr);
+  EXPECT_EQ(cache_.take(server_, false), nullptr);
   // proxyd closed its end (with a reset: it never read the bytes).
   char byte = 0;
   error_code ec;
@@ -115,7 +115,7 @@ TEST_F(UpstreamCacheTest, BytesThatArrivedWhileIdleAreFoundWhenTaken) {
     cache_.put(connect(peer), Clock::now(), 16);
     if (watched) cache_.sweep(Clock::now() + UpstreamCache::kWatchAfter, 1h);
     net::write(peer, net::buffer(std::string_view("x")));
-    EXPECT_EQ(cache_.take(server_), nullptr) << watched;
+    EXPECT_EQ(cache_.take(server_, false), nullptr) << watched;
     EXPECT_EQ(cache_.idle_count(), 0u) << watched;
   }
   EXPECT_EQ(cache_.closed_while_idle(), 2u);
@@ -151,7 +151,7 @@ TEST_F(UpstreamCacheTest, AQuietConnectionIsReusedMostRecentFirst) {
   cache_.put(std::move(first), Clock::now(), 16);
   cache_.put(std::move(second), Clock::now(), 16);
   cache_.sweep(Clock::now() + UpstreamCache::kWatchAfter, 1h);  // both watched
-  auto taken = cache_.take(server_);
+  auto taken = cache_.take(server_, false);
   EXPECT_EQ(taken.get(), second_raw);
   // The cancelled watch completes as aborted and closes nothing.
   io_.poll();
@@ -192,7 +192,7 @@ TEST_F(UpstreamCacheTest, CloseUnlessKeepsOnlyTheServersGiven) {
 
   EXPECT_EQ(cache_.close_unless({other_state.get()}), 2u);
   EXPECT_EQ(cache_.idle_count(), 1u);
-  EXPECT_EQ(cache_.take(server_), nullptr);
+  EXPECT_EQ(cache_.take(server_, false), nullptr);
   // The server's ends see the close.
   char byte = 0;
   error_code ec;
