@@ -117,6 +117,7 @@ TEST(Package, ControlFieldsAndDependsFromShlibdeps) {
       {"libc.so.6", "libc6"},
       {"libcrypto.so.3", "libssl3"},
       {"libgcc_s.so.1", "libgcc-s1"},
+      {"libm.so.6", "libc6"},
       {"libssl.so.3", "libssl3"},
       {"libstdc++.so.6", "libstdc++6"},
       {"libyaml-cpp.so.0.7", "libyaml-cpp0.7"},
