@@ -16,9 +16,13 @@
 #include "man_page.hpp"
 #include "routing_snapshot.hpp"
 #include "server.hpp"
+#include "takeover.hpp"
 #include "tls.hpp"
 
 namespace {
+
+// Raised by the takeover socket's thread when a new proxyd asks for the listeners (takeover.hpp).
+constexpr int kTakeoverSignal = SIGUSR2;
 
 void print_errors(const std::vector<proxyd::ConfigError>& errors) {
   for (const auto& e : errors) proxyd::log::write(proxyd::LogLevel::error, e.text());
@@ -58,6 +62,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->type_name("FILE");
   app.add_flag("--check", check_only, "validate the configuration and exit");
+  bool takeover = false;
+  app.add_flag("--takeover", takeover,
+               "take the listening sockets over from the proxyd running with this config (an "
+               "upgrade without dropping a connection); it drains and exits");
   app.set_version_flag("--version", "proxyd " PROXYD_VERSION);
   // Hidden (group ""): the build runs it to write proxyd.8 (proxy/man_page.hpp).
   app.add_flag("--man", man)->group("");
@@ -100,28 +108,67 @@ int main(int argc, char** argv) {
   sigset_t signals;
   sigemptyset(&signals);
   for (const proxyd::SignalRow& row : proxyd::kSignals) sigaddset(&signals, row.number);
+  sigaddset(&signals, kTakeoverSignal);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  std::string error;
+  const std::string takeover_path = config->admin.control_socket + std::string(proxyd::kTakeoverSuffix);
+  // An upgrade: the running proxyd's sockets first, then its state file (it changes nothing
+  // from the moment it answers).
+  proxyd::TakeoverGrant grant;
+  if (takeover) {
+    grant = proxyd::request_takeover(takeover_path, std::chrono::seconds(30), error);
+    if (grant.empty()) {
+      proxyd::log::error("takeover: " + error);
+      return 1;
+    }
+  }
   proxyd::Proxy proxy(config, std::move(built.snapshot));
   for (const auto& warning : proxy.restore()) proxyd::log_warning(warning);
-  std::string error;
+  if (takeover) proxy.seed_health(grant.healthy());
   proxyd::control::ControlServerOptions control;
-  if (!control_options(config->admin, control, error) || !proxy.start(error)) {
+  if (!control_options(config->admin, control, error) || !proxy.start(error, &grant)) {
     proxyd::log::error(error);
     return 1;
   }
-  proxyd::control::ControlServer control_server(proxy, control);
-  if (!control_server.start(error)) {
+  auto control_server = std::make_unique<proxyd::control::ControlServer>(proxy, control);
+  if (!control_server->start(error)) {
     proxyd::log::error("control socket: " + error);
+    return 1;
+  }
+  proxyd::TakeoverListener takeover_listener;
+  if (!takeover_listener.start(takeover_path, kTakeoverSignal, error)) {
+    proxyd::log::error("takeover socket: " + error);
     return 1;
   }
   proxyd::log::info("ready workers=" + std::to_string(proxy.worker_count()) +
                     " generation=" + std::to_string(proxy.status().generation));
+  if (takeover && !grant.done()) proxyd::log_warning("takeover: the old proxyd went away first");
   proxy.notify_ready();  // Type=notify: READY=1; reloads and the drain notify on their own
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
+    if (signal == kTakeoverSignal) {
+      const int connection = takeover_listener.take();
+      if (connection < 0) continue;
+      // Nothing may change from here: the new proxyd reads the state file next.
+      control_server->stop();
+      takeover_listener.stop();
+      proxy.hand_over_begin();
+      if (proxyd::hand_over(connection, proxy.takeover_offer(), std::chrono::seconds(60), error)) {
+        proxyd::log::info("handed the listeners over to a new proxyd");
+        break;
+      }
+      // The new proxyd failed: this one serves on as if nothing happened.
+      proxyd::log_warning("takeover failed, serving on: " + error);
+      proxy.hand_over_abort();
+      control_server = std::make_unique<proxyd::control::ControlServer>(proxy, control);
+      if (!control_server->start(error)) proxyd::log::error("control socket: " + error);
+      if (!takeover_listener.start(takeover_path, kTakeoverSignal, error))
+        proxyd::log::error("takeover socket: " + error);
+      continue;
+    }
     if (signal == SIGUSR1) {
       proxy.reopen_logs();
       continue;
@@ -143,9 +190,11 @@ int main(int argc, char** argv) {
       proxyd::log::info("reload ok generation=" + std::to_string(result.generation) + winning);
       continue;
     }
-    control_server.stop();
-    bool clean = proxy.drain();
-    proxyd::log::info(std::string("stopped") + (clean ? "" : " (drain timeout: requests cut)"));
-    return 0;
+    break;
   }
+  control_server->stop();
+  takeover_listener.stop();
+  const bool clean = proxy.drain();
+  proxyd::log::info(std::string("stopped") + (clean ? "" : " (drain timeout: requests cut)"));
+  return 0;
 }

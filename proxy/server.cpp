@@ -17,6 +17,11 @@
 #include <set>
 #include <thread>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 
 namespace proxyd {
 namespace {
@@ -142,7 +147,7 @@ std::vector<std::string> Proxy::restore() {
   return warnings;
 }
 
-bool Proxy::start(std::string& error) {
+bool Proxy::start(std::string& error, TakeoverGrant* takeover) {
   if (!access_log_.open(config_->admin.access_log, error, config_->admin.access_log_format))
     return false;
   const unsigned count = configured_workers(*config_);
@@ -161,6 +166,33 @@ bool Proxy::start(std::string& error) {
       return false;
     }
     std::uint16_t port = listener.address.port;
+    const ListenerRuntime runtime{&listener, listener.name, index};
+    // Taken over: the old proxyd's sockets, each adopted by one worker (a worker may get
+    // several, or share one when there are more workers than sockets), so none is left with
+    // connections nobody accepts.
+    if (std::vector<int> fds = takeover != nullptr
+                                   ? takeover->take(listener.name, listener.address.text())
+                                   : std::vector<int>{};
+        !fds.empty()) {
+      const std::size_t slots = std::max(fds.size(), workers_.size());
+      for (std::size_t i = 0; i < slots; ++i) {
+        const int fd = i < fds.size() ? fds[i] : ::dup(fds[i % fds.size()]);
+        Acceptor acceptor(workers_[i % workers_.size()]->executor());
+        acceptor.assign(address.is_v6() ? tcp::v6() : tcp::v4(), fd, ec);
+        if (ec) {
+          ::close(fd);
+          error = "listener " + listener.name + ": cannot adopt the socket taken over: " +
+                  ec.message();
+          return false;
+        }
+        port = acceptor.local_endpoint().port();
+        workers_[i % workers_.size()]->add_acceptor(std::move(acceptor), runtime);
+      }
+      std::string shown = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+      log::info("listening " + listener.name + " " + shown + ":" + std::to_string(port) +
+                " (taken over)");
+      continue;
+    }
     // SO_REUSEPORT would let a second proxyd on the same address share the port silently and
     // take half the connections. A plain bind first fails if anyone else is listening there.
     if (port != 0) {
@@ -190,7 +222,7 @@ bool Proxy::start(std::string& error) {
       }
       // Port 0 binds an ephemeral port once; the other workers join that same port.
       port = acceptor.local_endpoint().port();
-      worker->add_acceptor(std::move(acceptor), ListenerRuntime{&listener, listener.name, index});
+      worker->add_acceptor(std::move(acceptor), runtime);
     }
     std::string shown = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
     log::info("listening " + listener.name + " " + shown + ":" + std::to_string(port));
@@ -209,6 +241,74 @@ bool Proxy::start(std::string& error) {
     log::info("listening admin.metrics " + address->host + ":" + std::to_string(admin_->port()));
   }
   return true;
+}
+
+TakeoverOffer Proxy::takeover_offer() {
+  TakeoverOffer offer;
+  for (const ListenerConfig& listener : config_->listeners)
+    offer.listeners.push_back({listener.name, listener.address.text(), {}});
+  for (const auto& worker : workers_) {
+    for (const auto& [index, fd] : worker->listening_sockets())
+      if (index < offer.listeners.size()) offer.listeners[index].fds.push_back(fd);
+  }
+  std::erase_if(offer.listeners, [](const TakeoverOffer::Listener& l) { return l.fds.empty(); });
+  // The address as bound: a config's port 0 is the port the kernel chose, which the new
+  // proxyd's config names.
+  for (TakeoverOffer::Listener& listener : offer.listeners) {
+    for (const ListenerConfig& config : config_->listeners) {
+      if (config.name != listener.name) continue;
+      sockaddr_storage bound{};
+      socklen_t size = sizeof bound;
+      if (::getsockname(listener.fds.front(), reinterpret_cast<sockaddr*>(&bound), &size) != 0)
+        break;
+      Endpoint at = config.address;
+      at.port = ntohs(bound.ss_family == AF_INET6
+                          ? reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port
+                          : reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+      listener.address = at.text();
+    }
+  }
+  for (const PoolStatus& pool : status().pools) {
+    for (const ServerStatus& server : pool.servers)
+      if (server.health == Health::healthy) offer.healthy.push_back(pool.name + "/" + server.name);
+  }
+  return offer;
+}
+
+void Proxy::hand_over_begin() {
+  {
+    std::lock_guard lock(mutex_);
+    handing_over_ = true;
+  }
+  // Its port is the new proxyd's to bind.
+  if (admin_) {
+    admin_->stop();
+    admin_.reset();
+  }
+}
+
+void Proxy::hand_over_abort() {
+  {
+    std::lock_guard lock(mutex_);
+    handing_over_ = false;
+  }
+  if (const auto& address = config_->admin.metrics) {
+    std::string error;
+    admin_ = std::make_unique<AdminListener>([this] { return metrics_text(); },
+                                             [this] { return !draining_.load(); });
+    if (!admin_->start(*address, error)) log_warning("admin.metrics: " + error);
+  }
+}
+
+void Proxy::seed_health(const std::vector<std::string>& healthy) {
+  const std::set<std::string> names(healthy.begin(), healthy.end());
+  const std::shared_ptr<const RoutingSnapshot> snapshot = store_.load();
+  for (const Pool& pool : snapshot->pools) {
+    for (const Server& server : pool.servers) {
+      if (server.state && names.count(pool.name + "/" + server.name) != 0)
+        server.state->health.store(Health::healthy);
+    }
+  }
 }
 
 void Proxy::reopen_logs() {
@@ -348,7 +448,10 @@ ChangeResult Proxy::change_locked(const ChangeRequest& request, const Edit& edit
   result.touched = touched_by(*base_, state_, request.operations);
   const Status before = make_status(*store_.load(), state_);
   std::optional<Refusal> refusal;
-  if (request.if_generation && *request.if_generation != state_.generation) {
+  if (handing_over_) {
+    refusal = Refusal{"proxyd is handing over to a new proxyd process; ask the new one",
+                      std::nullopt};
+  } else if (request.if_generation && *request.if_generation != state_.generation) {
     refusal = Refusal{"the generation is " + std::to_string(state_.generation) + ", not " +
                           std::to_string(*request.if_generation),
                       std::nullopt};
@@ -427,7 +530,9 @@ ChangeResult Proxy::reload(const Caller& caller, std::optional<std::uint64_t> if
   } ready_again{*this};
   const Status before = make_status(*store_.load(), state_);
   std::optional<std::string> refusal;
-  if (if_generation && *if_generation != state_.generation) {
+  if (handing_over_) {
+    refusal = "proxyd is handing over to a new proxyd process; nothing was reloaded";
+  } else if (if_generation && *if_generation != state_.generation) {
     refusal = "the generation is " + std::to_string(state_.generation) + ", not " +
               std::to_string(*if_generation) + "; nothing was reloaded";
   } else {

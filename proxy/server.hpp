@@ -26,6 +26,7 @@
 #include "snapshot_store.hpp"
 #include "state_store.hpp"
 #include "stats.hpp"
+#include "takeover.hpp"
 #include "admin_listener.hpp"
 #include "health_checker.hpp"
 #include "notify.hpp"
@@ -49,8 +50,20 @@ class Proxy final : public AdminApi {
   std::vector<std::string> restore();
 
   // Opens the access log, binds every listener on every worker and starts the worker threads.
-  // Prints `proxyd: listening NAME ADDRESS:PORT` per listener, then `proxyd: ready`.
-  bool start(std::string& error);
+  // Prints `proxyd: listening NAME ADDRESS:PORT` per listener, then `proxyd: ready`. With a
+  // `takeover` grant, a listener whose name and address the old proxyd offered serves on its
+  // sockets (each one adopted by one worker) instead of binding anew.
+  bool start(std::string& error, TakeoverGrant* takeover = nullptr);
+
+  // Takeover, the old side: what to hand over (every listening socket, the servers proven
+  // healthy). hand_over_begin() stops the metrics listener and the rollout thread's steps and
+  // refuses changes, so nothing moves once the new proxyd reads the state file;
+  // hand_over_abort() undoes it when the new proxyd did not take over.
+  TakeoverOffer takeover_offer();
+  void hand_over_begin();
+  void hand_over_abort();
+  // Takeover, the new side: servers "pool/server" start healthy, as the old proxyd knew them.
+  void seed_health(const std::vector<std::string>& healthy);
 
   // Prints `proxyd: draining` (from then on /ready answers 503), stops accepting, lets in-flight
   // requests finish within timeouts.drain, then stops.
@@ -160,6 +173,7 @@ class Proxy final : public AdminApi {
 
   std::map<std::string, RolloutProgress> progress_;  // by route; under mutex_
   std::map<std::pair<std::string, std::string>, std::uint64_t> rollout_aborts_;  // (route, code)
+  bool handing_over_ = false;             // under mutex_: changes are refused, rollouts hold
   std::condition_variable rollout_wake_;  // with mutex_: the destructor wakes the thread to stop
   bool rollout_stop_ = false;             // under mutex_
   std::thread rollout_thread_;            // started by start(), joined by the destructor

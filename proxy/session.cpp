@@ -318,8 +318,9 @@ Task<void> Session::run() {
     for (bool first = true;; first = false) {
       const HeadRead head = co_await read_request_head(first);
       if (head.state == HeadRead::State::closed) break;
+      // Draining, a response said Connection: close, unless the drain began after it went
+      // out: then the next request (within the grace) is read and answered with it.
       if (!co_await handle_request(head)) break;
-      if (worker_.draining()) break;
     }
     if (linger_on_close_) co_await linger();
     co_await close_notify();
@@ -398,9 +399,13 @@ Task<HeadRead> Session::read_request_head(bool first) {
     if (in_.writable() == 0) in_.compact();
 
     const bool idle = in_.empty();
-    if (idle && worker_.draining()) co_return HeadRead::closed_silently();
     deadline_.idle = idle;
-    if (idle && !first) {
+    if (idle && worker_.draining()) {
+      // One more request may be on its way; it gets an answer with Connection: close.
+      worker_.arm(deadline_, std::min<std::chrono::milliseconds>(
+                                 kDrainIdleGrace, first ? config.timeouts.client_header
+                                                        : config.timeouts.client_idle));
+    } else if (idle && !first) {
       worker_.arm(deadline_, config.timeouts.client_idle);
     } else {
       worker_.arm_until(deadline_, *header_deadline);

@@ -85,6 +85,13 @@ void Worker::add_acceptor(Acceptor acceptor, ListenerRuntime listener) {
   listeners_.push_back(std::move(listener));
 }
 
+std::vector<std::pair<std::size_t, int>> Worker::listening_sockets() {
+  std::vector<std::pair<std::size_t, int>> out;
+  for (std::size_t i = 0; i < acceptors_.size(); ++i)
+    out.emplace_back(listeners_[i].index, acceptors_[i]->native_handle());
+  return out;
+}
+
 void Worker::start() {
   for (std::size_t i = 0; i < acceptors_.size(); ++i)
     net::co_spawn(*io_, accept_loop(*acceptors_[i], listeners_[i]), net::detached);
@@ -221,12 +228,12 @@ void Worker::begin_drain() {
       error_code ignored;
       a->close(ignored);
     }
-    // Sessions waiting for their next request are closed now; the others finish their
-    // request and close after it (they check draining() before reading another one).
+    // Sessions waiting for their next request get kDrainIdleGrace to send it (answered with
+    // Connection: close) before the sweep closes them: closing at once races a request already
+    // on its way, which the client would see fail. Sessions in a request finish it and close.
+    const Clock::time_point grace = now_ + kDrainIdleGrace;
     for (Deadline* d = deadlines_; d != nullptr; d = d->next) {
-      if (!d->idle) continue;
-      error_code ignored;
-      if (d->sockets[0] != nullptr) d->sockets[0]->cancel(ignored);
+      if (d->idle && d->at > grace) d->at = grace;
     }
     maybe_finish_drain();
   });

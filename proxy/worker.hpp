@@ -78,6 +78,10 @@ struct ListenerRuntime {
   std::size_t index = 0;  // position in the config's listeners (metrics)
 };
 
+// How long, once draining, a kept-alive connection may still send one more request (answered
+// with Connection: close) before it is closed.
+inline constexpr std::chrono::milliseconds kDrainIdleGrace{1000};
+
 class Worker {
  public:
   Worker(unsigned index, const SnapshotStore& store, AccessLog& access_log, WorkerLatch& latch);
@@ -90,6 +94,9 @@ class Worker {
 
   // Adopts an acceptor bound by the Server; its accept loop starts with the thread.
   void add_acceptor(Acceptor acceptor, ListenerRuntime listener);
+  // Each acceptor's listener index and socket, for a takeover (takeover.hpp). Any thread: the
+  // list is fixed once the worker started, and a socket only closes when it drains.
+  std::vector<std::pair<std::size_t, int>> listening_sockets();
   void start();
   void join();
 

@@ -16,8 +16,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace json = boost::json;
 
-// Load until the test stops it (a rollout waits for requests), bounded by LoadLoop's 20 s.
-constexpr int kUntilStopped = 10'000'000;
 
 // blue serves both routes; green is the idle color, started with the new version.
 constexpr const char* kConfig = R"(workers: 2
@@ -73,8 +71,8 @@ class DeployScript : public ::testing::Test {
 };
 
 TEST_F(DeployScript, AGoodVersionEndsLiveOnEveryRoute) {
-  LoadLoop api(proxy_->port("public"), true, "/api/r", kUntilStopped);
-  LoadLoop web(proxy_->port("public"), true, "/w", kUntilStopped);
+  LoadLoop api(proxy_->port("public"), true, "/api/r", LoadLoop::kUntilStopped);
+  LoadLoop web(proxy_->port("public"), true, "/w", LoadLoop::kUntilStopped);
   const CommandResult run = deploy();
   api.stop();
   web.stop();
@@ -101,8 +99,8 @@ TEST_F(DeployScript, AGoodVersionEndsLiveOnEveryRoute) {
 
 TEST_F(DeployScript, ABadVersionIsAbortedAndTheOldOneStaysLive) {
   green_.set_faults(1, 0);  // 500 to every request; /healthz (checks and preview) still passes
-  LoadLoop api(proxy_->port("public"), true, "/api/r", kUntilStopped);
-  LoadLoop web(proxy_->port("public"), true, "/w", kUntilStopped);
+  LoadLoop api(proxy_->port("public"), true, "/api/r", LoadLoop::kUntilStopped);
+  LoadLoop web(proxy_->port("public"), true, "/w", LoadLoop::kUntilStopped);
   const CommandResult run = deploy();
   api.stop();
   web.stop();

@@ -29,8 +29,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace json = boost::json;
 
-// Load until the test stops it (a rollout waits for requests), bounded by LoadLoop's 20 s.
-constexpr int kUntilStopped = 10'000'000;
 
 // api and web split blue (live) and green (passive); both pools checked, healthy after one pass.
 // The state file lives in STATE_DIR, outside proxyd's temp dir, so a second proxyd finds it.
@@ -108,7 +106,7 @@ class Rollout : public ::testing::Test {
 
 TEST_F(Rollout, AGoodCanaryCompletesAndFlipsWithoutAFailedRequest) {
   ASSERT_NO_FATAL_FAILURE(start());
-  LoadLoop load(port(), true, "/api/r", kUntilStopped);
+  LoadLoop load(port(), true, "/api/r", LoadLoop::kUntilStopped);
   const CommandResult run = ctl({"rollout", "api", "--steps", "10,50,100", "--interval", "300ms",
                                  "--min-requests", "20"});
   load.stop();
@@ -149,7 +147,7 @@ TEST_F(Rollout, AGoodCanaryCompletesAndFlipsWithoutAFailedRequest) {
 TEST_F(Rollout, ACanaryAnswering500IsAbortedAtTheFirstStepWithinSeconds) {
   green_.set_faults(1, 0);  // every request a 500; its health checks pass
   ASSERT_NO_FATAL_FAILURE(start());
-  LoadLoop load(port(), true, "/api/r", kUntilStopped);
+  LoadLoop load(port(), true, "/api/r", LoadLoop::kUntilStopped);
   const auto began = std::chrono::steady_clock::now();
   const CommandResult run = ctl({"rollout", "api"});  // 0.5% first, 5 minutes a step
   const auto took = std::chrono::steady_clock::now() - began;
@@ -186,7 +184,7 @@ TEST_F(Rollout, ACanaryAnswering500IsAbortedAtTheFirstStepWithinSeconds) {
 TEST_F(Rollout, ACanaryFiftyMillisecondsSlowerIsAbortedOnLatency) {
   green_.set_faults(0, 50);
   ASSERT_NO_FATAL_FAILURE(start());
-  LoadLoop load(port(), true, "/api/r", kUntilStopped);
+  LoadLoop load(port(), true, "/api/r", LoadLoop::kUntilStopped);
   const CommandResult run = ctl({"rollout", "api", "--steps", "20,100", "--interval", "1m"});
   load.stop();
   EXPECT_EQ(run.exit_code, 1) << run.output;
@@ -203,7 +201,7 @@ TEST_F(Rollout, OnePercentErrorsAgainstLivesOnePercentAreNotAbortedOnNoise) {
   blue_.set_faults(100, 0);
   green_.set_faults(100, 0);
   ASSERT_NO_FATAL_FAILURE(start());
-  LoadLoop load(port(), true, "/api/r", kUntilStopped);
+  LoadLoop load(port(), true, "/api/r", LoadLoop::kUntilStopped);
   const CommandResult run = ctl({"rollout", "api", "--steps", "5,50,100", "--interval", "500ms",
                                  "--min-requests", "150", "--then", "hold"});
   load.stop();
@@ -320,8 +318,8 @@ TEST_F(Rollout, ARestartedProxydBringsTheRolloutBackPaused) {
 
 TEST_F(Rollout, TwoRoutesRollOutSideBySide) {
   ASSERT_NO_FATAL_FAILURE(start());
-  LoadLoop api_load(port(), true, "/api/r", kUntilStopped);
-  LoadLoop web_load(port(), true, "/w", kUntilStopped);
+  LoadLoop api_load(port(), true, "/api/r", LoadLoop::kUntilStopped);
+  LoadLoop web_load(port(), true, "/w", LoadLoop::kUntilStopped);
   CommandResult api, web;
   std::thread api_thread([&] {
     api = ctl({"rollout", "api", "--steps", "20,100", "--interval", "300ms", "--min-requests",

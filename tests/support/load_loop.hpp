@@ -17,6 +17,9 @@ namespace proxyd::test {
 
 class LoadLoop {
  public:
+  // A max_requests that only the test's stop() (or the 20 seconds) ends.
+  static constexpr int kUntilStopped = 10'000'000;
+
   // At most `max_requests`, and never past 20 seconds.
   LoadLoop(std::uint16_t port, bool keep_alive, std::string target = "/r",
            int max_requests = 20000) {

@@ -1,0 +1,355 @@
+// Takeover of the listening sockets between two proxyd processes. See takeover.hpp.
+#include "takeover.hpp"
+
+#include <boost/json.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+namespace proxyd {
+namespace {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+
+// The most sockets one offer carries: listeners x workers, far above any real config.
+constexpr std::size_t kMaxFds = 1024;
+constexpr std::size_t kMaxOfferBytes = 1 << 20;
+
+std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+bool fill_address(const std::string& path, sockaddr_un& address, std::string& error) {
+  if (path.size() >= sizeof(address.sun_path)) {
+    error = path + ": too long for a Unix socket path";
+    return false;
+  }
+  address = {};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  return true;
+}
+
+// Waits until `fd` is readable or `deadline` passes.
+bool wait_readable(int fd, Clock::time_point deadline) {
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    const int rc = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (rc > 0) return true;
+    if (rc < 0 && errno != EINTR) return false;
+  }
+}
+
+// Reads up to the first newline (kept out), bounded in size and time; attached sockets are
+// collected into `fds`.
+bool read_line(int fd, Clock::time_point deadline, std::string& line, std::vector<int>* fds,
+               std::string& error) {
+  line.clear();
+  for (;;) {
+    if (!wait_readable(fd, deadline)) {
+      error = "no answer in time";
+      return false;
+    }
+    char buffer[64 * 1024];
+    iovec io{buffer, sizeof buffer};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253)];
+    msghdr message{};
+    message.msg_iov = &io;
+    message.msg_iovlen = 1;
+    if (fds != nullptr) {
+      message.msg_control = control;
+      message.msg_controllen = sizeof control;
+    }
+    const ssize_t n = ::recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error = errno_text("recvmsg");
+      return false;
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (std::size_t i = 0; i < count; ++i) {
+        int received = -1;
+        std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        if (fds != nullptr) fds->push_back(received);
+      }
+    }
+    if ((message.msg_flags & MSG_CTRUNC) != 0) {
+      error = "too many sockets in one message";
+      return false;
+    }
+    if (n == 0) {
+      error = "the other proxyd closed the connection";
+      return false;
+    }
+    line.append(buffer, static_cast<std::size_t>(n));
+    if (const auto end = line.find('\n'); end != std::string::npos) {
+      line.resize(end);
+      return true;
+    }
+    if (line.size() > kMaxOfferBytes) {
+      error = "the answer is too long";
+      return false;
+    }
+  }
+}
+
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+// Sends `fds` in batches (the kernel takes at most 253 per message), each with one byte of the
+// text, then the rest of the text.
+bool send_with_fds(int fd, std::string_view text, const std::vector<int>& fds) {
+  std::size_t sent = 0;
+  while (sent < fds.size()) {
+    const std::size_t batch = std::min<std::size_t>(253, fds.size() - sent);
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253)] = {};
+    char byte = text.front();
+    iovec io{&byte, 1};
+    msghdr message{};
+    message.msg_iov = &io;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = CMSG_SPACE(sizeof(int) * batch);
+    cmsghdr* c = CMSG_FIRSTHDR(&message);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * batch);
+    std::memcpy(CMSG_DATA(c), fds.data() + sent, sizeof(int) * batch);
+    ssize_t n;
+    do {
+      n = ::sendmsg(fd, &message, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) return false;
+    text.remove_prefix(1);
+    sent += batch;
+  }
+  return write_all(fd, text);
+}
+
+}  // namespace
+
+TakeoverGrant::TakeoverGrant(int connection, TakeoverOffer offer)
+    : connection_(connection), offer_(std::move(offer)) {}
+
+TakeoverGrant::~TakeoverGrant() {
+  for (const auto& listener : offer_.listeners)
+    for (const int fd : listener.fds) ::close(fd);
+  if (connection_ >= 0) ::close(connection_);
+}
+
+TakeoverGrant::TakeoverGrant(TakeoverGrant&& other) noexcept
+    : connection_(std::exchange(other.connection_, -1)), offer_(std::move(other.offer_)) {
+  other.offer_ = {};
+}
+
+TakeoverGrant& TakeoverGrant::operator=(TakeoverGrant&& other) noexcept {
+  if (this != &other) {
+    TakeoverGrant gone(std::move(*this));
+    connection_ = std::exchange(other.connection_, -1);
+    offer_ = std::move(other.offer_);
+    other.offer_ = {};
+  }
+  return *this;
+}
+
+std::vector<int> TakeoverGrant::take(const std::string& name, const std::string& address) {
+  for (auto& listener : offer_.listeners) {
+    if (listener.name == name && listener.address == address) return std::exchange(listener.fds, {});
+  }
+  return {};
+}
+
+bool TakeoverGrant::done() {
+  if (connection_ < 0) return false;
+  const bool ok = write_all(connection_, kTakeoverDone);
+  ::close(std::exchange(connection_, -1));
+  return ok;
+}
+
+TakeoverGrant request_takeover(const std::string& path, std::chrono::milliseconds timeout,
+                               std::string& error) {
+  const auto deadline = Clock::now() + timeout;
+  sockaddr_un address{};
+  if (!fill_address(path, address, error)) return {};
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = errno_text("socket");
+    return {};
+  }
+  std::vector<int> fds;
+  const auto fail = [&](std::string why) {
+    error = std::move(why);
+    for (const int received : fds) ::close(received);
+    ::close(fd);
+    return TakeoverGrant{};
+  };
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
+    return fail(errno_text("cannot connect to " + path + " (is proxyd running there?)"));
+  if (!write_all(fd, kTakeoverRequest)) return fail(errno_text("cannot send the request"));
+  std::string line;
+  std::string why;
+  if (!read_line(fd, deadline, line, &fds, why)) return fail(path + ": " + why);
+
+  boost::system::error_code ec;
+  const json::value reply = json::parse(line, ec);
+  const json::object* root = ec ? nullptr : reply.if_object();
+  if (root == nullptr) return fail(path + ": the answer is not JSON");
+  if (const json::value* refused = root->if_contains("error"); refused && refused->is_string())
+    return fail(path + ": " + std::string(refused->get_string()));
+  TakeoverOffer offer;
+  std::size_t used = 0;
+  const json::value* listeners = root->if_contains("listeners");
+  if (listeners == nullptr || !listeners->is_array()) return fail(path + ": no listeners");
+  for (const json::value& entry : listeners->get_array()) {
+    const json::object* l = entry.if_object();
+    const json::value* name = l ? l->if_contains("name") : nullptr;
+    const json::value* where = l ? l->if_contains("address") : nullptr;
+    const json::value* count = l ? l->if_contains("fds") : nullptr;
+    if (!name || !where || !count || !name->is_string() || !where->is_string() ||
+        !count->is_int64() || count->get_int64() < 1 ||
+        used + static_cast<std::size_t>(count->get_int64()) > fds.size())
+      return fail(path + ": a malformed listener entry");
+    TakeoverOffer::Listener listener;
+    listener.name = std::string(name->get_string());
+    listener.address = std::string(where->get_string());
+    const auto n = static_cast<std::size_t>(count->get_int64());
+    listener.fds.assign(fds.begin() + static_cast<long>(used),
+                        fds.begin() + static_cast<long>(used + n));
+    used += n;
+    offer.listeners.push_back(std::move(listener));
+  }
+  if (used != fds.size()) return fail(path + ": more sockets than listeners");
+  if (const json::value* healthy = root->if_contains("healthy"); healthy && healthy->is_array()) {
+    for (const json::value& server : healthy->get_array())
+      if (server.is_string()) offer.healthy.emplace_back(server.get_string());
+  }
+  fds.clear();  // owned by the offer from here
+  return TakeoverGrant(fd, std::move(offer));
+}
+
+TakeoverListener::~TakeoverListener() { stop(); }
+
+bool TakeoverListener::start(const std::string& path, int signal, std::string& error) {
+  sockaddr_un address{};
+  if (!fill_address(path, address, error)) return false;
+  // The control socket, opened first, already proved that no other proxyd runs here.
+  ::unlink(path.c_str());
+  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0 || ::pipe2(wake_, O_CLOEXEC) != 0) {
+    error = errno_text("takeover socket");
+    stop();
+    return false;
+  }
+  const mode_t old_mask = ::umask(0177);  // 0600: this user (and root) only
+  const int rc = ::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+  ::umask(old_mask);
+  if (rc != 0 || ::listen(listen_fd_, 4) != 0) {
+    error = errno_text("cannot listen on " + path);
+    stop();
+    return false;
+  }
+  path_ = path;
+  thread_ = std::thread([this, signal] { run(signal); });
+  return true;
+}
+
+void TakeoverListener::run(int signal) {
+  for (;;) {
+    pollfd p[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (p[1].revents != 0) return;
+    const int connection = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (connection < 0) continue;
+    // Only this process's own user (or root) may take its sockets.
+    ucred peer{};
+    socklen_t size = sizeof peer;
+    std::string line;
+    std::string ignored;
+    const bool allowed =
+        ::getsockopt(connection, SOL_SOCKET, SO_PEERCRED, &peer, &size) == 0 &&
+        (peer.uid == 0 || peer.uid == ::geteuid());
+    if (!allowed ||
+        !read_line(connection, Clock::now() + std::chrono::seconds(5), line, nullptr, ignored) ||
+        line + "\n" != kTakeoverRequest) {
+      write_all(connection, allowed ? "{\"error\":\"not a takeover request\"}\n"
+                                    : "{\"error\":\"only proxyd's own user may take over\"}\n");
+      ::close(connection);
+      continue;
+    }
+    // One at a time: a second request while the first waits for main is turned away.
+    int expected = -1;
+    if (!pending_.compare_exchange_strong(expected, connection)) {
+      write_all(connection, "{\"error\":\"a takeover is already in progress\"}\n");
+      ::close(connection);
+      continue;
+    }
+    ::kill(::getpid(), signal);
+  }
+}
+
+int TakeoverListener::take() { return pending_.exchange(-1); }
+
+void TakeoverListener::stop() {
+  if (thread_.joinable()) {
+    const char byte = 0;
+    [[maybe_unused]] const ssize_t n = ::write(wake_[1], &byte, 1);
+    thread_.join();
+  }
+  for (int* fd : {&listen_fd_, &wake_[0], &wake_[1]}) {
+    if (*fd >= 0) ::close(std::exchange(*fd, -1));
+  }
+  if (const int pending = pending_.exchange(-1); pending >= 0) ::close(pending);
+  if (!path_.empty()) ::unlink(std::exchange(path_, {}).c_str());
+}
+
+bool hand_over(int connection, const TakeoverOffer& offer, std::chrono::milliseconds timeout,
+               std::string& error) {
+  json::array listeners;
+  std::vector<int> fds;
+  for (const auto& listener : offer.listeners) {
+    listeners.push_back(json::object{{"name", listener.name},
+                                     {"address", listener.address},
+                                     {"fds", static_cast<std::int64_t>(listener.fds.size())}});
+    fds.insert(fds.end(), listener.fds.begin(), listener.fds.end());
+  }
+  json::array healthy;
+  for (const std::string& server : offer.healthy) healthy.emplace_back(server);
+  const std::string text =
+      json::serialize(json::object{{"listeners", std::move(listeners)},
+                                   {"healthy", std::move(healthy)}}) +
+      "\n";
+  bool ok = fds.size() <= kMaxFds && send_with_fds(connection, text, fds);
+  std::string line;
+  if (!ok) {
+    error = errno_text("cannot send the sockets");
+  } else if (!read_line(connection, Clock::now() + timeout, line, nullptr, error) ||
+             line + "\n" != kTakeoverDone) {
+    if (error.empty()) error = "the new proxyd answered " + line;
+    ok = false;
+  }
+  ::close(connection);
+  return ok;
+}
+
+}  // namespace proxyd

@@ -1,0 +1,158 @@
+// proxyd --takeover: a new proxyd takes the running one's listening sockets (SCM_RIGHTS) under
+// load, with keep-alive and connection-per-request clients, and not one request fails; the old
+// one drains and exits 0; runtime state (a weight set with proxyctl) and the servers' proven
+// health carry over; the control socket answers from the new one. A new proxyd that fails half
+// way leaves the old one serving, its control socket back. No proxyd to take over: exit 1.
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include <filesystem>
+#include <thread>
+
+#include "tests/support/fake_upstream.hpp"
+#include "tests/support/load_loop.hpp"
+#include "tests/support/proxyd_process.hpp"
+
+namespace proxyd::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+// Both processes use the same control socket and state file, in STATE_DIR; blue is
+// health-checked, so a new proxyd that started it unhealthy would answer 503.
+constexpr const char* kConfig = R"(workers: 2
+listeners:
+  - {name: public, address: 127.0.0.1:@PORT@}
+admin:
+  control_socket: @STATE@/control.sock
+  state_file: @STATE@/state.json
+  audit_log: @STATE@/audit.log
+  access_log: "off"
+pools:
+  blue: {servers: [@BLUE@], health: {interval: 200ms, timeout: 200ms, rise: 1, fall: 3}}
+  green: {servers: [@GREEN@]}
+routes:
+  - {name: api, match: {path_prefix: /}, live: blue, passive: green}
+timeouts: {drain: 5s}
+)";
+
+
+class Takeover : public ::testing::Test {
+ protected:
+  void SetUp() override { state_dir_ = make_temp_dir("proxyd-takeover"); }
+  void TearDown() override { std::filesystem::remove_all(state_dir_); }
+
+  std::string yaml(std::uint16_t port) const {
+    return substitute(kConfig, {{"@PORT@", std::to_string(port)},
+                                {"@STATE@", state_dir_},
+                                {"@BLUE@", blue_.address()},
+                                {"@GREEN@", green_.address()}});
+  }
+  CommandResult ctl(std::vector<std::string> args) {
+    args.insert(args.begin(), {PROXYCTL_BINARY, "-s", state_dir_ + "/control.sock"});
+    return run_program(args, 20s);
+  }
+  // Waits (bounded) until `loop` has made `n` more requests than it had.
+  static bool more_requests(const LoadLoop& loop, int n) {
+    const int target = loop.requests() + n;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (loop.requests() < target && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+    return loop.requests() >= target;
+  }
+
+  std::string state_dir_;
+  FakeUpstream blue_{"blue-1"};
+  FakeUpstream green_{"green-1"};
+};
+
+TEST_F(Takeover, ANewProxydTakesOverUnderLoadWithoutAFailedRequest) {
+  auto old_proxy = ProxydProcess::start(yaml(0));
+  ASSERT_TRUE(old_proxy);
+  const std::uint16_t port = old_proxy->port("public");
+  ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
+  ASSERT_EQ(ctl({"set-weight", "api", "20"}).exit_code, 0);
+
+  LoadLoop kept(port, true, "/k", LoadLoop::kUntilStopped);
+  LoadLoop fresh(port, false, "/f", LoadLoop::kUntilStopped);
+  ASSERT_TRUE(more_requests(kept, 50));
+  ASSERT_TRUE(more_requests(fresh, 50));
+
+  // The new process reads the same file; its listener is the port the old one got.
+  ProxydProcess new_proxy(yaml(port), {"--takeover"});
+  ASSERT_TRUE(new_proxy.wait_ready(15s)) << new_proxy.stderr_text();
+  EXPECT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
+  // Load goes on through the new process alone.
+  EXPECT_TRUE(more_requests(kept, 200));
+  EXPECT_TRUE(more_requests(fresh, 200));
+  kept.stop();
+  fresh.stop();
+
+  EXPECT_EQ(kept.failures(), std::vector<std::string>{});
+  EXPECT_EQ(fresh.failures(), std::vector<std::string>{});
+  EXPECT_NE(new_proxy.stderr_text().find("proxyd: listening public 127.0.0.1:" +
+                                         std::to_string(port) + " (taken over)"),
+            std::string::npos)
+      << new_proxy.stderr_text();
+  EXPECT_NE(old_proxy->stderr_text().find("proxyd: handed the listeners over to a new proxyd"),
+            std::string::npos);
+  // Runtime state and health came along; the control socket is the new proxyd's.
+  const CommandResult status = ctl({"status", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  const json::value result = json::parse(status.output).at("result");
+  EXPECT_EQ(result.at("routes").at(0).at("weight_ppm"), 200'000);
+  EXPECT_EQ(result.at("pools").at(0).at("servers").at(0).at("health"), "healthy");
+  EXPECT_EQ(ctl({"set-weight", "api", "5"}).exit_code, 0);
+}
+
+TEST_F(Takeover, ANewProxydThatFailsLeavesTheOldOneServing) {
+  auto old_proxy = ProxydProcess::start(yaml(0));
+  ASSERT_TRUE(old_proxy);
+  const std::uint16_t port = old_proxy->port("public");
+  // The new config adds a listener on a port that is taken: the new proxyd gets the sockets,
+  // then fails to bind, and exits without saying ok.
+  std::string with_taken = yaml(port);
+  with_taken.replace(with_taken.find("admin:"), 0,
+                     "  - {name: extra, address: " + blue_.address() + "}\n");
+  const CommandResult failed = ProxydProcess::run({"-c", [&] {
+    const std::string path = state_dir_ + "/new.yaml";
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(with_taken.c_str(), f);
+    std::fclose(f);
+    return path;
+  }(), "--takeover"}, 20s);
+  EXPECT_EQ(failed.exit_code, 1) << failed.output;
+  EXPECT_NE(failed.output.find("cannot listen on " + blue_.address() + " (listener extra)"),
+            std::string::npos)
+      << failed.output;
+  ASSERT_TRUE(old_proxy->wait_for_line("takeover failed, serving on", 10s))
+      << old_proxy->stderr_text();
+  // The old proxyd serves and answers its control socket as before.
+  EXPECT_TRUE(old_proxy->running());
+  LoadLoop after(port, false, "/a", LoadLoop::kUntilStopped);
+  EXPECT_TRUE(more_requests(after, 100));
+  after.stop();
+  EXPECT_EQ(after.failures(), std::vector<std::string>{});
+  // Its control socket is open again once it logged the failure.
+  const CommandResult status = ctl({"status"});
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_EQ(ctl({"set-weight", "api", "10"}).exit_code, 0);
+}
+
+TEST_F(Takeover, WithNoProxydToTakeOverItExits1) {
+  const std::string path = state_dir_ + "/alone.yaml";
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs(yaml(0).c_str(), f);
+  std::fclose(f);
+  const CommandResult r = ProxydProcess::run({"-c", path, "--takeover"}, 20s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("proxyd: takeover: cannot connect to " + state_dir_ +
+                          "/control.sock.takeover (is proxyd running there?)"),
+            std::string::npos)
+      << r.output;
+}
+
+}  // namespace
+}  // namespace proxyd::test
