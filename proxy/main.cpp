@@ -5,7 +5,10 @@
 #include <grp.h>
 #include <pthread.h>
 
+#include <spawn.h>
+
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -21,8 +24,39 @@
 
 namespace {
 
-// Raised by the takeover socket's thread when a new proxyd asks for the listeners (takeover.hpp).
+// Raised by the takeover socket's thread when a new proxyd asks for the listeners (takeover.hpp);
+// from anyone else, it asks for an upgrade: proxyd starts `proxyd --takeover` itself.
 constexpr int kTakeoverSignal = SIGUSR2;
+
+// Starts `BINARY -c CONFIG --takeover` with proxyd's environment and output (NOTIFY_SOCKET
+// included, so under systemd the new process becomes the unit's main process).
+void spawn_takeover(const std::string& binary, const std::string& config_path) {
+  std::vector<std::string> words{binary, "-c", config_path, "--takeover"};
+  std::vector<char*> argv;
+  for (std::string& word : words) argv.push_back(word.data());
+  argv.push_back(nullptr);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
+  // Only stdin, stdout and stderr: a client connection the child held a copy of would stay open
+  // after this proxyd closes it, and the client would wait for an answer that never comes. The
+  // listening sockets reach the child through the takeover socket.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, binary.c_str(), &actions, &attributes, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  if (rc != 0) {
+    proxyd::log::error("upgrade: cannot start " + binary + ": " + std::strerror(rc));
+    return;
+  }
+  proxyd::log::info("upgrade: started " + binary + " --takeover, pid " + std::to_string(pid));
+}
 
 void print_errors(const std::vector<proxyd::ConfigError>& errors) {
   for (const auto& e : errors) proxyd::log::write(proxyd::LogLevel::error, e.text());
@@ -54,6 +88,8 @@ bool control_options(const proxyd::AdminConfig& admin, proxyd::control::ControlS
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The path this proxyd was started from: an upgrade starts what is there now.
+  const std::string binary = std::strchr(argv[0], '/') != nullptr ? argv[0] : "/proc/self/exe";
   CLI::App app{"proxyd: a reverse proxy for blue/green deploys and canaries"};
   std::string config_path = "/etc/proxyd/proxyd.yaml";
   bool check_only = false;
@@ -145,13 +181,21 @@ int main(int argc, char** argv) {
   proxyd::log::info("ready workers=" + std::to_string(proxy.worker_count()) +
                     " generation=" + std::to_string(proxy.status().generation));
   if (takeover && !grant.done()) proxyd::log_warning("takeover: the old proxyd went away first");
-  proxy.notify_ready();  // Type=notify: READY=1; reloads and the drain notify on their own
+  // Type=notify: READY=1 (and MAINPID= after a takeover); reloads and the drain notify on their
+  // own.
+  proxy.notify_ready(takeover);
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
     if (signal == kTakeoverSignal) {
       const int connection = takeover_listener.take();
-      if (connection < 0) continue;
+      if (connection < 0) {
+        // SIGUSR2 from outside (`systemctl kill -s USR2 --kill-whom=main proxyd`): an upgrade.
+        // The binary at the path this one was started from (the upgraded one, after a package
+        // upgrade) takes over; its request raises SIGUSR2 again, with a connection this time.
+        spawn_takeover(binary, config_path);
+        continue;
+      }
       // Nothing may change from here: the new proxyd reads the state file next.
       control_server->stop();
       takeover_listener.stop();

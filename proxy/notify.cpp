@@ -35,8 +35,9 @@ bool SystemdNotifier::send(std::string_view state) {
                 length) == static_cast<ssize_t>(state.size());
 }
 
-void SystemdNotifier::ready(std::string_view status) {
-  send("READY=1\nSTATUS=" + std::string(status));
+void SystemdNotifier::ready(std::string_view status, bool main_pid) {
+  send((main_pid ? "MAINPID=" + std::to_string(::getpid()) + "\n" : std::string()) +
+       "READY=1\nSTATUS=" + std::string(status));
 }
 
 void SystemdNotifier::reloading() {

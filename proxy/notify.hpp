@@ -19,7 +19,9 @@ class SystemdNotifier {
   SystemdNotifier& operator=(const SystemdNotifier&) = delete;
 
   bool enabled() const { return fd_ >= 0; }
-  void ready(std::string_view status);
+  // `main_pid`: this process takes over the unit's main process (a takeover, takeover.hpp):
+  // MAINPID= goes with READY=1 (the unit needs NotifyAccess=all for systemd to accept it).
+  void ready(std::string_view status, bool main_pid = false);
   void reloading();
   void stopping(std::string_view status);
 

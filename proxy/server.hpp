@@ -87,7 +87,7 @@ class Proxy final : public AdminApi {
   std::string status_line() const;
   // Tells systemd READY=1 (Type=notify); reloads (SIGHUP or proxyctl) and drain notify on their
   // own. Nothing without NOTIFY_SOCKET.
-  void notify_ready() { systemd_.ready(status_line()); }
+  void notify_ready(bool took_over = false) { systemd_.ready(status_line(), took_over); }
 
   // The Prometheus text of GET /metrics (docs/metrics.md), from any thread.
   std::string metrics_text() const;

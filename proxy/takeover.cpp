@@ -171,8 +171,12 @@ TakeoverGrant& TakeoverGrant::operator=(TakeoverGrant&& other) noexcept {
 }
 
 std::vector<int> TakeoverGrant::take(const std::string& name, const std::string& address) {
+  const auto host = [](std::string_view text) { return text.substr(0, text.rfind(':')); };
+  const bool any_port = address.ends_with(":0");
   for (auto& listener : offer_.listeners) {
-    if (listener.name == name && listener.address == address) return std::exchange(listener.fds, {});
+    if (listener.name != name) continue;
+    if (listener.address == address || (any_port && host(listener.address) == host(address)))
+      return std::exchange(listener.fds, {});
   }
   return {};
 }

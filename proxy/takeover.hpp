@@ -52,6 +52,7 @@ class TakeoverGrant {
 
   bool empty() const { return connection_ < 0; }
   // The sockets of listener `name` at `address`, now owned by the caller; empty if none.
+  // An address with port 0 (the kernel chooses) matches the same host on any port.
   std::vector<int> take(const std::string& name, const std::string& address);
   const std::vector<std::string>& healthy() const { return offer_.healthy; }
   // The new proxyd serves: the old one may drain. False if it could not be told.

@@ -7,6 +7,8 @@
 
 #include <boost/json/parse.hpp>
 
+#include <signal.h>
+
 #include <filesystem>
 #include <thread>
 
@@ -139,6 +141,47 @@ TEST_F(Takeover, ANewProxydThatFailsLeavesTheOldOneServing) {
   const CommandResult status = ctl({"status"});
   EXPECT_EQ(status.exit_code, 0) << status.output;
   EXPECT_EQ(ctl({"set-weight", "api", "10"}).exit_code, 0);
+}
+
+// Stops a process that is not the test's child (the upgraded proxyd, whose parent exited) by its
+// PID, and waits (bounded) until it is gone, when the test ends whichever way.
+struct StopByPid {
+  pid_t pid = -1;
+  ~StopByPid() {
+    if (pid <= 0) return;
+    ::kill(pid, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (::kill(pid, 0) == 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(20ms);
+    if (::kill(pid, 0) == 0) ::kill(pid, SIGKILL);
+  }
+};
+
+TEST_F(Takeover, SigusrTwoStartsTheInstalledBinaryWhichTakesOver) {
+  auto old_proxy = ProxydProcess::start(yaml(0));
+  ASSERT_TRUE(old_proxy);
+  StopByPid upgraded;  // destroyed first: the new proxyd holds the old one's stderr open
+  const std::uint16_t port = old_proxy->port("public");
+  ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
+  ASSERT_EQ(ctl({"set-weight", "api", "20"}).exit_code, 0);
+  LoadLoop kept(port, true, "/k", LoadLoop::kUntilStopped);
+  ASSERT_TRUE(more_requests(kept, 50));
+
+  ASSERT_TRUE(old_proxy->signal(SIGUSR2));
+  const std::optional<std::string> started =
+      old_proxy->wait_for_line("proxyd: upgrade: started " + proxyd_binary() + " --takeover, pid ",
+                               10s);
+  ASSERT_TRUE(started) << old_proxy->stderr_text();
+  upgraded.pid = std::stoi(started->substr(started->rfind(' ') + 1));
+  EXPECT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
+  EXPECT_NE(upgraded.pid, old_proxy->pid());
+  EXPECT_EQ(::kill(upgraded.pid, 0), 0);  // the new one serves
+  EXPECT_TRUE(more_requests(kept, 200));
+  kept.stop();
+  EXPECT_EQ(kept.failures(), std::vector<std::string>{}) << old_proxy->stderr_text();
+  const CommandResult status = ctl({"status", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_EQ(json::parse(status.output).at("result").at("routes").at(0).at("weight_ppm"), 200'000);
 }
 
 TEST_F(Takeover, WithNoProxydToTakeOverItExits1) {
