@@ -3,7 +3,8 @@
 // (the time from the write to the last member's report is printed); a stale --if-revision refused;
 // a stopped member named by exit 4 and catching up when it is back; etcd stopped under load with
 // no failed request, every member reporting itself disconnected and catching up when etcd is back;
-// local changes refused without --local, and a --local one shown as drift. Every wait is a
+// local changes refused without --local, and a --local one shown as drift; on a three-member etcd
+// cluster, the leader killed under load and a write still reaching every member. Every wait is a
 // proxyctl process with its own timeout or a bounded poll.
 #include <gtest/gtest.h>
 
@@ -57,6 +58,10 @@ class Fleet : public ::testing::Test {
   void SetUp() override {
     etcd_ = EtcdProcess::launch();
     ASSERT_TRUE(etcd_);
+    etcd_urls_ = etcd_->url();
+    ASSERT_NO_FATAL_FAILURE(start_members());
+  }
+  void start_members() {
     for (std::size_t i = 0; i < kMembers; ++i) {
       state_dirs_[i] = make_temp_dir("proxyd-fleet");
       ASSERT_NO_FATAL_FAILURE(start(i));
@@ -70,6 +75,7 @@ class Fleet : public ::testing::Test {
   void TearDown() override {
     for (auto& proxy : proxies_) proxy.reset();
     etcd_.reset();
+    cluster_.clear();
     for (const std::string& dir : state_dirs_) std::filesystem::remove_all(dir);
   }
 
@@ -79,7 +85,7 @@ class Fleet : public ::testing::Test {
     proxies_[i] = ProxydProcess::start(substitute(kConfig, {{"@BLUE@", blue_.address()},
                                                             {"@GREEN@", green_.address()},
                                                             {"@STATE@", state_dirs_[i]},
-                                                            {"@ETCD@", etcd_->url()},
+                                                            {"@ETCD@", etcd_urls_},
                                                             {"@HOST@", host(i)}}));
     ASSERT_TRUE(proxies_[i]);
   }
@@ -131,6 +137,8 @@ class Fleet : public ::testing::Test {
   FakeUpstream blue_{"blue-1"};
   FakeUpstream green_{"green-1"};
   std::unique_ptr<EtcdProcess> etcd_;
+  std::vector<std::unique_ptr<EtcdProcess>> cluster_;  // FleetOnACluster
+  std::string etcd_urls_;  // the members' fleet.etcd list
   std::array<std::string, kMembers> state_dirs_;
   std::array<std::unique_ptr<ProxydProcess>, kMembers> proxies_;
 };
@@ -302,6 +310,54 @@ TEST_F(Fleet, LocalChangesNeedLocalAndShowAsDrift) {
   // --local is for local changes only.
   const CommandResult misuse = ctl(0, {"--local", "fleet", "set-weight", "api", "3"});
   EXPECT_EQ(misuse.exit_code, 2);
+}
+
+// The same three proxyds on a three-member etcd cluster, every endpoint configured.
+class FleetOnACluster : public Fleet {
+ protected:
+  void SetUp() override {
+    std::string initial;
+    for (const char* name : {"e1", "e2", "e3"}) {
+      cluster_.push_back(std::make_unique<EtcdProcess>(name));
+      initial += (initial.empty() ? "" : ",") + cluster_.back()->peer_entry();
+    }
+    for (auto& member : cluster_) {
+      member->set_cluster(initial);
+      ASSERT_TRUE(member->spawn()) << member->error();
+    }
+    for (auto& member : cluster_) {
+      ASSERT_TRUE(member->wait_healthy(30s)) << member->error() << member->log();
+      etcd_urls_ += (etcd_urls_.empty() ? "" : ", ") + member->url();
+    }
+    ASSERT_NO_FATAL_FAILURE(start_members());
+  }
+};
+
+TEST_F(FleetOnACluster, KillingTheLeaderLosesNoRequestAndNoWrite) {
+  ASSERT_EQ(ctl(0, {"fleet", "set-weight", "api", "5"}).exit_code, 0);
+  std::vector<std::unique_ptr<LoadLoop>> loads;
+  for (auto& proxy : proxies_)
+    loads.push_back(std::make_unique<LoadLoop>(proxy->port("public"), true, "/api/r", kUntilStopped));
+  EtcdProcess* leader = nullptr;
+  ASSERT_TRUE(poll([&] {
+    for (auto& member : cluster_)
+      if (member->is_leader()) leader = member.get();
+    return leader != nullptr;
+  }));
+  leader->stop();
+  // The two left elect a new leader within about a second; until then a write is refused
+  // (nothing written), so it is retried, bounded.
+  CommandResult write;
+  EXPECT_TRUE(poll([&] {
+    write = ctl(0, {"fleet", "set-weight", "api", "7", "--timeout", "20s"});
+    return write.exit_code != 1;
+  }, 20s)) << write.output;
+  EXPECT_EQ(write.exit_code, 0) << write.output;
+  for (auto& load : loads) load->stop();
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    EXPECT_EQ(loads[i]->failures(), std::vector<std::string>{}) << host(i);
+    EXPECT_EQ(route(i, "api").at("weight_ppm"), 70000) << host(i);
+  }
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // GET /health through HttpClient's fetch(), etcdctl through run_program().
 #include "tests/support/etcd_process.hpp"
 
+#include <boost/json.hpp>
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -45,7 +47,8 @@ std::string etcd_binary() {
   return env && *env ? std::string(env) : std::string("/usr/bin/etcd");
 }
 
-EtcdProcess::EtcdProcess() : dir_(make_temp_dir("proxyd-etcd")) {
+EtcdProcess::EtcdProcess(std::string name)
+    : name_(std::move(name)), dir_(make_temp_dir("proxyd-etcd")) {
   client_port_ = unused_port();
   peer_port_ = unused_port();
   while (peer_port_ == client_port_) peer_port_ = unused_port();
@@ -62,6 +65,11 @@ EtcdProcess::~EtcdProcess() {
 
 bool EtcdProcess::start(std::chrono::milliseconds timeout) {
   if (pid_ > 0) return true;
+  return spawn() && wait_healthy(timeout);
+}
+
+bool EtcdProcess::spawn() {
+  if (pid_ > 0) return true;
   const std::string binary = etcd_binary();
   if (::access(binary.c_str(), X_OK) != 0) {
     error_ = binary + " is not installed: ./setup deps installs the Debian package etcd-server";
@@ -71,19 +79,25 @@ bool EtcdProcess::start(std::chrono::milliseconds timeout) {
   const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
   const std::vector<std::string> args = {
       binary,
-      "--name=test",
+      "--name=" + name_,
       "--data-dir=" + dir_ + "/data",
       "--listen-client-urls=" + client,
       "--advertise-client-urls=" + client,
       "--listen-peer-urls=" + peer,
       "--initial-advertise-peer-urls=" + peer,
-      "--initial-cluster=test=" + peer,
+      "--initial-cluster=" + (cluster_.empty() ? peer_entry() : cluster_),
+      "--initial-cluster-token=proxyd-test",
   };
   const int pid = spawn_logged(args, dir_ + "/etcd.log", error_);
   if (pid < 0) return false;
   pid_ = pid;
+  return true;
+}
+
+bool EtcdProcess::wait_healthy(std::chrono::milliseconds timeout) {
+  const std::string client = url();
   const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
+  while (pid_ > 0 && Clock::now() < deadline) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
@@ -94,9 +108,19 @@ bool EtcdProcess::start(std::chrono::milliseconds timeout) {
     if (health.status == 200 && health.body.find("\"true\"") != std::string::npos) return true;
     std::this_thread::sleep_for(kPollInterval);
   }
-  error_ = "etcd was not healthy on " + client + " in time";
+  if (error_.empty()) error_ = "etcd was not healthy on " + client + " in time";
   stop();
   return false;
+}
+
+bool EtcdProcess::is_leader() const {
+  int rc = -1;
+  const std::string out = etcdctl("endpoint status -w json", &rc);
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(out, ec);
+  if (rc != 0 || ec || !v.is_array() || v.as_array().empty()) return false;
+  const boost::json::value& status = v.as_array()[0].at("Status");
+  return status.at("leader") == status.at("header").at("member_id");
 }
 
 void EtcdProcess::stop() {

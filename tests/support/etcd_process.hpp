@@ -19,13 +19,26 @@ std::string etcd_binary();
 // if the test failed). The child gets PR_SET_PDEATHSIG(SIGKILL): construct it on the test thread.
 class EtcdProcess {
  public:
-  EtcdProcess();
+  // `name`: the member's name in its cluster.
+  explicit EtcdProcess(std::string name = "test");
   ~EtcdProcess();
   EtcdProcess(const EtcdProcess&) = delete;
   EtcdProcess& operator=(const EtcdProcess&) = delete;
 
   // Spawns etcd and polls /health until it answers {"health":"true"} or `timeout` passes.
   bool start(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // The two halves of start(), for a cluster: every member is spawned before any can be healthy
+  // (etcd is healthy once its cluster has a leader).
+  bool spawn();
+  bool wait_healthy(std::chrono::milliseconds timeout);
+  // Joins a cluster: `initial_cluster` as etcd takes it, "a=http://127.0.0.1:P,b=...". Call
+  // before the first start.
+  void set_cluster(std::string initial_cluster) { cluster_ = std::move(initial_cluster); }
+  std::string peer_entry() const {
+    return name_ + "=http://127.0.0.1:" + std::to_string(peer_port_);
+  }
+  // Whether this member is its cluster's leader now (etcdctl endpoint status).
+  bool is_leader() const;
   // SIGKILL by pid and reap: as abrupt as a crashed host. Idempotent.
   void stop();
 
@@ -43,6 +56,8 @@ class EtcdProcess {
   static std::unique_ptr<EtcdProcess> launch();
 
  private:
+  std::string name_;
+  std::string cluster_;  // "" = a cluster of this member alone
   std::string dir_;
   std::uint16_t client_port_ = 0;
   std::uint16_t peer_port_ = 0;
