@@ -1070,7 +1070,22 @@ std::string render_diff(const RuntimeDiff& diff) {
 std::string render_status(const Status& status) {
   std::string out = "generation " + std::to_string(status.generation);
   if (!status.config_path.empty()) out += " (config " + status.config_path + ")";
-  return out + "\n" + render_tables(status);
+  out += "\n";
+  // A fleet member: whether etcd is reached, and which revision of the desired state it serves.
+  if (const auto& fleet = status.fleet) {
+    out += "fleet member " + fleet->host + " of " + fleet->prefix + ": ";
+    if (fleet->connected) {
+      out += "connected to etcd " + fleet->endpoint + ", revision " +
+             std::to_string(fleet->applied_revision) + " applied";
+      if (!fleet->error.empty()) out += "; not applied: " + fleet->error;
+    } else {
+      out += "NOT connected to etcd (" + fleet->error + "); serving revision " +
+             std::to_string(fleet->applied_revision) + ", the last applied";
+    }
+    if (fleet->drift) out += "; drift: changed with --local since";
+    out += "\n";
+  }
+  return out + render_tables(status);
 }
 
 std::string render_fleet(const FleetView& view) {

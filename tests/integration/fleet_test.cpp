@@ -267,6 +267,11 @@ TEST_F(Fleet, EtcdGoneNeverStopsTrafficAndMembersCatchUpWhenItIsBack) {
     const std::string metrics = HttpClient(proxies_[i]->port("admin.metrics")).get("/metrics").body;
     EXPECT_NE(metrics.find("\nproxyd_fleet_connected 0\n"), std::string::npos) << metrics;
   }
+  const CommandResult shown = ctl(0, {"status"});
+  EXPECT_TRUE(std::regex_search(
+      shown.output, std::regex("\nfleet member web-1 of /proxyd/test: NOT connected to etcd \\(.+\\); "
+                               "serving revision [0-9]+, the last applied\n")))
+      << shown.output;
   const CommandResult unreachable = ctl(0, {"fleet", "set-weight", "api", "1"});
   EXPECT_EQ(unreachable.exit_code, 1);
   EXPECT_NE(unreachable.output.find("cannot read the desired state from etcd"), std::string::npos)
@@ -297,6 +302,11 @@ TEST_F(Fleet, LocalChangesNeedLocalAndShowAsDrift) {
   ASSERT_EQ(local.exit_code, 0) << local.output;
   EXPECT_EQ(route(0, "api").at("weight_ppm"), 10000);
   EXPECT_EQ(status(0).at("fleet").at("drift"), true);
+  EXPECT_TRUE(std::regex_search(
+      ctl(0, {"status"}).output,
+      std::regex("\nfleet member web-1 of /proxyd/test: connected to etcd 127.0.0.1:[0-9]+, "
+                 "revision [0-9]+ applied; drift: changed with --local since\n")))
+      << ctl(0, {"status"}).output;
   EXPECT_TRUE(poll([&] {
     return std::regex_search(ctl(1, {"fleet", "status"}).output,
                              std::regex("web-1 +up +[0-9]+ +[0-9]+ +[0-9]+ +yes "));
