@@ -780,7 +780,8 @@ std::vector<CommandRow> make_table() {
                   "fleet forget HOST",
                   "drop a member that is gone for good: fleet commands stop waiting for it",
                   "A member registers itself when it connects to etcd and stays registered\n"
-                  "when it stops (so it shows as down). A running member registers again.",
+                  "when it stops (so it shows as down). A running member registers again the\n"
+                  "next time it connects to etcd.",
                   true, false, parse_forget, render_forget_reply});
   rows.push_back({{"help"},
                   "help [COMMAND]",

@@ -324,6 +324,8 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
             ", or add --local to change this host alone (reported as drift)",
         state_.generation);
     refused.touched = touched_by(*base_, state_, request.operations);
+    const Status now = make_status(*store_.load(), state_);
+    audit(request.caller, request.command, refused.touched, now, now, refused, request.force);
     return refused;
   }
   // A route in a rollout is the rollout's to change: refused, or with --force the rollout ends

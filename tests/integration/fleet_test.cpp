@@ -298,6 +298,16 @@ TEST_F(Fleet, LocalChangesNeedLocalAndShowAsDrift) {
             "proxyctl: refused: this proxyd is fleet member web-1 of /proxyd/test: change the "
             "fleet with proxyctl fleet set-weight api 1, or add --local to change this host alone "
             "(reported as drift)\n");
+  // Refused, and on record like every refusal.
+  {
+    std::ifstream audit(state_dirs_[0] + "/audit.log");
+    std::string line, last;
+    while (std::getline(audit, line))
+      if (!line.empty()) last = line;
+    const json::value entry = json::parse(last);
+    EXPECT_EQ(entry.at("command").as_string(), "set-weight api 1");
+    EXPECT_EQ(entry.at("result"), "refused");
+  }
   const CommandResult local = ctl(0, {"--local", "set-weight", "api", "1"});
   ASSERT_EQ(local.exit_code, 0) << local.output;
   EXPECT_EQ(route(0, "api").at("weight_ppm"), 10000);
