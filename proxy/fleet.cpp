@@ -100,7 +100,12 @@ FleetView Proxy::fleet_view() {
 
 FleetWriteResult Proxy::fleet_write(const FleetWrite& write) {
   if (!fleet_) return AdminApi::fleet_write(write);
-  const Status local = status();
+  // What the fleet has not decided yet is the config file's (shared by the members), never this
+  // member's runtime values: a --local change here must not leak into the fleet through a flip.
+  const Status local = [&] {
+    std::lock_guard lock(mutex_);
+    return make_status(*base_, RuntimeState{});
+  }();
   return fleet_->write(
       write.if_revision,
       [&](Desired& desired) -> std::optional<std::string> {

@@ -43,9 +43,10 @@ std::optional<Desired> decode_desired(std::string_view text, std::string& error)
 // the servers' admin states, in name order.
 std::vector<Operation> desired_operations(const Desired& desired);
 
-// Applies a fleet command's `operations` to `desired`. `local` is this member's status: a flip of
-// a route the document does not name yet swaps the member's own slots, and names are checked
-// against it (the fleet's members share a config). reset is refused: the fleet has no file values.
+// Applies a fleet command's `operations` to `desired`. `local` is the status of a member's config
+// file alone: a flip of a route the document does not name yet swaps the file's slots, and names
+// are checked against it (the fleet's members share a config). reset is refused: the fleet has no
+// file values of its own to go back to.
 std::optional<std::string> edit_desired(Desired& desired, const std::vector<Operation>& operations,
                                         const Status& local);
 

@@ -323,6 +323,14 @@ TEST_F(Fleet, LocalChangesNeedLocalAndShowAsDrift) {
   }));
   HttpClient admin(proxies_[0]->port("admin.metrics"));
   EXPECT_NE(admin.get("/metrics").body.find("\nproxyd_fleet_drift 1\n"), std::string::npos);
+  // A fleet flip from the drifted member starts from the file's slots, not its own.
+  ASSERT_EQ(ctl(0, {"--local", "set-live", "api", "green"}).exit_code, 0);
+  ASSERT_EQ(ctl(0, {"fleet", "flip", "api"}).exit_code, 0);
+  // (From web-1's own slots, green and green, it would have left blue out.)
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    EXPECT_EQ(route(i, "api").at("live"), "green") << host(i);
+    EXPECT_EQ(route(i, "api").at("passive"), "blue") << host(i);
+  }
   // The fleet's next revision is in force again everywhere, drift cleared.
   ASSERT_EQ(ctl(1, {"fleet", "set-weight", "api", "2"}).exit_code, 0);
   EXPECT_EQ(route(0, "api").at("weight_ppm"), 20000);
