@@ -259,6 +259,22 @@ std::string render_rollout_reply(const Response& response) {
   return render_rollouts(rollouts);
 }
 
+std::string render_fleet_reply(const Response& response) {
+  return render_fleet(fleet_view_from_json(response.result));
+}
+
+std::string render_fleet_write_reply(const Response& response) {
+  const json::value* revision = response.result.if_contains("revision");
+  return "written; the desired state is at revision " +
+         (revision != nullptr ? json::serialize(*revision) : std::string("?")) + "\n";
+}
+
+std::string render_forget_reply(const Response& response) {
+  const json::value* host = response.result.if_contains("host");
+  return "forgot member " +
+         (host != nullptr && host->is_string() ? std::string(host->get_string()) : "?") + "\n";
+}
+
 std::string render_rollout_status_reply(const Response& response) {
   return render_rollouts(rollouts_from_json(response.result.if_contains("rollouts")));
 }
@@ -437,6 +453,46 @@ std::string parse_apply(const CommandRow&, const std::vector<std::string>& args,
   }
   out.action = Action::apply_batch;
   out.batch_source = split.positional[0];
+  return "";
+}
+
+// fleet set-weight|set-live|set-passive|flip|apply: the local command's arguments, parsed by its
+// own row, plus --if-revision N and --timeout D.
+std::string parse_fleet_change(const CommandRow& row, const std::vector<std::string>& args,
+                               Invocation& out) {
+  std::vector<std::string> rest;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] != "--if-revision" && args[i] != "--timeout") {
+      rest.push_back(args[i]);
+      continue;
+    }
+    if (i + 1 >= args.size()) return args[i] + " needs a value";
+    const std::string& value = args[++i];
+    if (args[i - 1] == "--if-revision") {
+      const std::optional<std::uint64_t> revision = parse_whole(value);
+      if (!revision || *revision > static_cast<std::uint64_t>(INT64_MAX))
+        return "--if-revision needs a whole number, got " + in_quotes(value);
+      out.request.if_revision = static_cast<std::int64_t>(*revision);
+    } else {
+      const std::optional<std::chrono::milliseconds> timeout = parse_timeout(value);
+      if (!timeout)
+        return "--timeout needs seconds (e.g. 30) or a duration (500ms, 90s, 2m), got " +
+               in_quotes(value);
+      out.timeout = *timeout;
+    }
+  }
+  const CommandRow* local = find_command(row.words[1]);
+  if (std::string error = local->parse(*local, rest, out); !error.empty()) return error;
+  if (out.action != Action::apply_batch) out.action = Action::fleet_write;
+  return "";
+}
+
+std::string parse_forget(const CommandRow&, const std::vector<std::string>& args, Invocation& out) {
+  const SplitArgs split = split_args(args, {});
+  if (!split.error.empty()) return split.error;
+  if (std::string error = expect_positionals(split.positional, {"HOST"}); !error.empty())
+    return error;
+  out.request.host = split.positional[0];
   return "";
 }
 
@@ -687,6 +743,46 @@ std::vector<CommandRow> make_table() {
                   "stop ROUTE's rollout: its weight goes to 0 in one change",
                   "",
                   true, false, parse_one_route, render_rollout_reply});
+  // Fleet mode (docs/fleet.md): the same changes, written to the fleet's desired state in etcd.
+  constexpr std::string_view kFleetDetails =
+      "Written to the fleet's desired state in etcd with a compare-and-swap on its revision\n"
+      "(--if-revision N: only if it is still at N), through this proxyd's etcd client; then\n"
+      "proxyctl waits until every member reports that it applied the new revision. Exits 0\n"
+      "when all have; 4 after --timeout (default 30s), naming the members that have not\n"
+      "(the write stays in force: they apply it when they can); 1 when refused.";
+  rows.push_back({{"fleet", "status"},
+                  "fleet status [--json]",
+                  "every fleet member: up or down, applied revision, lag, drift, health",
+                  "Read from etcd by this proxyd. LAG is how many revisions of the desired\n"
+                  "state a member is behind; DRIFT yes: it made a --local change since.",
+                  false, false, parse_no_args, render_fleet_reply});
+  rows.push_back({{"fleet", "set-weight"},
+                  "fleet set-weight ROUTE PERCENT [--force] [--if-revision N] [--timeout D]",
+                  "set ROUTE's passive weight on every fleet member",
+                  kFleetDetails, true, false, parse_fleet_change, render_fleet_write_reply, true});
+  rows.push_back({{"fleet", "set-live"},
+                  "fleet set-live ROUTE POOL [--force] [--if-revision N] [--timeout D]",
+                  "bind ROUTE's live slot to POOL on every fleet member",
+                  kFleetDetails, true, false, parse_fleet_change, render_fleet_write_reply, true});
+  rows.push_back({{"fleet", "set-passive"},
+                  "fleet set-passive ROUTE POOL [--force] [--if-revision N] [--timeout D]",
+                  "bind ROUTE's passive slot to POOL on every fleet member",
+                  kFleetDetails, true, false, parse_fleet_change, render_fleet_write_reply, true});
+  rows.push_back({{"fleet", "flip"},
+                  "fleet flip ROUTE... | --all [--force] [--if-revision N] [--timeout D]",
+                  "flip routes on every fleet member, in one revision",
+                  kFleetDetails, true, false, parse_fleet_change, render_fleet_write_reply, true});
+  rows.push_back({{"fleet", "apply"},
+                  "fleet apply FILE|- [--force] [--if-revision N] [--timeout D]",
+                  "a batch of changes as one revision of the fleet's desired state",
+                  kFleetDetails, true, false, parse_fleet_change, render_fleet_write_reply, true});
+  rows.push_back({{"fleet", "forget"},
+                  "fleet forget HOST",
+                  "drop a member that is gone for good: fleet commands stop waiting for it",
+                  "A member registers itself when it connects to etcd and stays registered\n"
+                  "when it stops (so it shows as down). A running member registers again the\n"
+                  "next time it connects to etcd.",
+                  true, false, parse_forget, render_forget_reply});
   rows.push_back({{"help"},
                   "help [COMMAND]",
                   "this list, or the details of one command",
@@ -726,6 +822,7 @@ std::string parse_if_generation(const CommandRow& row, const std::optional<std::
                                 Request& request) {
   if (!text) return "";
   if (!row.mutates) return "--if-generation applies only to commands that change something";
+  if (row.words[0] == "fleet") return "fleet commands take --if-revision, not --if-generation";
   const std::optional<std::uint64_t> generation = parse_whole(*text);
   if (!generation) return "--if-generation needs a whole number, got " + in_quotes(*text);
   request.if_generation = generation;
@@ -974,7 +1071,61 @@ std::string render_diff(const RuntimeDiff& diff) {
 std::string render_status(const Status& status) {
   std::string out = "generation " + std::to_string(status.generation);
   if (!status.config_path.empty()) out += " (config " + status.config_path + ")";
-  return out + "\n" + render_tables(status);
+  out += "\n";
+  // A fleet member: whether etcd is reached, and which revision of the desired state it serves.
+  if (const auto& fleet = status.fleet) {
+    out += "fleet member " + fleet->host + " of " + fleet->prefix + ": ";
+    if (fleet->connected) {
+      out += "connected to etcd " + fleet->endpoint + ", revision " +
+             std::to_string(fleet->applied_revision) + " applied";
+      if (!fleet->error.empty()) out += "; not applied: " + fleet->error;
+    } else {
+      out += "NOT connected to etcd (" + fleet->error + "); serving revision " +
+             std::to_string(fleet->applied_revision) + ", the last applied";
+    }
+    if (fleet->drift) out += "; drift: changed with --local since";
+    out += "\n";
+  }
+  return out + render_tables(status);
+}
+
+std::string render_fleet(const FleetView& view) {
+  std::string out = view.desired_revision == 0
+                        ? std::string("no desired state written yet\n")
+                        : "desired state at revision " + std::to_string(view.desired_revision) + "\n";
+  if (view.hosts.empty()) return out + "no members\n";
+  std::vector<std::vector<std::string>> rows{
+      {"HOST", "STATE", "REVISION", "LAG", "GENERATION", "DRIFT", "POOLS"}};
+  std::string errors;
+  for (const FleetHost& host : view.hosts) {
+    const std::string state = !host.up ? "down" : host.member ? "up" : "up (forgotten)";
+    if (!host.up) {
+      rows.push_back({host.host, state, "-", "-", "-", "-", "-"});
+      continue;
+    }
+    rows.push_back({host.host, state, std::to_string(host.revision),
+                    std::to_string(std::max<std::int64_t>(0, view.desired_revision - host.revision)),
+                    std::to_string(host.generation), host.drift ? "yes" : "no",
+                    host.pools.empty() ? "-" : host.pools});
+    if (!host.error.empty()) errors += host.host + ": " + host.error + "\n";
+  }
+  out += "\n" + format_table(rows);
+  if (!errors.empty()) out += "\n" + errors;
+  return out;
+}
+
+std::vector<std::string> fleet_laggards(const FleetView& view, std::int64_t revision) {
+  std::vector<std::string> out;
+  for (const FleetHost& host : view.hosts) {
+    if (!host.member) continue;  // forgotten: nobody waits for it
+    if (!host.up) {
+      out.push_back(host.host + " (down)");
+    } else if (host.revision < revision) {
+      out.push_back(host.host + " (at revision " + std::to_string(host.revision) +
+                    (host.error.empty() ? "" : ": " + host.error) + ")");
+    }
+  }
+  return out;
 }
 
 std::string render_history(const json::array& entries) {

@@ -27,6 +27,7 @@ enum class Action {
   wait_healthy,  // poll `status` until enough servers of `pool` are healthy
   apply_batch,   // read `batch_source`, parse it with parse_batch, send that
   rollout,       // send `request` (a rollout start), then follow it until it ends
+  fleet_write,   // send `request` (a fleet change), then wait until every member applied it
   help,          // print help_text(), or help_text(*help_rows) for `help COMMAND`
 };
 
@@ -41,7 +42,7 @@ struct Invocation {
   // wait-healthy
   std::string pool;
   std::optional<std::uint32_t> min_healthy;  // --min; default: every server of the pool
-  std::chrono::milliseconds timeout{30'000};
+  std::chrono::milliseconds timeout{30'000};  // wait-healthy, and fleet changes' --timeout
 
   // apply: a path, or "-" for standard input
   std::string batch_source;
@@ -107,6 +108,11 @@ std::string help_text(const std::vector<const CommandRow*>& rows);  // `help COM
 
 // Rendering, shared by the rows and tested on their own.
 std::string render_status(const Status& status);
+// fleet status: the desired state's revision, then a row per member.
+std::string render_fleet(const FleetView& view);
+// The members of `view` that have not applied `revision` yet, each with why: "web-3 (down)",
+// "web-2 (at revision 11)", "web-2 (at revision 11: REASON)". Empty: every member has.
+std::vector<std::string> fleet_laggards(const FleetView& view, std::int64_t revision);
 std::string render_history(const boost::json::array& entries);
 // stats: a window line, then a row per route, slot and pool.
 std::string render_stats(const Stats& stats);

@@ -373,6 +373,25 @@ DecodedRequest decode_request(std::string_view line) {
         return out;
       }
       request.force = value.get_bool();
+    } else if (key == "local") {
+      if (!value.is_bool()) {
+        out.error = bad("\"local\" must be true or false");
+        return out;
+      }
+      request.local = value.get_bool();
+    } else if (key == "if_revision") {
+      const std::optional<std::uint64_t> revision = as_uint(value);
+      if (!revision || *revision > static_cast<std::uint64_t>(INT64_MAX)) {
+        out.error = bad("\"if_revision\" must be a non-negative integer");
+        return out;
+      }
+      request.if_revision = static_cast<std::int64_t>(*revision);
+    } else if (key == "host") {
+      if (!value.is_string() || value.get_string().empty()) {
+        out.error = bad("\"host\" must be a non-empty string");
+        return out;
+      }
+      request.host = std::string(value.get_string());
     } else if (key == "plan") {
       std::string why;
       request.plan = plan_from_json(value, why);
@@ -439,6 +458,9 @@ std::string encode_request(const Request& request) {
   if (request.window) out["window"] = *request.window;
   if (request.force) out["force"] = true;
   if (request.plan) out["plan"] = plan_to_json(*request.plan);
+  if (request.local) out["local"] = true;
+  if (request.if_revision) out["if_revision"] = *request.if_revision;
+  if (!request.host.empty()) out["host"] = request.host;
   if (!request.text.empty()) out["text"] = request.text;
   return json::serialize(out);
 }
@@ -579,7 +601,59 @@ json::object status_to_json(const Status& status) {
   out["routes"] = std::move(routes);
   out["pools"] = std::move(pools);
   out["rollouts"] = rollouts_to_json(status.rollouts);
+  if (status.fleet) {
+    const FleetMember& f = *status.fleet;
+    out["fleet"] = json::object{{"host", f.host},
+                                {"prefix", f.prefix},
+                                {"connected", f.connected},
+                                {"endpoint", f.endpoint},
+                                {"applied_revision", f.applied_revision},
+                                {"drift", f.drift},
+                                {"error", f.error}};
+  }
   return out;
+}
+
+json::object fleet_view_to_json(const FleetView& view) {
+  json::array hosts;
+  for (const FleetHost& h : view.hosts) {
+    hosts.push_back(json::object{{"host", h.host},
+                                 {"member", h.member},
+                                 {"up", h.up},
+                                 {"revision", h.revision},
+                                 {"generation", h.generation},
+                                 {"drift", h.drift},
+                                 {"version", h.version},
+                                 {"pools", h.pools},
+                                 {"error", h.error}});
+  }
+  return json::object{{"desired_revision", view.desired_revision},
+                      {"desired", view.desired},
+                      {"hosts", std::move(hosts)}};
+}
+
+FleetView fleet_view_from_json(const json::object& result) {
+  FleetView view;
+  view.desired_revision = int_or(result, "desired_revision");
+  view.desired = string_or(result, "desired", "");
+  if (const json::value* hosts = result.if_contains("hosts"); hosts && hosts->is_array()) {
+    for (const json::value& value : hosts->get_array()) {
+      if (!value.is_object()) continue;
+      const json::object& h = value.get_object();
+      FleetHost host;
+      host.host = string_or(h, "host", "");
+      host.member = bool_or(h, "member");
+      host.up = bool_or(h, "up");
+      host.revision = int_or(h, "revision");
+      host.generation = static_cast<std::uint64_t>(int_or(h, "generation"));
+      host.drift = bool_or(h, "drift");
+      host.version = string_or(h, "version", "");
+      host.pools = string_or(h, "pools", "");
+      host.error = string_or(h, "error", "");
+      view.hosts.push_back(std::move(host));
+    }
+  }
+  return view;
 }
 
 json::array rollouts_to_json(const std::vector<RolloutStatus>& rollouts) {
@@ -653,6 +727,18 @@ Status status_from_json(const json::object& result, std::uint64_t generation) {
     }
   }
   status.rollouts = rollouts_from_json(result.if_contains("rollouts"));
+  if (const json::value* fleet = result.if_contains("fleet"); fleet && fleet->is_object()) {
+    const json::object& f = fleet->get_object();
+    FleetMember member;
+    member.host = string_or(f, "host", "");
+    member.prefix = string_or(f, "prefix", "");
+    member.connected = bool_or(f, "connected");
+    member.endpoint = string_or(f, "endpoint", "");
+    member.applied_revision = int_or(f, "applied_revision");
+    member.drift = bool_or(f, "drift");
+    member.error = string_or(f, "error", "");
+    status.fleet = std::move(member);
+  }
   return status;
 }
 

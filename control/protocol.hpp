@@ -52,6 +52,9 @@ struct Request {
   std::optional<std::int64_t> window;          // stats: seconds, one of kStatsWindows
   bool force = false;  // changes: go ahead where the health gate or max_step would refuse
   std::optional<RolloutPlan> plan;  // rollout: the plan to run on routes[0]
+  bool local = false;  // a change on a fleet member: this host alone (an override, shown as drift)
+  std::optional<std::int64_t> if_revision;  // fleet changes: refuse unless the desired state is here
+  std::string host;                         // fleet forget: the member
 
   bool operator==(const Request&) const = default;
 };
@@ -99,6 +102,9 @@ boost::json::value to_json(const Operation& op);
 // Status <-> the result of `status`. from_json is lenient (missing fields keep their defaults) so a
 // newer proxyd that adds fields still renders; it throws nothing.
 boost::json::object status_to_json(const Status& status);
+// The result of `fleet status` and back (from_json lenient like status_from_json).
+boost::json::object fleet_view_to_json(const FleetView& view);
+FleetView fleet_view_from_json(const boost::json::object& result);
 Status status_from_json(const boost::json::object& result, std::uint64_t generation);
 
 // The rollouts of `rollout status` (and of `status`, and the rollout a rollout command leaves):

@@ -32,7 +32,7 @@ namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-enum ExitCode : int { kDone = 0, kRefused = 1, kUsage = 2, kUnreachable = 3 };
+enum ExitCode : int { kDone = 0, kRefused = 1, kUsage = 2, kUnreachable = 3, kNotAcknowledged = 4 };
 
 constexpr milliseconds kConnectTimeout{5000};
 // Generous: a reload resolves server names, and DNS can be slow; a deploy script would rather wait
@@ -398,6 +398,57 @@ std::optional<std::string> read_batch(const std::string& source, std::string& er
   return text;
 }
 
+// A fleet change: written by proxyd to etcd, then `fleet status` polled until every member
+// reports the new revision (exit 0) or --timeout passes (exit 4, naming those that have not).
+int fleet_write(const Context& context, const Invocation& invocation) {
+  const auto start = std::chrono::steady_clock::now();
+  const Reply reply = call(context, invocation.request);
+  if (!reply.response) return reply.exit_code;
+  const Response& response = *reply.response;
+  if (context.json) std::cout << reply.line << "\n";
+  if (!response.ok) {
+    std::cerr << "proxyctl: " << to_string(response.error.kind) << ": "
+              << error_text(invocation, response.error) << "\n";
+    return error_exit(response);
+  }
+  const json::value* written = response.result.if_contains("revision");
+  const std::int64_t revision = written != nullptr && written->is_int64() ? written->as_int64() : 0;
+  if (!context.json) std::cout << invocation.row->render(response);
+  Request poll;
+  poll.command = "fleet status";
+  const auto deadline = start + invocation.timeout;
+  for (;;) {
+    const Reply status = call(context, poll);
+    if (!status.response) return status.exit_code;
+    std::vector<std::string> waiting{"(fleet status: " + status.response->error.message + ")"};
+    if (status.response->ok) {
+      const FleetView view = fleet_view_from_json(status.response->result);
+      waiting = fleet_laggards(view, revision);
+      if (waiting.empty()) {
+        const auto took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
+        std::size_t members = 0;
+        for (const FleetHost& host : view.hosts) members += host.member ? 1 : 0;
+        if (!context.json)
+          std::cout << "revision " << revision << " applied by all " << members << " members in "
+                    << took.count() << " ms\n";
+        return kDone;
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::string names;
+      for (const std::string& name : waiting) names += (names.empty() ? "" : ", ") + name;
+      std::cerr << "proxyctl: revision " << revision << " is written but was not applied within "
+                << invocation.timeout.count() << " ms by: " << names
+                << " (they apply it when they can)\n";
+      return kNotAcknowledged;
+    }
+    // Bounded by the deadline. Each poll is one control-socket call and three etcd reads, cheap
+    // enough to poll often: the figure printed is then the fleet's, not the poll interval's.
+    std::this_thread::sleep_for(std::min<milliseconds>(
+        milliseconds(25), std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now())));
+  }
+}
+
 // `proxyctl COMMAND ... --help`: the help of the command the arguments start with.
 std::vector<const CommandRow*> help_rows_for(const std::vector<std::string>& args) {
   if (args.size() >= 2) {
@@ -417,9 +468,11 @@ int run(int argc, char** argv) {
   bool json = false;
   bool help = false;
   bool man = false;
+  bool local = false;
   CLI::Option* socket_option = app.add_option("-s,--socket", socket_path);
   CLI::Option* generation_option = app.add_option("--if-generation", if_generation);
   app.add_flag("--json", json);
+  app.add_flag("--local", local);
   app.add_flag("-h,--help", help);
   // Not in help: the build runs it to write proxyctl.8 (control/man_page.hpp).
   app.add_flag("--man", man);
@@ -462,6 +515,16 @@ int run(int argc, char** argv) {
     return kUsage;
   }
   Invocation& invocation = parsed.invocation;
+  // A fleet member refuses local changes without it (docs/fleet.md).
+  if (local) {
+    if (!invocation.row->mutates || invocation.row->words[0] == "fleet" ||
+        invocation.action == Action::rollout) {
+      std::cerr << "proxyctl: --local applies only to local changes (set-weight, set-live, "
+                   "set-passive, flip, apply, reset, server ...)\n";
+      return kUsage;
+    }
+    invocation.request.local = true;
+  }
   if (invocation.action == Action::help) {
     std::cout << (invocation.help_rows.empty() ? help_text() : help_text(invocation.help_rows));
     return kDone;
@@ -498,6 +561,8 @@ int run(int argc, char** argv) {
       return wait_healthy(context, invocation);
     case Action::rollout:
       return follow_rollout(context, invocation);
+    case Action::fleet_write:
+      return fleet_write(context, invocation);
     case Action::apply_batch: {
       std::string error;
       const std::optional<std::string> text = read_batch(invocation.batch_source, error);
@@ -513,6 +578,14 @@ int run(int argc, char** argv) {
         return kUsage;
       }
       batch.invocation.request.force = invocation.request.force;
+      batch.invocation.request.local = invocation.request.local;
+      if (invocation.row->words[0] == "fleet") {
+        batch.invocation.row = invocation.row;
+        batch.invocation.request.command = invocation.request.command;
+        batch.invocation.request.if_revision = invocation.request.if_revision;
+        batch.invocation.timeout = invocation.timeout;
+        return fleet_write(context, batch.invocation);
+      }
       return send_and_render(context, batch.invocation);
     }
     case Action::help:

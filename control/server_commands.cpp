@@ -137,6 +137,7 @@ Response run_change(AdminApi& api, const Request& request, const Caller& caller)
   change.caller = caller;
   change.command = request.text.empty() ? request.command : request.text;
   change.force = request.force;
+  change.local = request.local;
   const ChangeResult result = api.apply(change);
   if (!result.ok) {
     Response refused = error_response(ErrorKind::refused, result.error, result.generation);
@@ -212,10 +213,42 @@ Response run_rollout_status(AdminApi& api, const Request& request, const Caller&
   return ok_response(status.generation, std::move(body));
 }
 
+// fleet status: every member, its report and the desired state's revision, read from etcd by
+// proxyd's own client.
+Response run_fleet_status(AdminApi& api, const Request&, const Caller&) {
+  const FleetView view = api.fleet_view();
+  if (!view.error.empty()) return error_response(ErrorKind::refused, view.error);
+  return ok_response(std::nullopt, fleet_view_to_json(view));
+}
+
+// fleet set-weight|set-live|set-passive|flip|apply: the operations go into the desired state with
+// a compare-and-swap; the reply is the new revision (proxyctl then waits for the members).
+Response run_fleet_write(AdminApi& api, const Request& request, const Caller& caller) {
+  FleetWrite write;
+  write.operations = request.operations;
+  write.if_revision = request.if_revision;
+  write.force = request.force;
+  write.caller = caller;
+  write.command = request.text.empty() ? request.command : request.text;
+  const FleetWriteResult result = api.fleet_write(write);
+  if (!result.error.empty()) return error_response(ErrorKind::refused, result.error);
+  return ok_response(std::nullopt, json::object{{"revision", result.revision}});
+}
+
+Response run_fleet_forget(AdminApi& api, const Request& request, const Caller&) {
+  if (request.host.empty()) return error_response(ErrorKind::bad_request, "fleet forget needs \"host\"");
+  const FleetWriteResult result = api.fleet_forget(request.host);
+  if (!result.error.empty()) return error_response(ErrorKind::refused, result.error);
+  return ok_response(std::nullopt, json::object{{"host", request.host}});
+}
+
 // Every command that changes routes or servers: a list of operations, optionally conditional.
 // Each may be forced past the health gate and max_step (server commands never meet the gate, but
 // a batch may carry them, and one rule for every change is simpler to explain).
-constexpr Accepts kChange{.operations = true, .if_generation = true, .force = true};
+// On a fleet member they are refused unless "local" (docs/fleet.md).
+constexpr Accepts kChange{.operations = true, .if_generation = true, .force = true, .local = true};
+// The fleet's changes are conditional on the desired state's revision, not a generation.
+constexpr Accepts kFleetChange{.operations = true, .force = true, .if_revision = true};
 // A rollout command names its one route in "routes"; start also carries the plan.
 constexpr Accepts kRolloutControl{.if_generation = true, .routes = true};
 constexpr Accepts kRolloutStart{.if_generation = true, .routes = true, .plan = true};
@@ -244,6 +277,13 @@ constexpr std::array kCommands{
     ServerCommand{"rollout pause", Access::change, kRolloutControl, run_rollout},
     ServerCommand{"rollout resume", Access::change, kRolloutControl, run_rollout},
     ServerCommand{"rollout abort", Access::change, kRolloutControl, run_rollout},
+    ServerCommand{"fleet status", Access::read, {}, run_fleet_status},
+    ServerCommand{"fleet set-weight", Access::change, kFleetChange, run_fleet_write},
+    ServerCommand{"fleet set-live", Access::change, kFleetChange, run_fleet_write},
+    ServerCommand{"fleet set-passive", Access::change, kFleetChange, run_fleet_write},
+    ServerCommand{"fleet flip", Access::change, kFleetChange, run_fleet_write},
+    ServerCommand{"fleet apply", Access::change, kFleetChange, run_fleet_write},
+    ServerCommand{"fleet forget", Access::change, {.host = true}, run_fleet_forget},
 };
 
 // The optional request fields, each with how to tell that a request carries it and which rows
@@ -264,6 +304,10 @@ constexpr std::array kFields{
     Field{"force", &Accepts::force, [](const Request& r) { return r.force; }},
     Field{"window", &Accepts::window, [](const Request& r) { return r.window.has_value(); }},
     Field{"plan", &Accepts::plan, [](const Request& r) { return r.plan.has_value(); }},
+    Field{"local", &Accepts::local, [](const Request& r) { return r.local; }},
+    Field{"if_revision", &Accepts::if_revision,
+          [](const Request& r) { return r.if_revision.has_value(); }},
+    Field{"host", &Accepts::host, [](const Request& r) { return !r.host.empty(); }},
 };
 
 // The names of the rows that pass `keep`, joined with ", ".

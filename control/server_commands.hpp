@@ -32,6 +32,9 @@ struct Accepts {
   bool force = false;
   bool window = false;
   bool plan = false;
+  bool local = false;
+  bool if_revision = false;
+  bool host = false;
 };
 
 struct ServerCommand {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proxy/admin_types.hpp"
@@ -48,6 +49,21 @@ class AdminApi {
 
   // The last `max_entries` audit-log entries, oldest first, each one JSON object (one line).
   virtual std::vector<std::string> history(std::size_t max_entries) const = 0;
+
+  // Fleet mode (docs/fleet.md), through this proxyd's etcd client. Refused without a fleet
+  // section (the defaults here, so fakes need not implement them). fleet_view: every member and
+  // its report, and the desired state's revision. fleet_write: edits the desired state with a
+  // compare-and-swap on its revision; it does not wait for the members (proxyctl does, polling
+  // fleet_view). fleet_forget: drops a member's registration.
+  virtual FleetView fleet_view() { return FleetView{std::string(kNotAFleetMember), 0, {}, {}}; }
+  virtual FleetWriteResult fleet_write(const FleetWrite&) {
+    return FleetWriteResult{std::string(kNotAFleetMember), 0};
+  }
+  virtual FleetWriteResult fleet_forget(const std::string&) {
+    return FleetWriteResult{std::string(kNotAFleetMember), 0};
+  }
+  static constexpr std::string_view kNotAFleetMember =
+      "this proxyd is not a fleet member (its config has no fleet section)";
 };
 
 }  // namespace proxyd

@@ -63,9 +63,10 @@ inline std::optional<Health> parse_health(std::string_view name) {
 }
 
 // Who asked: a peer of the control socket (uid, gid and pid from SO_PEERCRED), a signal (SIGHUP),
-// which has no peer to name, or proxyd's own rollout of a route stepping, completing or aborting.
+// which has no peer to name, proxyd's own rollout of a route stepping, completing or aborting, or
+// the fleet's desired state (etcd) applied by this member.
 struct Caller {
-  enum class Origin : std::uint8_t { control_socket, signal, rollout };
+  enum class Origin : std::uint8_t { control_socket, signal, rollout, fleet };
   std::int64_t uid = -1;
   std::int64_t gid = -1;
   std::int64_t pid = -1;
@@ -86,6 +87,11 @@ struct Caller {
   static Caller rollout() {
     Caller caller;
     caller.origin = Origin::rollout;
+    return caller;
+  }
+  static Caller fleet() {
+    Caller caller;
+    caller.origin = Origin::fleet;
     return caller;
   }
 };
@@ -138,6 +144,9 @@ struct ChangeRequest {
   std::string command;  // the command as the caller wrote it, for the audit log
   // Apply even where the health gate or a route's max_step would refuse; the audit log says so.
   bool force = false;
+  // A fleet member refuses local changes unless this is set (an emergency override, reported as
+  // drift); meaningless without a fleet section.
+  bool local = false;
 };
 
 // A latency quantile over a window, estimated from the duration histogram's buckets. `over`: it
@@ -342,12 +351,60 @@ struct PoolStatus {
   std::vector<ServerStatus> servers;
 };
 
+// This proxyd as a fleet member (docs/fleet.md), for status and metrics.
+struct FleetMember {
+  std::string host;
+  std::string prefix;
+  bool connected = false;          // etcd answered the last call and the watch is running
+  std::string endpoint;            // the etcd endpoint in use ("127.0.0.1:2379")
+  std::int64_t applied_revision = 0;
+  bool drift = false;              // a --local change since the last applied revision
+  std::string error;               // why the last revision was not applied, or why etcd is not reached
+};
+
+// One member as `proxyctl fleet status` shows it: registered (members/) and, while up, reporting
+// (hosts/; the fields below `up` come from its report).
+struct FleetHost {
+  std::string host;
+  bool member = false;  // registered; false: it reports but was forgotten
+  bool up = false;      // its report is there: it is running and reaches etcd
+  std::int64_t revision = 0;
+  std::uint64_t generation = 0;
+  bool drift = false;
+  std::string version;
+  std::string error;
+  std::string pools;  // "blue 2/2 green 1/2": servers taking traffic of each pool
+};
+
+struct FleetView {
+  std::string error;                 // etcd could not be read
+  std::int64_t desired_revision = 0;  // 0: nothing written yet
+  std::string desired;               // the document as stored
+  std::vector<FleetHost> hosts;       // by name
+};
+
+struct FleetWriteResult {
+  std::string error;           // refused (nothing written) or etcd failed
+  std::int64_t revision = 0;   // written: the desired state's new revision
+};
+
+// A `proxyctl fleet set-weight|set-live|set-passive|flip|apply|server ...`: the operations, as a
+// local command would carry them, to be written into the fleet's desired state.
+struct FleetWrite {
+  std::vector<Operation> operations;
+  std::optional<std::int64_t> if_revision;  // refuse unless the desired state is at this revision
+  bool force = false;  // members apply it even where their change gate would refuse
+  Caller caller;
+  std::string command;  // as typed, stored with the desired state
+};
+
 struct Status {
   std::uint64_t generation = 0;
   std::string config_path;
   std::vector<RouteStatus> routes;
   std::vector<PoolStatus> pools;
   std::vector<RolloutStatus> rollouts;  // every route's latest, in route order
+  std::optional<FleetMember> fleet;     // set on a fleet member
 };
 
 // A rollout command: start one on `route` with `plan`, or pause, resume or abort the running one.

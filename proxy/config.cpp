@@ -28,6 +28,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <unistd.h>
+
 namespace proxyd {
 namespace {
 
@@ -914,6 +916,58 @@ constexpr Key<LimitsConfig> kLimitKeys[] = {
     {"upstream_idle_per_server", store<&LimitsConfig::upstream_idle_per_server, whole<0, 65535>>},
 };
 
+// An etcd client URL: http://HOST:PORT (no path: the gateway's paths are proxyd's to add).
+std::optional<Endpoint> etcd_url(Reader& r, const Value& v) {
+  const std::optional<std::string> text = r.scalar(v);
+  if (!text) return std::nullopt;
+  constexpr std::string_view kScheme = "http://";
+  if (text->starts_with("https://"))
+    return r.refuse(v, "TLS to etcd is not supported yet: use an http:// URL on a trusted network");
+  std::string_view rest = *text;
+  if (!rest.starts_with(kScheme))
+    return r.refuse(v, "expected an http://HOST:PORT URL, got " + in_quotes(*text));
+  rest.remove_prefix(kScheme.size());
+  if (rest.ends_with('/')) rest.remove_suffix(1);
+  std::string why;
+  std::optional<Endpoint> out = parse_endpoint(rest, 1, &why);
+  if (!out) return r.refuse(v, "expected an http://HOST:PORT URL, got " + in_quotes(*text));
+  return out;
+}
+
+std::optional<std::vector<Endpoint>> etcd_urls(Reader& r, const Value& v) {
+  std::vector<Endpoint> out;
+  for (const Value& item : r.items(v, "at least one etcd URL is required")) {
+    if (auto url = etcd_url(r, item)) out.push_back(std::move(*url));
+  }
+  return out;
+}
+
+// A key prefix: absolute, no trailing slash (proxyd appends /desired, /members/HOST, ...), and
+// nothing a key name would make ambiguous.
+std::optional<std::string> fleet_prefix(Reader& r, const Value& v) {
+  return valid_text(
+      r, v,
+      [](std::string_view text) {
+        return text.size() > 1 && text.starts_with('/') && !text.ends_with('/') &&
+               text.find("//") == std::string_view::npos &&
+               std::all_of(text.begin(), text.end(), [](char c) {
+                 return is_alpha(c) || is_digit(c) || c == '/' || c == '-' ||
+                        c == '_' || c == '.';
+               });
+      },
+      "expected a key prefix like /proxyd/prod (starts with /, no trailing /), got ");
+}
+
+constexpr Key<FleetConfig> kFleetKeys[] = {
+    {"etcd", store<&FleetConfig::etcd, etcd_urls>, kRequired},
+    {"prefix", store<&FleetConfig::prefix, fleet_prefix>, kRequired},
+    {"host", store<&FleetConfig::host, name>},  // default: the hostname (cross-check)
+};
+
+void read_fleet(Reader& r, const Value& v, Config& config) {
+  r.section(v, kFleetKeys, config.fleet.emplace());
+}
+
 void read_listeners(Reader& r, const Value& v, Config& config) {
   r.list(v, "at least one listener is required", kListenerKeys, config.listeners);
 }
@@ -942,6 +996,7 @@ constexpr Key<Config> kTopKeys[] = {
     {"routes", read_routes, kRequired},
     {"timeouts", nested<&Config::timeouts, kTimeoutKeys>},
     {"limits", nested<&Config::limits, kLimitKeys>},
+    {"fleet", read_fleet},
 };
 
 // --- The cross-check pass: what spans items or sections, on the structs once everything is read.
@@ -1049,6 +1104,14 @@ void cross_check(Reader& r, Config& config) {
   check_unique_names(r, "routes", "route", config.routes);
   check_route_pools(r, config);
   check_reachable(r, config.routes);
+  if (config.fleet && config.fleet->host.empty()) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) == 0) config.fleet->host = host;
+    if (!valid_name(config.fleet->host)) {
+      r.error(r.at("", "fleet"), "the hostname " + in_quotes(config.fleet->host) +
+                                     " is not a valid member name: set fleet.host");
+    }
+  }
   // Without a path of its own the audit log sits beside the state file: one directory holds all
   // of proxyd's durable runtime data (and a test's temporary directory holds both).
   if (config.admin.audit_log.empty()) {

@@ -175,6 +175,15 @@ struct LimitsConfig {
   std::uint32_t upstream_idle_per_server = 1024;
 };
 
+// `fleet:` (docs/fleet.md): the desired routing state lives in etcd under `prefix`; this proxyd
+// applies it and reports as `host`. etcd is reached over plain HTTP (the v3 JSON gateway); TLS and
+// authentication to etcd are not implemented yet, so no keys for them are accepted.
+struct FleetConfig {
+  std::vector<Endpoint> etcd;  // client URLs, http://HOST:PORT, tried in turn
+  std::string prefix;          // "/proxyd/prod": starts with /, no trailing /
+  std::string host;            // this member's name; default: the hostname
+};
+
 struct Config {
   std::string path;  // the file it was read from
   int workers = 0;   // 0 = auto (one per core)
@@ -184,6 +193,7 @@ struct Config {
   std::vector<RouteConfig> routes;
   TimeoutsConfig timeouts;
   LimitsConfig limits;
+  std::optional<FleetConfig> fleet;  // unset: a standalone proxyd
 };
 
 // One problem found in a config file, printed as `FILE:LINE: key: message`. Line 0 (the file as a

@@ -142,6 +142,19 @@ void render_routing(std::string& out, const RoutingSnapshot& snapshot, std::int6
   generation.sample({}, std::to_string(snapshot.generation));
 }
 
+// Fleet members only (docs/fleet.md): alert on connected == 0 for long, or drift == 1.
+void render_fleet(std::string& out, const FleetMember& fleet) {
+  Family connected(out, "proxyd_fleet_connected", "gauge",
+                   "1 while this fleet member reaches etcd and watches the desired state.");
+  connected.sample({}, fleet.connected ? "1" : "0");
+  Family revision(out, "proxyd_fleet_applied_revision", "gauge",
+                  "The etcd revision of the desired state this member applied last.");
+  revision.sample({}, std::to_string(fleet.applied_revision));
+  Family drift(out, "proxyd_fleet_drift", "gauge",
+               "1 when a --local change was made since the last applied revision.");
+  drift.sample({}, fleet.drift ? "1" : "0");
+}
+
 void render_process(std::string& out, const ProcessStats& p, const std::string& version) {
   Family info(out, "proxyd_build_info", "gauge", "proxyd's version, as a label.");
   info.sample({{"version", version}}, "1");
@@ -278,6 +291,7 @@ std::string render_metrics(const ExpositionInput& input) {
   reloads.sample({{"result", "ok"}}, std::to_string(input.reloads_ok));
   reloads.sample({{"result", "failed"}}, std::to_string(input.reloads_failed));
   render_rollouts(out, input);
+  if (input.fleet) render_fleet(out, *input.fleet);
   render_process(out, input.process, input.version);
   return out;
 }

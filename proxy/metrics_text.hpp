@@ -47,6 +47,7 @@ struct ExpositionInput {
     std::uint64_t count = 0;
   };
   std::vector<RolloutAborts> rollout_aborts;
+  std::optional<FleetMember> fleet;  // a fleet member's link to etcd
 };
 
 std::string render_metrics(const ExpositionInput& input);

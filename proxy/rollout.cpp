@@ -114,7 +114,8 @@ Verdict analyze(const WindowCounts& live, const WindowCounts& passive, const Rol
     verdict.abort = true;
     verdict.code = "latency";
     verdict.reason = "latency: passive p99 " +
-                     (passive_p99 ? (passive_p99->over ? ">" : "") + ms_text(passive_p99->ms)
+                     (passive_p99 ? std::string(passive_p99->over ? ">" : "").append(
+                                        ms_text(passive_p99->ms))
                                   : std::string("-")) +
                      " against live p99 " + ms_text(live_p99->ms) + " (limit " +
                      ms_text(limit_ms) + "): " + std::to_string(slow) + " of " +
@@ -134,8 +135,15 @@ std::string format_duration_ms(std::int64_t ms) {
   seconds %= 60;
   std::string out;
   if (hours > 0) out += std::to_string(hours) + "h";
-  if (minutes > 0) out += (out.empty() ? "" : " ") + std::to_string(minutes) + "m";
-  if (seconds > 0 || out.empty()) out += (out.empty() ? "" : " ") + std::to_string(seconds) + "s";
+  // Appended piece by piece: GCC 12 at -O3 reports `"" + std::string` here as an overlapping
+  // memcpy (a -Wrestrict false positive that breaks the Release build).
+  const auto add = [&](std::int64_t value, char unit) {
+    if (!out.empty()) out += ' ';
+    out += std::to_string(value);
+    out += unit;
+  };
+  if (minutes > 0) add(minutes, 'm');
+  if (seconds > 0 || out.empty()) add(seconds, 's');
   return out;
 }
 

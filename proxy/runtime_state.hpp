@@ -34,6 +34,10 @@ struct RuntimeState {
   // Each route's latest rollout (active or ended), by route name. Its salt re-draws the route's
   // sticky cohorts: each release canaries other users.
   std::map<std::string, RolloutStatus> rollouts;
+  // Fleet mode (docs/fleet.md): the revision of the desired state last applied (0: none), so a
+  // restarted member never goes back to an older one; drift: a --local change since then.
+  std::int64_t fleet_revision = 0;
+  bool fleet_drift = false;
 
   bool operator==(const RuntimeState&) const = default;
 };

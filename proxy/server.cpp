@@ -97,6 +97,7 @@ json::object audit_view(const Status& status, const Touched& touched) {
 json::value audit_by(const Caller& caller) {
   if (caller.origin == Caller::Origin::signal) return "signal";
   if (caller.origin == Caller::Origin::rollout) return "rollout";
+  if (caller.origin == Caller::Origin::fleet) return "fleet";
   return json::object{{"uid", caller.uid}, {"pid", caller.pid}};
 }
 
@@ -112,6 +113,7 @@ Proxy::Proxy(std::shared_ptr<const Config> config, std::shared_ptr<const Routing
       audit_log_(config_->admin.audit_log) {}
 
 Proxy::~Proxy() {
+  if (fleet_) fleet_->stop();  // its hooks use the rest of the Proxy
   {
     std::lock_guard lock(mutex_);
     rollout_stop_ = true;
@@ -234,6 +236,7 @@ bool Proxy::start(std::string& error, TakeoverGrant* takeover) {
   for (auto& worker : workers_) worker->start();
   health_.start();
   rollout_thread_ = std::thread([this] { run_rollouts(); });
+  if (config_->fleet) start_fleet();
   if (const auto& address = config_->admin.metrics) {
     admin_ = std::make_unique<AdminListener>([this] { return metrics_text(); },
                                              [this] { return !draining_.load(); });
@@ -280,10 +283,15 @@ void Proxy::hand_over_begin() {
     std::lock_guard lock(mutex_);
     handing_over_ = true;
   }
-  // Its port is the new proxyd's to bind.
+  // Its port is the new proxyd's to bind; its fleet membership (the host's report) the new
+  // proxyd's to keep.
   if (admin_) {
     admin_->stop();
     admin_.reset();
+  }
+  if (fleet_) {
+    fleet_->stop();
+    fleet_.reset();
   }
 }
 
@@ -292,6 +300,7 @@ void Proxy::hand_over_abort() {
     std::lock_guard lock(mutex_);
     handing_over_ = false;
   }
+  if (config_->fleet) start_fleet();
   if (const auto& address = config_->admin.metrics) {
     std::string error;
     admin_ = std::make_unique<AdminListener>([this] { return metrics_text(); },
@@ -347,6 +356,7 @@ std::string Proxy::metrics_text() const {
     for (const auto& [route, rollout] : state_.rollouts) input.rollouts.push_back(rollout);
     for (const auto& [key, count] : rollout_aborts_)
       input.rollout_aborts.push_back({key.first, key.second, count});
+    if (fleet_) input.fleet = fleet_member_locked();
   }
   input.version = PROXYD_VERSION;
   input.process = read_process_stats();
@@ -372,6 +382,7 @@ Status Proxy::status() const {
   const CheckRecords records = health_.records();
   Status status = make_status(*store_.load(), state_, Moment::now(), &records);
   fill_progress_locked(status.rollouts);
+  if (fleet_) status.fleet = fleet_member_locked();
   return status;
 }
 
@@ -411,6 +422,18 @@ std::optional<std::string> Proxy::commit(Staged staged) {
 
 ChangeResult Proxy::apply(const ChangeRequest& request) {
   std::lock_guard lock(mutex_);
+  // A fleet member takes its routing from etcd; a change made here alone is an emergency override.
+  if (config_->fleet && !request.local) {
+    ChangeResult refused = ChangeResult::refused(
+        "this proxyd is fleet member " + config_->fleet->host + " of " + config_->fleet->prefix +
+            ": change the fleet with proxyctl fleet " + request.command +
+            ", or add --local to change this host alone (reported as drift)",
+        state_.generation);
+    refused.touched = touched_by(*base_, state_, request.operations);
+    const Status now = make_status(*store_.load(), state_);
+    audit(request.caller, request.command, refused.touched, now, now, refused, request.force);
+    return refused;
+  }
   // A route in a rollout is the rollout's to change: refused, or with --force the rollout ends
   // (aborted, in the same change) and the command applies.
   const std::vector<std::string> held = held_routes(request);
@@ -430,8 +453,10 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
       rollout.reason = "aborted by a manual change with --force: " + request.command;
       rollout.ended_at = Moment::now().unix_ms;
     }
+    if (config_->fleet) next.fleet_drift = true;
     return std::nullopt;
   });
+  if (result.ok && fleet_) fleet_->report_changed();
   if (result.ok) {
     for (const std::string& route : held) {
       ++rollout_aborts_[{route, "manual"}];
@@ -513,11 +538,12 @@ std::optional<std::string> Proxy::reload_locked() {
       config->admin.access_log_format != config_->admin.access_log_format ||
       config->admin.state_file != config_->admin.state_file ||
       config->admin.control_socket != config_->admin.control_socket ||
+      config->fleet.has_value() != config_->fleet.has_value() ||
       config->admin.metrics.has_value() != config_->admin.metrics.has_value() ||
       (config->admin.metrics && config->admin.metrics->text() != config_->admin.metrics->text()))
     log_warning(
-        "listeners, workers, access_log, state_file, control_socket and metrics changes take "
-        "effect on restart");
+        "listeners, workers, access_log, state_file, control_socket, metrics and fleet changes "
+        "take effect on restart");
   return std::nullopt;
 }
 

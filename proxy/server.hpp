@@ -21,6 +21,7 @@
 #include "audit_log.hpp"
 #include "change_gate.hpp"
 #include "config.hpp"
+#include "fleet_agent.hpp"
 #include "routing_snapshot.hpp"
 #include "runtime_state.hpp"
 #include "snapshot_store.hpp"
@@ -78,6 +79,9 @@ class Proxy final : public AdminApi {
   RuntimeDiff diff() const override;
   std::vector<std::string> history(std::size_t max_entries) const override;
   ChangeResult rollout(const RolloutCommand& command) override;  // rollouts.cpp
+  FleetView fleet_view() override;                               // fleet.cpp
+  FleetWriteResult fleet_write(const FleetWrite& write) override;
+  FleetWriteResult fleet_forget(const std::string& host) override;
 
   const Config& config() const { return *config_; }
 
@@ -174,6 +178,15 @@ class Proxy final : public AdminApi {
   std::map<std::string, RolloutProgress> progress_;  // by route; under mutex_
   std::map<std::pair<std::string, std::string>, std::uint64_t> rollout_aborts_;  // (route, code)
   bool handing_over_ = false;             // under mutex_: changes are refused, rollouts hold
+  // Fleet mode (fleet.cpp). Applies the desired state of `revision` as one change by "fleet",
+  // unless it is not newer than the one applied; "" when applied or skipped, else why not.
+  std::string apply_fleet(const std::string& document, std::int64_t revision);
+  std::string fleet_report() const;  // this member's report (hosts/HOST), as JSON
+  FleetMember fleet_member_locked() const;
+  void start_fleet();
+  std::unique_ptr<FleetAgent> fleet_;  // set on a fleet member by start(); stopped first
+  std::string fleet_error_;            // under mutex_: why the last revision was not applied
+
   std::condition_variable rollout_wake_;  // with mutex_: the destructor wakes the thread to stop
   bool rollout_stop_ = false;             // under mutex_
   std::thread rollout_thread_;            // started by start(), joined by the destructor

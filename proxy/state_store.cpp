@@ -64,6 +64,8 @@ std::string encode_state(const RuntimeState& state) {
                     {"routes", std::move(routes)},
                     {"servers", std::move(servers)},
                     {"rollouts", std::move(rollouts)}};
+  if (state.fleet_revision != 0 || state.fleet_drift)
+    root["fleet"] = json::object{{"revision", state.fleet_revision}, {"drift", state.fleet_drift}};
   return json::serialize(root) + "\n";
 }
 
@@ -138,6 +140,17 @@ std::optional<RuntimeState> decode_state(std::string_view text, std::string& err
       if (!rollout) return fail("a rollout entry: " + rollout_error);
       state.rollouts[rollout->route] = std::move(*rollout);
     }
+  }
+  // Written by fleet members only (docs/fleet.md).
+  if (const json::value* fleet = obj->if_contains("fleet")) {
+    const json::object* f = fleet->if_object();
+    const json::value* revision = f ? f->if_contains("revision") : nullptr;
+    const json::value* drift = f ? f->if_contains("drift") : nullptr;
+    if (revision == nullptr || !revision->is_int64() || revision->as_int64() < 0 ||
+        drift == nullptr || !drift->is_bool())
+      return fail("fleet must be {\"revision\": N, \"drift\": true|false}");
+    state.fleet_revision = revision->as_int64();
+    state.fleet_drift = drift->as_bool();
   }
   return state;
 }

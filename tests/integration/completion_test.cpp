@@ -44,7 +44,7 @@ class Completion : public ::testing::Test {
 
 TEST_F(Completion, CommandsComeFromProxyctlHelp) {
   EXPECT_EQ(complete({""}),
-            "apply diff flip help history reload reset rollout server set-live set-passive "
+            "apply diff fleet flip help history reload reset rollout server set-live set-passive "
             "set-weight stats status wait-healthy");
   EXPECT_EQ(complete({"set-"}), "set-live set-passive set-weight");
 }
@@ -57,6 +57,8 @@ TEST_F(Completion, RoutePoolAndServerNamesComeFromTheRunningProxyd) {
   EXPECT_EQ(complete({"server", ""}), "drain enable disable");
   EXPECT_EQ(complete({"rollout", ""}), "status pause resume abort api web");
   EXPECT_EQ(complete({"rollout", "abort", "a"}), "api");
+  EXPECT_EQ(complete({"fleet", ""}), "status set-weight set-live set-passive flip apply forget");
+  EXPECT_EQ(complete({"fleet", "flip", ""}), "api web");
   EXPECT_EQ(complete({"server", "drain", "blue", ""}), blue_.address() + " 127.0.0.1:9");
 }
 

@@ -593,7 +593,7 @@ TEST_F(ControlE2E, AReadOnlyUserFromTheConfigMayLookButNotChange) {
   const NobodyResult change = as_nobody({"set-weight", "web", "50"});
   EXPECT_EQ(change.exit_code, 1);
   EXPECT_EQ(change.err,
-            "proxyctl: forbidden: uid 65534 may only read (status, stats, history, diff, rollout status); set-weight "
+            "proxyctl: forbidden: uid 65534 may only read (status, stats, history, diff, rollout status, fleet status); set-weight "
             "changes something\n");
   const CommandResult status = ctl({"status", "web", "--json"});
   EXPECT_NE(status.output.find("\"weight_ppm\":0"), std::string::npos) << status.output;

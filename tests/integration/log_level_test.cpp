@@ -66,7 +66,7 @@ TEST(LogLevel, WarningDropsInformationAndAReloadChangesIt) {
 
   const std::vector<std::string> lines = proxy.stderr_lines();
   const std::string restart_only =
-      "proxyd: warning: listeners, workers, access_log, state_file, control_socket and metrics "
+      "proxyd: warning: listeners, workers, access_log, state_file, control_socket, metrics and fleet "
       "changes take effect on restart";
   ASSERT_EQ(lines.size(), 6u) << proxy.stderr_text();
   EXPECT_EQ(lines[0], restart_only);

@@ -25,6 +25,7 @@
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/proxyd_process.hpp"
+#include "tests/support/spawn.hpp"
 
 namespace proxyd::test {
 
@@ -110,39 +111,8 @@ bool PrometheusProcess::launch(Clock::time_point deadline) {
       "--storage.tsdb.path=" + dir_ + "/data",
       "--web.listen-address=127.0.0.1:" + std::to_string(port_),
   };
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  // Appended, so a retry's log follows the attempt before it.
-  const int log_fd = ::open((dir_ + "/prometheus.log").c_str(),
-                            O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (log_fd < 0 || devnull < 0) {
-    error_ = std::string("cannot open the log: ") + std::strerror(errno);
-    return false;
-  }
-  sigset_t empty_mask;
-  sigemptyset(&empty_mask);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    // Only async-signal-safe calls from here on.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    ::dup2(devnull, 0);
-    ::dup2(log_fd, 1);
-    ::dup2(log_fd, 2);
-    ::sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
-    ::close_range(3, ~0U, 0);  // the test's sockets stay in the test
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(log_fd);
-  ::close(devnull);
-  if (pid < 0) {
-    error_ = std::string("fork: ") + std::strerror(errno);
-    return false;
-  }
+  const int pid = spawn_logged(args, dir_ + "/prometheus.log", error_);
+  if (pid < 0) return false;
   pid_ = pid;
 
   while (Clock::now() < deadline) {

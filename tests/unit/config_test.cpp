@@ -481,7 +481,7 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(
         UnknownKeyCase{"top", kBase + "worker: 2\n",
                        "t.yaml:8: worker: unknown key (expected one of: workers, listeners, admin, "
-                       "pools, routes, timeouts, limits)"},
+                       "pools, routes, timeouts, limits, fleet)"},
         UnknownKeyCase{"listener",
                        "listeners: [{name: a, address: 127.0.0.1:0, slots: live}]\n" + kPoolsRoutes,
                        "t.yaml:1: listeners[0].slots: unknown key (expected one of: name, "

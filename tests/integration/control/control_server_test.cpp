@@ -388,7 +388,7 @@ TEST_F(ControlServerTest, AReadOnlyPeerMayLookButNotChange) {
   const std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(r.err,
-            "proxyctl: forbidden: uid 65534 may only read (status, stats, history, diff, rollout status); set-weight "
+            "proxyctl: forbidden: uid 65534 may only read (status, stats, history, diff, rollout status, fleet status); set-weight "
             "changes something\n");
   EXPECT_NE(log.find("proxyd: control: refused set-weight from uid=65534 pid="), std::string::npos)
       << log;

@@ -99,10 +99,16 @@ TEST(CommandTables, WhatProxyctlSendsIsInProxydsTableWithTheSameAccess) {
       continue;
     }
     ASSERT_NE(server, nullptr) << command_name(row);
-    // proxyctl takes --if-generation exactly for the commands proxyd treats as changes.
+    // proxyctl takes --if-generation exactly for the commands proxyd treats as local changes;
+    // the fleet's changes are conditional on the desired state's revision instead.
+    const bool fleet = row.words[0] == "fleet";
     EXPECT_EQ(row.mutates, server->access == Access::change) << command_name(row);
-    EXPECT_EQ(row.mutates, server->accepts.if_generation) << command_name(row);
-    EXPECT_EQ(row.batchable, server->accepts.operations && command_name(row) != "apply")
+    EXPECT_EQ(row.mutates && !fleet, server->accepts.if_generation) << command_name(row);
+    EXPECT_EQ(fleet && row.mutates && command_name(row) != "fleet forget",
+              server->accepts.if_revision)
+        << command_name(row);
+    EXPECT_EQ(row.batchable,
+              server->accepts.operations && command_name(row) != "apply" && !fleet)
         << command_name(row);
   }
   for (const ServerCommand& server : server_commands()) {

@@ -178,7 +178,8 @@ TEST(ServerExecute, ForceIsPassedToTheChange) {
   const json::value out = reply(api, R"({"v":1,"command":"status","force":true})");
   EXPECT_EQ(out.at("error").at("message"),
             "\"force\" is only for set-weight, set-live, set-passive, flip, server drain, server "
-            "enable, server disable, apply, reset");
+            "enable, server disable, apply, reset, fleet set-weight, fleet set-live, fleet set-passive, "
+            "fleet flip, fleet apply");
 }
 
 TEST(ServerExecute, ServerChangeShowsItsPool) {
@@ -354,10 +355,13 @@ TEST_P(ServerMisuse, IsABadRequestAndChangesNothing) {
 
 const std::string kCommands =
     "(proxyd's commands: status, stats, history, diff, set-weight, set-live, set-passive, flip, "
-    "server drain, server enable, server disable, apply, reset, reload, rollout, rollout status, rollout pause, rollout resume, rollout abort)";
+    "server drain, server enable, server disable, apply, reset, reload, rollout, rollout status, rollout pause, rollout resume, rollout abort, fleet status, fleet set-weight, fleet set-live, "
+    "fleet set-passive, fleet flip, fleet apply, fleet forget)";
 const std::string kChangeCommands =
     "set-weight, set-live, set-passive, flip, server drain, server enable, server disable, apply, "
     "reset";
+const std::string kFleetChangeCommands =
+    ", fleet set-weight, fleet set-live, fleet set-passive, fleet flip, fleet apply";
 
 INSTANTIATE_TEST_SUITE_P(
     Requests, ServerMisuse,
@@ -369,9 +373,9 @@ INSTANTIATE_TEST_SUITE_P(
         Misuse{R"({"v":1,"command":"flip"})",
                R"("operations" is empty: "flip" needs at least one operation)"},
         Misuse{R"({"v":1,"command":"status","operations":[{"op":"flip","route":"a"}]})",
-               R"("operations" is only for )" + kChangeCommands},
+               R"("operations" is only for )" + kChangeCommands + kFleetChangeCommands},
         Misuse{R"({"v":1,"command":"reload","operations":[{"op":"flip","route":"a"}]})",
-               R"("operations" is only for )" + kChangeCommands},
+               R"("operations" is only for )" + kChangeCommands + kFleetChangeCommands},
         Misuse{R"({"v":1,"command":"status","if_generation":1})",
                R"("if_generation" is only for )" + kChangeCommands +
                    ", reload, rollout, rollout pause, rollout resume, rollout abort"},
@@ -413,7 +417,7 @@ TEST(ServerAccess, ReadAccessRunsOnlyTheReadCommands) {
     EXPECT_EQ(out.at("error").at("kind"), "forbidden");
   }
   EXPECT_EQ(reply(api, R"({"v":1,"command":"reload"})", Access::read).at("error").at("message"),
-            "uid 1000 may only read (status, stats, history, diff, rollout status); reload changes something");
+            "uid 1000 may only read (status, stats, history, diff, rollout status, fleet status); reload changes something");
   EXPECT_TRUE(api.applied.empty());
   EXPECT_TRUE(api.reloads.empty());
 }
@@ -424,7 +428,7 @@ TEST(ServerAccess, AccessIsCheckedBeforeTheFields) {
   const json::value out = reply(api, R"({"v":1,"command":"flip"})", Access::read);
   EXPECT_EQ(out.at("error").at("kind"), "forbidden");
   EXPECT_EQ(out.at("error").at("message"),
-            "uid 1000 may only read (status, stats, history, diff, rollout status); flip changes something");
+            "uid 1000 may only read (status, stats, history, diff, rollout status, fleet status); flip changes something");
   // Without any access, nothing runs (the server closes such connections before any request).
   const json::value none = reply(api, R"({"v":1,"command":"status"})", Access::none);
   EXPECT_EQ(none.at("error").at("kind"), "forbidden");

@@ -1,0 +1,125 @@
+// Proxy as a fleet member (docs/fleet.md): the desired state applied as one change through the
+// same path as control commands (change_locked: gate, durable save, publish, audit by "fleet"),
+// the member's report, and the fleet commands the control socket forwards to the agent.
+#include "server.hpp"
+
+#include <boost/json.hpp>
+
+#include <cstdio>
+
+namespace proxyd {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+// How long a control command waits for etcd through the agent: a few calls' deadlines.
+constexpr auto kFleetCommandTimeout = 8s;
+
+}  // namespace
+
+void Proxy::start_fleet() {
+  FleetAgent::Hooks hooks;
+  hooks.apply = [this](const std::string& document, std::int64_t revision) {
+    return apply_fleet(document, revision);
+  };
+  hooks.report = [this] { return fleet_report(); };
+  fleet_ = std::make_unique<FleetAgent>(*config_->fleet, std::move(hooks));
+  fleet_->start();
+}
+
+std::string Proxy::apply_fleet(const std::string& document, std::int64_t revision) {
+  std::lock_guard lock(mutex_);
+  // Never back: a watch replaying from an older revision, or a restart, finds it applied.
+  if (revision <= state_.fleet_revision) return "";
+  const std::string name = "revision " + std::to_string(revision);
+  std::string error;
+  std::optional<Desired> desired = decode_desired(document, error);
+  if (!desired) {
+    fleet_error_ = name + ": not a valid desired state: " + error;
+    return fleet_error_;
+  }
+  ChangeRequest request;
+  request.operations = desired_operations(*desired);
+  request.caller = Caller::fleet();
+  request.command = "fleet " + name + (desired->command.empty() ? "" : ": " + desired->command);
+  request.force = desired->force;
+  const ChangeResult result = change_locked(request, [&](RuntimeState& next) -> std::optional<Refusal> {
+    next.fleet_revision = revision;
+    next.fleet_drift = false;  // the fleet's values are in force again
+    return std::nullopt;
+  });
+  if (!result.ok) {
+    fleet_error_ = name + ": " + result.error;
+    return fleet_error_;
+  }
+  fleet_error_.clear();
+  std::fprintf(stderr, "proxyd: fleet: applied revision %lld (generation %llu)\n",
+               static_cast<long long>(revision), static_cast<unsigned long long>(result.generation));
+  return "";
+}
+
+FleetMember Proxy::fleet_member_locked() const {
+  FleetMember member;
+  member.host = config_->fleet->host;
+  member.prefix = config_->fleet->prefix;
+  member.applied_revision = state_.fleet_revision;
+  member.drift = state_.fleet_drift;
+  if (fleet_) {
+    member.connected = fleet_->connected();
+    member.endpoint = fleet_->endpoint();
+    member.error = fleet_->connected() ? fleet_error_ : fleet_->last_error();
+  }
+  return member;
+}
+
+std::string Proxy::fleet_report() const {
+  std::lock_guard lock(mutex_);
+  const std::int64_t now_ms = Moment::now().unix_ms;
+  const Status status = make_status(*store_.load(), state_);
+  std::string pools;
+  for (const PoolStatus& pool : status.pools) {
+    std::size_t taking = 0;
+    for (const ServerStatus& server : pool.servers) taking += takes_traffic(server, now_ms) ? 1 : 0;
+    if (!pools.empty()) pools += " ";
+    pools += pool.name + " " + std::to_string(taking) + "/" + std::to_string(pool.servers.size());
+  }
+  return json::serialize(json::object{{"host", config_->fleet->host},
+                                      {"revision", state_.fleet_revision},
+                                      {"generation", state_.generation},
+                                      {"drift", state_.fleet_drift},
+                                      {"version", PROXYD_VERSION},
+                                      {"pools", pools},
+                                      {"error", fleet_error_}});
+}
+
+FleetView Proxy::fleet_view() {
+  if (!fleet_) return AdminApi::fleet_view();
+  return fleet_->view(kFleetCommandTimeout);
+}
+
+FleetWriteResult Proxy::fleet_write(const FleetWrite& write) {
+  if (!fleet_) return AdminApi::fleet_write(write);
+  // What the fleet has not decided yet is the config file's (shared by the members), never this
+  // member's runtime values: a --local change here must not leak into the fleet through a flip.
+  const Status local = [&] {
+    std::lock_guard lock(mutex_);
+    return make_status(*base_, RuntimeState{});
+  }();
+  return fleet_->write(
+      write.if_revision,
+      [&](Desired& desired) -> std::optional<std::string> {
+        if (auto refused = edit_desired(desired, write.operations, local)) return refused;
+        desired.force = write.force;
+        desired.command = write.command;
+        return std::nullopt;
+      },
+      kFleetCommandTimeout);
+}
+
+FleetWriteResult Proxy::fleet_forget(const std::string& host) {
+  if (!fleet_) return AdminApi::fleet_forget(host);
+  return fleet_->forget(host, kFleetCommandTimeout);
+}
+
+}  // namespace proxyd

@@ -1,0 +1,392 @@
+// Fleet mode end to end: a real etcd 3.4 on loopback, three real proxyds (members web-1, web-2,
+// web-3) in front of in-process upstreams, the real proxyctl. A fleet flip applied by all three
+// (the time from the write to the last member's report is printed); a stale --if-revision refused;
+// a stopped member named by exit 4 and catching up when it is back; etcd stopped under load with
+// no failed request, every member reporting itself disconnected and catching up when etcd is back;
+// local changes refused without --local, and a --local one shown as drift; on a three-member etcd
+// cluster, the leader killed under load and a write still reaching every member. Every wait is a
+// proxyctl process with its own timeout or a bounded poll.
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/etcd_process.hpp"
+#include "tests/support/fake_upstream.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/load_loop.hpp"
+#include "tests/support/proxyd_process.hpp"
+
+namespace proxyd::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+constexpr int kUntilStopped = 10'000'000;
+
+// One member. Its state file lives in STATE, outside proxyd's temp dir, so a restarted member
+// finds the revision it applied.
+constexpr const char* kConfig = R"(workers: 1
+listeners:
+  - {name: public, address: 127.0.0.1:0}
+admin:
+  control_socket: @DIR@/control.sock
+  state_file: @STATE@/state.json
+  audit_log: @STATE@/audit.log
+  access_log: "off"
+  metrics: 127.0.0.1:0
+pools:
+  blue: {servers: [@BLUE@]}
+  green: {servers: [@GREEN@]}
+routes:
+  - {name: api, match: {path_prefix: /api/}, live: blue, passive: green}
+  - {name: web, match: {path_prefix: /}, live: blue, passive: green}
+timeouts: {drain: 1s}
+fleet: {etcd: [@ETCD@], prefix: /proxyd/test, host: @HOST@}
+)";
+
+class Fleet : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    etcd_ = EtcdProcess::launch();
+    ASSERT_TRUE(etcd_);
+    etcd_urls_ = etcd_->url();
+    ASSERT_NO_FATAL_FAILURE(start_members());
+  }
+  void start_members() {
+    for (std::size_t i = 0; i < kMembers; ++i) {
+      state_dirs_[i] = make_temp_dir("proxyd-fleet");
+      ASSERT_NO_FATAL_FAILURE(start(i));
+    }
+    // Each member registers and reports once connected: all three up before a test begins.
+    ASSERT_TRUE(poll([&] {
+      const CommandResult r = ctl(0, {"fleet", "status"});
+      return r.exit_code == 0 && count(r.output, " up ") == kMembers;
+    })) << ctl(0, {"fleet", "status"}).output;
+  }
+  void TearDown() override {
+    for (auto& proxy : proxies_) proxy.reset();
+    etcd_.reset();
+    cluster_.clear();
+    for (const std::string& dir : state_dirs_) std::filesystem::remove_all(dir);
+  }
+
+  static std::string host(std::size_t i) { return "web-" + std::to_string(i + 1); }
+
+  void start(std::size_t i) {
+    proxies_[i] = ProxydProcess::start(substitute(kConfig, {{"@BLUE@", blue_.address()},
+                                                            {"@GREEN@", green_.address()},
+                                                            {"@STATE@", state_dirs_[i]},
+                                                            {"@ETCD@", etcd_urls_},
+                                                            {"@HOST@", host(i)}}));
+    ASSERT_TRUE(proxies_[i]);
+  }
+
+  CommandResult ctl(std::size_t i, std::vector<std::string> args,
+                    std::chrono::milliseconds timeout = 40s) {
+    args.insert(args.begin(), {PROXYCTL_BINARY, "-s", proxies_[i]->dir() + "/control.sock"});
+    return run_program(args, timeout);
+  }
+
+  json::object status(std::size_t i) {
+    const CommandResult r = ctl(i, {"status", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return json::parse(r.output).at("result").as_object();
+  }
+  json::object route(std::size_t i, std::string_view name) {
+    const json::object all = status(i);
+    for (const json::value& r : all.at("routes").as_array())
+      if (r.at("name").as_string() == name) return r.as_object();
+    ADD_FAILURE() << "no route " << name;
+    return {};
+  }
+
+  // Polls `done` every 50 ms until it holds or `timeout` passes.
+  template <class Done>
+  static bool poll(Done done, std::chrono::milliseconds timeout = 15s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done()) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return done();
+  }
+
+  static std::size_t count(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t at = 0; (at = text.find(what, at)) != std::string::npos; at += what.size()) ++n;
+    return n;
+  }
+
+  // The revision in "written; the desired state is at revision N".
+  static std::int64_t written_revision(const std::string& output) {
+    std::smatch m;
+    if (!std::regex_search(output, m, std::regex("at revision ([0-9]+)\n"))) return -1;
+    return std::stoll(m[1]);
+  }
+
+  static constexpr std::size_t kMembers = 3;
+  FakeUpstream blue_{"blue-1"};
+  FakeUpstream green_{"green-1"};
+  std::unique_ptr<EtcdProcess> etcd_;
+  std::vector<std::unique_ptr<EtcdProcess>> cluster_;  // FleetOnACluster
+  std::string etcd_urls_;  // the members' fleet.etcd list
+  std::array<std::string, kMembers> state_dirs_;
+  std::array<std::unique_ptr<ProxydProcess>, kMembers> proxies_;
+};
+
+TEST_F(Fleet, AFlipIsAppliedByEveryMemberAsOneAuditedDurableChange) {
+  const CommandResult flip = ctl(0, {"fleet", "flip", "api"});
+  ASSERT_EQ(flip.exit_code, 0) << flip.output;
+  const std::int64_t revision = written_revision(flip.output);
+  ASSERT_GT(revision, 0) << flip.output;
+  std::smatch took;
+  ASSERT_TRUE(std::regex_search(flip.output, took,
+                                std::regex("revision " + std::to_string(revision) +
+                                           " applied by all 3 members in ([0-9]+) ms\n")))
+      << flip.output;
+  std::printf("fleet flip: written and applied by all 3 members in %s ms\n", took[1].str().c_str());
+
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    const json::object api = route(i, "api");
+    EXPECT_EQ(api.at("live"), "green") << host(i);
+    EXPECT_EQ(api.at("passive"), "blue") << host(i);
+    EXPECT_EQ(route(i, "web").at("live"), "blue") << host(i);  // not named: unchanged
+    const json::object fleet = status(i).at("fleet").as_object();
+    EXPECT_EQ(fleet.at("host").as_string(), host(i));
+    EXPECT_EQ(fleet.at("connected"), true);
+    EXPECT_EQ(fleet.at("applied_revision"), revision);
+    EXPECT_EQ(fleet.at("drift"), false);
+    // Durable: the state file keeps the revision applied.
+    std::ifstream state(state_dirs_[i] + "/state.json");
+    const json::value saved = json::parse(std::string(std::istreambuf_iterator<char>(state), {}));
+    EXPECT_EQ(saved.at("fleet").at("revision"), revision) << host(i);
+    // Audited as the fleet's change.
+    std::ifstream audit(state_dirs_[i] + "/audit.log");
+    std::string line, last;
+    while (std::getline(audit, line))
+      if (!line.empty()) last = line;
+    const json::value entry = json::parse(last);
+    EXPECT_EQ(entry.at("by"), "fleet");
+    EXPECT_EQ(entry.at("command").as_string(), "fleet revision " + std::to_string(revision) + ": fleet flip api");
+    EXPECT_EQ(entry.at("result"), "ok");
+  }
+  // The traffic follows: api now goes to green on every member.
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    HttpClient client(proxies_[i]->port("public"));
+    EXPECT_EQ(client.get("/api/x").header("x-upstream"), "green-1") << host(i);
+  }
+
+  const CommandResult shown = ctl(1, {"fleet", "status"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_NE(shown.output.find("desired state at revision " + std::to_string(revision) + "\n"),
+            std::string::npos)
+      << shown.output;
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    EXPECT_TRUE(std::regex_search(shown.output,
+                                  std::regex(host(i) + " +up +" + std::to_string(revision) +
+                                             " +0 +[0-9]+ +no +blue 1/1 green 1/1\n")))
+        << shown.output;
+  }
+}
+
+TEST_F(Fleet, AStaleIfRevisionIsRefusedAndWritesNothing) {
+  const CommandResult first = ctl(0, {"fleet", "set-weight", "api", "5"});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const std::int64_t revision = written_revision(first.output);
+  const CommandResult second = ctl(1, {"fleet", "set-weight", "api", "10", "--if-revision",
+                                       std::to_string(revision)});
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  const CommandResult stale = ctl(2, {"fleet", "set-weight", "api", "50", "--if-revision",
+                                      std::to_string(revision)});
+  EXPECT_EQ(stale.exit_code, 1) << stale.output;
+  EXPECT_EQ(stale.output, "proxyctl: refused: the desired state is at revision " +
+                              std::to_string(written_revision(second.output)) + ", not " +
+                              std::to_string(revision) + "; nothing was written\n");
+  for (std::size_t i = 0; i < kMembers; ++i)
+    EXPECT_EQ(route(i, "api").at("weight_ppm"), 100000) << host(i);
+  // Unknown names are refused before anything is written.
+  const CommandResult unknown = ctl(0, {"fleet", "set-live", "api", "purple"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.output, "proxyctl: refused: no pool named purple\n");
+}
+
+TEST_F(Fleet, AStoppedMemberIsNamedAndCatchesUpWhenItIsBack) {
+  ASSERT_TRUE(proxies_[2]->signal(SIGTERM));
+  ASSERT_TRUE(proxies_[2]->wait_exit(10s));
+  const CommandResult write = ctl(0, {"fleet", "set-weight", "api", "5", "--timeout", "8s"});
+  EXPECT_EQ(write.exit_code, 4) << write.output;
+  const std::int64_t revision = written_revision(write.output);
+  // Down once its lease has expired (5 s), or still reporting the older revision until then.
+  EXPECT_TRUE(std::regex_search(
+      write.output, std::regex("proxyctl: revision " + std::to_string(revision) +
+                               " is written but was not applied within 8000 ms by: web-3 "
+                               "\\((down|at revision [0-9]+)\\) \\(they apply it when they can\\)\n")))
+      << write.output;
+  for (std::size_t i = 0; i < 2; ++i) EXPECT_EQ(route(i, "api").at("weight_ppm"), 50000);
+
+  ASSERT_NO_FATAL_FAILURE(start(2));
+  EXPECT_TRUE(poll([&] { return route(2, "api").at("weight_ppm") == 50000; }));
+  EXPECT_EQ(status(2).at("fleet").at("applied_revision"), revision);
+  // Now every member has it: a write waits for all three again.
+  const CommandResult next = ctl(0, {"fleet", "set-weight", "api", "6"});
+  EXPECT_EQ(next.exit_code, 0) << next.output;
+}
+
+TEST_F(Fleet, ForgetDropsAMemberThatIsGoneForGood) {
+  ASSERT_TRUE(proxies_[2]->signal(SIGTERM));
+  ASSERT_TRUE(proxies_[2]->wait_exit(10s));
+  const CommandResult forget = ctl(0, {"fleet", "forget", "web-3"});
+  EXPECT_EQ(forget.exit_code, 0) << forget.output;
+  EXPECT_EQ(forget.output, "forgot member web-3\n");
+  const CommandResult write = ctl(0, {"fleet", "set-weight", "api", "5", "--timeout", "8s"});
+  EXPECT_EQ(write.exit_code, 0) << write.output;
+  EXPECT_NE(write.output.find(" applied by all 2 members in "), std::string::npos) << write.output;
+  const CommandResult unknown = ctl(0, {"fleet", "forget", "web-9"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.output, "proxyctl: refused: no member named web-9\n");
+}
+
+TEST_F(Fleet, EtcdGoneNeverStopsTrafficAndMembersCatchUpWhenItIsBack) {
+  ASSERT_EQ(ctl(0, {"fleet", "set-weight", "api", "50"}).exit_code, 0);
+  std::vector<std::unique_ptr<LoadLoop>> loads;
+  for (auto& proxy : proxies_)
+    loads.push_back(std::make_unique<LoadLoop>(proxy->port("public"), true, "/api/r", kUntilStopped));
+  etcd_->stop();
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    EXPECT_TRUE(poll([&] { return status(i).at("fleet").at("connected") == false; })) << host(i);
+    EXPECT_EQ(HttpClient(proxies_[i]->port("admin.metrics")).get("/ready").status, 200u);
+    const std::string metrics = HttpClient(proxies_[i]->port("admin.metrics")).get("/metrics").body;
+    EXPECT_NE(metrics.find("\nproxyd_fleet_connected 0\n"), std::string::npos) << metrics;
+  }
+  const CommandResult shown = ctl(0, {"status"});
+  EXPECT_TRUE(std::regex_search(
+      shown.output, std::regex("\nfleet member web-1 of /proxyd/test: NOT connected to etcd \\(.+\\); "
+                               "serving revision [0-9]+, the last applied\n")))
+      << shown.output;
+  const CommandResult unreachable = ctl(0, {"fleet", "set-weight", "api", "1"});
+  EXPECT_EQ(unreachable.exit_code, 1);
+  EXPECT_NE(unreachable.output.find("cannot read the desired state from etcd"), std::string::npos)
+      << unreachable.output;
+
+  ASSERT_TRUE(etcd_->start());
+  // Members reconnect with backoff (at most 4 s apart); a write then reaches all three.
+  for (std::size_t i = 0; i < kMembers; ++i)
+    EXPECT_TRUE(poll([&] { return status(i).at("fleet").at("connected") == true; })) << host(i);
+  const CommandResult back = ctl(0, {"fleet", "set-weight", "api", "20"});
+  EXPECT_EQ(back.exit_code, 0) << back.output;
+  for (auto& load : loads) load->stop();
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    EXPECT_EQ(loads[i]->failures(), std::vector<std::string>{}) << host(i);
+    EXPECT_GT(loads[i]->requests(), 0);
+    EXPECT_EQ(route(i, "api").at("weight_ppm"), 200000) << host(i);
+  }
+}
+
+TEST_F(Fleet, LocalChangesNeedLocalAndShowAsDrift) {
+  const CommandResult refused = ctl(0, {"set-weight", "api", "1"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(refused.output,
+            "proxyctl: refused: this proxyd is fleet member web-1 of /proxyd/test: change the "
+            "fleet with proxyctl fleet set-weight api 1, or add --local to change this host alone "
+            "(reported as drift)\n");
+  // Refused, and on record like every refusal.
+  {
+    std::ifstream audit(state_dirs_[0] + "/audit.log");
+    std::string line, last;
+    while (std::getline(audit, line))
+      if (!line.empty()) last = line;
+    const json::value entry = json::parse(last);
+    EXPECT_EQ(entry.at("command").as_string(), "set-weight api 1");
+    EXPECT_EQ(entry.at("result"), "refused");
+  }
+  const CommandResult local = ctl(0, {"--local", "set-weight", "api", "1"});
+  ASSERT_EQ(local.exit_code, 0) << local.output;
+  EXPECT_EQ(route(0, "api").at("weight_ppm"), 10000);
+  EXPECT_EQ(status(0).at("fleet").at("drift"), true);
+  EXPECT_TRUE(std::regex_search(
+      ctl(0, {"status"}).output,
+      std::regex("\nfleet member web-1 of /proxyd/test: connected to etcd 127.0.0.1:[0-9]+, "
+                 "revision [0-9]+ applied; drift: changed with --local since\n")))
+      << ctl(0, {"status"}).output;
+  EXPECT_TRUE(poll([&] {
+    return std::regex_search(ctl(1, {"fleet", "status"}).output,
+                             std::regex("web-1 +up +[0-9]+ +[0-9]+ +[0-9]+ +yes "));
+  }));
+  HttpClient admin(proxies_[0]->port("admin.metrics"));
+  EXPECT_NE(admin.get("/metrics").body.find("\nproxyd_fleet_drift 1\n"), std::string::npos);
+  // A fleet flip from the drifted member starts from the file's slots, not its own.
+  ASSERT_EQ(ctl(0, {"--local", "set-live", "api", "green"}).exit_code, 0);
+  ASSERT_EQ(ctl(0, {"fleet", "flip", "api"}).exit_code, 0);
+  // (From web-1's own slots, green and green, it would have left blue out.)
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    EXPECT_EQ(route(i, "api").at("live"), "green") << host(i);
+    EXPECT_EQ(route(i, "api").at("passive"), "blue") << host(i);
+  }
+  // The fleet's next revision is in force again everywhere, drift cleared.
+  ASSERT_EQ(ctl(1, {"fleet", "set-weight", "api", "2"}).exit_code, 0);
+  EXPECT_EQ(route(0, "api").at("weight_ppm"), 20000);
+  EXPECT_EQ(status(0).at("fleet").at("drift"), false);
+  // --local is for local changes only.
+  const CommandResult misuse = ctl(0, {"--local", "fleet", "set-weight", "api", "3"});
+  EXPECT_EQ(misuse.exit_code, 2);
+}
+
+// The same three proxyds on a three-member etcd cluster, every endpoint configured.
+class FleetOnACluster : public Fleet {
+ protected:
+  void SetUp() override {
+    std::string initial;
+    for (const char* name : {"e1", "e2", "e3"}) {
+      cluster_.push_back(std::make_unique<EtcdProcess>(name));
+      initial += (initial.empty() ? "" : ",") + cluster_.back()->peer_entry();
+    }
+    for (auto& member : cluster_) {
+      member->set_cluster(initial);
+      ASSERT_TRUE(member->spawn()) << member->error();
+    }
+    for (auto& member : cluster_) {
+      ASSERT_TRUE(member->wait_healthy(30s)) << member->error() << member->log();
+      etcd_urls_ += (etcd_urls_.empty() ? "" : ", ") + member->url();
+    }
+    ASSERT_NO_FATAL_FAILURE(start_members());
+  }
+};
+
+TEST_F(FleetOnACluster, KillingTheLeaderLosesNoRequestAndNoWrite) {
+  ASSERT_EQ(ctl(0, {"fleet", "set-weight", "api", "5"}).exit_code, 0);
+  std::vector<std::unique_ptr<LoadLoop>> loads;
+  for (auto& proxy : proxies_)
+    loads.push_back(std::make_unique<LoadLoop>(proxy->port("public"), true, "/api/r", kUntilStopped));
+  EtcdProcess* leader = nullptr;
+  ASSERT_TRUE(poll([&] {
+    for (auto& member : cluster_)
+      if (member->is_leader()) leader = member.get();
+    return leader != nullptr;
+  }));
+  leader->stop();
+  // The two left elect a new leader within about a second; until then a write is refused
+  // (nothing written), so it is retried, bounded.
+  CommandResult write;
+  EXPECT_TRUE(poll([&] {
+    write = ctl(0, {"fleet", "set-weight", "api", "7", "--timeout", "20s"});
+    return write.exit_code != 1;
+  }, 20s)) << write.output;
+  EXPECT_EQ(write.exit_code, 0) << write.output;
+  for (auto& load : loads) load->stop();
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    EXPECT_EQ(loads[i]->failures(), std::vector<std::string>{}) << host(i);
+    EXPECT_EQ(route(i, "api").at("weight_ppm"), 70000) << host(i);
+  }
+}
+
+}  // namespace
+}  // namespace proxyd::test
