@@ -2,7 +2,8 @@
 // load, with keep-alive and connection-per-request clients, and not one request fails; the old
 // one drains and exits 0; runtime state (a weight set with proxyctl) and the servers' proven
 // health carry over; the control socket answers from the new one. A new proxyd that fails half
-// way leaves the old one serving, its control socket back. No proxyd to take over: exit 1.
+// way leaves the old one serving, its control socket back. SIGUSR2 starts the upgrade from inside
+// (under wrk, too: no socket error). No proxyd to take over: exit 1.
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
@@ -182,6 +183,33 @@ TEST_F(Takeover, SigusrTwoStartsTheInstalledBinaryWhichTakesOver) {
   const CommandResult status = ctl({"status", "--json"});
   ASSERT_EQ(status.exit_code, 0) << status.output;
   EXPECT_EQ(json::parse(status.output).at("result").at("routes").at(0).at("weight_ppm"), 200'000);
+}
+
+// The issue's own check: wrk's 16 keep-alive connections through an upgrade (SIGUSR2) report no
+// socket error and no non-2xx response.
+TEST_F(Takeover, WrkSeesNoErrorThroughAnUpgrade) {
+  auto old_proxy = ProxydProcess::start(yaml(0));
+  ASSERT_TRUE(old_proxy);
+  StopByPid upgraded;
+  ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
+  const std::string url = "http://127.0.0.1:" + std::to_string(old_proxy->port("public")) + "/";
+  CommandResult wrk;
+  std::thread load([&] { wrk = run_program({"/usr/bin/wrk", "-t2", "-c16", "-d4s", url}, 30s); });
+  // Once wrk's requests flow, the upgrade.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (blue_.requests_served() < 2000 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_GE(blue_.requests_served(), 2000u);
+  ASSERT_TRUE(old_proxy->signal(SIGUSR2));
+  const std::optional<std::string> started = old_proxy->wait_for_line("proxyd: upgrade: started", 10s);
+  if (started) upgraded.pid = std::stoi(started->substr(started->rfind(' ') + 1));
+  load.join();
+  EXPECT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
+  EXPECT_EQ(wrk.exit_code, 0) << wrk.output;
+  EXPECT_NE(wrk.output.find(" requests in "), std::string::npos) << wrk.output;
+  EXPECT_EQ(wrk.output.find("Socket errors"), std::string::npos) << wrk.output;
+  EXPECT_EQ(wrk.output.find("Non-2xx"), std::string::npos) << wrk.output;
+  EXPECT_GT(upgraded.pid, 0);
 }
 
 TEST_F(Takeover, WithNoProxydToTakeOverItExits1) {
