@@ -85,11 +85,17 @@ WindowCounts Proxy::slot_totals(const std::string& route, SlotName slot,
   return out;
 }
 
-void Proxy::begin_step_locked(const RolloutStatus& rollout) {
+void Proxy::begin_step_locked(const RolloutStatus& rollout, bool new_reference) {
   RolloutProgress& progress = progress_[rollout.route];
   progress.step_start = std::chrono::steady_clock::now();
   progress.live_at_step = slot_totals(rollout.route, SlotName::live, rollout.live);
   progress.passive_at_step = slot_totals(rollout.route, SlotName::passive, rollout.passive);
+  if (new_reference) progress.live_at_start = progress.live_at_step;
+}
+
+void Proxy::rollout_ended_locked(const std::string& route, const std::string& abort_code) {
+  if (!abort_code.empty()) ++rollout_aborts_[{route, abort_code}];
+  progress_.erase(route);
 }
 
 std::vector<std::string> Proxy::held_routes(const ChangeRequest& request) const {
@@ -135,8 +141,7 @@ ChangeResult Proxy::abort_rollout_locked(const std::string& route, const Caller&
       },
       detail);
   if (result.ok) {
-    ++rollout_aborts_[{route, code}];
-    progress_.erase(route);
+    rollout_ended_locked(route, code);
     log_warning("rollout " + route + " aborted: " + reason);
   }
   return result;
@@ -216,8 +221,7 @@ ChangeResult Proxy::rollout(const RolloutCommand& command) {
         return std::nullopt;
       });
       if (!result.ok) return result;
-      begin_step_locked(rollout);
-      progress_[command.route].live_at_start = progress_[command.route].live_at_step;
+      begin_step_locked(rollout, true);
       return with_rollout(std::move(result));
     }
     case RolloutCommand::Kind::pause:
@@ -246,8 +250,7 @@ ChangeResult Proxy::rollout(const RolloutCommand& command) {
       if (!result.ok) return result;
       if (!pause) {
         // The step starts again: its interval and its requests are counted from now.
-        begin_step_locked(state_.rollouts.at(command.route));
-        progress_[command.route].live_at_start = progress_[command.route].live_at_step;
+        begin_step_locked(state_.rollouts.at(command.route), true);
       }
       return with_rollout(std::move(result));
     }
@@ -282,8 +285,7 @@ void Proxy::tick_rollouts_locked() {
     if (found == state_.rollouts.end() || !rollout_active(found->second.phase)) continue;
     RolloutStatus& rollout = found->second;
     if (!progress_.count(route)) {  // paused by a restart: count from here on
-      begin_step_locked(rollout);
-      progress_[route].live_at_start = progress_[route].live_at_step;
+      begin_step_locked(rollout, true);
     }
     const RolloutProgress& progress = progress_.at(route);
     const WindowCounts live_now = slot_totals(route, SlotName::live, rollout.live);
@@ -310,6 +312,7 @@ void Proxy::tick_rollouts_locked() {
     if (!step_wait(rollout.plan, held, passive.requests).done) continue;
 
     const bool last = rollout.step + 1 == rollout.plan.steps_ppm.size();
+    const std::string detail = step_text(rollout) + " held; " + figures_text(rollout);
     if (last) {
       std::vector<Operation> operations;
       if (rollout.plan.then == RolloutThen::flip) {
@@ -318,7 +321,6 @@ void Proxy::tick_rollouts_locked() {
         flip.route = route;
         operations.push_back(flip);
       }
-      const std::string detail = step_text(rollout) + " held; " + figures_text(rollout);
       const std::size_t step = rollout.step;
       ChangeResult result = change_locked(
           rollout_change("rollout " + route + ": complete, then " +
@@ -333,7 +335,7 @@ void Proxy::tick_rollouts_locked() {
           },
           detail);
       if (result.ok) {
-        progress_.erase(route);
+        rollout_ended_locked(route, "");
       } else {
         abort_rollout_locked(route, Caller::rollout(), "rollout " + route + ": abort", "unhealthy",
                              "completing step " + std::to_string(step + 1) +
@@ -343,7 +345,6 @@ void Proxy::tick_rollouts_locked() {
     }
 
     const std::uint32_t next_weight = rollout.plan.steps_ppm[rollout.step + 1];
-    const std::string detail = step_text(rollout) + " held; " + figures_text(rollout);
     ChangeResult result = change_locked(
         rollout_change("rollout " + route + ": set-weight " + format_percent(next_weight),
                        {weight(route, next_weight)}),

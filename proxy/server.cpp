@@ -459,8 +459,7 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
   if (result.ok && fleet_) fleet_->report_changed();
   if (result.ok) {
     for (const std::string& route : held) {
-      ++rollout_aborts_[{route, "manual"}];
-      progress_.erase(route);
+      rollout_ended_locked(route, "manual");
     }
   }
   return result;

@@ -146,7 +146,11 @@ class Proxy final : public AdminApi {
   void run_rollouts();  // the thread: a tick every kRolloutTick until the Proxy stops
   // Every worker's counts so far of `route`'s `slot` served by `pool`.
   WindowCounts slot_totals(const std::string& route, SlotName slot, const std::string& pool) const;
-  void begin_step_locked(const RolloutStatus& rollout);
+  // A step begins: its counts start from here; `new_reference`: so does live's reference (a
+  // rollout started, resumed, or first seen after a restart).
+  void begin_step_locked(const RolloutStatus& rollout, bool new_reference = false);
+  // A rollout ended (completed, or aborted with `abort_code`, counted): its progress goes.
+  void rollout_ended_locked(const std::string& route, const std::string& abort_code);
   // Sets the weight to 0 and ends `route`'s rollout as aborted (code, reason), as one change.
   ChangeResult abort_rollout_locked(const std::string& route, const Caller& caller,
                                     const std::string& command, const std::string& code,
