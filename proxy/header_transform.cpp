@@ -243,6 +243,7 @@ void write_upstream_request(const RequestHead& head, const RequestPlan& plan,
       continue;
     append_field(out, f.name, f.value);
   }
+  if (plan.host.empty()) append_field(out, "Host", forward.default_host);
   if (plan.framing == BodyFraming::length) {
     out.append("Content-Length: ");
     append_number(out, plan.length);

@@ -76,10 +76,14 @@ std::optional<LocalReason> check_request(const RequestHead& head, std::uint64_t 
 struct ForwardInfo {
   std::string_view client_ip;
   bool tls = false;
+  // The Host of an HTTP/1.0 request that has none: the address the client connected to
+  // ("127.0.0.1:8080"). The head goes upstream as HTTP/1.1, which requires Host (RFC 9112 3.2).
+  std::string_view default_host;
 };
 
 // Serializes the head sent upstream: HTTP/1.1, hop-by-hop and Connection-named fields removed,
-// framing re-stated, X-Forwarded-For appended, X-Forwarded-Proto and -Host set.
+// framing re-stated, X-Forwarded-For appended, X-Forwarded-Proto and -Host set, and Host added
+// (forward.default_host) to an HTTP/1.0 request that has none.
 void write_upstream_request(const RequestHead& head, const RequestPlan& plan,
                             const ForwardInfo& forward, std::string& out);
 

@@ -515,8 +515,17 @@ std::optional<LocalReason> Session::route(RequestContext& ctx) {
 // The head for the upstream, serialized once (a retry sends the same bytes), and how much of the
 // body is already here: a request whose whole body is buffered can be sent again.
 void Session::prepare_upstream_request(RequestContext& ctx, std::size_t header_len) {
+  std::string local;  // only for an HTTP/1.0 request without Host (rare): one getsockname
+  if (ctx.plan.host.empty()) {
+    error_code ec;
+    const tcp::endpoint here = client_.socket().local_endpoint(ec);
+    if (!ec) {
+      const std::string ip = here.address().to_string();
+      local = (here.address().is_v6() ? "[" + ip + "]" : ip) + ":" + std::to_string(here.port());
+    }
+  }
   write_upstream_request(request_, ctx.plan,
-                         ForwardInfo{client_ip_, listener_.config->tls.has_value()},
+                         ForwardInfo{client_ip_, listener_.config->tls.has_value(), local},
                          upstream_head_);
   in_.consume(header_len);  // request_'s views are dead from here on
   const RequestPlan& plan = ctx.plan;

@@ -329,6 +329,22 @@ TEST_F(RelayTest, HopByHopFieldsAreRemovedAndForwardedFieldsSet) {
   EXPECT_EQ(only(fields, "x-forwarded-host"), "example.test");
 }
 
+// An HTTP/1.0 request may come without Host; it goes upstream as HTTP/1.1, which must have one
+// (RFC 9112 3.2): proxyd names the address the client connected to, and sets no X-Forwarded-Host.
+TEST_F(RelayTest, Http10RequestWithoutHostGetsTheListenerAddressAsHost) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  HttpClient client(port_);
+  ASSERT_TRUE(client.connected()) << client.connect_error();
+  ASSERT_TRUE(client.send_raw("GET /headers HTTP/1.0\r\n\r\n"));
+  Response r = client.read_response();
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.status, 200u) << r.body;
+  const auto fields = parse_echoed_headers(r.body);
+  EXPECT_EQ(fields.find("")->second, "GET /headers HTTP/1.1") << r.body;
+  EXPECT_EQ(only(fields, "host"), "127.0.0.1:" + std::to_string(port_));
+  EXPECT_EQ(fields.count("x-forwarded-host"), 0u) << r.body;
+}
+
 TEST_F(RelayTest, ForwardedForEndsWithTheClientAddress) {
   ASSERT_NO_FATAL_FAILURE(start());
   Response r = fetch(port_, "/headers", {{"X-Forwarded-For", "203.0.113.9"}});

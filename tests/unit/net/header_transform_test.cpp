@@ -215,7 +215,7 @@ std::string upstream_head(const std::string& raw, bool tls = false) {
   auto p = parse_request(raw);
   EXPECT_FALSE(p->refusal);
   std::string out;
-  write_upstream_request(p->head, p->plan, ForwardInfo{"10.1.2.3", tls}, out);
+  write_upstream_request(p->head, p->plan, ForwardInfo{"10.1.2.3", tls, "192.0.2.1:8080"}, out);
   return out;
 }
 
@@ -254,7 +254,14 @@ TEST(HeaderTransform, RestatesFramingAndAnswersExpectItself) {
 }
 
 TEST(HeaderTransform, Http10RequestGoesUpstreamAsHttp11) {
-  EXPECT_EQ(upstream_head("GET / HTTP/1.0\r\n\r\n").rfind("GET / HTTP/1.1\r\n", 0), 0u);
+  // Without Host, it gets the listener's address as Host (HTTP/1.1 requires one); with one, it
+  // keeps it.
+  EXPECT_EQ(upstream_head("GET / HTTP/1.0\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: 192.0.2.1:8080\r\nX-Forwarded-For: 10.1.2.3\r\n"
+            "X-Forwarded-Proto: http\r\n\r\n");
+  EXPECT_EQ(upstream_head("GET / HTTP/1.0\r\nHost: site\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: site\r\nX-Forwarded-For: 10.1.2.3\r\n"
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Host: site\r\n\r\n");
 }
 
 TEST(HeaderTransform, UpgradeIsForwardedExplicitly) {
