@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "proxy/etcd_client.hpp"
+#include "proxy/rollout_json.hpp"
 
 // GCC 12 inlines an awaitable frame's operator new (Asio's aligned allocation) and its operator
 // delete differently and reports them as mismatched: a false positive, for this file's coroutines.
@@ -79,6 +80,8 @@ void read_report(const std::string& text, FleetHost& host) {
   host.version = string_of(*o, "version");
   host.error = string_of(*o, "error");
   host.pools = string_of(*o, "pools");
+  host.started_ms = int_of(*o, "started");
+  host.counts = route_counts_from_json(o->if_contains("counts"));
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 // a stopped member named by exit 4 and catching up when it is back; etcd stopped under load with
 // no failed request, every member reporting itself disconnected and catching up when etcd is back;
 // local changes refused without --local, and a --local one shown as drift; on a three-member etcd
-// cluster, the leader killed under load and a write still reaching every member. Every wait is a
-// proxyctl process with its own timeout or a bounded poll.
+// cluster, the leader killed under load and a write still reaching every member; a fleet rollout
+// completing on every member under load, and one whose canary answers 500 on other members than
+// proxyctl's aborted to weight 0 everywhere, with the reason. Every wait is a proxyctl process with
+// its own timeout or a bounded poll.
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
@@ -132,6 +134,10 @@ class Fleet : public ::testing::Test {
     if (!std::regex_search(output, m, std::regex("at revision ([0-9]+)\n"))) return -1;
     return std::stoll(m[1]);
   }
+
+  CommandResult rollout_under_load(const std::vector<std::size_t>& loaded,
+                                   const std::vector<std::string>& options,
+                                   std::vector<std::unique_ptr<LoadLoop>>& loads);
 
   static constexpr std::size_t kMembers = 3;
   FakeUpstream blue_{"blue-1"};
@@ -338,6 +344,94 @@ TEST_F(Fleet, LocalChangesNeedLocalAndShowAsDrift) {
   // --local is for local changes only.
   const CommandResult misuse = ctl(0, {"--local", "fleet", "set-weight", "api", "3"});
   EXPECT_EQ(misuse.exit_code, 2);
+}
+
+// The last line of `state_dir`'s audit log that contains `what`, or "".
+std::string audited(const std::string& state_dir, const std::string& what) {
+  std::ifstream audit(state_dir + "/audit.log");
+  std::string line, found;
+  while (std::getline(audit, line))
+    if (line.find(what) != std::string::npos) found = line;
+  return found;
+}
+
+// Runs `proxyctl fleet rollout api --steps 10,50 OPTIONS...` on web-1 while the members `loaded`
+// take /api/ requests (one keep-alive loop each, in `loads`, stopped when it returns).
+CommandResult Fleet::rollout_under_load(const std::vector<std::size_t>& loaded,
+                                        const std::vector<std::string>& options,
+                                        std::vector<std::unique_ptr<LoadLoop>>& loads) {
+  for (const std::size_t i : loaded)
+    loads.push_back(std::make_unique<LoadLoop>(proxies_[i]->port("public"), true, "/api/r", kUntilStopped));
+  std::vector<std::string> args{"fleet", "rollout", "api", "--steps", "10,50"};
+  args.insert(args.end(), options.begin(), options.end());
+  const CommandResult rollout = ctl(0, args, 60s);
+  for (auto& load : loads) load->stop();
+  return rollout;
+}
+
+TEST_F(Fleet, AFleetRolloutStepsEveryMemberOnTheirSummedCountsAndFlips) {
+  std::vector<std::unique_ptr<LoadLoop>> loads;
+  const CommandResult rollout =
+      rollout_under_load({0, 1, 2}, {"--interval", "1s", "--min-requests", "20"}, loads);
+  ASSERT_EQ(rollout.exit_code, 0) << rollout.output;
+  EXPECT_TRUE(std::regex_search(
+      rollout.output,
+      std::regex("^api: fleet rollout started on 3 members, passive green against live blue\n"
+                 "api step 1 of 2 \\(10%\\): revision [0-9]+ applied by all 3 members\n"
+                 "api step 2 of 2 \\(50%\\): revision [0-9]+ applied by all 3 members\n"
+                 "api completed at step 2 of 2 \\(50%\\): flipped, green is live\n$")))
+      << rollout.output;
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    const json::object api = route(i, "api");
+    EXPECT_EQ(api.at("live"), "green") << host(i);
+    EXPECT_EQ(api.at("passive"), "blue") << host(i);
+    EXPECT_EQ(api.at("weight_ppm"), 0) << host(i);
+    EXPECT_EQ(loads[i]->failures(), std::vector<std::string>{}) << host(i);
+    // Every step reached every member as a revision of the fleet's, on record.
+    EXPECT_NE(audited(state_dirs_[i], ": fleet rollout api: step 2 of 2 (50%)\""), "") << host(i);
+    EXPECT_NE(audited(state_dirs_[i], ": fleet rollout api: complete, then flip\""), "") << host(i);
+  }
+}
+
+TEST_F(Fleet, AFleetRolloutWhoseCanaryFailsOnOtherMembersIsAbortedEverywhere) {
+  green_.set_faults(1, 0);  // every passive request answers 500
+  // Traffic through web-2 and web-3 only: proxyctl runs on web-1, which sees none itself, so the
+  // evidence can only come from the other members' reports.
+  std::vector<std::unique_ptr<LoadLoop>> loads;
+  const CommandResult rollout = rollout_under_load({1, 2}, {"--interval", "1m"}, loads);
+  EXPECT_EQ(rollout.exit_code, 1) << rollout.output;
+  EXPECT_TRUE(std::regex_search(
+      rollout.output,
+      std::regex("\napi aborted at step 1 of 2 \\(10%\\): error ratio: passive ([0-9]+)/\\1 "
+                 "\\(100.00%\\) against live [0-9]+/[0-9]+ \\(0.00%\\), worse by more than 1% "
+                 "\\(binomial test, p < 0.001\\)\napi: weight 0 \\(revision [0-9]+\\) applied by "
+                 "all 3 members\n$")))
+      << rollout.output;
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    const json::object api = route(i, "api");
+    EXPECT_EQ(api.at("weight_ppm"), 0) << host(i);
+    EXPECT_EQ(api.at("live"), "blue") << host(i);
+    EXPECT_NE(audited(state_dirs_[i], ": fleet rollout api: abort\""), "") << host(i);
+  }
+
+  // What a fleet rollout refuses before writing anything, and what it does not take.
+  const CommandResult unknown = ctl(0, {"fleet", "rollout", "nope"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.output, "proxyctl: refused: member web-1 has no route named nope\n");
+  const CommandResult detach = ctl(0, {"fleet", "rollout", "api", "--detach"});
+  EXPECT_EQ(detach.exit_code, 2);
+  EXPECT_NE(detach.output.find("fleet rollout: --detach: a fleet rollout runs in proxyctl itself\n"),
+            std::string::npos)
+      << detach.output;
+  ASSERT_TRUE(proxies_[2]->signal(SIGTERM));
+  ASSERT_TRUE(proxies_[2]->wait_exit(10s));
+  ASSERT_TRUE(poll([&] { return ctl(0, {"fleet", "status"}).output.find("web-3  down") != std::string::npos; }))
+      << ctl(0, {"fleet", "status"}).output;
+  const CommandResult down = ctl(0, {"fleet", "rollout", "api"});
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_EQ(down.output,
+            "proxyctl: refused: member web-3 is down: a fleet rollout needs every member's counts "
+            "(proxyctl fleet forget web-3 if it is gone for good)\n");
 }
 
 // The same three proxyds on a three-member etcd cluster, every endpoint configured.
