@@ -418,6 +418,14 @@ TEST_F(Fleet, AFleetRolloutWhoseCanaryFailsOnOtherMembersIsAbortedEverywhere) {
   const CommandResult unknown = ctl(0, {"fleet", "rollout", "nope"});
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_EQ(unknown.output, "proxyctl: refused: member web-1 has no route named nope\n");
+  // A stale --if-revision: the first step is not written, so nothing at all is.
+  std::smatch back;
+  ASSERT_TRUE(std::regex_search(rollout.output, back, std::regex("weight 0 \\(revision ([0-9]+)\\)")));
+  const CommandResult stale = ctl(0, {"fleet", "rollout", "api", "--if-revision", "1"});
+  EXPECT_EQ(stale.exit_code, 1);
+  EXPECT_EQ(stale.output, "proxyctl: refused: the desired state is at revision " + back[1].str() +
+                              ", not 1; nothing was written\n");
+  EXPECT_EQ(route(0, "api").at("weight_ppm"), 0);
   const CommandResult detach = ctl(0, {"fleet", "rollout", "api", "--detach"});
   EXPECT_EQ(detach.exit_code, 2);
   EXPECT_NE(detach.output.find("fleet rollout: --detach: a fleet rollout runs in proxyctl itself\n"),
