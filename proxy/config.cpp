@@ -962,10 +962,21 @@ constexpr Key<FleetConfig> kFleetKeys[] = {
     {"etcd", store<&FleetConfig::etcd, etcd_urls>, kRequired},
     {"prefix", store<&FleetConfig::prefix, fleet_prefix>, kRequired},
     {"host", store<&FleetConfig::host, name>},  // default: the hostname (cross-check)
+    {"user", store<&FleetConfig::user, text>},
+    {"password", store<&FleetConfig::password, text>},
 };
 
 void read_fleet(Reader& r, const Value& v, Config& config) {
-  r.section(v, kFleetKeys, config.fleet.emplace());
+  FleetConfig& fleet = config.fleet.emplace();
+  if (!r.section(v, kFleetKeys, fleet)) return;
+  // etcd authenticates a user with its password: one without the other is a mistake.
+  if (fleet.user.empty() != fleet.password.empty()) {
+    const char* missing = fleet.user.empty() ? "user" : "password";
+    // (A key written but wrong was reported as such already.)
+    if (r.read_cleanly(v.key, "user") && r.read_cleanly(v.key, "password"))
+      r.error(r.at(v.key, missing), std::string("required with fleet.") +
+                                        (fleet.user.empty() ? "password" : "user"));
+  }
 }
 
 void read_listeners(Reader& r, const Value& v, Config& config) {

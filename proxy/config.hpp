@@ -176,12 +176,15 @@ struct LimitsConfig {
 };
 
 // `fleet:` (docs/fleet.md): the desired routing state lives in etcd under `prefix`; this proxyd
-// applies it and reports as `host`. etcd is reached over plain HTTP (the v3 JSON gateway); TLS and
-// authentication to etcd are not implemented yet, so no keys for them are accepted.
+// applies it and reports as `host`. etcd is reached over plain HTTP (the v3 JSON gateway), as
+// etcd user `user` when set (etcd's auth); TLS to etcd is not implemented yet, so no keys for it
+// are accepted.
 struct FleetConfig {
   std::vector<Endpoint> etcd;  // client URLs, http://HOST:PORT, tried in turn
   std::string prefix;          // "/proxyd/prod": starts with /, no trailing /
   std::string host;            // this member's name; default: the hostname
+  std::string user;            // etcd user ("": etcd without auth); set with password
+  std::string password;
 };
 
 struct Config {

@@ -83,9 +83,11 @@ std::string gateway_error(const json::object& body) {
 }
 
 http::request<http::string_body> post(const Endpoint& endpoint, std::string_view path,
-                                      std::string body, bool keep_alive) {
+                                      std::string body, bool keep_alive, const std::string& token) {
   http::request<http::string_body> request{http::verb::post, path, 11};
   request.set(http::field::host, endpoint.text());
+  // The gateway hands this field to etcd as the request's auth token.
+  if (!token.empty()) request.set(http::field::authorization, token);
   request.set(http::field::content_type, "application/json");
   request.set(http::field::user_agent, "proxyd-fleet");
   request.keep_alive(keep_alive);
@@ -146,18 +148,79 @@ struct Client::Impl {
   net::any_io_executor executor;
   std::vector<Endpoint> endpoints;
   std::chrono::milliseconds timeout;
+  Credentials credentials;
+  std::vector<std::string> tokens;  // per endpoint; "" until asked for
   std::size_t current = 0;  // the endpoint tried first: the last one that answered
   beast::tcp_stream* watching = nullptr;  // the running watch's stream, for stop_watch()
 };
 
 Client::Client(net::any_io_executor executor, std::vector<Endpoint> endpoints,
-               std::chrono::milliseconds timeout)
-    : impl_(std::make_unique<Impl>(Impl{std::move(executor), std::move(endpoints), timeout})) {}
+               std::chrono::milliseconds timeout, Credentials credentials)
+    : impl_(std::make_unique<Impl>(Impl{std::move(executor), std::move(endpoints), timeout,
+                                        std::move(credentials), {}})) {
+  impl_->tokens.resize(impl_->endpoints.size());
+}
 
 Client::~Client() = default;
 
 std::string Client::endpoint() const {
   return impl_->endpoints.empty() ? "" : impl_->endpoints[impl_->current].text();
+}
+
+net::awaitable<Client::Reply> Client::exchange(std::string_view path, const std::string& body,
+                                               const std::string& token, bool& reached) {
+  const Endpoint& endpoint = impl_->endpoints[impl_->current];
+  Reply reply;
+  reached = false;
+  beast::tcp_stream stream(impl_->executor);
+  stream.expires_after(impl_->timeout);  // the whole exchange: connect, write, read
+  reply.error = co_await connect(stream, endpoint);
+  if (reply.error.empty()) {
+    auto [wec, written] =
+        co_await http::async_write(stream, post(endpoint, path, body, false, token), use_tuple);
+    if (wec) reply.error = "cannot send to " + endpoint.text() + ": " + wec.message();
+  }
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(kMaxReply);
+  if (reply.error.empty()) {
+    auto [rec, read] = co_await http::async_read(stream, buffer, parser, use_tuple);
+    if (rec) reply.error = "no reply from " + endpoint.text() + ": " + rec.message();
+  }
+  if (!reply.error.empty()) co_return reply;
+  // etcd answered: any problem from here on is the request's, not the endpoint's.
+  reached = true;
+  const auto& response = parser.get();
+  json::error_code jec;
+  json::value parsed = json::parse(response.body(), jec);
+  if (jec || !parsed.is_object()) {
+    reply.error = "etcd " + endpoint.text() + " answered HTTP " +
+                  std::to_string(response.result_int()) + " without a JSON object";
+    co_return reply;
+  }
+  reply.body = std::move(parsed.get_object());
+  if (response.result_int() != 200) {
+    reply.error = "etcd " + endpoint.text() + " answered HTTP " +
+                  std::to_string(response.result_int()) + ": " + gateway_error(reply.body);
+  }
+  co_return reply;
+}
+
+net::awaitable<Client::Reply> Client::token() {
+  Reply out;
+  std::string& token = impl_->tokens[impl_->current];
+  if (impl_->credentials.user.empty() || !token.empty()) co_return out;
+  const std::string body = json::serialize(json::object{
+      {"name", impl_->credentials.user}, {"password", impl_->credentials.password}});
+  bool reached = false;
+  out = co_await exchange("/v3/auth/authenticate", body, "", reached);
+  if (!out.error.empty()) {
+    if (reached) out.error = "etcd refused user " + impl_->credentials.user + ": " + out.error;
+    co_return out;
+  }
+  token = string_field(out.body, "token");
+  if (token.empty()) out.error = "etcd gave user " + impl_->credentials.user + " no token";
+  co_return out;
 }
 
 net::awaitable<Client::Reply> Client::call(std::string_view path, const json::object& request) {
@@ -166,43 +229,24 @@ net::awaitable<Client::Reply> Client::call(std::string_view path, const json::ob
   // Each endpoint once, starting with the one that answered last: an etcd member that is down
   // costs one connect attempt per call until it is back.
   for (std::size_t attempt = 0; attempt < impl_->endpoints.size(); ++attempt) {
-    const Endpoint& endpoint = impl_->endpoints[impl_->current];
-    beast::tcp_stream stream(impl_->executor);
-    stream.expires_after(impl_->timeout);  // the whole exchange: connect, write, read
-    std::string error = co_await connect(stream, endpoint);
-    if (error.empty()) {
-      auto [wec, written] =
-          co_await http::async_write(stream, post(endpoint, path, body, false), use_tuple);
-      if (wec) error = "cannot send to " + endpoint.text() + ": " + wec.message();
+    bool reached = false;
+    Reply reply = co_await token();
+    if (reply.error.empty()) {
+      reply = co_await exchange(path, body, impl_->tokens[impl_->current], reached);
+      // A token etcd no longer knows (it expired, or the member restarted): one new one, once.
+      if (reached && reply.error.find("invalid auth token") != std::string::npos) {
+        impl_->tokens[impl_->current].clear();
+        reply = co_await token();
+        if (reply.error.empty())
+          reply = co_await exchange(path, body, impl_->tokens[impl_->current], reached);
+      }
+    } else {
+      // Refused credentials are the request's problem, not the endpoint's: say so at once.
+      reached = reply.error.starts_with("etcd refused user");
     }
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(kMaxReply);
-    if (error.empty()) {
-      auto [rec, read] = co_await http::async_read(stream, buffer, parser, use_tuple);
-      if (rec) error = "no reply from " + endpoint.text() + ": " + rec.message();
-    }
-    if (!error.empty()) {
-      failures += (failures.empty() ? "" : "; ") + error;
-      impl_->current = (impl_->current + 1) % impl_->endpoints.size();
-      continue;
-    }
-    // etcd answered: any problem from here on is the request's, not the endpoint's.
-    const auto& response = parser.get();
-    json::error_code jec;
-    json::value parsed = json::parse(response.body(), jec);
-    Reply reply;
-    if (jec || !parsed.is_object()) {
-      reply.error = "etcd " + endpoint.text() + " answered HTTP " +
-                    std::to_string(response.result_int()) + " without a JSON object";
-      co_return reply;
-    }
-    reply.body = std::move(parsed.get_object());
-    if (response.result_int() != 200) {
-      reply.error = "etcd " + endpoint.text() + " answered HTTP " +
-                    std::to_string(response.result_int()) + ": " + gateway_error(reply.body);
-    }
-    co_return reply;
+    if (reached) co_return reply;
+    failures += (failures.empty() ? "" : "; ") + reply.error;
+    impl_->current = (impl_->current + 1) % impl_->endpoints.size();
   }
   Reply failed;
   failed.error = failures.empty() ? "no etcd endpoint" : failures;
@@ -306,6 +350,7 @@ net::awaitable<std::string> Client::watch(std::string key, std::int64_t start_re
     Impl& impl;
     ~Forget() { impl.watching = nullptr; }
   } forget{*impl_};
+  if (Reply auth = co_await token(); !auth.error.empty()) co_return auth.error;
   stream.expires_after(impl_->timeout);
   if (std::string error = co_await connect(stream, endpoint); !error.empty()) {
     impl_->current = (impl_->current + 1) % impl_->endpoints.size();
@@ -314,7 +359,8 @@ net::awaitable<std::string> Client::watch(std::string key, std::int64_t start_re
   const json::object create{{"create_request", json::object{{"key", base64_encode(key)},
                                                             {"start_revision", start_revision}}}};
   auto [wec, written] = co_await http::async_write(
-      stream, post(endpoint, "/v3/watch", json::serialize(create), true), use_tuple);
+      stream, post(endpoint, "/v3/watch", json::serialize(create), true, impl_->tokens[impl_->current]),
+      use_tuple);
   if (wec) co_return "cannot send to " + endpoint.text() + ": " + wec.message();
 
   beast::flat_buffer buffer;

@@ -90,7 +90,8 @@ struct FleetAgent::Impl {
   Impl(const FleetConfig& config, Hooks hooks)
       : config(config),
         hooks(std::move(hooks)),
-        client(io.get_executor(), config.etcd, kCallTimeout),
+        client(io.get_executor(), config.etcd, kCallTimeout,
+               etcd::Credentials{config.user, config.password}),
         desired_key(config.prefix + "/desired"),
         member_key(config.prefix + "/members/" + config.host),
         host_key(config.prefix + "/hosts/" + config.host) {}

@@ -52,7 +52,7 @@ routes:
   - {name: api, match: {path_prefix: /api/}, live: blue, passive: green}
   - {name: web, match: {path_prefix: /}, live: blue, passive: green}
 timeouts: {drain: 1s}
-fleet: {etcd: [@ETCD@], prefix: /proxyd/test, host: @HOST@}
+fleet: {etcd: [@ETCD@], prefix: /proxyd/test, host: @HOST@@AUTH@}
 )";
 
 class Fleet : public ::testing::Test {
@@ -88,7 +88,8 @@ class Fleet : public ::testing::Test {
                                                             {"@GREEN@", green_.address()},
                                                             {"@STATE@", state_dirs_[i]},
                                                             {"@ETCD@", etcd_urls_},
-                                                            {"@HOST@", host(i)}}));
+                                                            {"@HOST@", host(i)},
+                                                            {"@AUTH@", fleet_auth_}}));
     ASSERT_TRUE(proxies_[i]);
   }
 
@@ -145,6 +146,7 @@ class Fleet : public ::testing::Test {
   std::unique_ptr<EtcdProcess> etcd_;
   std::vector<std::unique_ptr<EtcdProcess>> cluster_;  // FleetOnACluster
   std::string etcd_urls_;  // the members' fleet.etcd list
+  std::string fleet_auth_;  // ", user: U, password: P" in the members' fleet section, or ""
   std::array<std::string, kMembers> state_dirs_;
   std::array<std::unique_ptr<ProxydProcess>, kMembers> proxies_;
 };
@@ -440,6 +442,73 @@ TEST_F(Fleet, AFleetRolloutWhoseCanaryFailsOnOtherMembersIsAbortedEverywhere) {
   EXPECT_EQ(down.output,
             "proxyctl: refused: member web-3 is down: a fleet rollout needs every member's counts "
             "(proxyctl fleet forget web-3 if it is gone for good)\n");
+}
+
+// The same three proxyds against an etcd with auth enabled (etcdctl auth enable): members log in
+// as user proxyd, whose role may read and write the fleet's prefix only.
+class FleetWithAuth : public Fleet {
+ protected:
+  void SetUp() override {
+    etcd_ = EtcdProcess::launch();
+    ASSERT_TRUE(etcd_);
+    etcd_urls_ = etcd_->url();
+    for (const char* step : {"user add root --new-user-password=rootpw",
+                             "user add proxyd --new-user-password=s3cret", "role add fleet",
+                             "role grant-permission fleet --prefix=true readwrite /proxyd/test/",
+                             "user grant-role proxyd fleet", "auth enable"}) {
+      int rc = -1;
+      const std::string out = etcd_->etcdctl(step, &rc);
+      ASSERT_EQ(rc, 0) << step << ": " << out;
+    }
+    fleet_auth_ = ", user: proxyd, password: s3cret";
+    ASSERT_NO_FATAL_FAILURE(start_members());
+  }
+};
+
+TEST_F(FleetWithAuth, MembersLogInAndAWrongPasswordIsReported) {
+  const CommandResult write = ctl(0, {"fleet", "set-weight", "api", "5"});
+  ASSERT_EQ(write.exit_code, 0) << write.output;
+  EXPECT_NE(write.output.find(" applied by all 3 members in "), std::string::npos) << write.output;
+  for (std::size_t i = 0; i < kMembers; ++i) EXPECT_EQ(route(i, "api").at("weight_ppm"), 50000);
+  // etcd holds it where only an authenticated user can read it.
+  int rc = -1;
+  EXPECT_NE(etcd_->etcdctl("get /proxyd/test/desired", &rc).find("user name is empty"),
+            std::string::npos);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(etcd_->etcdctl("--user=proxyd:s3cret get /proxyd/test/desired --print-value-only", &rc)
+                .find("\"weight_ppm\":50000"),
+            std::string::npos);
+  EXPECT_EQ(rc, 0);
+
+  // A member with the wrong password keeps serving, reports why it is not connected, and stays
+  // out of the fleet's reports.
+  const std::string state = make_temp_dir("proxyd-fleet");
+  auto wrong = ProxydProcess::start(substitute(kConfig, {{"@BLUE@", blue_.address()},
+                                                         {"@GREEN@", green_.address()},
+                                                         {"@STATE@", state},
+                                                         {"@ETCD@", etcd_urls_},
+                                                         {"@HOST@", "web-9"},
+                                                         {"@AUTH@", ", user: proxyd, password: nope"}}));
+  ASSERT_TRUE(wrong);
+  json::object fleet;
+  EXPECT_TRUE(poll([&] {
+    const CommandResult r = run_program({PROXYCTL_BINARY, "-s", wrong->dir() + "/control.sock",
+                                         "status", "--json"},
+                                        10s);
+    if (r.exit_code != 0) return false;
+    fleet = json::parse(r.output).at("result").at("fleet").as_object();
+    return !fleet.at("error").as_string().empty();
+  }));
+  EXPECT_EQ(fleet.at("connected"), false);
+  EXPECT_TRUE(std::regex_search(std::string(fleet.at("error").as_string()),
+                                std::regex("^etcd refused user proxyd: etcd 127.0.0.1:[0-9]+ "
+                                           "answered HTTP [0-9]+: etcdserver: authentication "
+                                           "failed, invalid user ID or password$")))
+      << fleet.at("error").as_string();
+  EXPECT_EQ(HttpClient(wrong->port("public")).get("/api/x").header("x-upstream"), "blue-1");
+  EXPECT_EQ(ctl(0, {"fleet", "status"}).output.find("web-9"), std::string::npos);
+  wrong.reset();
+  std::filesystem::remove_all(state);
 }
 
 // The same three proxyds on a three-member etcd cluster, every endpoint configured.

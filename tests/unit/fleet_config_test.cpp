@@ -38,7 +38,7 @@ TEST(FleetConfigTest, AbsentMeansStandalone) {
 TEST(FleetConfigTest, EveryKeyIsRead) {
   const ConfigResult result = load_config_text(
       kBase + "fleet: {etcd: [http://127.0.0.1:2379, 'http://[::1]:2380/'], prefix: /proxyd/prod, "
-              "host: web-1}\n",
+              "host: web-1, user: proxyd, password: s3cret}\n",
       "t.yaml");
   ASSERT_TRUE(result.config) << (result.errors.empty() ? "" : result.errors[0].text());
   const FleetConfig& fleet = *result.config->fleet;
@@ -48,6 +48,8 @@ TEST(FleetConfigTest, EveryKeyIsRead) {
   EXPECT_EQ(fleet.etcd[1].port, 2380);
   EXPECT_EQ(fleet.prefix, "/proxyd/prod");
   EXPECT_EQ(fleet.host, "web-1");
+  EXPECT_EQ(fleet.user, "proxyd");
+  EXPECT_EQ(fleet.password, "s3cret");
 }
 
 TEST(FleetConfigTest, HostDefaultsToTheHostname) {
@@ -61,7 +63,15 @@ TEST(FleetConfigTest, HostDefaultsToTheHostname) {
 
 TEST(FleetConfigTest, Errors) {
   EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: [http://127.0.0.1:2379], tls: {}}\n"),
-            Errors{"t.yaml:7: fleet.tls: unknown key (expected one of: etcd, prefix, host)"});
+            Errors{"t.yaml:7: fleet.tls: unknown key (expected one of: etcd, prefix, host, user, "
+                   "password)"});
+  // etcd's auth takes both.
+  EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: [http://127.0.0.1:2379], user: proxyd}\n"),
+            Errors{"t.yaml:7: fleet.password: required with fleet.user"});
+  EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: [http://127.0.0.1:2379], password: x}\n"),
+            Errors{"t.yaml:7: fleet.user: required with fleet.password"});
+  EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: [http://127.0.0.1:2379], user: '', password: x}\n"),
+            Errors{"t.yaml:7: fleet.user: must not be empty"});
   EXPECT_EQ(errors_of("fleet: {etcd: [http://127.0.0.1:2379]}\n"),
             Errors{"t.yaml:7: fleet.prefix: required key is missing"});
   EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: []}\n"),
