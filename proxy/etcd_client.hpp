@@ -1,8 +1,8 @@
 // etcd v3 through its JSON gateway (grpc-gateway: POST /v3/kv/range, /v3/kv/put, /v3/kv/txn,
 // /v3/kv/deleterange, /v3/lease/grant, /v3/lease/keepalive, /v3/watch; keys and values base64)
-// over Beast HTTP/1.1 and Boost.JSON. Debian packages no C++ etcd client and the gRPC one would
-// bring gRPC and protobuf for five calls; etcd 3.4 serves the gateway on its client port under
-// /v3/ (and /v3beta/), measured with etcd 3.4.23 (docs/fleet.md).
+// over Beast HTTP/1.1 (over TLS for https:// endpoints) and Boost.JSON. Debian packages no C++
+// etcd client and the gRPC one would bring gRPC and protobuf for five calls; etcd 3.4 serves the
+// gateway on its client port under /v3/ (and /v3beta/), measured with etcd 3.4.23 (docs/fleet.md).
 // With credentials, every call carries the token of etcd's auth, fetched again when etcd says it
 // is no longer valid.
 // Owner: FleetAgent. Thread: the agent's own io_context, never a worker's; every call is a
@@ -74,10 +74,20 @@ struct Credentials {
   std::string password;
 };
 
+// TLS to https:// endpoints: the server's certificate checked against `ca` (the system's CAs
+// when empty) and the endpoint's host name or address; `cert` and `key`: this client's own, for
+// an etcd that asks for one (--client-cert-auth). PEM files.
+struct TlsFiles {
+  bool enabled = false;
+  std::string ca;
+  std::string cert;
+  std::string key;
+};
+
 class Client {
  public:
   Client(boost::asio::any_io_executor executor, std::vector<Endpoint> endpoints,
-         std::chrono::milliseconds timeout, Credentials credentials = {});
+         std::chrono::milliseconds timeout, Credentials credentials = {}, TlsFiles tls = {});
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

@@ -91,7 +91,8 @@ struct FleetAgent::Impl {
       : config(config),
         hooks(std::move(hooks)),
         client(io.get_executor(), config.etcd, kCallTimeout,
-               etcd::Credentials{config.user, config.password}),
+               etcd::Credentials{config.user, config.password},
+               etcd::TlsFiles{config.tls, config.ca, config.cert, config.key}),
         desired_key(config.prefix + "/desired"),
         member_key(config.prefix + "/members/" + config.host),
         host_key(config.prefix + "/hosts/" + config.host) {}

@@ -25,6 +25,7 @@
 #include "tests/support/http_client.hpp"
 #include "tests/support/load_loop.hpp"
 #include "tests/support/proxyd_process.hpp"
+#include "tests/support/tls_fixtures.hpp"
 
 namespace proxyd::test {
 namespace {
@@ -52,7 +53,7 @@ routes:
   - {name: api, match: {path_prefix: /api/}, live: blue, passive: green}
   - {name: web, match: {path_prefix: /}, live: blue, passive: green}
 timeouts: {drain: 1s}
-fleet: {etcd: [@ETCD@], prefix: /proxyd/test, host: @HOST@@AUTH@}
+fleet: {etcd: [@ETCD@], prefix: /proxyd/test, host: @HOST@@EXTRA@}
 )";
 
 class Fleet : public ::testing::Test {
@@ -89,7 +90,7 @@ class Fleet : public ::testing::Test {
                                                             {"@STATE@", state_dirs_[i]},
                                                             {"@ETCD@", etcd_urls_},
                                                             {"@HOST@", host(i)},
-                                                            {"@AUTH@", fleet_auth_}}));
+                                                            {"@EXTRA@", fleet_extra_}}));
     ASSERT_TRUE(proxies_[i]);
   }
 
@@ -136,6 +137,35 @@ class Fleet : public ::testing::Test {
     return std::stoll(m[1]);
   }
 
+  // Starts a fourth proxyd, web-9, with `extra` in its fleet section; waits (bounded) until it
+  // says why it is not connected to etcd, checks that it serves all the same, and returns the
+  // fleet object of its status.
+  json::object stranger(const std::string& extra) {
+    const std::string state = make_temp_dir("proxyd-fleet");
+    auto proxy = ProxydProcess::start(substitute(kConfig, {{"@BLUE@", blue_.address()},
+                                                           {"@GREEN@", green_.address()},
+                                                           {"@STATE@", state},
+                                                           {"@ETCD@", etcd_urls_},
+                                                           {"@HOST@", "web-9"},
+                                                           {"@EXTRA@", extra}}));
+    json::object fleet;
+    EXPECT_TRUE(proxy);
+    if (proxy) {
+      EXPECT_TRUE(poll([&] {
+        const CommandResult r = run_program(
+            {PROXYCTL_BINARY, "-s", proxy->dir() + "/control.sock", "status", "--json"}, 10s);
+        if (r.exit_code != 0) return false;
+        fleet = json::parse(r.output).at("result").at("fleet").as_object();
+        return !fleet.at("error").as_string().empty();
+      }));
+      EXPECT_EQ(fleet.at("connected"), false);
+      EXPECT_EQ(HttpClient(proxy->port("public")).get("/api/x").header("x-upstream"), "blue-1");
+    }
+    proxy.reset();
+    std::filesystem::remove_all(state);
+    return fleet;
+  }
+
   CommandResult rollout_under_load(const std::vector<std::size_t>& loaded,
                                    const std::vector<std::string>& options,
                                    std::vector<std::unique_ptr<LoadLoop>>& loads);
@@ -146,7 +176,7 @@ class Fleet : public ::testing::Test {
   std::unique_ptr<EtcdProcess> etcd_;
   std::vector<std::unique_ptr<EtcdProcess>> cluster_;  // FleetOnACluster
   std::string etcd_urls_;  // the members' fleet.etcd list
-  std::string fleet_auth_;  // ", user: U, password: P" in the members' fleet section, or ""
+  std::string fleet_extra_;  // more keys of the members' fleet section (", user: U, ..."), or ""
   std::array<std::string, kMembers> state_dirs_;
   std::array<std::unique_ptr<ProxydProcess>, kMembers> proxies_;
 };
@@ -460,7 +490,7 @@ class FleetWithAuth : public Fleet {
       const std::string out = etcd_->etcdctl(step, &rc);
       ASSERT_EQ(rc, 0) << step << ": " << out;
     }
-    fleet_auth_ = ", user: proxyd, password: s3cret";
+    fleet_extra_ = ", user: proxyd, password: s3cret";
     ASSERT_NO_FATAL_FAILURE(start_members());
   }
 };
@@ -482,33 +512,55 @@ TEST_F(FleetWithAuth, MembersLogInAndAWrongPasswordIsReported) {
 
   // A member with the wrong password keeps serving, reports why it is not connected, and stays
   // out of the fleet's reports.
-  const std::string state = make_temp_dir("proxyd-fleet");
-  auto wrong = ProxydProcess::start(substitute(kConfig, {{"@BLUE@", blue_.address()},
-                                                         {"@GREEN@", green_.address()},
-                                                         {"@STATE@", state},
-                                                         {"@ETCD@", etcd_urls_},
-                                                         {"@HOST@", "web-9"},
-                                                         {"@AUTH@", ", user: proxyd, password: nope"}}));
-  ASSERT_TRUE(wrong);
-  json::object fleet;
-  EXPECT_TRUE(poll([&] {
-    const CommandResult r = run_program({PROXYCTL_BINARY, "-s", wrong->dir() + "/control.sock",
-                                         "status", "--json"},
-                                        10s);
-    if (r.exit_code != 0) return false;
-    fleet = json::parse(r.output).at("result").at("fleet").as_object();
-    return !fleet.at("error").as_string().empty();
-  }));
-  EXPECT_EQ(fleet.at("connected"), false);
+  const json::object fleet = stranger(", user: proxyd, password: nope");
   EXPECT_TRUE(std::regex_search(std::string(fleet.at("error").as_string()),
                                 std::regex("^etcd refused user proxyd: etcd 127.0.0.1:[0-9]+ "
                                            "answered HTTP [0-9]+: etcdserver: authentication "
                                            "failed, invalid user ID or password$")))
       << fleet.at("error").as_string();
-  EXPECT_EQ(HttpClient(wrong->port("public")).get("/api/x").header("x-upstream"), "blue-1");
   EXPECT_EQ(ctl(0, {"fleet", "status"}).output.find("web-9"), std::string::npos);
-  wrong.reset();
-  std::filesystem::remove_all(state);
+}
+
+// The same three proxyds against an etcd that serves clients over TLS only and asks each for a
+// certificate (--client-cert-auth), on a CA and certificates the test makes.
+class FleetOverTls : public Fleet {
+ protected:
+  void SetUp() override {
+    pki_ = std::make_unique<TestPki>("fleet test CA");
+    const CertFiles server = pki_->issue("etcd", "etcd");
+    client_ = pki_->issue("proxyd", "proxyd");
+    etcd_ = std::make_unique<EtcdProcess>();
+    etcd_->set_tls(server.cert, server.key, pki_->ca(), client_.cert, client_.key);
+    ASSERT_TRUE(etcd_->start()) << etcd_->error() << etcd_->log();
+    etcd_urls_ = etcd_->url();
+    fleet_extra_ = ", ca: " + pki_->ca() + ", cert: " + client_.cert + ", key: " + client_.key;
+    ASSERT_NO_FATAL_FAILURE(start_members());
+  }
+  void TearDown() override {
+    Fleet::TearDown();
+    pki_.reset();
+  }
+  std::unique_ptr<TestPki> pki_;
+  CertFiles client_;
+};
+
+TEST_F(FleetOverTls, MembersSpeakTlsAndACertificateTheyCannotTrustIsReported) {
+  ASSERT_EQ(etcd_->url().rfind("https://", 0), 0u);
+  const CommandResult write = ctl(0, {"fleet", "set-weight", "api", "5"});
+  ASSERT_EQ(write.exit_code, 0) << write.output;
+  EXPECT_NE(write.output.find(" applied by all 3 members in "), std::string::npos) << write.output;
+  for (std::size_t i = 0; i < kMembers; ++i) EXPECT_EQ(route(i, "api").at("weight_ppm"), 50000);
+  // Plain HTTP is not served at all: the members spoke TLS.
+  EXPECT_NE(fetch(etcd_->port(), "/health", {}, 2s).status, 200u);
+
+  // A member that trusts another CA refuses etcd's certificate, keeps serving, and says why.
+  TestPki other("another CA");
+  const json::object fleet =
+      stranger(", ca: " + other.ca() + ", cert: " + client_.cert + ", key: " + client_.key);
+  EXPECT_TRUE(std::regex_search(std::string(fleet.at("error").as_string()),
+                                std::regex("^TLS handshake with 127.0.0.1:[0-9]+ failed: "
+                                           "certificate verify failed")))
+      << fleet.at("error").as_string();
 }
 
 // The same three proxyds on a three-member etcd cluster, every endpoint configured.
