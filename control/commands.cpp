@@ -483,6 +483,12 @@ std::string parse_fleet_change(const CommandRow& row, const std::vector<std::str
   }
   const CommandRow* local = find_command(row.words[1]);
   if (std::string error = local->parse(*local, rest, out); !error.empty()) return error;
+  if (row.words[1] == "rollout") {
+    // proxyctl runs a fleet rollout itself: there is nothing to detach from.
+    if (out.action != Action::rollout) return "--detach: a fleet rollout runs in proxyctl itself";
+    out.action = Action::fleet_rollout;
+    return "";
+  }
   if (out.action != Action::apply_batch) out.action = Action::fleet_write;
   return "";
 }
@@ -776,6 +782,24 @@ std::vector<CommandRow> make_table() {
                   "fleet apply FILE|- [--force] [--if-revision N] [--timeout D]",
                   "a batch of changes as one revision of the fleet's desired state",
                   kFleetDetails, true, false, parse_fleet_change, render_fleet_write_reply, true});
+  rows.push_back({{"fleet", "rollout"},
+                  "fleet rollout ROUTE [--steps LIST] [--interval D] [--min-requests N] "
+                  "[--max-error-ratio R] [--max-latency-ratio R] [--then flip|hold] "
+                  "[--if-revision N] [--timeout D]",
+                  "run the canary plan on ROUTE fleet-wide, judged on every member's counts",
+                  "The plan and its analysis are those of `proxyctl rollout` (same options and\n"
+                  "defaults), run by proxyctl itself: each step is written to the desired state\n"
+                  "as `fleet set-weight` writes it (the first only at --if-revision N, when\n"
+                  "given; each next one only at the revision the previous step made), and its\n"
+                  "interval starts once every member reports it applied. Passive is judged\n"
+                  "against live on the sum of every member's counts (each member publishes\n"
+                  "them in its report), polled twice a second. On the evidence, a step not\n"
+                  "applied by every member within --timeout (default 30s), or another change\n"
+                  "of the desired state meanwhile, proxyctl writes weight 0 for the fleet\n"
+                  "(forced) and exits 1 with the reason; 0 once the last step held and the\n"
+                  "flip (or hold) is applied everywhere. Every member must be up to start.\n"
+                  "If proxyctl stops, the weight stays at the last step written.",
+                  true, false, parse_fleet_change, nullptr});
   rows.push_back({{"fleet", "forget"},
                   "fleet forget HOST",
                   "drop a member that is gone for good: fleet commands stop waiting for it",

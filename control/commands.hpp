@@ -28,6 +28,7 @@ enum class Action {
   apply_batch,   // read `batch_source`, parse it with parse_batch, send that
   rollout,       // send `request` (a rollout start), then follow it until it ends
   fleet_write,   // send `request` (a fleet change), then wait until every member applied it
+  fleet_rollout,  // run `request.plan` on the fleet from proxyctl: fleet status and fleet writes
   help,          // print help_text(), or help_text(*help_rows) for `help COMMAND`
 };
 

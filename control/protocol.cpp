@@ -625,7 +625,9 @@ json::object fleet_view_to_json(const FleetView& view) {
                                  {"drift", h.drift},
                                  {"version", h.version},
                                  {"pools", h.pools},
-                                 {"error", h.error}});
+                                 {"error", h.error},
+                                 {"started_ms", h.started_ms},
+                                 {"counts", route_counts_to_json(h.counts)}});
   }
   return json::object{{"desired_revision", view.desired_revision},
                       {"desired", view.desired},
@@ -650,6 +652,8 @@ FleetView fleet_view_from_json(const json::object& result) {
       host.version = string_or(h, "version", "");
       host.pools = string_or(h, "pools", "");
       host.error = string_or(h, "error", "");
+      host.started_ms = int_or(h, "started_ms");
+      host.counts = route_counts_from_json(h.if_contains("counts"));
       view.hosts.push_back(std::move(host));
     }
   }

@@ -21,8 +21,10 @@
 #include <thread>
 
 #include "control/commands.hpp"
+#include "control/fleet_rollout.hpp"
 #include "control/man_page.hpp"
 #include "control/protocol.hpp"
+#include "proxy/rollout.hpp"
 #include "proxy/rollout_json.hpp"
 
 namespace proxyd::control {
@@ -41,6 +43,9 @@ constexpr milliseconds kDefaultReplyTimeout{60'000};
 constexpr milliseconds kWaitHealthyInterval{500};
 constexpr milliseconds kRolloutPollInterval{1000};
 constexpr auto kRolloutProgressEvery = std::chrono::seconds(5);
+// A fleet rollout judges as often as proxyd judges its own (kRolloutTick); the members' counts are
+// as fresh as their reports, refreshed every ~1.7 s while they change.
+constexpr milliseconds kFleetRolloutPollInterval{500};
 constexpr std::size_t kMaxReplyBytes = 64u << 20;
 // A batch file larger than this is certainly a wrong path (say /dev/zero).
 constexpr std::size_t kMaxBatchBytes = 16u << 20;
@@ -283,6 +288,17 @@ void print_event(std::string_view event, const RolloutStatus& rollout) {
   std::cout << json::serialize(line) << std::endl;
 }
 
+// An event of a followed rollout: its line for a human (over the live line on a terminal), or
+// its JSON object with --json.
+void announce(const Context& context, bool tty, std::string_view event,
+              const RolloutStatus& rollout, const std::string& text) {
+  if (context.json) {
+    print_event(event, rollout);
+  } else {
+    std::cout << (tty ? "\r\033[K" : "") << text << std::endl;
+  }
+}
+
 // proxyctl rollout ROUTE: starts the plan, then follows it in proxyd (which runs it) until it
 // completes (exit 0) or aborts (exit 1). A line per step, pause and resume; on a terminal, a live
 // line under them; with --json, one JSON object per event and a progress event every 5 seconds.
@@ -308,11 +324,7 @@ int follow_rollout(const Context& context, const Invocation& invocation) {
   const std::string route = rollout->route;
   const bool tty = !context.json && isatty(STDOUT_FILENO) == 1;
   const auto say = [&](std::string_view event, const std::string& text) {
-    if (context.json) {
-      print_event(event, *rollout);
-    } else {
-      std::cout << (tty ? "\r\033[K" : "") << text << std::endl;
-    }
+    announce(context, tty, event, *rollout, text);
   };
   say("started", route + ": rollout started, passive " + rollout->passive + " against live " +
                      rollout->live + "\n" + route + " " + rollout_step_text(*rollout));
@@ -398,10 +410,56 @@ std::optional<std::string> read_batch(const std::string& source, std::string& er
   return text;
 }
 
+// Polls `fleet status` until every member reports `revision` or `deadline` passes. `waiting`:
+// the members that have not, each with why (empty: all have); `view`: the last one read. No
+// `waiting`: proxyd could not be reached (`exit_code` says so, the reason is printed).
+struct Applied {
+  std::optional<std::vector<std::string>> waiting;
+  int exit_code = kDone;
+  FleetView view;
+};
+Applied wait_applied(const Context& context, std::int64_t revision, Clock::time_point deadline) {
+  Request poll;
+  poll.command = "fleet status";
+  Applied out;
+  for (;;) {
+    const Reply status = call(context, poll);
+    if (!status.response) {
+      out.exit_code = status.exit_code;
+      return out;
+    }
+    std::vector<std::string> waiting{"(fleet status: " + status.response->error.message + ")"};
+    if (status.response->ok) {
+      out.view = fleet_view_from_json(status.response->result);
+      waiting = fleet_laggards(out.view, revision);
+    }
+    if (waiting.empty() || Clock::now() >= deadline) {
+      out.waiting = std::move(waiting);
+      return out;
+    }
+    // Bounded by the deadline. Each poll is one control-socket call and three etcd reads, cheap
+    // enough to poll often: the figure printed is then the fleet's, not the poll interval's.
+    std::this_thread::sleep_for(
+        std::min<milliseconds>(milliseconds(25), milliseconds(millis_until(deadline))));
+  }
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+std::size_t member_count(const FleetView& view) {
+  std::size_t members = 0;
+  for (const FleetHost& host : view.hosts) members += host.member ? 1 : 0;
+  return members;
+}
+
 // A fleet change: written by proxyd to etcd, then `fleet status` polled until every member
 // reports the new revision (exit 0) or --timeout passes (exit 4, naming those that have not).
 int fleet_write(const Context& context, const Invocation& invocation) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   const Reply reply = call(context, invocation.request);
   if (!reply.response) return reply.exit_code;
   const Response& response = *reply.response;
@@ -414,38 +472,211 @@ int fleet_write(const Context& context, const Invocation& invocation) {
   const json::value* written = response.result.if_contains("revision");
   const std::int64_t revision = written != nullptr && written->is_int64() ? written->as_int64() : 0;
   if (!context.json) std::cout << invocation.row->render(response);
-  Request poll;
-  poll.command = "fleet status";
-  const auto deadline = start + invocation.timeout;
-  for (;;) {
-    const Reply status = call(context, poll);
-    if (!status.response) return status.exit_code;
-    std::vector<std::string> waiting{"(fleet status: " + status.response->error.message + ")"};
-    if (status.response->ok) {
-      const FleetView view = fleet_view_from_json(status.response->result);
-      waiting = fleet_laggards(view, revision);
-      if (waiting.empty()) {
-        const auto took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
-        std::size_t members = 0;
-        for (const FleetHost& host : view.hosts) members += host.member ? 1 : 0;
-        if (!context.json)
-          std::cout << "revision " << revision << " applied by all " << members << " members in "
-                    << took.count() << " ms\n";
-        return kDone;
+  const Applied applied = wait_applied(context, revision, start + invocation.timeout);
+  if (!applied.waiting) return applied.exit_code;
+  if (applied.waiting->empty()) {
+    const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+    if (!context.json)
+      std::cout << "revision " << revision << " applied by all " << member_count(applied.view)
+                << " members in " << took.count() << " ms\n";
+    return kDone;
+  }
+  std::cerr << "proxyctl: revision " << revision << " is written but was not applied within "
+            << invocation.timeout.count() << " ms by: " << joined(*applied.waiting)
+            << " (they apply it when they can)\n";
+  return kNotAcknowledged;
+}
+
+// proxyctl fleet rollout ROUTE (docs/fleet.md, "Fleet rollout"): the plan of `proxyctl rollout`,
+// run here. Each step is a `fleet set-weight` conditional on the revision the previous one wrote;
+// its interval starts once every member applied it; twice a second the members' counts (their
+// reports, through `fleet status`) are summed and judged with rollout.hpp's rules. An abort writes
+// weight 0 for the fleet, forced. Exit 0 completed, 1 aborted or refused, 3 proxyd unreachable,
+// 4 the final flip written but not applied by every member within --timeout.
+int fleet_rollout(const Context& context, const Invocation& invocation) {
+  RolloutStatus rollout;
+  rollout.route = invocation.request.routes.front();
+  rollout.plan = *invocation.request.plan;
+  rollout.phase = RolloutPhase::running;
+  const std::string& route = rollout.route;
+  const bool tty = !context.json && isatty(STDOUT_FILENO) == 1;
+  const auto say = [&](std::string_view event, const std::string& text) {
+    announce(context, tty, event, rollout, text);
+  };
+  const auto refuse = [&](const std::string& why) {
+    std::cerr << "proxyctl: refused: " << why << "\n";
+    return kRefused;
+  };
+
+  Request status_request;
+  status_request.command = "fleet status";
+  const Reply first = call(context, status_request);
+  if (!first.response) return first.exit_code;
+  if (!first.response->ok) return refuse(first.response->error.message);
+  const FleetRoute target = fleet_route(fleet_view_from_json(first.response->result), route);
+  if (!target.error.empty()) return refuse(target.error);
+  rollout.live = target.live;
+  rollout.passive = target.passive;
+  FleetCounts counts(route, rollout.live, rollout.passive);
+
+  // Writes one operation into the desired state as `fleet set-weight` / `fleet flip` do; the
+  // revision written, or why not.
+  struct Written {
+    std::int64_t revision = 0;
+    std::string error;
+  };
+  const auto write = [&](Operation operation, bool force, std::optional<std::int64_t> if_revision,
+                         const std::string& text) {
+    Request request;
+    request.command = operation.kind == Operation::Kind::flip ? "fleet flip" : "fleet set-weight";
+    request.operations = {std::move(operation)};
+    request.force = force;
+    request.if_revision = if_revision;
+    request.text = "fleet rollout " + route + ": " + text;
+    const Reply reply = call(context, request);
+    if (!reply.response) return Written{0, "proxyd could not be reached"};
+    if (!reply.response->ok) return Written{0, reply.response->error.message};
+    const json::value* revision = reply.response->result.if_contains("revision");
+    return Written{revision != nullptr && revision->is_int64() ? revision->as_int64() : 0, ""};
+  };
+  const auto weight = [&](std::uint32_t ppm) {
+    Operation op;
+    op.kind = Operation::Kind::set_weight;
+    op.route = route;
+    op.weight_ppm = ppm;
+    return op;
+  };
+  const auto weight_stays = [&] {
+    std::cerr << "proxyctl: the fleet rollout of " << route << " stops here; its weight stays at "
+              << format_percent(rollout.plan.steps_ppm[rollout.step])
+              << "% fleet-wide (proxyctl fleet set-weight " << route << " 0 takes it back)\n";
+  };
+  // Weight 0 for the whole fleet, forced and whatever the revision: the rollout ends aborted.
+  const auto abort = [&](const std::string& code, const std::string& reason) {
+    rollout.phase = RolloutPhase::aborted;
+    rollout.abort_code = code;
+    rollout.reason = reason;
+    say("aborted", rollout_end_line(rollout));
+    const Written back = write(weight(0), true, std::nullopt, "abort");
+    if (!back.error.empty()) {
+      std::cerr << "proxyctl: weight 0 could not be written: " << back.error << "\n";
+      weight_stays();
+      return kRefused;
+    }
+    const Applied applied = wait_applied(context, back.revision, Clock::now() + invocation.timeout);
+    if (applied.waiting && applied.waiting->empty()) {
+      if (!context.json)
+        std::cout << route << ": weight 0 (revision " << back.revision << ") applied by all "
+                  << member_count(applied.view) << " members\n";
+    } else if (applied.waiting) {
+      std::cerr << "proxyctl: weight 0 (revision " << back.revision
+                << ") is written but was not applied within " << invocation.timeout.count()
+                << " ms by: " << joined(*applied.waiting) << " (they apply it when they can)\n";
+    }
+    return kRefused;
+  };
+
+  std::optional<std::int64_t> expected = invocation.request.if_revision;
+  StepCounts at;
+  for (std::size_t step = 0;; ++step) {
+    rollout.step = step;
+    const Written written =
+        write(weight(rollout.plan.steps_ppm[step]), false, expected, rollout_step_text(rollout));
+    if (!written.error.empty()) {
+      if (step == 0) return refuse(written.error);  // nothing written
+      return abort("conflict", rollout_step_text(rollout) + " not written: " + written.error);
+    }
+    expected = written.revision;
+    const Applied applied = wait_applied(context, written.revision, Clock::now() + invocation.timeout);
+    if (!applied.waiting) {
+      weight_stays();
+      return applied.exit_code;
+    }
+    if (!applied.waiting->empty()) {
+      return abort("unapplied", "revision " + std::to_string(written.revision) +
+                                    " not applied within " + format_duration(invocation.timeout) +
+                                    " by: " + joined(*applied.waiting));
+    }
+    // The step starts now: its counts are from the reports that acknowledged it.
+    counts.update(applied.view);
+    at.live_at_step = counts.live();
+    at.passive_at_step = counts.passive();
+    if (step == 0) at.live_at_start = at.live_at_step;
+    const std::string applied_line = route + " " + rollout_step_text(rollout) + ": revision " +
+                                     std::to_string(written.revision) + " applied by all " +
+                                     std::to_string(member_count(applied.view)) + " members";
+    if (step == 0) {
+      say("started", route + ": fleet rollout started on " + std::to_string(target.members) +
+                         " members, passive " + rollout.passive + " against live " +
+                         rollout.live + "\n" + applied_line);
+    } else {
+      say("step", applied_line);
+    }
+    const auto step_start = Clock::now();
+    auto last_read = step_start;
+    auto last_progress = step_start;
+    for (;;) {
+      std::this_thread::sleep_for(kFleetRolloutPollInterval);
+      const Reply reply = call(context, status_request);
+      if (!reply.response) {
+        weight_stays();
+        return reply.exit_code;
+      }
+      if (!reply.response->ok) {
+        // etcd out of reach for a moment: the members keep serving; judge again once it is back.
+        if (Clock::now() - last_read < invocation.timeout) continue;
+        return abort("unreachable", "the fleet could not be read for " +
+                                        format_duration(invocation.timeout) + ": " +
+                                        reply.response->error.message);
+      }
+      last_read = Clock::now();
+      const FleetView view = fleet_view_from_json(reply.response->result);
+      if (view.desired_revision != *expected) {
+        return abort("conflict", "the desired state was changed by another command during the "
+                                 "rollout (revision " + std::to_string(view.desired_revision) +
+                                     ", the rollout wrote " + std::to_string(*expected) + ")");
+      }
+      counts.update(view);
+      at.live_now = counts.live();
+      at.passive_now = counts.passive();
+      rollout.held_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - step_start).count();
+      const StepJudgement judged = judge_step(at, rollout.plan, rollout.held_ms);
+      rollout.live_figures = judged.live;
+      rollout.passive_figures = judged.passive;
+      rollout.waiting_for = judged.wait.waiting_for;
+      if (judged.verdict.abort) return abort(judged.verdict.code, judged.verdict.reason);
+      if (judged.wait.done) break;
+      if (tty) {
+        std::cout << "\r\033[K" << rollout_progress_line(rollout) << std::flush;
+      } else if (context.json && Clock::now() - last_progress >= kRolloutProgressEvery) {
+        last_progress = Clock::now();
+        print_event("progress", rollout);
       }
     }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      std::string names;
-      for (const std::string& name : waiting) names += (names.empty() ? "" : ", ") + name;
-      std::cerr << "proxyctl: revision " << revision << " is written but was not applied within "
-                << invocation.timeout.count() << " ms by: " << names
-                << " (they apply it when they can)\n";
-      return kNotAcknowledged;
+    if (step + 1 < rollout.plan.steps_ppm.size()) continue;
+
+    // The last step held: flip everywhere, or hold the weight.
+    if (rollout.plan.then == RolloutThen::flip) {
+      Operation flip;
+      flip.kind = Operation::Kind::flip;
+      flip.route = route;
+      const Written flipped = write(flip, false, expected, "complete, then flip");
+      if (!flipped.error.empty()) return abort("conflict", "the flip was refused: " + flipped.error);
+      const Applied done = wait_applied(context, flipped.revision, Clock::now() + invocation.timeout);
+      if (!done.waiting) return done.exit_code;
+      rollout.phase = RolloutPhase::completed;
+      say("completed", rollout_end_line(rollout));
+      if (!done.waiting->empty()) {
+        std::cerr << "proxyctl: the flip (revision " << flipped.revision
+                  << ") is written but was not applied within " << invocation.timeout.count()
+                  << " ms by: " << joined(*done.waiting) << " (they apply it when they can)\n";
+        return kNotAcknowledged;
+      }
+      return kDone;
     }
-    // Bounded by the deadline. Each poll is one control-socket call and three etcd reads, cheap
-    // enough to poll often: the figure printed is then the fleet's, not the poll interval's.
-    std::this_thread::sleep_for(std::min<milliseconds>(
-        milliseconds(25), std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now())));
+    rollout.phase = RolloutPhase::completed;
+    say("completed", rollout_end_line(rollout));
+    return kDone;
   }
 }
 
@@ -563,6 +794,8 @@ int run(int argc, char** argv) {
       return follow_rollout(context, invocation);
     case Action::fleet_write:
       return fleet_write(context, invocation);
+    case Action::fleet_rollout:
+      return fleet_rollout(context, invocation);
     case Action::apply_batch: {
       std::string error;
       const std::optional<std::string> text = read_batch(invocation.batch_source, error);

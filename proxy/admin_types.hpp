@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -364,6 +365,23 @@ struct FleetMember {
 
 // One member as `proxyctl fleet status` shows it: registered (members/) and, while up, reporting
 // (hosts/; the fields below `up` come from its report).
+// A slot's requests since a member's proxyd started, as its report publishes them for a fleet
+// rollout (docs/fleet.md): cumulative, so a reader takes differences.
+struct SlotCounts {
+  std::string pool;
+  std::int64_t requests = 0;
+  std::int64_t errors = 0;  // 5xx
+  std::vector<std::int64_t> buckets;  // per duration bucket (proxyd_request_duration_seconds's)
+
+  bool operator==(const SlotCounts&) const = default;
+};
+struct RouteCounts {
+  SlotCounts live;
+  SlotCounts passive;
+
+  bool operator==(const RouteCounts&) const = default;
+};
+
 struct FleetHost {
   std::string host;
   bool member = false;  // registered; false: it reports but was forgotten
@@ -374,6 +392,8 @@ struct FleetHost {
   std::string version;
   std::string error;
   std::string pools;  // "blue 2/2 green 1/2": servers taking traffic of each pool
+  std::int64_t started_ms = 0;  // when its proxyd started: its counts are since then
+  std::map<std::string, RouteCounts> counts;  // per route
 };
 
 struct FleetView {

@@ -916,30 +916,52 @@ constexpr Key<LimitsConfig> kLimitKeys[] = {
     {"upstream_idle_per_server", store<&LimitsConfig::upstream_idle_per_server, whole<0, 65535>>},
 };
 
-// An etcd client URL: http://HOST:PORT (no path: the gateway's paths are proxyd's to add).
-std::optional<Endpoint> etcd_url(Reader& r, const Value& v) {
+// An etcd client URL: http://HOST:PORT or https://HOST:PORT (no path: the gateway's paths are
+// proxyd's to add). `tls` says which.
+std::optional<Endpoint> etcd_url(Reader& r, const Value& v, bool& tls) {
   const std::optional<std::string> text = r.scalar(v);
   if (!text) return std::nullopt;
-  constexpr std::string_view kScheme = "http://";
-  if (text->starts_with("https://"))
-    return r.refuse(v, "TLS to etcd is not supported yet: use an http:// URL on a trusted network");
   std::string_view rest = *text;
-  if (!rest.starts_with(kScheme))
-    return r.refuse(v, "expected an http://HOST:PORT URL, got " + in_quotes(*text));
-  rest.remove_prefix(kScheme.size());
+  tls = rest.starts_with("https://");
+  if (!tls && !rest.starts_with("http://"))
+    return r.refuse(v, "expected an http://HOST:PORT or https://HOST:PORT URL, got " + in_quotes(*text));
+  rest.remove_prefix(tls ? 8 : 7);
   if (rest.ends_with('/')) rest.remove_suffix(1);
   std::string why;
   std::optional<Endpoint> out = parse_endpoint(rest, 1, &why);
-  if (!out) return r.refuse(v, "expected an http://HOST:PORT URL, got " + in_quotes(*text));
+  if (!out)
+    return r.refuse(v, "expected an http://HOST:PORT or https://HOST:PORT URL, got " + in_quotes(*text));
   return out;
 }
 
-std::optional<std::vector<Endpoint>> etcd_urls(Reader& r, const Value& v) {
-  std::vector<Endpoint> out;
+// The URLs, and whether they are https:// (all of them or none: one client speaks one way).
+struct EtcdUrls {
+  std::vector<Endpoint> endpoints;
+  bool tls = false;
+};
+std::optional<EtcdUrls> etcd_urls(Reader& r, const Value& v) {
+  EtcdUrls out;
+  std::size_t https = 0;
+  std::size_t read = 0;
   for (const Value& item : r.items(v, "at least one etcd URL is required")) {
-    if (auto url = etcd_url(r, item)) out.push_back(std::move(*url));
+    bool tls = false;
+    if (auto url = etcd_url(r, item, tls)) {
+      out.endpoints.push_back(std::move(*url));
+      https += tls ? 1 : 0;
+      ++read;
+    }
   }
+  if (https != 0 && https != read)
+    return r.refuse(v, "mixes http:// and https:// URLs: use https:// for every etcd endpoint");
+  out.tls = https != 0;
   return out;
+}
+
+void store_etcd_urls(Reader& r, const Value& v, FleetConfig& fleet) {
+  if (std::optional<EtcdUrls> urls = etcd_urls(r, v)) {
+    fleet.etcd = std::move(urls->endpoints);
+    fleet.tls = urls->tls;
+  }
 }
 
 // A key prefix: absolute, no trailing slash (proxyd appends /desired, /members/HOST, ...), and
@@ -959,13 +981,41 @@ std::optional<std::string> fleet_prefix(Reader& r, const Value& v) {
 }
 
 constexpr Key<FleetConfig> kFleetKeys[] = {
-    {"etcd", store<&FleetConfig::etcd, etcd_urls>, kRequired},
+    {"etcd", store_etcd_urls, kRequired},
     {"prefix", store<&FleetConfig::prefix, fleet_prefix>, kRequired},
     {"host", store<&FleetConfig::host, name>},  // default: the hostname (cross-check)
+    {"ca", store<&FleetConfig::ca, text>},
+    {"cert", store<&FleetConfig::cert, text>},
+    {"key", store<&FleetConfig::key, text>},
+    {"user", store<&FleetConfig::user, text>},
+    {"password", store<&FleetConfig::password, text>},
 };
 
+// Two keys that go together: one without the other is an error at the missing one.
+void check_pair(Reader& r, const Value& v, const std::string& a_value, const char* a,
+                const std::string& b_value, const char* b) {
+  if (a_value.empty() == b_value.empty()) return;
+  // (A key written but wrong was reported as such already.)
+  if (!r.read_cleanly(v.key, a) || !r.read_cleanly(v.key, b)) return;
+  const bool a_missing = a_value.empty();
+  r.error(r.at(v.key, a_missing ? a : b),
+          std::string("required with fleet.") + (a_missing ? b : a));
+}
+
 void read_fleet(Reader& r, const Value& v, Config& config) {
-  r.section(v, kFleetKeys, config.fleet.emplace());
+  FleetConfig& fleet = config.fleet.emplace();
+  if (!r.section(v, kFleetKeys, fleet)) return;
+  check_pair(r, v, fleet.cert, "cert", fleet.key, "key");
+  // TLS files with http:// URLs would do nothing.
+  if (!fleet.tls && !fleet.etcd.empty()) {
+    for (const auto& [key, file] : {std::pair{"ca", &fleet.ca}, std::pair{"cert", &fleet.cert},
+                                     std::pair{"key", &fleet.key}}) {
+      if (!file->empty())
+        r.error(r.at(v.key, key), "needs https:// etcd URLs (these are http://: nothing to check)");
+    }
+  }
+  // etcd authenticates a user with its password: one without the other is a mistake.
+  check_pair(r, v, fleet.user, "user", fleet.password, "password");
 }
 
 void read_listeners(Reader& r, const Value& v, Config& config) {

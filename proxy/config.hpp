@@ -176,12 +176,19 @@ struct LimitsConfig {
 };
 
 // `fleet:` (docs/fleet.md): the desired routing state lives in etcd under `prefix`; this proxyd
-// applies it and reports as `host`. etcd is reached over plain HTTP (the v3 JSON gateway); TLS and
-// authentication to etcd are not implemented yet, so no keys for them are accepted.
+// applies it and reports as `host`. etcd is reached through its v3 JSON gateway over HTTP, or
+// HTTPS when the URLs are https:// (all or none; `ca`, `cert`, `key` only then), as etcd user
+// `user` when set (etcd's auth).
 struct FleetConfig {
-  std::vector<Endpoint> etcd;  // client URLs, http://HOST:PORT, tried in turn
+  std::vector<Endpoint> etcd;  // client URLs, http(s)://HOST:PORT, tried in turn
+  bool tls = false;            // the URLs are https://
+  std::string ca;              // PEM: the CAs etcd's certificate is checked against ("": system's)
+  std::string cert;            // PEM: this client's certificate, for --client-cert-auth; with key
+  std::string key;
   std::string prefix;          // "/proxyd/prod": starts with /, no trailing /
   std::string host;            // this member's name; default: the hostname
+  std::string user;            // etcd user ("": etcd without auth); set with password
+  std::string password;
 };
 
 struct Config {

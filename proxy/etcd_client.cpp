@@ -5,7 +5,11 @@
 #include "proxy/etcd_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -19,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include <charconv>
+#include <optional>
 
 // GCC 12 inlines an awaitable frame's operator new (Asio's aligned allocation) and its operator
 // delete differently and reports them as mismatched: a false positive, for this file's coroutines.
@@ -83,9 +88,11 @@ std::string gateway_error(const json::object& body) {
 }
 
 http::request<http::string_body> post(const Endpoint& endpoint, std::string_view path,
-                                      std::string body, bool keep_alive) {
+                                      std::string body, bool keep_alive, const std::string& token) {
   http::request<http::string_body> request{http::verb::post, path, 11};
   request.set(http::field::host, endpoint.text());
+  // The gateway hands this field to etcd as the request's auth token.
+  if (!token.empty()) request.set(http::field::authorization, token);
   request.set(http::field::content_type, "application/json");
   request.set(http::field::user_agent, "proxyd-fleet");
   request.keep_alive(keep_alive);
@@ -94,16 +101,74 @@ http::request<http::string_body> post(const Endpoint& endpoint, std::string_view
   return request;
 }
 
-// Resolves and connects `stream` to `endpoint` within the stream's current deadline.
-net::awaitable<std::string> connect(beast::tcp_stream& stream, const Endpoint& endpoint) {
-  tcp::resolver resolver(stream.get_executor());
-  auto [rec, results] = co_await resolver.async_resolve(endpoint.host,
-                                                        std::to_string(endpoint.port), use_tuple);
-  if (rec) co_return "cannot resolve " + endpoint.host + ": " + rec.message();
-  auto [cec, connected] = co_await stream.async_connect(results, use_tuple);
-  if (cec) co_return "cannot connect to " + endpoint.text() + ": " + cec.message();
-  co_return std::string();
-}
+// One call's or watch's connection to an endpoint: TCP, or TLS over it when the endpoints are
+// https:// ones. Every wait is within the TCP stream's deadline (set by the caller).
+class Connection {
+ public:
+  Connection(const net::any_io_executor& executor, net::ssl::context* tls) {
+    if (tls != nullptr) {
+      tls_.emplace(executor, *tls);
+    } else {
+      tcp_.emplace(executor);
+    }
+  }
+  beast::tcp_stream& tcp() { return tls_ ? beast::get_lowest_layer(*tls_) : *tcp_; }
+
+  // Resolves, connects and (TLS) shakes hands, checking the certificate names `endpoint.host`.
+  net::awaitable<std::string> open(const Endpoint& endpoint) {
+    tcp::resolver resolver(tcp().get_executor());
+    auto [rec, results] = co_await resolver.async_resolve(endpoint.host,
+                                                          std::to_string(endpoint.port), use_tuple);
+    if (rec) co_return "cannot resolve " + endpoint.host + ": " + rec.message();
+    auto [cec, connected] = co_await tcp().async_connect(results, use_tuple);
+    if (cec) co_return "cannot connect to " + endpoint.text() + ": " + cec.message();
+    if (!tls_) co_return std::string();
+    boost::system::error_code not_ip;
+    net::ip::make_address(endpoint.host, not_ip);
+    // SNI names a host, never an address (RFC 6066).
+    if (not_ip) SSL_set_tlsext_host_name(tls_->native_handle(), endpoint.host.c_str());
+    tls_->set_verify_callback(net::ssl::host_name_verification(endpoint.host));
+    auto [hec] = co_await tls_->async_handshake(net::ssl::stream_base::client, use_tuple);
+    if (hec) co_return "TLS handshake with " + endpoint.text() + " failed: " + hec.message();
+    co_return std::string();
+  }
+
+  net::awaitable<beast::error_code> write(http::request<http::string_body> request) {
+    co_return co_await on_stream([&](auto& s) { return http::async_write(s, request, use_tuple); });
+  }
+  template <class Parser>
+  net::awaitable<beast::error_code> read(beast::flat_buffer& buffer, Parser& parser) {
+    co_return co_await on_stream(
+        [&](auto& s) { return http::async_read(s, buffer, parser, use_tuple); });
+  }
+  template <class Parser>
+  net::awaitable<beast::error_code> read_header(beast::flat_buffer& buffer, Parser& parser) {
+    co_return co_await on_stream(
+        [&](auto& s) { return http::async_read_header(s, buffer, parser, use_tuple); });
+  }
+  template <class Parser>
+  net::awaitable<beast::error_code> read_some(beast::flat_buffer& buffer, Parser& parser) {
+    co_return co_await on_stream(
+        [&](auto& s) { return http::async_read_some(s, buffer, parser, use_tuple); });
+  }
+
+ private:
+  // `op` (an async operation started on the stream it is given, as_tuple'd) on the TLS stream or
+  // the TCP one; its error code. (An if, not `?:`: GCC 12 destroys a temporary twice around a
+  // co_await in a conditional.)
+  template <class Op>
+  net::awaitable<beast::error_code> on_stream(Op op) {
+    if (tls_) {
+      auto [ec, n] = co_await op(*tls_);
+      co_return ec;
+    }
+    auto [ec, n] = co_await op(*tcp_);
+    co_return ec;
+  }
+
+  std::optional<beast::tcp_stream> tcp_;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls_;
+};
 
 }  // namespace
 
@@ -146,13 +211,38 @@ struct Client::Impl {
   net::any_io_executor executor;
   std::vector<Endpoint> endpoints;
   std::chrono::milliseconds timeout;
+  Credentials credentials;
+  std::vector<std::string> tokens;  // per endpoint; "" until asked for
+  std::optional<net::ssl::context> tls;  // https:// endpoints
+  std::string setup_error;  // the TLS files could not be loaded: every call fails with it
   std::size_t current = 0;  // the endpoint tried first: the last one that answered
   beast::tcp_stream* watching = nullptr;  // the running watch's stream, for stop_watch()
 };
 
 Client::Client(net::any_io_executor executor, std::vector<Endpoint> endpoints,
-               std::chrono::milliseconds timeout)
-    : impl_(std::make_unique<Impl>(Impl{std::move(executor), std::move(endpoints), timeout})) {}
+               std::chrono::milliseconds timeout, Credentials credentials, TlsFiles tls)
+    : impl_(std::make_unique<Impl>(Impl{std::move(executor), std::move(endpoints), timeout,
+                                        std::move(credentials), {}, {}, {}})) {
+  impl_->tokens.resize(impl_->endpoints.size());
+  if (!tls.enabled) return;
+  net::ssl::context& context = impl_->tls.emplace(net::ssl::context::tls_client);
+  context.set_options(net::ssl::context::no_sslv2 | net::ssl::context::no_sslv3 |
+                      net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+  context.set_verify_mode(net::ssl::verify_peer);
+  boost::system::error_code ec;
+  const auto load = [&](const char* what, const std::string& file, auto&& step) {
+    if (ec || file.empty()) return;
+    step(ec);
+    if (ec) impl_->setup_error = std::string("cannot load fleet.") + what + " " + file + ": " + ec.message();
+  };
+  if (tls.ca.empty()) {
+    context.set_default_verify_paths(ec);
+    if (ec) impl_->setup_error = "cannot load the system's CA certificates: " + ec.message();
+  }
+  load("ca", tls.ca, [&](auto& e) { context.load_verify_file(tls.ca, e); });
+  load("cert", tls.cert, [&](auto& e) { context.use_certificate_chain_file(tls.cert, e); });
+  load("key", tls.key, [&](auto& e) { context.use_private_key_file(tls.key, net::ssl::context::pem, e); });
+}
 
 Client::~Client() = default;
 
@@ -160,49 +250,87 @@ std::string Client::endpoint() const {
   return impl_->endpoints.empty() ? "" : impl_->endpoints[impl_->current].text();
 }
 
+net::awaitable<Client::Reply> Client::exchange(std::string_view path, const std::string& body,
+                                               const std::string& token, bool& reached) {
+  const Endpoint& endpoint = impl_->endpoints[impl_->current];
+  Reply reply;
+  reached = false;
+  Connection connection(impl_->executor, impl_->tls ? &*impl_->tls : nullptr);
+  connection.tcp().expires_after(impl_->timeout);  // the whole exchange: connect, write, read
+  reply.error = co_await connection.open(endpoint);
+  if (reply.error.empty()) {
+    const beast::error_code wec =
+        co_await connection.write(post(endpoint, path, body, false, token));
+    if (wec) reply.error = "cannot send to " + endpoint.text() + ": " + wec.message();
+  }
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(kMaxReply);
+  if (reply.error.empty()) {
+    const beast::error_code rec = co_await connection.read(buffer, parser);
+    if (rec) reply.error = "no reply from " + endpoint.text() + ": " + rec.message();
+  }
+  if (!reply.error.empty()) co_return reply;
+  // etcd answered: any problem from here on is the request's, not the endpoint's.
+  reached = true;
+  const auto& response = parser.get();
+  json::error_code jec;
+  json::value parsed = json::parse(response.body(), jec);
+  if (jec || !parsed.is_object()) {
+    reply.error = "etcd " + endpoint.text() + " answered HTTP " +
+                  std::to_string(response.result_int()) + " without a JSON object";
+    co_return reply;
+  }
+  reply.body = std::move(parsed.get_object());
+  if (response.result_int() != 200) {
+    reply.error = "etcd " + endpoint.text() + " answered HTTP " +
+                  std::to_string(response.result_int()) + ": " + gateway_error(reply.body);
+  }
+  co_return reply;
+}
+
+net::awaitable<Client::Reply> Client::token() {
+  Reply out;
+  std::string& token = impl_->tokens[impl_->current];
+  if (impl_->credentials.user.empty() || !token.empty()) co_return out;
+  const std::string body = json::serialize(json::object{
+      {"name", impl_->credentials.user}, {"password", impl_->credentials.password}});
+  bool reached = false;
+  out = co_await exchange("/v3/auth/authenticate", body, "", reached);
+  if (!out.error.empty()) {
+    if (reached) out.error = "etcd refused user " + impl_->credentials.user + ": " + out.error;
+    co_return out;
+  }
+  token = string_field(out.body, "token");
+  if (token.empty()) out.error = "etcd gave user " + impl_->credentials.user + " no token";
+  co_return out;
+}
+
 net::awaitable<Client::Reply> Client::call(std::string_view path, const json::object& request) {
+  if (!impl_->setup_error.empty()) co_return Reply{impl_->setup_error, {}};
   const std::string body = json::serialize(request);
   std::string failures;
   // Each endpoint once, starting with the one that answered last: an etcd member that is down
   // costs one connect attempt per call until it is back.
   for (std::size_t attempt = 0; attempt < impl_->endpoints.size(); ++attempt) {
-    const Endpoint& endpoint = impl_->endpoints[impl_->current];
-    beast::tcp_stream stream(impl_->executor);
-    stream.expires_after(impl_->timeout);  // the whole exchange: connect, write, read
-    std::string error = co_await connect(stream, endpoint);
-    if (error.empty()) {
-      auto [wec, written] =
-          co_await http::async_write(stream, post(endpoint, path, body, false), use_tuple);
-      if (wec) error = "cannot send to " + endpoint.text() + ": " + wec.message();
+    bool reached = false;
+    Reply reply = co_await token();
+    if (reply.error.empty()) {
+      reply = co_await exchange(path, body, impl_->tokens[impl_->current], reached);
+      // A token etcd no longer knows (it expired, or the member restarted): one new one, once.
+      if (reached && reply.error.find("invalid auth token") != std::string::npos) {
+        impl_->tokens[impl_->current].clear();
+        reply = co_await token();
+        if (reply.error.empty())
+          reply = co_await exchange(path, body, impl_->tokens[impl_->current], reached);
+      }
+    } else {
+      // Refused credentials are the request's problem, not the endpoint's: say so at once.
+      reached = reply.error.starts_with("etcd refused user");
     }
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(kMaxReply);
-    if (error.empty()) {
-      auto [rec, read] = co_await http::async_read(stream, buffer, parser, use_tuple);
-      if (rec) error = "no reply from " + endpoint.text() + ": " + rec.message();
-    }
-    if (!error.empty()) {
-      failures += (failures.empty() ? "" : "; ") + error;
-      impl_->current = (impl_->current + 1) % impl_->endpoints.size();
-      continue;
-    }
-    // etcd answered: any problem from here on is the request's, not the endpoint's.
-    const auto& response = parser.get();
-    json::error_code jec;
-    json::value parsed = json::parse(response.body(), jec);
-    Reply reply;
-    if (jec || !parsed.is_object()) {
-      reply.error = "etcd " + endpoint.text() + " answered HTTP " +
-                    std::to_string(response.result_int()) + " without a JSON object";
-      co_return reply;
-    }
-    reply.body = std::move(parsed.get_object());
-    if (response.result_int() != 200) {
-      reply.error = "etcd " + endpoint.text() + " answered HTTP " +
-                    std::to_string(response.result_int()) + ": " + gateway_error(reply.body);
-    }
-    co_return reply;
+    if (reached) co_return reply;
+    failures += (failures.empty() ? "" : "; ") + reply.error;
+    impl_->current = (impl_->current + 1) % impl_->endpoints.size();
   }
   Reply failed;
   failed.error = failures.empty() ? "no etcd endpoint" : failures;
@@ -299,22 +427,24 @@ void Client::stop_watch() {
 net::awaitable<std::string> Client::watch(std::string key, std::int64_t start_revision,
                                           OnEvent on_event) {
   if (impl_->endpoints.empty()) co_return "no etcd endpoint";
+  if (!impl_->setup_error.empty()) co_return impl_->setup_error;
   const Endpoint endpoint = impl_->endpoints[impl_->current];
-  beast::tcp_stream stream(impl_->executor);
-  impl_->watching = &stream;
+  Connection connection(impl_->executor, impl_->tls ? &*impl_->tls : nullptr);
+  impl_->watching = &connection.tcp();
   struct Forget {  // stop_watch() must not reach a stream that is gone
     Impl& impl;
     ~Forget() { impl.watching = nullptr; }
   } forget{*impl_};
-  stream.expires_after(impl_->timeout);
-  if (std::string error = co_await connect(stream, endpoint); !error.empty()) {
+  if (Reply auth = co_await token(); !auth.error.empty()) co_return auth.error;
+  connection.tcp().expires_after(impl_->timeout);
+  if (std::string error = co_await connection.open(endpoint); !error.empty()) {
     impl_->current = (impl_->current + 1) % impl_->endpoints.size();
     co_return error;
   }
   const json::object create{{"create_request", json::object{{"key", base64_encode(key)},
                                                             {"start_revision", start_revision}}}};
-  auto [wec, written] = co_await http::async_write(
-      stream, post(endpoint, "/v3/watch", json::serialize(create), true), use_tuple);
+  const beast::error_code wec = co_await connection.write(
+      post(endpoint, "/v3/watch", json::serialize(create), true, impl_->tokens[impl_->current]));
   if (wec) co_return "cannot send to " + endpoint.text() + ": " + wec.message();
 
   beast::flat_buffer buffer;
@@ -326,16 +456,16 @@ net::awaitable<std::string> Client::watch(std::string key, std::int64_t start_re
     return data.size();  // consumed here: the string body stays empty
   };
   parser.on_chunk_body(on_chunk);
-  auto [hec, head] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+  const beast::error_code hec = co_await connection.read_header(buffer, parser);
   if (hec) co_return "no reply from " + endpoint.text() + ": " + hec.message();
   if (parser.get().result_int() != 200)
     co_return "etcd " + endpoint.text() + " answered the watch with HTTP " +
         std::to_string(parser.get().result_int());
   // A watch is quiet as long as the key is: no deadline from here. The agent's lease keepalive
   // notices a dead etcd and calls stop_watch().
-  stream.expires_never();
+  connection.tcp().expires_never();
   while (!parser.is_done()) {
-    auto [rec, read] = co_await http::async_read_some(stream, buffer, parser, use_tuple);
+    const beast::error_code rec = co_await connection.read_some(buffer, parser);
     if (rec) co_return "watch on " + endpoint.text() + " ended: " + rec.message();
     std::size_t newline;
     while ((newline = pending.find('\n')) != std::string::npos) {

@@ -1,8 +1,10 @@
 // etcd v3 through its JSON gateway (grpc-gateway: POST /v3/kv/range, /v3/kv/put, /v3/kv/txn,
 // /v3/kv/deleterange, /v3/lease/grant, /v3/lease/keepalive, /v3/watch; keys and values base64)
-// over Beast HTTP/1.1 and Boost.JSON. Debian packages no C++ etcd client and the gRPC one would
-// bring gRPC and protobuf for five calls; etcd 3.4 serves the gateway on its client port under
-// /v3/ (and /v3beta/), measured with etcd 3.4.23 (docs/fleet.md).
+// over Beast HTTP/1.1 (over TLS for https:// endpoints) and Boost.JSON. Debian packages no C++
+// etcd client and the gRPC one would bring gRPC and protobuf for five calls; etcd 3.4 serves the
+// gateway on its client port under /v3/ (and /v3beta/), measured with etcd 3.4.23 (docs/fleet.md).
+// With credentials, every call carries the token of etcd's auth, fetched again when etcd says it
+// is no longer valid.
 // Owner: FleetAgent. Thread: the agent's own io_context, never a worker's; every call is a
 // coroutine on it. Each unary call opens its own connection with a deadline on the whole
 // exchange; the endpoints are tried in turn, starting with the last one that answered.
@@ -64,10 +66,28 @@ struct Event {
   KeyValue kv;
 };
 
+// etcd's authentication (`etcdctl auth enable`): a user and its password, exchanged for a token
+// (POST /v3/auth/authenticate) that every request then carries in its Authorization field.
+// Empty user: etcd without auth.
+struct Credentials {
+  std::string user;
+  std::string password;
+};
+
+// TLS to https:// endpoints: the server's certificate checked against `ca` (the system's CAs
+// when empty) and the endpoint's host name or address; `cert` and `key`: this client's own, for
+// an etcd that asks for one (--client-cert-auth). PEM files.
+struct TlsFiles {
+  bool enabled = false;
+  std::string ca;
+  std::string cert;
+  std::string key;
+};
+
 class Client {
  public:
   Client(boost::asio::any_io_executor executor, std::vector<Endpoint> endpoints,
-         std::chrono::milliseconds timeout);
+         std::chrono::milliseconds timeout, Credentials credentials = {}, TlsFiles tls = {});
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -101,6 +121,13 @@ class Client {
   };
   static Written written(Reply reply);
   boost::asio::awaitable<Reply> call(std::string_view path, const boost::json::object& request);
+  // One exchange with the current endpoint, carrying `token` when not empty; `reached` says
+  // whether the endpoint answered at all (else try the next).
+  boost::asio::awaitable<Reply> exchange(std::string_view path, const std::string& body,
+                                         const std::string& token, bool& reached);
+  // The current endpoint's token, asked for when there is none (etcd 3.4's simple tokens are a
+  // member's own: one per endpoint). "" without credentials.
+  boost::asio::awaitable<Reply> token();
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -6,6 +6,9 @@
 #include <boost/json.hpp>
 
 #include <cstdio>
+#include <map>
+
+#include "rollout_json.hpp"
 
 namespace proxyd {
 namespace {
@@ -24,6 +27,7 @@ void Proxy::start_fleet() {
     return apply_fleet(document, revision);
   };
   hooks.report = [this] { return fleet_report(); };
+  fleet_started_ms_ = Moment::now().unix_ms;
   fleet_ = std::make_unique<FleetAgent>(*config_->fleet, std::move(hooks));
   fleet_->start();
 }
@@ -84,13 +88,22 @@ std::string Proxy::fleet_report() const {
     if (!pools.empty()) pools += " ";
     pools += pool.name + " " + std::to_string(taking) + "/" + std::to_string(pool.servers.size());
   }
+  // Every route's counts since this proxyd started, per slot: a fleet rollout sums the members'.
+  std::map<std::string, RouteCounts> counts;
+  for (const RouteStatus& route : status.routes) {
+    counts[route.name] = {
+        slot_counts(route.live, slot_totals(route.name, SlotName::live, route.live)),
+        slot_counts(route.passive, slot_totals(route.name, SlotName::passive, route.passive))};
+  }
   return json::serialize(json::object{{"host", config_->fleet->host},
                                       {"revision", state_.fleet_revision},
                                       {"generation", state_.generation},
                                       {"drift", state_.fleet_drift},
                                       {"version", PROXYD_VERSION},
                                       {"pools", pools},
-                                      {"error", fleet_error_}});
+                                      {"error", fleet_error_},
+                                      {"started", fleet_started_ms_},
+                                      {"counts", route_counts_to_json(counts)}});
 }
 
 FleetView Proxy::fleet_view() {

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "proxy/etcd_client.hpp"
+#include "proxy/rollout_json.hpp"
 
 // GCC 12 inlines an awaitable frame's operator new (Asio's aligned allocation) and its operator
 // delete differently and reports them as mismatched: a false positive, for this file's coroutines.
@@ -79,6 +80,8 @@ void read_report(const std::string& text, FleetHost& host) {
   host.version = string_of(*o, "version");
   host.error = string_of(*o, "error");
   host.pools = string_of(*o, "pools");
+  host.started_ms = int_of(*o, "started");
+  host.counts = route_counts_from_json(o->if_contains("counts"));
 }
 
 }  // namespace
@@ -87,7 +90,9 @@ struct FleetAgent::Impl {
   Impl(const FleetConfig& config, Hooks hooks)
       : config(config),
         hooks(std::move(hooks)),
-        client(io.get_executor(), config.etcd, kCallTimeout),
+        client(io.get_executor(), config.etcd, kCallTimeout,
+               etcd::Credentials{config.user, config.password},
+               etcd::TlsFiles{config.tls, config.ca, config.cert, config.key}),
         desired_key(config.prefix + "/desired"),
         member_key(config.prefix + "/members/" + config.host),
         host_key(config.prefix + "/hosts/" + config.host) {}

@@ -23,12 +23,9 @@
 
 #include "outcome.hpp"
 #include "routing_snapshot.hpp"
+#include "window_counts.hpp"
 
 namespace proxyd {
-
-// Upper bounds of proxyd_request_duration_seconds's buckets, in seconds (then +Inf).
-inline constexpr std::array<double, 13> kDurationBuckets = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 // A counter or gauge with one writer: relaxed load and store, no read-modify-write.
 class WorkerCount {

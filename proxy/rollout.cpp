@@ -161,4 +161,18 @@ StepWait step_wait(const RolloutPlan& plan, std::int64_t held_ms, std::int64_t p
   return wait;
 }
 
+StepJudgement judge_step(const StepCounts& counts, const RolloutPlan& plan, std::int64_t held_ms) {
+  StepJudgement out;
+  const WindowCounts passive = minus(counts.passive_now, counts.passive_at_step);
+  const WindowCounts live_step = minus(counts.live_now, counts.live_at_step);
+  const WindowCounts live = live_step.requests >= kLatencyMinReference
+                                ? live_step
+                                : minus(counts.live_now, counts.live_at_start);
+  out.live = figures(live_step);
+  out.passive = figures(passive);
+  out.verdict = analyze(live, passive, plan);
+  if (!out.verdict.abort) out.wait = step_wait(plan, held_ms, passive.requests);
+  return out;
+}
+
 }  // namespace proxyd

@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "admin_types.hpp"
-#include "stats.hpp"
+#include "window_counts.hpp"
 
 namespace proxyd {
 
@@ -70,6 +70,25 @@ struct StepWait {
   std::string waiting_for;
 };
 StepWait step_wait(const RolloutPlan& plan, std::int64_t held_ms, std::int64_t passive_requests);
+
+// One step of a rollout judged: the counters of both slots as they are now, at the step's start,
+// and (live) at the rollout's start, whatever sums them (one proxyd's workers, or every fleet
+// member's report). At 100% (or on a quiet route) live serves too few in the step to compare
+// with: then live since the rollout began is the reference.
+struct StepCounts {
+  WindowCounts live_now;
+  WindowCounts live_at_step;
+  WindowCounts live_at_start;
+  WindowCounts passive_now;
+  WindowCounts passive_at_step;
+};
+struct StepJudgement {
+  Verdict verdict;       // abort?
+  StepWait wait;         // done? (judged only when the verdict is not to abort)
+  SlotFigures live;      // the step's figures, for status and the audit detail
+  SlotFigures passive;
+};
+StepJudgement judge_step(const StepCounts& counts, const RolloutPlan& plan, std::int64_t held_ms);
 
 // A duration as rollout status writes it: "4m 10s", "45s", "1h 2m".
 std::string format_duration_ms(std::int64_t ms);

@@ -209,4 +209,56 @@ std::string plan_error(const RolloutPlan& plan) {
   return "";
 }
 
+namespace {
+
+json::object slot_counts_to_json(const SlotCounts& slot) {
+  json::array buckets;
+  for (const std::int64_t n : slot.buckets) buckets.emplace_back(n);
+  return json::object{{"pool", slot.pool},
+                      {"requests", slot.requests},
+                      {"errors", slot.errors},
+                      {"buckets", std::move(buckets)}};
+}
+
+std::optional<SlotCounts> slot_counts_from_json(const json::value* value) {
+  if (value == nullptr || !value->is_object()) return std::nullopt;
+  SlotCounts slot;
+  std::string error;
+  Reader read(value->get_object(), error);
+  read.string("pool", slot.pool);
+  read.integer("requests", slot.requests);
+  read.integer("errors", slot.errors);
+  const json::value* buckets = read.find("buckets");
+  if (!read.ok() || buckets == nullptr || !buckets->is_array()) return std::nullopt;
+  for (const json::value& n : buckets->get_array()) {
+    if (!n.is_int64()) return std::nullopt;
+    slot.buckets.push_back(n.get_int64());
+  }
+  return slot;
+}
+
+}  // namespace
+
+json::object route_counts_to_json(const std::map<std::string, RouteCounts>& counts) {
+  json::object out;
+  for (const auto& [route, slots] : counts) {
+    out[route] = json::object{{"live", slot_counts_to_json(slots.live)},
+                              {"passive", slot_counts_to_json(slots.passive)}};
+  }
+  return out;
+}
+
+std::map<std::string, RouteCounts> route_counts_from_json(const json::value* value) {
+  std::map<std::string, RouteCounts> out;
+  if (value == nullptr || !value->is_object()) return out;
+  for (const auto& [route, slots] : value->get_object()) {
+    if (!slots.is_object()) continue;
+    std::optional<SlotCounts> live = slot_counts_from_json(slots.get_object().if_contains("live"));
+    std::optional<SlotCounts> passive =
+        slot_counts_from_json(slots.get_object().if_contains("passive"));
+    if (live && passive) out[std::string(route)] = RouteCounts{std::move(*live), std::move(*passive)};
+  }
+  return out;
+}
+
 }  // namespace proxyd

@@ -7,6 +7,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -28,5 +29,11 @@ std::string plan_error(const RolloutPlan& plan);
 
 boost::json::object plan_to_json(const RolloutPlan& plan);
 std::optional<RolloutPlan> plan_from_json(const boost::json::value& value, std::string& error);
+
+// A fleet member's per-route counts (FleetHost::counts) as its report and `fleet status` carry
+// them: {"api": {"live": {"pool", "requests", "errors", "buckets": [...]}, "passive": {...}}}.
+boost::json::object route_counts_to_json(const std::map<std::string, RouteCounts>& counts);
+// Lenient, as reports are read: an entry that is not the shape above is left out.
+std::map<std::string, RouteCounts> route_counts_from_json(const boost::json::value* value);
 
 }  // namespace proxyd

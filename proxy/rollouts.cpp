@@ -17,14 +17,6 @@ namespace {
 // stopped within a second of the evidence, for the price of summing a few series.
 constexpr auto kRolloutTick = std::chrono::milliseconds(500);
 
-WindowCounts minus(const WindowCounts& now, const WindowCounts& then) {
-  WindowCounts out;
-  out.requests = now.requests - then.requests;
-  out.errors = now.errors - then.errors;
-  for (std::size_t i = 0; i < out.buckets.size(); ++i) out.buckets[i] = now.buckets[i] - then.buckets[i];
-  return out;
-}
-
 std::string step_text(const RolloutStatus& rollout) {
   return "step " + std::to_string(rollout.step + 1) + " of " +
          std::to_string(rollout.plan.steps_ppm.size()) + " (" +
@@ -288,28 +280,23 @@ void Proxy::tick_rollouts_locked() {
       begin_step_locked(rollout, true);
     }
     const RolloutProgress& progress = progress_.at(route);
-    const WindowCounts live_now = slot_totals(route, SlotName::live, rollout.live);
-    const WindowCounts passive = minus(slot_totals(route, SlotName::passive, rollout.passive),
-                                       progress.passive_at_step);
-    const WindowCounts live_step = minus(live_now, progress.live_at_step);
-    // At 100% (or on a quiet route) live serves too few in the step to compare with: then live
-    // since the rollout began is the reference.
-    const WindowCounts live = live_step.requests >= kLatencyMinReference
-                                  ? live_step
-                                  : minus(live_now, progress.live_at_start);
-    rollout.live_figures = figures(live_step);
-    rollout.passive_figures = figures(passive);
-
-    // The canary is judged while paused too: it still serves its share.
-    if (const Verdict verdict = analyze(live, passive, rollout.plan); verdict.abort) {
-      abort_rollout_locked(route, Caller::rollout(), "rollout " + route + ": abort",
-                           verdict.code, verdict.reason);
-      continue;
-    }
-    if (rollout.phase != RolloutPhase::running) continue;
     const auto held =
         std::chrono::duration_cast<std::chrono::milliseconds>(now - progress.step_start).count();
-    if (!step_wait(rollout.plan, held, passive.requests).done) continue;
+    const StepJudgement judged =
+        judge_step({slot_totals(route, SlotName::live, rollout.live), progress.live_at_step,
+                    progress.live_at_start, slot_totals(route, SlotName::passive, rollout.passive),
+                    progress.passive_at_step},
+                   rollout.plan, held);
+    rollout.live_figures = judged.live;
+    rollout.passive_figures = judged.passive;
+
+    // The canary is judged while paused too: it still serves its share.
+    if (judged.verdict.abort) {
+      abort_rollout_locked(route, Caller::rollout(), "rollout " + route + ": abort",
+                           judged.verdict.code, judged.verdict.reason);
+      continue;
+    }
+    if (rollout.phase != RolloutPhase::running || !judged.wait.done) continue;
 
     const bool last = rollout.step + 1 == rollout.plan.steps_ppm.size();
     const std::string detail = step_text(rollout) + " held; " + figures_text(rollout);

@@ -190,6 +190,7 @@ class Proxy final : public AdminApi {
   void start_fleet();
   std::unique_ptr<FleetAgent> fleet_;  // set on a fleet member by start(); stopped first
   std::string fleet_error_;            // under mutex_: why the last revision was not applied
+  std::int64_t fleet_started_ms_ = 0;  // when start_fleet() ran: the report's counts are since then
 
   std::condition_variable rollout_wake_;  // with mutex_: the destructor wakes the thread to stop
   bool rollout_stop_ = false;             // under mutex_

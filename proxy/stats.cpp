@@ -28,26 +28,6 @@ void add_window(const RequestSeries& series, std::int64_t now_second, std::int64
   }
 }
 
-std::optional<Quantile> quantile(const WindowCounts& counts, double q) {
-  std::int64_t total = 0;
-  for (const std::int64_t n : counts.buckets) total += n;
-  if (total <= 0) return std::nullopt;
-  const double rank = q * static_cast<double>(total);
-  std::int64_t below = 0;  // requests in the buckets before this one
-  for (std::size_t i = 0; i < kDurationBuckets.size(); ++i) {
-    const std::int64_t in_bucket = counts.buckets[i];
-    if (in_bucket > 0 && static_cast<double>(below + in_bucket) >= rank) {
-      const double lower = i == 0 ? 0.0 : kDurationBuckets[i - 1];
-      const double upper = kDurationBuckets[i];
-      const double seconds = lower + (upper - lower) * (rank - static_cast<double>(below)) /
-                                         static_cast<double>(in_bucket);
-      return Quantile{seconds * 1000.0, false};
-    }
-    below += in_bucket;
-  }
-  return Quantile{kDurationBuckets.back() * 1000.0, true};
-}
-
 namespace {
 
 std::string_view slot_text(SlotName slot) { return slot == SlotName::live ? "live" : "passive"; }

@@ -4,8 +4,10 @@
 // a stopped member named by exit 4 and catching up when it is back; etcd stopped under load with
 // no failed request, every member reporting itself disconnected and catching up when etcd is back;
 // local changes refused without --local, and a --local one shown as drift; on a three-member etcd
-// cluster, the leader killed under load and a write still reaching every member. Every wait is a
-// proxyctl process with its own timeout or a bounded poll.
+// cluster, the leader killed under load and a write still reaching every member; a fleet rollout
+// completing on every member under load, and one whose canary answers 500 on other members than
+// proxyctl's aborted to weight 0 everywhere, with the reason. Every wait is a proxyctl process with
+// its own timeout or a bounded poll.
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
@@ -23,6 +25,7 @@
 #include "tests/support/http_client.hpp"
 #include "tests/support/load_loop.hpp"
 #include "tests/support/proxyd_process.hpp"
+#include "tests/support/tls_fixtures.hpp"
 
 namespace proxyd::test {
 namespace {
@@ -50,7 +53,7 @@ routes:
   - {name: api, match: {path_prefix: /api/}, live: blue, passive: green}
   - {name: web, match: {path_prefix: /}, live: blue, passive: green}
 timeouts: {drain: 1s}
-fleet: {etcd: [@ETCD@], prefix: /proxyd/test, host: @HOST@}
+fleet: {etcd: [@ETCD@], prefix: /proxyd/test, host: @HOST@@EXTRA@}
 )";
 
 class Fleet : public ::testing::Test {
@@ -86,7 +89,8 @@ class Fleet : public ::testing::Test {
                                                             {"@GREEN@", green_.address()},
                                                             {"@STATE@", state_dirs_[i]},
                                                             {"@ETCD@", etcd_urls_},
-                                                            {"@HOST@", host(i)}}));
+                                                            {"@HOST@", host(i)},
+                                                            {"@EXTRA@", fleet_extra_}}));
     ASSERT_TRUE(proxies_[i]);
   }
 
@@ -133,12 +137,46 @@ class Fleet : public ::testing::Test {
     return std::stoll(m[1]);
   }
 
+  // Starts a fourth proxyd, web-9, with `extra` in its fleet section; waits (bounded) until it
+  // says why it is not connected to etcd, checks that it serves all the same, and returns the
+  // fleet object of its status.
+  json::object stranger(const std::string& extra) {
+    const std::string state = make_temp_dir("proxyd-fleet");
+    auto proxy = ProxydProcess::start(substitute(kConfig, {{"@BLUE@", blue_.address()},
+                                                           {"@GREEN@", green_.address()},
+                                                           {"@STATE@", state},
+                                                           {"@ETCD@", etcd_urls_},
+                                                           {"@HOST@", "web-9"},
+                                                           {"@EXTRA@", extra}}));
+    json::object fleet;
+    EXPECT_TRUE(proxy);
+    if (proxy) {
+      EXPECT_TRUE(poll([&] {
+        const CommandResult r = run_program(
+            {PROXYCTL_BINARY, "-s", proxy->dir() + "/control.sock", "status", "--json"}, 10s);
+        if (r.exit_code != 0) return false;
+        fleet = json::parse(r.output).at("result").at("fleet").as_object();
+        return !fleet.at("error").as_string().empty();
+      }));
+      EXPECT_EQ(fleet.at("connected"), false);
+      EXPECT_EQ(HttpClient(proxy->port("public")).get("/api/x").header("x-upstream"), "blue-1");
+    }
+    proxy.reset();
+    std::filesystem::remove_all(state);
+    return fleet;
+  }
+
+  CommandResult rollout_under_load(const std::vector<std::size_t>& loaded,
+                                   const std::vector<std::string>& options,
+                                   std::vector<std::unique_ptr<LoadLoop>>& loads);
+
   static constexpr std::size_t kMembers = 3;
   FakeUpstream blue_{"blue-1"};
   FakeUpstream green_{"green-1"};
   std::unique_ptr<EtcdProcess> etcd_;
   std::vector<std::unique_ptr<EtcdProcess>> cluster_;  // FleetOnACluster
   std::string etcd_urls_;  // the members' fleet.etcd list
+  std::string fleet_extra_;  // more keys of the members' fleet section (", user: U, ..."), or ""
   std::array<std::string, kMembers> state_dirs_;
   std::array<std::unique_ptr<ProxydProcess>, kMembers> proxies_;
 };
@@ -338,6 +376,191 @@ TEST_F(Fleet, LocalChangesNeedLocalAndShowAsDrift) {
   // --local is for local changes only.
   const CommandResult misuse = ctl(0, {"--local", "fleet", "set-weight", "api", "3"});
   EXPECT_EQ(misuse.exit_code, 2);
+}
+
+// The last line of `state_dir`'s audit log that contains `what`, or "".
+std::string audited(const std::string& state_dir, const std::string& what) {
+  std::ifstream audit(state_dir + "/audit.log");
+  std::string line, found;
+  while (std::getline(audit, line))
+    if (line.find(what) != std::string::npos) found = line;
+  return found;
+}
+
+// Runs `proxyctl fleet rollout api --steps 10,50 OPTIONS...` on web-1 while the members `loaded`
+// take /api/ requests (one keep-alive loop each, in `loads`, stopped when it returns).
+CommandResult Fleet::rollout_under_load(const std::vector<std::size_t>& loaded,
+                                        const std::vector<std::string>& options,
+                                        std::vector<std::unique_ptr<LoadLoop>>& loads) {
+  for (const std::size_t i : loaded)
+    loads.push_back(std::make_unique<LoadLoop>(proxies_[i]->port("public"), true, "/api/r", kUntilStopped));
+  std::vector<std::string> args{"fleet", "rollout", "api", "--steps", "10,50"};
+  args.insert(args.end(), options.begin(), options.end());
+  const CommandResult rollout = ctl(0, args, 60s);
+  for (auto& load : loads) load->stop();
+  return rollout;
+}
+
+TEST_F(Fleet, AFleetRolloutStepsEveryMemberOnTheirSummedCountsAndFlips) {
+  std::vector<std::unique_ptr<LoadLoop>> loads;
+  const CommandResult rollout =
+      rollout_under_load({0, 1, 2}, {"--interval", "1s", "--min-requests", "20"}, loads);
+  ASSERT_EQ(rollout.exit_code, 0) << rollout.output;
+  EXPECT_TRUE(std::regex_search(
+      rollout.output,
+      std::regex("^api: fleet rollout started on 3 members, passive green against live blue\n"
+                 "api step 1 of 2 \\(10%\\): revision [0-9]+ applied by all 3 members\n"
+                 "api step 2 of 2 \\(50%\\): revision [0-9]+ applied by all 3 members\n"
+                 "api completed at step 2 of 2 \\(50%\\): flipped, green is live\n$")))
+      << rollout.output;
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    const json::object api = route(i, "api");
+    EXPECT_EQ(api.at("live"), "green") << host(i);
+    EXPECT_EQ(api.at("passive"), "blue") << host(i);
+    EXPECT_EQ(api.at("weight_ppm"), 0) << host(i);
+    EXPECT_EQ(loads[i]->failures(), std::vector<std::string>{}) << host(i);
+    // Every step reached every member as a revision of the fleet's, on record.
+    EXPECT_NE(audited(state_dirs_[i], ": fleet rollout api: step 2 of 2 (50%)\""), "") << host(i);
+    EXPECT_NE(audited(state_dirs_[i], ": fleet rollout api: complete, then flip\""), "") << host(i);
+  }
+}
+
+TEST_F(Fleet, AFleetRolloutWhoseCanaryFailsOnOtherMembersIsAbortedEverywhere) {
+  green_.set_faults(1, 0);  // every passive request answers 500
+  // Traffic through web-2 and web-3 only: proxyctl runs on web-1, which sees none itself, so the
+  // evidence can only come from the other members' reports.
+  std::vector<std::unique_ptr<LoadLoop>> loads;
+  const CommandResult rollout = rollout_under_load({1, 2}, {"--interval", "1m"}, loads);
+  EXPECT_EQ(rollout.exit_code, 1) << rollout.output;
+  EXPECT_TRUE(std::regex_search(
+      rollout.output,
+      std::regex("\napi aborted at step 1 of 2 \\(10%\\): error ratio: passive ([0-9]+)/\\1 "
+                 "\\(100.00%\\) against live [0-9]+/[0-9]+ \\(0.00%\\), worse by more than 1% "
+                 "\\(binomial test, p < 0.001\\)\napi: weight 0 \\(revision [0-9]+\\) applied by "
+                 "all 3 members\n$")))
+      << rollout.output;
+  for (std::size_t i = 0; i < kMembers; ++i) {
+    const json::object api = route(i, "api");
+    EXPECT_EQ(api.at("weight_ppm"), 0) << host(i);
+    EXPECT_EQ(api.at("live"), "blue") << host(i);
+    EXPECT_NE(audited(state_dirs_[i], ": fleet rollout api: abort\""), "") << host(i);
+  }
+
+  // What a fleet rollout refuses before writing anything, and what it does not take.
+  const CommandResult unknown = ctl(0, {"fleet", "rollout", "nope"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.output, "proxyctl: refused: member web-1 has no route named nope\n");
+  // A stale --if-revision: the first step is not written, so nothing at all is.
+  std::smatch back;
+  ASSERT_TRUE(std::regex_search(rollout.output, back, std::regex("weight 0 \\(revision ([0-9]+)\\)")));
+  const CommandResult stale = ctl(0, {"fleet", "rollout", "api", "--if-revision", "1"});
+  EXPECT_EQ(stale.exit_code, 1);
+  EXPECT_EQ(stale.output, "proxyctl: refused: the desired state is at revision " + back[1].str() +
+                              ", not 1; nothing was written\n");
+  EXPECT_EQ(route(0, "api").at("weight_ppm"), 0);
+  const CommandResult detach = ctl(0, {"fleet", "rollout", "api", "--detach"});
+  EXPECT_EQ(detach.exit_code, 2);
+  EXPECT_NE(detach.output.find("fleet rollout: --detach: a fleet rollout runs in proxyctl itself\n"),
+            std::string::npos)
+      << detach.output;
+  ASSERT_TRUE(proxies_[2]->signal(SIGTERM));
+  ASSERT_TRUE(proxies_[2]->wait_exit(10s));
+  ASSERT_TRUE(poll([&] { return ctl(0, {"fleet", "status"}).output.find("web-3  down") != std::string::npos; }))
+      << ctl(0, {"fleet", "status"}).output;
+  const CommandResult down = ctl(0, {"fleet", "rollout", "api"});
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_EQ(down.output,
+            "proxyctl: refused: member web-3 is down: a fleet rollout needs every member's counts "
+            "(proxyctl fleet forget web-3 if it is gone for good)\n");
+}
+
+// The same three proxyds against an etcd with auth enabled (etcdctl auth enable): members log in
+// as user proxyd, whose role may read and write the fleet's prefix only.
+class FleetWithAuth : public Fleet {
+ protected:
+  void SetUp() override {
+    etcd_ = EtcdProcess::launch();
+    ASSERT_TRUE(etcd_);
+    etcd_urls_ = etcd_->url();
+    for (const char* step : {"user add root --new-user-password=rootpw",
+                             "user add proxyd --new-user-password=s3cret", "role add fleet",
+                             "role grant-permission fleet --prefix=true readwrite /proxyd/test/",
+                             "user grant-role proxyd fleet", "auth enable"}) {
+      int rc = -1;
+      const std::string out = etcd_->etcdctl(step, &rc);
+      ASSERT_EQ(rc, 0) << step << ": " << out;
+    }
+    fleet_extra_ = ", user: proxyd, password: s3cret";
+    ASSERT_NO_FATAL_FAILURE(start_members());
+  }
+};
+
+TEST_F(FleetWithAuth, MembersLogInAndAWrongPasswordIsReported) {
+  const CommandResult write = ctl(0, {"fleet", "set-weight", "api", "5"});
+  ASSERT_EQ(write.exit_code, 0) << write.output;
+  EXPECT_NE(write.output.find(" applied by all 3 members in "), std::string::npos) << write.output;
+  for (std::size_t i = 0; i < kMembers; ++i) EXPECT_EQ(route(i, "api").at("weight_ppm"), 50000);
+  // etcd holds it where only an authenticated user can read it.
+  int rc = -1;
+  EXPECT_NE(etcd_->etcdctl("get /proxyd/test/desired", &rc).find("user name is empty"),
+            std::string::npos);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(etcd_->etcdctl("--user=proxyd:s3cret get /proxyd/test/desired --print-value-only", &rc)
+                .find("\"weight_ppm\":50000"),
+            std::string::npos);
+  EXPECT_EQ(rc, 0);
+
+  // A member with the wrong password keeps serving, reports why it is not connected, and stays
+  // out of the fleet's reports.
+  const json::object fleet = stranger(", user: proxyd, password: nope");
+  EXPECT_TRUE(std::regex_search(std::string(fleet.at("error").as_string()),
+                                std::regex("^etcd refused user proxyd: etcd 127.0.0.1:[0-9]+ "
+                                           "answered HTTP [0-9]+: etcdserver: authentication "
+                                           "failed, invalid user ID or password$")))
+      << fleet.at("error").as_string();
+  EXPECT_EQ(ctl(0, {"fleet", "status"}).output.find("web-9"), std::string::npos);
+}
+
+// The same three proxyds against an etcd that serves clients over TLS only and asks each for a
+// certificate (--client-cert-auth), on a CA and certificates the test makes.
+class FleetOverTls : public Fleet {
+ protected:
+  void SetUp() override {
+    pki_ = std::make_unique<TestPki>("fleet test CA");
+    const CertFiles server = pki_->issue("etcd", "etcd");
+    client_ = pki_->issue("proxyd", "proxyd");
+    etcd_ = std::make_unique<EtcdProcess>();
+    etcd_->set_tls(server.cert, server.key, pki_->ca(), client_.cert, client_.key);
+    ASSERT_TRUE(etcd_->start()) << etcd_->error() << etcd_->log();
+    etcd_urls_ = etcd_->url();
+    fleet_extra_ = ", ca: " + pki_->ca() + ", cert: " + client_.cert + ", key: " + client_.key;
+    ASSERT_NO_FATAL_FAILURE(start_members());
+  }
+  void TearDown() override {
+    Fleet::TearDown();
+    pki_.reset();
+  }
+  std::unique_ptr<TestPki> pki_;
+  CertFiles client_;
+};
+
+TEST_F(FleetOverTls, MembersSpeakTlsAndACertificateTheyCannotTrustIsReported) {
+  ASSERT_EQ(etcd_->url().rfind("https://", 0), 0u);
+  const CommandResult write = ctl(0, {"fleet", "set-weight", "api", "5"});
+  ASSERT_EQ(write.exit_code, 0) << write.output;
+  EXPECT_NE(write.output.find(" applied by all 3 members in "), std::string::npos) << write.output;
+  for (std::size_t i = 0; i < kMembers; ++i) EXPECT_EQ(route(i, "api").at("weight_ppm"), 50000);
+  // Plain HTTP is not served at all: the members spoke TLS.
+  EXPECT_NE(fetch(etcd_->port(), "/health", {}, 2s).status, 200u);
+
+  // A member that trusts another CA refuses etcd's certificate, keeps serving, and says why.
+  TestPki other("another CA");
+  const json::object fleet =
+      stranger(", ca: " + other.ca() + ", cert: " + client_.cert + ", key: " + client_.key);
+  EXPECT_TRUE(std::regex_search(std::string(fleet.at("error").as_string()),
+                                std::regex("^TLS handshake with 127.0.0.1:[0-9]+ failed: "
+                                           "certificate verify failed")))
+      << fleet.at("error").as_string();
 }
 
 // The same three proxyds on a three-member etcd cluster, every endpoint configured.

@@ -75,9 +75,9 @@ bool EtcdProcess::spawn() {
     error_ = binary + " is not installed: ./setup deps installs the Debian package etcd-server";
     return false;
   }
-  const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
+  const std::string client = url();
   const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
-  const std::vector<std::string> args = {
+  std::vector<std::string> args = {
       binary,
       "--name=" + name_,
       "--data-dir=" + dir_ + "/data",
@@ -88,6 +88,11 @@ bool EtcdProcess::spawn() {
       "--initial-cluster=" + (cluster_.empty() ? peer_entry() : cluster_),
       "--initial-cluster-token=proxyd-test",
   };
+  if (!tls_.cert.empty()) {
+    for (std::string flag : {"--cert-file=" + tls_.cert, "--key-file=" + tls_.key,
+                             "--trusted-ca-file=" + tls_.ca, std::string("--client-cert-auth")})
+      args.push_back(std::move(flag));
+  }
   const int pid = spawn_logged(args, dir_ + "/etcd.log", error_);
   if (pid < 0) return false;
   pid_ = pid;
@@ -104,8 +109,14 @@ bool EtcdProcess::wait_healthy(std::chrono::milliseconds timeout) {
       error_ = "etcd exited before it was ready (status " + std::to_string(status) + ")";
       return false;
     }
-    const Response health = fetch(client_port_, "/health", {}, std::chrono::seconds(1));
-    if (health.status == 200 && health.body.find("\"true\"") != std::string::npos) return true;
+    if (tls_.cert.empty()) {
+      const Response health = fetch(client_port_, "/health", {}, std::chrono::seconds(1));
+      if (health.status == 200 && health.body.find("\"true\"") != std::string::npos) return true;
+    } else {
+      int rc = -1;
+      etcdctl("endpoint health --command-timeout=1s", &rc);
+      if (rc == 0) return true;
+    }
     std::this_thread::sleep_for(kPollInterval);
   }
   if (error_.empty()) error_ = "etcd was not healthy on " + client + " in time";
@@ -140,6 +151,11 @@ std::string EtcdProcess::log() const {
 
 std::string EtcdProcess::etcdctl(const std::string& args, int* rc) const {
   std::vector<std::string> argv = {"/usr/bin/etcdctl", "--endpoints=" + url()};
+  if (!tls_.cert.empty()) {
+    argv.push_back("--cacert=" + tls_.ca);
+    argv.push_back("--cert=" + tls_.client_cert);
+    argv.push_back("--key=" + tls_.client_key);
+  }
   for (std::string& word : split_words(args)) argv.push_back(std::move(word));
   CommandResult result = run_program(argv, std::chrono::seconds(10));
   if (rc != nullptr) *rc = result.exit_code;

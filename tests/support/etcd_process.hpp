@@ -37,6 +37,14 @@ class EtcdProcess {
   std::string peer_entry() const {
     return name_ + "=http://127.0.0.1:" + std::to_string(peer_port_);
   }
+  // Serves clients over TLS with `cert` and `key`, and asks each for a certificate signed by
+  // `ca` (--client-cert-auth); etcdctl then presents `client_cert` and `client_key`. Call before
+  // the first start.
+  void set_tls(std::string cert, std::string key, std::string ca, std::string client_cert,
+               std::string client_key) {
+    tls_ = {std::move(cert), std::move(key), std::move(ca), std::move(client_cert),
+            std::move(client_key)};
+  }
   // Whether this member is its cluster's leader now (etcdctl endpoint status).
   bool is_leader() const;
   // SIGKILL by pid and reap: as abrupt as a crashed host. Idempotent.
@@ -45,7 +53,10 @@ class EtcdProcess {
   bool running() const { return pid_ > 0; }
   const std::string& error() const { return error_; }
   std::uint16_t port() const { return client_port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
+  std::string url() const {
+    return (tls_.cert.empty() ? "http://127.0.0.1:" : "https://127.0.0.1:") +
+           std::to_string(client_port_);
+  }
   const std::string& dir() const { return dir_; }
   std::string log() const;
 
@@ -58,6 +69,9 @@ class EtcdProcess {
  private:
   std::string name_;
   std::string cluster_;  // "" = a cluster of this member alone
+  struct Tls {
+    std::string cert, key, ca, client_cert, client_key;  // all "": plain HTTP
+  } tls_;
   std::string dir_;
   std::uint16_t client_port_ = 0;
   std::uint16_t peer_port_ = 0;

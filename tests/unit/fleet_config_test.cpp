@@ -38,8 +38,18 @@ TEST(FleetConfigTest, AbsentMeansStandalone) {
 TEST(FleetConfigTest, EveryKeyIsRead) {
   const ConfigResult result = load_config_text(
       kBase + "fleet: {etcd: [http://127.0.0.1:2379, 'http://[::1]:2380/'], prefix: /proxyd/prod, "
-              "host: web-1}\n",
+              "host: web-1, user: proxyd, password: s3cret}\n",
       "t.yaml");
+  const ConfigResult tls = load_config_text(
+      kBase + "fleet: {etcd: [https://etcd-1:2379], prefix: /p, ca: /etc/ca.pem, cert: /c.pem, "
+              "key: /c.key}\n",
+      "t.yaml");
+  ASSERT_TRUE(tls.config) << (tls.errors.empty() ? "" : tls.errors[0].text());
+  EXPECT_TRUE(tls.config->fleet->tls);
+  EXPECT_EQ(tls.config->fleet->etcd[0].text(), "etcd-1:2379");
+  EXPECT_EQ(tls.config->fleet->ca, "/etc/ca.pem");
+  EXPECT_EQ(tls.config->fleet->cert, "/c.pem");
+  EXPECT_EQ(tls.config->fleet->key, "/c.key");
   ASSERT_TRUE(result.config) << (result.errors.empty() ? "" : result.errors[0].text());
   const FleetConfig& fleet = *result.config->fleet;
   ASSERT_EQ(fleet.etcd.size(), 2u);
@@ -48,6 +58,9 @@ TEST(FleetConfigTest, EveryKeyIsRead) {
   EXPECT_EQ(fleet.etcd[1].port, 2380);
   EXPECT_EQ(fleet.prefix, "/proxyd/prod");
   EXPECT_EQ(fleet.host, "web-1");
+  EXPECT_EQ(fleet.user, "proxyd");
+  EXPECT_EQ(fleet.password, "s3cret");
+  EXPECT_FALSE(fleet.tls);
 }
 
 TEST(FleetConfigTest, HostDefaultsToTheHostname) {
@@ -61,17 +74,33 @@ TEST(FleetConfigTest, HostDefaultsToTheHostname) {
 
 TEST(FleetConfigTest, Errors) {
   EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: [http://127.0.0.1:2379], tls: {}}\n"),
-            Errors{"t.yaml:7: fleet.tls: unknown key (expected one of: etcd, prefix, host)"});
+            Errors{"t.yaml:7: fleet.tls: unknown key (expected one of: etcd, prefix, host, ca, "
+                   "cert, key, user, password)"});
+  // etcd's auth takes both.
+  EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: [http://127.0.0.1:2379], user: proxyd}\n"),
+            Errors{"t.yaml:7: fleet.password: required with fleet.user"});
+  EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: [http://127.0.0.1:2379], password: x}\n"),
+            Errors{"t.yaml:7: fleet.user: required with fleet.password"});
+  EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: [http://127.0.0.1:2379], user: '', password: x}\n"),
+            Errors{"t.yaml:7: fleet.user: must not be empty"});
   EXPECT_EQ(errors_of("fleet: {etcd: [http://127.0.0.1:2379]}\n"),
             Errors{"t.yaml:7: fleet.prefix: required key is missing"});
   EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: []}\n"),
             Errors{"t.yaml:7: fleet.etcd: at least one etcd URL is required"});
-  EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: [https://127.0.0.1:2379]}\n"),
-            Errors{"t.yaml:7: fleet.etcd[0]: TLS to etcd is not supported yet: use an http:// "
-                   "URL on a trusted network"});
+  EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: [https://127.0.0.1:2379, http://127.0.0.1:2380]}\n"),
+            Errors{"t.yaml:7: fleet.etcd: mixes http:// and https:// URLs: use https:// for every "
+                   "etcd endpoint"});
   EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: [127.0.0.1:2379, http://h/x]}\n"),
-            (Errors{"t.yaml:7: fleet.etcd[0]: expected an http://HOST:PORT URL, got \"127.0.0.1:2379\"",
-                    "t.yaml:7: fleet.etcd[1]: expected an http://HOST:PORT URL, got \"http://h/x\""}));
+            (Errors{"t.yaml:7: fleet.etcd[0]: expected an http://HOST:PORT or https://HOST:PORT URL, "
+                    "got \"127.0.0.1:2379\"",
+                    "t.yaml:7: fleet.etcd[1]: expected an http://HOST:PORT or https://HOST:PORT URL, "
+                    "got \"http://h/x\""}));
+  // TLS files only with https:// URLs, where they are used; a certificate with its key.
+  EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: [http://127.0.0.1:2379], ca: /etc/ca.pem}\n"),
+            Errors{"t.yaml:7: fleet.ca: needs https:// etcd URLs (these are http://: nothing to "
+                   "check)"});
+  EXPECT_EQ(errors_of("fleet: {prefix: /p, etcd: [https://127.0.0.1:2379], cert: /c.pem}\n"),
+            Errors{"t.yaml:7: fleet.key: required with fleet.cert"});
   EXPECT_EQ(errors_of("fleet: {prefix: /p/, etcd: [http://127.0.0.1:2379]}\n"),
             Errors{"t.yaml:7: fleet.prefix: expected a key prefix like /proxyd/prod (starts with "
                    "/, no trailing /), got \"/p/\""});

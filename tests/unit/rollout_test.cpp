@@ -139,6 +139,37 @@ TEST(RolloutStep, WaitsForTimeAndRequests) {
   EXPECT_EQ(format_duration_ms(0), "0s");
 }
 
+TEST(RolloutStep, JudgesTheStepsCountsAgainstLiveOfTheStepOrSinceTheStart) {
+  RolloutPlan plan;
+  plan.interval_ms = 1000;
+  plan.min_requests = 10;
+  // Live slow (every request in (10, 25 ms]) before the step, fast (within 1 ms) in it: 1000
+  // requests of the step are the reference, and passive in (10, 25 ms] is then too slow.
+  StepCounts c;
+  c.live_at_step = counts(500, 0, 4);
+  c.live_now = plus(c.live_at_step, counts(1000, 0, 0));
+  c.passive_at_step = counts(7, 7);  // before the step: not the step's
+  c.passive_now = plus(c.passive_at_step, counts(20, 0, 4));
+  StepJudgement judged = judge_step(c, plan, 5000);
+  EXPECT_TRUE(judged.verdict.abort);
+  EXPECT_EQ(judged.verdict.code, "latency");
+  EXPECT_EQ(judged.passive.requests, 20);
+  EXPECT_EQ(judged.passive.errors, 0);
+  EXPECT_EQ(judged.live.requests, 1000);
+  EXPECT_FALSE(judged.wait.done);  // not judged once the verdict is to abort
+  // Fewer than kLatencyMinReference live requests in the step: live since the start is the
+  // reference (p99 ~25 ms, limit ~37 ms), and the same passive is not too slow; the step is done.
+  c.live_now = plus(c.live_at_step, counts(99, 0, 0));
+  judged = judge_step(c, plan, 5000);
+  EXPECT_FALSE(judged.verdict.abort) << judged.verdict.reason;
+  EXPECT_TRUE(judged.wait.done);
+  EXPECT_EQ(judged.live.requests, 99);
+  // Held too briefly: still waiting.
+  judged = judge_step(c, plan, 400);
+  EXPECT_FALSE(judged.wait.done);
+  EXPECT_EQ(judged.wait.waiting_for, "1s");
+}
+
 TEST(RolloutCohorts, EachRolloutDrawsItsOwnStickyCohort) {
   ConfigResult loaded = load_config_text(R"(
 listeners: [{name: public, address: 127.0.0.1:0}]
