@@ -1003,7 +1003,8 @@ std::string usage_message(const Parsed& parsed) {
 std::string help_text() {
   std::size_t width = 0;
   for (const CommandRow& row : command_table()) width = std::max(width, row.usage.size());
-  std::string out = "usage: proxyctl [-s PATH] [--json] [--if-generation N] COMMAND [ARGS...]\n";
+  std::string out =
+      "usage: proxyctl [-s PATH] [--json] [--if-generation N] [--local] COMMAND [ARGS...]\n";
   out += "\ncommands:\n";
   for (const CommandRow& row : command_table()) {
     out += "  " + std::string(row.usage) + std::string(width - row.usage.size() + 2, ' ') +
@@ -1017,12 +1018,15 @@ std::string help_text() {
       "  --json              print proxyd's reply as one line of JSON instead of tables\n"
       "  --if-generation N   with a command that changes something: refuse unless the\n"
       "                      generation is still N (see status)\n"
+      "  --local             on a fleet member: make a change (or start a rollout) on this\n"
+      "                      host alone, reported as drift until the fleet's next revision\n"
       "  -h, --help          this text; `proxyctl help COMMAND` for one command\n"
       "\nenvironment:\n"
       "  PROXYD_SOCKET       the control socket when -s is not given\n"
       "  PROXYCTL_TIMEOUT    seconds to wait for proxyd's reply (default 60)\n"
       "\nexit codes: 0 done, 1 refused (the message says why; nothing changed), 2 usage error,\n"
-      "            3 cannot reach proxyd\n";
+      "            3 cannot reach proxyd, 4 a fleet change written but not applied by every\n"
+      "            member in time (it stays in force)\n";
   return out;
 }
 

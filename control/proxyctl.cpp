@@ -748,10 +748,13 @@ int run(int argc, char** argv) {
   Invocation& invocation = parsed.invocation;
   // A fleet member refuses local changes without it (docs/fleet.md).
   if (local) {
+    // `rollout ROUTE` (a start) changes weights; pause, resume and abort only act on a rollout
+    // that was started with it.
+    const bool rollout_start = invocation.row->words.size() == 1 && invocation.row->words[0] == "rollout";
     if (!invocation.row->mutates || invocation.row->words[0] == "fleet" ||
-        invocation.action == Action::rollout) {
+        (invocation.row->words[0] == "rollout" && !rollout_start)) {
       std::cerr << "proxyctl: --local applies only to local changes (set-weight, set-live, "
-                   "set-passive, flip, apply, reset, server ...)\n";
+                   "set-passive, flip, apply, reset, server ..., rollout ROUTE)\n";
       return kUsage;
     }
     invocation.request.local = true;

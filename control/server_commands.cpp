@@ -181,6 +181,7 @@ Response run_rollout(AdminApi& api, const Request& request, const Caller& caller
   command.caller = caller;
   command.command = request.text.empty() ? request.command : request.text;
   command.if_generation = request.if_generation;
+  command.local = request.local;
   if (request.command == "rollout") {
     command.kind = RolloutCommand::Kind::start;
     if (!request.plan) return error_response(ErrorKind::bad_request, "rollout needs a \"plan\"");
@@ -249,9 +250,10 @@ Response run_fleet_forget(AdminApi& api, const Request& request, const Caller&) 
 constexpr Accepts kChange{.operations = true, .if_generation = true, .force = true, .local = true};
 // The fleet's changes are conditional on the desired state's revision, not a generation.
 constexpr Accepts kFleetChange{.operations = true, .force = true, .if_revision = true};
-// A rollout command names its one route in "routes"; start also carries the plan.
+// A rollout command names its one route in "routes"; start also carries the plan, and on a fleet
+// member "local" (a start changes weights; pause, resume and abort act on a started rollout).
 constexpr Accepts kRolloutControl{.if_generation = true, .routes = true};
-constexpr Accepts kRolloutStart{.if_generation = true, .routes = true, .plan = true};
+constexpr Accepts kRolloutStart{.if_generation = true, .routes = true, .plan = true, .local = true};
 
 // The rows. To add a command: write its handler above, add its row here (name, access, fields),
 // add the proxyctl row that sends it (control/commands.cpp) and its line in

@@ -434,6 +434,7 @@ struct RolloutCommand {
   std::string route;
   RolloutPlan plan;  // start
   std::optional<std::uint64_t> if_generation;  // refuse unless the generation is still this
+  bool local = false;  // start, on a fleet member: this host alone (reported as drift)
   Caller caller;
   std::string command;  // as typed, for the audit log
 };

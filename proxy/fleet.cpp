@@ -48,9 +48,19 @@ std::string Proxy::apply_fleet(const std::string& document, std::int64_t revisio
   request.caller = Caller::fleet();
   request.command = "fleet " + name + (desired->command.empty() ? "" : ": " + desired->command);
   request.force = desired->force;
+  // A --local rollout on a route the revision sets ends with it: the fleet's values win, and a
+  // next step must not take them back.
+  std::vector<std::string> ended = held_routes(request);
   const ChangeResult result = change_locked(request, [&](RuntimeState& next) -> std::optional<Refusal> {
     next.fleet_revision = revision;
     next.fleet_drift = false;  // the fleet's values are in force again
+    for (const std::string& route : ended) {
+      RolloutStatus& rollout = next.rollouts.at(route);
+      rollout.phase = RolloutPhase::aborted;
+      rollout.abort_code = "fleet";
+      rollout.reason = "the fleet applied " + name;
+      rollout.ended_at = Moment::now().unix_ms;
+    }
     return std::nullopt;
   });
   if (!result.ok) {
@@ -58,6 +68,10 @@ std::string Proxy::apply_fleet(const std::string& document, std::int64_t revisio
     return fleet_error_;
   }
   fleet_error_.clear();
+  for (const std::string& route : ended) {
+    rollout_ended_locked(route, "fleet");
+    log_warning("rollout " + route + " aborted: the fleet applied " + name);
+  }
   std::fprintf(stderr, "proxyd: fleet: applied revision %lld (generation %llu)\n",
                static_cast<long long>(revision), static_cast<unsigned long long>(result.generation));
   return "";

@@ -178,6 +178,14 @@ ChangeResult Proxy::rollout(const RolloutCommand& command) {
                        step_text(existing->second) + "; abort it first");
       }
       if (std::string error = plan_error(command.plan); !error.empty()) return refused(error);
+      // A fleet member's weights are the fleet's (docs/fleet.md): a rollout here alone is an
+      // emergency override like any --local change, and the fleet's next revision ends it.
+      if (config_->fleet && !command.local) {
+        return refused("this proxyd is fleet member " + config_->fleet->host + " of " +
+                       config_->fleet->prefix + ": roll out with proxyctl fleet rollout " +
+                       command.route + ", or add --local to roll out on this host alone " +
+                       "(reported as drift)");
+      }
       const std::shared_ptr<const RoutingSnapshot> snapshot = store_.load();
       const std::string& live = snapshot->pools[route->live_pool].name;
       const std::string& passive = snapshot->pools[route->passive_pool].name;
@@ -210,6 +218,7 @@ ChangeResult Proxy::rollout(const RolloutCommand& command) {
       request.operations = {weight(command.route, command.plan.steps_ppm.front())};
       ChangeResult result = change_locked(request, [&](RuntimeState& next) -> std::optional<Refusal> {
         next.rollouts[command.route] = rollout;
+        if (config_->fleet) next.fleet_drift = true;
         return std::nullopt;
       });
       if (!result.ok) return result;

@@ -378,6 +378,42 @@ TEST_F(Fleet, LocalChangesNeedLocalAndShowAsDrift) {
   EXPECT_EQ(misuse.exit_code, 2);
 }
 
+// A rollout on one member is a --local change like any other: refused without it, drift with
+// it, and ended by the fleet's next revision (whose weight wins, not the rollout's next step).
+TEST_F(Fleet, ALocalRolloutNeedsLocalAndTheFleetsNextRevisionEndsIt) {
+  const std::vector<std::string> start{"rollout", "api", "--steps", "10,50", "--interval", "1h",
+                                       "--detach"};
+  const CommandResult refused = ctl(0, start);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(refused.output,
+            "proxyctl: refused: this proxyd is fleet member web-1 of /proxyd/test: roll out with "
+            "proxyctl fleet rollout api, or add --local to roll out on this host alone (reported "
+            "as drift)\n");
+  EXPECT_EQ(route(0, "api").at("weight_ppm"), 0);
+  EXPECT_EQ(status(0).at("fleet").at("drift"), false);
+
+  std::vector<std::string> local{"--local"};
+  local.insert(local.end(), start.begin(), start.end());
+  const CommandResult started = ctl(0, local);
+  ASSERT_EQ(started.exit_code, 0) << started.output;
+  EXPECT_EQ(route(0, "api").at("weight_ppm"), 100000);
+  EXPECT_EQ(route(1, "api").at("weight_ppm"), 0) << "the other members are not touched";
+  EXPECT_EQ(status(0).at("fleet").at("drift"), true);
+  // pause, resume and abort act on a rollout already started: --local does not apply to them.
+  EXPECT_EQ(ctl(0, {"--local", "rollout", "abort", "api"}).exit_code, 2);
+
+  ASSERT_EQ(ctl(1, {"fleet", "set-weight", "api", "2"}).exit_code, 0);
+  EXPECT_EQ(route(0, "api").at("weight_ppm"), 20000);
+  EXPECT_EQ(status(0).at("fleet").at("drift"), false);
+  const json::object after = status(0);
+  const json::array& rollouts = after.at("rollouts").as_array();
+  ASSERT_EQ(rollouts.size(), 1u);
+  EXPECT_EQ(rollouts[0].at("phase"), "aborted");
+  EXPECT_EQ(rollouts[0].at("abort_code"), "fleet");
+  EXPECT_TRUE(rollouts[0].at("reason").as_string().starts_with("the fleet applied revision "))
+      << rollouts[0];
+}
+
 // The last line of `state_dir`'s audit log that contains `what`, or "".
 std::string audited(const std::string& state_dir, const std::string& what) {
   std::ifstream audit(state_dir + "/audit.log");
