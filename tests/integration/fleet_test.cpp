@@ -644,6 +644,18 @@ TEST_F(FleetOnACluster, KillingTheLeaderLosesNoRequestAndNoWrite) {
   for (std::size_t i = 0; i < kMembers; ++i) {
     EXPECT_EQ(loads[i]->failures(), std::vector<std::string>{}) << host(i);
     EXPECT_EQ(route(i, "api").at("weight_ppm"), 70000) << host(i);
+    // Landed once: one revision carries the change, however many tries it took.
+    std::ifstream audit(state_dirs_[i] + "/audit.log");
+    std::string line;
+    int applied = 0;
+    while (std::getline(audit, line)) {
+      if (line.empty()) continue;
+      const json::value entry = json::parse(line);
+      if (entry.at("command").as_string().find(": fleet set-weight api 7") != json::string::npos &&
+          entry.at("result") == "ok")
+        ++applied;
+    }
+    EXPECT_EQ(applied, 1) << host(i);
   }
 }
 
