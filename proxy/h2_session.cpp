@@ -984,6 +984,8 @@ Task<void> Connection::relay_response(H2Stream& s, const Config& config, Upstrea
     s.outcome.end = RequestEnd::client_gone;
     co_return;
   }
+  // The last view was taken whole: its bytes leave the buffer, which must end empty for reuse.
+  if (plan.framing != BodyFraming::chunked) conn.buffer.consume(view_len);
   s.outcome.end = RequestEnd::relayed;
   // A body still on its way from the client is not wanted once the response is complete.
   if (!s.request_ended) reset_stream(s, NGHTTP2_NO_ERROR);

@@ -321,9 +321,19 @@ TEST_F(H2Test, AccessLogMetricsAndLocalReplies) {
       << lines[1];
   EXPECT_NE(lines[1].find(" end=relayed reason=- proto=HTTP/2"), std::string::npos) << lines[1];
   EXPECT_EQ(metric_value(admin_, "proxyd_requests_by_protocol_total{protocol=\"HTTP/2\"}"), 1);
+  // Upstream connections are reused across streams (and with HTTP/1.1 clients): the fake tags
+  // each reply with its connection's number.
+  for (const std::string path :
+       {"/three", "/bytes?n=70000", "/bytes?n=70000&mode=chunked", "/four"}) {
+    const std::int32_t id = client.request("GET", path);
+    ASSERT_TRUE(client.wait_closed(id, 5s));
+    EXPECT_EQ(client.result(id).status, 200u) << path;
+    EXPECT_EQ(client.result(id).header("x-conn-seq"), "1") << path;
+  }
+  EXPECT_EQ(blue_.connections_accepted(), 1u);
   EXPECT_EQ(metric_value(admin_, "proxyd_requests_by_protocol_total{protocol=\"HTTP/1.1\"}"), 1);
   EXPECT_EQ(metric_value(admin_, "proxyd_requests_total{route=\"web\",slot=\"live\",pool=\"blue\",code=\"200\"}"),
-            2);
+            6);
 }
 
 TEST_F(H2Test, LocalRepliesAsInHttp11) {
