@@ -440,6 +440,32 @@ TEST_F(H2Test, IdleConnectionGetsGoaway) {
   EXPECT_EQ(client.goaway_error(), 0u);
 }
 
+// Every framing of an upstream response reaches an HTTP/2 client whole: HEAD (a length, no body),
+// 204, interim responses skipped before the final one, chunked and close-delimited bodies.
+TEST_F(H2Test, ResponseFramings) {
+  start();
+  H2TestClient client(h2c_);
+  const std::int32_t head = client.request("HEAD", "/bytes?n=1000");
+  const std::int32_t no_content = client.request("GET", "/status?code=204");
+  const std::int32_t hints = client.request("GET", "/early-hints");
+  const std::int32_t chunked = client.request("GET", "/bytes?n=200000&mode=chunked");
+  const std::int32_t until_close = client.request("GET", "/bytes?n=200000&mode=close");
+  ASSERT_TRUE(client.wait_all_closed(10s));
+  EXPECT_EQ(client.result(head).status, 200u);
+  EXPECT_EQ(client.result(head).header("content-length"), "1000");
+  EXPECT_EQ(client.result(head).body_bytes, 0u);
+  EXPECT_EQ(client.result(no_content).status, 204u);
+  EXPECT_EQ(client.result(no_content).body_bytes, 0u);
+  EXPECT_EQ(client.result(hints).status, 200u);
+  EXPECT_EQ(client.result(hints).body, "blue-1\n");
+  EXPECT_EQ(client.result(chunked).body_bytes, 200000u);
+  EXPECT_EQ(client.result(chunked).header("transfer-encoding"), "");
+  EXPECT_EQ(client.result(until_close).body_bytes, 200000u);
+  EXPECT_EQ(client.result(until_close).header("connection"), "");
+  for (std::int32_t id : {head, no_content, hints, chunked, until_close})
+    EXPECT_EQ(client.result(id).error, 0u) << id;
+}
+
 // Drain (SIGTERM): GOAWAY with the last stream id while the stream in flight still runs (within
 // the drain's grace), then that stream finishes.
 TEST_F(H2Test, DrainSendsGoawayAndTheStreamInFlightFinishes) {
