@@ -200,6 +200,7 @@ void AccessLog::format(std::string& out, const RequestOutcome& r,
   if (!any) out.push_back('-');
   append_kv(out, "end", request_end_name(r.end));
   append_kv(out, "reason", r.reason ? local_reply_info(*r.reason).name : std::string_view());
+  append_kv(out, "proto", client_protocol_name(r.protocol));
   // Only on TLS connections, so plain lines keep their fields.
   if (!r.tls_version.empty()) {
     append_kv(out, "tls", r.tls_version);
@@ -245,6 +246,7 @@ void AccessLog::format_json(std::string& out, const RequestOutcome& r,
   out.push_back(']');
   json_field(out, "end", request_end_name(r.end));
   json_field(out, "reason", r.reason ? local_reply_info(*r.reason).name : std::string_view());
+  json_field(out, "proto", client_protocol_name(r.protocol));
   if (!r.tls_version.empty()) {
     json_field(out, "tls", r.tls_version);
     json_field(out, "cipher", r.tls_cipher);

@@ -583,6 +583,14 @@ Section section_of(T Section::*);
 template <auto kMember>
 using SectionOf = decltype(section_of(kMember));
 
+std::optional<bool> boolean(Reader& r, const Value& v) {
+  bool on = false;
+  if (!v.node.IsScalar() || !YAML::convert<bool>::decode(v.node, on)) {
+    return r.refuse(v, "expected true or false");
+  }
+  return on;
+}
+
 // Most rows: the value read by `kRead` goes to `kMember` when it is valid (kRead already keeps it
 // in the member's range, so the cast cannot narrow).
 template <auto kMember, auto kRead>
@@ -667,6 +675,7 @@ constexpr Key<ListenerConfig> kListenerKeys[] = {
     {"address", store<&ListenerConfig::address, address<0>>, kRequired},
     {"tls", read_tls},
     {"slot", store<&ListenerConfig::slot, one_of<kSlots>>},
+    {"http2", store<&ListenerConfig::http2, boolean>},
 };
 
 void read_metrics(Reader& r, const Value& v, AdminConfig& admin) {
@@ -752,14 +761,6 @@ void read_passive(Reader& r, const Value& v, PoolConfig& pool) {
     return;
   }
   r.section(v, kPassiveKeys, pool.passive);
-}
-
-std::optional<bool> boolean(Reader& r, const Value& v) {
-  bool on = false;
-  if (!v.node.IsScalar() || !YAML::convert<bool>::decode(v.node, on)) {
-    return r.refuse(v, "expected true or false");
-  }
-  return on;
 }
 
 void read_health(Reader& r, const Value& v, PoolConfig& pool) {

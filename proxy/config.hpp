@@ -54,7 +54,13 @@ struct ListenerConfig {
   Endpoint address;
   std::optional<TlsConfig> tls;
   std::optional<SlotName> slot;  // set: every request here goes to that slot of its route
+  // HTTP/2 to clients: on a TLS listener ALPN offers h2 before http/1.1 (on unless `http2:
+  // false`); on a plaintext one, `http2: true` makes it speak HTTP/2 only, by prior knowledge
+  // (h2c). Unset: on for TLS, off for plaintext (speaks_h2()).
+  std::optional<bool> http2;
   int line = 0;
+
+  bool speaks_h2() const { return http2.value_or(tls.has_value()); }
 };
 
 enum class LogFormat { text, json };

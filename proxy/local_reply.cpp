@@ -9,6 +9,7 @@ namespace {
 struct Prebuilt {
   std::array<std::string, kLocalReplies.size()> keep;
   std::array<std::string, kLocalReplies.size()> close;
+  std::array<std::string, kLocalReplies.size()> body;
 
   Prebuilt() {
     for (std::size_t i = 0; i < kLocalReplies.size(); ++i) {
@@ -20,6 +21,7 @@ struct Prebuilt {
                          "\r\nContent-Type: text/plain\r\nContent-Length: " +
                          std::to_string(body.size()) + "\r\n";
       keep[i] = head + "\r\n" + body;
+      this->body[i] = body;
       close[i] = head + "Connection: close\r\n\r\n" + body;
     }
   }
@@ -40,6 +42,10 @@ LocalReplyCounters& local_reply_counters() {
 std::string_view local_reply_bytes(LocalReason reason, bool close) {
   auto i = static_cast<std::size_t>(reason);
   return close ? prebuilt().close[i] : prebuilt().keep[i];
+}
+
+std::string_view local_reply_body(LocalReason reason) {
+  return prebuilt().body[static_cast<std::size_t>(reason)];
 }
 
 }  // namespace proxyd

@@ -76,4 +76,7 @@ LocalReplyCounters& local_reply_counters();
 // Built once per reason at startup; the returned view stays valid for the process lifetime.
 std::string_view local_reply_bytes(LocalReason reason, bool close);
 
+// Its body alone (an HTTP/2 stream's local reply carries the same text).
+std::string_view local_reply_body(LocalReason reason);
+
 }  // namespace proxyd

@@ -147,6 +147,13 @@ class WorkerMetrics {
     if (index >= tls_.size()) tls_ = std::vector<TlsCounts>(index + 1);
   }
   WorkerCount& connections(std::size_t listener) { return connections_[listener]; }
+  // A finished request, by the protocol its client spoke (proxyd_requests_by_protocol_total).
+  void count_protocol(ClientProtocol protocol) {
+    by_protocol_[static_cast<std::size_t>(protocol)].add(1);
+  }
+  std::int64_t requests_by_protocol(ClientProtocol protocol) const {
+    return by_protocol_[static_cast<std::size_t>(protocol)].get();
+  }
   TlsCounts& tls(std::size_t listener) { return tls_[listener]; }
 
   // Calls tls(index, const TlsCounts&) for every listener (plain ones count nothing).
@@ -175,6 +182,7 @@ class WorkerMetrics {
   std::unordered_map<const ServerState*, std::unique_ptr<FailureSeries>> failures_;
   std::vector<WorkerCount> connections_;  // by listener index
   std::vector<TlsCounts> tls_;            // by listener index
+  std::array<WorkerCount, static_cast<std::size_t>(ClientProtocol::count_)> by_protocol_{};
   // Handles for the snapshot followed last: [route index * 2 + slot].
   const RoutingSnapshot* followed_ = nullptr;
   std::vector<RequestSeries*> handles_;

@@ -285,6 +285,14 @@ std::string render_metrics(const ExpositionInput& input) {
   for (std::size_t i = 0; i < input.listeners.size(); ++i)
     active.sample({{"listener", input.listeners[i]}}, std::to_string(connections[i]));
   render_tls(out, input);
+  Family protocols(out, "proxyd_requests_by_protocol_total", "counter",
+                   "Requests finished, by the protocol the client spoke.");
+  for (std::size_t p = 0; p < static_cast<std::size_t>(ClientProtocol::count_); ++p) {
+    const auto protocol = static_cast<ClientProtocol>(p);
+    std::int64_t n = 0;
+    for (const WorkerMetrics* worker : input.workers) n += worker->requests_by_protocol(protocol);
+    protocols.sample({{"protocol", client_protocol_name(protocol)}}, std::to_string(n));
+  }
   if (input.snapshot != nullptr) render_routing(out, *input.snapshot, input.now_ns);
   Family reloads(out, "proxyd_config_reloads_total", "counter",
                  "Config reloads (SIGHUP or proxyctl reload), by result.");

@@ -30,4 +30,14 @@ std::string_view request_end_name(RequestEnd end) {
   return "unknown";
 }
 
+std::string_view client_protocol_name(ClientProtocol protocol) {
+  switch (protocol) {
+    case ClientProtocol::http1_0: return "HTTP/1.0";
+    case ClientProtocol::http1_1: return "HTTP/1.1";
+    case ClientProtocol::h2: return "HTTP/2";
+    case ClientProtocol::count_: break;
+  }
+  return "unknown";
+}
+
 }  // namespace proxyd

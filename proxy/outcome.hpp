@@ -56,6 +56,12 @@ enum class RequestEnd : std::uint8_t {
 
 std::string_view request_end_name(RequestEnd end);
 
+// The protocol the client spoke for the request (the access log's `proto`, the metrics'
+// `protocol`): three values, so the label stays small.
+enum class ClientProtocol : std::uint8_t { http1_0, http1_1, h2, count_ };
+
+std::string_view client_protocol_name(ClientProtocol protocol);  // "HTTP/1.1", "HTTP/2"
+
 struct RequestOutcome {
   // Who and what.
   std::string_view listener;
@@ -64,6 +70,7 @@ struct RequestOutcome {
   std::string_view target;
   std::string_view tls_version;  // the client connection's TLS version ("TLSv1.3"); empty: plain
   std::string_view tls_cipher;
+  ClientProtocol protocol = ClientProtocol::http1_1;
 
   // Where it went (null until routed).
   const Route* route = nullptr;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <optional>
 #include <span>
 
@@ -22,6 +23,8 @@
 #include "router.hpp"
 #include "server_pick.hpp"
 #include "tls.hpp"
+#include "upstream_phases.hpp"
+#include "h2_session.hpp"
 #include "worker.hpp"
 
 namespace proxyd {
@@ -40,25 +43,6 @@ std::optional<std::string_view> find_request_header(const void* ctx, std::string
     if (iequals(f.name, name)) return f.value;
   return std::nullopt;
 }
-
-// Counts a request in its server's in-flight number (least-request reads it) from the moment a
-// server is picked until the request lets go of it.
-class InFlight {
- public:
-  InFlight() = default;
-  InFlight(const InFlight&) = delete;
-  InFlight& operator=(const InFlight&) = delete;
-  ~InFlight() { track(nullptr); }
-
-  void track(ServerState* state) {
-    if (state_ != nullptr) state_->in_flight.fetch_sub(1, std::memory_order_relaxed);
-    state_ = state;
-    if (state_ != nullptr) state_->in_flight.fetch_add(1, std::memory_order_relaxed);
-  }
-
- private:
-  ServerState* state_ = nullptr;
-};
 
 // A tunnel while it is open: its server's count of tunnels (proxyctl status) and the session
 // deadline's tunnel fields (Worker::check_tunnel).
@@ -83,41 +67,6 @@ class TunnelOpen {
  private:
   Deadline& deadline_;
   ServerState* server_;
-};
-
-// The upstream connection a request holds. While held, its socket is the session deadline's
-// second socket (the sweep cancels it when the deadline passes). Dropped (reset or destruction):
-// closed, its relay buffer kept by the worker; released: back to the idle cache for reuse.
-class UpstreamLease {
- public:
-  UpstreamLease(Worker& worker, Deadline& deadline) : worker_(worker), deadline_(deadline) {}
-  UpstreamLease(const UpstreamLease&) = delete;
-  UpstreamLease& operator=(const UpstreamLease&) = delete;
-  ~UpstreamLease() { reset(); }
-
-  void hold(std::unique_ptr<UpstreamConn> conn) {
-    reset();
-    conn_ = std::move(conn);
-    deadline_.sockets[1] = &conn_->stream.socket();
-  }
-  UpstreamConn& conn() { return *conn_; }
-
-  void reset() {
-    if (!conn_) return;
-    deadline_.sockets[1] = nullptr;
-    worker_.upstreams().discard(std::move(conn_));
-  }
-
-  void release_for_reuse(std::uint32_t max_idle_per_server) {
-    deadline_.sockets[1] = nullptr;
-    ++conn_->requests;
-    worker_.upstreams().put(std::move(conn_), worker_.now(), max_idle_per_server);
-  }
-
- private:
-  Worker& worker_;
-  Deadline& deadline_;
-  std::unique_ptr<UpstreamConn> conn_;
 };
 
 // Everything one request owns, built fresh when its head is complete and dropped when it ends.
@@ -203,26 +152,6 @@ TlsFailure tls_failure(const error_code& ec, bool deadline_fired) {
   }
 }
 
-bool has_enabled_server(const Pool& pool) {
-  return std::any_of(pool.servers.begin(), pool.servers.end(),
-                     [](const Server& s) { return s.admin == ServerAdmin::enabled; });
-}
-
-// The local reply for an upstream attempt that failed and is not retried.
-LocalReason failure_reason(AttemptEnd end) {
-  switch (end) {
-    case AttemptEnd::connect_failed:
-    case AttemptEnd::connect_timeout:
-      return LocalReason::upstream_unavailable;
-    case AttemptEnd::timeout:
-      return LocalReason::upstream_timeout;
-    case AttemptEnd::tls_failed:
-      return LocalReason::upstream_tls;
-    default:
-      return LocalReason::bad_upstream_response;
-  }
-}
-
 // One client connection. Owner: the coroutine frame of run_session(). Thread: its worker's, only.
 // Lifetime: from the accept until the connection closes; at most one request in progress at a
 // time (context_), so per-request state never outlives its request.
@@ -265,16 +194,14 @@ class Session {
   std::optional<LocalReason> route(RequestContext& ctx);                  // route
   void prepare_upstream_request(RequestContext& ctx, std::size_t header_len);
   Task<Forwarded> proxy_to_upstream(RequestContext& ctx);                 // pick .. read response
-  std::optional<std::uint32_t> pick(RequestContext& ctx, const Pool& pool);  // pick server
   Task<AttemptEnd> attempt(RequestContext& ctx, const Server& server);    // one server, once
-  Task<AttemptEnd> connect(RequestContext& ctx, const Server& server);    // get connection (new)
-  const ClientTls* pool_tls(const RequestContext& ctx) const;
-  Task<AttemptEnd> upstream_handshake(UpstreamConn& conn, const ClientTls& tls,
-                                      const Server& server);
   Task<AttemptEnd> relay_request_body(RequestContext& ctx);               // relay body
-  Task<AttemptEnd> read_response_head(RequestContext& ctx, bool reused);  // read response
   Task<Forwarded> read_final_response(RequestContext& ctx);               // ... past any 1xx
-  bool parse_response_head(RequestContext& ctx);
+  bool parse_response_head(RequestContext& ctx) {
+    return proxyd::parse_response_head(ctx.response_parser, response_, ctx.lease.conn(),
+                                       ctx.response_header_len, ctx.head_request,
+                                       ctx.response_plan);
+  }
   Task<bool> relay_response(RequestContext& ctx);
   // sticky.set: the new member's cookie goes into the client head, unless the upstream sets a
   // cookie of that name itself (the application wins).
@@ -287,6 +214,14 @@ class Session {
   Task<bool> write_client(std::span<const net::const_buffer> buffers);
   Task<void> linger();
   Task<bool> handshake();                                                 // TLS handshake
+  // HTTP/2: ALPN chose h2, or a plaintext listener with `http2: true` (prior knowledge).
+  bool negotiated_h2() {
+    if (client_.tls() == nullptr) return listener_.config->speaks_h2() && !listener_.config->tls;
+    const unsigned char* protocol = nullptr;
+    unsigned length = 0;
+    SSL_get0_alpn_selected(client_.tls()->native_handle(), &protocol, &length);
+    return length == 2 && std::memcmp(protocol, "h2", 2) == 0;
+  }
   Task<void> close_notify();
   Task<void> pipe(Stream& from, Stream& to, ByteBuffer& buffer, std::uint64_t& moved);
 
@@ -315,7 +250,14 @@ class Session {
 
 Task<void> Session::run() {
   if (!listener_.config->tls || co_await handshake()) {
-    for (bool first = true;; first = false) {
+    const bool h2 = negotiated_h2();
+    if (h2) {
+      co_await run_h2_session(worker_, client_, deadline_,
+                              H2Client{listener_.name, listener_.index, listener_.config->slot,
+                                       listener_.config->tls.has_value(), client_ip_,
+                                       client_address_, tls_version_, tls_cipher_});
+    }
+    for (bool first = true; !h2; first = false) {
       const HeadRead head = co_await read_request_head(first);
       if (head.state == HeadRead::State::closed) break;
       // Draining, a response said Connection: close, unless the drain began after it went
@@ -484,6 +426,7 @@ std::optional<LocalReason> Session::check(RequestContext& ctx, std::size_t heade
     return reason;
   ctx.head_request = request_.method == http::verb::head;
   ctx.client_version = request_.version;
+  if (request_.version == 10) ctx.outcome.protocol = ClientProtocol::http1_0;
   ctx.idempotent = is_idempotent(request_.method);
   return std::nullopt;
 }
@@ -497,19 +440,11 @@ std::optional<LocalReason> Session::route(RequestContext& ctx) {
   view.client_ip = client_ip_;
   view.header = &find_request_header;
   view.header_ctx = &request_;
-  const Decision decision =
-      decide(*ctx.snapshot, view, listener_.config->slot, worker_.random());
-  if (decision.route == nullptr) return LocalReason::no_route;
-  ctx.outcome.route = decision.route;
-  ctx.outcome.slot = decision.slot;
-  ctx.set_cookie = decision.set_cookie;
-  ctx.new_cookie = decision.new_cookie;
-  // The builder guarantees valid pool indexes; decide() leaves the pool null if one is not.
-  if (decision.pool == nullptr) return LocalReason::no_server;
-  ctx.outcome.pool = decision.pool;
-  ctx.outcome.series = &worker_.metrics().series(*ctx.snapshot, *decision.route, decision.slot);
-  ctx.outcome.series->in_flight.add(1);
-  return std::nullopt;
+  const RouteResult result =
+      route_request(worker_, *ctx.snapshot, view, listener_.config->slot, ctx.outcome);
+  ctx.set_cookie = result.set_cookie;
+  ctx.new_cookie = result.new_cookie;
+  return result.refusal;
 }
 
 // The head for the upstream, serialized once (a retry sends the same bytes), and how much of the
@@ -543,11 +478,10 @@ Task<Forwarded> Session::proxy_to_upstream(RequestContext& ctx) {
   AttemptEnd last = AttemptEnd::ok;
   for (;;) {
     // Phase: pick server.
-    const std::optional<std::uint32_t> index = pick(ctx, pool);
+    const std::optional<std::uint32_t> index = pick_upstream(worker_, pool, ctx.tried);
     if (!index) {
       if (ctx.outcome.attempt_count > 0) co_return Forwarded::reply(failure_reason(last));
-      co_return Forwarded::reply(has_enabled_server(pool) ? LocalReason::no_healthy_server
-                                                          : LocalReason::no_server);
+      co_return Forwarded::reply(no_pick_reason(pool));
     }
     const Server& server = pool.servers[*index];
     last = co_await attempt(ctx, server);
@@ -575,19 +509,6 @@ Task<Forwarded> Session::proxy_to_upstream(RequestContext& ctx) {
   co_return co_await read_final_response(ctx);
 }
 
-// Phase: pick server. A server that takes traffic (enabled, healthy, not ejected) and was not
-// tried yet; in a fail_open pool where none takes traffic, any enabled one.
-std::optional<std::uint32_t> Session::pick(RequestContext& ctx, const Pool& pool) {
-  const std::int64_t now_ns = worker_.now().time_since_epoch().count();
-  std::uint64_t& cursor = worker_.rr_cursor(pool);
-  if (auto index = pick_server(pool, ctx.tried, cursor, worker_.random(), now_ns)) return index;
-  const bool none_takes_traffic =
-      std::none_of(pool.servers.begin(), pool.servers.end(),
-                   [&](const Server& s) { return takes_traffic(s, now_ns); });
-  if (!pool.fail_open || !none_takes_traffic) return std::nullopt;
-  return pick_server(pool, ctx.tried, cursor, worker_.random(), now_ns, PickFrom::enabled);
-}
-
 // One attempt on one server: get connection (an idle one, else a new one) -> write header ->
 // relay body -> read response head. Recorded in the outcome, whatever its end.
 Task<AttemptEnd> Session::attempt(RequestContext& ctx, const Server& server) {
@@ -595,14 +516,10 @@ Task<AttemptEnd> Session::attempt(RequestContext& ctx, const Server& server) {
   ctx.outcome.server = &server;
   ctx.in_flight.track(server.state.get());
   AttemptEnd end = AttemptEnd::ok;
-  if (std::unique_ptr<UpstreamConn> idle =
-          worker_.upstreams().take(server, pool_tls(ctx) != nullptr)) {
-    record.reused = true;
-    ctx.lease.hold(std::move(idle));
-  } else {
-    ctx.lease.hold(worker_.upstreams().fresh(worker_.executor()));
-    end = co_await connect(ctx, server);
-  }
+  const ClientTls* tls = pool_tls(*ctx.snapshot, ctx.outcome);
+  if (!take_idle(worker_, ctx.lease, server, tls, record))
+    end = co_await connect_new(worker_, deadline_, ctx.lease, server, tls,
+                               ctx.config.timeouts.upstream_connect, ctx.outcome);
   if (end == AttemptEnd::ok) {
     // Phase: write header, with the body bytes already here in the same write (one syscall). A
     // write that fails on a kept-alive connection means the server had closed it: `closed`,
@@ -616,58 +533,14 @@ Task<AttemptEnd> Session::attempt(RequestContext& ctx, const Server& server) {
                                   : AttemptEnd::reset;
   }
   if (end == AttemptEnd::ok && !ctx.replayable) end = co_await relay_request_body(ctx);
-  if (end == AttemptEnd::ok) end = co_await read_response_head(ctx, record.reused);
+  if (end == AttemptEnd::ok)
+    end = co_await proxyd::read_response_head(worker_, deadline_, ctx.lease.conn(),
+                                      ctx.config.timeouts.upstream_response, record.reused,
+                                      ctx.outcome, ctx.response_header_len);
   record.end = end;
   ctx.outcome.add_attempt(record);
   if (end != AttemptEnd::ok) ctx.lease.reset();
   co_return end;
-}
-
-// Phase: get connection (new). Each of the server's addresses in turn, all within one
-// timeouts.upstream_connect.
-Task<AttemptEnd> Session::connect(RequestContext& ctx, const Server& server) {
-  UpstreamConn& conn = ctx.lease.conn();
-  const Clock::time_point start = Clock::now();
-  worker_.arm(deadline_, ctx.config.timeouts.upstream_connect);
-  const std::size_t count = 1 + server.fallback_addresses.size();
-  for (std::size_t i = 0; i < count && !deadline_.fired; ++i) {
-    const ResolvedAddress& address = i == 0 ? server.address : server.fallback_addresses[i - 1];
-    error_code ec;
-    conn.stream.close();
-    auto [connect_error] =
-        co_await conn.stream.socket().async_connect(to_endpoint(address), use_task);
-    if (connect_error) continue;
-    conn.stream.socket().set_option(tcp::no_delay(true), ec);
-    conn.server = server.state;
-    conn.address = address;
-    if (const ClientTls* tls = pool_tls(ctx)) {
-      const AttemptEnd end = co_await upstream_handshake(conn, *tls, server);
-      if (end != AttemptEnd::ok) co_return end;
-    }
-    ctx.outcome.upstream_connect = Clock::now() - start;
-    co_return AttemptEnd::ok;
-  }
-  co_return deadline_.fired ? AttemptEnd::connect_timeout : AttemptEnd::connect_failed;
-}
-
-// The TLS client contexts of the request's pool, or null for a plain pool.
-const ClientTls* Session::pool_tls(const RequestContext& ctx) const {
-  if (!ctx.outcome.pool || !ctx.snapshot->tls) return nullptr;
-  return ctx.snapshot->tls->pool(ctx.outcome.pool->name);
-}
-
-// Phase: get connection (new), continued: the TLS handshake with the server of a pool with
-// `tls`, within the same timeouts.upstream_connect. A certificate that fails verification (or
-// any other handshake failure) is `tls_failed`: nothing was sent, another server may be tried.
-Task<AttemptEnd> Session::upstream_handshake(UpstreamConn& conn, const ClientTls& tls,
-                                             const Server& server) {
-  SSL* ssl = tls.new_connection(server.name);
-  if (ssl == nullptr) co_return AttemptEnd::tls_failed;
-  conn.stream.start_tls(ssl);
-  auto [ec] = co_await conn.stream.tls()->async_handshake(net::ssl::stream_base::client, use_task);
-  if (!ec) co_return AttemptEnd::ok;
-  if (deadline_.fired) co_return AttemptEnd::connect_timeout;
-  co_return AttemptEnd::tls_failed;
 }
 
 // Phase: relay body (client -> upstream) for a body not yet all here, answering 100-continue
@@ -708,38 +581,6 @@ Task<AttemptEnd> Session::relay_request_body(RequestContext& ctx) {
   co_return AttemptEnd::reset;
 }
 
-// Phase: read response (one head). EOF before a byte is `closed`: on a kept-alive connection, the
-// server closed it while it idled. A line ending in a bare LF is refused at once.
-Task<AttemptEnd> Session::read_response_head(RequestContext& ctx, bool reused) {
-  UpstreamConn& conn = ctx.lease.conn();
-  std::size_t scanned = 0;
-  bool got_bytes = false;
-  for (;;) {
-    ByteBuffer& up = conn.buffer;
-    if (!up.empty()) {
-      if (!ctx.outcome.first_byte) ctx.outcome.first_byte = Clock::now() - ctx.outcome.started;
-      const HeadScan scan = scan_head(up.view(), scanned);
-      if (scan.state == HeadScan::State::complete) {
-        ctx.response_header_len = scan.length;
-        co_return AttemptEnd::ok;
-      }
-      if (scan.state == HeadScan::State::bare_lf) co_return AttemptEnd::bad_response;
-      up.compact();
-      if (up.writable() == 0) co_return AttemptEnd::bad_response;  // a head over 64 KiB
-    }
-    worker_.arm(deadline_, ctx.config.timeouts.upstream_response);
-    auto [ec, n] =
-        co_await conn.stream.async_read_some(net::buffer(up.write_ptr(), up.writable()), use_task);
-    if (ec) {
-      if (deadline_.fired) co_return AttemptEnd::timeout;
-      if (got_bytes || !up.empty()) co_return AttemptEnd::bad_response;
-      co_return reused ? AttemptEnd::closed : AttemptEnd::reset;
-    }
-    got_bytes = true;
-    up.commit(n);
-  }
-}
-
 // Phase: read response, continued: the head is parsed and checked; an interim (1xx) response
 // goes to HTTP/1.1 clients (our own 100 Continue is not repeated) and the next head is read, at
 // most kMaxInterimResponses times.
@@ -756,21 +597,11 @@ Task<Forwarded> Session::read_final_response(RequestContext& ctx) {
       if (!co_await write_client(b)) co_return Forwarded::gone();
     }
     ctx.lease.conn().buffer.consume(ctx.response_header_len);
-    const AttemptEnd end = co_await read_response_head(ctx, false);
+    const AttemptEnd end = co_await proxyd::read_response_head(
+        worker_, deadline_, ctx.lease.conn(), ctx.config.timeouts.upstream_response, false,
+        ctx.outcome, ctx.response_header_len);
     if (end != AttemptEnd::ok) co_return Forwarded::reply(failure_reason(end));
   }
-}
-
-// The response head just read, parsed into response_ and checked by the framing policy.
-bool Session::parse_response_head(RequestContext& ctx) {
-  HeadParser<false>& parser = ctx.response_parser.emplace(response_);
-  parser.body_limit(boost::none);
-  if (ctx.head_request) parser.skip(true);
-  error_code ec;
-  parser.put(net::buffer(ctx.lease.conn().buffer.data(), ctx.response_header_len), ec);
-  return !ec && parser.is_header_done() &&
-         check_response(response_, parser.length(), parser.chunked(), ctx.head_request,
-                        ctx.response_plan);
 }
 
 // Phase: relay (upstream -> client). The head goes out with the first body bytes in one write.
@@ -810,15 +641,8 @@ Task<bool> Session::relay_response(RequestContext& ctx) {
 
 void Session::add_sticky_cookie(const RequestContext& ctx) {
   const Route& route = *ctx.outcome.route;
-  for (const HeadField& f : response_.fields) {
-    if (iequals(f.name, "set-cookie") && f.value.starts_with(route.sticky.name) &&
-        f.value.substr(route.sticky.name.size()).starts_with('='))
-      return;
-  }
-  std::string field = "Set-Cookie: " + route.sticky.name + "=";
-  field.append(ctx.new_cookie.data(), ctx.new_cookie.size());
-  field += route.set_cookie_attributes;
-  field += "\r\n";
+  if (response_sets_cookie(response_, route)) return;
+  std::string field = "Set-Cookie: " + sticky_cookie(route, ctx.new_cookie) + "\r\n";
   client_head_.insert(client_head_.size() - 2, field);  // before the blank line
 }
 

@@ -26,8 +26,11 @@ constexpr const char* kDefaultCiphers =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
-// ALPN, wire format: the one protocol proxyd speaks.
-constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+// ALPN, wire format: the protocols proxyd speaks to clients, in its order of preference. A
+// listener with HTTP/2 offers both; one without, http/1.1 alone (kAlpnHttp11 is the tail).
+constexpr unsigned char kAlpnH2Http11[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+constexpr const unsigned char* kAlpnHttp11 = kAlpnH2Http11 + 3;
+constexpr unsigned kAlpnHttp11Size = sizeof kAlpnH2Http11 - 3;
 
 // OpenSSL's reason for the last failure, cleared from this thread's queue.
 std::string openssl_reason() {
@@ -180,12 +183,15 @@ int ticket_key_callback(SSL*, unsigned char key_name[16], unsigned char* iv, EVP
   return 0;  // unknown key: a full handshake
 }
 
-// ALPN: http/1.1 when the client offers it; a client offering only other protocols (h2) gets
-// no ALPN answer rather than a failed handshake, and speaks HTTP/1.1 or leaves.
+// ALPN: our first protocol the client offers (h2, if the listener speaks it, then http/1.1);
+// a client offering none of them gets no ALPN answer rather than a failed handshake, and speaks
+// HTTP/1.1 or leaves. `arg` is non-null on a listener with HTTP/2.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length, const unsigned char* in,
-                unsigned int in_length, void*) {
+                unsigned int in_length, void* arg) {
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, out_length, kAlpnHttp11, sizeof kAlpnHttp11, in,
+  const bool h2 = arg != nullptr;
+  if (SSL_select_next_proto(&selected, out_length, h2 ? kAlpnH2Http11 : kAlpnHttp11,
+                            h2 ? sizeof kAlpnH2Http11 : kAlpnHttp11Size, in,
                             in_length) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_NOACK;
   *out = selected;
@@ -266,7 +272,7 @@ struct TlsBuilder {
   }
 
   // Settings every context of a listener shares: versions, ciphers, ALPN, resumption.
-  SSL_CTX* server_context(const TlsConfig& tls) {
+  SSL_CTX* server_context(const TlsConfig& tls, bool h2) {
     SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == nullptr) return nullptr;
     SSL_CTX_set_min_proto_version(ctx, min_version(tls.min_version));
@@ -275,7 +281,8 @@ struct TlsBuilder {
     // Idle keep-alive connections give their read and write buffers back (~34 KiB each), as
     // nginx and HAProxy do.
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+    static constexpr char kH2[] = "h2";
+    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, h2 ? const_cast<char*>(kH2) : nullptr);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_callback);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     static constexpr unsigned char kSessionContext[] = "proxyd";
@@ -289,7 +296,7 @@ struct TlsBuilder {
     const std::string ciphers = tls.ciphers.empty() ? kDefaultCiphers : tls.ciphers;
     bool ciphers_checked = false;
     for (const TlsCertificate& certificate : tls.certificates) {
-      auto context = std::make_shared<SslContext>(server_context(tls));
+      auto context = std::make_shared<SslContext>(server_context(tls, listener.speaks_h2()));
       SSL_CTX* ctx = context->get();
       if (ctx == nullptr) {
         error(certificate.line, certificate.where, "", "cannot make a TLS context: " + openssl_reason());
@@ -356,7 +363,7 @@ struct TlsBuilder {
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_alpn_protos(ctx, kAlpnHttp11, sizeof kAlpnHttp11);
+    SSL_CTX_set_alpn_protos(ctx, kAlpnHttp11, kAlpnHttp11Size);
     if (!tls.verify) return out;
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     ERR_clear_error();

@@ -60,6 +60,7 @@ bool Worker::logging() const { return access_log_.enabled(); }
 void Worker::finish(const RequestOutcome& outcome) {
   if (auto ejection = passive_check(outcome, now_.time_since_epoch().count()))
     log_ejection(*ejection);
+  metrics_.count_protocol(outcome.protocol);
   if (outcome.series != nullptr) {
     WorkerMetrics::count(*outcome.series, outcome.status, outcome.total, now_);
     outcome.series->in_flight.add(-1);

@@ -85,7 +85,9 @@ class TlsTest : public ::testing::Test {
 
 TEST_F(TlsTest, CurlOverHttpsWithTheTestCa) {
   start(tls_block(pki_.issue("site", "site", {"localhost"})));
-  const CommandResult r = run_program({"/usr/bin/curl", "-sS", "--cacert", pki_.ca(), "-D", "-",
+  // HTTP/1.1 asked for: ALPN would choose h2 otherwise (tests/integration/h2_test.cpp).
+  const CommandResult r = run_program({"/usr/bin/curl", "-sS", "--http1.1", "--cacert", pki_.ca(),
+                                       "-D", "-",
                                        "https://127.0.0.1:" + std::to_string(port_) + "/headers"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r.output;

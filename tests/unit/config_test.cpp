@@ -485,7 +485,7 @@ INSTANTIATE_TEST_SUITE_P(
         UnknownKeyCase{"listener",
                        "listeners: [{name: a, address: 127.0.0.1:0, slots: live}]\n" + kPoolsRoutes,
                        "t.yaml:1: listeners[0].slots: unknown key (expected one of: name, "
-                       "address, tls, slot)"},
+                       "address, tls, slot, http2)"},
         UnknownKeyCase{"tls",
                        "listeners: [{name: a, address: 127.0.0.1:0, tls: {cert: c, key: k, "
                        "ca: x}}]\n" +
@@ -1328,6 +1328,41 @@ routes:
 )"),
             Errors{"t.yaml:6: pools.blue.passive: expected off or a map of failures, ejection, "
                    "max_ejection, max_ejected_percent, got \"on\""});
+}
+
+}  // namespace
+}  // namespace proxyd
+
+namespace proxyd {
+namespace {
+
+// --- HTTP/2 (listeners[].http2) ------------------------------------------------------------------
+
+TEST(ConfigTest, Http2DefaultsOnForTlsOffForPlaintext) {
+  ListenerConfig plain;
+  EXPECT_FALSE(plain.speaks_h2());
+  ListenerConfig tls;
+  tls.tls.emplace();
+  EXPECT_TRUE(tls.speaks_h2());
+  const Config config = valid(R"(
+listeners:
+  - {name: h2c, address: 127.0.0.1:0, http2: true}
+  - {name: plain, address: 127.0.0.1:0, http2: false}
+  - {name: default, address: 127.0.0.1:0}
+)" + kPoolsRoutes);
+  ASSERT_EQ(config.listeners.size(), 3u);
+  EXPECT_TRUE(config.listeners[0].speaks_h2());
+  EXPECT_FALSE(config.listeners[1].speaks_h2());
+  EXPECT_FALSE(config.listeners[2].speaks_h2());
+}
+
+TEST(ConfigTest, Http2MustBeABoolean) {
+  EXPECT_EQ(errors_of("listeners:\n  - {name: public, address: 127.0.0.1:0, http2: h2c}\n" +
+                      kPoolsRoutes),
+            Errors{"t.yaml:2: listeners[0].http2: expected true or false"});
+  EXPECT_EQ(errors_of("listeners:\n  - {name: public, address: 127.0.0.1:0, http2: [true]}\n" +
+                      kPoolsRoutes),
+            Errors{"t.yaml:2: listeners[0].http2: expected true or false"});
 }
 
 }  // namespace

@@ -64,7 +64,7 @@ TEST(AccessLogFormat, ARetriedRequest) {
             "target=/api/x?y=1 status=200 route=api slot=passive pool=green "
             "server=127.0.0.1:9011 duration_ms=2.500 connect_ms=0.125 ttfb_ms=2.000 bytes_in=0 "
             "bytes_out=512 attempts=2 failed=127.0.0.1:9010/connect_failed end=relayed "
-            "reason=-\n");
+            "reason=- proto=HTTP/1.1\n");
 }
 
 TEST(AccessLogFormat, ALocalReplyBeforeRouting) {
@@ -74,12 +74,14 @@ TEST(AccessLogFormat, ALocalReplyBeforeRouting) {
   r.status = 400;
   r.reason = LocalReason::bad_request;
   r.end = RequestEnd::local_reply;
+  r.protocol = ClientProtocol::h2;
   std::string line;
   AccessLog::format(line, r, at_fixed_time());
   EXPECT_EQ(line,
             "2026-11-29T14:31:05.123Z listener=public client=10.0.0.7:51000 method=- target=- "
             "status=400 route=- slot=- pool=- server=- duration_ms=0.000 connect_ms=- ttfb_ms=- "
-            "bytes_in=0 bytes_out=0 attempts=0 failed=- end=local_reply reason=bad_request\n");
+            "bytes_in=0 bytes_out=0 attempts=0 failed=- end=local_reply reason=bad_request "
+            "proto=HTTP/2\n");
 }
 
 TEST(AccessLogJson, ARetriedRequest) {
@@ -93,7 +95,7 @@ TEST(AccessLogJson, ARetriedRequest) {
             R"("pool":"green","server":"127.0.0.1:9011","duration_ms":2.500,"connect_ms":0.125,)"
             R"("ttfb_ms":2.000,"bytes_in":0,"bytes_out":512,"attempts":2,)"
             R"("failed":[{"server":"127.0.0.1:9010","end":"connect_failed"}],"end":"relayed",)"
-            R"("reason":null})"
+            R"("reason":null,"proto":"HTTP/1.1"})"
             "\n");
 }
 
@@ -103,6 +105,7 @@ TEST(AccessLogJson, NullsForWhatDidNotHappenAndEscapedTargets) {
   r.client = "10.0.0.7:51000";
   r.method = "GET";
   r.target = "/a\"b\\c\x01\xe9";
+  r.protocol = ClientProtocol::http1_0;
   r.status = 400;
   r.reason = LocalReason::bad_request;
   r.end = RequestEnd::local_reply;
@@ -113,7 +116,7 @@ TEST(AccessLogJson, NullsForWhatDidNotHappenAndEscapedTargets) {
             R"("method":"GET","target":"/a\"b\\c\u0001\u00e9","status":400,"route":null,)"
             R"("slot":null,"pool":null,"server":null,"duration_ms":0.000,"connect_ms":null,)"
             R"("ttfb_ms":null,"bytes_in":0,"bytes_out":0,"attempts":0,"failed":[],)"
-            R"("end":"local_reply","reason":"bad_request"})"
+            R"("end":"local_reply","reason":"bad_request","proto":"HTTP/1.0"})"
             "\n");
 }
 

@@ -1,0 +1,1018 @@
+// HTTP/2 to clients, framed by nghttp2's server session (callbacks; nghttp2_session_mem_recv and
+// mem_send driven by our own reads and writes on the worker's io_context): no codec of our own.
+// One connection runs a read loop and a write loop; each request stream runs as one coroutine
+// through the phases HTTP/1.1 requests go through (upstream_phases.hpp), to an HTTP/1.1 upstream
+// connection from the worker's cache. Bodies stream both ways with HTTP/2 flow control as the
+// back-pressure: request DATA is acknowledged (WINDOW_UPDATE) only once written upstream, and the
+// response body is offered to nghttp2 one upstream read at a time (NGHTTP2_ERR_DEFERRED until
+// the next read is in).
+#include "h2_session.hpp"
+
+#include <nghttp2/nghttp2.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "relay.hpp"
+#include "retry_policy.hpp"
+#include "stream.hpp"
+#include "upstream_phases.hpp"
+
+namespace proxyd {
+namespace {
+
+using namespace net::experimental::awaitable_operators;
+
+// Limits (docs/architecture.md, "HTTP/2"). Streams a client may have open at once, as nginx's
+// http2_max_concurrent_streams.
+constexpr std::uint32_t kMaxConcurrentStreams = 128;
+// Stream coroutines alive at once, counting those of streams the client reset that are still
+// unwinding (a rapid reset opens and resets streams faster than their upstream work ends):
+// beyond this, new streams are refused (REFUSED_STREAM) until some end.
+constexpr std::size_t kMaxRunningStreams = 2 * kMaxConcurrentStreams;
+// Receive windows: what a client may send ahead of what we wrote upstream, per stream and in all.
+constexpr std::int32_t kStreamWindow = 256 * 1024;
+constexpr std::int32_t kConnectionWindow = 4 * 1024 * 1024;
+// RST_STREAM frames a client may send (CVE-2023-44487, rapid reset): a token bucket of
+// kResetBurst refilled at kResetRate per second, then GOAWAY (ENHANCE_YOUR_CALM). Counted here:
+// nghttp2 1.52's own limiter (set too) did not fire on a plain open-then-reset loop in our test.
+constexpr std::uint64_t kResetBurst = 200;
+constexpr std::uint64_t kResetRate = 33;  // per second
+// DATA frames without payload and without END_STREAM a connection may send (an empty-frame
+// flood costs us a callback each and moves nothing).
+constexpr std::uint32_t kMaxEmptyFrames = 1024;
+constexpr std::size_t kReadSize = 16 * 1024;
+constexpr std::size_t kWriteBatch = 64 * 1024;
+// Interim (1xx) responses skipped before the final one; past this, a 502 (as HTTP/1.1).
+constexpr int kMaxInterimResponses = 16;
+constexpr std::size_t kStageSize = 16 * 1024;
+
+// Who the client is, copied: stream outcomes are finished after the session's frame may be gone
+// (a worker torn down with requests in flight).
+struct Peer {
+  std::string listener;
+  std::optional<SlotName> slot;
+  bool tls = false;
+  std::string ip;
+  std::string address;
+  std::string_view tls_version;
+  std::string_view tls_cipher;
+};
+
+// Wakes one coroutine waiting on it; a notify before the wait is kept. Worker thread only.
+class Signal {
+ public:
+  explicit Signal(Executor executor) : timer_(executor) {}
+  void notify() {
+    notified_ = true;
+    timer_.cancel();
+  }
+  // False when `until` passed first.
+  Task<bool> wait(Clock::time_point until) {
+    if (!notified_) {
+      timer_.expires_at(until);
+      auto [ec] = co_await timer_.async_wait(use_task);
+      if (!ec && !notified_) co_return false;
+    }
+    notified_ = false;
+    co_return true;
+  }
+
+ private:
+  SteadyTimer timer_;
+  bool notified_ = false;
+};
+
+class Connection;
+
+// One request stream. Owner: shared by the connection's table of open streams and the stream's
+// coroutine; worker thread only. nghttp2 holds a raw pointer (stream user data) while the stream
+// is open in its state machine.
+struct H2Stream {
+  H2Stream(Worker& worker, std::int32_t id, Executor executor, std::shared_ptr<const Peer> peer)
+      : worker(worker), id(id), signal(executor), peer(std::move(peer)) {
+    worker.link(deadline);
+  }
+  H2Stream(const H2Stream&) = delete;
+  H2Stream& operator=(const H2Stream&) = delete;
+  ~H2Stream() { worker.unlink(deadline); }
+
+  Worker& worker;
+  const std::int32_t id;
+  Signal signal;  // the stream's coroutine waits here for the client's side
+  Deadline deadline;  // sockets[1]: the upstream connection while one is held
+  std::shared_ptr<const Peer> peer;
+
+  // The request head as received (pseudo-header fields apart).
+  std::string method, path, authority;
+  std::vector<std::pair<std::string, std::string>> fields;
+  std::size_t header_bytes = 0;
+  bool header_too_large = false;
+  bool started = false;
+
+  // The request body: DATA received and not yet written upstream (bounded by the stream window).
+  std::string body_in;
+  std::string sending;
+  std::uint64_t body_received = 0;
+  bool request_ended = false;  // END_STREAM received
+
+  // The response body offered to nghttp2: a view into the upstream buffer or the stage.
+  const char* out = nullptr;
+  std::size_t out_size = 0;
+  bool out_eof = false;
+  bool response_done = false;  // END_STREAM sent
+  bool closed = false;         // closed in nghttp2's state machine (done, reset, or torn down)
+  std::uint32_t close_code = NGHTTP2_NO_ERROR;
+
+  // The request's snapshot, loaded once when it starts and held until its outcome is finished
+  // (the outcome points into it).
+  std::shared_ptr<const RoutingSnapshot> snapshot;
+  RequestOutcome outcome;
+};
+
+// One HTTP/2 connection. Owner: run_h2_session (shared with its streams' coroutines, so it
+// outlives the last of them). Worker thread only. `client` and `deadline` belong to the HTTP/1.1
+// Session that accepted the connection, which waits for run() and closes it.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Worker& worker, Stream& client, Deadline& deadline, std::shared_ptr<const Peer> peer)
+      : worker_(worker),
+        client_(client),
+        deadline_(deadline),
+        peer_(std::move(peer)),
+        write_signal_(worker.executor()),
+        done_signal_(worker.executor()) {}
+  ~Connection() {
+    if (session_ != nullptr) nghttp2_session_del(session_);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  Task<void> run();
+  // The session's frame is gone (normally after run(), or torn down): streams ending later touch
+  // neither the client socket nor its deadline.
+  void detach() { detached_ = true; }
+
+  Worker& worker() { return worker_; }
+  nghttp2_session* session() { return session_; }
+  void kick() { write_signal_.notify(); }
+
+  // Phases of one stream, in the order of its life.
+  Task<void> serve(std::shared_ptr<H2Stream> stream);
+
+ private:
+  bool open_session();
+  Task<void> read_loop();
+  Task<void> write_loop();
+  void rearm();
+  void maybe_goaway();
+  void start(const std::shared_ptr<H2Stream>& stream);
+  void stream_finished();
+
+  // The stream's phases (serve() sequences them).
+  Task<void> proxy(H2Stream& s);
+  Task<AttemptEnd> relay_request_body(H2Stream& s, UpstreamConn& conn, const Config& config,
+                                      bool chunked);
+  Task<void> relay_response(H2Stream& s, const Config& config, UpstreamLease& lease,
+                            std::optional<HeadParser<false>>& parser, ResponseHead& response,
+                            const ResponsePlan& plan, std::size_t header_len,
+                            const RouteResult& routed);
+  Task<void> reply(H2Stream& s, LocalReason reason);
+  Task<bool> wait_response_sent(H2Stream& s, const Config& config);
+  void reset_stream(H2Stream& s, std::uint32_t code);
+  bool submit_response(H2Stream& s, const std::vector<nghttp2_nv>& nva, bool body);
+
+  // nghttp2 callbacks (user_data: the Connection).
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
+                       std::size_t namelen, const std::uint8_t* value, std::size_t valuelen,
+                       std::uint8_t flags, void* user);
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int on_data_chunk_recv(nghttp2_session*, std::uint8_t flags, std::int32_t stream_id,
+                                const std::uint8_t* data, std::size_t len, void* user);
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t code,
+                             void* user);
+  static ssize_t read_body(nghttp2_session*, std::int32_t stream_id, std::uint8_t* buf,
+                           std::size_t length, std::uint32_t* flags, nghttp2_data_source* source,
+                           void* user);
+
+  Worker& worker_;
+  Stream& client_;
+  Deadline& deadline_;
+  std::shared_ptr<const Peer> peer_;
+  nghttp2_session* session_ = nullptr;
+  std::unordered_map<std::int32_t, std::shared_ptr<H2Stream>> streams_;  // open, by id
+  std::size_t running_ = 0;  // stream coroutines not yet ended
+  Signal write_signal_;
+  Signal done_signal_;
+  std::string out_;
+  std::unique_ptr<std::uint8_t[]> in_;
+  Clock::time_point last_active_{};
+  Clock::time_point write_started_{};
+  std::uint32_t empty_frames_ = 0;
+  double reset_tokens_ = kResetBurst;
+  Clock::time_point reset_refilled_{};
+  bool writing_ = false;
+  bool reading_done_ = false;
+  bool closing_ = false;
+  bool goaway_sent_ = false;
+  bool detached_ = false;
+};
+
+std::optional<std::string_view> find_field(const void* ctx, std::string_view name) {
+  for (const HeadField& f : static_cast<const RequestHead*>(ctx)->fields)
+    if (iequals(f.name, name)) return f.value;
+  return std::nullopt;
+}
+
+nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+  // nghttp2 copies names and values on submit (no NO_COPY flags): views into temporaries do.
+  return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+          value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+// Response fields that do not exist in HTTP/2 (RFC 9113 8.2.2): dropped, with the fields a
+// Connection field names.
+bool connection_specific(std::string_view name, const ConnectionTokens& connection) {
+  return iequals(name, "connection") || iequals(name, "keep-alive") ||
+         iequals(name, "proxy-connection") || iequals(name, "transfer-encoding") ||
+         iequals(name, "upgrade") || iequals(name, "te") || connection.names_field(name);
+}
+
+bool Connection::open_session() {
+  nghttp2_session_callbacks* callbacks = nullptr;
+  if (nghttp2_session_callbacks_new(&callbacks) != 0) return false;
+  nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk_recv);
+  nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
+  nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+  nghttp2_option* option = nullptr;
+  if (nghttp2_option_new(&option) != 0) {
+    nghttp2_session_callbacks_del(callbacks);
+    return false;
+  }
+  // WINDOW_UPDATE only for what went upstream: the flow control is the back-pressure.
+  nghttp2_option_set_no_auto_window_update(option, 1);
+  nghttp2_option_set_stream_reset_rate_limit(option, kResetBurst, kResetRate);
+  // The defaults, stated: CONTINUATION frames per header block (CVE-2024-27316's flood),
+  // SETTINGS entries per frame, and SETTINGS/PING acknowledgements queued unsent (a client that
+  // floods them and does not read) before nghttp2 closes the session.
+  nghttp2_option_set_max_continuations(option, 8);
+  nghttp2_option_set_max_settings(option, 32);
+  nghttp2_option_set_max_outbound_ack(option, 1000);
+  const int rv = nghttp2_session_server_new2(&session_, callbacks, this, option);
+  nghttp2_option_del(option);
+  nghttp2_session_callbacks_del(callbacks);
+  if (rv != 0) return false;
+
+  const Config& config = *worker_.snapshot()->config;
+  const std::array<nghttp2_settings_entry, 3> settings{{
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<std::uint32_t>(kStreamWindow)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+       static_cast<std::uint32_t>(config.limits.max_header_bytes)},
+  }};
+  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size()) != 0)
+    return false;
+  return nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                               kConnectionWindow) == 0;
+}
+
+Task<void> Connection::run() {
+  if (!open_session()) co_return;
+  in_ = std::make_unique_for_overwrite<std::uint8_t[]>(kReadSize);
+  last_active_ = worker_.now();
+  co_await (read_loop() && write_loop());
+  // The connection is done: streams still running are cut, and waited for (each finishes its
+  // outcome), so none outlives what it uses of the session.
+  for (auto& [id, stream] : streams_) {
+    stream->closed = true;
+    stream->close_code = NGHTTP2_CANCEL;
+    if (stream->deadline.sockets[1] != nullptr) {
+      error_code ignored;
+      stream->deadline.sockets[1]->cancel(ignored);
+    }
+    stream->signal.notify();
+  }
+  streams_.clear();
+  while (running_ > 0) co_await done_signal_.wait(Clock::time_point::max());
+}
+
+// The connection's deadline: a write in progress has client_idle to finish; with no stream
+// running, the connection may idle for client_idle; otherwise the streams' own deadlines govern.
+// Outside a write the deadline is `idle` whether streams run or not: a drain then ends the read
+// after its grace, which sends GOAWAY (read_loop), and reading resumes for the streams in flight.
+void Connection::rearm() {
+  if (detached_) return;
+  maybe_goaway();
+  const Duration idle_timeout = worker_.snapshot()->config->timeouts.client_idle;
+  const bool idle = running_ == 0;
+  deadline_.idle = !writing_;
+  if (writing_) {
+    // Once the reading is over (the client left, or broke the protocol), what is still to say
+    // gets a second at most: a client that does not read cannot hold the connection.
+    const Duration write_timeout =
+        reading_done_ ? std::min<Duration>(idle_timeout, std::chrono::seconds(1)) : idle_timeout;
+    worker_.arm_until(deadline_, write_started_ + write_timeout);
+  } else if (idle) {
+    worker_.arm_until(deadline_, last_active_ + idle_timeout);
+  } else {
+    worker_.arm_until(deadline_, Clock::time_point::max());
+  }
+}
+
+// Draining (proxyd stops or hands over): GOAWAY with the last stream we took, once; the streams
+// up to it finish, then the connection closes.
+void Connection::maybe_goaway() {
+  if (goaway_sent_ || !worker_.draining()) return;
+  goaway_sent_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  if (running_ == 0) closing_ = true;
+  kick();
+}
+
+Task<void> Connection::read_loop() {
+  for (;;) {
+    rearm();
+    auto [ec, n] = co_await client_.async_read_some(net::buffer(in_.get(), kReadSize), use_task);
+    if (ec) {
+      if (worker_.draining()) {
+        // The drain's grace ended the wait: GOAWAY, then keep reading (WINDOW_UPDATE, resets)
+        // while the streams it lets finish run.
+        maybe_goaway();
+        if (ec == net::error::operation_aborted && running_ > 0 && !closing_) continue;
+      } else if (deadline_.fired && !closing_ && !goaway_sent_) {
+        // Idle for client_idle: GOAWAY, then close.
+        goaway_sent_ = true;
+        nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                              nullptr, 0);
+      }
+      break;
+    }
+    const ssize_t used = nghttp2_session_mem_recv(session_, in_.get(), n);
+    if (used < 0) {
+      // A fatal error (a flood, too many CONTINUATIONs, not the HTTP/2 preface): GOAWAY with
+      // why, unless nghttp2 queued one already, and close.
+      const bool abuse = used == NGHTTP2_ERR_FLOODED || used == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+      nghttp2_session_terminate_session(session_,
+                                        abuse ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+      break;
+    }
+    maybe_goaway();
+    kick();
+    if (closing_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)))
+      break;
+  }
+  reading_done_ = true;
+  rearm();  // the last words get a short deadline
+  kick();
+}
+
+Task<void> Connection::write_loop() {
+  for (;;) {
+    out_.clear();
+    bool failed = false;
+    while (out_.size() < kWriteBatch) {
+      const std::uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        failed = true;
+        break;
+      }
+      if (n == 0) break;
+      out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+    if (!out_.empty()) {
+      writing_ = true;
+      write_started_ = worker_.now();
+      rearm();
+      auto [ec, n] = co_await client_.async_write_all(net::buffer(out_), use_task);
+      writing_ = false;
+      rearm();
+      if (ec) break;
+      continue;
+    }
+    const bool finished =
+        !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
+    if (failed || reading_done_ || closing_ || finished) break;
+    co_await write_signal_.wait(Clock::time_point::max());
+  }
+  // Everything said: end the read loop's wait too.
+  closing_ = true;
+  if (!reading_done_) {
+    error_code ignored;
+    client_.socket().cancel(ignored);
+  }
+}
+
+void Connection::start(const std::shared_ptr<H2Stream>& stream) {
+  stream->started = true;
+  ++running_;
+  rearm();
+  net::co_spawn(worker_.executor(), serve(stream),
+                [keep = shared_from_this()](std::exception_ptr) {});
+}
+
+void Connection::stream_finished() {
+  --running_;
+  if (detached_) return;
+  last_active_ = worker_.now();
+  maybe_goaway();
+  if (running_ == 0 && goaway_sent_) closing_ = true;
+  rearm();
+  kick();
+  done_signal_.notify();
+}
+
+// --- nghttp2 callbacks ---
+
+int Connection::on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame,
+                                 void* user) {
+  auto& c = *static_cast<Connection*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  if (c.running_ >= kMaxRunningStreams) {
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                              NGHTTP2_REFUSED_STREAM);
+    return 0;
+  }
+  auto stream = std::make_shared<H2Stream>(c.worker_, frame->hd.stream_id, c.worker_.executor(),
+                                           c.peer_);
+  nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream.get());
+  c.streams_.emplace(frame->hd.stream_id, std::move(stream));
+  return 0;
+}
+
+int Connection::on_header(nghttp2_session* session, const nghttp2_frame* frame,
+                          const std::uint8_t* name, std::size_t namelen,
+                          const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
+                          void* user) {
+  auto& c = *static_cast<Connection*>(user);
+  auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  // Trailers are dropped, as the HTTP/1.1 path drops them (they would follow a head already sent).
+  if (s == nullptr || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  // The same limit as an HTTP/1.1 head, on the decoded list (RFC 9113 6.5.2's size: name, value
+  // and 32 per field), so an HPACK bomb ends in a 431, not in memory.
+  s->header_bytes += namelen + valuelen + 32;
+  if (s->header_bytes > c.worker_.snapshot()->config->limits.max_header_bytes) {
+    s->header_too_large = true;
+    s->fields.clear();
+    return 0;
+  }
+  if (s->header_too_large) return 0;
+  const std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  if (n == ":method") s->method = v;
+  else if (n == ":path") s->path = v;
+  else if (n == ":authority") s->authority = v;
+  else if (!n.starts_with(':')) s->fields.emplace_back(n, v);
+  return 0;
+}
+
+int Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+  auto& c = *static_cast<Connection*>(user);
+  auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+      if (s == nullptr) return 0;
+      if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) s->request_ended = true;
+      if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && !s->started) {
+        auto it = c.streams_.find(frame->hd.stream_id);
+        if (it != c.streams_.end()) c.start(it->second);
+      }
+      s->signal.notify();
+      return 0;
+    case NGHTTP2_RST_STREAM: {
+      const Clock::time_point now = Clock::now();
+      if (c.reset_refilled_ != Clock::time_point{}) {
+        const double seconds = std::chrono::duration<double>(now - c.reset_refilled_).count();
+        c.reset_tokens_ = std::min<double>(kResetBurst, c.reset_tokens_ + seconds * kResetRate);
+      }
+      c.reset_refilled_ = now;
+      if (c.reset_tokens_ < 1) return nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
+      c.reset_tokens_ -= 1;
+      return 0;
+    }
+    case NGHTTP2_DATA:
+      if (frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+          ++c.empty_frames_ > kMaxEmptyFrames)
+        return nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
+      if (s != nullptr && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        s->request_ended = true;
+        s->signal.notify();
+      }
+      return 0;
+    default:
+      return 0;
+  }
+}
+
+int Connection::on_data_chunk_recv(nghttp2_session* session, std::uint8_t, std::int32_t stream_id,
+                                   const std::uint8_t* data, std::size_t len, void*) {
+  auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, stream_id));
+  if (s == nullptr) {
+    // A stream we refused or already answered: its bytes go nowhere, the window comes back.
+    nghttp2_session_consume_connection(session, len);
+    return 0;
+  }
+  s->body_in.append(reinterpret_cast<const char*>(data), len);
+  s->body_received += len;
+  s->signal.notify();
+  return 0;
+}
+
+int Connection::on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void*) {
+  if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+      !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    return 0;
+  auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  if (s != nullptr) {
+    s->response_done = true;
+    s->signal.notify();
+  }
+  return 0;
+}
+
+int Connection::on_stream_close(nghttp2_session* session, std::int32_t stream_id,
+                                std::uint32_t code, void* user) {
+  auto& c = *static_cast<Connection*>(user);
+  auto it = c.streams_.find(stream_id);
+  if (it == c.streams_.end()) return 0;
+  std::shared_ptr<H2Stream> s = std::move(it->second);
+  c.streams_.erase(it);
+  s->closed = true;
+  s->close_code = code;
+  // What the client sent and we did not relay gives its connection window back.
+  nghttp2_session_consume_connection(session, s->body_in.size());
+  s->body_in.clear();
+  // Cut short (a reset, or the response not all sent): its upstream work stops now.
+  if (!s->response_done && s->deadline.sockets[1] != nullptr) {
+    error_code ignored;
+    s->deadline.sockets[1]->cancel(ignored);
+  }
+  s->signal.notify();
+  return 0;
+}
+
+ssize_t Connection::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf,
+                              std::size_t length, std::uint32_t* flags,
+                              nghttp2_data_source* source, void*) {
+  auto& s = *static_cast<H2Stream*>(source->ptr);
+  const std::size_t n = std::min(length, s.out_size);
+  if (n > 0) std::memcpy(buf, s.out, n);
+  s.out += n;
+  s.out_size -= n;
+  s.outcome.bytes_out += n;
+  if (s.out_size == 0) {
+    if (s.out_eof) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      return static_cast<ssize_t>(n);
+    }
+    s.signal.notify();  // the stream reads more from its upstream
+    if (n == 0) return NGHTTP2_ERR_DEFERRED;
+  }
+  return static_cast<ssize_t>(n);
+}
+
+// --- one stream ---
+
+// The phases of one stream: check -> route -> (pick server -> get connection -> write header ->
+// relay body -> read response) -> relay -> log, exactly as an HTTP/1.1 request.
+Task<void> Connection::serve(std::shared_ptr<H2Stream> stream) {
+  H2Stream& s = *stream;
+  struct FinishOnExit {
+    Connection& c;
+    H2Stream& s;
+    ~FinishOnExit() {
+      s.outcome.total = Clock::now() - s.outcome.started;
+      c.worker_.finish(s.outcome);
+      c.stream_finished();
+    }
+  } finish_on_exit{*this, s};
+  s.outcome.started = Clock::now();
+  s.outcome.protocol = ClientProtocol::h2;
+  s.outcome.listener = s.peer->listener;
+  s.outcome.client = s.peer->address;
+  s.outcome.tls_version = s.peer->tls_version;
+  s.outcome.tls_cipher = s.peer->tls_cipher;
+  co_await proxy(s);
+}
+
+void Connection::reset_stream(H2Stream& s, std::uint32_t code) {
+  if (!s.closed) nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, code);
+  kick();
+}
+
+bool Connection::submit_response(H2Stream& s, const std::vector<nghttp2_nv>& nva, bool body) {
+  if (s.closed) return false;
+  nghttp2_data_provider provider{};
+  provider.source.ptr = &s;
+  provider.read_callback = read_body;
+  const int rv = nghttp2_submit_response(session_, s.id, nva.data(), nva.size(),
+                                         body ? &provider : nullptr);
+  kick();
+  return rv == 0;
+}
+
+// Waits until the response's END_STREAM went out or the stream closed; the client has
+// client_idle to make room (flow control) between two pieces.
+Task<bool> Connection::wait_response_sent(H2Stream& s, const Config& config) {
+  while (!s.response_done && !s.closed) {
+    const bool woken = co_await s.signal.wait(worker_.now() + config.timeouts.client_idle);
+    if (!woken) {
+      reset_stream(s, NGHTTP2_CANCEL);
+      co_return false;
+    }
+  }
+  co_return s.response_done;
+}
+
+Task<void> Connection::reply(H2Stream& s, LocalReason reason) {
+  const LocalReplyInfo& info = local_reply_info(reason);
+  local_reply_counters().add(reason);
+  s.outcome.status = info.status;
+  s.outcome.reason = reason;
+  s.outcome.end = RequestEnd::local_reply;
+  const std::string_view body = local_reply_body(reason);
+  const std::string status = std::to_string(info.status);
+  const std::string length = std::to_string(body.size());
+  const std::vector<nghttp2_nv> nva{make_nv(":status", status),
+                                    make_nv("content-type", "text/plain"),
+                                    make_nv("content-length", length)};
+  s.out = body.data();
+  s.out_size = body.size();
+  s.out_eof = true;
+  const std::uint64_t before = s.outcome.bytes_out;
+  if (!submit_response(s, nva, true)) {
+    s.outcome.end = RequestEnd::client_gone;
+    co_return;
+  }
+  const bool sent = co_await wait_response_sent(s, *worker_.snapshot()->config);
+  if (!sent) s.outcome.end = RequestEnd::client_gone;
+  // The reply is the stream's answer: a body still on its way is not wanted (RFC 9113 8.1).
+  if (sent && !s.request_ended) reset_stream(s, NGHTTP2_NO_ERROR);
+  s.outcome.bytes_out = before + body.size() - s.out_size;
+}
+
+Task<void> Connection::proxy(H2Stream& s) {
+  s.snapshot = worker_.snapshot();
+  const RoutingSnapshot& snapshot = *s.snapshot;
+  const Config& config = *snapshot.config;
+  if (s.header_too_large) co_return co_await reply(s, LocalReason::header_too_large);
+
+  // Phase: check. nghttp2 already refused what RFC 9113 forbids (connection-specific fields, a
+  // TE other than trailers, uppercase names, bad pseudo-header fields, DATA against
+  // content-length) with a stream error; the head is then checked as an HTTP/1.1 head is.
+  RequestHead head;
+  head.method = http::string_to_verb(s.method);
+  head.method_text = s.method;
+  head.target = s.path;
+  head.version = 11;
+  bool has_host = false;
+  std::string cookie;  // RFC 9113 8.2.3: cookie fields join with "; " for an HTTP/1.1 hop
+  for (const auto& [name, value] : s.fields) {
+    const http::field id = http::string_to_field(name);
+    if (id == http::field::cookie) {
+      if (!cookie.empty()) cookie += "; ";
+      cookie += value;
+      continue;
+    }
+    if (id == http::field::host) has_host = true;
+    head.fields.push_back({id, name, value});
+  }
+  if (!cookie.empty()) head.fields.push_back({http::field::cookie, "cookie", cookie});
+  if (!has_host && !s.authority.empty())
+    head.fields.push_back({http::field::host, "host", s.authority});
+  if (worker_.logging()) {
+    s.outcome.method = s.method;
+    s.outcome.target = s.path;
+  }
+  RequestPlan plan;
+  if (auto refusal = check_request(head, config.limits.max_body_bytes, plan))
+    co_return co_await reply(s, *refusal);
+  if (head.method == http::verb::connect) co_return co_await reply(s, LocalReason::bad_request);
+  // A body without content-length goes upstream chunked.
+  if (plan.framing == BodyFraming::none && !s.request_ended) plan.framing = BodyFraming::chunked;
+  plan.expect_continue = false;
+
+  // Phase: route.
+  RequestView view;
+  view.host = plan.host;
+  view.path = head.target;
+  view.cookie_header = plan.cookie;
+  view.client_ip = s.peer->ip;
+  view.header = &find_field;
+  view.header_ctx = &head;
+  const RouteResult routed = route_request(worker_, snapshot, view, s.peer->slot, s.outcome);
+  if (routed.refusal) co_return co_await reply(s, *routed.refusal);
+  std::string upstream_head;
+  // No default Host: a stream without :authority or host was refused above (as HTTP/1.1).
+  write_upstream_request(head, plan, ForwardInfo{s.peer->ip, s.peer->tls, {}}, upstream_head);
+
+  // Phases pick server -> get connection -> write header -> relay body -> read response, tried
+  // on one server after another as the retry policy allows (a request without a body may be
+  // sent again).
+  const Pool& pool = *s.outcome.pool;
+  const bool replayable = plan.framing == BodyFraming::none;
+  const bool idempotent = is_idempotent(head.method);
+  const bool head_request = head.method == http::verb::head;
+  TriedSet tried;
+  InFlight in_flight;
+  UpstreamLease lease(worker_, s.deadline);
+  std::optional<LocalReason> client_error;
+  std::size_t header_len = 0;
+  AttemptEnd last = AttemptEnd::ok;
+  for (;;) {
+    const std::optional<std::uint32_t> index = pick_upstream(worker_, pool, tried);
+    if (!index) {
+      co_return co_await reply(s, s.outcome.attempt_count > 0 ? failure_reason(last)
+                                                              : no_pick_reason(pool));
+    }
+    const Server& server = pool.servers[*index];
+    AttemptRecord record{&server};
+    s.outcome.server = &server;
+    in_flight.track(server.state.get());
+    const ClientTls* tls = pool_tls(snapshot, s.outcome);
+    last = AttemptEnd::ok;
+    if (!take_idle(worker_, lease, server, tls, record))
+      last = co_await connect_new(worker_, s.deadline, lease, server, tls,
+                                  config.timeouts.upstream_connect, s.outcome);
+    if (last == AttemptEnd::ok) {
+      worker_.arm(s.deadline, config.timeouts.upstream_response);
+      auto [ec, n] =
+          co_await lease.conn().stream.async_write_all(net::buffer(upstream_head), use_task);
+      if (ec) last = s.deadline.fired ? AttemptEnd::timeout
+                     : record.reused  ? AttemptEnd::closed
+                                      : AttemptEnd::reset;
+    }
+    if (last == AttemptEnd::ok && !replayable) {
+      last = co_await relay_request_body(s, lease.conn(), config,
+                                         plan.framing == BodyFraming::chunked);
+      if (last == AttemptEnd::client_gone && s.body_received > config.limits.max_body_bytes)
+        client_error = LocalReason::body_too_large;
+      else if (last == AttemptEnd::client_gone && !s.closed)
+        client_error = LocalReason::client_body_timeout;
+    }
+    if (last == AttemptEnd::ok)
+      last = co_await read_response_head(worker_, s.deadline, lease.conn(),
+                                         config.timeouts.upstream_response, record.reused,
+                                         s.outcome, header_len);
+    // The client reset the stream meanwhile: not the server's failure.
+    if (last != AttemptEnd::ok && s.closed) last = AttemptEnd::client_gone;
+    record.end = last;
+    s.outcome.add_attempt(record);
+    if (last == AttemptEnd::ok) break;
+    lease.reset();
+    if (last == AttemptEnd::client_gone) {
+      if (client_error && !s.closed) co_return co_await reply(s, *client_error);
+      s.outcome.end = RequestEnd::client_gone;
+      co_return;
+    }
+    if (last == AttemptEnd::connect_failed || last == AttemptEnd::connect_timeout ||
+        last == AttemptEnd::tls_failed)
+      tried.add(*index);
+    if (!retry_allowed(RetryInput{last, record.reused, idempotent, replayable,
+                                  s.outcome.attempt_count}))
+      co_return co_await reply(s, failure_reason(last));
+  }
+
+  // Phase: read response, continued: interim (1xx) responses are not relayed to HTTP/2 clients;
+  // a 101 cannot be (no Upgrade in HTTP/2).
+  std::optional<HeadParser<false>> parser;
+  ResponseHead response;
+  ResponsePlan response_plan;
+  for (int interim = 0;; ++interim) {
+    if (!parse_response_head(parser, response, lease.conn(), header_len, head_request,
+                             response_plan) ||
+        response.status == 101 || interim == kMaxInterimResponses)
+      co_return co_await reply(s, LocalReason::bad_upstream_response);
+    if (response.status / 100 != 1) break;
+    lease.conn().buffer.consume(header_len);
+    const AttemptEnd end = co_await read_response_head(worker_, s.deadline, lease.conn(),
+                                                       config.timeouts.upstream_response, false,
+                                                       s.outcome, header_len);
+    if (end != AttemptEnd::ok) {
+      if (s.closed) {
+        s.outcome.end = RequestEnd::client_gone;
+        co_return;
+      }
+      co_return co_await reply(s, failure_reason(end));
+    }
+  }
+  co_await relay_response(s, config, lease, parser, response, response_plan, header_len, routed);
+}
+
+// Phase: relay body (client -> upstream): DATA as it arrives, acknowledged to the client's flow
+// control only once written upstream; chunked when the client gave no content-length.
+Task<AttemptEnd> Connection::relay_request_body(H2Stream& s, UpstreamConn& conn,
+                                                const Config& config, bool chunked) {
+  static constexpr std::string_view kLastChunk = "0\r\n\r\n";
+  std::array<char, 20> line;
+  for (;;) {
+    if (s.body_received > config.limits.max_body_bytes) co_return AttemptEnd::client_gone;
+    if (!s.body_in.empty()) {
+      // What arrives while this write is out goes to body_in: the two swap.
+      std::swap(s.body_in, s.sending);
+      std::array<net::const_buffer, 3> b{};
+      std::size_t count = 0;
+      if (chunked) b[count++] = net::buffer(chunk_size_line(s.sending.size(), line));
+      b[count++] = net::buffer(s.sending);
+      if (chunked) b[count++] = net::buffer("\r\n", 2);
+      worker_.arm(s.deadline, config.timeouts.upstream_response);
+      auto [ec, n] = co_await conn.stream.async_write_all(std::span(b.data(), count), use_task);
+      if (ec) co_return s.deadline.fired ? AttemptEnd::timeout : AttemptEnd::reset;
+      // The window opens by what went upstream: the client may send that much more.
+      nghttp2_session_consume_connection(session_, s.sending.size());
+      if (!s.closed) nghttp2_session_consume_stream(session_, s.id, s.sending.size());
+      kick();
+      s.outcome.bytes_in += s.sending.size();
+      s.sending.clear();
+      continue;
+    }
+    if (s.request_ended) break;
+    if (s.closed) co_return AttemptEnd::client_gone;
+    const bool woken = co_await s.signal.wait(worker_.now() + config.timeouts.client_body);
+    if (!woken)
+      co_return AttemptEnd::client_gone;
+  }
+  if (chunked) {
+    worker_.arm(s.deadline, config.timeouts.upstream_response);
+    auto [ec, n] = co_await conn.stream.async_write_all(net::buffer(kLastChunk), use_task);
+    if (ec) co_return s.deadline.fired ? AttemptEnd::timeout : AttemptEnd::reset;
+  }
+  co_return AttemptEnd::ok;
+}
+
+// Phase: relay (upstream -> client). The head goes to nghttp2 at once; the body is offered one
+// upstream read (or one decoded stage of chunks) at a time, and the next read waits until
+// nghttp2 took it all, which it does as the client's flow-control window allows.
+Task<void> Connection::relay_response(H2Stream& s, const Config& config, UpstreamLease& lease,
+                                      std::optional<HeadParser<false>>& parser,
+                                      ResponseHead& response, const ResponsePlan& plan,
+                                      std::size_t header_len, const RouteResult& routed) {
+  UpstreamConn& conn = lease.conn();
+  s.outcome.status = response.status;
+  {
+    std::vector<std::string> names;  // lowercased (RFC 9113 8.2.1)
+    names.reserve(response.fields.size());
+    std::vector<nghttp2_nv> nva;
+    nva.reserve(response.fields.size() + 2);
+    const std::string status = std::to_string(response.status);
+    nva.push_back(make_nv(":status", status));
+    for (const HeadField& f : response.fields) {
+      if (connection_specific(f.name, plan.connection)) continue;
+      std::string& name = names.emplace_back(f.name);
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      nva.push_back(make_nv(name, f.value));
+    }
+    std::string cookie;
+    if (routed.set_cookie && !response_sets_cookie(response, *s.outcome.route)) {
+      cookie = sticky_cookie(*s.outcome.route, routed.new_cookie);
+      nva.push_back(make_nv("set-cookie", cookie));
+    }
+    const bool body = plan.framing != BodyFraming::none;
+    conn.buffer.consume(header_len);  // response's views are dead from here on
+    if (!submit_response(s, nva, body)) {
+      s.outcome.end = RequestEnd::client_gone;
+      co_return;
+    }
+  }
+
+  std::uint64_t remaining = plan.length;
+  std::size_t view_len = 0;  // bytes of conn.buffer the current view covers (length, until_close)
+  std::unique_ptr<char[]> stage;
+  std::size_t staged = 0;
+  if (plan.framing == BodyFraming::chunked) {
+    stage = std::make_unique_for_overwrite<char[]>(kStageSize);
+    parser->set_sink(stage.get(), kStageSize, &staged);
+  }
+  // The next piece of the body into s.out; false when the upstream failed.
+  const auto fill = [&]() -> Task<bool> {
+    for (;;) {
+      ByteBuffer& up = conn.buffer;
+      if (plan.framing == BodyFraming::chunked) {
+        staged = 0;
+        error_code ec;
+        const Decode step = decode_chunks(*parser, up, staged, kStageSize, ec);
+        if (step == Decode::error) co_return false;
+        s.out = stage.get();
+        s.out_size = staged;
+        s.out_eof = step == Decode::done;
+        if (staged > 0 || s.out_eof) co_return true;
+        up.compact();
+        if (up.writable() == 0) co_return false;
+      } else {
+        up.consume(view_len);
+        view_len = 0;
+        if (plan.framing == BodyFraming::length && remaining == 0) {
+          s.out_size = 0;
+          s.out_eof = true;
+          co_return true;
+        }
+        if (!up.empty()) {
+          view_len = plan.framing == BodyFraming::length
+                         ? static_cast<std::size_t>(std::min<std::uint64_t>(up.size(), remaining))
+                         : up.size();
+          if (plan.framing == BodyFraming::length) remaining -= view_len;
+          s.out = up.data();
+          s.out_size = view_len;
+          s.out_eof = plan.framing == BodyFraming::length && remaining == 0;
+          co_return true;
+        }
+        up.compact();
+      }
+      // Never read past this body: what follows belongs to no one.
+      std::size_t want = up.writable();
+      if (plan.framing == BodyFraming::length)
+        want = static_cast<std::size_t>(std::min<std::uint64_t>(want, remaining));
+      worker_.arm(s.deadline, config.timeouts.upstream_response);
+      auto [ec, n] = co_await conn.stream.async_read_some(net::buffer(up.write_ptr(), want),
+                                                          use_task);
+      up.commit(n);
+      if (ec) {
+        if (plan.framing == BodyFraming::until_close && ec == net::error::eof && !s.closed) {
+          s.out_size = 0;
+          s.out_eof = true;
+          co_return true;
+        }
+        co_return false;
+      }
+    }
+  };
+
+  if (plan.framing != BodyFraming::none) {
+    for (;;) {
+      if (s.closed || s.response_done) break;
+      if (s.out_size == 0 && !s.out_eof) {
+        const bool filled = co_await fill();
+        if (!filled) {
+          if (s.closed) break;
+          // The head went out: the client learns of the cut from a reset, not a short body.
+          s.outcome.end = RequestEnd::upstream_cut;
+          reset_stream(s, NGHTTP2_INTERNAL_ERROR);
+          co_return;
+        }
+        nghttp2_session_resume_data(session_, s.id);
+        kick();
+        continue;
+      }
+      const bool woken = co_await s.signal.wait(worker_.now() + config.timeouts.client_idle);
+      if (!woken) {
+        reset_stream(s, NGHTTP2_CANCEL);
+        break;
+      }
+    }
+  }
+  const bool sent = co_await wait_response_sent(s, config);
+  if (!sent) {
+    s.outcome.end = RequestEnd::client_gone;
+    co_return;
+  }
+  // The last view was taken whole: its bytes leave the buffer, which must end empty for reuse.
+  if (plan.framing != BodyFraming::chunked) conn.buffer.consume(view_len);
+  s.outcome.end = RequestEnd::relayed;
+  // A body still on its way from the client is not wanted once the response is complete.
+  if (!s.request_ended) reset_stream(s, NGHTTP2_NO_ERROR);
+  // Phase: keep-alive or close (the upstream connection).
+  if (plan.upstream_keep_alive && conn.buffer.empty() && plan.framing != BodyFraming::until_close &&
+      s.request_ended)
+    lease.release_for_reuse(config.limits.upstream_idle_per_server);
+}
+
+}  // namespace
+
+Task<void> run_h2_session(Worker& worker, Stream& client, Deadline& deadline, const H2Client& who) {
+  auto peer = std::make_shared<Peer>();
+  peer->listener = who.listener;
+  peer->slot = who.slot;
+  peer->tls = who.tls;
+  peer->ip = who.ip;
+  peer->address = who.address;
+  peer->tls_version = who.tls_version;
+  peer->tls_cipher = who.tls_cipher;
+  auto connection = std::make_shared<Connection>(worker, client, deadline, std::move(peer));
+  struct Detach {
+    Connection& c;
+    ~Detach() { c.detach(); }
+  } detach{*connection};
+  co_await connection->run();
+}
+
+}  // namespace proxyd

@@ -1,0 +1,192 @@
+// The protocol-independent phases of a request: see upstream_phases.hpp.
+#include "upstream_phases.hpp"
+
+#include <algorithm>
+
+#include "tls.hpp"
+
+namespace proxyd {
+namespace {
+
+bool has_enabled_server(const Pool& pool) {
+  return std::any_of(pool.servers.begin(), pool.servers.end(),
+                     [](const Server& s) { return s.admin == ServerAdmin::enabled; });
+}
+
+// Phase: get connection (new), continued: the TLS handshake with the server of a pool with
+// `tls`, within the same timeouts.upstream_connect. A certificate that fails verification (or
+// any other handshake failure) is `tls_failed`: nothing was sent, another server may be tried.
+Task<AttemptEnd> upstream_handshake(Deadline& deadline, UpstreamConn& conn, const ClientTls& tls,
+                                    const Server& server) {
+  SSL* ssl = tls.new_connection(server.name);
+  if (ssl == nullptr) co_return AttemptEnd::tls_failed;
+  conn.stream.start_tls(ssl);
+  auto [ec] = co_await conn.stream.tls()->async_handshake(net::ssl::stream_base::client, use_task);
+  if (!ec) co_return AttemptEnd::ok;
+  if (deadline.fired) co_return AttemptEnd::connect_timeout;
+  co_return AttemptEnd::tls_failed;
+}
+
+// Phase: get connection (new). Each of the server's addresses in turn, all within one
+// timeouts.upstream_connect.
+Task<AttemptEnd> connect(Worker& worker, Deadline& deadline, UpstreamConn& conn,
+                         const Server& server, const ClientTls* tls, Duration connect_timeout,
+                         RequestOutcome& outcome) {
+  const Clock::time_point start = Clock::now();
+  worker.arm(deadline, connect_timeout);
+  const std::size_t count = 1 + server.fallback_addresses.size();
+  for (std::size_t i = 0; i < count && !deadline.fired; ++i) {
+    const ResolvedAddress& address = i == 0 ? server.address : server.fallback_addresses[i - 1];
+    error_code ec;
+    conn.stream.close();
+    auto [connect_error] =
+        co_await conn.stream.socket().async_connect(to_endpoint(address), use_task);
+    if (connect_error) continue;
+    conn.stream.socket().set_option(tcp::no_delay(true), ec);
+    conn.server = server.state;
+    conn.address = address;
+    if (tls != nullptr) {
+      const AttemptEnd end = co_await upstream_handshake(deadline, conn, *tls, server);
+      if (end != AttemptEnd::ok) co_return end;
+    }
+    outcome.upstream_connect = Clock::now() - start;
+    co_return AttemptEnd::ok;
+  }
+  co_return deadline.fired ? AttemptEnd::connect_timeout : AttemptEnd::connect_failed;
+}
+
+}  // namespace
+
+RouteResult route_request(Worker& worker, const RoutingSnapshot& snapshot, const RequestView& view,
+                          std::optional<SlotName> listener_slot, RequestOutcome& outcome) {
+  RouteResult result;
+  const Decision decision = decide(snapshot, view, listener_slot, worker.random());
+  if (decision.route == nullptr) {
+    result.refusal = LocalReason::no_route;
+    return result;
+  }
+  outcome.route = decision.route;
+  outcome.slot = decision.slot;
+  result.set_cookie = decision.set_cookie;
+  result.new_cookie = decision.new_cookie;
+  // The builder guarantees valid pool indexes; decide() leaves the pool null if one is not.
+  if (decision.pool == nullptr) {
+    result.refusal = LocalReason::no_server;
+    return result;
+  }
+  outcome.pool = decision.pool;
+  outcome.series = &worker.metrics().series(snapshot, *decision.route, decision.slot);
+  outcome.series->in_flight.add(1);
+  return result;
+}
+
+std::optional<std::uint32_t> pick_upstream(Worker& worker, const Pool& pool, const TriedSet& tried) {
+  const std::int64_t now_ns = worker.now().time_since_epoch().count();
+  std::uint64_t& cursor = worker.rr_cursor(pool);
+  if (auto index = pick_server(pool, tried, cursor, worker.random(), now_ns)) return index;
+  const bool none_takes_traffic =
+      std::none_of(pool.servers.begin(), pool.servers.end(),
+                   [&](const Server& s) { return takes_traffic(s, now_ns); });
+  if (!pool.fail_open || !none_takes_traffic) return std::nullopt;
+  return pick_server(pool, tried, cursor, worker.random(), now_ns, PickFrom::enabled);
+}
+
+LocalReason no_pick_reason(const Pool& pool) {
+  return has_enabled_server(pool) ? LocalReason::no_healthy_server : LocalReason::no_server;
+}
+
+LocalReason failure_reason(AttemptEnd end) {
+  switch (end) {
+    case AttemptEnd::connect_failed:
+    case AttemptEnd::connect_timeout:
+      return LocalReason::upstream_unavailable;
+    case AttemptEnd::timeout:
+      return LocalReason::upstream_timeout;
+    case AttemptEnd::tls_failed:
+      return LocalReason::upstream_tls;
+    default:
+      return LocalReason::bad_upstream_response;
+  }
+}
+
+const ClientTls* pool_tls(const RoutingSnapshot& snapshot, const RequestOutcome& outcome) {
+  if (!outcome.pool || !snapshot.tls) return nullptr;
+  return snapshot.tls->pool(outcome.pool->name);
+}
+
+bool take_idle(Worker& worker, UpstreamLease& lease, const Server& server, const ClientTls* tls,
+               AttemptRecord& record) {
+  std::unique_ptr<UpstreamConn> idle = worker.upstreams().take(server, tls != nullptr);
+  if (!idle) return false;
+  record.reused = true;
+  lease.hold(std::move(idle));
+  return true;
+}
+
+Task<AttemptEnd> connect_new(Worker& worker, Deadline& deadline, UpstreamLease& lease,
+                             const Server& server, const ClientTls* tls, Duration connect_timeout,
+                             RequestOutcome& outcome) {
+  lease.hold(worker.upstreams().fresh(worker.executor()));
+  co_return co_await connect(worker, deadline, lease.conn(), server, tls, connect_timeout, outcome);
+}
+
+Task<AttemptEnd> read_response_head(Worker& worker, Deadline& deadline, UpstreamConn& conn,
+                                    Duration timeout, bool reused, RequestOutcome& outcome,
+                                    std::size_t& header_len) {
+  std::size_t scanned = 0;
+  bool got_bytes = false;
+  for (;;) {
+    ByteBuffer& up = conn.buffer;
+    if (!up.empty()) {
+      if (!outcome.first_byte) outcome.first_byte = Clock::now() - outcome.started;
+      const HeadScan scan = scan_head(up.view(), scanned);
+      if (scan.state == HeadScan::State::complete) {
+        header_len = scan.length;
+        co_return AttemptEnd::ok;
+      }
+      if (scan.state == HeadScan::State::bare_lf) co_return AttemptEnd::bad_response;
+      up.compact();
+      if (up.writable() == 0) co_return AttemptEnd::bad_response;  // a head over 64 KiB
+    }
+    worker.arm(deadline, timeout);
+    auto [ec, n] =
+        co_await conn.stream.async_read_some(net::buffer(up.write_ptr(), up.writable()), use_task);
+    if (ec) {
+      if (deadline.fired) co_return AttemptEnd::timeout;
+      if (got_bytes || !up.empty()) co_return AttemptEnd::bad_response;
+      co_return reused ? AttemptEnd::closed : AttemptEnd::reset;
+    }
+    got_bytes = true;
+    up.commit(n);
+  }
+}
+
+bool parse_response_head(std::optional<HeadParser<false>>& parser, ResponseHead& head,
+                         UpstreamConn& conn, std::size_t header_len, bool head_request,
+                         ResponsePlan& plan) {
+  HeadParser<false>& p = parser.emplace(head);
+  p.body_limit(boost::none);
+  if (head_request) p.skip(true);
+  error_code ec;
+  p.put(net::buffer(conn.buffer.data(), header_len), ec);
+  return !ec && p.is_header_done() &&
+         check_response(head, p.length(), p.chunked(), head_request, plan);
+}
+
+bool response_sets_cookie(const ResponseHead& response, const Route& route) {
+  for (const HeadField& f : response.fields) {
+    if (iequals(f.name, "set-cookie") && f.value.starts_with(route.sticky.name) &&
+        f.value.substr(route.sticky.name.size()).starts_with('='))
+      return true;
+  }
+  return false;
+}
+
+std::string sticky_cookie(const Route& route, const std::array<char, 16>& value) {
+  std::string out = route.sticky.name + "=";
+  out.append(value.data(), value.size());
+  out += route.set_cookie_attributes;
+  return out;
+}
+
+}  // namespace proxyd
