@@ -118,6 +118,7 @@ TEST(Package, ControlFieldsAndDependsFromShlibdeps) {
       {"libcrypto.so.3", "libssl3"},
       {"libgcc_s.so.1", "libgcc-s1"},
       {"libm.so.6", "libc6"},
+      {"libnghttp2.so.14", "libnghttp2-14"},
       {"libssl.so.3", "libssl3"},
       {"libstdc++.so.6", "libstdc++6"},
       {"libyaml-cpp.so.0.7", "libyaml-cpp0.7"},
