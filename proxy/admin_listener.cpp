@@ -23,10 +23,7 @@
 #include <set>
 #include <thread>
 
-// GCC 12 reports an awaitable frame's operator new and delete as mismatched: a false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
+#include "proxy/awaitable_frames.hpp"
 
 namespace proxyd {
 namespace {

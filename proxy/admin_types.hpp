@@ -240,12 +240,20 @@ struct RolloutStatus {
   std::int64_t ended_at = 0;
   std::uint64_t salt = 0;  // the sticky cohorts of this release (split_policy.hpp)
   std::string reason;      // aborted: why, with the figures; paused: by whom
-  std::string abort_code;  // aborted: error_ratio, latency, unhealthy, manual or operator
+  std::string abort_code;  // aborted: error_ratio, latency, unhealthy, manual, operator or fleet
   SlotFigures live_figures;     // the current step's (an ended rollout: its last step's)
   SlotFigures passive_figures;
 
   std::int64_t held_ms = 0;  // running: how long the current step has held
   std::string waiting_for;   // running: "4m 10s", "87 more requests", "4m 10s and 87 more requests"
+
+  // Ends it as aborted at `now_ms` (Unix milliseconds).
+  void abort(std::string code, std::string why, std::int64_t now_ms) {
+    phase = RolloutPhase::aborted;
+    abort_code = std::move(code);
+    reason = std::move(why);
+    ended_at = now_ms;
+  }
 
   bool operator==(const RolloutStatus&) const = default;
 };

@@ -54,13 +54,8 @@ std::string Proxy::apply_fleet(const std::string& document, std::int64_t revisio
   const ChangeResult result = change_locked(request, [&](RuntimeState& next) -> std::optional<Refusal> {
     next.fleet_revision = revision;
     next.fleet_drift = false;  // the fleet's values are in force again
-    for (const std::string& route : ended) {
-      RolloutStatus& rollout = next.rollouts.at(route);
-      rollout.phase = RolloutPhase::aborted;
-      rollout.abort_code = "fleet";
-      rollout.reason = "the fleet applied " + name;
-      rollout.ended_at = Moment::now().unix_ms;
-    }
+    for (const std::string& route : ended)
+      next.rollouts.at(route).abort("fleet", "the fleet applied " + name, Moment::now().unix_ms);
     return std::nullopt;
   });
   if (!result.ok) {

@@ -30,11 +30,7 @@
 #include "proxy/tls.hpp"
 #include "proxy/upstream_pool.hpp"
 
-// GCC 12 inlines an awaitable frame's operator new (Asio's aligned allocation) and its operator
-// delete differently and reports them as mismatched: a false positive, for this file's coroutines.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
+#include "proxy/awaitable_frames.hpp"
 
 namespace proxyd {
 namespace {

@@ -124,11 +124,7 @@ ChangeResult Proxy::abort_rollout_locked(const std::string& route, const Caller&
   ChangeResult result = change_locked(
       request,
       [&](RuntimeState& next) -> std::optional<Refusal> {
-        RolloutStatus& rollout = next.rollouts.at(route);
-        rollout.phase = RolloutPhase::aborted;
-        rollout.abort_code = code;
-        rollout.reason = reason;
-        rollout.ended_at = Moment::now().unix_ms;
+        next.rollouts.at(route).abort(code, reason, Moment::now().unix_ms);
         return std::nullopt;
       },
       detail);

@@ -448,10 +448,8 @@ ChangeResult Proxy::apply(const ChangeRequest& request) {
                            "it and make this change",
                        std::nullopt};
       }
-      rollout.phase = RolloutPhase::aborted;
-      rollout.abort_code = "manual";
-      rollout.reason = "aborted by a manual change with --force: " + request.command;
-      rollout.ended_at = Moment::now().unix_ms;
+      rollout.abort("manual", "aborted by a manual change with --force: " + request.command,
+                    Moment::now().unix_ms);
     }
     if (config_->fleet) next.fleet_drift = true;
     return std::nullopt;

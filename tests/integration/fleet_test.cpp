@@ -33,7 +33,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace json = boost::json;
 
-constexpr int kUntilStopped = 10'000'000;
 
 // One member. Its state file lives in STATE, outside proxyd's temp dir, so a restarted member
 // finds the revision it applied.
@@ -297,7 +296,7 @@ TEST_F(Fleet, EtcdGoneNeverStopsTrafficAndMembersCatchUpWhenItIsBack) {
   ASSERT_EQ(ctl(0, {"fleet", "set-weight", "api", "50"}).exit_code, 0);
   std::vector<std::unique_ptr<LoadLoop>> loads;
   for (auto& proxy : proxies_)
-    loads.push_back(std::make_unique<LoadLoop>(proxy->port("public"), true, "/api/r", kUntilStopped));
+    loads.push_back(std::make_unique<LoadLoop>(proxy->port("public"), true, "/api/r", LoadLoop::kUntilStopped));
   etcd_->stop();
   for (std::size_t i = 0; i < kMembers; ++i) {
     EXPECT_TRUE(poll([&] { return status(i).at("fleet").at("connected") == false; })) << host(i);
@@ -429,7 +428,7 @@ CommandResult Fleet::rollout_under_load(const std::vector<std::size_t>& loaded,
                                         const std::vector<std::string>& options,
                                         std::vector<std::unique_ptr<LoadLoop>>& loads) {
   for (const std::size_t i : loaded)
-    loads.push_back(std::make_unique<LoadLoop>(proxies_[i]->port("public"), true, "/api/r", kUntilStopped));
+    loads.push_back(std::make_unique<LoadLoop>(proxies_[i]->port("public"), true, "/api/r", LoadLoop::kUntilStopped));
   std::vector<std::string> args{"fleet", "rollout", "api", "--steps", "10,50"};
   args.insert(args.end(), options.begin(), options.end());
   const CommandResult rollout = ctl(0, args, 60s);
@@ -624,7 +623,7 @@ TEST_F(FleetOnACluster, KillingTheLeaderLosesNoRequestAndNoWrite) {
   ASSERT_EQ(ctl(0, {"fleet", "set-weight", "api", "5"}).exit_code, 0);
   std::vector<std::unique_ptr<LoadLoop>> loads;
   for (auto& proxy : proxies_)
-    loads.push_back(std::make_unique<LoadLoop>(proxy->port("public"), true, "/api/r", kUntilStopped));
+    loads.push_back(std::make_unique<LoadLoop>(proxy->port("public"), true, "/api/r", LoadLoop::kUntilStopped));
   EtcdProcess* leader = nullptr;
   ASSERT_TRUE(poll([&] {
     for (auto& member : cluster_)

@@ -31,12 +31,7 @@
 #include <thread>
 #include <utility>
 
-// GCC 12 with -fsanitize=address reports Asio's awaitable frames (class-specific operator new and
-// sized operator delete) as mismatched at every coroutine's end: a false positive that -Werror
-// would turn into a failed sanitizer build.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
+#include "proxy/awaitable_frames.hpp"
 
 namespace proxyd::test {
 
