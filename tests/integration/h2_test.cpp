@@ -331,6 +331,9 @@ TEST_F(H2Test, AccessLogMetricsAndLocalReplies) {
     EXPECT_EQ(client.result(id).header("x-conn-seq"), "1") << path;
   }
   EXPECT_EQ(blue_.connections_accepted(), 1u);
+  // A stream's counts are taken with its access-log line, after its last frame went out: wait
+  // for the six lines before reading the counters.
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(6, 5s));
   EXPECT_EQ(metric_value(admin_, "proxyd_requests_by_protocol_total{protocol=\"HTTP/1.1\"}"), 1);
   EXPECT_EQ(metric_value(admin_, "proxyd_requests_total{route=\"web\",slot=\"live\",pool=\"blue\",code=\"200\"}"),
             6);
