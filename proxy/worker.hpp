@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "net.hpp"
+#include "memory_trim.hpp"
 #include "metrics.hpp"
 #include "outcome.hpp"
 #include "snapshot_store.hpp"
@@ -159,6 +160,7 @@ class Worker {
   std::unordered_set<const ServerState*> serving_;
   Deadline* deadlines_ = nullptr;  // head of the intrusive list of live sessions
   std::size_t sessions_ = 0;
+  MemoryTrim memory_trim_;
   Clock::time_point now_ = Clock::now();
   std::unique_ptr<SteadyTimer> sweep_timer_;
   bool draining_ = false;
