@@ -119,6 +119,9 @@ struct H2Stream {
   std::size_t header_bytes = 0;
   bool header_too_large = false;
   bool started = false;
+  // nghttp2 reset the stream for breaking RFC 9113's message rules (RST_STREAM PROTOCOL_ERROR
+  // sent by nghttp2 itself, never by us): recorded as the 400 HTTP/1.1 would answer.
+  bool rejected = false;
 
   // The request body: DATA received and not yet written upstream (bounded by the stream window).
   std::string body_in;
@@ -538,6 +541,14 @@ int Connection::on_data_chunk_recv(nghttp2_session* session, std::uint8_t, std::
 }
 
 int Connection::on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void*) {
+  // We reset streams with other codes (reset_stream, REFUSED_STREAM): PROTOCOL_ERROR on a stream
+  // is nghttp2's own verdict on the client's message (forbidden or malformed fields, bad
+  // pseudo-header fields, DATA against content-length).
+  if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code == NGHTTP2_PROTOCOL_ERROR) {
+    auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+    if (s != nullptr) s->rejected = true;
+    return 0;
+  }
   if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
       !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
     return 0;
@@ -556,6 +567,8 @@ int Connection::on_stream_close(nghttp2_session* session, std::int32_t stream_id
   if (it == c.streams_.end()) return 0;
   std::shared_ptr<H2Stream> s = std::move(it->second);
   c.streams_.erase(it);
+  // Rejected before its head was complete: it runs only to be recorded (serve()).
+  if (s->rejected && !s->started && !c.detached_) c.start(s);
   s->closed = true;
   s->close_code = code;
   // What the client sent and we did not relay gives its connection window back.
@@ -611,7 +624,20 @@ Task<void> Connection::serve(std::shared_ptr<H2Stream> stream) {
   s.outcome.client = s.peer->address;
   s.outcome.tls_version = s.peer->tls_version;
   s.outcome.tls_cipher = s.peer->tls_cipher;
-  co_await proxy(s);
+  if (!s.rejected) co_await proxy(s);
+  // nghttp2 rejected the stream (the client got RST_STREAM PROTOCOL_ERROR), before or while it
+  // was proxied: recorded as a 400 bad_request local reply, unless a response was already under
+  // way.
+  if (s.rejected && s.outcome.status == 0) {
+    if (worker_.logging() && s.outcome.method.empty()) {
+      s.outcome.method = s.method;
+      s.outcome.target = s.path;
+    }
+    local_reply_counters().add(LocalReason::bad_request);
+    s.outcome.status = local_reply_info(LocalReason::bad_request).status;
+    s.outcome.reason = LocalReason::bad_request;
+    s.outcome.end = RequestEnd::local_reply;
+  }
 }
 
 void Connection::reset_stream(H2Stream& s, std::uint32_t code) {

@@ -18,6 +18,7 @@
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/h2_client.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/log_fields.hpp"
 #include "tests/support/proxyd_process.hpp"
 #include "tests/support/tls_fixtures.hpp"
 
@@ -269,6 +270,60 @@ TEST_F(H2Test, ForbiddenFieldsResetTheStreamOnly) {
   EXPECT_EQ(client.result(lying).error, kProtocolError);
 }
 
+// The access-log line of a stream nghttp2 rejected: a 400 bad_request local reply over HTTP/2.
+void expect_rejected_line(const std::string& text, const std::string& method,
+                          const std::string& target, const std::string& route) {
+  std::map<std::string, std::string> line = log_fields(text);
+  const std::map<std::string, std::string> want = {
+      {"listener", "h2c"}, {"method", method},         {"target", target},
+      {"status", "400"},   {"route", route},             {"end", "local_reply"},
+      {"reason", "bad_request"}, {"proto", "HTTP/2"}};
+  for (const auto& [key, value] : want) EXPECT_EQ(line[key], value) << key << " in " << text;
+}
+
+// A stream nghttp2 resets (a forbidden field before the head was complete, DATA against
+// content-length while it was proxied) is recorded as the 400 an HTTP/1.1 client would get: one
+// access-log line with status=400 reason=bad_request, counted in the request and local-reply
+// metrics; the connection's next stream is served.
+TEST_F(H2Test, RejectedStreamsAreLoggedAndCounted) {
+  start();
+  H2TestClient client(h2c_);
+  ASSERT_TRUE(client.connected());
+  const auto h2_requests = [&] {
+    return metric_value(admin_, "proxyd_requests_by_protocol_total{protocol=\"HTTP/2\"}");
+  };
+  const auto bad_requests = [&] {
+    return metric_value(admin_, "proxyd_local_replies_total{reason=\"bad_request\"}");
+  };
+  const std::int32_t bad = client.request("GET", "/bad", {{"te", "gzip"}});
+  ASSERT_TRUE(client.wait_closed(bad, 5s));
+  EXPECT_EQ(client.result(bad).error, kProtocolError);
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(1, 5s));
+  expect_rejected_line(proxy_->stdout_lines()[0], "GET", "/bad", "-");
+  EXPECT_EQ(h2_requests(), 1);
+  EXPECT_EQ(bad_requests(), 1);
+  // The same connection serves the next stream.
+  const std::int32_t good = client.request("GET", "/good");
+  ASSERT_TRUE(client.wait_closed(good, 5s));
+  EXPECT_EQ(client.result(good).status, 200u);
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(2, 5s));
+  EXPECT_EQ(log_fields(proxy_->stdout_lines()[1])["status"], "200");
+  // DATA shorter than its content-length: rejected while the stream was being proxied.
+  const std::int32_t lying =
+      client.request("POST", "/sink", {{"content-length", "10"}}, std::string(4, 'x'));
+  ASSERT_TRUE(client.wait_closed(lying, 5s));
+  EXPECT_EQ(client.result(lying).error, kProtocolError);
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(3, 5s));
+  // Routed and sent upstream already: the line names where it went.
+  expect_rejected_line(proxy_->stdout_lines()[2], "POST", "/sink", "web");
+  EXPECT_EQ(h2_requests(), 3);
+  EXPECT_EQ(bad_requests(), 2);
+  const std::int32_t after = client.request("GET", "/after");
+  ASSERT_TRUE(client.wait_closed(after, 5s));
+  EXPECT_EQ(client.result(after).status, 200u);
+  EXPECT_FALSE(client.goaway());
+}
+
 // A rapid reset (CVE-2023-44487): streams opened and reset at once, over and over, end in
 // GOAWAY for that connection; a second client's requests meanwhile all succeed.
 TEST_F(H2Test, RapidResetGetsGoawayWhileAnotherClientIsServed) {
@@ -331,6 +386,9 @@ TEST_F(H2Test, AccessLogMetricsAndLocalReplies) {
     EXPECT_EQ(client.result(id).header("x-conn-seq"), "1") << path;
   }
   EXPECT_EQ(blue_.connections_accepted(), 1u);
+  // A stream is counted when its outcome is finished, just after its last frame went out: its
+  // access-log line says it was.
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(6, 5s));
   EXPECT_EQ(metric_value(admin_, "proxyd_requests_by_protocol_total{protocol=\"HTTP/1.1\"}"), 1);
   EXPECT_EQ(metric_value(admin_, "proxyd_requests_total{route=\"web\",slot=\"live\",pool=\"blue\",code=\"200\"}"),
             6);
