@@ -133,6 +133,9 @@ struct H2Stream {
   const char* out = nullptr;
   std::size_t out_size = 0;
   bool out_eof = false;
+  // The upstream's trailer fields (a chunked response), ready to send (lowercased, filtered):
+  // after the last DATA, as a HEADERS frame with END_STREAM.
+  std::vector<std::pair<std::string, std::string>> trailers;
   bool response_done = false;  // END_STREAM sent
   bool closed = false;         // closed in nghttp2's state machine (done, reset, or torn down)
   std::uint32_t close_code = NGHTTP2_NO_ERROR;
@@ -252,6 +255,38 @@ bool connection_specific(std::string_view name, const ConnectionTokens& connecti
   return iequals(name, "connection") || iequals(name, "keep-alive") ||
          iequals(name, "proxy-connection") || iequals(name, "transfer-encoding") ||
          iequals(name, "upgrade") || iequals(name, "te") || connection.names_field(name);
+}
+
+// A response head as HTTP/2 fields: `:status`, then the upstream's fields lowercased (RFC 9113
+// 8.2.1) without the connection-specific ones. `nva` points into `response`, `status` and `names`.
+void response_fields(const ResponseHead& response, const ConnectionTokens& connection,
+                     std::string& status, std::vector<std::string>& names,
+                     std::vector<nghttp2_nv>& nva) {
+  names.reserve(response.fields.size());
+  nva.reserve(response.fields.size() + 2);
+  status = std::to_string(response.status);
+  nva.push_back(make_nv(":status", status));
+  for (const HeadField& f : response.fields) {
+    if (connection_specific(f.name, connection)) continue;
+    std::string& name = names.emplace_back(f.name);
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    nva.push_back(make_nv(name, f.value));
+  }
+}
+
+// Trailer fields as HTTP/2 sends them: lowercased, without the connection-specific ones and
+// those a trailer may not carry (RFC 9110 6.5.1: framing, routing).
+void prepare_trailers(std::vector<std::pair<std::string, std::string>>& trailers,
+                      const ConnectionTokens& connection) {
+  std::erase_if(trailers, [&](const auto& field) {
+    const std::string_view name = field.first;
+    return connection_specific(name, connection) || iequals(name, "content-length") ||
+           iequals(name, "host") || iequals(name, "trailer") || name.starts_with(':');
+  });
+  for (auto& field : trailers)
+    std::transform(field.first.begin(), field.first.end(), field.first.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
 }
 
 bool Connection::open_session() {
@@ -583,7 +618,7 @@ int Connection::on_stream_close(nghttp2_session* session, std::int32_t stream_id
   return 0;
 }
 
-ssize_t Connection::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf,
+ssize_t Connection::read_body(nghttp2_session* session, std::int32_t stream_id, std::uint8_t* buf,
                               std::size_t length, std::uint32_t* flags,
                               nghttp2_data_source* source, void*) {
   auto& s = *static_cast<H2Stream*>(source->ptr);
@@ -595,6 +630,15 @@ ssize_t Connection::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf,
   if (s.out_size == 0) {
     if (s.out_eof) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!s.trailers.empty()) {
+        std::vector<nghttp2_nv> nva;
+        nva.reserve(s.trailers.size());
+        for (const auto& [name, value] : s.trailers) nva.push_back(make_nv(name, value));
+        // The trailers' HEADERS carries END_STREAM instead of this DATA frame.
+        if (nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size()) == 0)
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        s.trailers.clear();
+      }
       return static_cast<ssize_t>(n);
     }
     s.signal.notify();  // the stream reads more from its upstream
@@ -818,17 +862,31 @@ Task<void> Connection::proxy(H2Stream& s) {
       co_return co_await reply(s, failure_reason(last));
   }
 
-  // Phase: read response, continued: interim (1xx) responses are not relayed to HTTP/2 clients;
-  // a 101 cannot be (no Upgrade in HTTP/2).
+  // Phase: read response, continued: interim (1xx) responses go to the client as HEADERS
+  // without END_STREAM (a 100 Continue apart: the upstream's answer to our own Expect handling),
+  // at most kMaxInterimResponses as HTTP/1.1; a 101 cannot be (no Upgrade in HTTP/2).
   std::optional<HeadParser<false>> parser;
   ResponseHead response;
   ResponsePlan response_plan;
   for (int interim = 0;; ++interim) {
     if (!parse_response_head(parser, response, lease.conn(), header_len, head_request,
                              response_plan) ||
-        response.status == 101 || interim == kMaxInterimResponses)
+        response.status == 101)
       co_return co_await reply(s, LocalReason::bad_upstream_response);
     if (response.status / 100 != 1) break;
+    // As HTTP/1.1: 16 interim responses pass, a 17th is a 502 (a final one after 16 was one
+    // too many before).
+    if (interim == kMaxInterimResponses)
+      co_return co_await reply(s, LocalReason::bad_upstream_response);
+    if (response.status != 100 && !s.closed) {
+      std::string status;
+      std::vector<std::string> names;
+      std::vector<nghttp2_nv> nva;
+      response_fields(response, response_plan.connection, status, names, nva);
+      nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, nva.data(), nva.size(),
+                             nullptr);
+      kick();
+    }
     lease.conn().buffer.consume(header_len);
     const AttemptEnd end = co_await read_response_head(worker_, s.deadline, lease.conn(),
                                                        config.timeouts.upstream_response, false,
@@ -895,19 +953,10 @@ Task<void> Connection::relay_response(H2Stream& s, const Config& config, Upstrea
   UpstreamConn& conn = lease.conn();
   s.outcome.status = response.status;
   {
-    std::vector<std::string> names;  // lowercased (RFC 9113 8.2.1)
-    names.reserve(response.fields.size());
+    std::string status;
+    std::vector<std::string> names;
     std::vector<nghttp2_nv> nva;
-    nva.reserve(response.fields.size() + 2);
-    const std::string status = std::to_string(response.status);
-    nva.push_back(make_nv(":status", status));
-    for (const HeadField& f : response.fields) {
-      if (connection_specific(f.name, plan.connection)) continue;
-      std::string& name = names.emplace_back(f.name);
-      std::transform(name.begin(), name.end(), name.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      nva.push_back(make_nv(name, f.value));
-    }
+    response_fields(response, plan.connection, status, names, nva);
     std::string cookie;
     if (routed.set_cookie && !response_sets_cookie(response, *s.outcome.route)) {
       cookie = sticky_cookie(*s.outcome.route, routed.new_cookie);
@@ -928,6 +977,7 @@ Task<void> Connection::relay_response(H2Stream& s, const Config& config, Upstrea
   if (plan.framing == BodyFraming::chunked) {
     stage = std::make_unique_for_overwrite<char[]>(kStageSize);
     parser->set_sink(stage.get(), kStageSize, &staged);
+    parser->set_trailer_sink(&s.trailers);
   }
   // The next piece of the body into s.out; false when the upstream failed.
   const auto fill = [&]() -> Task<bool> {
@@ -941,6 +991,7 @@ Task<void> Connection::relay_response(H2Stream& s, const Config& config, Upstrea
         s.out = stage.get();
         s.out_size = staged;
         s.out_eof = step == Decode::done;
+        if (s.out_eof) prepare_trailers(s.trailers, plan.connection);
         if (staged > 0 || s.out_eof) co_return true;
         up.compact();
         if (up.writable() == 0) co_return false;

@@ -499,7 +499,9 @@ TEST_F(H2Test, IdleConnectionGetsGoaway) {
 }
 
 // Every framing of an upstream response reaches an HTTP/2 client whole: HEAD (a length, no body),
-// 204, interim responses skipped before the final one, chunked and close-delimited bodies.
+// 204, chunked and close-delimited bodies; interim responses as HEADERS before the final one (103
+// Early Hints with its fields, 102s), at most 16 as in HTTP/1.1 (a 17th is a 502); a chunked
+// response's trailer fields after its body, as a HEADERS frame that ends the stream.
 TEST_F(H2Test, ResponseFramings) {
   start();
   H2TestClient client(h2c_);
@@ -508,20 +510,47 @@ TEST_F(H2Test, ResponseFramings) {
   const std::int32_t hints = client.request("GET", "/early-hints");
   const std::int32_t chunked = client.request("GET", "/bytes?n=200000&mode=chunked");
   const std::int32_t until_close = client.request("GET", "/bytes?n=200000&mode=close");
+  const std::int32_t two = client.request("GET", "/interim?n=2");
+  const std::int32_t sixteen = client.request("GET", "/interim?n=16");
+  const std::int32_t seventeen = client.request("GET", "/interim?n=17");
+  const std::int32_t trailers = client.request("GET", "/trailers", {{"te", "trailers"}});
   ASSERT_TRUE(client.wait_all_closed(10s));
   EXPECT_EQ(client.result(head).status, 200u);
   EXPECT_EQ(client.result(head).header("content-length"), "1000");
   EXPECT_EQ(client.result(head).body_bytes, 0u);
   EXPECT_EQ(client.result(no_content).status, 204u);
   EXPECT_EQ(client.result(no_content).body_bytes, 0u);
-  EXPECT_EQ(client.result(hints).status, 200u);
-  EXPECT_EQ(client.result(hints).body, "blue-1\n");
   EXPECT_EQ(client.result(chunked).body_bytes, 200000u);
   EXPECT_EQ(client.result(chunked).header("transfer-encoding"), "");
+  EXPECT_TRUE(client.result(chunked).trailers.empty());
   EXPECT_EQ(client.result(until_close).body_bytes, 200000u);
   EXPECT_EQ(client.result(until_close).header("connection"), "");
-  for (std::int32_t id : {head, no_content, hints, chunked, until_close})
+  const H2TestClient::Result& h = client.result(hints);
+  EXPECT_EQ(h.interim, std::vector<unsigned>{103});
+  EXPECT_EQ(h.header("link"), "</a.css>");
+  EXPECT_EQ(h.status, 200u);
+  EXPECT_EQ(h.body, "blue-1\n");
+  EXPECT_EQ(client.result(two).interim, (std::vector<unsigned>{102, 102}));
+  EXPECT_EQ(client.result(two).status, 200u);
+  EXPECT_EQ(client.result(sixteen).interim, std::vector<unsigned>(16, 102));
+  EXPECT_EQ(client.result(sixteen).status, 200u);
+  EXPECT_EQ(client.result(seventeen).interim, std::vector<unsigned>(16, 102));
+  EXPECT_EQ(client.result(seventeen).status, 502u);
+  EXPECT_EQ(client.result(seventeen).body, "502 Bad Gateway (bad_upstream_response)\n");
+  const H2TestClient::Result& t = client.result(trailers);
+  EXPECT_EQ(t.status, 200u);
+  EXPECT_EQ(t.body, "hello");
+  EXPECT_EQ(t.header("trailer"), "x-checksum, x-count");
+  const std::vector<std::pair<std::string, std::string>> want = {{"x-checksum", "5d41402a"},
+                                                                 {"x-count", "1"}};
+  EXPECT_EQ(t.trailers, want);
+  for (std::int32_t id : {head, no_content, hints, chunked, until_close, two, sixteen, seventeen,
+                          trailers})
     EXPECT_EQ(client.result(id).error, 0u) << id;
+  // HTTP/1.1 clients still get no trailers (the chunked body is re-chunked without them).
+  const Response r = fetch(proxy_->port("public"), "/trailers");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body, "hello");
 }
 
 // Drain (SIGTERM): GOAWAY with the last stream id while the stream in flight still runs (within

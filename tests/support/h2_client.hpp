@@ -19,8 +19,11 @@ namespace proxyd::test {
 class H2TestClient {
  public:
   struct Result {
-    unsigned status = 0;
-    std::vector<std::pair<std::string, std::string>> headers;
+    unsigned status = 0;  // the final one
+    std::vector<unsigned> interim;  // 1xx statuses, in order
+    std::vector<std::pair<std::string, std::string>> headers;  // of the interim and final heads
+    std::vector<std::pair<std::string, std::string>> trailers;  // a HEADERS block after the final head
+    bool in_trailers = false;
     std::string body;             // its first 64 KiB
     std::uint64_t body_bytes = 0;  // all of it
     bool closed = false;
