@@ -3,7 +3,8 @@
 // One connection runs a read loop and a write loop; each request stream runs as one coroutine
 // through the phases HTTP/1.1 requests go through (upstream_phases.hpp), to an HTTP/1.1 upstream
 // connection from the worker's cache. Bodies stream both ways with HTTP/2 flow control as the
-// back-pressure: request DATA is acknowledged (WINDOW_UPDATE) only once written upstream, and the
+// back-pressure: request DATA is acknowledged on its stream (WINDOW_UPDATE) only once written
+// upstream, on the connection as soon as it arrives (as nginx), and the
 // response body is offered to nghttp2 one upstream read at a time (NGHTTP2_ERR_DEFERRED until
 // the next read is in).
 #include "h2_session.hpp"
@@ -40,7 +41,9 @@ constexpr std::uint32_t kMaxConcurrentStreams = 128;
 // unwinding (a rapid reset opens and resets streams faster than their upstream work ends):
 // beyond this, new streams are refused (REFUSED_STREAM) until some end.
 constexpr std::size_t kMaxRunningStreams = 2 * kMaxConcurrentStreams;
-// Receive windows: what a client may send ahead of what we wrote upstream, per stream and in all.
+// Receive windows. Per stream: what a client may send ahead of what we wrote upstream (what we
+// hold for a stream). Per connection: given back as DATA arrives, so stalled uploads cannot block
+// the connection's other streams; memory is bounded by streams x kStreamWindow.
 constexpr std::int32_t kStreamWindow = 256 * 1024;
 constexpr std::int32_t kConnectionWindow = 4 * 1024 * 1024;
 // RST_STREAM frames a client may send (CVE-2023-44487, rapid reset): a token bucket of
@@ -303,7 +306,7 @@ bool Connection::open_session() {
     nghttp2_session_callbacks_del(callbacks);
     return false;
   }
-  // WINDOW_UPDATE only for what went upstream: the flow control is the back-pressure.
+  // Stream WINDOW_UPDATEs only for what went upstream: the flow control is the back-pressure.
   nghttp2_option_set_no_auto_window_update(option, 1);
   nghttp2_option_set_stream_reset_rate_limit(option, kResetBurst, kResetRate);
   // The defaults, stated: CONTINUATION frames per header block (CVE-2024-27316's flood),
@@ -563,12 +566,11 @@ int Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame* fra
 
 int Connection::on_data_chunk_recv(nghttp2_session* session, std::uint8_t, std::int32_t stream_id,
                                    const std::uint8_t* data, std::size_t len, void*) {
+  // The connection's window comes back at once: what a stream holds is bounded by its own window
+  // (given back only once written upstream), and a stalled one does not hold up the others.
+  nghttp2_session_consume_connection(session, len);
   auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, stream_id));
-  if (s == nullptr) {
-    // A stream we refused or already answered: its bytes go nowhere, the window comes back.
-    nghttp2_session_consume_connection(session, len);
-    return 0;
-  }
+  if (s == nullptr) return 0;  // a stream we refused or already answered: its bytes go nowhere
   s->body_in.append(reinterpret_cast<const char*>(data), len);
   s->body_received += len;
   s->signal.notify();
@@ -595,7 +597,7 @@ int Connection::on_frame_send(nghttp2_session* session, const nghttp2_frame* fra
   return 0;
 }
 
-int Connection::on_stream_close(nghttp2_session* session, std::int32_t stream_id,
+int Connection::on_stream_close(nghttp2_session*, std::int32_t stream_id,
                                 std::uint32_t code, void* user) {
   auto& c = *static_cast<Connection*>(user);
   auto it = c.streams_.find(stream_id);
@@ -606,8 +608,6 @@ int Connection::on_stream_close(nghttp2_session* session, std::int32_t stream_id
   if (s->rejected && !s->started && !c.detached_) c.start(s);
   s->closed = true;
   s->close_code = code;
-  // What the client sent and we did not relay gives its connection window back.
-  nghttp2_session_consume_connection(session, s->body_in.size());
   s->body_in.clear();
   // Cut short (a reset, or the response not all sent): its upstream work stops now.
   if (!s->response_done && s->deadline.sockets[1] != nullptr) {
@@ -921,8 +921,7 @@ Task<AttemptEnd> Connection::relay_request_body(H2Stream& s, UpstreamConn& conn,
       worker_.arm(s.deadline, config.timeouts.upstream_response);
       auto [ec, n] = co_await conn.stream.async_write_all(std::span(b.data(), count), use_task);
       if (ec) co_return s.deadline.fired ? AttemptEnd::timeout : AttemptEnd::reset;
-      // The window opens by what went upstream: the client may send that much more.
-      nghttp2_session_consume_connection(session_, s.sending.size());
+      // The stream's window opens by what went upstream: the client may send that much more.
       if (!s.closed) nghttp2_session_consume_stream(session_, s.id, s.sending.size());
       kick();
       s.outcome.bytes_in += s.sending.size();

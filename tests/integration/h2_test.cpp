@@ -236,6 +236,49 @@ TEST_F(H2Test, HundredMebibytesEachWayWhileOtherStreamsComplete) {
   EXPECT_LT(proxy_->hwm_kib() - rss_before, 32 * 1024) << "before " << rss_before << " KiB";
 }
 
+// Uploads whose upstream never reads fill their own stream windows (256 KiB each), not the
+// connection's (4 MiB): with more of them than 4 MiB of windows, every one of them runs out of
+// stream window while the connection's window stays open, another stream's 1 MiB upload on the
+// same connection completes, and what proxyd holds stays bounded by the stream windows.
+TEST_F(H2Test, StalledUploadsDoNotBlockTheConnectionsOtherUploads) {
+  start();
+  constexpr int kStalled = 40;  // 40 x 256 KiB = 10 MiB of stream windows
+  constexpr std::uint64_t kStalledSize = 64ull * 1024 * 1024;  // never all sent
+  constexpr std::uint64_t kUpload = 1024 * 1024;
+  ASSERT_EQ(fetch(proxy_->port("public"), "/warm").status, 200u);
+  const long rss_before = proxy_->rss_kib();
+  H2TestClient client(h2c_);
+  ASSERT_TRUE(client.connected());
+  std::vector<std::int32_t> stalled;
+  for (int i = 0; i < kStalled; ++i)
+    stalled.push_back(client.request_generated("POST", "/hold", kStalledSize));
+  // Each stalled stream sent all its window lets it (the upstream's socket buffers full, up to
+  // 256 KiB held by proxyd, at least 128 KiB not yet acknowledged): at least 5 MiB in all, which a
+  // connection window given back only as bodies go upstream (4 MiB) would not let through.
+  ASSERT_TRUE(client.run_until(
+      [&] {
+        for (std::int32_t id : stalled)
+          if (client.send_window(id) != 0) return false;
+        return true;
+      },
+      30s));
+  EXPECT_GT(client.connection_send_window(), 0);
+  ASSERT_TRUE(blue_.wait_for_requests(1 + kStalled, 5s));
+  const std::int32_t upload = client.request_generated("POST", "/sink", kUpload);
+  ASSERT_TRUE(client.wait_closed(upload, 20s));
+  EXPECT_EQ(client.result(upload).status, 200u);
+  EXPECT_EQ(client.result(upload).body, std::to_string(kUpload));
+  EXPECT_EQ(client.body_sent(upload), kUpload);
+  for (std::int32_t id : stalled) {
+    EXPECT_FALSE(client.result(id).closed) << id;
+    EXPECT_EQ(client.send_window(id), 0) << id;
+    EXPECT_LT(client.body_sent(id), kStalledSize) << id;
+  }
+  EXPECT_FALSE(client.goaway());
+  // Held for the stalled streams: their windows (6 MiB) and relay buffers, not their bodies.
+  EXPECT_LT(proxy_->hwm_kib() - rss_before, 32 * 1024) << "before " << rss_before << " KiB";
+}
+
 // Fields that do not exist in HTTP/2 are a stream error (RST_STREAM PROTOCOL_ERROR, RFC 9113
 // 8.2.2 and 8.2.1) and never reach an upstream; the connection and its other streams go on.
 TEST_F(H2Test, ForbiddenFieldsResetTheStreamOnly) {

@@ -325,6 +325,12 @@ struct FakeUpstream::Impl {
       co_return false;
     }
     if (target.path == "/echo") co_return co_await echo(sock, buf, parser, seq, keep);
+    if (target.path == "/hold") {
+      // Never read the body, never answer: the sender's window and buffers fill. Held until an
+      // error on the socket or the server stops (which closes it).
+      co_await sock.async_wait(tcp::socket::wait_error, kUseTuple);
+      co_return false;
+    }
 
     const std::int64_t body_bytes = co_await discard_body(sock, buf, parser);
     if (body_bytes < 0) co_return false;

@@ -82,6 +82,20 @@ struct H2TestCallbacks {
   }
 };
 
+std::uint64_t H2TestClient::body_sent(std::int32_t stream_id) const {
+  auto it = bodies_.find(stream_id);
+  return it == bodies_.end() ? 0 : it->second->sent;
+}
+
+std::int32_t H2TestClient::send_window(std::int32_t stream_id) const {
+  return nghttp2_session_get_stream_remote_window_size(static_cast<nghttp2_session*>(session_),
+                                                       stream_id);
+}
+
+std::int32_t H2TestClient::connection_send_window() const {
+  return nghttp2_session_get_remote_window_size(static_cast<nghttp2_session*>(session_));
+}
+
 std::string H2TestClient::Result::header(const std::string& name) const {
   for (const auto& [n, v] : headers)
     if (n == name) return v;
