@@ -3,7 +3,8 @@
 // One connection runs a read loop and a write loop; each request stream runs as one coroutine
 // through the phases HTTP/1.1 requests go through (upstream_phases.hpp), to an HTTP/1.1 upstream
 // connection from the worker's cache. Bodies stream both ways with HTTP/2 flow control as the
-// back-pressure: request DATA is acknowledged (WINDOW_UPDATE) only once written upstream, and the
+// back-pressure: request DATA is acknowledged on its stream (WINDOW_UPDATE) only once written
+// upstream, on the connection as soon as it arrives (as nginx), and the
 // response body is offered to nghttp2 one upstream read at a time (NGHTTP2_ERR_DEFERRED until
 // the next read is in).
 #include "h2_session.hpp"
@@ -40,7 +41,9 @@ constexpr std::uint32_t kMaxConcurrentStreams = 128;
 // unwinding (a rapid reset opens and resets streams faster than their upstream work ends):
 // beyond this, new streams are refused (REFUSED_STREAM) until some end.
 constexpr std::size_t kMaxRunningStreams = 2 * kMaxConcurrentStreams;
-// Receive windows: what a client may send ahead of what we wrote upstream, per stream and in all.
+// Receive windows. Per stream: what a client may send ahead of what we wrote upstream (what we
+// hold for a stream). Per connection: given back as DATA arrives, so stalled uploads cannot block
+// the connection's other streams; memory is bounded by streams x kStreamWindow.
 constexpr std::int32_t kStreamWindow = 256 * 1024;
 constexpr std::int32_t kConnectionWindow = 4 * 1024 * 1024;
 // RST_STREAM frames a client may send (CVE-2023-44487, rapid reset): a token bucket of
@@ -119,6 +122,9 @@ struct H2Stream {
   std::size_t header_bytes = 0;
   bool header_too_large = false;
   bool started = false;
+  // nghttp2 reset the stream for breaking RFC 9113's message rules (RST_STREAM PROTOCOL_ERROR
+  // sent by nghttp2 itself, never by us): recorded as the 400 HTTP/1.1 would answer.
+  bool rejected = false;
 
   // The request body: DATA received and not yet written upstream (bounded by the stream window).
   std::string body_in;
@@ -130,6 +136,9 @@ struct H2Stream {
   const char* out = nullptr;
   std::size_t out_size = 0;
   bool out_eof = false;
+  // The upstream's trailer fields (a chunked response), ready to send (lowercased, filtered):
+  // after the last DATA, as a HEADERS frame with END_STREAM.
+  std::vector<std::pair<std::string, std::string>> trailers;
   bool response_done = false;  // END_STREAM sent
   bool closed = false;         // closed in nghttp2's state machine (done, reset, or torn down)
   std::uint32_t close_code = NGHTTP2_NO_ERROR;
@@ -251,6 +260,38 @@ bool connection_specific(std::string_view name, const ConnectionTokens& connecti
          iequals(name, "upgrade") || iequals(name, "te") || connection.names_field(name);
 }
 
+// A response head as HTTP/2 fields: `:status`, then the upstream's fields lowercased (RFC 9113
+// 8.2.1) without the connection-specific ones. `nva` points into `response`, `status` and `names`.
+void response_fields(const ResponseHead& response, const ConnectionTokens& connection,
+                     std::string& status, std::vector<std::string>& names,
+                     std::vector<nghttp2_nv>& nva) {
+  names.reserve(response.fields.size());
+  nva.reserve(response.fields.size() + 2);
+  status = std::to_string(response.status);
+  nva.push_back(make_nv(":status", status));
+  for (const HeadField& f : response.fields) {
+    if (connection_specific(f.name, connection)) continue;
+    std::string& name = names.emplace_back(f.name);
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    nva.push_back(make_nv(name, f.value));
+  }
+}
+
+// Trailer fields as HTTP/2 sends them: lowercased, without the connection-specific ones and
+// those a trailer may not carry (RFC 9110 6.5.1: framing, routing).
+void prepare_trailers(std::vector<std::pair<std::string, std::string>>& trailers,
+                      const ConnectionTokens& connection) {
+  std::erase_if(trailers, [&](const auto& field) {
+    const std::string_view name = field.first;
+    return connection_specific(name, connection) || iequals(name, "content-length") ||
+           iequals(name, "host") || iequals(name, "trailer") || name.starts_with(':');
+  });
+  for (auto& field : trailers)
+    std::transform(field.first.begin(), field.first.end(), field.first.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+}
+
 bool Connection::open_session() {
   nghttp2_session_callbacks* callbacks = nullptr;
   if (nghttp2_session_callbacks_new(&callbacks) != 0) return false;
@@ -265,7 +306,7 @@ bool Connection::open_session() {
     nghttp2_session_callbacks_del(callbacks);
     return false;
   }
-  // WINDOW_UPDATE only for what went upstream: the flow control is the back-pressure.
+  // Stream WINDOW_UPDATEs only for what went upstream: the flow control is the back-pressure.
   nghttp2_option_set_no_auto_window_update(option, 1);
   nghttp2_option_set_stream_reset_rate_limit(option, kResetBurst, kResetRate);
   // The defaults, stated: CONTINUATION frames per header block (CVE-2024-27316's flood),
@@ -525,12 +566,11 @@ int Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame* fra
 
 int Connection::on_data_chunk_recv(nghttp2_session* session, std::uint8_t, std::int32_t stream_id,
                                    const std::uint8_t* data, std::size_t len, void*) {
+  // The connection's window comes back at once: what a stream holds is bounded by its own window
+  // (given back only once written upstream), and a stalled one does not hold up the others.
+  nghttp2_session_consume_connection(session, len);
   auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, stream_id));
-  if (s == nullptr) {
-    // A stream we refused or already answered: its bytes go nowhere, the window comes back.
-    nghttp2_session_consume_connection(session, len);
-    return 0;
-  }
+  if (s == nullptr) return 0;  // a stream we refused or already answered: its bytes go nowhere
   s->body_in.append(reinterpret_cast<const char*>(data), len);
   s->body_received += len;
   s->signal.notify();
@@ -538,6 +578,14 @@ int Connection::on_data_chunk_recv(nghttp2_session* session, std::uint8_t, std::
 }
 
 int Connection::on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void*) {
+  // We reset streams with other codes (reset_stream, REFUSED_STREAM): PROTOCOL_ERROR on a stream
+  // is nghttp2's own verdict on the client's message (forbidden or malformed fields, bad
+  // pseudo-header fields, DATA against content-length).
+  if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code == NGHTTP2_PROTOCOL_ERROR) {
+    auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+    if (s != nullptr) s->rejected = true;
+    return 0;
+  }
   if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
       !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
     return 0;
@@ -549,17 +597,17 @@ int Connection::on_frame_send(nghttp2_session* session, const nghttp2_frame* fra
   return 0;
 }
 
-int Connection::on_stream_close(nghttp2_session* session, std::int32_t stream_id,
+int Connection::on_stream_close(nghttp2_session*, std::int32_t stream_id,
                                 std::uint32_t code, void* user) {
   auto& c = *static_cast<Connection*>(user);
   auto it = c.streams_.find(stream_id);
   if (it == c.streams_.end()) return 0;
   std::shared_ptr<H2Stream> s = std::move(it->second);
   c.streams_.erase(it);
+  // Rejected before its head was complete: it runs only to be recorded (serve()).
+  if (s->rejected && !s->started && !c.detached_) c.start(s);
   s->closed = true;
   s->close_code = code;
-  // What the client sent and we did not relay gives its connection window back.
-  nghttp2_session_consume_connection(session, s->body_in.size());
   s->body_in.clear();
   // Cut short (a reset, or the response not all sent): its upstream work stops now.
   if (!s->response_done && s->deadline.sockets[1] != nullptr) {
@@ -570,7 +618,7 @@ int Connection::on_stream_close(nghttp2_session* session, std::int32_t stream_id
   return 0;
 }
 
-ssize_t Connection::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf,
+ssize_t Connection::read_body(nghttp2_session* session, std::int32_t stream_id, std::uint8_t* buf,
                               std::size_t length, std::uint32_t* flags,
                               nghttp2_data_source* source, void*) {
   auto& s = *static_cast<H2Stream*>(source->ptr);
@@ -582,6 +630,15 @@ ssize_t Connection::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf,
   if (s.out_size == 0) {
     if (s.out_eof) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!s.trailers.empty()) {
+        std::vector<nghttp2_nv> nva;
+        nva.reserve(s.trailers.size());
+        for (const auto& [name, value] : s.trailers) nva.push_back(make_nv(name, value));
+        // The trailers' HEADERS carries END_STREAM instead of this DATA frame.
+        if (nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size()) == 0)
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        s.trailers.clear();
+      }
       return static_cast<ssize_t>(n);
     }
     s.signal.notify();  // the stream reads more from its upstream
@@ -611,7 +668,20 @@ Task<void> Connection::serve(std::shared_ptr<H2Stream> stream) {
   s.outcome.client = s.peer->address;
   s.outcome.tls_version = s.peer->tls_version;
   s.outcome.tls_cipher = s.peer->tls_cipher;
-  co_await proxy(s);
+  if (!s.rejected) co_await proxy(s);
+  // nghttp2 rejected the stream (the client got RST_STREAM PROTOCOL_ERROR), before or while it
+  // was proxied: recorded as a 400 bad_request local reply, unless a response was already under
+  // way.
+  if (s.rejected && s.outcome.status == 0) {
+    if (worker_.logging() && s.outcome.method.empty()) {
+      s.outcome.method = s.method;
+      s.outcome.target = s.path;
+    }
+    local_reply_counters().add(LocalReason::bad_request);
+    s.outcome.status = local_reply_info(LocalReason::bad_request).status;
+    s.outcome.reason = LocalReason::bad_request;
+    s.outcome.end = RequestEnd::local_reply;
+  }
 }
 
 void Connection::reset_stream(H2Stream& s, std::uint32_t code) {
@@ -792,17 +862,31 @@ Task<void> Connection::proxy(H2Stream& s) {
       co_return co_await reply(s, failure_reason(last));
   }
 
-  // Phase: read response, continued: interim (1xx) responses are not relayed to HTTP/2 clients;
-  // a 101 cannot be (no Upgrade in HTTP/2).
+  // Phase: read response, continued: interim (1xx) responses go to the client as HEADERS
+  // without END_STREAM (a 100 Continue apart: the upstream's answer to our own Expect handling),
+  // at most kMaxInterimResponses as HTTP/1.1; a 101 cannot be (no Upgrade in HTTP/2).
   std::optional<HeadParser<false>> parser;
   ResponseHead response;
   ResponsePlan response_plan;
   for (int interim = 0;; ++interim) {
     if (!parse_response_head(parser, response, lease.conn(), header_len, head_request,
                              response_plan) ||
-        response.status == 101 || interim == kMaxInterimResponses)
+        response.status == 101)
       co_return co_await reply(s, LocalReason::bad_upstream_response);
     if (response.status / 100 != 1) break;
+    // As HTTP/1.1: 16 interim responses pass, a 17th is a 502 (a final one after 16 was one
+    // too many before).
+    if (interim == kMaxInterimResponses)
+      co_return co_await reply(s, LocalReason::bad_upstream_response);
+    if (response.status != 100 && !s.closed) {
+      std::string status;
+      std::vector<std::string> names;
+      std::vector<nghttp2_nv> nva;
+      response_fields(response, response_plan.connection, status, names, nva);
+      nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, nva.data(), nva.size(),
+                             nullptr);
+      kick();
+    }
     lease.conn().buffer.consume(header_len);
     const AttemptEnd end = co_await read_response_head(worker_, s.deadline, lease.conn(),
                                                        config.timeouts.upstream_response, false,
@@ -837,8 +921,7 @@ Task<AttemptEnd> Connection::relay_request_body(H2Stream& s, UpstreamConn& conn,
       worker_.arm(s.deadline, config.timeouts.upstream_response);
       auto [ec, n] = co_await conn.stream.async_write_all(std::span(b.data(), count), use_task);
       if (ec) co_return s.deadline.fired ? AttemptEnd::timeout : AttemptEnd::reset;
-      // The window opens by what went upstream: the client may send that much more.
-      nghttp2_session_consume_connection(session_, s.sending.size());
+      // The stream's window opens by what went upstream: the client may send that much more.
       if (!s.closed) nghttp2_session_consume_stream(session_, s.id, s.sending.size());
       kick();
       s.outcome.bytes_in += s.sending.size();
@@ -869,19 +952,10 @@ Task<void> Connection::relay_response(H2Stream& s, const Config& config, Upstrea
   UpstreamConn& conn = lease.conn();
   s.outcome.status = response.status;
   {
-    std::vector<std::string> names;  // lowercased (RFC 9113 8.2.1)
-    names.reserve(response.fields.size());
+    std::string status;
+    std::vector<std::string> names;
     std::vector<nghttp2_nv> nva;
-    nva.reserve(response.fields.size() + 2);
-    const std::string status = std::to_string(response.status);
-    nva.push_back(make_nv(":status", status));
-    for (const HeadField& f : response.fields) {
-      if (connection_specific(f.name, plan.connection)) continue;
-      std::string& name = names.emplace_back(f.name);
-      std::transform(name.begin(), name.end(), name.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      nva.push_back(make_nv(name, f.value));
-    }
+    response_fields(response, plan.connection, status, names, nva);
     std::string cookie;
     if (routed.set_cookie && !response_sets_cookie(response, *s.outcome.route)) {
       cookie = sticky_cookie(*s.outcome.route, routed.new_cookie);
@@ -902,6 +976,7 @@ Task<void> Connection::relay_response(H2Stream& s, const Config& config, Upstrea
   if (plan.framing == BodyFraming::chunked) {
     stage = std::make_unique_for_overwrite<char[]>(kStageSize);
     parser->set_sink(stage.get(), kStageSize, &staged);
+    parser->set_trailer_sink(&s.trailers);
   }
   // The next piece of the body into s.out; false when the upstream failed.
   const auto fill = [&]() -> Task<bool> {
@@ -915,6 +990,7 @@ Task<void> Connection::relay_response(H2Stream& s, const Config& config, Upstrea
         s.out = stage.get();
         s.out_size = staged;
         s.out_eof = step == Decode::done;
+        if (s.out_eof) prepare_trailers(s.trailers, plan.connection);
         if (staged > 0 || s.out_eof) co_return true;
         up.compact();
         if (up.writable() == 0) co_return false;

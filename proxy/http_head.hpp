@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace proxyd {
@@ -49,7 +51,8 @@ struct ResponseHead {
 // Parses one message head into `Head`, then (optionally) one chunked body, handing decoded body
 // bytes to a sink one piece at a time. Non-eager: each put() does one step, so a full sink can
 // stop the parser (an eager Beast parser would spin when a callback consumes nothing).
-// Trailer fields are dropped: they arrive after the head has been forwarded.
+// Trailer fields are dropped (they arrive after the head has been forwarded), unless a trailer
+// sink is set: the HTTP/2 path relays a response's trailers as a trailing HEADERS frame.
 template <bool isRequest>
 class HeadParser : public http::basic_parser<isRequest> {
  public:
@@ -66,6 +69,10 @@ class HeadParser : public http::basic_parser<isRequest> {
     sink_capacity_ = capacity;
     sink_size_ = size;
   }
+
+  // Where a chunked body's trailer fields go, copied (the bytes they were parsed from are
+  // consumed); null: dropped. As many as the upstream buffer holds at once.
+  void set_trailer_sink(std::vector<std::pair<std::string, std::string>>* out) { trailers_ = out; }
 
   std::optional<std::uint64_t> length() const {
     auto n = this->content_length();
@@ -98,6 +105,9 @@ class HeadParser : public http::basic_parser<isRequest> {
                      boost::beast::string_view value,
                      boost::system::error_code&) override {
     if (!head_done_) head_.fields.push_back({id, name, value});
+    else if (trailers_ != nullptr)
+      trailers_->emplace_back(std::string(name.data(), name.size()),
+                              std::string(value.data(), value.size()));
   }
 
   void on_header_impl(boost::system::error_code&) override { head_done_ = true; }
@@ -138,6 +148,7 @@ class HeadParser : public http::basic_parser<isRequest> {
   char* sink_ = nullptr;
   std::size_t sink_capacity_ = 0;
   std::size_t* sink_size_ = nullptr;
+  std::vector<std::pair<std::string, std::string>>* trailers_ = nullptr;
 };
 
 }  // namespace proxyd

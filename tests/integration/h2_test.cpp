@@ -18,6 +18,7 @@
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/h2_client.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/log_fields.hpp"
 #include "tests/support/proxyd_process.hpp"
 #include "tests/support/tls_fixtures.hpp"
 
@@ -235,6 +236,49 @@ TEST_F(H2Test, HundredMebibytesEachWayWhileOtherStreamsComplete) {
   EXPECT_LT(proxy_->hwm_kib() - rss_before, 32 * 1024) << "before " << rss_before << " KiB";
 }
 
+// Uploads whose upstream never reads fill their own stream windows (256 KiB each), not the
+// connection's (4 MiB): with more of them than 4 MiB of windows, every one of them runs out of
+// stream window while the connection's window stays open, another stream's 1 MiB upload on the
+// same connection completes, and what proxyd holds stays bounded by the stream windows.
+TEST_F(H2Test, StalledUploadsDoNotBlockTheConnectionsOtherUploads) {
+  start();
+  constexpr int kStalled = 40;  // 40 x 256 KiB = 10 MiB of stream windows
+  constexpr std::uint64_t kStalledSize = 64ull * 1024 * 1024;  // never all sent
+  constexpr std::uint64_t kUpload = 1024 * 1024;
+  ASSERT_EQ(fetch(proxy_->port("public"), "/warm").status, 200u);
+  const long rss_before = proxy_->rss_kib();
+  H2TestClient client(h2c_);
+  ASSERT_TRUE(client.connected());
+  std::vector<std::int32_t> stalled;
+  for (int i = 0; i < kStalled; ++i)
+    stalled.push_back(client.request_generated("POST", "/hold", kStalledSize));
+  // Each stalled stream sent all its window lets it (the upstream's socket buffers full, up to
+  // 256 KiB held by proxyd, at least 128 KiB not yet acknowledged): at least 5 MiB in all, which a
+  // connection window given back only as bodies go upstream (4 MiB) would not let through.
+  ASSERT_TRUE(client.run_until(
+      [&] {
+        for (std::int32_t id : stalled)
+          if (client.send_window(id) != 0) return false;
+        return true;
+      },
+      30s));
+  EXPECT_GT(client.connection_send_window(), 0);
+  ASSERT_TRUE(blue_.wait_for_requests(1 + kStalled, 5s));
+  const std::int32_t upload = client.request_generated("POST", "/sink", kUpload);
+  ASSERT_TRUE(client.wait_closed(upload, 20s));
+  EXPECT_EQ(client.result(upload).status, 200u);
+  EXPECT_EQ(client.result(upload).body, std::to_string(kUpload));
+  EXPECT_EQ(client.body_sent(upload), kUpload);
+  for (std::int32_t id : stalled) {
+    EXPECT_FALSE(client.result(id).closed) << id;
+    EXPECT_EQ(client.send_window(id), 0) << id;
+    EXPECT_LT(client.body_sent(id), kStalledSize) << id;
+  }
+  EXPECT_FALSE(client.goaway());
+  // Held for the stalled streams: their windows (6 MiB) and relay buffers, not their bodies.
+  EXPECT_LT(proxy_->hwm_kib() - rss_before, 32 * 1024) << "before " << rss_before << " KiB";
+}
+
 // Fields that do not exist in HTTP/2 are a stream error (RST_STREAM PROTOCOL_ERROR, RFC 9113
 // 8.2.2 and 8.2.1) and never reach an upstream; the connection and its other streams go on.
 TEST_F(H2Test, ForbiddenFieldsResetTheStreamOnly) {
@@ -267,6 +311,60 @@ TEST_F(H2Test, ForbiddenFieldsResetTheStreamOnly) {
       client.request("POST", "/sink", {{"content-length", "10"}}, std::string(4, 'x'));
   ASSERT_TRUE(client.wait_closed(lying, 5s));
   EXPECT_EQ(client.result(lying).error, kProtocolError);
+}
+
+// The access-log line of a stream nghttp2 rejected: a 400 bad_request local reply over HTTP/2.
+void expect_rejected_line(const std::string& text, const std::string& method,
+                          const std::string& target, const std::string& route) {
+  std::map<std::string, std::string> line = log_fields(text);
+  const std::map<std::string, std::string> want = {
+      {"listener", "h2c"}, {"method", method},         {"target", target},
+      {"status", "400"},   {"route", route},             {"end", "local_reply"},
+      {"reason", "bad_request"}, {"proto", "HTTP/2"}};
+  for (const auto& [key, value] : want) EXPECT_EQ(line[key], value) << key << " in " << text;
+}
+
+// A stream nghttp2 resets (a forbidden field before the head was complete, DATA against
+// content-length while it was proxied) is recorded as the 400 an HTTP/1.1 client would get: one
+// access-log line with status=400 reason=bad_request, counted in the request and local-reply
+// metrics; the connection's next stream is served.
+TEST_F(H2Test, RejectedStreamsAreLoggedAndCounted) {
+  start();
+  H2TestClient client(h2c_);
+  ASSERT_TRUE(client.connected());
+  const auto h2_requests = [&] {
+    return metric_value(admin_, "proxyd_requests_by_protocol_total{protocol=\"HTTP/2\"}");
+  };
+  const auto bad_requests = [&] {
+    return metric_value(admin_, "proxyd_local_replies_total{reason=\"bad_request\"}");
+  };
+  const std::int32_t bad = client.request("GET", "/bad", {{"te", "gzip"}});
+  ASSERT_TRUE(client.wait_closed(bad, 5s));
+  EXPECT_EQ(client.result(bad).error, kProtocolError);
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(1, 5s));
+  expect_rejected_line(proxy_->stdout_lines()[0], "GET", "/bad", "-");
+  EXPECT_EQ(h2_requests(), 1);
+  EXPECT_EQ(bad_requests(), 1);
+  // The same connection serves the next stream.
+  const std::int32_t good = client.request("GET", "/good");
+  ASSERT_TRUE(client.wait_closed(good, 5s));
+  EXPECT_EQ(client.result(good).status, 200u);
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(2, 5s));
+  EXPECT_EQ(log_fields(proxy_->stdout_lines()[1])["status"], "200");
+  // DATA shorter than its content-length: rejected while the stream was being proxied.
+  const std::int32_t lying =
+      client.request("POST", "/sink", {{"content-length", "10"}}, std::string(4, 'x'));
+  ASSERT_TRUE(client.wait_closed(lying, 5s));
+  EXPECT_EQ(client.result(lying).error, kProtocolError);
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(3, 5s));
+  // Routed and sent upstream already: the line names where it went.
+  expect_rejected_line(proxy_->stdout_lines()[2], "POST", "/sink", "web");
+  EXPECT_EQ(h2_requests(), 3);
+  EXPECT_EQ(bad_requests(), 2);
+  const std::int32_t after = client.request("GET", "/after");
+  ASSERT_TRUE(client.wait_closed(after, 5s));
+  EXPECT_EQ(client.result(after).status, 200u);
+  EXPECT_FALSE(client.goaway());
 }
 
 // A rapid reset (CVE-2023-44487): streams opened and reset at once, over and over, end in
@@ -444,7 +542,9 @@ TEST_F(H2Test, IdleConnectionGetsGoaway) {
 }
 
 // Every framing of an upstream response reaches an HTTP/2 client whole: HEAD (a length, no body),
-// 204, interim responses skipped before the final one, chunked and close-delimited bodies.
+// 204, chunked and close-delimited bodies; interim responses as HEADERS before the final one (103
+// Early Hints with its fields, 102s), at most 16 as in HTTP/1.1 (a 17th is a 502); a chunked
+// response's trailer fields after its body, as a HEADERS frame that ends the stream.
 TEST_F(H2Test, ResponseFramings) {
   start();
   H2TestClient client(h2c_);
@@ -453,20 +553,47 @@ TEST_F(H2Test, ResponseFramings) {
   const std::int32_t hints = client.request("GET", "/early-hints");
   const std::int32_t chunked = client.request("GET", "/bytes?n=200000&mode=chunked");
   const std::int32_t until_close = client.request("GET", "/bytes?n=200000&mode=close");
+  const std::int32_t two = client.request("GET", "/interim?n=2");
+  const std::int32_t sixteen = client.request("GET", "/interim?n=16");
+  const std::int32_t seventeen = client.request("GET", "/interim?n=17");
+  const std::int32_t trailers = client.request("GET", "/trailers", {{"te", "trailers"}});
   ASSERT_TRUE(client.wait_all_closed(10s));
   EXPECT_EQ(client.result(head).status, 200u);
   EXPECT_EQ(client.result(head).header("content-length"), "1000");
   EXPECT_EQ(client.result(head).body_bytes, 0u);
   EXPECT_EQ(client.result(no_content).status, 204u);
   EXPECT_EQ(client.result(no_content).body_bytes, 0u);
-  EXPECT_EQ(client.result(hints).status, 200u);
-  EXPECT_EQ(client.result(hints).body, "blue-1\n");
   EXPECT_EQ(client.result(chunked).body_bytes, 200000u);
   EXPECT_EQ(client.result(chunked).header("transfer-encoding"), "");
+  EXPECT_TRUE(client.result(chunked).trailers.empty());
   EXPECT_EQ(client.result(until_close).body_bytes, 200000u);
   EXPECT_EQ(client.result(until_close).header("connection"), "");
-  for (std::int32_t id : {head, no_content, hints, chunked, until_close})
+  const H2TestClient::Result& h = client.result(hints);
+  EXPECT_EQ(h.interim, std::vector<unsigned>{103});
+  EXPECT_EQ(h.header("link"), "</a.css>");
+  EXPECT_EQ(h.status, 200u);
+  EXPECT_EQ(h.body, "blue-1\n");
+  EXPECT_EQ(client.result(two).interim, (std::vector<unsigned>{102, 102}));
+  EXPECT_EQ(client.result(two).status, 200u);
+  EXPECT_EQ(client.result(sixteen).interim, std::vector<unsigned>(16, 102));
+  EXPECT_EQ(client.result(sixteen).status, 200u);
+  EXPECT_EQ(client.result(seventeen).interim, std::vector<unsigned>(16, 102));
+  EXPECT_EQ(client.result(seventeen).status, 502u);
+  EXPECT_EQ(client.result(seventeen).body, "502 Bad Gateway (bad_upstream_response)\n");
+  const H2TestClient::Result& t = client.result(trailers);
+  EXPECT_EQ(t.status, 200u);
+  EXPECT_EQ(t.body, "hello");
+  EXPECT_EQ(t.header("trailer"), "x-checksum, x-count");
+  const std::vector<std::pair<std::string, std::string>> want = {{"x-checksum", "5d41402a"},
+                                                                 {"x-count", "1"}};
+  EXPECT_EQ(t.trailers, want);
+  for (std::int32_t id : {head, no_content, hints, chunked, until_close, two, sixteen, seventeen,
+                          trailers})
     EXPECT_EQ(client.result(id).error, 0u) << id;
+  // HTTP/1.1 clients still get no trailers (the chunked body is re-chunked without them).
+  const Response r = fetch(proxy_->port("public"), "/trailers");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body, "hello");
 }
 
 // Drain (SIGTERM): GOAWAY with the last stream id while the stream in flight still runs (within

@@ -325,6 +325,12 @@ struct FakeUpstream::Impl {
       co_return false;
     }
     if (target.path == "/echo") co_return co_await echo(sock, buf, parser, seq, keep);
+    if (target.path == "/hold") {
+      // Never read the body, never answer: the sender's window and buffers fill. Held until an
+      // error on the socket or the server stops (which closes it).
+      co_await sock.async_wait(tcp::socket::wait_error, kUseTuple);
+      co_return false;
+    }
 
     const std::int64_t body_bytes = co_await discard_body(sock, buf, parser);
     if (body_bytes < 0) co_return false;
@@ -440,6 +446,12 @@ struct FakeUpstream::Impl {
         co_return false;
       }
       co_return co_await reply(sock, seq, 200, tag + "\n", keep, head_only);
+    }
+    if (target.path == "/trailers") {
+      // A chunked body "hello" then two trailer fields.
+      const std::string out = head(200, seq, "transfer-encoding: chunked\r\ntrailer: x-checksum, x-count\r\n") +
+                              "5\r\nhello\r\n0\r\nx-checksum: 5d41402a\r\nX-Count: 1\r\n\r\n";
+      co_return (co_await write_all(sock, out)) && keep;
     }
     if (target.path == "/early-hints") {
       if (!co_await write_all(sock, "HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n")) {

@@ -30,8 +30,20 @@ struct H2TestCallbacks {
     H2TestClient::Result& r = self(user).results_[frame->hd.stream_id];
     std::string n(reinterpret_cast<const char*>(name), namelen);
     std::string v(reinterpret_cast<const char*>(value), valuelen);
-    if (n == ":status") r.status = static_cast<unsigned>(std::stoul(v));
-    else r.headers.emplace_back(std::move(n), std::move(v));
+    if (n == ":status") {
+      r.status = static_cast<unsigned>(std::stoul(v));
+      if (r.status / 100 == 1) r.interim.push_back(r.status);
+    } else if (r.in_trailers) {
+      r.trailers.emplace_back(std::move(n), std::move(v));
+    } else {
+      r.headers.emplace_back(std::move(n), std::move(v));
+    }
+    return 0;
+  }
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    H2TestClient::Result& r = self(user).results_[frame->hd.stream_id];
+    r.in_trailers = r.status >= 200;
     return 0;
   }
   static int on_data(nghttp2_session*, std::uint8_t, std::int32_t stream_id,
@@ -70,6 +82,20 @@ struct H2TestCallbacks {
   }
 };
 
+std::uint64_t H2TestClient::body_sent(std::int32_t stream_id) const {
+  auto it = bodies_.find(stream_id);
+  return it == bodies_.end() ? 0 : it->second->sent;
+}
+
+std::int32_t H2TestClient::send_window(std::int32_t stream_id) const {
+  return nghttp2_session_get_stream_remote_window_size(static_cast<nghttp2_session*>(session_),
+                                                       stream_id);
+}
+
+std::int32_t H2TestClient::connection_send_window() const {
+  return nghttp2_session_get_remote_window_size(static_cast<nghttp2_session*>(session_));
+}
+
 std::string H2TestClient::Result::header(const std::string& name) const {
   for (const auto& [n, v] : headers)
     if (n == name) return v;
@@ -94,6 +120,8 @@ H2TestClient::H2TestClient(std::uint16_t port, int receive_buffer) {
   nghttp2_session_callbacks* callbacks = nullptr;
   nghttp2_session_callbacks_new(&callbacks);
   nghttp2_session_callbacks_set_on_header_callback(callbacks, H2TestCallbacks::on_header);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks,
+                                                          H2TestCallbacks::on_begin_headers);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, H2TestCallbacks::on_data);
   nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, H2TestCallbacks::on_close);
   nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, H2TestCallbacks::on_frame_recv);

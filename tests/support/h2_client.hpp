@@ -19,8 +19,11 @@ namespace proxyd::test {
 class H2TestClient {
  public:
   struct Result {
-    unsigned status = 0;
-    std::vector<std::pair<std::string, std::string>> headers;
+    unsigned status = 0;  // the final one
+    std::vector<unsigned> interim;  // 1xx statuses, in order
+    std::vector<std::pair<std::string, std::string>> headers;  // of the interim and final heads
+    std::vector<std::pair<std::string, std::string>> trailers;  // a HEADERS block after the final head
+    bool in_trailers = false;
     std::string body;             // its first 64 KiB
     std::uint64_t body_bytes = 0;  // all of it
     bool closed = false;
@@ -58,6 +61,11 @@ class H2TestClient {
   bool wait_all_closed(std::chrono::milliseconds timeout);
 
   const Result& result(std::int32_t stream_id) { return results_[stream_id]; }
+  // Request body bytes handed to nghttp2 (sent or queued) on the stream so far.
+  std::uint64_t body_sent(std::int32_t stream_id) const;
+  // What the peer's flow control lets this client send now: on the stream, on the connection.
+  std::int32_t send_window(std::int32_t stream_id) const;
+  std::int32_t connection_send_window() const;
   bool goaway() const { return goaway_; }
   std::uint32_t goaway_error() const { return goaway_error_; }
   bool eof() const { return eof_; }
