@@ -227,6 +227,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Signal done_signal_;
   std::string out_;
   std::unique_ptr<std::uint8_t[]> in_;
+  // A response head's HTTP/2 fields, built and handed to nghttp2 (which copies them) without a
+  // suspension in between, so one pair serves every stream of the connection: no allocation per
+  // response once they have grown.
+  std::string nv_names_;  // the lowercased names, back to back
+  std::vector<nghttp2_nv> nv_list_;
   Clock::time_point last_active_{};
   Clock::time_point write_started_{};
   std::uint32_t empty_frames_ = 0;
@@ -260,21 +265,43 @@ bool connection_specific(std::string_view name, const ConnectionTokens& connecti
          iequals(name, "upgrade") || iequals(name, "te") || connection.names_field(name);
 }
 
+// The same for a parsed field: the parser already named the six (in any case), so only the
+// names a Connection field lists are compared as strings.
+bool connection_specific(const HeadField& f, const ConnectionTokens& connection) {
+  switch (f.id) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+    case http::field::te:
+      return true;
+    default:
+      return connection.count != 0 && connection.names_field(f.name);
+  }
+}
+
+constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
 // A response head as HTTP/2 fields: `:status`, then the upstream's fields lowercased (RFC 9113
 // 8.2.1) without the connection-specific ones. `nva` points into `response`, `status` and `names`.
 void response_fields(const ResponseHead& response, const ConnectionTokens& connection,
-                     std::string& status, std::vector<std::string>& names,
-                     std::vector<nghttp2_nv>& nva) {
-  names.reserve(response.fields.size());
+                     std::string& status, std::string& names, std::vector<nghttp2_nv>& nva) {
+  std::size_t total = 0;
+  for (const HeadField& f : response.fields) total += f.name.size();
+  names.clear();
+  names.reserve(total);  // nva points into names: it must not move while it is filled
+  nva.clear();
   nva.reserve(response.fields.size() + 2);
   status = std::to_string(response.status);
   nva.push_back(make_nv(":status", status));
   for (const HeadField& f : response.fields) {
-    if (connection_specific(f.name, connection)) continue;
-    std::string& name = names.emplace_back(f.name);
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    nva.push_back(make_nv(name, f.value));
+    if (connection_specific(f, connection)) continue;
+    const std::size_t at = names.size();
+    names.resize(at + f.name.size());
+    std::transform(f.name.begin(), f.name.end(), names.begin() + static_cast<std::ptrdiff_t>(at),
+                   ascii_lower);
+    nva.push_back(make_nv(std::string_view(names).substr(at), f.value));
   }
 }
 
@@ -288,8 +315,7 @@ void prepare_trailers(std::vector<std::pair<std::string, std::string>>& trailers
            iequals(name, "host") || iequals(name, "trailer") || name.starts_with(':');
   });
   for (auto& field : trailers)
-    std::transform(field.first.begin(), field.first.end(), field.first.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(field.first.begin(), field.first.end(), field.first.begin(), ascii_lower);
 }
 
 bool Connection::open_session() {
@@ -880,11 +906,9 @@ Task<void> Connection::proxy(H2Stream& s) {
       co_return co_await reply(s, LocalReason::bad_upstream_response);
     if (response.status != 100 && !s.closed) {
       std::string status;
-      std::vector<std::string> names;
-      std::vector<nghttp2_nv> nva;
-      response_fields(response, response_plan.connection, status, names, nva);
-      nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, nva.data(), nva.size(),
-                             nullptr);
+      response_fields(response, response_plan.connection, status, nv_names_, nv_list_);
+      nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, nv_list_.data(),
+                             nv_list_.size(), nullptr);
       kick();
     }
     lease.conn().buffer.consume(header_len);
@@ -953,17 +977,15 @@ Task<void> Connection::relay_response(H2Stream& s, const Config& config, Upstrea
   s.outcome.status = response.status;
   {
     std::string status;
-    std::vector<std::string> names;
-    std::vector<nghttp2_nv> nva;
-    response_fields(response, plan.connection, status, names, nva);
+    response_fields(response, plan.connection, status, nv_names_, nv_list_);
     std::string cookie;
     if (routed.set_cookie && !response_sets_cookie(response, *s.outcome.route)) {
       cookie = sticky_cookie(*s.outcome.route, routed.new_cookie);
-      nva.push_back(make_nv("set-cookie", cookie));
+      nv_list_.push_back(make_nv("set-cookie", cookie));
     }
     const bool body = plan.framing != BodyFraming::none;
     conn.buffer.consume(header_len);  // response's views are dead from here on
-    if (!submit_response(s, nva, body)) {
+    if (!submit_response(s, nv_list_, body)) {
       s.outcome.end = RequestEnd::client_gone;
       co_return;
     }
