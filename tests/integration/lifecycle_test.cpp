@@ -166,6 +166,19 @@ TEST_F(Lifecycle, ABareLfResponseGets502AtOnce) {
   EXPECT_EQ(log_line(*proxy_, 1)["failed"], blue_.address() + "/bad_response");
 }
 
+// RFC 9112 5.2: a proxy replaces a response with obs-fold by a 502 (or unfolds it). Beast 1.81
+// joins a folded value in a buffer of its own that the next folded field overwrites, so relaying
+// it would send the second value under both names.
+TEST_F(Lifecycle, AnObsFoldResponseGets502) {
+  ASSERT_NO_FATAL_FAILURE(start(one_pool({blue_.address()})));
+  Response r = fetch(port_, "/obs-fold");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 502u) << "x-a: " << r.header("x-a") << ", x-b: " << r.header("x-b");
+  EXPECT_NE(r.body.find("bad_upstream_response"), std::string::npos) << r.body;
+  EXPECT_EQ(r.header("x-a"), "");
+  EXPECT_EQ(log_line(*proxy_, 1)["reason"], "bad_upstream_response");
+}
+
 TEST_F(Lifecycle, ABareLfRequestGets400AtOnce) {
   ASSERT_NO_FATAL_FAILURE(start(one_pool({blue_.address()})));
   HttpClient client(port_, 3s);

@@ -437,6 +437,11 @@ struct FakeUpstream::Impl {
         if (ec) co_return false;
       }
     }
+    if (target.path == "/obs-fold") {
+      // Two fields continued on a second line (obs-fold, RFC 9112 5.2).
+      const std::string out = head(200, seq, "x-a: one\r\n two\r\nx-b: three\r\n four\r\ncontent-length: 2\r\n") + "ok";
+      co_return (co_await write_all(sock, out)) && keep;
+    }
     if (target.path == "/close-silently") {
       // The request is read, then the connection closes without a byte of response; with
       // once=KEY only the first request with that key, later ones get the usual reply.
