@@ -255,7 +255,8 @@ Task<void> Session::run() {
       co_await run_h2_session(worker_, client_, deadline_,
                               H2Client{listener_.name, listener_.index, listener_.config->slot,
                                        listener_.config->tls.has_value(), client_ip_,
-                                       client_address_, tls_version_, tls_cipher_});
+                                       client_address_, tls_version_, tls_cipher_,
+                                       listener_.config->http2_limits});
     }
     for (bool first = true; !h2; first = false) {
       const HeadRead head = co_await read_request_head(first);
