@@ -808,10 +808,7 @@ Task<void> Connection::proxy(H2Stream& s) {
   AttemptEnd last = AttemptEnd::ok;
   for (;;) {
     const std::optional<std::uint32_t> index = pick_upstream(worker_, pool, tried);
-    if (!index) {
-      co_return co_await reply(s, s.outcome.attempt_count > 0 ? failure_reason(last)
-                                                              : no_pick_reason(pool));
-    }
+    if (!index) co_return co_await reply(s, no_server_left(pool, s.outcome, last));
     const Server& server = pool.servers[*index];
     AttemptRecord record{&server};
     s.outcome.server = &server;
@@ -845,19 +842,17 @@ Task<void> Connection::proxy(H2Stream& s) {
     if (last != AttemptEnd::ok && s.closed) last = AttemptEnd::client_gone;
     record.end = last;
     s.outcome.add_attempt(record);
-    if (last == AttemptEnd::ok) break;
+    const AfterAttempt next = after_attempt(
+        last, *index, RetryInput{last, record.reused, idempotent, replayable, s.outcome.attempt_count},
+        tried);
+    if (next == AfterAttempt::answered) break;
     lease.reset();
-    if (last == AttemptEnd::client_gone) {
+    if (next == AfterAttempt::client_gone) {
       if (client_error && !s.closed) co_return co_await reply(s, *client_error);
       s.outcome.end = RequestEnd::client_gone;
       co_return;
     }
-    if (last == AttemptEnd::connect_failed || last == AttemptEnd::connect_timeout ||
-        last == AttemptEnd::tls_failed)
-      tried.add(*index);
-    if (!retry_allowed(RetryInput{last, record.reused, idempotent, replayable,
-                                  s.outcome.attempt_count}))
-      co_return co_await reply(s, failure_reason(last));
+    if (next == AfterAttempt::give_up) co_return co_await reply(s, failure_reason(last));
   }
 
   // Phase: read response, continued: interim (1xx) responses go to the client as HEADERS
