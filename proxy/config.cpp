@@ -669,13 +669,42 @@ void read_tls(Reader& r, const Value& v, ListenerConfig& listener) {
   }
 }
 
+// A size from kMin to kMax bytes.
+template <std::uint64_t kMin, std::uint64_t kMax>
+std::optional<std::uint64_t> size_between(Reader& r, const Value& v) {
+  const std::optional<std::uint64_t> out = parsed(r, v, parse_size);
+  if (out && (*out < kMin || *out > kMax)) {
+    return r.refuse(v, "must be from " + std::to_string(kMin) + " to " + std::to_string(kMax) +
+                           " bytes, got " + std::to_string(*out));
+  }
+  return out;
+}
+
+// Streams a connection may have open at once; what proxyd holds for a connection's request
+// bodies is bounded by streams x initial_window_size.
+constexpr Key<Http2Limits> kHttp2Keys[] = {
+    {"max_concurrent_streams", store<&Http2Limits::max_concurrent_streams, whole<1, 1024>>},
+    {"max_header_list_size", store<&Http2Limits::max_header_list_size, size_between<1024, 1048576>>},
+    {"initial_window_size", store<&Http2Limits::initial_window_size, size_between<1024, 16777216>>},
+};
+
+// `http2: true|false`, or the long form: a map of limits, which turns HTTP/2 on.
+void read_http2(Reader& r, const Value& v, ListenerConfig& listener) {
+  if (v.node.IsMap()) {
+    listener.http2 = true;
+    r.section(v, kHttp2Keys, listener.http2_limits);
+    return;
+  }
+  store<&ListenerConfig::http2, boolean>(r, v, listener);
+}
+
 constexpr Key<ListenerConfig> kListenerKeys[] = {
     {"name", store<&ListenerConfig::name, name>, kRequired},
     // Port 0 asks the kernel for a free port: tests start proxyd that way.
     {"address", store<&ListenerConfig::address, address<0>>, kRequired},
     {"tls", read_tls},
     {"slot", store<&ListenerConfig::slot, one_of<kSlots>>},
-    {"http2", store<&ListenerConfig::http2, boolean>},
+    {"http2", read_http2},
 };
 
 void read_metrics(Reader& r, const Value& v, AdminConfig& admin) {

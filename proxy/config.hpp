@@ -49,6 +49,16 @@ struct UpstreamTlsConfig {
   bool operator==(const UpstreamTlsConfig&) const = default;
 };
 
+// A listener's HTTP/2 limits (`http2: {...}`, docs/configuration.md "HTTP/2"): what its
+// connections announce in SETTINGS and enforce.
+struct Http2Limits {
+  std::uint32_t max_concurrent_streams = 128;         // SETTINGS_MAX_CONCURRENT_STREAMS
+  std::optional<std::uint32_t> max_header_list_size;  // unset: limits.max_header_bytes
+  std::uint32_t initial_window_size = 256 * 1024;     // per stream (SETTINGS_INITIAL_WINDOW_SIZE)
+
+  bool operator==(const Http2Limits&) const = default;
+};
+
 struct ListenerConfig {
   std::string name;
   Endpoint address;
@@ -58,6 +68,7 @@ struct ListenerConfig {
   // false`); on a plaintext one, `http2: true` makes it speak HTTP/2 only, by prior knowledge
   // (h2c). Unset: on for TLS, off for plaintext (speaks_h2()).
   std::optional<bool> http2;
+  Http2Limits http2_limits;  // the long form `http2: {...}` (which also means `http2: true`)
   int line = 0;
 
   bool speaks_h2() const { return http2.value_or(tls.has_value()); }

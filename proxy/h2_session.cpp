@@ -34,17 +34,14 @@ namespace {
 
 using namespace net::experimental::awaitable_operators;
 
-// Limits (docs/architecture.md, "HTTP/2"). Streams a client may have open at once, as nginx's
-// http2_max_concurrent_streams.
-constexpr std::uint32_t kMaxConcurrentStreams = 128;
-// Stream coroutines alive at once, counting those of streams the client reset that are still
-// unwinding (a rapid reset opens and resets streams faster than their upstream work ends):
-// beyond this, new streams are refused (REFUSED_STREAM) until some end.
-constexpr std::size_t kMaxRunningStreams = 2 * kMaxConcurrentStreams;
-// Receive windows. Per stream: what a client may send ahead of what we wrote upstream (what we
-// hold for a stream). Per connection: given back as DATA arrives, so stalled uploads cannot block
-// the connection's other streams; memory is bounded by streams x kStreamWindow.
-constexpr std::int32_t kStreamWindow = 256 * 1024;
+// Limits (docs/architecture.md, "HTTP/2"). The listener's (Http2Limits): streams a client may
+// have open at once (as nginx's http2_max_concurrent_streams), the header list, and the receive
+// window per stream: what a client may send ahead of what we wrote upstream (what we hold for a
+// stream). Stream coroutines alive at once, counting those of streams the client reset that are
+// still unwinding (a rapid reset opens and resets streams faster than their upstream work ends),
+// are at most twice max_concurrent_streams: beyond, new streams are refused (REFUSED_STREAM)
+// until some end. The connection's window is given back as DATA arrives, so stalled uploads
+// cannot block the connection's other streams; memory is bounded by streams x stream window.
 constexpr std::int32_t kConnectionWindow = 4 * 1024 * 1024;
 // RST_STREAM frames a client may send (CVE-2023-44487, rapid reset): a token bucket of
 // kResetBurst refilled at kResetRate per second, then GOAWAY (ENHANCE_YOUR_CALM). Counted here:
@@ -73,6 +70,9 @@ struct Peer {
   std::string address;
   std::string_view tls_version;
   std::string_view tls_cipher;
+  std::uint32_t max_concurrent_streams = 0;
+  std::uint32_t max_header_list_size = 0;  // limits.max_header_bytes unless the listener says
+  std::uint32_t stream_window = 0;
 };
 
 // Wakes one coroutine waiting on it; a notify before the wait is kept. Worker thread only.
@@ -350,12 +350,10 @@ bool Connection::open_session() {
   nghttp2_session_callbacks_del(callbacks);
   if (rv != 0) return false;
 
-  const Config& config = *worker_.snapshot()->config;
   const std::array<nghttp2_settings_entry, 3> settings{{
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<std::uint32_t>(kStreamWindow)},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
-       static_cast<std::uint32_t>(config.limits.max_header_bytes)},
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, peer_->max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, peer_->stream_window},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, peer_->max_header_list_size},
   }};
   if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size()) != 0)
     return false;
@@ -518,7 +516,7 @@ int Connection::on_begin_headers(nghttp2_session* session, const nghttp2_frame* 
                                  void* user) {
   auto& c = *static_cast<Connection*>(user);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  if (c.running_ >= kMaxRunningStreams) {
+  if (c.running_ >= 2 * std::size_t{c.peer_->max_concurrent_streams}) {
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                               NGHTTP2_REFUSED_STREAM);
     return 0;
@@ -541,7 +539,7 @@ int Connection::on_header(nghttp2_session* session, const nghttp2_frame* frame,
   // The same limit as an HTTP/1.1 head, on the decoded list (RFC 9113 6.5.2's size: name, value
   // and 32 per field), so an HPACK bomb ends in a 431, not in memory.
   s->header_bytes += namelen + valuelen + 32;
-  if (s->header_bytes > c.worker_.snapshot()->config->limits.max_header_bytes) {
+  if (s->header_bytes > c.peer_->max_header_list_size) {
     s->header_too_large = true;
     s->fields.clear();
     return 0;
@@ -841,10 +839,7 @@ Task<void> Connection::proxy(H2Stream& s) {
   AttemptEnd last = AttemptEnd::ok;
   for (;;) {
     const std::optional<std::uint32_t> index = pick_upstream(worker_, pool, tried);
-    if (!index) {
-      co_return co_await reply(s, s.outcome.attempt_count > 0 ? failure_reason(last)
-                                                              : no_pick_reason(pool));
-    }
+    if (!index) co_return co_await reply(s, no_server_left(pool, s.outcome, last));
     const Server& server = pool.servers[*index];
     AttemptRecord record{&server};
     s.outcome.server = &server;
@@ -878,19 +873,17 @@ Task<void> Connection::proxy(H2Stream& s) {
     if (last != AttemptEnd::ok && s.closed) last = AttemptEnd::client_gone;
     record.end = last;
     s.outcome.add_attempt(record);
-    if (last == AttemptEnd::ok) break;
+    const AfterAttempt next = after_attempt(
+        last, *index, RetryInput{last, record.reused, idempotent, replayable, s.outcome.attempt_count},
+        tried);
+    if (next == AfterAttempt::answered) break;
     lease.reset();
-    if (last == AttemptEnd::client_gone) {
+    if (next == AfterAttempt::client_gone) {
       if (client_error && !s.closed) co_return co_await reply(s, *client_error);
       s.outcome.end = RequestEnd::client_gone;
       co_return;
     }
-    if (last == AttemptEnd::connect_failed || last == AttemptEnd::connect_timeout ||
-        last == AttemptEnd::tls_failed)
-      tried.add(*index);
-    if (!retry_allowed(RetryInput{last, record.reused, idempotent, replayable,
-                                  s.outcome.attempt_count}))
-      co_return co_await reply(s, failure_reason(last));
+    if (next == AfterAttempt::give_up) co_return co_await reply(s, failure_reason(last));
   }
 
   // Phase: read response, continued: interim (1xx) responses go to the client as HEADERS
@@ -1111,6 +1104,10 @@ Task<void> run_h2_session(Worker& worker, Stream& client, Deadline& deadline, co
   peer->address = who.address;
   peer->tls_version = who.tls_version;
   peer->tls_cipher = who.tls_cipher;
+  peer->max_concurrent_streams = who.limits.max_concurrent_streams;
+  peer->max_header_list_size = who.limits.max_header_list_size.value_or(
+      static_cast<std::uint32_t>(worker.snapshot()->config->limits.max_header_bytes));
+  peer->stream_window = who.limits.initial_window_size;
   auto connection = std::make_shared<Connection>(worker, client, deadline, std::move(peer));
   struct Detach {
     Connection& c;

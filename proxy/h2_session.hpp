@@ -26,6 +26,7 @@ struct H2Client {
   std::string_view address;      // "ip:port"
   std::string_view tls_version;  // OpenSSL's static names
   std::string_view tls_cipher;
+  Http2Limits limits;  // the listener's
 };
 
 // Serves the connection until it closes: the client's GOAWAY or EOF, an idle timeout, a drain

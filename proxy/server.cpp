@@ -49,7 +49,8 @@ bool same_listeners(const Config& a, const Config& b) {
     const auto& x = a.listeners[i];
     const auto& y = b.listeners[i];
     if (x.name != y.name || x.address.text() != y.address.text() || x.slot != y.slot ||
-        x.tls.has_value() != y.tls.has_value())
+        x.tls.has_value() != y.tls.has_value() || x.http2 != y.http2 ||
+        x.http2_limits != y.http2_limits)
       return false;
   }
   return true;

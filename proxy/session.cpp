@@ -255,7 +255,8 @@ Task<void> Session::run() {
       co_await run_h2_session(worker_, client_, deadline_,
                               H2Client{listener_.name, listener_.index, listener_.config->slot,
                                        listener_.config->tls.has_value(), client_ip_,
-                                       client_address_, tls_version_, tls_cipher_});
+                                       client_address_, tls_version_, tls_cipher_,
+                                       listener_.config->http2_limits});
     }
     for (bool first = true; !h2; first = false) {
       const HeadRead head = co_await read_request_head(first);
@@ -479,24 +480,20 @@ Task<Forwarded> Session::proxy_to_upstream(RequestContext& ctx) {
   for (;;) {
     // Phase: pick server.
     const std::optional<std::uint32_t> index = pick_upstream(worker_, pool, ctx.tried);
-    if (!index) {
-      if (ctx.outcome.attempt_count > 0) co_return Forwarded::reply(failure_reason(last));
-      co_return Forwarded::reply(no_pick_reason(pool));
-    }
+    if (!index) co_return Forwarded::reply(no_server_left(pool, ctx.outcome, last));
     const Server& server = pool.servers[*index];
     last = co_await attempt(ctx, server);
-    if (last == AttemptEnd::ok) break;
-    if (last == AttemptEnd::client_gone) {
+    const AttemptRecord& record = ctx.outcome.attempts[ctx.outcome.attempt_count - 1];
+    const AfterAttempt next = after_attempt(
+        last, *index,
+        RetryInput{last, record.reused, ctx.idempotent, ctx.replayable, ctx.outcome.attempt_count},
+        ctx.tried);
+    if (next == AfterAttempt::answered) break;
+    if (next == AfterAttempt::client_gone) {
       if (ctx.client_error) co_return Forwarded::reply(*ctx.client_error);
       co_return Forwarded::gone();
     }
-    if (last == AttemptEnd::connect_failed || last == AttemptEnd::connect_timeout ||
-        last == AttemptEnd::tls_failed)
-      ctx.tried.add(*index);
-    const AttemptRecord& record = ctx.outcome.attempts[ctx.outcome.attempt_count - 1];
-    if (!retry_allowed(RetryInput{last, record.reused, ctx.idempotent, ctx.replayable,
-                                  ctx.outcome.attempt_count}))
-      co_return Forwarded::reply(failure_reason(last));
+    if (next == AfterAttempt::give_up) co_return Forwarded::reply(failure_reason(last));
   }
   // The buffered body went out with the head of the attempt that answered.
   if (ctx.replayable) {

@@ -16,6 +16,7 @@
 #include "http_head.hpp"
 #include "local_reply.hpp"
 #include "outcome.hpp"
+#include "retry_policy.hpp"
 #include "router.hpp"
 #include "server_pick.hpp"
 #include "worker.hpp"
@@ -101,6 +102,32 @@ LocalReason no_pick_reason(const Pool& pool);
 
 // The local reply for an upstream attempt that failed and is not retried.
 LocalReason failure_reason(AttemptEnd end);
+
+// The retry loop's step after an attempt on the server at `index` ended `end` (the HTTP/1.1 and
+// HTTP/2 sessions' loops, pick server .. read response): a server that could not be reached is
+// never picked again for this request; the retry policy decides whether another attempt follows.
+enum class AfterAttempt : std::uint8_t {
+  answered,     // the response head is in
+  client_gone,  // the client went away (or its body failed): not the server's failure
+  retry,        // pick another server (or the same one, for a reused connection that closed)
+  give_up,      // reply failure_reason(end)
+};
+inline AfterAttempt after_attempt(AttemptEnd end, std::uint32_t index, const RetryInput& retry,
+                                  TriedSet& tried) {
+  if (end == AttemptEnd::ok) return AfterAttempt::answered;
+  if (end == AttemptEnd::client_gone) return AfterAttempt::client_gone;
+  if (end == AttemptEnd::connect_failed || end == AttemptEnd::connect_timeout ||
+      end == AttemptEnd::tls_failed)
+    tried.add(index);
+  return retry_allowed(retry) ? AfterAttempt::retry : AfterAttempt::give_up;
+}
+
+// The local reply when no server is left to pick: the last failure's, or why none could be
+// picked for a first attempt.
+inline LocalReason no_server_left(const Pool& pool, const RequestOutcome& outcome,
+                                  AttemptEnd last) {
+  return outcome.attempt_count > 0 ? failure_reason(last) : no_pick_reason(pool);
+}
 
 // The TLS client contexts of the request's pool, or null for a plain pool.
 const ClientTls* pool_tls(const RoutingSnapshot& snapshot, const RequestOutcome& outcome);

@@ -74,6 +74,10 @@ std::string with_line(int line, const std::string& replacement) {
 TEST(Check, GoodConfigExitsZero) {
   CommandResult r = ProxydProcess::check(kGoodConfig);
   EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = ProxydProcess::check(with_line(
+      3, "  - http2: {max_concurrent_streams: 64, max_header_list_size: 32KiB, "
+         "initial_window_size: 128KiB}\n    name: public"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
 TEST(Check, UnknownKeyIsReportedWithFileLineAndKey) {
@@ -95,7 +99,13 @@ TEST(Check, BadValuesAreReportedAtTheirLines) {
        {Case{19, "    weight: 150", "weight"}, Case{19, "    weight: lots", "weight"},
         Case{4, "    address: 127.0.0.1:99999", "address"}, Case{17, "    live: purple", "live"},
         Case{21, "timeouts: {client_header: 2 seconds}", "client_header"},
-        Case{22, "limits: {max_body_bytes: 1MB}", "max_body_bytes"}}) {
+        Case{22, "limits: {max_body_bytes: 1MB}", "max_body_bytes"},
+        Case{3, "  - http2: {max_concurrent_streams: 0}\n    name: public",
+             "http2.max_concurrent_streams"},
+        Case{3, "  - http2: {initial_window_size: 32MiB}\n    name: public",
+             "http2.initial_window_size"},
+        Case{3, "  - http2: {max_header_list_size: 1}\n    name: public",
+             "http2.max_header_list_size"}}) {
     CommandResult r = ProxydProcess::check(with_line(c.line, c.text));
     EXPECT_EQ(r.exit_code, 1) << c.text << "\n" << r.output;
     const auto errors = errors_at(r.output, r.config_path, c.line);

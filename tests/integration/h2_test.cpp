@@ -9,6 +9,7 @@
 
 #include <signal.h>
 
+#include <array>
 #include <chrono>
 #include <map>
 #include <string>
@@ -594,6 +595,36 @@ TEST_F(H2Test, ResponseFramings) {
   const Response r = fetch(proxy_->port("public"), "/trailers");
   EXPECT_EQ(r.status, 200u);
   EXPECT_EQ(r.body, "hello");
+}
+
+// A listener's `http2: {...}` limits are what its connections announce in SETTINGS, and the
+// smaller stream window is what a client may send ahead; the defaults elsewhere stay.
+TEST_F(H2Test, ConfiguredLimitsAreAnnouncedInSettings) {
+  ConfigBuilder builder;
+  builder.listener("tuned", "http2: {max_concurrent_streams: 2, max_header_list_size: 8KiB, "
+                            "initial_window_size: 64KiB}")
+      .listener("h2c", "http2: true");
+  builder.pool("blue", {blue_.address()});
+  builder.route("web", "/", "blue");
+  proxy_ = ProxydProcess::start(builder.yaml());
+  ASSERT_TRUE(proxy_);
+  const auto settings_of = [](H2TestClient& client) {
+    const std::int32_t id = client.request("POST", "/sink", {}, std::string(100000, 'x'));
+    EXPECT_TRUE(client.wait_closed(id, 5s));
+    EXPECT_EQ(client.result(id).status, 200u);
+    EXPECT_EQ(client.result(id).body, "100000");
+    return std::array<std::uint32_t, 3>{client.server_setting(3),   // MAX_CONCURRENT_STREAMS
+                                        client.server_setting(4),   // INITIAL_WINDOW_SIZE
+                                        client.server_setting(6)};  // MAX_HEADER_LIST_SIZE
+  };
+  H2TestClient tuned(proxy_->port("tuned"));
+  EXPECT_EQ(settings_of(tuned), (std::array<std::uint32_t, 3>{2, 65536, 8192}));
+  // Over the configured header list: 431 on that stream.
+  const std::int32_t big = tuned.request("GET", "/big", {{"x-big", std::string(9000, 'a')}});
+  ASSERT_TRUE(tuned.wait_closed(big, 5s));
+  EXPECT_EQ(tuned.result(big).status, 431u);
+  H2TestClient plain(proxy_->port("h2c"));
+  EXPECT_EQ(settings_of(plain), (std::array<std::uint32_t, 3>{128, 262144, 16384}));
 }
 
 // Drain (SIGTERM): GOAWAY with the last stream id while the stream in flight still runs (within

@@ -96,6 +96,11 @@ std::int32_t H2TestClient::connection_send_window() const {
   return nghttp2_session_get_remote_window_size(static_cast<nghttp2_session*>(session_));
 }
 
+std::uint32_t H2TestClient::server_setting(int id) const {
+  return nghttp2_session_get_remote_settings(static_cast<nghttp2_session*>(session_),
+                                             static_cast<nghttp2_settings_id>(id));
+}
+
 std::string H2TestClient::Result::header(const std::string& name) const {
   for (const auto& [n, v] : headers)
     if (n == name) return v;

@@ -66,6 +66,8 @@ class H2TestClient {
   // What the peer's flow control lets this client send now: on the stream, on the connection.
   std::int32_t send_window(std::int32_t stream_id) const;
   std::int32_t connection_send_window() const;
+  // A SETTINGS value the server announced (nghttp2_settings_id), once its SETTINGS came in.
+  std::uint32_t server_setting(int id) const;
   bool goaway() const { return goaway_; }
   std::uint32_t goaway_error() const { return goaway_error_; }
   bool eof() const { return eof_; }

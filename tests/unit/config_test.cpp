@@ -1365,5 +1365,58 @@ TEST(ConfigTest, Http2MustBeABoolean) {
             Errors{"t.yaml:2: listeners[0].http2: expected true or false"});
 }
 
+TEST(ConfigTest, Http2LongFormSetsLimitsAndTurnsItOn) {
+  const Config config = valid(R"(
+listeners:
+  - {name: tuned, address: 127.0.0.1:0, http2: {max_concurrent_streams: 10, max_header_list_size: 8KiB, initial_window_size: 64KiB}}
+  - {name: some, address: 127.0.0.1:0, http2: {max_concurrent_streams: 1}}
+  - {name: empty, address: 127.0.0.1:0, http2: {}}
+  - {name: short, address: 127.0.0.1:0, http2: true}
+)" + kPoolsRoutes);
+  ASSERT_EQ(config.listeners.size(), 4u);
+  const Http2Limits& tuned = config.listeners[0].http2_limits;
+  EXPECT_TRUE(config.listeners[0].speaks_h2());
+  EXPECT_EQ(tuned.max_concurrent_streams, 10u);
+  EXPECT_EQ(tuned.max_header_list_size, std::optional<std::uint32_t>(8192));
+  EXPECT_EQ(tuned.initial_window_size, 65536u);
+  const Http2Limits& some = config.listeners[1].http2_limits;
+  EXPECT_EQ(some.max_concurrent_streams, 1u);
+  EXPECT_EQ(some.max_header_list_size, std::nullopt);
+  EXPECT_EQ(some.initial_window_size, 262144u);
+  EXPECT_TRUE(config.listeners[2].speaks_h2());
+  EXPECT_EQ(config.listeners[2].http2_limits, Http2Limits{});
+  EXPECT_EQ(config.listeners[3].http2_limits, Http2Limits{});
+  EXPECT_EQ(Http2Limits{}.max_concurrent_streams, 128u);
+}
+
+TEST(ConfigTest, Http2LimitsOutOfRangeAreErrorsNamingTheKey) {
+  const auto with = [](const std::string& limits) {
+    return errors_of("listeners:\n  - {name: a, address: 127.0.0.1:0, http2: {" + limits +
+                     "}}\n" + kPoolsRoutes);
+  };
+  EXPECT_EQ(with("max_concurrent_streams: 0"),
+            Errors{"t.yaml:2: listeners[0].http2.max_concurrent_streams: expected a whole "
+                   "number from 1 to 1024, got \"0\""});
+  EXPECT_EQ(with("max_concurrent_streams: 1025"),
+            Errors{"t.yaml:2: listeners[0].http2.max_concurrent_streams: expected a whole "
+                   "number from 1 to 1024, got \"1025\""});
+  EXPECT_EQ(with("max_header_list_size: 1023"),
+            Errors{"t.yaml:2: listeners[0].http2.max_header_list_size: must be from 1024 to "
+                   "1048576 bytes, got 1023"});
+  EXPECT_EQ(with("max_header_list_size: 2MiB"),
+            Errors{"t.yaml:2: listeners[0].http2.max_header_list_size: must be from 1024 to "
+                   "1048576 bytes, got 2097152"});
+  EXPECT_EQ(with("initial_window_size: 17MiB"),
+            Errors{"t.yaml:2: listeners[0].http2.initial_window_size: must be from 1024 to "
+                   "16777216 bytes, got 17825792"});
+  EXPECT_EQ(with("initial_window_size: lots"),
+            Errors{"t.yaml:2: listeners[0].http2.initial_window_size: invalid size \"lots\": "
+                   "expected a whole number of bytes, optionally with KiB, MiB or GiB, e.g. 16384 "
+                   "or 100MiB"});
+  EXPECT_EQ(with("max_streams: 10"),
+            Errors{"t.yaml:2: listeners[0].http2.max_streams: unknown key (expected one of: "
+                   "max_concurrent_streams, max_header_list_size, initial_window_size)"});
+}
+
 }  // namespace
 }  // namespace proxyd
