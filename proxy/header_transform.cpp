@@ -126,10 +126,12 @@ ConnectionTokens connection_tokens(const std::vector<HeadField>& fields) {
 HeadScan scan_head(std::string_view bytes, std::size_t& scanned) {
   HeadScan scan;
   std::size_t from = std::min(scanned, bytes.size());
-  scanned = bytes.size();
   for (;;) {
     const void* found = std::memchr(bytes.data() + from, '\n', bytes.size() - from);
-    if (found == nullptr) return scan;
+    if (found == nullptr) {
+      scanned = bytes.size();
+      return scan;
+    }
     const auto lf = static_cast<std::size_t>(static_cast<const char*>(found) - bytes.data());
     if (lf == 0 || bytes[lf - 1] != '\r') {
       scan.state = HeadScan::State::bare_lf;
@@ -138,6 +140,14 @@ HeadScan scan_head(std::string_view bytes, std::size_t& scanned) {
     if (lf >= 3 && bytes[lf - 2] == '\n' && bytes[lf - 3] == '\r') {
       scan.state = HeadScan::State::complete;
       scan.length = lf + 1;
+      return scan;
+    }
+    if (lf + 1 == bytes.size()) {
+      scanned = lf;  // what starts the next line is not here yet: look at this LF again
+      return scan;
+    }
+    if (bytes[lf + 1] == ' ' || bytes[lf + 1] == '\t') {
+      scan.state = HeadScan::State::obs_fold;
       return scan;
     }
     from = lf + 1;
@@ -158,14 +168,6 @@ bool is_idempotent(http::verb method) {
   }
 }
 
-bool has_obs_fold(std::string_view block) {
-  for (std::size_t i = block.find('\n'); i != std::string_view::npos && i + 1 < block.size();
-       i = block.find('\n', i + 1)) {
-    char next = block[i + 1];
-    if (next == ' ' || next == '\t') return true;
-  }
-  return false;
-}
 
 std::optional<LocalReason> check_request(const RequestHead& head, std::uint64_t max_body_bytes,
                                          RequestPlan& plan) {

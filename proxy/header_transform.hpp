@@ -52,6 +52,9 @@ struct HeadScan {
     complete,    // `length` bytes, the final CRLF CRLF included
     bare_lf,     // a line ends in LF without CR: refused at once (RFC 9112 2.2 allows that),
                  // instead of waiting for a CRLF CRLF that may never come
+    obs_fold,    // a line starts with SP or HTAB (obs-fold, RFC 9112 5.2), refused at once: Beast
+                 // would join it silently (hiding, say, a Transfer-Encoding value) in a buffer
+                 // the next folded field overwrites
   };
   State state = State::incomplete;
   std::size_t length = 0;
@@ -64,10 +67,6 @@ HeadScan scan_head(std::string_view bytes, std::size_t& scanned);
 // RFC 9110 9.2.2: a request that may be sent twice with the effect of once. Only these are
 // replayed on another connection when a kept-alive one turns out to be closed.
 bool is_idempotent(http::verb method);
-
-// True when a line of the header block starts with SP or HTAB (obs-fold, RFC 9112 5.2). Beast
-// joins such lines silently, which can hide a Transfer-Encoding value; we refuse them instead.
-bool has_obs_fold(std::string_view header_block);
 
 // Applies the request policy. On refusal returns the local reply reason (400, 413 or 431).
 std::optional<LocalReason> check_request(const RequestHead& head, std::uint64_t max_body_bytes,

@@ -298,7 +298,8 @@ net::awaitable<CheckResult> HealthChecker::Impl::exchange(Stream& socket, Target
     got += n;
     const HeadScan scan = scan_head(std::string_view(head.data(), got), scanned);
     if (scan.state == HeadScan::State::complete || (ec && got > 0)) break;
-    if (scan.state == HeadScan::State::bare_lf) co_return CheckResult{false, "bad response"};
+    if (scan.state == HeadScan::State::bare_lf || scan.state == HeadScan::State::obs_fold)
+      co_return CheckResult{false, "bad response"};
     if (ec) co_return CheckResult{false, "closed without a response"};
     if (got == head.size()) co_return CheckResult{false, "bad response"};
   }

@@ -332,7 +332,8 @@ Task<HeadRead> Session::read_request_head(bool first) {
     if (!in_.empty()) {
       if (!header_deadline) header_deadline = worker_.now() + config.timeouts.client_header;
       const HeadScan scan = scan_head(in_.view(), scanned);
-      if (scan.state == HeadScan::State::bare_lf) co_return HeadRead::refused_with(LocalReason::bad_request);
+      if (scan.state == HeadScan::State::bare_lf || scan.state == HeadScan::State::obs_fold)
+        co_return HeadRead::refused_with(LocalReason::bad_request);
       if (scan.state == HeadScan::State::complete) {
         if (scan.length > max_header) co_return HeadRead::refused_with(LocalReason::header_too_large);
         co_return HeadRead::complete_head(scan.length);
@@ -408,13 +409,11 @@ Task<bool> Session::handle_request(const HeadRead& head) {
 
 // Phase: check. Syntax by Beast, intermediary policy by check_request() (header_transform.hpp).
 std::optional<LocalReason> Session::check(RequestContext& ctx, std::size_t header_len) {
-  const std::string_view block = in_.view().substr(0, header_len);
-  if (has_obs_fold(block)) return LocalReason::bad_request;
   HeadParser<true>& parser = ctx.parser;
   parser.header_limit(static_cast<std::uint32_t>(header_len + 1));
   parser.body_limit(ctx.config.limits.max_body_bytes);
   error_code ec;
-  parser.put(net::buffer(block.data(), block.size()), ec);
+  parser.put(net::buffer(in_.data(), header_len), ec);
   if (ec == http::error::body_limit) return LocalReason::body_too_large;
   if (ec || !parser.is_header_done()) return LocalReason::bad_request;
   if (worker_.logging()) {

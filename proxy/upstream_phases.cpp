@@ -144,7 +144,9 @@ Task<AttemptEnd> read_response_head(Worker& worker, Deadline& deadline, Upstream
         header_len = scan.length;
         co_return AttemptEnd::ok;
       }
-      if (scan.state == HeadScan::State::bare_lf) co_return AttemptEnd::bad_response;
+      // Bare LF, obs-fold (RFC 9112 5.2 lets a proxy answer 502 instead of unfolding).
+      if (scan.state == HeadScan::State::bare_lf || scan.state == HeadScan::State::obs_fold)
+        co_return AttemptEnd::bad_response;
       up.compact();
       if (up.writable() == 0) co_return AttemptEnd::bad_response;  // a head over 64 KiB
     }
@@ -164,10 +166,6 @@ Task<AttemptEnd> read_response_head(Worker& worker, Deadline& deadline, Upstream
 bool parse_response_head(std::optional<HeadParser<false>>& parser, ResponseHead& head,
                          UpstreamConn& conn, std::size_t header_len, bool head_request,
                          ResponsePlan& plan) {
-  // obs-fold (RFC 9112 5.2): a 502, as the standard allows. Beast would join a folded value in a
-  // buffer of its own that the next folded field overwrites, under the first field's view.
-  const std::string_view block(conn.buffer.data(), header_len);
-  if (has_obs_fold(block)) return false;
   HeadParser<false>& p = parser.emplace(head);
   p.body_limit(boost::none);
   if (head_request) p.skip(true);

@@ -176,6 +176,7 @@ TEST_F(Lifecycle, AnObsFoldResponseGets502) {
   EXPECT_EQ(r.status, 502u) << "x-a: " << r.header("x-a") << ", x-b: " << r.header("x-b");
   EXPECT_NE(r.body.find("bad_upstream_response"), std::string::npos) << r.body;
   EXPECT_EQ(r.header("x-a"), "");
+  EXPECT_EQ(log_line(*proxy_, 1)["failed"], blue_.address() + "/bad_response");
   EXPECT_EQ(log_line(*proxy_, 1)["reason"], "bad_upstream_response");
 }
 

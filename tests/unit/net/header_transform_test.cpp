@@ -25,7 +25,8 @@ struct Parsed {
 std::unique_ptr<Parsed> parse_request(std::string raw) {
   auto p = std::make_unique<Parsed>();
   p->bytes = std::move(raw);
-  if (has_obs_fold(p->bytes)) {
+  std::size_t scanned = 0;
+  if (scan_head(p->bytes, scanned).state == HeadScan::State::obs_fold) {
     p->refusal = LocalReason::bad_request;
     return p;
   }
@@ -163,10 +164,23 @@ TEST(RequestFraming, BodyOverTheLimitIsTooLarge) {
 }
 
 TEST(RequestFraming, ObsFoldIsRefused) {
-  EXPECT_TRUE(has_obs_fold("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  2\r\n\r\n"));
-  EXPECT_TRUE(has_obs_fold("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: x\r\n\tchunked\r\n\r\n"));
-  EXPECT_FALSE(has_obs_fold("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1 2\r\n\r\n"));
   EXPECT_EQ(verdict("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n"), LocalReason::bad_request);
+}
+
+TEST(HeadScan, ObsFoldIsRefusedAtOnceHoweverTheBytesArrive) {
+  for (const char* bad : {"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  2\r\n\r\n",
+                          "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: x\r\n\tchunked\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\n x: 1\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nx-a: one\r\n two\r\ncontent-length: 2\r\n\r\nok"}) {
+    EXPECT_EQ(scan_whole(bad).state, HeadScan::State::obs_fold) << bad;
+    EXPECT_EQ(scan_bytewise(bad).state, HeadScan::State::obs_fold) << bad;
+  }
+  // Not before the byte after the line's LF is in: it may still be an ordinary field.
+  EXPECT_EQ(scan_whole("HTTP/1.1 200 OK\r\nx-a: one\r\n").state, HeadScan::State::incomplete);
+  const std::string good = "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1 2\r\n\r\n";
+  EXPECT_EQ(scan_whole(good).state, HeadScan::State::complete);
+  EXPECT_EQ(scan_bytewise(good).state, HeadScan::State::complete);
+  EXPECT_EQ(scan_bytewise(good).length, good.size());
 }
 
 TEST(RequestFraming, HostIsRequiredOnceInHttp11) {
