@@ -248,7 +248,9 @@ bool H2TestClient::run_until(const std::function<bool()>& done, std::chrono::mil
   auto* session = static_cast<nghttp2_session*>(session_);
   std::uint8_t buf[16384];
   for (;;) {
-    if (!eof_ && !flush()) eof_ = true;
+    // A failed send (the server closed, maybe with a GOAWAY we have not read yet) ends the
+    // sending only: what the server said before closing is still read, up to the end of it.
+    if (!eof_ && !send_failed_ && !flush()) send_failed_ = true;
     if (done()) return true;
     if (eof_) return true;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(

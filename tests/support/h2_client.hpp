@@ -86,6 +86,7 @@ class H2TestClient {
   bool goaway_ = false;
   std::uint32_t goaway_error_ = 0;
   bool eof_ = false;
+  bool send_failed_ = false;
   std::vector<std::int32_t> close_order_;
   std::deque<std::string> kept_;  // field names sent as given
 
