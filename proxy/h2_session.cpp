@@ -262,15 +262,8 @@ nghttp2_nv make_nv(std::string_view name, std::string_view value) {
 }
 
 // Response fields that do not exist in HTTP/2 (RFC 9113 8.2.2): dropped, with the fields a
-// Connection field names.
-bool connection_specific(std::string_view name, const ConnectionTokens& connection) {
-  return iequals(name, "connection") || iequals(name, "keep-alive") ||
-         iequals(name, "proxy-connection") || iequals(name, "transfer-encoding") ||
-         iequals(name, "upgrade") || iequals(name, "te") || connection.names_field(name);
-}
-
-// The same for a parsed field: the parser already named the six (in any case), so only the
-// names a Connection field lists are compared as strings.
+// Connection field names. The parser already identified the six (in any case), so only the names
+// a Connection field lists are compared as strings.
 bool connection_specific(const HeadField& f, const ConnectionTokens& connection) {
   switch (f.id) {
     case http::field::connection:
@@ -284,8 +277,6 @@ bool connection_specific(const HeadField& f, const ConnectionTokens& connection)
       return connection.count != 0 && connection.names_field(f.name);
   }
 }
-
-constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
 
 // A response head as HTTP/2 fields: `:status`, then the upstream's fields lowercased (RFC 9113
 // 8.2.1) without the connection-specific ones. `nva` points into `response`, `status` and `names`.
@@ -315,8 +306,10 @@ void prepare_trailers(std::vector<std::pair<std::string, std::string>>& trailers
                       const ConnectionTokens& connection) {
   std::erase_if(trailers, [&](const auto& field) {
     const std::string_view name = field.first;
-    return connection_specific(name, connection) || iequals(name, "content-length") ||
-           iequals(name, "host") || iequals(name, "trailer") || name.starts_with(':');
+    const http::field id = http::string_to_field(name);
+    return connection_specific(HeadField{id, name, {}}, connection) ||
+           id == http::field::content_length || id == http::field::host ||
+           id == http::field::trailer || name.starts_with(':');
   });
   for (auto& field : trailers)
     std::transform(field.first.begin(), field.first.end(), field.first.begin(), ascii_lower);
