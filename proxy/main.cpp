@@ -15,6 +15,7 @@
 
 #include "control/control_server.hpp"
 
+#include "allocator.hpp"
 #include "config.hpp"
 #include "man_page.hpp"
 #include "routing_snapshot.hpp"
@@ -88,6 +89,7 @@ bool control_options(const proxyd::AdminConfig& admin, proxyd::control::ControlS
 }  // namespace
 
 int main(int argc, char** argv) {
+  proxyd::allocator::configure();
   // The path this proxyd was started from: an upgrade starts what is there now.
   const std::string binary = std::strchr(argv[0], '/') != nullptr ? argv[0] : "/proc/self/exe";
   CLI::App app{"proxyd: a reverse proxy for blue/green deploys and canaries"};
@@ -179,7 +181,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   proxyd::log::info("ready workers=" + std::to_string(proxy.worker_count()) +
-                    " generation=" + std::to_string(proxy.status().generation));
+                    " generation=" + std::to_string(proxy.status().generation) +
+                    " allocator=" + std::string(proxyd::allocator::name()));
   if (takeover && !grant.done()) proxyd::log_warning("takeover: the old proxyd went away first");
   // Type=notify: READY=1 (and MAINPID= after a takeover); reloads and the drain notify on their
   // own.

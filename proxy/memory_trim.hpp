@@ -1,12 +1,12 @@
-// MemoryTrim: gives memory back to the system once a worker's load has fallen.
+// MemoryTrim: decides when a worker gives memory back to the system, once its load has fallen.
 //
-// glibc's allocator keeps what a burst of connections freed (TLS handshakes in particular leave
-// their per-thread arenas fragmented), so after 256 new TLS connections a second the process
-// stays at about three times its idle size although nearly all of it is free. malloc_trim(0)
-// returns the free pages of every arena. It costs a walk over the free chunks and the page
-// faults of touching those pages again, so it runs only when a worker's live sessions fell to
-// half of their peak over the last second (and by at least kMinDrop), at most once a second per
-// worker, from the sweep. Steady load, however heavy, never trims.
+// Allocators keep what a burst of connections freed: after 256 new TLS connections a second,
+// both glibc's malloc and mimalloc (proxyd's, allocator.hpp) leave the process at about three
+// times its idle size although nearly all of it is free. Giving it back
+// (allocator::release_free_memory) costs a walk over free memory and the page faults of touching
+// those pages again, so it runs only when a worker's live sessions fell to half of their peak
+// over the last second (and by at least kMinDrop), at most once a second per worker, from the
+// sweep. Steady load, however heavy, never trims.
 #pragma once
 
 #include <chrono>
@@ -31,9 +31,6 @@ class MemoryTrim {
     period_end_ = now + kPeriod;
     return fell;
   }
-
-  // Returns free memory of every arena to the system (glibc); nothing elsewhere.
-  static void trim();
 
  private:
   std::size_t peak_ = 0;

@@ -6,11 +6,9 @@
 
 #include <algorithm>
 #include <cstdio>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 #include "access_log.hpp"
+#include "allocator.hpp"
 #include "log.hpp"
 #include "passive_check.hpp"
 #include "session.hpp"
@@ -56,12 +54,6 @@ Worker::~Worker() {
   upstreams_.clear();
   io_.reset();
   access_log_.write(log_buffer_);
-}
-
-void MemoryTrim::trim() {
-#if defined(__GLIBC__)
-  malloc_trim(0);
-#endif
 }
 
 bool Worker::logging() const { return access_log_.enabled(); }
@@ -182,7 +174,7 @@ void Worker::sweep() {
   // slots hands its connection back afterwards.
   upstreams_.close_unless(serving_);
   upstreams_.sweep(now_, current.config->timeouts.upstream_idle);
-  if (memory_trim_.due(sessions_, now_)) MemoryTrim::trim();
+  if (memory_trim_.due(sessions_, now_)) allocator::release_free_memory();
 }
 
 // On a new snapshot: which servers' idle connections are still worth keeping. A draining server

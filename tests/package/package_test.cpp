@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tests/support/proxyd_process.hpp"
@@ -118,6 +119,7 @@ TEST(Package, ControlFieldsAndDependsFromShlibdeps) {
       {"libcrypto.so.3", "libssl3"},
       {"libgcc_s.so.1", "libgcc-s1"},
       {"libm.so.6", "libc6"},
+      {"libmimalloc.so.2", "libmimalloc2.0"},
       {"libnghttp2.so.14", "libnghttp2-14"},
       {"libssl.so.3", "libssl3"},
       {"libstdc++.so.6", "libstdc++6"},
@@ -137,9 +139,10 @@ TEST(Package, ControlFieldsAndDependsFromShlibdeps) {
       expected.insert(known->second);
     }
   }
-  for (const char* library : {"libboost-json1.81.0", "libc6", "libyaml-cpp0.7"}) {
+  for (const char* library : {"libboost-json1.81.0", "libc6", "libyaml-cpp0.7", "libnghttp2-14"}) {
     EXPECT_TRUE(expected.contains(library)) << library;
   }
+  EXPECT_EQ(expected.contains("libmimalloc2.0"), std::string_view(PROXYD_ALLOCATOR) == "mimalloc");
   std::set<std::string> names;
   std::istringstream depends(field(deb, "Depends"));
   for (std::string entry; std::getline(depends, entry, ',');) {
