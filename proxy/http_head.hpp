@@ -58,9 +58,22 @@ class HeadParser : public http::basic_parser<isRequest> {
  public:
   using Head = std::conditional_t<isRequest, RequestHead, ResponseHead>;
 
-  explicit HeadParser(Head& head) : head_(head) {
-    head_.clear();
+  explicit HeadParser(Head& head) : head_(&head) {
+    head_->clear();
     this->eager(false);
+  }
+
+  // A parser for a response's body only, whose head parse_response (response_head.hpp) read.
+  // Only a chunked body needs it: prime_chunked() feeds it a minimal chunked head, so that put()
+  // starts at the first chunk line; a body framed otherwise never touches it.
+  struct BodyOnly {};
+  explicit HeadParser(BodyOnly) { this->eager(false); }
+  void prime_chunked() {
+    static constexpr std::string_view kHead =
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    this->body_limit(boost::none);
+    boost::system::error_code ec;
+    this->put(boost::asio::const_buffer(kHead.data(), kHead.size()), ec);
   }
 
   // Where decoded chunk bytes go: up to `capacity` bytes at `out`, `size` counts what is there.
@@ -85,26 +98,29 @@ class HeadParser : public http::basic_parser<isRequest> {
                        boost::beast::string_view target, int version,
                        boost::system::error_code&) override {
     if constexpr (isRequest) {
-      head_.method = method;
-      head_.method_text = method_text;
-      head_.target = target;
-      head_.version = static_cast<unsigned>(version);
+      head_->method = method;
+      head_->method_text = method_text;
+      head_->target = target;
+      head_->version = static_cast<unsigned>(version);
     }
   }
 
   void on_response_impl(int status, boost::beast::string_view reason, int version,
                         boost::system::error_code&) override {
     if constexpr (!isRequest) {
-      head_.status = static_cast<unsigned>(status);
-      head_.reason = reason;
-      head_.version = static_cast<unsigned>(version);
+      if (head_ == nullptr) return;
+      head_->status = static_cast<unsigned>(status);
+      head_->reason = reason;
+      head_->version = static_cast<unsigned>(version);
     }
   }
 
   void on_field_impl(http::field id, boost::beast::string_view name,
                      boost::beast::string_view value,
                      boost::system::error_code&) override {
-    if (!head_done_) head_.fields.push_back({id, name, value});
+    if (!head_done_) {
+      if (head_ != nullptr) head_->fields.push_back({id, name, value});
+    }
     else if (trailers_ != nullptr)
       trailers_->emplace_back(std::string(name.data(), name.size()),
                               std::string(value.data(), value.size()));
@@ -143,7 +159,7 @@ class HeadParser : public http::basic_parser<isRequest> {
     return n;
   }
 
-  Head& head_;
+  Head* head_ = nullptr;  // null: BodyOnly
   bool head_done_ = false;
   char* sink_ = nullptr;
   std::size_t sink_capacity_ = 0;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "response_head.hpp"
 #include "tls.hpp"
 
 namespace proxyd {
@@ -142,13 +143,14 @@ Task<AttemptEnd> read_response_head(Worker& worker, Deadline& deadline, Upstream
       const HeadScan scan = scan_head(up.view(), scanned);
       if (scan.state == HeadScan::State::complete) {
         header_len = scan.length;
-        co_return AttemptEnd::ok;
+        co_return header_len <= kMaxResponseHead ? AttemptEnd::ok : AttemptEnd::bad_response;
       }
-      // Bare LF, obs-fold (RFC 9112 5.2 lets a proxy answer 502 instead of unfolding).
-      if (scan.state == HeadScan::State::bare_lf || scan.state == HeadScan::State::obs_fold)
+      // Bare LF, obs-fold (RFC 9112 5.2 lets a proxy answer 502 instead of unfolding), a head
+      // that did not end within the limit.
+      if (scan.state == HeadScan::State::bare_lf || scan.state == HeadScan::State::obs_fold ||
+          up.size() > kMaxResponseHead)
         co_return AttemptEnd::bad_response;
       up.compact();
-      if (up.writable() == 0) co_return AttemptEnd::bad_response;  // a head over 64 KiB
     }
     worker.arm(deadline, timeout);
     auto [ec, n] =
@@ -166,13 +168,13 @@ Task<AttemptEnd> read_response_head(Worker& worker, Deadline& deadline, Upstream
 bool parse_response_head(std::optional<HeadParser<false>>& parser, ResponseHead& head,
                          UpstreamConn& conn, std::size_t header_len, bool head_request,
                          ResponsePlan& plan) {
-  HeadParser<false>& p = parser.emplace(head);
-  p.body_limit(boost::none);
-  if (head_request) p.skip(true);
-  error_code ec;
-  p.put(net::buffer(conn.buffer.data(), header_len), ec);
-  return !ec && p.is_header_done() &&
-         check_response(head, p.length(), p.chunked(), head_request, plan);
+  ResponseFraming framing;
+  HeadParser<false>& body = parser.emplace(HeadParser<false>::BodyOnly{});
+  if (!parse_response(std::string_view(conn.buffer.data(), header_len), head, framing) ||
+      !check_response(head, framing.length, framing.chunked, head_request, plan))
+    return false;
+  if (plan.framing == BodyFraming::chunked) body.prime_chunked();
+  return true;
 }
 
 bool response_sets_cookie(const ResponseHead& response, const Route& route) {

@@ -144,14 +144,16 @@ Task<AttemptEnd> connect_new(Worker& worker, Deadline& deadline, UpstreamLease& 
                              RequestOutcome& outcome);
 
 // Phase: read response (one head). EOF before a byte is `closed`: on a kept-alive connection, the
-// server closed it while it idled. A line ending in a bare LF is refused at once. On `ok`,
+// server closed it while it idled. A line ending in a bare LF, obs-fold and a head over
+// kMaxResponseHead (8 KiB) are refused at once. On `ok`,
 // `header_len` is the head's length in conn.buffer.
 Task<AttemptEnd> read_response_head(Worker& worker, Deadline& deadline, UpstreamConn& conn,
                                     Duration timeout, bool reused, RequestOutcome& outcome,
                                     std::size_t& header_len);
 
-// The response head just read (`header_len` bytes of conn.buffer), parsed into `head` by a new
-// `parser` and checked by the framing policy into `plan`.
+// The response head just read (`header_len` bytes of conn.buffer), parsed into `head`
+// (parse_response) and checked by the framing policy into `plan`; `parser` becomes the body's
+// chunk decoder, primed when the body is chunked.
 bool parse_response_head(std::optional<HeadParser<false>>& parser, ResponseHead& head,
                          UpstreamConn& conn, std::size_t header_len, bool head_request,
                          ResponsePlan& plan);

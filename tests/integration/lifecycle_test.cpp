@@ -180,6 +180,26 @@ TEST_F(Lifecycle, AnObsFoldResponseGets502) {
   EXPECT_EQ(log_line(*proxy_, 1)["reason"], "bad_upstream_response");
 }
 
+// A response head may be up to 8 KiB (kMaxResponseHead), as nginx's default proxy_buffer_size;
+// one byte more is a bad response.
+TEST_F(Lifecycle, AResponseHeadOverEightKibGets502) {
+  ASSERT_NO_FATAL_FAILURE(start(one_pool({blue_.address()})));
+  Response fits = fetch(port_, "/big-head?bytes=8192");
+  ASSERT_TRUE(fits.ok()) << fits.error;
+  EXPECT_EQ(fits.status, 200u);
+  EXPECT_EQ(fits.body, "ok");
+  // The fake's head around the filler: status line, its two tags, content-length, x-big's name.
+  const std::string around =
+      "HTTP/1.1 200 OK\r\nx-upstream: blue-1\r\nx-conn-seq: 1\r\ncontent-length: 2\r\nx-big: \r\n\r\n";
+  EXPECT_EQ(fits.header("x-big"), std::string(8192 - around.size(), 'a'));
+  Response over = fetch(port_, "/big-head?bytes=8193");
+  ASSERT_TRUE(over.ok()) << over.error;
+  EXPECT_EQ(over.status, 502u);
+  EXPECT_EQ(over.header("x-big"), "");
+  EXPECT_EQ(log_line(*proxy_, 2)["failed"], blue_.address() + "/bad_response");
+  EXPECT_EQ(log_line(*proxy_, 2)["reason"], "bad_upstream_response");
+}
+
 TEST_F(Lifecycle, ABareLfRequestGets400AtOnce) {
   ASSERT_NO_FATAL_FAILURE(start(one_pool({blue_.address()})));
   HttpClient client(port_, 3s);

@@ -442,6 +442,14 @@ struct FakeUpstream::Impl {
       const std::string out = head(200, seq, "x-a: one\r\n two\r\nx-b: three\r\n four\r\ncontent-length: 2\r\n") + "ok";
       co_return (co_await write_all(sock, out)) && keep;
     }
+    if (target.path == "/big-head") {
+      const std::string fields = "content-length: 2\r\nx-big: ";
+      const std::size_t bare = head(200, seq, fields + "\r\n").size();
+      const std::size_t want = std::max<std::size_t>(to_u64(target.param("bytes"), 0), 128);
+      const std::string out =
+          head(200, seq, fields + std::string(want > bare ? want - bare : 0, 'a') + "\r\n") + "ok";
+      co_return (co_await write_all(sock, out)) && keep;
+    }
     if (target.path == "/close-silently") {
       // The request is read, then the connection closes without a byte of response; with
       // once=KEY only the first request with that key, later ones get the usual reply.

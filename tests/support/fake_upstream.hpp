@@ -35,6 +35,9 @@ namespace proxyd::test {
 //   /healthz              the health path: set_health_status() (200 unless set), counted apart
 //   /interim?n=N&ms=M     N 102 Processing interim responses, M ms apart, then a normal 200
 //   /bare-lf              a response whose lines end in LF alone, then silence (kept open)
+//   /obs-fold             200 whose x-a and x-b fields are folded onto a second line
+//   /big-head?bytes=N     200 "ok" whose head (status line to the empty line) is exactly N bytes,
+//                         filled by an `x-big: aaa...` field (N at least 128)
 //   /metrics              once set_metrics_text() was called: 200 with that text (an exposition
 //                         for a real Prometheus to scrape); before, like anything else
 //   /close-silently       reads the request and closes without a byte of response; with

@@ -1,5 +1,6 @@
 // The header transform and the request/response framing policy, on raw bytes parsed by the same
-// HeadParser the session uses: Beast's syntax checks plus ours, as a client would hit them.
+// parsers the session uses (HeadParser for requests, parse_response for responses) plus our
+// checks, as a client or an upstream would hit them.
 #include <gtest/gtest.h>
 
 #include <boost/asio/buffer.hpp>
@@ -8,6 +9,7 @@
 
 #include "proxy/header_transform.hpp"
 #include "proxy/http_head.hpp"
+#include "proxy/response_head.hpp"
 
 namespace proxyd {
 namespace {
@@ -296,12 +298,9 @@ struct ParsedResponse {
 std::unique_ptr<ParsedResponse> parse_response(std::string raw, bool head_request = false) {
   auto p = std::make_unique<ParsedResponse>();
   p->bytes = std::move(raw);
-  HeadParser<false> parser(p->head);
-  if (head_request) parser.skip(true);
-  boost::system::error_code ec;
-  parser.put(boost::asio::buffer(p->bytes), ec);
-  if (ec || !parser.is_header_done()) return p;
-  p->accepted = check_response(p->head, parser.length(), parser.chunked(), head_request, p->plan);
+  ResponseFraming framing;
+  if (!proxyd::parse_response(p->bytes, p->head, framing)) return p;
+  p->accepted = check_response(p->head, framing.length, framing.chunked, head_request, p->plan);
   return p;
 }
 
