@@ -232,9 +232,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string out_;
   std::unique_ptr<std::uint8_t[]> in_;
   // A response head's HTTP/2 fields, built and handed to nghttp2 (which copies them) without a
-  // suspension in between, so one pair serves every stream of the connection: no allocation per
-  // response once they have grown.
-  std::string nv_names_;  // the lowercased names, back to back
+  // suspension in between, so one list serves every stream of the connection: no allocation per
+  // response once it has grown.
   std::vector<nghttp2_nv> nv_list_;
   Clock::time_point last_active_{};
   Clock::time_point write_started_{};
@@ -278,30 +277,21 @@ bool connection_specific(const HeadField& f, const ConnectionTokens& connection)
   }
 }
 
-// A response head as HTTP/2 fields: `:status`, then the upstream's fields lowercased (RFC 9113
-// 8.2.1) without the connection-specific ones. `nva` points into `response`, `status` and `names`.
+// A response head as HTTP/2 fields: `:status`, then the upstream's fields without the
+// connection-specific ones. Names go as the upstream spelled them: nghttp2 lowercases the names
+// it copies (RFC 9113 8.2.1; nghttp2_nv_array_copy). `nva` points into `response` and `status`.
 void response_fields(const ResponseHead& response, const ConnectionTokens& connection,
-                     std::string& status, std::string& names, std::vector<nghttp2_nv>& nva) {
-  std::size_t total = 0;
-  for (const HeadField& f : response.fields) total += f.name.size();
-  names.clear();
-  names.reserve(total);  // nva points into names: it must not move while it is filled
+                     std::string& status, std::vector<nghttp2_nv>& nva) {
   nva.clear();
   nva.reserve(response.fields.size() + 2);
   status = std::to_string(response.status);
   nva.push_back(make_nv(":status", status));
-  for (const HeadField& f : response.fields) {
-    if (connection_specific(f, connection)) continue;
-    const std::size_t at = names.size();
-    names.resize(at + f.name.size());
-    std::transform(f.name.begin(), f.name.end(), names.begin() + static_cast<std::ptrdiff_t>(at),
-                   ascii_lower);
-    nva.push_back(make_nv(std::string_view(names).substr(at), f.value));
-  }
+  for (const HeadField& f : response.fields)
+    if (!connection_specific(f, connection)) nva.push_back(make_nv(f.name, f.value));
 }
 
-// Trailer fields as HTTP/2 sends them: lowercased, without the connection-specific ones and
-// those a trailer may not carry (RFC 9110 6.5.1: framing, routing).
+// Trailer fields as HTTP/2 sends them: without the connection-specific ones and those a trailer
+// may not carry (RFC 9110 6.5.1: framing, routing); nghttp2 lowercases the names as it copies them.
 void prepare_trailers(std::vector<std::pair<std::string, std::string>>& trailers,
                       const ConnectionTokens& connection) {
   std::erase_if(trailers, [&](const auto& field) {
@@ -311,8 +301,6 @@ void prepare_trailers(std::vector<std::pair<std::string, std::string>>& trailers
            id == http::field::content_length || id == http::field::host ||
            id == http::field::trailer || name.starts_with(':');
   });
-  for (auto& field : trailers)
-    std::transform(field.first.begin(), field.first.end(), field.first.begin(), ascii_lower);
 }
 
 bool Connection::open_session() {
@@ -898,7 +886,7 @@ Task<void> Connection::proxy(H2Stream& s) {
       co_return co_await reply(s, LocalReason::bad_upstream_response);
     if (response.status != 100 && !s.closed) {
       std::string status;
-      response_fields(response, response_plan.connection, status, nv_names_, nv_list_);
+      response_fields(response, response_plan.connection, status, nv_list_);
       nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, nv_list_.data(),
                              nv_list_.size(), nullptr);
       kick();
@@ -969,7 +957,7 @@ Task<void> Connection::relay_response(H2Stream& s, const Config& config, Upstrea
   s.outcome.status = response.status;
   {
     std::string status;
-    response_fields(response, plan.connection, status, nv_names_, nv_list_);
+    response_fields(response, plan.connection, status, nv_list_);
     std::string cookie;
     if (routed.set_cookie && !response_sets_cookie(response, *s.outcome.route)) {
       cookie = sticky_cookie(*s.outcome.route, routed.new_cookie);

@@ -585,6 +585,7 @@ TEST_F(H2Test, ResponseFramings) {
   EXPECT_EQ(t.status, 200u);
   EXPECT_EQ(t.body, "hello");
   EXPECT_EQ(t.header("trailer"), "x-checksum, x-count");
+  EXPECT_EQ(t.header("x-mixed-case"), "Yes");  // lowercased: an h2 client refuses uppercase names
   const std::vector<std::pair<std::string, std::string>> want = {{"x-checksum", "5d41402a"},
                                                                  {"x-count", "1"}};
   EXPECT_EQ(t.trailers, want);
