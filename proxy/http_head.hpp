@@ -120,10 +120,10 @@ class HeadParser : public http::basic_parser<isRequest> {
                      boost::system::error_code&) override {
     if (!head_done_) {
       if (head_ != nullptr) head_->fields.push_back({id, name, value});
-    }
-    else if (trailers_ != nullptr)
+    } else if (trailers_ != nullptr) {
       trailers_->emplace_back(std::string(name.data(), name.size()),
                               std::string(value.data(), value.size()));
+    }
   }
 
   void on_header_impl(boost::system::error_code&) override { head_done_ = true; }

@@ -190,7 +190,8 @@ TEST_F(Lifecycle, AResponseHeadOverEightKibGets502) {
   EXPECT_EQ(fits.body, "ok");
   // The fake's head around the filler: status line, its two tags, content-length, x-big's name.
   const std::string around =
-      "HTTP/1.1 200 OK\r\nx-upstream: blue-1\r\nx-conn-seq: 1\r\ncontent-length: 2\r\nx-big: \r\n\r\n";
+      "HTTP/1.1 200 OK\r\nx-upstream: blue-1\r\nx-conn-seq: 1\r\ncontent-length: 2\r\n"
+      "x-big: \r\n\r\n";
   EXPECT_EQ(fits.header("x-big"), std::string(8192 - around.size(), 'a'));
   Response over = fetch(port_, "/big-head?bytes=8193");
   ASSERT_TRUE(over.ok()) << over.error;

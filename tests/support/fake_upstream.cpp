@@ -463,9 +463,11 @@ struct FakeUpstream::Impl {
     if (target.path == "/trailers") {
       // A chunked body "hello" then two trailer fields; field names in both cases, as HTTP/1.1
       // allows (HTTP/2 needs them lowercase).
-      const std::string out = head(200, seq, "transfer-encoding: chunked\r\ntrailer: x-checksum, x-count\r\n"
-                                             "X-Mixed-Case: Yes\r\n") +
-                              "5\r\nhello\r\n0\r\nx-checksum: 5d41402a\r\nX-Count: 1\r\n\r\n";
+      const std::string out =
+          head(200, seq,
+               "transfer-encoding: chunked\r\ntrailer: x-checksum, x-count\r\n"
+               "X-Mixed-Case: Yes\r\n") +
+          "5\r\nhello\r\n0\r\nx-checksum: 5d41402a\r\nX-Count: 1\r\n\r\n";
       co_return (co_await write_all(sock, out)) && keep;
     }
     if (target.path == "/early-hints") {

@@ -210,14 +210,17 @@ TEST(ResponseHead, AgreesWithBeastOnTwentyThousandMutatedHeads) {
   };
   const std::string interesting = "\r\n\t :,;\"@/\x01\x7f\x80\xff" "0123456789HTTP/.chunked";
   std::mt19937 rng(20261130);
-  auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
+  auto pick = [&](std::size_t n) {
+    return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
+  };
   int compared = 0, accepted = 0;
   for (int i = 0; i < 20000; ++i) {
     std::string s = seeds[pick(seeds.size())];
     const std::size_t edits = 1 + pick(3);
     for (std::size_t e = 0; e < edits && !s.empty(); ++e) {
       const std::size_t at = pick(s.size());
-      const char c = pick(4) == 0 ? static_cast<char>(pick(256)) : interesting[pick(interesting.size())];
+      const char c = pick(4) == 0 ? static_cast<char>(pick(256))
+                                  : interesting[pick(interesting.size())];
       switch (pick(5)) {
         case 0: s[at] = c; break;
         case 1: s.insert(s.begin() + static_cast<std::ptrdiff_t>(at), c); break;
