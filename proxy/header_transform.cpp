@@ -11,6 +11,9 @@ namespace {
 
 using F = http::field;
 
+// ASCII case folding, all that field names and tokens need.
+constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -165,7 +168,6 @@ bool is_idempotent(http::verb method) {
       return false;
   }
 }
-
 
 std::optional<LocalReason> check_request(const RequestHead& head, std::uint64_t max_body_bytes,
                                          RequestPlan& plan) {

@@ -113,7 +113,5 @@ void write_client_response(const ResponseHead& head, const ResponsePlan& plan,
 
 // Field-name and token comparison, ASCII case-insensitive.
 bool iequals(std::string_view a, std::string_view b);
-// ASCII case folding, all that field names and tokens need.
-constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
 
 }  // namespace proxyd

@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstring>
-#include <limits>
 
 namespace proxyd {
 namespace {
@@ -45,8 +45,8 @@ const char* skip_text(const char* p, const char* end) {
   while (end - p >= 8) {
     std::uint64_t w;
     std::memcpy(&w, p, 8);
-    // A byte below 0x20, or equal to 0x7f, sets its high bit in `special` (bytes of 0x80 and up
-    // are excluded by ~w: obs-text is text).
+    // A byte below 0x20, or equal to 0x7f, sets its high bit in `below_space` or `del` (bytes
+    // of 0x80 and up are excluded by ~w: obs-text is text).
     const std::uint64_t below_space = (w - kOnes * 0x20) & ~w & kHighs;
     const std::uint64_t del = ((w ^ (kOnes * 0x7f)) - kOnes) & ~(w ^ (kOnes * 0x7f)) & kHighs;
     if ((below_space | del) != 0) break;
@@ -58,19 +58,10 @@ const char* skip_text(const char* p, const char* end) {
 
 bool is_ows(char c) { return c == ' ' || c == '\t'; }
 
-// Beast's parse_dec: decimal digits only, no sign, no overflow.
+// Beast's parse_dec: decimal digits only (no sign, no space), no overflow.
 bool parse_decimal(std::string_view s, std::uint64_t& out) {
-  if (s.empty()) return false;
-  std::uint64_t v = 0;
-  for (char c : s) {
-    if (!digit(c) || v > std::numeric_limits<std::uint64_t>::max() / 10) return false;
-    v *= 10;
-    const auto d = static_cast<std::uint64_t>(c - '0');
-    if (std::numeric_limits<std::uint64_t>::max() - v < d) return false;
-    v += d;
-  }
-  out = v;
-  return true;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc{} && end == s.data() + s.size();
 }
 
 // Beast's do_field for the fields that carry framing; false where it sets an error.
