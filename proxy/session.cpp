@@ -6,7 +6,9 @@
 #include "session.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <array>
@@ -288,7 +290,7 @@ Task<bool> Session::handshake() {
   }
   client_.start_tls(ssl);
   worker_.arm(deadline_, snapshot.config->timeouts.tls_handshake);
-  auto [ec] = co_await client_.tls()->async_handshake(net::ssl::stream_base::server, use_task);
+  auto [ec] = co_await client_.tls()->async_handshake(TlsStream::Role::server, use_task);
   server_tls_.reset();  // the SSL object holds the context it ended on
   if (ec) {
     counts.failures[static_cast<std::size_t>(tls_failure(ec, deadline_.fired))].add(1);

@@ -1,26 +1,27 @@
-// A connection's byte stream, plain TCP or TLS over it, for both sides of a session (client
-// connections of a TLS listener, upstream connections of a pool with `tls`). Each read and write
-// picks its path with one branch on a pointer, no virtual call and no allocation, and the session
-// and the body pump stay one non-template piece of code (docs/architecture.md, "TLS"). The TCP socket stays where it is when
-// TLS starts (the TLS stream holds a reference to it), so a deadline's pointer to it stays valid
-// and cancelling it aborts a pending TLS read or write as it does a plain one.
+// A connection's byte stream, plain TCP or TLS over it (TlsStream), for both sides of a session
+// (client connections of a TLS listener, upstream connections of a pool with `tls`). Each read and
+// write picks its path with one branch on a pointer, no virtual call and no allocation, and the
+// session and the body pump stay one non-template piece of code (docs/architecture.md, "TLS").
+// The TCP socket stays where it is when TLS starts (the TLS stream holds a reference to it), so a
+// deadline's pointer to it stays valid and cancelling it aborts a pending TLS read or write as it
+// does a plain one.
 // Owner: a Session (client side) or an UpstreamConn; its worker's thread only. Not movable.
 #pragma once
 
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 
 #include <memory>
 #include <utility>
 
 #include "net.hpp"
+#include "tls_stream.hpp"
 
 namespace proxyd {
 
 class Stream {
  public:
   using executor_type = Executor;
-  using Tls = net::ssl::stream<Socket&>;
+  using Tls = TlsStream;
 
   explicit Stream(Socket socket) : socket_(std::move(socket)) {}
   explicit Stream(Executor executor) : socket_(executor) {}
@@ -37,9 +38,9 @@ class Stream {
   void start_tls(SSL* ssl) { tls_ = std::make_unique<Tls>(socket_, ssl); }
   // Back to a bare socket, which is closed: a TLS connection is never reused as plain.
   void close() {
+    tls_.reset();
     error_code ignored;
     socket_.close(ignored);
-    tls_.reset();
   }
 
   // Both layers return the same type for the tokens proxyd uses (as_tuple(use_awaitable) in the

@@ -22,7 +22,7 @@ Task<AttemptEnd> upstream_handshake(Deadline& deadline, UpstreamConn& conn, cons
   SSL* ssl = tls.new_connection(server.name);
   if (ssl == nullptr) co_return AttemptEnd::tls_failed;
   conn.stream.start_tls(ssl);
-  auto [ec] = co_await conn.stream.tls()->async_handshake(net::ssl::stream_base::client, use_task);
+  auto [ec] = co_await conn.stream.tls()->async_handshake(TlsStream::Role::client, use_task);
   if (!ec) co_return AttemptEnd::ok;
   if (deadline.fired) co_return AttemptEnd::connect_timeout;
   co_return AttemptEnd::tls_failed;

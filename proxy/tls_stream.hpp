@@ -1,0 +1,216 @@
+// TlsStream: TLS over a connection's socket, with OpenSSL reading and writing the socket itself.
+//
+// Asio's ssl::stream runs OpenSSL over a BIO pair: every record is copied from the socket into a
+// 17 KiB buffer of Asio's, then into the BIO pair, then decrypted out of OpenSSL's own buffer,
+// and the same three hops on the way out; the two Asio buffers are zero-filled for every
+// connection. Here OpenSSL's socket BIO does the recv() and send() on the non-blocking socket,
+// as in nginx and HAProxy, and a call that would block waits for the socket's readiness through
+// Asio (async_wait), so a cancel on the socket ends it as it ends a plain read or write.
+//
+// Reads and writes may be pending at the same time (HTTP/2, a tunnel): each is one OpenSSL call
+// retried after a wait, on the worker's one thread, so they never run at once.
+// A write of several small buffers (a response head and a short body) goes out as one TLS record
+// and one send(), as with Asio's stream: they are gathered, up to a record's 16 KiB, in a
+// per-thread staging buffer.
+//
+// Errors are reported as Asio's ssl::stream reports them: OpenSSL's error code in Asio's SSL
+// category, net::ssl::error::stream_truncated for a peer that closed without close_notify,
+// net::error::eof after its close_notify, and the errno of a failed recv() or send().
+// Owner: a Stream (stream.hpp). Thread: its worker's only.
+#pragma once
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/associator.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/post.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "net.hpp"
+
+typedef struct ssl_st SSL;
+
+namespace proxyd {
+
+// What one non-blocking OpenSSL call ended with: done (with an error or a byte count), or the
+// socket readiness to wait for before calling again.
+struct TlsStep {
+  enum class Want : std::uint8_t { done, read, write };
+  Want want = Want::done;
+  error_code ec;
+  std::size_t bytes = 0;
+};
+
+class TlsStream;
+
+namespace detail {
+template <class Step, class Handler, bool kBytes>
+class TlsOp;
+}  // namespace detail
+
+class TlsStream {
+ public:
+  using executor_type = Executor;
+  enum class Role : std::uint8_t { client, server };
+
+  // The largest plaintext of one TLS record: the most a gathered write sends at once.
+  static constexpr std::size_t kRecordSize = 16384;
+
+  // Takes `ssl` (freed with the stream) and makes the socket non-blocking.
+  TlsStream(Socket& socket, SSL* ssl);
+  ~TlsStream();
+  TlsStream(const TlsStream&) = delete;
+  TlsStream& operator=(const TlsStream&) = delete;
+
+  SSL* native_handle() const { return ssl_; }
+  executor_type get_executor() { return socket_.get_executor(); }
+
+  // Completes with (error_code).
+  template <class Token>
+  auto async_handshake(Role role, Token&& token) {
+    set_role(role);
+    return start<false>([](TlsStream& s) { return s.handshake_step(); }, std::forward<Token>(token));
+  }
+
+  // Sends close_notify; waits for the peer's too unless SSL_set_shutdown said it came already.
+  // Completes with (error_code).
+  template <class Token>
+  auto async_shutdown(Token&& token) {
+    return start<false>([](TlsStream& s) { return s.shutdown_step(); }, std::forward<Token>(token));
+  }
+
+  // Into the first non-empty buffer, as Asio's streams do. Completes with (error_code, bytes).
+  template <class MutableBuffers, class Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    net::mutable_buffer first;
+    for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it) {
+      first = *it;
+      if (first.size() != 0) break;
+    }
+    return start<true>([first](TlsStream& s) { return s.read_step(first.data(), first.size()); },
+                       std::forward<Token>(token));
+  }
+
+  // The first buffer when it is a record or more, else the buffers gathered up to one record.
+  // Completes with (error_code, bytes).
+  template <class ConstBuffers, class Token>
+  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    return start<true>(
+        [buffers](TlsStream& s) {
+          auto it = net::buffer_sequence_begin(buffers);
+          const auto end = net::buffer_sequence_end(buffers);
+          while (it != end && net::const_buffer(*it).size() == 0) ++it;
+          if (it == end) return TlsStep{};
+          const net::const_buffer first = *it;
+          if (first.size() >= kRecordSize || std::next(it) == end)
+            return s.write_step(first.data(), first.size());
+          unsigned char* staging = staging_buffer();
+          std::size_t staged = 0;
+          for (; it != end && staged < kRecordSize; ++it)
+            staged += net::buffer_copy(net::buffer(staging + staged, kRecordSize - staged), *it);
+          return s.write_step(staging, staged);
+        },
+        std::forward<Token>(token));
+  }
+
+ private:
+  template <class Step, class Handler, bool kBytes>
+  friend class detail::TlsOp;
+
+  // Each makes one OpenSSL call.
+  TlsStep handshake_step();
+  TlsStep shutdown_step();
+  TlsStep read_step(void* data, std::size_t size);
+  TlsStep write_step(const void* data, std::size_t size);
+  void set_role(Role role);
+  static unsigned char* staging_buffer();
+
+  template <bool kBytes, class Step, class Token>
+  auto start(Step step, Token&& token);
+
+  Socket& socket_;
+  SSL* ssl_;
+};
+
+namespace detail {
+
+// One operation: the step, then a wait for the readiness it asks for and the step again, until
+// done. A step done at once completes through a post, never inside the initiating call.
+template <class Step, class Handler, bool kBytes>
+class TlsOp {
+ public:
+  TlsOp(TlsStream& stream, Step step, Handler handler)
+      : stream_(&stream), step_(std::move(step)), handler_(std::move(handler)) {}
+
+  void start() {
+    const TlsStep result = step_(*stream_);
+    if (result.want != TlsStep::Want::done) return wait(result.want);
+    const auto executor = net::get_associated_executor(handler_, stream_->get_executor());
+    if constexpr (kBytes)
+      net::post(executor, net::append(std::move(handler_), result.ec, result.bytes));
+    else
+      net::post(executor, net::append(std::move(handler_), result.ec));
+  }
+
+  // The wait ended.
+  void operator()(error_code ec) {
+    if (ec) return complete(ec, 0);
+    const TlsStep result = step_(*stream_);
+    if (result.want != TlsStep::Want::done) return wait(result.want);
+    complete(result.ec, result.bytes);
+  }
+
+  const Handler& handler() const { return handler_; }
+
+ private:
+  void complete(const error_code& ec, std::size_t bytes) {
+    if constexpr (kBytes)
+      std::move(handler_)(ec, bytes);
+    else
+      std::move(handler_)(ec);
+  }
+
+  void wait(TlsStep::Want want) {
+    Socket& socket = stream_->socket_;
+    socket.async_wait(want == TlsStep::Want::read ? Socket::wait_read : Socket::wait_write,
+                      std::move(*this));
+  }
+
+  TlsStream* stream_;
+  Step step_;
+  Handler handler_;
+};
+
+}  // namespace detail
+
+template <bool kBytes, class Step, class Token>
+auto TlsStream::start(Step step, Token&& token) {
+  using Signature = std::conditional_t<kBytes, void(error_code, std::size_t), void(error_code)>;
+  return net::async_initiate<Token, Signature>(
+      [this](auto handler, Step s) {
+        using Handler = std::decay_t<decltype(handler)>;
+        detail::TlsOp<Step, Handler, kBytes>(*this, std::move(s), std::move(handler)).start();
+      },
+      token, std::move(step));
+}
+
+}  // namespace proxyd
+
+// The handler's executor, allocator and cancellation slot are the operation's.
+template <template <class, class> class Associator, class Step, class Handler, bool kBytes,
+          class Default>
+struct boost::asio::associator<Associator, proxyd::detail::TlsOp<Step, Handler, kBytes>, Default>
+    : Associator<Handler, Default> {
+  using Op = proxyd::detail::TlsOp<Step, Handler, kBytes>;
+  static typename Associator<Handler, Default>::type get(const Op& op) noexcept {
+    return Associator<Handler, Default>::get(op.handler());
+  }
+  static auto get(const Op& op, const Default& d) noexcept
+      -> decltype(Associator<Handler, Default>::get(op.handler(), d)) {
+    return Associator<Handler, Default>::get(op.handler(), d);
+  }
+};

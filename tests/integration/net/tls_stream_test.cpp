@@ -1,0 +1,252 @@
+// TlsStream (proxy/tls_stream.hpp) on real loopback sockets, against Asio's own ssl::stream as
+// the peer (an independent TLS implementation over the same OpenSSL), driven by a test-owned
+// io_context: bytes both ways exactly, a gathered write as one call, a mebibyte each way at once
+// on one connection, how a peer's close or reset is reported, a cancel, and plaintext to the TLS
+// side.
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/write.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <array>
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "proxy/tls_stream.hpp"
+#include "tests/support/tls_fixtures.hpp"
+
+namespace proxyd {
+namespace {
+
+using namespace std::chrono_literals;
+using ClientTls = net::ssl::stream<Socket>;
+
+std::string pattern(std::size_t size, unsigned seed) {
+  std::string out(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>('a' + (i * 7 + seed) % 26);
+  return out;
+}
+
+class TlsStreamTest : public ::testing::Test {
+ protected:
+  TlsStreamTest() {
+    const test::CertFiles files = pki_.issue("server", "localhost");
+    server_ctx_ = SSL_CTX_new(TLS_server_method());
+    EXPECT_EQ(SSL_CTX_use_certificate_chain_file(server_ctx_, files.cert.c_str()), 1);
+    EXPECT_EQ(SSL_CTX_use_PrivateKey_file(server_ctx_, files.key.c_str(), SSL_FILETYPE_PEM), 1);
+    client_ctx_.set_verify_mode(net::ssl::verify_none);
+    acceptor_.open(tcp::v4());
+    acceptor_.bind({net::ip::address_v4::loopback(), 0});
+    acceptor_.listen();
+    client_.next_layer().connect(acceptor_.local_endpoint());
+    acceptor_.accept(server_socket_);
+    server_.emplace(server_socket_, SSL_new(server_ctx_));
+  }
+  ~TlsStreamTest() override {
+    server_.reset();
+    SSL_CTX_free(server_ctx_);
+  }
+
+  // Runs both sides' coroutines until all `n` finished (true) or five seconds have passed.
+  bool run_until_done(const int& finished, int n) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    io_.restart();  // the context stops whenever it runs out of work, as after a handshake
+    while (finished < n && std::chrono::steady_clock::now() < deadline) io_.run_one_for(50ms);
+    return finished == n;
+  }
+
+  // Both handshakes, each side in its own coroutine.
+  void handshake() {
+    int finished = 0;
+    error_code server_ec = net::error::would_block, client_ec = net::error::would_block;
+    spawn([&]() -> Task<> {
+      std::tie(server_ec) = co_await server_->async_handshake(TlsStream::Role::server, use_task);
+      ++finished;
+    });
+    spawn([&]() -> Task<> {
+      std::tie(client_ec) = co_await client_.async_handshake(ClientTls::client, use_task);
+      ++finished;
+    });
+    ASSERT_TRUE(run_until_done(finished, 2));
+    ASSERT_FALSE(server_ec) << server_ec.message();
+    ASSERT_FALSE(client_ec) << client_ec.message();
+  }
+
+  // `f` (a lambda returning Task<>) lives in the coroutine frame of the wrapper, as long as the
+  // coroutine it starts, whose captures are f's.
+  template <class F>
+  void spawn(F f) {
+    net::co_spawn(io_.get_executor(), [](F body) -> Task<> { co_await body(); }(std::move(f)),
+                  net::detached);
+  }
+
+  // Starts one read on the server side: when it ends, `ec` is its error and `finished` counts up.
+  void start_read(int& finished, error_code& ec) {
+    spawn([&]() -> Task<> {
+      std::array<char, 16> buffer{};
+      std::size_t n = 0;
+      std::tie(ec, n) = co_await server_->async_read_some(net::buffer(buffer), use_task);
+      ++finished;
+    });
+  }
+
+  // One read on the server side, to its end.
+  error_code read_once() {
+    int finished = 0;
+    error_code ec;
+    start_read(finished, ec);
+    EXPECT_TRUE(run_until_done(finished, 1));
+    return ec;
+  }
+
+  test::TestPki pki_;
+  SSL_CTX* server_ctx_ = nullptr;
+  net::ssl::context client_ctx_{net::ssl::context::tls_client};
+  net::io_context io_;
+  Acceptor acceptor_{io_.get_executor()};
+  ClientTls client_{io_.get_executor(), client_ctx_};
+  Socket server_socket_{io_.get_executor()};
+  std::optional<TlsStream> server_;
+};
+
+TEST_F(TlsStreamTest, BytesGoBothWaysExactlyAndSmallBuffersAreWrittenInOneCall) {
+  handshake();
+  int finished = 0;
+  std::string request(5, '\0');
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+  const std::string body = pattern(100, 1);
+  const std::string tail = "trailing";
+  std::size_t one_write = 0;
+  error_code read_ec, write_ec;
+  spawn([&]() -> Task<> {
+    co_await net::async_write(client_, net::buffer(std::string_view("hello")), use_task);
+    std::string response(head.size() + body.size() + tail.size(), '\0');
+    auto [ec, n] = co_await net::async_read(client_, net::buffer(response), use_task);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(response, head + body + tail);
+    ++finished;
+  });
+  spawn([&]() -> Task<> {
+    auto [rec, n] = co_await net::async_read(*server_, net::buffer(request), use_task);
+    read_ec = rec;
+    const std::array buffers{net::buffer(head), net::buffer(body), net::buffer(tail)};
+    std::tie(write_ec, one_write) = co_await server_->async_write_some(buffers, use_task);
+    ++finished;
+  });
+  ASSERT_TRUE(run_until_done(finished, 2));
+  EXPECT_FALSE(read_ec) << read_ec.message();
+  EXPECT_EQ(request, "hello");
+  EXPECT_FALSE(write_ec) << write_ec.message();
+  EXPECT_EQ(one_write, head.size() + body.size() + tail.size())
+      << "three buffers under a record's size went out in one write";
+}
+
+// Reads and writes pending at once on one stream, each side writing more than the socket buffers
+// hold: only a stream that reads while its write waits gets through.
+TEST_F(TlsStreamTest, AMebibyteEachWayAtOnce) {
+  handshake();
+  constexpr std::size_t kSize = 1 << 20;
+  const std::string up = pattern(kSize, 2);
+  const std::string down = pattern(kSize, 3);
+  std::string server_got(kSize, '\0'), client_got(kSize, '\0');
+  int finished = 0;
+  spawn([&]() -> Task<> {
+    auto [ec, n] = co_await net::async_write(client_, net::buffer(up), use_task);
+    EXPECT_FALSE(ec) << ec.message();
+    ++finished;
+  });
+  spawn([&]() -> Task<> {
+    auto [ec, n] = co_await net::async_read(client_, net::buffer(client_got), use_task);
+    EXPECT_FALSE(ec) << ec.message();
+    ++finished;
+  });
+  spawn([&]() -> Task<> {
+    auto [ec, n] = co_await net::async_write(*server_, net::buffer(down), use_task);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(n, kSize);
+    ++finished;
+  });
+  spawn([&]() -> Task<> {
+    auto [ec, n] = co_await net::async_read(*server_, net::buffer(server_got), use_task);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(n, kSize);
+    ++finished;
+  });
+  ASSERT_TRUE(run_until_done(finished, 4));
+  EXPECT_TRUE(server_got == up) << "the server read exactly what the client wrote";
+  EXPECT_TRUE(client_got == down) << "the client read exactly what the server wrote";
+}
+
+TEST_F(TlsStreamTest, APeersCloseNotifyIsEof) {
+  handshake();
+  int finished = 0;
+  error_code shutdown_ec, read_ec;
+  spawn([&]() -> Task<> {
+    std::tie(shutdown_ec) = co_await client_.async_shutdown(use_task);
+    ++finished;
+  });
+  spawn([&]() -> Task<> {
+    std::array<char, 16> buffer{};
+    std::size_t n = 0;
+    std::tie(read_ec, n) = co_await server_->async_read_some(net::buffer(buffer), use_task);
+    // Answer the client's close_notify, which its shutdown waits for.
+    SSL_set_shutdown(server_->native_handle(), SSL_RECEIVED_SHUTDOWN);
+    co_await server_->async_shutdown(use_task);
+    ++finished;
+  });
+  ASSERT_TRUE(run_until_done(finished, 2));
+  EXPECT_EQ(read_ec, net::error::eof) << read_ec.message();
+  EXPECT_FALSE(shutdown_ec) << shutdown_ec.message();
+}
+
+// A FIN without close_notify: the response may have been cut, as Asio's ssl::stream says it.
+TEST_F(TlsStreamTest, AFinWithoutCloseNotifyIsStreamTruncated) {
+  handshake();
+  client_.next_layer().shutdown(tcp::socket::shutdown_send);
+  EXPECT_EQ(read_once(), net::ssl::error::stream_truncated);
+}
+
+TEST_F(TlsStreamTest, AResetIsConnectionReset) {
+  handshake();
+  client_.next_layer().set_option(net::socket_base::linger(true, 0));
+  client_.next_layer().close();
+  EXPECT_EQ(read_once(), net::error::connection_reset);
+}
+
+// A deadline cancels the socket: a read waiting on it ends with operation_aborted.
+TEST_F(TlsStreamTest, CancellingTheSocketEndsAPendingRead) {
+  handshake();
+  int finished = 0;
+  error_code read_ec;
+  start_read(finished, read_ec);
+  io_.restart();
+  io_.poll();  // the read starts, finds nothing and waits
+  EXPECT_EQ(finished, 0);
+  server_socket_.cancel();
+  ASSERT_TRUE(run_until_done(finished, 1));
+  EXPECT_EQ(read_ec, net::error::operation_aborted) << read_ec.message();
+}
+
+TEST_F(TlsStreamTest, PlaintextIsAnSslErrorWithOpenSslsReason) {
+  net::write(client_.next_layer(), net::buffer(std::string_view("GET / HTTP/1.1\r\nHost: a\r\n\r\n")));
+  int finished = 0;
+  error_code ec;
+  spawn([&]() -> Task<> {
+    std::tie(ec) = co_await server_->async_handshake(TlsStream::Role::server, use_task);
+    ++finished;
+  });
+  ASSERT_TRUE(run_until_done(finished, 1));
+  ASSERT_EQ(ec.category(), net::error::get_ssl_category()) << ec.message();
+  EXPECT_EQ(ERR_GET_REASON(static_cast<unsigned long>(ec.value())), SSL_R_HTTP_REQUEST);
+}
+
+}  // namespace
+}  // namespace proxyd
