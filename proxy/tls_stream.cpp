@@ -42,8 +42,10 @@ TlsStep step_result(SSL* ssl, int ret, int sys_errno, std::size_t bytes) {
         return {TlsStep::Want::done, net::ssl::error::stream_truncated, 0};
       return {TlsStep::Want::done, error_code(static_cast<int>(code), net::error::get_ssl_category()), 0};
     }
-    default:  // SSL_ERROR_NONE with ret <= 0: a shutdown still waiting for nothing
+    case SSL_ERROR_NONE:
       return {TlsStep::Want::done, {}, bytes};
+    default:  // a callback asked to be called again (none of proxyd's does): as Asio reports it
+      return {TlsStep::Want::done, net::ssl::error::unexpected_result, 0};
   }
 }
 

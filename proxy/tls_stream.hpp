@@ -22,7 +22,9 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/associator.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/post.hpp>
 
 #include <cstddef>
@@ -140,11 +142,19 @@ namespace detail {
 
 // One operation: the step, then a wait for the readiness it asks for and the step again, until
 // done. A step done at once completes through a post, never inside the initiating call.
+// Cancellation through the handler's slot (the `||` of a tunnel's two pipes) is remembered in the
+// operation's own state, as Asio's composed operations do: a cancel that lands after a wait
+// completed but before this operation ran again would otherwise be lost, and a partial record
+// would start a new wait that nobody cancels.
 template <class Step, class Handler, bool kBytes>
 class TlsOp {
  public:
   TlsOp(TlsStream& stream, Step step, Handler handler)
-      : stream_(&stream), step_(std::move(step)), handler_(std::move(handler)) {}
+      : stream_(&stream),
+        step_(std::move(step)),
+        handler_(std::move(handler)),
+        cancellation_(net::get_associated_cancellation_slot(handler_),
+                      net::enable_total_cancellation()) {}
 
   void start() {
     const TlsStep result = step_(*stream_);
@@ -158,6 +168,8 @@ class TlsOp {
 
   // The wait ended.
   void operator()(error_code ec) {
+    if (!ec && cancellation_.cancelled() != net::cancellation_type::none)
+      ec = net::error::operation_aborted;
     if (ec) return complete(ec, 0);
     const TlsStep result = step_(*stream_);
     if (result.want != TlsStep::Want::done) return wait(result.want);
@@ -176,13 +188,15 @@ class TlsOp {
 
   void wait(TlsStep::Want want) {
     Socket& socket = stream_->socket_;
+    const auto slot = cancellation_.slot();
     socket.async_wait(want == TlsStep::Want::read ? Socket::wait_read : Socket::wait_write,
-                      std::move(*this));
+                      net::bind_cancellation_slot(slot, std::move(*this)));
   }
 
   TlsStream* stream_;
   Step step_;
   Handler handler_;
+  net::cancellation_state cancellation_;
 };
 
 }  // namespace detail

@@ -1,10 +1,12 @@
 // TlsStream (proxy/tls_stream.hpp) on real loopback sockets, against Asio's own ssl::stream as
 // the peer (an independent TLS implementation over the same OpenSSL), driven by a test-owned
 // io_context: bytes both ways exactly, a gathered write as one call, a mebibyte each way at once
-// on one connection, how a peer's close or reset is reported, a cancel, and plaintext to the TLS
-// side.
+// on one connection, how a peer's close or reset is reported, cancels (on the socket and through
+// a cancellation slot), and plaintext to the TLS side.
 #include <gtest/gtest.h>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/read.hpp>
@@ -231,6 +233,30 @@ TEST_F(TlsStreamTest, CancellingTheSocketEndsAPendingRead) {
   io_.poll();  // the read starts, finds nothing and waits
   EXPECT_EQ(finished, 0);
   server_socket_.cancel();
+  ASSERT_TRUE(run_until_done(finished, 1));
+  EXPECT_EQ(read_ec, net::error::operation_aborted) << read_ec.message();
+}
+
+// The tunnel's `||` cancels the losing pipe through its cancellation slot, not on the socket: a
+// read waiting for a record's remaining bytes must end with operation_aborted.
+TEST_F(TlsStreamTest, ACancelThroughTheSlotEndsAReadWaitingForTheRestOfARecord) {
+  handshake();
+  net::cancellation_signal signal;
+  std::array<char, 16> buffer{};
+  int finished = 0;
+  error_code read_ec;
+  server_->async_read_some(net::buffer(buffer),
+                           net::bind_cancellation_slot(signal.slot(), [&](error_code ec, std::size_t) {
+                             read_ec = ec;
+                             ++finished;
+                           }));
+  // A TLS 1.3 application-data record header without its 64 bytes: the read takes it and waits.
+  const std::array<unsigned char, 5> header{0x17, 0x03, 0x03, 0x00, 0x40};
+  net::write(client_.next_layer(), net::buffer(header));
+  io_.restart();
+  io_.poll();
+  EXPECT_EQ(finished, 0);
+  signal.emit(net::cancellation_type::terminal);
   ASSERT_TRUE(run_until_done(finished, 1));
   EXPECT_EQ(read_ec, net::error::operation_aborted) << read_ec.message();
 }
