@@ -65,6 +65,8 @@ TlsStream::TlsStream(Socket& socket, SSL* ssl) : socket_(socket), ssl_(ssl) {
 
 TlsStream::~TlsStream() { SSL_free(ssl_); }
 
+bool TlsStream::has_pending() const { return SSL_has_pending(ssl_) == 1; }
+
 void TlsStream::set_role(Role role) {
   if (role == Role::server)
     SSL_set_accept_state(ssl_);

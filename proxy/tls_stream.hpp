@@ -69,6 +69,8 @@ class TlsStream {
   TlsStream& operator=(const TlsStream&) = delete;
 
   SSL* native_handle() const { return ssl_; }
+  // Whether OpenSSL holds bytes read from the socket and not yet handed out (read ahead).
+  bool has_pending() const;
   executor_type get_executor() { return socket_.get_executor(); }
 
   // Completes with (error_code).

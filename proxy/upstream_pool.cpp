@@ -11,11 +11,15 @@
 namespace proxyd {
 namespace {
 
-// True when nothing arrived on `socket` and it is still open: a non-blocking peek that finds
-// neither data nor EOF nor an error. One recv() that returns EAGAIN in the usual case.
-bool quiet(Socket& socket) {
+// True when nothing arrived on the connection and it is still open: a non-blocking peek that
+// finds neither data nor EOF nor an error, one recv() that returns EAGAIN in the usual case. On a
+// TLS connection, bytes that OpenSSL read ahead past the last response are no longer in the
+// socket: the stream is asked too.
+bool quiet(UpstreamConn& conn) {
+  const TlsStream* tls = conn.stream.tls();
+  if (tls != nullptr && tls->has_pending()) return false;
   char byte = 0;
-  const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  const ssize_t n = ::recv(conn.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -58,9 +62,9 @@ std::unique_ptr<UpstreamConn> UpstreamCache::take(const Server& server, bool tls
       conn->idle_id = 0;
     }
     if (!serves(server, conn->address) || (conn->stream.tls() != nullptr) != tls) continue;
-    // Whether watched or not (a watch's completion may be queued but not yet run), the socket
-    // itself says whether anything arrived.
-    if (!quiet(conn->stream.socket())) {
+    // Whether watched or not (a watch's completion may be queued but not yet run), the connection
+    // itself says whether anything arrived (its socket, and OpenSSL for a TLS connection).
+    if (!quiet(*conn)) {
       ++closed_while_idle_;
       continue;
     }
@@ -121,7 +125,7 @@ void UpstreamCache::sweep(Clock::time_point now, Clock::duration idle_timeout) {
       if ((*c)->idle_id != 0) break;
       if (now - (*c)->idle_since < kWatchAfter) continue;
       // A peek first: bytes that came before the wait starts would not wake it.
-      if (!quiet((*c)->stream.socket())) {
+      if (!quiet(**c)) {
         c = conns.erase(c);
         ++closed_while_idle_;
         continue;

@@ -1,9 +1,12 @@
 // The per-worker idle connection cache on real loopback sockets, driven by a test-owned
 // io_context: an idle connection holds no relay buffer, anything that arrives on it while it
-// idles (data or EOF) closes it, and a connection is checked once more when taken.
+// idles (data or EOF) closes it, and a connection is checked once more when taken (on a TLS
+// connection, OpenSSL's read-ahead too).
 #include <gtest/gtest.h>
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 
 #include <chrono>
@@ -11,6 +14,7 @@
 
 #include "proxy/routing_snapshot.hpp"
 #include "proxy/upstream_pool.hpp"
+#include "tests/support/tls_fixtures.hpp"
 
 namespace proxyd {
 namespace {
@@ -119,6 +123,53 @@ TEST_F(UpstreamCacheTest, BytesThatArrivedWhileIdleAreFoundWhenTaken) {
     EXPECT_EQ(cache_.idle_count(), 0u) << watched;
   }
   EXPECT_EQ(cache_.closed_while_idle(), 2u);
+}
+
+// A TLS connection whose upstream sent a record after the response: OpenSSL read it ahead with
+// the response, so the socket is empty, and only the stream knows. The same connection without
+// the extra record is reused.
+TEST_F(UpstreamCacheTest, BytesOpenSslReadAheadAreFoundWhenTaken) {
+  test::TestPki pki;
+  const test::CertFiles files = pki.issue("upstream", "localhost");
+  net::ssl::context server_ctx(net::ssl::context::tls_server);
+  server_ctx.use_certificate_chain_file(files.cert);
+  server_ctx.use_private_key_file(files.key, net::ssl::context::pem);
+  net::ssl::context client_ctx(net::ssl::context::tls_client);
+  for (bool extra : {true, false}) {
+    Socket peer(io_.get_executor());
+    auto conn = connect(peer);
+    net::ssl::stream<Socket&> server_tls(peer, server_ctx);
+    conn->stream.start_tls(SSL_new(client_ctx.native_handle()));
+    int done = 0;
+    conn->stream.tls()->async_handshake(TlsStream::Role::client, [&](error_code ec) {
+      EXPECT_FALSE(ec) << ec.message();
+      ++done;
+    });
+    server_tls.async_handshake(net::ssl::stream_base::server, [&](error_code ec) {
+      EXPECT_FALSE(ec) << ec.message();
+      ++done;
+    });
+    ASSERT_TRUE(run_until([&] { return done == 2; }));
+    io_.restart();
+    // The response, then (or not) another record, each its own write and so its own record.
+    const std::string response = "HTTP/1.1 204 No Content\r\n\r\n";
+    net::write(server_tls, net::buffer(response));
+    if (extra) net::write(server_tls, net::buffer(std::string_view("HTTP/1.1 200 OK\r\n")));
+    std::string got(response.size(), '\0');
+    done = 0;
+    conn->stream.async_read_some(net::buffer(got), [&](error_code ec, std::size_t n) {
+      EXPECT_FALSE(ec) << ec.message();
+      got.resize(n);
+      ++done;
+    });
+    ASSERT_TRUE(run_until([&] { return done == 1; }));
+    io_.restart();
+    EXPECT_EQ(got, response);
+    cache_.put(std::move(conn), Clock::now(), 16);
+    auto taken = cache_.take(server_, true);
+    EXPECT_EQ(taken == nullptr, extra) << extra;
+    EXPECT_EQ(cache_.closed_while_idle(), 1u) << extra;
+  }
 }
 
 // Bytes that came before the watch was started would not wake it: the sweep looks first.
