@@ -18,34 +18,37 @@ void before_call() {
   errno = 0;
 }
 
+TlsStep done(error_code ec, std::size_t bytes = 0) { return {TlsStep::Want::done, ec, bytes}; }
+
 // The outcome of an OpenSSL call that returned `ret` (1 is success), errno as it left it.
 TlsStep step_result(SSL* ssl, int ret, int sys_errno, std::size_t bytes) {
-  if (ret > 0) return {TlsStep::Want::done, {}, bytes};
+  if (ret > 0) return done({}, bytes);
   switch (SSL_get_error(ssl, ret)) {
     case SSL_ERROR_WANT_READ:
       return {TlsStep::Want::read, {}, 0};
     case SSL_ERROR_WANT_WRITE:
       return {TlsStep::Want::write, {}, 0};
     case SSL_ERROR_ZERO_RETURN:  // the peer's close_notify
-      return {TlsStep::Want::done, net::error::eof, 0};
+      return done(net::error::eof);
     case SSL_ERROR_SYSCALL:
     case SSL_ERROR_SSL: {
       const unsigned long code = ERR_get_error();
       if (code == 0) {
-        if (sys_errno != 0) return {TlsStep::Want::done, error_code(sys_errno, boost::system::system_category()), 0};
-        return {TlsStep::Want::done, net::ssl::error::stream_truncated, 0};
+        if (sys_errno != 0) return done(error_code(sys_errno, boost::system::system_category()));
+        return done(net::ssl::error::stream_truncated);
       }
       if (ERR_GET_LIB(code) == ERR_LIB_SYS)
-        return {TlsStep::Want::done, error_code(ERR_GET_REASON(code), boost::system::system_category()), 0};
+        return done(error_code(ERR_GET_REASON(code), boost::system::system_category()));
       // OpenSSL 3 says a TCP close without close_notify this way; Asio calls it stream_truncated.
-      if (ERR_GET_LIB(code) == ERR_LIB_SSL && ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
-        return {TlsStep::Want::done, net::ssl::error::stream_truncated, 0};
-      return {TlsStep::Want::done, error_code(static_cast<int>(code), net::error::get_ssl_category()), 0};
+      if (ERR_GET_LIB(code) == ERR_LIB_SSL &&
+          ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+        return done(net::ssl::error::stream_truncated);
+      return done(error_code(static_cast<int>(code), net::error::get_ssl_category()));
     }
     case SSL_ERROR_NONE:
-      return {TlsStep::Want::done, {}, bytes};
+      return done({}, bytes);
     default:  // a callback asked to be called again (none of proxyd's does): as Asio reports it
-      return {TlsStep::Want::done, net::ssl::error::unexpected_result, 0};
+      return done(net::ssl::error::unexpected_result);
   }
 }
 

@@ -47,8 +47,6 @@ struct TlsStep {
   std::size_t bytes = 0;
 };
 
-class TlsStream;
-
 namespace detail {
 template <class Step, class Handler, bool kBytes>
 class TlsOp;
@@ -77,24 +75,25 @@ class TlsStream {
   template <class Token>
   auto async_handshake(Role role, Token&& token) {
     set_role(role);
-    return start<false>([](TlsStream& s) { return s.handshake_step(); }, std::forward<Token>(token));
+    return start<false>([](TlsStream& s) { return s.handshake_step(); },
+                        std::forward<Token>(token));
   }
 
   // Sends close_notify; waits for the peer's too unless SSL_set_shutdown said it came already.
   // Completes with (error_code).
   template <class Token>
   auto async_shutdown(Token&& token) {
-    return start<false>([](TlsStream& s) { return s.shutdown_step(); }, std::forward<Token>(token));
+    return start<false>([](TlsStream& s) { return s.shutdown_step(); },
+                        std::forward<Token>(token));
   }
 
   // Into the first non-empty buffer, as Asio's streams do. Completes with (error_code, bytes).
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     net::mutable_buffer first;
-    for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it) {
+    const auto end = net::buffer_sequence_end(buffers);
+    for (auto it = net::buffer_sequence_begin(buffers); it != end && first.size() == 0; ++it)
       first = *it;
-      if (first.size() != 0) break;
-    }
     return start<true>([first](TlsStream& s) { return s.read_step(first.data(), first.size()); },
                        std::forward<Token>(token));
   }

@@ -19,7 +19,8 @@ bool quiet(UpstreamConn& conn) {
   const TlsStream* tls = conn.stream.tls();
   if (tls != nullptr && tls->has_pending()) return false;
   char byte = 0;
-  const ssize_t n = ::recv(conn.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  const int fd = conn.stream.socket().native_handle();
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 

@@ -245,11 +245,12 @@ TEST_F(TlsStreamTest, ACancelThroughTheSlotEndsAReadWaitingForTheRestOfARecord) 
   std::array<char, 16> buffer{};
   int finished = 0;
   error_code read_ec;
+  const auto on_read = [&](error_code ec, std::size_t) {
+    read_ec = ec;
+    ++finished;
+  };
   server_->async_read_some(net::buffer(buffer),
-                           net::bind_cancellation_slot(signal.slot(), [&](error_code ec, std::size_t) {
-                             read_ec = ec;
-                             ++finished;
-                           }));
+                           net::bind_cancellation_slot(signal.slot(), on_read));
   // A TLS 1.3 application-data record header without its 64 bytes: the read takes it and waits.
   const std::array<unsigned char, 5> header{0x17, 0x03, 0x03, 0x00, 0x40};
   net::write(client_.next_layer(), net::buffer(header));
@@ -262,7 +263,8 @@ TEST_F(TlsStreamTest, ACancelThroughTheSlotEndsAReadWaitingForTheRestOfARecord) 
 }
 
 TEST_F(TlsStreamTest, PlaintextIsAnSslErrorWithOpenSslsReason) {
-  net::write(client_.next_layer(), net::buffer(std::string_view("GET / HTTP/1.1\r\nHost: a\r\n\r\n")));
+  const std::string_view request = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  net::write(client_.next_layer(), net::buffer(request));
   int finished = 0;
   error_code ec;
   spawn([&]() -> Task<> {
