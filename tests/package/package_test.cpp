@@ -103,6 +103,20 @@ std::string field(const std::string& deb, const std::string& name) {
   return r.output.empty() ? r.output : r.output.substr(0, r.output.size() - 1);
 }
 
+// The sonames of a binary's NEEDED entries (`readelf -d`).
+std::set<std::string> needed_libraries(const char* binary) {
+  const CommandResult needed = run_program({"/usr/bin/readelf", "-d", binary});
+  EXPECT_EQ(needed.exit_code, 0) << needed.output;
+  std::set<std::string> out;
+  for (const std::string& line : lines(needed.output)) {
+    const std::size_t open = line.find("(NEEDED)");
+    if (open == std::string::npos) continue;
+    const std::size_t begin = line.find('[', open) + 1;
+    out.insert(line.substr(begin, line.find(']', begin) - begin));
+  }
+  return out;
+}
+
 TEST(Package, ControlFieldsAndDependsFromShlibdeps) {
   const std::string deb = deb_path();
   EXPECT_EQ(field(deb, "Package"), "proxyd");
@@ -115,6 +129,7 @@ TEST(Package, ControlFieldsAndDependsFromShlibdeps) {
   // minimum version, and adduser for postinst: nothing more, nothing less.
   const std::map<std::string, std::string> package_of{
       {"libboost_json.so.1.81.0", "libboost-json1.81.0"},
+      {"ld-linux-x86-64.so.2", "libc6"},
       {"libc.so.6", "libc6"},
       {"libcrypto.so.3", "libssl3"},
       {"libgcc_s.so.1", "libgcc-s1"},
@@ -127,13 +142,7 @@ TEST(Package, ControlFieldsAndDependsFromShlibdeps) {
   };
   std::set<std::string> expected{"adduser"};
   for (const char* binary : {PROXYD_BINARY, PROXYCTL_BINARY}) {
-    const CommandResult needed = run_program({"/usr/bin/readelf", "-d", binary});
-    ASSERT_EQ(needed.exit_code, 0) << needed.output;
-    for (const std::string& line : lines(needed.output)) {
-      const std::size_t open = line.find("(NEEDED)");
-      if (open == std::string::npos) continue;
-      const std::size_t begin = line.find('[', open) + 1;
-      const std::string soname = line.substr(begin, line.find(']', begin) - begin);
+    for (const std::string& soname : needed_libraries(binary)) {
       const auto known = package_of.find(soname);
       ASSERT_NE(known, package_of.end()) << "a new library: which package has " << soname << "?";
       expected.insert(known->second);
@@ -154,6 +163,20 @@ TEST(Package, ControlFieldsAndDependsFromShlibdeps) {
     }
   }
   EXPECT_EQ(names, expected);
+}
+
+// proxyctl's start is part of every routing change a deploy script waits for: with
+// PROXYD_STATIC_PROXYCTL (the default) it links libstdc++, libgcc and Boost.JSON in, and the
+// dynamic loader has only glibc left to map.
+TEST(Package, ProxyctlNeedsOnlyGlibcWhenLinkedStatically) {
+  if (!PROXYCTL_STATIC_RUNTIME) GTEST_SKIP() << "built with -DPROXYD_STATIC_PROXYCTL=OFF";
+  const std::set<std::string> needed = needed_libraries(PROXYCTL_BINARY);
+  EXPECT_TRUE(needed.contains("libc.so.6"));
+  for (const std::string& soname : needed) {
+    EXPECT_TRUE(soname == "libc.so.6" || soname == "libm.so.6" || soname.starts_with("ld-linux"))
+        << soname;
+  }
+  EXPECT_TRUE(needed_libraries(PROXYD_BINARY).contains("libstdc++.so.6"));
 }
 
 TEST(Package, ConffilesAndMaintainerScripts) {
