@@ -2,13 +2,17 @@
 // each piece is written (as is, or as one chunk).
 #include "relay.hpp"
 
+#include <fcntl.h>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <span>
 
+#include "pipe_pool.hpp"
 #include "worker.hpp"
 
 namespace proxyd {
@@ -79,6 +83,65 @@ class BodyPump::Run {
     co_return ec ? write_failure() : PumpEnd::done;
   }
 
+  // Whether the rest of a Content-Length body can go through a kernel pipe: both ends plain TCP
+  // and the body written as it comes (not re-chunked).
+  bool can_splice() const {
+    return ends_.from.tls() == nullptr && ends_.to.tls() == nullptr &&
+           out_ != BodyFraming::chunked && prefix_.empty();
+  }
+
+  // The rest of a Content-Length body, socket -> pipe -> socket with splice(2) (pipe_pool.hpp):
+  // the same waits, deadlines, byte count and fairness as the copying path, and never a byte past
+  // the body. With no pipe to be had it returns done and leaves `remaining` to the copying path.
+  Task<PumpEnd> splice(std::uint64_t& remaining) {
+    PipeLease lease(pump_.worker_.pipes());
+    if (!lease) co_return PumpEnd::done;
+    Socket& from = ends_.from.socket();
+    Socket& to = ends_.to.socket();
+    const int in = from.native_handle();
+    const int out = to.native_handle();
+    const Pipe& pipe = lease.pipe();
+    constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+    // read_failed once the source closed or failed before the body's end: what it sent until
+    // then still goes out first, as on the copying path.
+    PumpEnd source_end = PumpEnd::done;
+    while ((remaining > 0 && source_end == PumpEnd::done) || lease.held > 0) {
+      // Fill the pipe until the source has nothing more for now (or the pipe is full).
+      if (remaining > 0 && source_end == PumpEnd::done) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kSpliceStep));
+        const ssize_t n = ::splice(in, nullptr, pipe.write, nullptr, want, kFlags);
+        if (n > 0) {
+          remaining -= static_cast<std::size_t>(n);
+          lease.held += static_cast<std::size_t>(n);
+        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+          source_end = PumpEnd::read_failed;
+        } else if (errno == EAGAIN && lease.held == 0) {
+          if (PumpEnd end = co_await wait(from, Socket::wait_read); end != PumpEnd::done)
+            co_return end;
+          continue;
+        }
+      }
+      if (lease.held == 0) continue;
+      // Empty it into the destination.
+      const ssize_t n = ::splice(pipe.read, nullptr, out, nullptr, lease.held, kFlags);
+      if (n > 0) {
+        lease.held -= static_cast<std::size_t>(n);
+        moved_ += static_cast<std::size_t>(n);
+        since_yield_ += static_cast<std::size_t>(n);
+      } else if (n < 0 && errno == EAGAIN) {
+        if (PumpEnd end = co_await wait(to, Socket::wait_write); end != PumpEnd::done)
+          co_return end;
+      } else if (n == 0 || errno != EINTR) {
+        co_return write_failure();
+      }
+      if (since_yield_ >= kFairnessBytes) {
+        since_yield_ = 0;
+        co_await net::post(pump_.worker_.executor(), net::use_awaitable_t<Executor>{});
+      }
+    }
+    co_return source_end;
+  }
+
   // One read of at most `limit` bytes into the source buffer (compacted first). A clean EOF is
   // reported as `eof` so a close-delimited body can end there.
   struct Read {
@@ -100,6 +163,16 @@ class BodyPump::Run {
  private:
   PumpEnd write_failure() const {
     return pump_.deadline_.fired ? PumpEnd::write_timeout : PumpEnd::write_failed;
+  }
+
+  // Waits for the source to be readable or the destination writable, within that side's timeout.
+  Task<PumpEnd> wait(Socket& socket, Socket::wait_type type) {
+    const bool reading = type == Socket::wait_read;
+    pump_.worker_.arm(pump_.deadline_, reading ? ends_.read_timeout : ends_.write_timeout);
+    auto [ec] = co_await socket.async_wait(type, use_task);
+    if (!ec) co_return PumpEnd::done;
+    if (reading) co_return pump_.deadline_.fired ? PumpEnd::read_timeout : PumpEnd::read_failed;
+    co_return write_failure();
   }
 
   BodyPump& pump_;
@@ -134,6 +207,10 @@ Task<PumpEnd> BodyPump::relay(HeadParser<isRequest>& parser, PumpEnds ends, Pump
           remaining -= n;
         }
         if (remaining == 0) break;
+        if (remaining >= kSpliceMin && run.can_splice()) {
+          if (PumpEnd end = co_await run.splice(remaining); end != PumpEnd::done) co_return end;
+          if (remaining == 0) break;  // else no pipe: copied below
+        }
         // Never read past this body: what follows belongs to the next message.
         Run::Read r = co_await run.read(static_cast<std::size_t>(
             std::min<std::uint64_t>(remaining, in.capacity())));

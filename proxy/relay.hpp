@@ -66,6 +66,10 @@ class BodyPump {
   // A connection that moved this much without waiting yields to the worker's other sessions
   // (docs/architecture.md, "Performance choices").
   static constexpr std::uint64_t kFairnessBytes = 256 * 1024;
+  // The rest of a Content-Length body at least this large, between two plain TCP sockets, goes
+  // through a kernel pipe with splice(2) (pipe_pool.hpp), at most kSpliceStep bytes a call.
+  static constexpr std::uint64_t kSpliceMin = 64 * 1024;
+  static constexpr std::size_t kSpliceStep = 64 * 1024;
   // Decoded chunk bytes are staged here before being re-framed.
   static constexpr std::size_t kStageSize = 64 * 1024;
 

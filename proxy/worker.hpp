@@ -22,6 +22,7 @@
 #include "memory_trim.hpp"
 #include "metrics.hpp"
 #include "outcome.hpp"
+#include "pipe_pool.hpp"
 #include "snapshot_store.hpp"
 #include "split_policy.hpp"
 #include "upstream_pool.hpp"
@@ -114,6 +115,7 @@ class Worker {
   std::uint64_t random() { return rng_.next(); }
   std::uint64_t& rr_cursor(const Pool& pool);
   UpstreamCache& upstreams() { return upstreams_; }
+  PipePool& pipes() { return pipes_; }
   WorkerMetrics& metrics() { return metrics_; }
   const WorkerMetrics& metrics() const { return metrics_; }
   bool logging() const;
@@ -154,6 +156,7 @@ class Worker {
   SplitMix64 rng_;
   std::vector<std::uint64_t> rr_cursors_;  // by pool index; a reload may shuffle, harmlessly
   UpstreamCache upstreams_;
+  PipePool pipes_;
   WorkerMetrics metrics_;
   // Servers whose idle connections are kept: enabled or draining servers of pools in some
   // route's slots in the current snapshot (rebuilt by snapshot() when it changes).

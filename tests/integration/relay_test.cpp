@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <sstream>
 #include <string>
@@ -11,6 +12,7 @@
 #include "tests/support/config_builder.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/log_fields.hpp"
 #include "tests/support/proxyd_process.hpp"
 
 namespace proxyd::test {
@@ -22,15 +24,15 @@ constexpr std::uint64_t kMiB = 1024 * 1024;
 
 class RelayTest : public ::testing::Test {
  protected:
-  void start(int workers = 2) {
+  void start(int workers = 2, const std::string& client_idle = "30s") {
     // One pool, one catch-all route.
     proxy_ = ProxydProcess::start(
         ConfigBuilder()
             .workers(workers)
             .pool("blue", {blue_.address()})
             .route("web", "/", "blue")
-            .timeouts("client_header: 5s, client_idle: 30s, upstream_connect: 1s, "
-                      "upstream_response: 30s, drain: 2s")
+            .timeouts("client_header: 5s, client_idle: " + client_idle +
+                      ", upstream_connect: 1s, upstream_response: 30s, drain: 2s")
             .limits("max_header_bytes: 16KiB, max_body_bytes: 200MiB")
             .yaml());
     ASSERT_TRUE(proxy_);
@@ -68,6 +70,17 @@ std::string only(const std::multimap<std::string, std::string>& fields, const st
   EXPECT_EQ(fields.count(name), 1u) << name;
   auto it = fields.find(name);
   return it == fields.end() ? std::string() : it->second;
+}
+
+// GET /bytes?n=N on `client`: a 200 whose body is exactly the N pattern bytes.
+void get_pattern(HttpClient& client, std::uint64_t n) {
+  ASSERT_TRUE(
+      client.send_raw("GET /bytes?n=" + std::to_string(n) + " HTTP/1.1\r\nHost: test\r\n\r\n"));
+  StreamedResponse down = client.read_response_streaming();
+  ASSERT_TRUE(down.ok()) << down.error;
+  EXPECT_EQ(down.status, 200u);
+  EXPECT_EQ(down.body_bytes, n);
+  EXPECT_TRUE(down.pattern_ok);
 }
 
 TEST_F(RelayTest, KeepAliveReusesOneUpstreamConnection) {
@@ -115,13 +128,7 @@ TEST_F(RelayTest, Streams100MiBEachWayInBoundedMemory) {
   EXPECT_EQ(up.status, 200u);
   EXPECT_EQ(up.body, std::to_string(n));
 
-  ASSERT_TRUE(
-      client.send_raw("GET /bytes?n=" + std::to_string(n) + " HTTP/1.1\r\nHost: test\r\n\r\n"));
-  StreamedResponse down = client.read_response_streaming();
-  ASSERT_TRUE(down.ok()) << down.error;
-  EXPECT_EQ(down.status, 200u);
-  EXPECT_EQ(down.body_bytes, n);
-  EXPECT_TRUE(down.pattern_ok);
+  ASSERT_NO_FATAL_FAILURE(get_pattern(client, n));
 
   const long hwm = proxy_->hwm_kib();
   RecordProperty("proxyd_vm_hwm_kib", static_cast<int>(hwm));
@@ -139,6 +146,91 @@ TEST_F(RelayTest, Streams100MiBEachWayInBoundedMemory) {
 #if !defined(__SANITIZE_ADDRESS__)
   EXPECT_LT(hwm, 32 * 1024);
 #endif
+}
+
+// Descriptors of a process that are pipe ends (two per pipe).
+std::size_t pipe_ends(int pid) {
+  std::size_t n = 0;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  for (const auto& fd : std::filesystem::directory_iterator(dir)) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink(fd.path(), ec).string().starts_with("pipe:")) ++n;
+  }
+  return n;
+}
+
+// A Content-Length body past 64 KiB between two plain sockets goes through a kernel pipe
+// (splice), byte for byte, each way; the pipe, empty again, stays with the worker for the next
+// body. The access-log line of each request is written after its body let go of the pipe.
+TEST_F(RelayTest, LargeBodiesGoThroughOneKernelPipeKeptForTheNext) {
+  ASSERT_NO_FATAL_FAILURE(start(1));
+  const std::size_t before = pipe_ends(proxy_->pid());
+  const std::uint64_t n = 4 * kMiB;
+  HttpClient client(port_, 30s);
+  ASSERT_TRUE(client.connected()) << client.connect_error();
+  for (std::size_t i = 1; i <= 2; ++i) {
+    ASSERT_NO_FATAL_FAILURE(get_pattern(client, n));
+    ASSERT_TRUE(proxy_->wait_for_stdout_lines(i, 5s));
+    EXPECT_EQ(pipe_ends(proxy_->pid()), before + 2) << "after response " << i;
+  }
+  ASSERT_TRUE(client.send_raw(
+      "POST /sink HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(n) + "\r\n\r\n"));
+  ASSERT_TRUE(client.send_pattern(n));
+  Response up = client.read_response();
+  ASSERT_TRUE(up.ok()) << up.error;
+  EXPECT_EQ(up.status, 200u);
+  EXPECT_EQ(up.body, std::to_string(n));
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(3, 5s));
+  EXPECT_EQ(pipe_ends(proxy_->pid()), before + 2);
+  EXPECT_EQ(log_fields(proxy_->stdout_lines()[2])["bytes_in"], std::to_string(n));
+}
+
+// A client that stops reading in the middle of a spliced body is given up after client_idle; the
+// bytes left in its pipe go away with the pipe and never reach the next client of the worker.
+TEST_F(RelayTest, AClientThatStopsReadingLeavesNoBytesInAPipeForTheNext) {
+  ASSERT_NO_FATAL_FAILURE(start(1, "1s"));
+  const std::size_t before = pipe_ends(proxy_->pid());
+  HttpClient stalled(port_);
+  ASSERT_TRUE(stalled.connected()) << stalled.connect_error();
+  ASSERT_TRUE(stalled.send_raw("GET /bytes?n=" + std::to_string(256 * kMiB) +
+                               " HTTP/1.1\r\nHost: test\r\n\r\n"));
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(1, 10s));
+  auto first = log_fields(proxy_->stdout_lines()[0]);
+  EXPECT_EQ(first["end"], "client_gone");
+  EXPECT_EQ(first["status"], "200");
+  EXPECT_EQ(pipe_ends(proxy_->pid()), before) << "the pipe with bytes left in it was kept";
+
+  HttpClient next(port_, 30s);
+  ASSERT_TRUE(next.connected()) << next.connect_error();
+  ASSERT_NO_FATAL_FAILURE(get_pattern(next, kMiB));
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(2, 5s));
+  EXPECT_EQ(pipe_ends(proxy_->pid()), before + 2);
+}
+
+// An upstream that closes halfway through a spliced Content-Length body: the client gets the half
+// that was sent and then the close (never a complete-looking response), the line says
+// upstream_cut, and the worker's next body is whole.
+TEST_F(RelayTest, AnUpstreamThatClosesMidBodyCutsTheClientOff) {
+  ASSERT_NO_FATAL_FAILURE(start(1));
+  const std::uint64_t n = 4 * kMiB;
+  HttpClient client(port_, 30s);
+  ASSERT_TRUE(client.connected()) << client.connect_error();
+  ASSERT_TRUE(client.send_raw("GET /bytes?n=" + std::to_string(n) +
+                              "&mode=short HTTP/1.1\r\nHost: test\r\n\r\n"));
+  StreamedResponse cut = client.read_response_streaming();
+  EXPECT_FALSE(cut.ok());
+  EXPECT_EQ(cut.status, 200u);
+  EXPECT_EQ(cut.body_bytes, n / 2);
+  EXPECT_TRUE(cut.pattern_ok);
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(1, 5s));
+  auto line = log_fields(proxy_->stdout_lines()[0]);
+  EXPECT_EQ(line["end"], "upstream_cut");
+  EXPECT_EQ(line["bytes_out"], std::to_string(n / 2));
+
+  Response whole = fetch(port_, "/bytes?n=" + std::to_string(n));
+  ASSERT_TRUE(whole.ok()) << whole.error;
+  EXPECT_EQ(whole.status, 200u);
+  EXPECT_EQ(whole.body.size(), n);
 }
 
 TEST_F(RelayTest, ChunkedRequestAndResponseBodies) {

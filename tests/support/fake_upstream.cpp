@@ -518,16 +518,18 @@ struct FakeUpstream::Impl {
   net::awaitable<bool> bytes(tcp::socket& sock, std::uint64_t seq, std::uint64_t n,
                              const std::string& mode, bool keep, bool head_only) {
     const bool chunked = mode == "chunked";
-    const bool close = mode == "close";
+    const bool cut = mode == "short";
+    const bool close = mode == "close" || cut;
     std::string fields = "content-type: application/octet-stream\r\n";
     if (chunked) {
       fields += "transfer-encoding: chunked\r\n";
-    } else if (!close) {
+    } else if (mode != "close") {
       fields += "content-length: " + std::to_string(n) + "\r\n";
     }
     if (close || !keep) fields += "connection: close\r\n";
     if (!co_await write_all(sock, head(200, seq, fields))) co_return false;
     if (head_only) co_return keep && !close;
+    if (cut) n /= 2;
     const auto& block = pattern_block();
     for (std::uint64_t off = 0; off < n;) {
       const std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(kPiece, n - off));

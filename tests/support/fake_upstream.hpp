@@ -22,7 +22,8 @@ namespace proxyd::test {
 //   /echo                 streams the request body back as a chunked response body
 //   /sink                 discards the body, replies with the number of body bytes (decimal)
 //   /bytes?n=N&mode=M     N pattern bytes ('a'..'z' repeated) in 64 KiB writes; M = cl (default),
-//                         chunked, or close (no length, Connection: close, then close)
+//                         chunked, close (no length, Connection: close, then close), or
+//                         short (Content-Length: N, then N/2 bytes and close)
 //   /delay?ms=N           replies "<tag>\n" after N ms (async timer)
 //   /stall                reads the request, never replies; closes when the peer does or at stop
 //   /hold                 reads the head only, never the body, never replies; held until stop

@@ -255,15 +255,16 @@ StreamedResponse HttpClient::read_response_streaming(bool head_request) {
     parser.get().body().size = storage.size();
     http::read(impl_->stream, impl_->buffer, parser, ec);
     if (ec == http::error::need_buffer) ec = {};
-    if (ec) {
-      out.error = ec.message();
-      return out;
-    }
+    // Counted also when the read failed: the bytes before a cut are part of what arrived.
     const std::size_t got = storage.size() - parser.get().body().size;
     for (std::size_t i = 0; i < got && out.pattern_ok; ++i) {
       if (storage[i] != pattern_byte(out.body_bytes + i)) out.pattern_ok = false;
     }
     out.body_bytes += got;
+    if (ec) {
+      out.error = ec.message();
+      return out;
+    }
   }
   return out;
 }
