@@ -96,6 +96,8 @@ class BodyPump::Run {
   Task<PumpEnd> splice(std::uint64_t& remaining) {
     PipeLease lease(pump_.worker_.pipes());
     if (!lease) co_return PumpEnd::done;
+    if (ends_.from_lender != nullptr && ends_.from_buffer.empty())
+      ends_.from_lender->return_buffer(ends_.from_buffer);
     Socket& from = ends_.from.socket();
     Socket& to = ends_.to.socket();
     const int in = from.native_handle();

@@ -22,6 +22,7 @@
 namespace proxyd {
 
 class Worker;
+class UpstreamCache;
 struct Deadline;
 
 // Where a body comes from and goes to, and the wait limit on each side.
@@ -31,6 +32,10 @@ struct PumpEnds {
   Duration read_timeout;
   Stream& to;
   Duration write_timeout;
+  // Set when from_buffer is an upstream connection's, lent by this cache: it goes back to the
+  // cache's spares, empty, while the rest of the body is spliced, so that a thousand 1 MiB
+  // responses in flight do not hold a thousand read buffers.
+  UpstreamCache* from_lender = nullptr;
 };
 
 // How the body arrives and how it leaves. `remaining`: the bytes still to come of a

@@ -617,7 +617,8 @@ Task<bool> Session::relay_response(RequestContext& ctx) {
   const Duration upstream_timeout = ctx.config.timeouts.upstream_response;
   const PumpEnd end = co_await pump_.relay(
       *ctx.response_parser,
-      PumpEnds{conn.stream, conn.buffer, upstream_timeout, client_, ctx.config.timeouts.client_idle},
+      PumpEnds{conn.stream, conn.buffer, upstream_timeout, client_, ctx.config.timeouts.client_idle,
+               &worker_.upstreams()},
       PumpFraming{plan.framing, plan.length, framing}, client_head_, ctx.outcome.bytes_out);
   switch (end) {
     case PumpEnd::done:

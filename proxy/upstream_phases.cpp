@@ -131,6 +131,12 @@ Task<AttemptEnd> connect_new(Worker& worker, Deadline& deadline, UpstreamLease& 
   co_return co_await connect(worker, deadline, lease.conn(), server, tls, connect_timeout, outcome);
 }
 
+// A read for a response head takes at most this much. A head is at most kMaxResponseHead, so a
+// response of up to 16 KiB still comes in one read with its head; past that, the first read
+// leaves the rest of the 64 KiB buffer untouched, and a spliced body (relay.hpp) never touches
+// it: a thousand 1 MiB responses in flight then keep 32 KiB of buffer each resident, not 64.
+constexpr std::size_t kHeadReadMax = 32 * 1024;
+
 Task<AttemptEnd> read_response_head(Worker& worker, Deadline& deadline, UpstreamConn& conn,
                                     Duration timeout, bool reused, RequestOutcome& outcome,
                                     std::size_t& header_len) {
@@ -154,7 +160,8 @@ Task<AttemptEnd> read_response_head(Worker& worker, Deadline& deadline, Upstream
     }
     worker.arm(deadline, timeout);
     auto [ec, n] =
-        co_await conn.stream.async_read_some(net::buffer(up.write_ptr(), up.writable()), use_task);
+        co_await conn.stream.async_read_some(
+            net::buffer(up.write_ptr(), std::min(up.writable(), kHeadReadMax)), use_task);
     if (ec) {
       if (deadline.fired) co_return AttemptEnd::timeout;
       if (got_bytes || !up.empty()) co_return AttemptEnd::bad_response;

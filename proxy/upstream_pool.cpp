@@ -82,13 +82,13 @@ void UpstreamCache::put(std::unique_ptr<UpstreamConn> conn, Clock::time_point no
     discard(std::move(conn));
     return;
   }
-  return_buffer(*conn);
+  return_buffer(conn->buffer);
   conn->idle_since = now;
   conns.push_back(std::move(conn));
 }
 
 void UpstreamCache::discard(std::unique_ptr<UpstreamConn> conn) {
-  if (conn) return_buffer(*conn);
+  if (conn) return_buffer(conn->buffer);
 }
 
 void UpstreamCache::watch(UpstreamConn& conn) {
@@ -167,9 +167,9 @@ void UpstreamCache::lend_buffer(UpstreamConn& conn) {
   spare_buffers_.pop_back();
 }
 
-void UpstreamCache::return_buffer(UpstreamConn& conn) {
-  if (!conn.buffer.has_storage()) return;
-  std::unique_ptr<char[]> storage = conn.buffer.release();
+void UpstreamCache::return_buffer(ByteBuffer& buffer) {
+  if (!buffer.has_storage()) return;
+  std::unique_ptr<char[]> storage = buffer.release();
   if (spare_buffers_.size() < kMaxSpareBuffers) spare_buffers_.push_back(std::move(storage));
 }
 

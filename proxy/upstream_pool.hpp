@@ -89,11 +89,15 @@ class UpstreamCache {
   std::uint64_t closed_while_idle() const { return closed_while_idle_; }
   std::size_t spare_buffers() const { return spare_buffers_.size(); }
 
+  // A connection's read buffer goes back to the spares while the connection does not need it:
+  // when it idles, and while a response body is spliced (relay.hpp). It is lent again, empty,
+  // when the connection is taken; a connection without one holds no bytes.
+  void return_buffer(ByteBuffer& buffer);
+
  private:
   void watch(UpstreamConn& conn);
   void on_readable_while_idle(const ServerState* key, std::uint64_t idle_id);
   void lend_buffer(UpstreamConn& conn);
-  void return_buffer(UpstreamConn& conn);
 
   std::unordered_map<const ServerState*, std::vector<std::unique_ptr<UpstreamConn>>> idle_;
   std::vector<std::unique_ptr<char[]>> spare_buffers_;

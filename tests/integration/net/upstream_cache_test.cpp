@@ -73,6 +73,24 @@ TEST_F(UpstreamCacheTest, AnIdleConnectionHoldsNoRelayBuffer) {
   EXPECT_EQ(cache_.idle_count(), 0u);
 }
 
+// A response body spliced from this connection gives its buffer back for the rest of the body
+// (relay.hpp); the connection then idles without one and is lent one again when taken.
+TEST_F(UpstreamCacheTest, ABufferGivenBackDuringARequestIsLentAgainWhenTaken) {
+  Socket peer(io_.get_executor());
+  auto conn = connect(peer);
+  cache_.return_buffer(conn->buffer);
+  EXPECT_FALSE(conn->buffer.has_storage());
+  EXPECT_EQ(conn->buffer.size(), 0u);
+  EXPECT_EQ(cache_.spare_buffers(), 1u);
+  cache_.put(std::move(conn), Clock::now(), 16);
+  EXPECT_EQ(cache_.spare_buffers(), 1u) << "nothing more to give back";
+  auto taken = cache_.take(server_, false);
+  ASSERT_TRUE(taken);
+  EXPECT_TRUE(taken->buffer.has_storage());
+  EXPECT_EQ(taken->buffer.capacity(), UpstreamConn::kBufferSize);
+  EXPECT_EQ(cache_.spare_buffers(), 0u);
+}
+
 // A sweep once the connection has idled for kWatchAfter starts its watch; one before does not.
 TEST_F(UpstreamCacheTest, DataArrivingWhileIdleClosesTheConnection) {
   Socket peer(io_.get_executor());
