@@ -34,7 +34,9 @@ class PipePool {
   void give(Pipe pipe, bool empty);
 
   // Pipes kept open between bodies, per worker.
-  static constexpr std::size_t kIdleMax = 64;
+  // Few, so that idle pipes in one worker's pool do not keep a busy worker from the
+  // process-wide cap; a body past them pays for pipe2() and two close()s, next to 1 MiB or more.
+  static constexpr std::size_t kIdleMax = 16;
 
  private:
   std::vector<Pipe> idle_;

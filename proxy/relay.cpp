@@ -3,6 +3,7 @@
 #include "relay.hpp"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -92,12 +93,22 @@ class BodyPump::Run {
 
   // The rest of a Content-Length body, socket -> pipe -> socket with splice(2) (pipe_pool.hpp):
   // the same waits, deadlines, byte count and fairness as the copying path, and never a byte past
-  // the body. With no pipe to be had it returns done and leaves `remaining` to the copying path.
+  // the body. It returns done with `remaining` left to the copying path, the source buffer lent
+  // again, when there is no pipe to be had, or when the source stopped at TCP urgent data: splice
+  // cannot pass the urgent mark (tcp_read_sock stops there) while poll says readable, so waiting
+  // again would spin; recv() steps over the urgent byte, and the next call splices on.
   Task<PumpEnd> splice(std::uint64_t& remaining) {
     PipeLease lease(pump_.worker_.pipes());
     if (!lease) co_return PumpEnd::done;
     if (ends_.from_lender != nullptr && ends_.from_buffer.empty())
       ends_.from_lender->return_buffer(ends_.from_buffer);
+    const PumpEnd end = co_await splice_through(lease, remaining);
+    if (end == PumpEnd::done && remaining > 0 && ends_.from_lender != nullptr)
+      ends_.from_lender->lend_buffer(ends_.from_buffer);
+    co_return end;
+  }
+
+  Task<PumpEnd> splice_through(PipeLease& lease, std::uint64_t& remaining) {
     Socket& from = ends_.from.socket();
     Socket& to = ends_.to.socket();
     const int in = from.native_handle();
@@ -107,24 +118,32 @@ class BodyPump::Run {
     // read_failed once the source closed or failed before the body's end: what it sent until
     // then still goes out first, as on the copying path.
     PumpEnd source_end = PumpEnd::done;
+    bool woken = false;  // the last wait for the source said readable
     while ((remaining > 0 && source_end == PumpEnd::done) || lease.held > 0) {
       // Fill the pipe until the source has nothing more for now (or the pipe is full).
       if (remaining > 0 && source_end == PumpEnd::done) {
         const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kSpliceStep));
+        pump_.worker_.arm(pump_.deadline_, ends_.read_timeout);
         const ssize_t n = ::splice(in, nullptr, pipe.write, nullptr, want, kFlags);
         if (n > 0) {
           remaining -= static_cast<std::size_t>(n);
           lease.held += static_cast<std::size_t>(n);
+          woken = false;
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
           source_end = PumpEnd::read_failed;
         } else if (errno == EAGAIN && lease.held == 0) {
+          int at_mark = 0;
+          if (woken && ::ioctl(in, SIOCATMARK, &at_mark) == 0 && at_mark != 0)
+            co_return PumpEnd::done;  // urgent data: the copying path steps over it
           if (PumpEnd end = co_await wait(from, Socket::wait_read); end != PumpEnd::done)
             co_return end;
+          woken = true;
           continue;
         }
       }
       if (lease.held == 0) continue;
       // Empty it into the destination.
+      pump_.worker_.arm(pump_.deadline_, ends_.write_timeout);
       const ssize_t n = ::splice(pipe.read, nullptr, out, nullptr, lease.held, kFlags);
       if (n > 0) {
         lease.held -= static_cast<std::size_t>(n);
@@ -211,7 +230,7 @@ Task<PumpEnd> BodyPump::relay(HeadParser<isRequest>& parser, PumpEnds ends, Pump
         if (remaining == 0) break;
         if (remaining >= kSpliceMin && run.can_splice()) {
           if (PumpEnd end = co_await run.splice(remaining); end != PumpEnd::done) co_return end;
-          if (remaining == 0) break;  // else no pipe: copied below
+          if (remaining == 0) break;  // else a read is copied below (see splice())
         }
         // Never read past this body: what follows belongs to the next message.
         Run::Read r = co_await run.read(static_cast<std::size_t>(

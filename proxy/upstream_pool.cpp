@@ -46,7 +46,7 @@ tcp::endpoint to_endpoint(const ResolvedAddress& address) {
 
 std::unique_ptr<UpstreamConn> UpstreamCache::fresh(Executor executor) {
   auto conn = std::make_unique<UpstreamConn>(executor);
-  lend_buffer(*conn);
+  lend_buffer(conn->buffer);
   return conn;
 }
 
@@ -69,7 +69,7 @@ std::unique_ptr<UpstreamConn> UpstreamCache::take(const Server& server, bool tls
       ++closed_while_idle_;
       continue;
     }
-    lend_buffer(*conn);
+    lend_buffer(conn->buffer);
     return conn;
   }
   return nullptr;
@@ -156,14 +156,14 @@ std::size_t UpstreamCache::idle_count() const {
   return n;
 }
 
-void UpstreamCache::lend_buffer(UpstreamConn& conn) {
-  if (conn.buffer.has_storage()) return;
+void UpstreamCache::lend_buffer(ByteBuffer& buffer) {
+  if (buffer.has_storage()) return;
   if (spare_buffers_.empty()) {
-    conn.buffer.adopt(std::make_unique_for_overwrite<char[]>(UpstreamConn::kBufferSize),
-                      UpstreamConn::kBufferSize);
+    buffer.adopt(std::make_unique_for_overwrite<char[]>(UpstreamConn::kBufferSize),
+                 UpstreamConn::kBufferSize);
     return;
   }
-  conn.buffer.adopt(std::move(spare_buffers_.back()), UpstreamConn::kBufferSize);
+  buffer.adopt(std::move(spare_buffers_.back()), UpstreamConn::kBufferSize);
   spare_buffers_.pop_back();
 }
 

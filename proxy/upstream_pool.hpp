@@ -93,11 +93,12 @@ class UpstreamCache {
   // when it idles, and while a response body is spliced (relay.hpp). It is lent again, empty,
   // when the connection is taken; a connection without one holds no bytes.
   void return_buffer(ByteBuffer& buffer);
+  // Gives `buffer` a 64 KiB storage (a spare one, or a new one) unless it has one.
+  void lend_buffer(ByteBuffer& buffer);
 
  private:
   void watch(UpstreamConn& conn);
   void on_readable_while_idle(const ServerState* key, std::uint64_t idle_id);
-  void lend_buffer(UpstreamConn& conn);
 
   std::unordered_map<const ServerState*, std::vector<std::unique_ptr<UpstreamConn>>> idle_;
   std::vector<std::unique_ptr<char[]>> spare_buffers_;

@@ -190,6 +190,10 @@ bool HttpClient::send_raw(std::string_view bytes) {
   return connected() && impl_->send_all(bytes.data(), bytes.size());
 }
 
+bool HttpClient::send_urgent(char byte) {
+  return connected() && ::send(impl_->fd, &byte, 1, MSG_OOB | MSG_NOSIGNAL) == 1;
+}
+
 bool HttpClient::send_pattern(std::uint64_t n, std::uint64_t offset) {
   if (!connected()) return false;
   std::vector<char> block(kPiece + 26);

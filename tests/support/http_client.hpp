@@ -61,6 +61,9 @@ class HttpClient {
   bool send_raw(std::string_view bytes);
   // Writes n pattern bytes (pattern_byte(offset + i)) in 64 KiB writes, never holding them all.
   bool send_pattern(std::uint64_t n, std::uint64_t offset = 0);
+  // One byte of TCP urgent data (send with MSG_OOB): outside the stream for a receiver without
+  // SO_OOBINLINE, but it stops splice(2) at its mark.
+  bool send_urgent(char byte);
   // Same, as a chunked body (chunks of `chunk` bytes) followed by the last chunk.
   bool send_chunked_pattern(std::uint64_t n, std::size_t chunk = 64 * 1024);
 
