@@ -129,20 +129,34 @@ std::uint64_t& Worker::rr_cursor(const Pool& pool) {
   return rr_cursors_[pool.index];
 }
 
+// Each accept that completes takes, without waiting, up to kAcceptBatch - 1 more connections
+// already in the backlog (HAProxy's tune.maxaccept does the same). One accept per turn of the
+// worker's queue left a burst of new connections waiting while the turns were long: with a
+// thousand 1 MiB responses in flight, the last of a thousand new clients waited over 2 s to be
+// accepted, their requests already sent (docs/benchmarks.md, run 26).
 Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
+  constexpr int kAcceptBatch = 64;
+  error_code ec;
+  acceptor.non_blocking(true, ec);  // the batch's accepts return would_block when none is left
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(use_task);
-    if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
-    if (ec) {
+    auto [accept_ec, socket] = co_await acceptor.async_accept(use_task);
+    if (accept_ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
+    if (accept_ec) {
       // Out of descriptors or memory: back off briefly instead of spinning on accept.
       SteadyTimer pause(*io_);
       pause.expires_after(std::chrono::milliseconds(50));
       co_await pause.async_wait(use_task);
       continue;
     }
-    if (draining_) co_return;
-    socket.set_option(tcp::no_delay(true), ec);
-    net::co_spawn(*io_, run_session(*this, std::move(socket), listener), net::detached);
+    for (int n = 1;; ++n) {
+      if (draining_) co_return;
+      socket.set_option(tcp::no_delay(true), ec);
+      net::co_spawn(*io_, run_session(*this, std::move(socket), listener), net::detached);
+      if (n == kAcceptBatch) break;
+      socket = Socket(*io_);
+      acceptor.accept(socket, ec);
+      if (ec) break;  // none left (or an error, which the next async_accept reports)
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -371,6 +372,31 @@ TEST_F(Lifecycle, TheAccessLogHasExactlyOneLinePerRequest) {
       EXPECT_EQ(f["end"], "client_gone") << text;
     }
   }
+}
+
+// Three hundred connections opened at once, each with its request sent before proxyd accepted
+// it: a worker takes what waits in its backlog in batches (Worker::accept_loop), and every
+// connection of a batch gets its session and its answer, in the access log once each.
+TEST_F(Lifecycle, ABurstOfNewConnectionsIsServedWhole) {
+  ASSERT_NO_FATAL_FAILURE(start(one_pool({blue_.address()})));
+  constexpr int kClients = 300;
+  std::vector<std::unique_ptr<HttpClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<HttpClient>(port_));
+    ASSERT_TRUE(clients.back()->connected()) << i << ": " << clients.back()->connect_error();
+    ASSERT_TRUE(clients.back()->send_raw("GET /burst/" + std::to_string(i) +
+                                         " HTTP/1.1\r\nHost: a\r\n\r\n"));
+  }
+  for (int i = 0; i < kClients; ++i) {
+    Response r = clients[i]->read_response();
+    ASSERT_TRUE(r.ok()) << i << ": " << r.error;
+    EXPECT_EQ(r.status, 200u) << i;
+    EXPECT_EQ(r.body, "blue-1\n") << i;
+  }
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(kClients, 5s));
+  std::set<std::string> targets;
+  for (const auto& line : proxy_->stdout_lines()) targets.insert(log_fields(line)["target"]);
+  EXPECT_EQ(targets.size(), static_cast<std::size_t>(kClients));
 }
 
 }  // namespace
