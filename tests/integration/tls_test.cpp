@@ -212,6 +212,34 @@ TEST_F(TlsTest, ASessionIsResumedAlsoAfterAReload) {
   EXPECT_EQ(third.get("/").status, 200u);
 }
 
+// TLS 1.3 clients use a ticket once (RFC 8446, C.4), so each resumption must hand out the next
+// one: a server that issued none left wrk's and browsers' next connection a full handshake.
+TEST_F(TlsTest, EachTls13ResumptionIssuesAFreshTicketThatResumesTheNext) {
+  start(tls_block(pki_.issue("site", "site")));
+  std::shared_ptr<void> session;
+  {
+    TlsClient first(port_, trusted());
+    ASSERT_TRUE(first.ok()) << first.error();
+    EXPECT_EQ(first.version(), "TLSv1.3");
+    ASSERT_EQ(first.get("/").status, 200u);
+    session = first.session();
+  }
+  for (int i = 0; i < 3; ++i) {
+    const std::string used = TlsClient::ticket(session);
+    ASSERT_FALSE(used.empty()) << "connection " << i;
+    TlsOptions again = trusted();
+    again.session = session;
+    TlsClient next(port_, again);
+    ASSERT_TRUE(next.ok()) << next.error();
+    EXPECT_TRUE(next.resumed()) << "connection " << i;
+    ASSERT_EQ(next.get("/").status, 200u);
+    session = next.session();
+    const std::string issued = TlsClient::ticket(session);
+    EXPECT_FALSE(issued.empty()) << "connection " << i;
+    EXPECT_TRUE(issued != used) << "connection " << i << ": no new ticket after the resumption";
+  }
+}
+
 TEST_F(TlsTest, AReloadWithAKeyThatDoesNotMatchIsRefusedAndTheOldCertificateStays) {
   const CertFiles site = pki_.issue("site", "site");
   const CertFiles other = pki_.issue("other", "other");

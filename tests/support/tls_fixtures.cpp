@@ -218,6 +218,14 @@ std::shared_ptr<void> TlsClient::session() const {
   return std::shared_ptr<void>(session, [](void* p) { SSL_SESSION_free(static_cast<SSL_SESSION*>(p)); });
 }
 
+std::string TlsClient::ticket(const std::shared_ptr<void>& session) {
+  if (!session) return "";
+  const unsigned char* data = nullptr;
+  std::size_t length = 0;
+  SSL_SESSION_get0_ticket(static_cast<const SSL_SESSION*>(session.get()), &data, &length);
+  return std::string(reinterpret_cast<const char*>(data), data ? length : 0);
+}
+
 bool TlsClient::resumed() const { return impl_->ok && SSL_session_reused(impl_->ssl) == 1; }
 
 bool TlsClient::send(std::string_view bytes) {

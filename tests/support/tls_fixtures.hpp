@@ -71,6 +71,8 @@ class TlsClient {
   // The TLS session to resume later (TLS 1.3 tickets arrive after the handshake: take it after a
   // response was read); null if there is none.
   std::shared_ptr<void> session() const;
+  // The ticket a session() carries, as bytes; "" if it has none.
+  static std::string ticket(const std::shared_ptr<void>& session);
 
   bool send(std::string_view bytes);
   // One response to a request (Content-Length or chunked body, or none for 1xx/204/304).
