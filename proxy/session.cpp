@@ -280,6 +280,10 @@ Task<void> Session::run() {
 // sends plaintext or garbage, or offers nothing in common is counted by reason and closed; the
 // handshake is asynchronous like every other wait, so it never holds up the worker.
 Task<bool> Session::handshake() {
+  struct Ended {
+    Worker& worker;
+    ~Ended() { worker.handshake_ended(); }
+  } ended{worker_};  // the accept loop counted this connection in
   const RoutingSnapshot& snapshot = *worker_.snapshot();
   TlsCounts& counts = worker_.metrics().tls(listener_.index);
   if (snapshot.tls) server_tls_ = snapshot.tls->listeners[listener_.index];

@@ -134,8 +134,17 @@ std::uint64_t& Worker::rr_cursor(const Pool& pool) {
 // worker's queue left a burst of new connections waiting while the turns were long: with a
 // thousand 1 MiB responses in flight, the last of a thousand new clients waited over 2 s to be
 // accepted, their requests already sent (docs/benchmarks.md, run 26).
+//
+// A TLS listener's batch also stops once kPendingHandshakes of this worker's handshakes are
+// unfinished. A handshake costs hundreds of microseconds of CPU, and a batch of them put ahead
+// of the requests of connections already through theirs made those wait: under a stream of new
+// TLS connections, p99 was 41 ms at 64 connections and 182 at 256, against HAProxy's 24 and 74
+// (docs/benchmarks.md, run 31; 20 and 55 ms with the cap). Past the cap, new connections wait in
+// the backlog and come in one per turn, as nginx's (one accept per event) do.
 Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
   constexpr int kAcceptBatch = 64;
+  constexpr std::size_t kPendingHandshakes = 4;
+  const bool tls = listener.config->tls.has_value();
   error_code ec;
   acceptor.non_blocking(true, ec);  // the batch's accepts return would_block when none is left
   for (;;) {
@@ -151,8 +160,9 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
     for (int n = 1;; ++n) {
       if (draining_) co_return;
       socket.set_option(tcp::no_delay(true), ec);
+      if (tls) ++pending_handshakes_;  // Session::handshake counts it out
       net::co_spawn(*io_, run_session(*this, std::move(socket), listener), net::detached);
-      if (n == kAcceptBatch) break;
+      if (n == kAcceptBatch || (tls && pending_handshakes_ >= kPendingHandshakes)) break;
       socket = Socket(*io_);
       acceptor.accept(socket, ec);
       if (ec) break;  // none left (or an error, which the next async_accept reports)

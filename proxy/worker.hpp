@@ -124,6 +124,8 @@ class Worker {
   void finish(const RequestOutcome& outcome);
   bool draining() const { return draining_; }
   Clock::time_point now() const { return now_; }
+  // A TLS connection the accept loop counted in has ended its handshake (done or failed).
+  void handshake_ended() { --pending_handshakes_; }
 
   void link(Deadline& d);
   void unlink(Deadline& d);
@@ -163,6 +165,7 @@ class Worker {
   std::unordered_set<const ServerState*> serving_;
   Deadline* deadlines_ = nullptr;  // head of the intrusive list of live sessions
   std::size_t sessions_ = 0;
+  std::size_t pending_handshakes_ = 0;  // TLS connections accepted, handshake not ended yet
   MemoryTrim memory_trim_;
   Clock::time_point now_ = Clock::now();
   std::unique_ptr<SteadyTimer> sweep_timer_;

@@ -9,8 +9,10 @@
 #include <signal.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/support/config_builder.hpp"
 #include "tests/support/fake_upstream.hpp"
@@ -347,6 +349,42 @@ TEST_F(TlsTest, PlaintextAndGarbageAreClosedAndCountedWithoutDisturbingOthers) {
   TlsClient after(port_, trusted());
   ASSERT_TRUE(after.ok()) << after.error();
   EXPECT_EQ(after.get("/").status, 200u);
+}
+
+// New TLS connections at once, after a burst of failed handshakes: a worker takes from its
+// backlog only while few handshakes are unfinished (Worker::accept_loop), and each handshake,
+// failed or done, is counted out, so every connection is still accepted and answered.
+TEST_F(TlsTest, ABurstOfNewTlsConnectionsIsServedWhole) {
+  start(tls_block(pki_.issue("site", "site")));
+  constexpr int kPlain = 16;
+  std::vector<std::unique_ptr<HttpClient>> plain;
+  for (int i = 0; i < kPlain; ++i) {
+    plain.push_back(std::make_unique<HttpClient>(port_));
+    ASSERT_TRUE(plain.back()->connected());
+    ASSERT_TRUE(plain.back()->send_raw("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  }
+  for (auto& client : plain) EXPECT_TRUE(client->is_closed_by_peer());
+
+  constexpr int kClients = 64;
+  std::vector<unsigned> statuses(kClients, 0);
+  std::vector<std::string> bodies(kClients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      TlsClient client(port_, trusted());
+      if (!client.ok()) return;
+      Response r = client.get("/burst/" + std::to_string(i));
+      statuses[i] = r.status;
+      bodies[i] = r.body;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kClients; ++i) {
+    EXPECT_EQ(statuses[i], 200u) << i;
+    EXPECT_EQ(bodies[i], "blue-1\n") << i;
+  }
+  EXPECT_EQ(wait_metric(admin_, failures_sample("secure", "plain_http"), kPlain), kPlain);
+  EXPECT_EQ(metric_value(admin_, "proxyd_tls_handshakes_total{listener=\"secure\"}"), kClients);
 }
 
 TEST_F(TlsTest, AStalledHandshakeIsClosedAtItsDeadline) {
