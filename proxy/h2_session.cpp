@@ -179,6 +179,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Worker& worker() { return worker_; }
   nghttp2_session* session() { return session_; }
   void kick() { write_signal_.notify(); }
+  // Wakes the write loop only if nghttp2 has something to send or the connection is closing: a
+  // request's HEADERS and a stream's end usually leave nothing to say, and each needless wake-up
+  // is a turn of the worker's queue.
+  void kick_if_needed() {
+    if (closing_ || nghttp2_session_want_write(session_) != 0) kick();
+  }
 
   // Phases of one stream, in the order of its life.
   Task<void> serve(std::shared_ptr<H2Stream> stream);
@@ -426,7 +432,7 @@ Task<void> Connection::read_loop() {
       break;
     }
     maybe_goaway();
-    kick();
+    kick_if_needed();
     if (closing_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)))
       break;
   }
@@ -487,7 +493,7 @@ void Connection::stream_finished() {
   maybe_goaway();
   if (running_ == 0 && goaway_sent_) closing_ = true;
   rearm();
-  kick();
+  kick_if_needed();
   done_signal_.notify();
 }
 
