@@ -459,7 +459,7 @@ Task<void> Connection::write_loop() {
       writing_ = true;
       write_started_ = worker_.now();
       rearm();
-      auto [ec, n] = co_await client_.async_write_all(net::buffer(out_), use_task);
+      auto [ec, n] = co_await client_.write_all(net::buffer(out_));
       writing_ = false;
       rearm();
       if (ec) break;
@@ -839,7 +839,7 @@ Task<void> Connection::proxy(H2Stream& s) {
     if (last == AttemptEnd::ok) {
       worker_.arm(s.deadline, config.timeouts.upstream_response);
       auto [ec, n] =
-          co_await lease.conn().stream.async_write_all(net::buffer(upstream_head), use_task);
+          co_await lease.conn().stream.write_all(net::buffer(upstream_head));
       if (ec) last = s.deadline.fired ? AttemptEnd::timeout
                      : record.reused  ? AttemptEnd::closed
                                       : AttemptEnd::reset;
@@ -929,7 +929,7 @@ Task<AttemptEnd> Connection::relay_request_body(H2Stream& s, UpstreamConn& conn,
       b[count++] = net::buffer(s.sending);
       if (chunked) b[count++] = net::buffer("\r\n", 2);
       worker_.arm(s.deadline, config.timeouts.upstream_response);
-      auto [ec, n] = co_await conn.stream.async_write_all(std::span(b.data(), count), use_task);
+      auto [ec, n] = co_await conn.stream.write_all(std::span(b.data(), count));
       if (ec) co_return s.deadline.fired ? AttemptEnd::timeout : AttemptEnd::reset;
       // The stream's window opens by what went upstream: the client may send that much more.
       if (!s.closed) nghttp2_session_consume_stream(session_, s.id, s.sending.size());
@@ -946,7 +946,7 @@ Task<AttemptEnd> Connection::relay_request_body(H2Stream& s, UpstreamConn& conn,
   }
   if (chunked) {
     worker_.arm(s.deadline, config.timeouts.upstream_response);
-    auto [ec, n] = co_await conn.stream.async_write_all(net::buffer(kLastChunk), use_task);
+    auto [ec, n] = co_await conn.stream.write_all(net::buffer(kLastChunk));
     if (ec) co_return s.deadline.fired ? AttemptEnd::timeout : AttemptEnd::reset;
   }
   co_return AttemptEnd::ok;

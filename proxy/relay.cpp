@@ -58,7 +58,7 @@ class BodyPump::Run {
     }
     if (count == 0) co_return PumpEnd::done;
     pump_.worker_.arm(pump_.deadline_, ends_.write_timeout);
-    auto [ec, n] = co_await ends_.to.async_write_all(std::span(b.data(), count), use_task);
+    auto [ec, n] = co_await ends_.to.write_all(std::span(b.data(), count));
     if (ec) co_return write_failure();
     prefix_ = {};
     moved_ += body.size();
@@ -80,7 +80,7 @@ class BodyPump::Run {
     if (!prefix_.empty()) b[count++] = net::buffer(prefix_);
     if (out_ == BodyFraming::chunked) b[count++] = net::buffer(kLastChunk);
     pump_.worker_.arm(pump_.deadline_, ends_.write_timeout);
-    auto [ec, n] = co_await ends_.to.async_write_all(std::span(b.data(), count), use_task);
+    auto [ec, n] = co_await ends_.to.write_all(std::span(b.data(), count));
     co_return ec ? write_failure() : PumpEnd::done;
   }
 

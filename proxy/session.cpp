@@ -529,7 +529,7 @@ Task<AttemptEnd> Session::attempt(RequestContext& ctx, const Server& server) {
     std::array<net::const_buffer, 2> head{net::buffer(upstream_head_),
                                           net::buffer(in_.data(), ctx.buffered_body)};
     worker_.arm(deadline_, ctx.config.timeouts.upstream_response);
-    auto [ec, n] = co_await ctx.lease.conn().stream.async_write_all(head, use_task);
+    auto [ec, n] = co_await ctx.lease.conn().stream.write_all(head);
     if (ec) end = deadline_.fired ? AttemptEnd::timeout
                   : record.reused ? AttemptEnd::closed
                                   : AttemptEnd::reset;
@@ -670,7 +670,7 @@ Task<bool> Session::tunnel(RequestContext& ctx) {
                   ctx.outcome.server != nullptr ? ctx.outcome.server->state.get() : nullptr);
   if (!in_.empty()) {
     worker_.arm(deadline_, ctx.config.timeouts.client_idle);
-    auto [ec, n] = co_await conn.stream.async_write_all(net::buffer(in_.view()), use_task);
+    auto [ec, n] = co_await conn.stream.write_all(net::buffer(in_.view()));
     if (ec) co_return false;
     ctx.outcome.bytes_in += in_.size();
     in_.clear();
@@ -689,7 +689,7 @@ Task<void> Session::pipe(Stream& from, Stream& to, ByteBuffer& buffer, std::uint
                                                  use_task);
     if (ec) co_return;
     worker_.arm(deadline_, idle);
-    auto [wec, wn] = co_await to.async_write_all(net::buffer(buffer.write_ptr(), n), use_task);
+    auto [wec, wn] = co_await to.write_all(net::buffer(buffer.write_ptr(), n));
     if (wec) co_return;
     moved += n;
   }
@@ -716,7 +716,7 @@ Task<bool> Session::reply(RequestContext& ctx, LocalReason reason, bool keep_ali
 
 Task<bool> Session::write_client(std::span<const net::const_buffer> buffers) {
   worker_.arm(deadline_, worker_.snapshot()->config->timeouts.client_idle);
-  auto [ec, n] = co_await client_.async_write_all(buffers, use_task);
+  auto [ec, n] = co_await client_.write_all(buffers);
   co_return !ec;
 }
 

@@ -8,9 +8,16 @@
 // Owner: a Session (client side) or an UpstreamConn; its worker's thread only. Not movable.
 #pragma once
 
-#include <boost/asio/write.hpp>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
+
+#include <array>
+#include <cerrno>
 #include <memory>
+#include <tuple>
 #include <utility>
 
 #include "net.hpp"
@@ -66,6 +73,44 @@ class Stream {
   auto async_write_all(const ConstBuffers& buffers, Token&& token) {
     if (tls_) return net::async_write(*tls_, buffers, std::forward<Token>(token));
     return net::async_write(socket_, buffers, std::forward<Token>(token));
+  }
+
+  // All of `buffers`, as async_write_all, except that what the connection takes at once goes out
+  // here and now. Asio completes even a write done at once through a post, a turn of the worker's
+  // queue; a response head or a small body nearly always fits the socket buffer, so only what is
+  // left (a full socket) waits. Completes with (error_code, bytes).
+  template <class ConstBuffers>
+  Task<std::tuple<error_code, std::size_t>> write_all(const ConstBuffers& buffers) {
+    error_code ec;
+    const std::size_t now = write_now(buffers, ec);
+    if (ec || now == net::buffer_size(buffers)) co_return std::tuple{ec, now};
+    boost::beast::buffers_suffix<ConstBuffers> rest(buffers);
+    rest.consume(now);
+    auto [rest_ec, n] = co_await async_write_all(rest, use_task);
+    co_return std::tuple{rest_ec, now + n};
+  }
+
+  // One non-blocking write: the bytes the connection took (0 when it is full), `ec` if it failed.
+  template <class ConstBuffers>
+  std::size_t write_now(const ConstBuffers& buffers, error_code& ec) {
+    if (tls_) return tls_->write_now(buffers, ec);
+    std::array<iovec, 8> iov;
+    std::size_t count = 0;
+    const auto end = net::buffer_sequence_end(buffers);
+    for (auto it = net::buffer_sequence_begin(buffers); it != end && count < iov.size(); ++it) {
+      const net::const_buffer b = *it;
+      if (b.size() != 0) iov[count++] = {const_cast<void*>(b.data()), b.size()};
+    }
+    if (count == 0) return 0;
+    msghdr message{};
+    message.msg_iov = iov.data();
+    message.msg_iovlen = count;
+    ssize_t n;
+    do n = ::sendmsg(socket_.native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno != EAGAIN && errno != EWOULDBLOCK) ec.assign(errno, boost::system::system_category());
+    return 0;
   }
 
  private:

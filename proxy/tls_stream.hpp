@@ -102,22 +102,19 @@ class TlsStream {
   // Completes with (error_code, bytes).
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
-    return start<true>(
-        [buffers](TlsStream& s) {
-          auto it = net::buffer_sequence_begin(buffers);
-          const auto end = net::buffer_sequence_end(buffers);
-          while (it != end && net::const_buffer(*it).size() == 0) ++it;
-          if (it == end) return TlsStep{};
-          const net::const_buffer first = *it;
-          if (first.size() >= kRecordSize || std::next(it) == end)
-            return s.write_step(first.data(), first.size());
-          unsigned char* staging = staging_buffer();
-          std::size_t staged = 0;
-          for (; it != end && staged < kRecordSize; ++it)
-            staged += net::buffer_copy(net::buffer(staging + staged, kRecordSize - staged), *it);
-          return s.write_step(staging, staged);
-        },
-        std::forward<Token>(token));
+    return start<true>([buffers](TlsStream& s) { return s.gathered_write(buffers); },
+                       std::forward<Token>(token));
+  }
+
+  // The same write as async_write_some's first, without waiting: the bytes written, 0 when the
+  // socket is full (async_write_some then retries the same bytes, as OpenSSL requires), `ec`
+  // when it failed.
+  template <class ConstBuffers>
+  std::size_t write_now(const ConstBuffers& buffers, error_code& ec) {
+    const TlsStep step = gathered_write(buffers);
+    if (step.want != TlsStep::Want::done) return 0;
+    ec = step.ec;
+    return step.bytes;
   }
 
  private:
@@ -131,6 +128,22 @@ class TlsStream {
   TlsStep write_step(const void* data, std::size_t size);
   void set_role(Role role);
   static unsigned char* staging_buffer();
+
+  template <class ConstBuffers>
+  TlsStep gathered_write(const ConstBuffers& buffers) {
+    auto it = net::buffer_sequence_begin(buffers);
+    const auto end = net::buffer_sequence_end(buffers);
+    while (it != end && net::const_buffer(*it).size() == 0) ++it;
+    if (it == end) return TlsStep{};
+    const net::const_buffer first = *it;
+    if (first.size() >= kRecordSize || std::next(it) == end)
+      return write_step(first.data(), first.size());
+    unsigned char* staging = staging_buffer();
+    std::size_t staged = 0;
+    for (; it != end && staged < kRecordSize; ++it)
+      staged += net::buffer_copy(net::buffer(staging + staged, kRecordSize - staged), *it);
+    return write_step(staging, staged);
+  }
 
   template <bool kBytes, class Step, class Token>
   auto start(Step step, Token&& token);
