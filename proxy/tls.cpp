@@ -151,8 +151,8 @@ const TicketKeys& ticket_keys(std::int64_t period) {
   return slot.keys;
 }
 
-int ticket_key_callback(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
-                        EVP_MAC_CTX* mac, int encrypt) {
+int ticket_key_callback(SSL* ssl, unsigned char key_name[16], unsigned char* iv,
+                        EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int encrypt) {
   const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count();
