@@ -2,10 +2,14 @@
 #include "tls_stream.hpp"
 
 #include <boost/asio/ssl/error.hpp>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 namespace proxyd {
 namespace {
@@ -57,9 +61,24 @@ TlsStep step_result(SSL* ssl, int ret, int sys_errno, std::size_t bytes) {
 TlsStream::TlsStream(Socket& socket, SSL* ssl) : socket_(socket), ssl_(ssl) {
   error_code ignored;
   socket_.non_blocking(true, ignored);
-  // A socket BIO that does not close the descriptor: the Socket owns it. Failing (out of memory)
-  // leaves the SSL without a BIO, and its handshake fails.
-  SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
+  // Reads through the inbox BIO, whose method is made once for the process (a BIO_METHOD is
+  // shared and read-only); writes through a socket BIO that does not close the descriptor (the
+  // Socket owns it). Failing (out of memory) leaves the SSL without a BIO: its handshake fails.
+  static BIO_METHOD* const inbox_method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "proxyd inbox");
+    if (m != nullptr) {
+      BIO_meth_set_read(m, &TlsStream::bio_read);
+      BIO_meth_set_ctrl(m, &TlsStream::bio_ctrl);
+    }
+    return m;
+  }();
+  const int fd = static_cast<int>(socket_.native_handle());
+  BIO* read_bio = inbox_method != nullptr ? BIO_new(inbox_method) : nullptr;
+  if (read_bio != nullptr) {
+    BIO_set_data(read_bio, this);
+    BIO_set_init(read_bio, 1);
+  }
+  SSL_set_bio(ssl_, read_bio, BIO_new_socket(fd, BIO_NOCLOSE));
   // A retried write may come from another address (the staging buffer is refilled each time).
   SSL_set_mode(ssl_, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   // One recv() takes what is there, not a record header and then its body.
@@ -68,7 +87,77 @@ TlsStream::TlsStream(Socket& socket, SSL* ssl) : socket_(socket), ssl_(ssl) {
 
 TlsStream::~TlsStream() { SSL_free(ssl_); }
 
-bool TlsStream::has_pending() const { return SSL_has_pending(ssl_) == 1; }
+bool TlsStream::has_pending() const {
+  return inbox_begin_ != inbox_end_ || SSL_has_pending(ssl_) == 1;
+}
+
+void TlsStream::filled(const error_code& ec, std::size_t bytes) {
+  reading_ = false;
+  if (ec == net::error::operation_aborted) return;
+  if (ec == net::error::eof) {
+    eof_ = true;
+  } else if (ec) {
+    read_errno_ = ec.category() == boost::system::system_category() ? ec.value() : EIO;
+  } else {
+    // OpenSSL asked for bytes only once the inbox was empty.
+    inbox_begin_ = 0;
+    inbox_end_ = static_cast<std::uint16_t>(bytes);
+    drained_ = bytes < inbox_.size();
+  }
+}
+
+// What the socket BIO's read does (a FIN is an EOF that BIO_eof reports, an error leaves its
+// errno), except that bytes come from the inbox first and a drained socket is not read again.
+int TlsStream::bio_read(BIO* bio, char* out, int size) {
+  TlsStream& s = *static_cast<TlsStream*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  if (size <= 0) return 0;
+  if (s.inbox_begin_ != s.inbox_end_) {
+    const int n = std::min(size, s.inbox_end_ - s.inbox_begin_);
+    std::memcpy(out, s.inbox_.data() + s.inbox_begin_, static_cast<std::size_t>(n));
+    s.inbox_begin_ = static_cast<std::uint16_t>(s.inbox_begin_ + n);
+    return n;
+  }
+  if (s.read_errno_ != 0) {
+    errno = s.read_errno_;
+    return -1;
+  }
+  if (s.eof_) return 0;
+  if (!s.drained_) {
+    ssize_t n;
+    do n = ::recv(s.socket_.native_handle(), out, static_cast<std::size_t>(size), 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      s.drained_ = n < size;
+      return static_cast<int>(n);
+    }
+    if (n == 0) {
+      s.eof_ = true;
+      return 0;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      s.read_errno_ = errno;
+      return -1;
+    }
+    s.drained_ = true;
+  }
+  BIO_set_retry_read(bio);
+  return -1;
+}
+
+long TlsStream::bio_ctrl(BIO* bio, int command, long, void*) {
+  const TlsStream& s = *static_cast<const TlsStream*>(BIO_get_data(bio));
+  switch (command) {
+    case BIO_CTRL_EOF:
+      return s.eof_ && s.inbox_begin_ == s.inbox_end_ ? 1 : 0;
+    case BIO_CTRL_PENDING:
+      return s.inbox_end_ - s.inbox_begin_;
+    case BIO_CTRL_FLUSH:
+      return 1;
+    default:
+      return 0;
+  }
+}
 
 void TlsStream::set_role(Role role) {
   if (role == Role::server)

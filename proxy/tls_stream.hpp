@@ -3,12 +3,22 @@
 // Asio's ssl::stream runs OpenSSL over a BIO pair: every record is copied from the socket into a
 // 17 KiB buffer of Asio's, then into the BIO pair, then decrypted out of OpenSSL's own buffer,
 // and the same three hops on the way out; the two Asio buffers are zero-filled for every
-// connection. Here OpenSSL's socket BIO does the recv() and send() on the non-blocking socket,
-// as in nginx and HAProxy, and a call that would block waits for the socket's readiness through
-// Asio (async_wait), so a cancel on the socket ends it as it ends a plain read or write.
+// connection. Here OpenSSL writes with send() on the non-blocking socket, as in nginx and HAProxy,
+// and a write that would block waits for the socket's readiness through Asio (async_wait).
+//
+// Reads go through a BIO of ours. While the socket has bytes, OpenSSL's reads recv() straight
+// into its own buffer. Once a recv() comes back short (the socket is drained), the next read that
+// needs bytes does not try again: it is an Asio read of up to 4 KiB into the stream's inbox, and
+// OpenSSL then reads the inbox first. An Asio read waits on the descriptor's input edges, which
+// it registered once; async_wait, which this stream used before, re-arms the descriptor with an
+// EPOLL_CTL_MOD at every wait, and OpenSSL's read() that found nothing came before it. A
+// keep-alive request now costs two recv() (Asio tries one before it waits) and no epoll_ctl,
+// against three system calls. Either way a cancel on the socket ends the wait, as it ends a
+// plain read or write.
 //
 // Reads and writes may be pending at the same time (HTTP/2, a tunnel): each is one OpenSSL call
-// retried after a wait, on the worker's one thread, so they never run at once.
+// retried after a wait, on the worker's one thread, so they never run at once. One inbox read at a
+// time: an operation that needs bytes while another's inbox read is pending waits with async_wait.
 // A write of several small buffers (a response head and a short body) goes out as one TLS record
 // and one send(), as with Asio's stream: they are gathered, up to a record's 16 KiB, in a
 // per-thread staging buffer.
@@ -27,6 +37,7 @@
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/post.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -35,6 +46,7 @@
 #include "net.hpp"
 
 typedef struct ssl_st SSL;
+typedef struct bio_st BIO;
 
 namespace proxyd {
 
@@ -59,6 +71,9 @@ class TlsStream {
 
   // The largest plaintext of one TLS record: the most a gathered write sends at once.
   static constexpr std::size_t kRecordSize = 16384;
+  // The most one wait's read takes: a request's records, or the first bytes of a larger burst
+  // (OpenSSL reads the rest itself).
+  static constexpr std::size_t kInboxSize = 4096;
 
   // Takes `ssl` (freed with the stream) and makes the socket non-blocking.
   TlsStream(Socket& socket, SSL* ssl);
@@ -67,7 +82,8 @@ class TlsStream {
   TlsStream& operator=(const TlsStream&) = delete;
 
   SSL* native_handle() const { return ssl_; }
-  // Whether OpenSSL holds bytes read from the socket and not yet handed out (read ahead).
+  // Whether bytes read from the socket are not yet handed out (in the inbox, or read ahead by
+  // OpenSSL).
   bool has_pending() const;
   executor_type get_executor() { return socket_.get_executor(); }
 
@@ -128,6 +144,11 @@ class TlsStream {
   TlsStep write_step(const void* data, std::size_t size);
   void set_role(Role role);
   static unsigned char* staging_buffer();
+  // The inbox read of a wait ended: its bytes, or the EOF or error OpenSSL's next read returns.
+  void filled(const error_code& ec, std::size_t bytes);
+  // The read BIO's calls (tls_stream.cpp).
+  static int bio_read(BIO* bio, char* out, int size);
+  static long bio_ctrl(BIO* bio, int command, long number, void* pointer);
 
   template <class ConstBuffers>
   TlsStep gathered_write(const ConstBuffers& buffers) {
@@ -150,6 +171,15 @@ class TlsStream {
 
   Socket& socket_;
   SSL* ssl_;
+  // The read side's state. The socket had nothing more when last read (a short recv() or an
+  // inbox read shorter than the inbox): reads wait for the reactor rather than try it again.
+  bool drained_ = false;
+  bool reading_ = false;  // an inbox read is pending
+  bool eof_ = false;      // the peer's FIN was read
+  int read_errno_ = 0;    // a read failed with this errno
+  std::uint16_t inbox_begin_ = 0;
+  std::uint16_t inbox_end_ = 0;
+  std::array<unsigned char, kInboxSize> inbox_;
 };
 
 namespace detail {
@@ -180,14 +210,17 @@ class TlsOp {
       net::post(executor, net::append(std::move(handler_), result.ec));
   }
 
-  // The wait ended.
+  // An async_wait ended: for readiness to read, the socket has bytes again.
   void operator()(error_code ec) {
-    if (!ec && cancellation_.cancelled() != net::cancellation_type::none)
-      ec = net::error::operation_aborted;
-    if (ec) return complete(ec, 0);
-    const TlsStep result = step_(*stream_);
-    if (result.want != TlsStep::Want::done) return wait(result.want);
-    complete(result.ec, result.bytes);
+    if (!ec && waited_to_read_) stream_->drained_ = false;
+    resume(ec);
+  }
+
+  // An inbox read ended. Its bytes are the stream's before a cancel is looked at: a cancel that
+  // came after the read took them must not lose them.
+  void operator()(error_code ec, std::size_t bytes) {
+    stream_->filled(ec, bytes);
+    resume(ec == net::error::operation_aborted ? ec : error_code{});
   }
 
   const Handler& handler() const { return handler_; }
@@ -200,17 +233,34 @@ class TlsOp {
       std::move(handler_)(ec);
   }
 
+  void resume(error_code ec) {
+    if (!ec && cancellation_.cancelled() != net::cancellation_type::none)
+      ec = net::error::operation_aborted;
+    if (ec) return complete(ec, 0);
+    const TlsStep result = step_(*stream_);
+    if (result.want != TlsStep::Want::done) return wait(result.want);
+    complete(result.ec, result.bytes);
+  }
+
   void wait(TlsStep::Want want) {
-    Socket& socket = stream_->socket_;
+    TlsStream& stream = *stream_;
     const auto slot = cancellation_.slot();
-    socket.async_wait(want == TlsStep::Want::read ? Socket::wait_read : Socket::wait_write,
-                      net::bind_cancellation_slot(slot, std::move(*this)));
+    waited_to_read_ = want == TlsStep::Want::read;
+    if (waited_to_read_ && !stream.reading_) {
+      stream.reading_ = true;
+      stream.socket_.async_read_some(net::buffer(stream.inbox_),
+                                     net::bind_cancellation_slot(slot, std::move(*this)));
+      return;
+    }
+    stream.socket_.async_wait(waited_to_read_ ? Socket::wait_read : Socket::wait_write,
+                              net::bind_cancellation_slot(slot, std::move(*this)));
   }
 
   TlsStream* stream_;
   Step step_;
   Handler handler_;
   net::cancellation_state cancellation_;
+  bool waited_to_read_ = false;
 };
 
 }  // namespace detail

@@ -1,8 +1,9 @@
 // TlsStream (proxy/tls_stream.hpp) on real loopback sockets, against Asio's own ssl::stream as
 // the peer (an independent TLS implementation over the same OpenSSL), driven by a test-owned
 // io_context: bytes both ways exactly, a gathered write as one call, a mebibyte each way at once
-// on one connection, how a peer's close or reset is reported, cancels (on the socket and through
-// a cancellation slot), and plaintext to the TLS side.
+// on one connection, the system calls of a keep-alive wait, how a peer's close or reset is reported
+// (found by a read or by a read already waiting), cancels (on the socket and through a
+// cancellation slot) that lose no bytes, and plaintext to the TLS side.
 #include <gtest/gtest.h>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -23,6 +24,7 @@
 #include <string>
 
 #include "proxy/tls_stream.hpp"
+#include "syscall_counts.hpp"
 #include "tests/support/tls_fixtures.hpp"
 
 namespace proxyd {
@@ -90,14 +92,34 @@ class TlsStreamTest : public ::testing::Test {
                   net::detached);
   }
 
-  // Starts one read on the server side: when it ends, `ec` is its error and `finished` counts up.
-  void start_read(int& finished, error_code& ec) {
-    spawn([&]() -> Task<> {
-      std::array<char, 16> buffer{};
+  // Starts one read on the server side: when it ends, `ec` is its error, `got` (if given) holds
+  // what it read and `finished` counts up.
+  void start_read(int& finished, error_code& ec, std::string* got = nullptr) {
+    spawn([&finished, &ec, got, this]() -> Task<> {
+      std::array<char, 64> buffer{};
       std::size_t n = 0;
       std::tie(ec, n) = co_await server_->async_read_some(net::buffer(buffer), use_task);
+      if (got != nullptr) got->assign(buffer.data(), n);
       ++finished;
     });
+  }
+
+  // Starts one read on the server side whose cancellation slot is `signal`'s.
+  void start_read_with_slot(net::cancellation_signal& signal, int& finished, error_code& ec) {
+    const auto on_read = [&finished, &ec](error_code read_ec, std::size_t) {
+      ec = read_ec;
+      ++finished;
+    };
+    server_->async_read_some(net::buffer(slot_read_buffer_),
+                             net::bind_cancellation_slot(signal.slot(), on_read));
+  }
+
+  // Starts one read on the server side and runs until it waits for the socket.
+  void start_waiting_read(int& finished, error_code& ec, std::string* got = nullptr) {
+    start_read(finished, ec, got);
+    io_.restart();
+    io_.poll();
+    EXPECT_EQ(finished, 0) << "the read found nothing and waits";
   }
 
   // One read on the server side, to its end.
@@ -117,6 +139,7 @@ class TlsStreamTest : public ::testing::Test {
   ClientTls client_{io_.get_executor(), client_ctx_};
   Socket server_socket_{io_.get_executor()};
   std::optional<TlsStream> server_;
+  std::array<char, 16> slot_read_buffer_{};
 };
 
 TEST_F(TlsStreamTest, BytesGoBothWaysExactlyAndSmallBuffersAreWrittenInOneCall) {
@@ -187,6 +210,55 @@ TEST_F(TlsStreamTest, AMebibyteEachWayAtOnce) {
   EXPECT_TRUE(client_got == down) << "the client read exactly what the server wrote";
 }
 
+// Bytes that reach the socket as a cancel lands are not lost: the cancelled read either left
+// them in the socket or took them into the stream, and the next read returns them.
+TEST_F(TlsStreamTest, BytesThatArriveWithACancelAreReadNext) {
+  handshake();
+  net::cancellation_signal signal;
+  int finished = 0;
+  error_code read_ec;
+  start_read_with_slot(signal, finished, read_ec);
+  io_.restart();
+  io_.poll();  // the read finds nothing and waits
+  ASSERT_EQ(finished, 0);
+  net::write(client_, net::buffer(std::string_view("hello")));
+  // Queued behind the reactor's turn, which may already complete the read with the bytes.
+  net::post(io_, [&] { signal.emit(net::cancellation_type::terminal); });
+  ASSERT_TRUE(run_until_done(finished, 1));
+  EXPECT_EQ(read_ec, net::error::operation_aborted) << read_ec.message();
+
+  std::string got;
+  error_code next_ec;
+  start_read(finished, next_ec, &got);
+  ASSERT_TRUE(run_until_done(finished, 2));
+  EXPECT_FALSE(next_ec) << next_ec.message();
+  EXPECT_EQ(got, "hello");
+}
+
+// A keep-alive connection's wait for its next request: no epoll_ctl, which a wait for the
+// socket's readiness would cost (Asio re-arms the descriptor for each such wait), and no read
+// that finds the socket empty beyond the one Asio's read tries before it waits (Boost 1.81 tries
+// once whenever the descriptor was last seen readable): two recv() per request at most, the
+// request's bytes read once.
+TEST_F(TlsStreamTest, AKeepAliveRequestCostsNoEpollCtlAndAtMostTwoRecvs) {
+  handshake();
+  for (int request = 0; request < 3; ++request) {
+    const test::SyscallWatch watch(server_socket_.native_handle());
+    int finished = 0;
+    std::string got;
+    error_code ec;
+    start_waiting_read(finished, ec, &got);
+    EXPECT_LE(watch.counts().socket_reads, 1) << "request " << request;
+    net::write(client_, net::buffer(std::string_view("GET / HTTP/1.1\r\n\r\n")));
+    ASSERT_TRUE(run_until_done(finished, 1));
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(got, "GET / HTTP/1.1\r\n\r\n");
+    EXPECT_GE(watch.counts().socket_reads, 1) << "request " << request;
+    EXPECT_LE(watch.counts().socket_reads, 2) << "request " << request;
+    EXPECT_EQ(watch.counts().epoll_ctls, 0) << "request " << request;
+  }
+}
+
 TEST_F(TlsStreamTest, APeersCloseNotifyIsEof) {
   handshake();
   int finished = 0;
@@ -223,15 +295,34 @@ TEST_F(TlsStreamTest, AResetIsConnectionReset) {
   EXPECT_EQ(read_once(), net::error::connection_reset);
 }
 
+// The same two ends, found by a read that was already waiting for the socket.
+TEST_F(TlsStreamTest, AFinEndsAReadAlreadyWaiting) {
+  handshake();
+  int finished = 0;
+  error_code fin_ec;
+  start_waiting_read(finished, fin_ec);
+  client_.next_layer().shutdown(tcp::socket::shutdown_send);
+  ASSERT_TRUE(run_until_done(finished, 1));
+  EXPECT_EQ(fin_ec, net::ssl::error::stream_truncated) << fin_ec.message();
+}
+
+TEST_F(TlsStreamTest, AResetEndsAReadAlreadyWaiting) {
+  handshake();
+  int finished = 0;
+  error_code reset_ec;
+  start_waiting_read(finished, reset_ec);
+  client_.next_layer().set_option(net::socket_base::linger(true, 0));
+  client_.next_layer().close();
+  ASSERT_TRUE(run_until_done(finished, 1));
+  EXPECT_EQ(reset_ec, net::error::connection_reset) << reset_ec.message();
+}
+
 // A deadline cancels the socket: a read waiting on it ends with operation_aborted.
 TEST_F(TlsStreamTest, CancellingTheSocketEndsAPendingRead) {
   handshake();
   int finished = 0;
   error_code read_ec;
-  start_read(finished, read_ec);
-  io_.restart();
-  io_.poll();  // the read starts, finds nothing and waits
-  EXPECT_EQ(finished, 0);
+  start_waiting_read(finished, read_ec);
   server_socket_.cancel();
   ASSERT_TRUE(run_until_done(finished, 1));
   EXPECT_EQ(read_ec, net::error::operation_aborted) << read_ec.message();
@@ -242,15 +333,9 @@ TEST_F(TlsStreamTest, CancellingTheSocketEndsAPendingRead) {
 TEST_F(TlsStreamTest, ACancelThroughTheSlotEndsAReadWaitingForTheRestOfARecord) {
   handshake();
   net::cancellation_signal signal;
-  std::array<char, 16> buffer{};
   int finished = 0;
   error_code read_ec;
-  const auto on_read = [&](error_code ec, std::size_t) {
-    read_ec = ec;
-    ++finished;
-  };
-  server_->async_read_some(net::buffer(buffer),
-                           net::bind_cancellation_slot(signal.slot(), on_read));
+  start_read_with_slot(signal, finished, read_ec);
   // A TLS 1.3 application-data record header without its 64 bytes: the read takes it and waits.
   const std::array<unsigned char, 5> header{0x17, 0x03, 0x03, 0x00, 0x40};
   net::write(client_.next_layer(), net::buffer(header));
