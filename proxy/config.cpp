@@ -614,6 +614,7 @@ constexpr Word<TlsVersion> kTlsVersions[] = {{"1.2", TlsVersion::v1_2}, {"1.3", 
 constexpr Key<TlsCertificate> kCertificateKeys[] = {
     {"cert", store<&TlsCertificate::cert, text>, kRequired},
     {"key", store<&TlsCertificate::key, text>, kRequired},
+    {"ocsp", store<&TlsCertificate::ocsp, text>},
 };
 
 void read_certificates(Reader& r, const Value& v, TlsConfig& tls) {
@@ -635,6 +636,7 @@ void single(Reader& r, const Value& v, TlsConfig& tls) {
 constexpr Key<TlsConfig> kTlsKeys[] = {
     {"cert", single<&TlsCertificate::cert>},
     {"key", single<&TlsCertificate::key>},
+    {"ocsp", single<&TlsCertificate::ocsp>},
     {"certificates", read_certificates},
     {"min_version", store<&TlsConfig::min_version, one_of<kTlsVersions>>},
     {"ciphers", store<&TlsConfig::ciphers, text>},
@@ -647,9 +649,10 @@ void read_tls(Reader& r, const Value& v, ListenerConfig& listener) {
   tls.where = v.key;
   tls.line = v.line;
   if (!r.section(v, kTlsKeys, tls)) return;
-  const bool short_form = !tls.single.cert.empty() || !tls.single.key.empty();
+  const bool short_form =
+      !tls.single.cert.empty() || !tls.single.key.empty() || !tls.single.ocsp.empty();
   if (short_form && !tls.certificates.empty()) {
-    r.error(v, "use cert and key, or certificates, not both");
+    r.error(v, "use cert, key and ocsp, or certificates, not both");
     return;
   }
   if (short_form) {

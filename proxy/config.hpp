@@ -20,6 +20,7 @@ enum class SlotName { live, passive };
 struct TlsCertificate {
   std::string cert;
   std::string key;
+  std::string ocsp;  // a DER OCSP response for `cert`, stapled to handshakes; "" = none
   std::string where;  // its dotted key path, for errors about its files: listeners[1].tls
   int line = 0;
 };

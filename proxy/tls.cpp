@@ -5,6 +5,8 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -15,6 +17,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iterator>
 
 namespace proxyd {
 namespace {
@@ -210,11 +215,154 @@ int select_certificate(SSL* ssl, int*, void* arg) {
   return SSL_TLSEXT_ERR_OK;
 }
 
+// --- OCSP stapling. A response file is checked once, when read: it must be a successful basic
+// response with a single response about the certificate (matched by certificate ID, with the
+// hash the responder used), status good, thisUpdate not ahead of the clock (5 minutes of skew
+// allowed) and nextUpdate, when given, still ahead. Its signature is not verified: the file is the
+// operator's, and `openssl ocsp`, which fetches it, verifies it. A handshake staples it only while
+// it is current.
+
+constexpr std::int64_t kOcspClockSkewSeconds = 300;
+
+struct OcspResponseFree {
+  void operator()(OCSP_RESPONSE* r) const { OCSP_RESPONSE_free(r); }
+};
+struct OcspBasicFree {
+  void operator()(OCSP_BASICRESP* r) const { OCSP_BASICRESP_free(r); }
+};
+struct OcspIdFree {
+  void operator()(OCSP_CERTID* id) const { OCSP_CERTID_free(id); }
+};
+
+bool read_whole(const std::string& path, std::string& out, std::string& why) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    why = std::string("cannot open: ") + std::strerror(errno);
+    return false;
+  }
+  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    why = std::string("cannot read: ") + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+std::int64_t epoch_seconds(const ASN1_TIME* time) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(time, &tm) != 1) return 0;
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+std::string utc_text(std::int64_t seconds) {
+  const auto t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+// The issuer of `leaf` among `chain` (the certificates after it in its file), or null.
+X509* issuer_of(X509* leaf, STACK_OF(X509)* chain) {
+  for (int i = 0; i < sk_X509_num(chain); ++i) {
+    X509* candidate = sk_X509_value(chain, i);
+    if (X509_check_issued(candidate, leaf) == X509_V_OK) return candidate;
+  }
+  return nullptr;
+}
+
+// Checks `der` against `leaf` (issued by one of `chain`, from `cert_file`) at `now`; sets
+// `next_update`. Returns what is wrong, or "".
+std::string check_staple(const std::string& der, X509* leaf, STACK_OF(X509)* chain,
+                         const std::string& cert_file, std::int64_t now,
+                         std::int64_t& next_update) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(der.data());
+  const unsigned char* end = bytes;
+  std::unique_ptr<OCSP_RESPONSE, OcspResponseFree> response(
+      d2i_OCSP_RESPONSE(nullptr, &end, static_cast<long>(der.size())));
+  ERR_clear_error();
+  if (response == nullptr || end != bytes + der.size()) return "not a DER-encoded OCSP response";
+  const int status = OCSP_response_status(response.get());
+  if (status != OCSP_RESPONSE_STATUS_SUCCESSFUL)
+    return std::string("the responder answered \"") + OCSP_response_status_str(status) + "\"";
+  std::unique_ptr<OCSP_BASICRESP, OcspBasicFree> basic(OCSP_response_get1_basic(response.get()));
+  if (basic == nullptr) return "not a basic OCSP response";
+  X509* issuer = issuer_of(leaf, chain);
+  if (issuer == nullptr) return "the certificate's issuer must follow it in " + cert_file;
+  for (int i = 0; i < OCSP_resp_count(basic.get()); ++i) {
+    OCSP_SINGLERESP* single = OCSP_resp_get0(basic.get(), i);
+    const OCSP_CERTID* id = OCSP_SINGLERESP_get0_id(single);
+    ASN1_OBJECT* hash = nullptr;
+    OCSP_id_get0_info(nullptr, &hash, nullptr, nullptr, const_cast<OCSP_CERTID*>(id));
+    const EVP_MD* md = hash != nullptr ? EVP_get_digestbyobj(hash) : nullptr;
+    if (md == nullptr) continue;
+    std::unique_ptr<OCSP_CERTID, OcspIdFree> mine(OCSP_cert_to_id(md, leaf, issuer));
+    if (mine == nullptr || OCSP_id_cmp(mine.get(), id) != 0) continue;
+    int reason = 0;
+    ASN1_GENERALIZEDTIME* revoked = nullptr;
+    ASN1_GENERALIZEDTIME* this_update = nullptr;
+    ASN1_GENERALIZEDTIME* next = nullptr;
+    const int cert_status =
+        OCSP_single_get0_status(single, &reason, &revoked, &this_update, &next);
+    if (cert_status == V_OCSP_CERTSTATUS_REVOKED) return "says the certificate is revoked";
+    if (cert_status != V_OCSP_CERTSTATUS_GOOD) return "says the certificate's status is unknown";
+    if (this_update != nullptr && epoch_seconds(this_update) > now + kOcspClockSkewSeconds)
+      return "is not valid yet: its thisUpdate is " + utc_text(epoch_seconds(this_update));
+    next_update = next != nullptr ? epoch_seconds(next) : 0;
+    if (next != nullptr && next_update <= now)
+      return "is out of date: its nextUpdate, " + utc_text(next_update) + ", has passed";
+    return "";
+  }
+  return "is not about the certificate in " + cert_file;
+}
+
+// The status callback of a context with a staple: the response, copied into OpenSSL's memory
+// (the handshake frees it), while it is current; else nothing is stapled.
+int staple_ocsp(SSL* ssl, void* arg) {
+  const auto* staple = static_cast<const OcspStaple*>(arg);
+  if (staple == nullptr || !staple->current(static_cast<std::int64_t>(std::time(nullptr))))
+    return SSL_TLSEXT_ERR_NOACK;
+  void* copy = OPENSSL_memdup(staple->response.data(), staple->response.size());
+  if (copy == nullptr) return SSL_TLSEXT_ERR_NOACK;
+  SSL_set_tlsext_status_ocsp_resp(ssl, static_cast<unsigned char*>(copy),
+                                  static_cast<long>(staple->response.size()));
+  return SSL_TLSEXT_ERR_OK;
+}
+
 int min_version(TlsVersion version) {
   return version == TlsVersion::v1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
 }
 
 }  // namespace
+
+OcspRead read_ocsp_staple(const std::string& ocsp_file, const std::string& cert_file,
+                          std::int64_t now) {
+  OcspRead out;
+  OcspStaple staple;
+  if (!read_whole(ocsp_file, staple.response, out.error)) return out;
+  std::string pem;
+  if (!read_whole(cert_file, pem, out.error)) {
+    out.error = cert_file + ": " + out.error;
+    return out;
+  }
+  BIO* in = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* leaf = in != nullptr ? PEM_read_bio_X509(in, nullptr, nullptr, nullptr) : nullptr;
+  STACK_OF(X509)* chain = sk_X509_new_null();
+  while (X509* next = in != nullptr ? PEM_read_bio_X509(in, nullptr, nullptr, nullptr) : nullptr)
+    sk_X509_push(chain, next);
+  ERR_clear_error();
+  BIO_free(in);
+  if (leaf == nullptr) {
+    out.error = cert_file + ": not a PEM certificate chain";
+  } else {
+    out.error = check_staple(staple.response, leaf, chain, cert_file, now, staple.next_update);
+    if (out.error.empty()) out.staple = std::move(staple);
+  }
+  X509_free(leaf);
+  sk_X509_pop_free(chain, X509_free);
+  return out;
+}
 
 SslContext::~SslContext() { SSL_CTX_free(ctx_); }
 
@@ -294,6 +442,21 @@ struct TlsBuilder {
     return ctx;
   }
 
+  // The certificate's OCSP response, read and checked against the chain `ctx` loaded; null
+  // after an error naming the file.
+  std::shared_ptr<const OcspStaple> staple(const TlsCertificate& certificate, SSL_CTX* ctx) {
+    auto out = std::make_shared<OcspStaple>();
+    std::string why;
+    STACK_OF(X509)* chain = nullptr;
+    SSL_CTX_get0_chain_certs(ctx, &chain);
+    if (read_whole(certificate.ocsp, out->response, why))
+      why = check_staple(out->response, SSL_CTX_get0_certificate(ctx), chain, certificate.cert,
+                         static_cast<std::int64_t>(std::time(nullptr)), out->next_update);
+    if (why.empty()) return out;
+    error(certificate.line, certificate.where + ".ocsp", certificate.ocsp, why);
+    return nullptr;
+  }
+
   std::shared_ptr<const ServerTls> listener(const ListenerConfig& listener) {
     const TlsConfig& tls = *listener.tls;
     auto out = std::make_shared<ServerTls>();
@@ -344,7 +507,14 @@ struct TlsBuilder {
               "does not match the certificate " + certificate.cert);
         continue;
       }
-      out->certificates_.push_back({context, dns_names(SSL_CTX_get0_certificate(ctx))});
+      std::shared_ptr<const OcspStaple> ocsp;
+      if (!certificate.ocsp.empty()) {
+        ocsp = staple(certificate, ctx);
+        if (ocsp == nullptr) continue;
+        SSL_CTX_set_tlsext_status_cb(ctx, staple_ocsp);
+        SSL_CTX_set_tlsext_status_arg(ctx, const_cast<OcspStaple*>(ocsp.get()));
+      }
+      out->certificates_.push_back({context, dns_names(SSL_CTX_get0_certificate(ctx)), ocsp});
     }
     if (out->certificates_.size() != tls.certificates.size()) return nullptr;
     // SNI is read on the default context: the handshake starts there.

@@ -5,7 +5,9 @@
 // reference to) it was accepted with. Only OpenSSL's opaque types appear here: no Asio.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +32,26 @@ class SslContext {
   SSL_CTX* ctx_;
 };
 
+// An OCSP response stapled to the handshakes of one certificate (docs/configuration.md, "TLS"):
+// the file's bytes, checked when read to be a successful response about that certificate, with
+// status good and current.
+struct OcspStaple {
+  std::string response;          // DER, as in the file
+  std::int64_t next_update = 0;  // seconds since the epoch; 0: the response gives none
+  // Whether it may be stapled at `now` (seconds since the epoch): before its nextUpdate.
+  bool current(std::int64_t now) const { return next_update == 0 || now < next_update; }
+};
+
+// Reads `ocsp_file` and checks it, at `now` (seconds since the epoch), against the first
+// certificate of the PEM chain in `cert_file`, whose issuer must follow it there. On failure the
+// error says what is wrong (not naming `ocsp_file`). build_tls() does the same for each `ocsp`.
+struct OcspRead {
+  std::optional<OcspStaple> staple;
+  std::string error;
+};
+OcspRead read_ocsp_staple(const std::string& ocsp_file, const std::string& cert_file,
+                          std::int64_t now);
+
 // A TLS listener's server side: one context per certificate, the first the default (clients
 // without SNI or with a name no certificate has). The default context's servername callback
 // switches a handshake to the context whose certificate names the client's SNI: an exact name
@@ -41,6 +63,7 @@ class ServerTls {
   struct Certificate {
     std::shared_ptr<SslContext> context;
     std::vector<std::string> names;  // DNS names (subjectAltName, else the CN), lowercase
+    std::shared_ptr<const OcspStaple> ocsp;  // stapled when a client asks; null: none
   };
 
   // A new SSL object for one accepted connection, on the default context. The ServerTls must
@@ -87,8 +110,9 @@ struct TlsBuild {
   std::vector<ConfigError> errors;  // `FILE:LINE: key: PATH: message`, one per bad file
 };
 
-// Reads every certificate, key and CA file the config names and checks them (a readable PEM
-// chain, a key that matches it, a cipher list OpenSSL accepts). Never throws.
+// Reads every certificate, key, OCSP response and CA file the config names and checks them (a
+// readable PEM chain, a key that matches it, an OCSP response for it, a cipher list OpenSSL
+// accepts). Never throws.
 TlsBuild build_tls(const Config& config);
 
 // What a reload publishes: `next` (built from the new file) with its listeners mapped onto the

@@ -9,6 +9,8 @@
 #include <signal.h>
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -38,6 +40,11 @@ TlsOptions options(std::string ca, std::string sni = "", int max_version = 0, st
 
 std::string tls_block(const CertFiles& files) {
   return "tls: {cert: " + files.cert + ", key: " + files.key + "}";
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 std::string failures_sample(const std::string& listener, const std::string& reason) {
@@ -290,6 +297,90 @@ TEST_F(TlsTest, CheckNamesAMissingOrBadFile) {
   EXPECT_NE(r.output.find(":3: listeners[0].tls.cert: " + site.key + ": not a PEM certificate"),
             std::string::npos)
       << r.output;
+}
+
+// OCSP stapling: a client that asks gets the file's response byte for byte, for the certificate
+// SNI chose; one that does not ask, or whose certificate has no `ocsp`, gets none; a reload staples
+// the renewed file; curl's --cert-status verifies the staple against the CA.
+TEST_F(TlsTest, TheOcspFileIsStapledForItsCertificateAndAReloadRenewsIt) {
+  const CertFiles a = pki_.issue("a", "a", {"a.test"});
+  const CertFiles b = pki_.issue("b", "b", {"b.test"});
+  const std::string ocsp = pki_.ocsp(a, "a.ocsp");
+  start("tls: {certificates: [{cert: " + a.cert + ", key: " + a.key + ", ocsp: " + ocsp +
+        "}, {cert: " + b.cert + ", key: " + b.key + "}]}");
+  const auto stapled = [&](const std::string& sni, bool ask) {
+    TlsOptions asking = trusted(sni);
+    asking.ocsp = ask;
+    TlsClient client(port_, asking);
+    EXPECT_TRUE(client.ok()) << sni << ": " << client.error();
+    EXPECT_EQ(client.get("/").status, 200u) << sni;
+    return client.ocsp_response();
+  };
+  const std::string first = read_file(ocsp);
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(stapled("a.test", true), first);
+  EXPECT_EQ(stapled("", true), first);  // no SNI: the default certificate, a
+  EXPECT_EQ(stapled("a.test", false), "");
+  EXPECT_EQ(stapled("b.test", true), "");
+
+  const std::string port = std::to_string(port_);
+  const auto curl_cert_status = [&](const std::string& host) {
+    return run_program({"/usr/bin/curl", "-sS", "--http1.1", "--cacert", pki_.ca(),
+                        "--cert-status", "--resolve", host + ":" + port + ":127.0.0.1",
+                        "https://" + host + ":" + port + "/"});
+  };
+  const CommandResult with_staple = curl_cert_status("a.test");
+  EXPECT_EQ(with_staple.exit_code, 0) << with_staple.output;
+  const CommandResult without = curl_cert_status("b.test");
+  EXPECT_NE(without.exit_code, 0) << without.output;
+  EXPECT_NE(without.output.find("No OCSP response received"), std::string::npos)
+      << without.output;
+
+  pki_.ocsp(a, "a.ocsp");  // renewed in place, as a cron job would
+  const std::string renewed = read_file(ocsp);
+  ASSERT_NE(renewed, first);
+  const auto mark = proxy_->line_count();
+  ASSERT_TRUE(proxy_->signal(SIGHUP));
+  const std::string reloaded = proxy_->wait_for_line("proxyd: reload", 10s, mark).value_or("");
+  ASSERT_NE(reloaded.find("proxyd: reload ok"), std::string::npos) << proxy_->stderr_text();
+  EXPECT_EQ(stapled("a.test", true), renewed);
+}
+
+// A bad OCSP file is an error naming it, at --check and at a reload, which then changes nothing.
+TEST_F(TlsTest, ABadOcspFileIsAnErrorAndAReloadKeepsTheStapleInUse) {
+  const CertFiles site = pki_.issue("site", "site");
+  const CertFiles other = pki_.issue("other", "other");
+  const std::string good = pki_.ocsp(site, "site.ocsp");
+  const std::string revoked = pki_.ocsp(site, "revoked.ocsp", TestPki::OcspStatus::revoked);
+  const std::string about_other = pki_.ocsp(other, "other.ocsp");
+  const auto block = [&](const std::string& ocsp) {
+    return "tls: {cert: " + site.cert + ", key: " + site.key + ", ocsp: " + ocsp + "}";
+  };
+  start(block(good));
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {site.key, "not a DER-encoded OCSP response"},
+      {revoked, "says the certificate is revoked"},
+      {about_other, "is not about the certificate in " + site.cert},
+      {pki_.dir() + "/missing.ocsp", "cannot open: No such file or directory"},
+  };
+  for (const auto& [file, why] : bad) {
+    const std::string yaml = substitute(yaml_, {{block(good), block(file)}});
+    const CommandResult check = ProxydProcess::check(yaml);
+    EXPECT_EQ(check.exit_code, 1) << check.output;
+    EXPECT_EQ(check.output,
+              check.config_path + ":4: listeners[1].tls.ocsp: " + file + ": " + why + "\n");
+    proxy_->write_config(yaml);
+    const auto mark = proxy_->line_count();
+    ASSERT_TRUE(proxy_->signal(SIGHUP));
+    const std::string line = proxy_->wait_for_line("proxyd: reload", 10s, mark).value_or("");
+    EXPECT_EQ(line, "proxyd: reload failed: " + proxy_->config_path() +
+                        ":4: listeners[1].tls.ocsp: " + file + ": " + why);
+  }
+  TlsOptions asking = trusted();
+  asking.ocsp = true;
+  TlsClient client(port_, asking);
+  ASSERT_TRUE(client.ok()) << client.error();
+  EXPECT_EQ(client.ocsp_response(), read_file(good));
 }
 
 TEST_F(TlsTest, CheckNamesABadCipherListOrCaFile) {

@@ -31,7 +31,8 @@ namespace {
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-void openssl(const std::vector<std::string>& args) {
+// Runs openssl with `args`; its output. Throws if it fails.
+std::string openssl(const std::vector<std::string>& args) {
   std::vector<std::string> argv{"/usr/bin/openssl"};
   argv.insert(argv.end(), args.begin(), args.end());
   const CommandResult r = run_program(argv, std::chrono::seconds(20));
@@ -40,6 +41,7 @@ void openssl(const std::vector<std::string>& args) {
     for (const auto& a : argv) command += a + " ";
     throw std::runtime_error(command + "failed: " + r.output);
   }
+  return r.output;
 }
 
 std::string lower(std::string_view text) {
@@ -96,6 +98,25 @@ CertFiles TestPki::issue(const std::string& file, const std::string& cn,
   std::filesystem::rename(base + ".pem.new", base + ".pem");
   std::filesystem::rename(base + ".key.new", base + ".key");
   return {base + ".pem", base + ".key"};
+}
+
+std::string TestPki::ocsp(const CertFiles& files, const std::string& file, OcspStatus status,
+                          int valid_minutes) {
+  const std::string base = dir_ + "/" + file;
+  // The responder's database (`openssl ca`'s index format) lists the certificate by serial.
+  std::string serial = openssl({"x509", "-in", files.cert, "-noout", "-serial"});
+  serial = serial.substr(serial.find('=') + 1);
+  serial.erase(serial.find_last_not_of("\r\n") + 1);
+  std::ofstream(base + ".index")
+      << (status == OcspStatus::good ? "V\t301231235959Z\t\t" : "R\t301231235959Z\t260101000000Z\t")
+      << serial << "\tunknown\t/CN=test\n";
+  openssl({"ocsp", "-issuer", ca_cert_, "-cert", files.cert, "-no_nonce", "-reqout",
+           base + ".req"});
+  openssl({"ocsp", "-index", base + ".index", "-rsigner", ca_cert_, "-rkey", ca_key_, "-CA",
+           ca_cert_, "-reqin", base + ".req", "-respout", base + ".new", "-nmin",
+           std::to_string(valid_minutes)});
+  std::filesystem::rename(base + ".new", base);
+  return base;
 }
 
 // A blocking SyncStream over the SSL object, for Beast's http::read.
@@ -180,6 +201,7 @@ TlsClient::TlsClient(std::uint16_t port, TlsOptions options, std::chrono::millis
   s.ssl = SSL_new(s.ctx);
   if (!options.sni.empty()) SSL_set_tlsext_host_name(s.ssl, options.sni.c_str());
   if (options.session) SSL_set_session(s.ssl, static_cast<SSL_SESSION*>(options.session.get()));
+  if (options.ocsp) SSL_set_tlsext_status_type(s.ssl, TLSEXT_STATUSTYPE_ocsp);
   SSL_set_fd(s.ssl, s.fd);
   if (SSL_connect(s.ssl) != 1) {
     s.error = "handshake: " + last_ssl_error();
@@ -224,6 +246,13 @@ std::string TlsClient::ticket(const std::shared_ptr<void>& session) {
   std::size_t length = 0;
   SSL_SESSION_get0_ticket(static_cast<const SSL_SESSION*>(session.get()), &data, &length);
   return std::string(reinterpret_cast<const char*>(data), data ? length : 0);
+}
+
+std::string TlsClient::ocsp_response() const {
+  const unsigned char* data = nullptr;
+  const long length = impl_->ok ? SSL_get_tlsext_status_ocsp_resp(impl_->ssl, &data) : -1;
+  if (data == nullptr || length <= 0) return "";
+  return std::string(reinterpret_cast<const char*>(data), static_cast<std::size_t>(length));
 }
 
 bool TlsClient::resumed() const { return impl_->ok && SSL_session_reused(impl_->ssl) == 1; }

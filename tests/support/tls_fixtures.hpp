@@ -38,6 +38,13 @@ class TestPki {
   CertFiles issue(const std::string& file, const std::string& cn,
                   const std::vector<std::string>& dns = {"localhost"});
 
+  // An OCSP response about the leaf of `files`, signed by the CA with `openssl ocsp` (status good
+  // or revoked, nextUpdate `valid_minutes` ahead), written to DIR/FILE (replaced whole if it
+  // exists). Returns its path.
+  enum class OcspStatus { good, revoked };
+  std::string ocsp(const CertFiles& files, const std::string& file,
+                   OcspStatus status = OcspStatus::good, int valid_minutes = 60);
+
  private:
   std::string dir_;
   std::string ca_cert_;
@@ -50,6 +57,7 @@ struct TlsOptions {
   int max_version = 0;  // e.g. TLS1_1_VERSION (0x0302) to act as an old client; 0 = any
   std::string alpn;     // offered protocol, e.g. "http/1.1"; "" = none
   std::shared_ptr<void> session;  // TlsClient::session() of an earlier connection: resume it
+  bool ocsp = false;  // ask for the server's stapled OCSP response (status_request)
 };
 
 // One TLS client connection to 127.0.0.1:port, handshake done in the constructor.
@@ -68,6 +76,8 @@ class TlsClient {
   std::string version() const;       // "TLSv1.3"
   std::string alpn() const;          // the protocol the server chose, "" = none
   bool resumed() const;
+  // The OCSP response the server stapled (DER); "" if none (or none was asked for).
+  std::string ocsp_response() const;
   // The TLS session to resume later (TLS 1.3 tickets arrive after the handshake: take it after a
   // response was read); null if there is none.
   std::shared_ptr<void> session() const;

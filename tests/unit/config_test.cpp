@@ -491,7 +491,7 @@ INSTANTIATE_TEST_SUITE_P(
                        "ca: x}}]\n" +
                            kPoolsRoutes,
                        "t.yaml:1: listeners[0].tls.ca: unknown key (expected one of: cert, key, "
-                       "certificates, min_version, ciphers)"},
+                       "ocsp, certificates, min_version, ciphers)"},
         UnknownKeyCase{"admin", kBase + "admin: {statefile: /x}\n",
                        "t.yaml:8: admin.statefile: unknown key (expected one of: control_socket, "
                        "metrics, state_file, access_log, access_log_format, audit_log, control_mode, "
@@ -624,7 +624,7 @@ listeners:
     tls:
       certificates:
         - {cert: /a.pem, key: /a.key}
-        - {cert: /b.pem, key: /b.key}
+        - {cert: /b.pem, key: /b.key, ocsp: /b.ocsp}
       min_version: "1.3"
       ciphers: ECDHE-ECDSA-AES128-GCM-SHA256
 )" + kPoolsRoutes);
@@ -632,6 +632,8 @@ listeners:
   ASSERT_EQ(tls.certificates.size(), 2u);
   EXPECT_EQ(tls.certificates[1].cert, "/b.pem");
   EXPECT_EQ(tls.certificates[1].key, "/b.key");
+  EXPECT_EQ(tls.certificates[0].ocsp, "");
+  EXPECT_EQ(tls.certificates[1].ocsp, "/b.ocsp");
   EXPECT_EQ(tls.certificates[1].where, "listeners[0].tls.certificates[1]");
   EXPECT_EQ(tls.certificates[1].line, 7);
   EXPECT_EQ(tls.min_version, TlsVersion::v1_3);
@@ -652,7 +654,7 @@ listeners:
     address: 127.0.0.1:2
     tls: {certificates: []}
 )" + kPoolsRoutes),
-            (Errors{"t.yaml:4: listeners[0].tls: use cert and key, or certificates, not both",
+            (Errors{"t.yaml:4: listeners[0].tls: use cert, key and ocsp, or certificates, not both",
                     "t.yaml:7: listeners[1].tls.min_version: expected 1.2 or 1.3, got \"1.1\"",
                     "t.yaml:10: listeners[2].tls.certificates: at least one certificate is "
                     "required"}));
