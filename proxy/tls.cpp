@@ -341,18 +341,19 @@ OcspRead read_ocsp_staple(const std::string& ocsp_file, const std::string& cert_
   OcspRead out;
   OcspStaple staple;
   if (!read_whole(ocsp_file, staple.response, out.error)) return out;
-  std::string pem;
-  if (!read_whole(cert_file, pem, out.error)) {
+  if (!readable(cert_file, out.error)) {
     out.error = cert_file + ": " + out.error;
     return out;
   }
-  BIO* in = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  X509* leaf = in != nullptr ? PEM_read_bio_X509(in, nullptr, nullptr, nullptr) : nullptr;
+  BIO* in = BIO_new_file(cert_file.c_str(), "r");
+  X509* leaf = nullptr;
   STACK_OF(X509)* chain = sk_X509_new_null();
-  while (X509* next = in != nullptr ? PEM_read_bio_X509(in, nullptr, nullptr, nullptr) : nullptr)
-    sk_X509_push(chain, next);
+  if (in != nullptr) {
+    leaf = PEM_read_bio_X509(in, nullptr, nullptr, nullptr);
+    while (X509* next = PEM_read_bio_X509(in, nullptr, nullptr, nullptr)) sk_X509_push(chain, next);
+    BIO_free(in);
+  }
   ERR_clear_error();
-  BIO_free(in);
   if (leaf == nullptr) {
     out.error = cert_file + ": not a PEM certificate chain";
   } else {

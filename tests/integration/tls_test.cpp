@@ -9,8 +9,6 @@
 #include <signal.h>
 
 #include <chrono>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -40,11 +38,6 @@ TlsOptions options(std::string ca, std::string sni = "", int max_version = 0, st
 
 std::string tls_block(const CertFiles& files) {
   return "tls: {cert: " + files.cert + ", key: " + files.key + "}";
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 std::string failures_sample(const std::string& listener, const std::string& reason) {
@@ -316,7 +309,7 @@ TEST_F(TlsTest, TheOcspFileIsStapledForItsCertificateAndAReloadRenewsIt) {
     EXPECT_EQ(client.get("/").status, 200u) << sni;
     return client.ocsp_response();
   };
-  const std::string first = read_file(ocsp);
+  const std::string first = file_bytes(ocsp);
   ASSERT_FALSE(first.empty());
   EXPECT_EQ(stapled("a.test", true), first);
   EXPECT_EQ(stapled("", true), first);  // no SNI: the default certificate, a
@@ -337,7 +330,7 @@ TEST_F(TlsTest, TheOcspFileIsStapledForItsCertificateAndAReloadRenewsIt) {
       << without.output;
 
   pki_.ocsp(a, "a.ocsp");  // renewed in place, as a cron job would
-  const std::string renewed = read_file(ocsp);
+  const std::string renewed = file_bytes(ocsp);
   ASSERT_NE(renewed, first);
   const auto mark = proxy_->line_count();
   ASSERT_TRUE(proxy_->signal(SIGHUP));
@@ -380,7 +373,7 @@ TEST_F(TlsTest, ABadOcspFileIsAnErrorAndAReloadKeepsTheStapleInUse) {
   asking.ocsp = true;
   TlsClient client(port_, asking);
   ASSERT_TRUE(client.ok()) << client.error();
-  EXPECT_EQ(client.ocsp_response(), read_file(good));
+  EXPECT_EQ(client.ocsp_response(), file_bytes(good));
 }
 
 TEST_F(TlsTest, CheckNamesABadCipherListOrCaFile) {

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 
@@ -64,6 +65,11 @@ std::string last_ssl_error() {
 }
 
 }  // namespace
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 TestPki::TestPki(std::string name) : dir_(make_temp_dir("proxyd-pki")) {
   ca_cert_ = dir_ + "/ca.pem";

@@ -14,6 +14,9 @@
 
 namespace proxyd::test {
 
+// The bytes of a file (an OCSP response, say), "" if it cannot be read.
+std::string file_bytes(const std::string& path);
+
 // A certificate and its key, as files.
 struct CertFiles {
   std::string cert;  // PEM: the leaf, then the CA that signed it (the chain proxyd serves)

@@ -3,8 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <ctime>
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include "proxy/tls.hpp"
@@ -12,11 +10,6 @@
 
 namespace proxyd {
 namespace {
-
-std::string bytes_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 class OcspStapleTest : public ::testing::Test {
  protected:
@@ -30,7 +23,7 @@ TEST_F(OcspStapleTest, AGoodResponseIsKeptByteForByteUntilItsNextUpdate) {
   const OcspRead read = read_ocsp_staple(file, site_.cert, now_);
   ASSERT_TRUE(read.staple) << read.error;
   EXPECT_EQ(read.error, "");
-  EXPECT_EQ(read.staple->response, bytes_of(file));
+  EXPECT_EQ(read.staple->response, test::file_bytes(file));
   // `openssl ocsp -nmin 60`: nextUpdate an hour after thisUpdate, which is about now.
   EXPECT_GE(read.staple->next_update, now_ + 59 * 60);
   EXPECT_LE(read.staple->next_update, now_ + 61 * 60);
