@@ -134,7 +134,7 @@ Task<AttemptEnd> connect_new(Worker& worker, Deadline& deadline, UpstreamLease& 
 // A read for a response head takes at most this much. A head is at most kMaxResponseHead, so a
 // response of up to 16 KiB still comes in one read with its head; past that, the first read
 // leaves the rest of the 64 KiB buffer untouched, and a spliced body (relay.hpp) never touches
-// it: a thousand 1 MiB responses in flight then keep 32 KiB of buffer each resident, not 64.
+// it: a buffer that served 1 MiB responses keeps 32 KiB resident, not 64.
 constexpr std::size_t kHeadReadMax = 32 * 1024;
 
 Task<AttemptEnd> read_response_head(Worker& worker, Deadline& deadline, UpstreamConn& conn,
@@ -159,9 +159,8 @@ Task<AttemptEnd> read_response_head(Worker& worker, Deadline& deadline, Upstream
       up.compact();
     }
     worker.arm(deadline, timeout);
-    auto [ec, n] =
-        co_await conn.stream.async_read_some(
-            net::buffer(up.write_ptr(), std::min(up.writable(), kHeadReadMax)), use_task);
+    // Without a buffer until the server has answered (UpstreamCache::read_some).
+    auto [ec, n] = co_await worker.upstreams().read_some(conn, kHeadReadMax);
     if (ec) {
       if (deadline.fired) co_return AttemptEnd::timeout;
       if (got_bytes || !up.empty()) co_return AttemptEnd::bad_response;

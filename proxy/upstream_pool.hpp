@@ -8,13 +8,16 @@
 // on it, and data or EOF closes it at once. A connection reused sooner, the usual case under load,
 // is never watched: the watch (a wait, its cancellation and the aborted handler) would cost ~1000
 // instructions for a close that the check when taken already ensures.
-// An idle connection holds no relay buffer: the cache lends one while it is in use.
+// A connection holds a relay buffer from its first read until it idles or its body is spliced;
+// waiting for a response, only a bounded number take one (read_some), so that a worker with many
+// requests in flight keeps few buffers.
 // Owner: one Worker; used only on that worker's thread.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -28,8 +31,9 @@ namespace proxyd {
 
 using Clock = std::chrono::steady_clock;
 
-// One connection to one server, plain or TLS (a pool with `tls`). Its read buffer (kBufferSize, so a large response is read in few,
-// large recv calls: docs/architecture.md, "Performance choices") is attached while it is in use.
+// One connection to one server, plain or TLS (a pool with `tls`). Its read buffer (kBufferSize, so
+// a large response is read in few, large recv calls: docs/architecture.md, "Performance choices")
+// is lent by its worker's cache for reads (UpstreamCache::read_some) and given back when it idles.
 struct UpstreamConn {
   static constexpr std::size_t kBufferSize = 64 * 1024;
 
@@ -52,18 +56,21 @@ class UpstreamCache {
   // allocate per request, few enough to stay small (64 x 64 KiB = 4 MiB per worker).
   static constexpr std::size_t kMaxSpareBuffers = 64;
 
+  // At most this many reads waiting for a response hold a buffer (read_some).
+  static constexpr std::size_t kMaxLentWaits = 64;
+
   static constexpr Clock::duration kWatchAfter = std::chrono::milliseconds(100);
 
   UpstreamCache() = default;
   UpstreamCache(const UpstreamCache&) = delete;
   UpstreamCache& operator=(const UpstreamCache&) = delete;
 
-  // A new, unconnected connection with a relay buffer, on `executor`.
+  // A new, unconnected connection, on `executor` (no relay buffer yet).
   std::unique_ptr<UpstreamConn> fresh(Executor executor);
 
   // The most recently used idle connection to `server` (warm in cache and in the peer) that
   // received nothing while idle and speaks TLS iff `tls` (the pool's setting may have changed
-  // with a reload), with a relay buffer; null if there is none.
+  // with a reload), without a relay buffer; null if there is none.
   std::unique_ptr<UpstreamConn> take(const Server& server, bool tls);
 
   // Keeps `conn` (which must have nothing unread) for reuse and starts watching it, unless
@@ -89,9 +96,20 @@ class UpstreamCache {
   std::uint64_t closed_while_idle() const { return closed_while_idle_; }
   std::size_t spare_buffers() const { return spare_buffers_.size(); }
 
+  // Reads what the server sent into `conn.buffer`, at most `max` bytes at its write end. A
+  // connection waiting for a response without a buffer takes a spare one and reads as usual, as
+  // long as fewer than kMaxLentWaits such waits hold one. Past that, or with none spare, a plain
+  // connection waits for readability without one, and is lent one only then:
+  // a thousand requests waiting for their responses hold at most kMaxLentWaits buffers, not a
+  // thousand (HAProxy allocates its buffers the same way), and the spares stay for the bytes that
+  // arrive. Only that path pays for it: an epoll_ctl for the wait where Asio's read makes a
+  // recv() that finds nothing, and about 0.5 us of CPU more per response (docs/benchmarks.md,
+  // runs 39 to 42). A TLS connection is lent one at once: OpenSSL may already hold the bytes.
+  Task<std::tuple<error_code, std::size_t>> read_some(UpstreamConn& conn, std::size_t max);
+
   // A connection's read buffer goes back to the spares while the connection does not need it:
   // when it idles, and while a response body is spliced (relay.hpp). It is lent again, empty,
-  // when the connection is taken; a connection without one holds no bytes.
+  // by the next read that finds bytes; a connection without one holds no bytes.
   void return_buffer(ByteBuffer& buffer);
   // Gives `buffer` a 64 KiB storage (a spare one, or a new one) unless it has one.
   void lend_buffer(ByteBuffer& buffer);
@@ -102,6 +120,7 @@ class UpstreamCache {
 
   std::unordered_map<const ServerState*, std::vector<std::unique_ptr<UpstreamConn>>> idle_;
   std::vector<std::unique_ptr<char[]>> spare_buffers_;
+  std::size_t waits_lent_ = 0;  // reads waiting for a response with a buffer (read_some)
   std::uint64_t next_idle_id_ = 0;
   std::uint64_t closed_while_idle_ = 0;
 };

@@ -1,16 +1,23 @@
 // The per-worker idle connection cache on real loopback sockets, driven by a test-owned
-// io_context: an idle connection holds no relay buffer, anything that arrives on it while it
-// idles (data or EOF) closes it, and a connection is checked once more when taken (on a TLS
-// connection, OpenSSL's read-ahead too).
+// io_context: a connection holds a relay buffer only once its response arrives, anything that
+// arrives on it while it idles (data or EOF) closes it, and a connection is checked once more when
+// taken (on a TLS connection, OpenSSL's read-ahead too).
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "proxy/routing_snapshot.hpp"
 #include "proxy/upstream_pool.hpp"
@@ -33,14 +40,17 @@ class UpstreamCacheTest : public ::testing::Test {
     server_.state = std::make_shared<ServerState>();
   }
 
-  // A connected upstream connection as a session leaves it after a clean response, and the
-  // server's end of it.
-  std::unique_ptr<UpstreamConn> connect(Socket& peer) {
+  // A connected upstream connection as a session leaves it after a clean response (holding the
+  // buffer its response was read into), and the server's end of it. `lent`: false for one just
+  // connected, before its first read.
+  std::unique_ptr<UpstreamConn> connect(Socket& peer, bool lent = true) {
     auto conn = cache_.fresh(io_.get_executor());
     conn->stream.socket().connect(to_endpoint(server_.address));
     acceptor_.accept(peer);
     conn->server = server_.state;
     conn->address = server_.address;
+    EXPECT_FALSE(conn->buffer.has_storage()) << "a new connection has no buffer before a read";
+    if (lent) cache_.lend_buffer(conn->buffer);
     return conn;
   }
 
@@ -67,15 +77,14 @@ TEST_F(UpstreamCacheTest, AnIdleConnectionHoldsNoRelayBuffer) {
   EXPECT_EQ(cache_.spare_buffers(), 1u) << "the idle connection gave its buffer back";
   auto taken = cache_.take(server_, false);
   ASSERT_TRUE(taken);
-  EXPECT_TRUE(taken->buffer.has_storage());
-  EXPECT_EQ(taken->buffer.capacity(), UpstreamConn::kBufferSize);
-  EXPECT_EQ(cache_.spare_buffers(), 0u) << "the same buffer, lent again";
+  EXPECT_FALSE(taken->buffer.has_storage()) << "lent by the read that finds its response";
+  EXPECT_EQ(cache_.spare_buffers(), 1u);
   EXPECT_EQ(cache_.idle_count(), 0u);
 }
 
 // A response body spliced from this connection gives its buffer back for the rest of the body
-// (relay.hpp); the connection then idles without one and is lent one again when taken.
-TEST_F(UpstreamCacheTest, ABufferGivenBackDuringARequestIsLentAgainWhenTaken) {
+// (relay.hpp); the connection then idles without one, and gives back nothing more.
+TEST_F(UpstreamCacheTest, ABufferGivenBackDuringARequestIsNotGivenBackTwice) {
   Socket peer(io_.get_executor());
   auto conn = connect(peer);
   cache_.return_buffer(conn->buffer);
@@ -86,9 +95,150 @@ TEST_F(UpstreamCacheTest, ABufferGivenBackDuringARequestIsLentAgainWhenTaken) {
   EXPECT_EQ(cache_.spare_buffers(), 1u) << "nothing more to give back";
   auto taken = cache_.take(server_, false);
   ASSERT_TRUE(taken);
-  EXPECT_TRUE(taken->buffer.has_storage());
-  EXPECT_EQ(taken->buffer.capacity(), UpstreamConn::kBufferSize);
+  EXPECT_FALSE(taken->buffer.has_storage());
+  EXPECT_EQ(cache_.spare_buffers(), 1u);
+}
+
+// The outcome of one UpstreamCache::read_some.
+struct Read {
+  bool done = false;
+  error_code ec;
+  std::size_t n = 0;
+};
+
+// With no spare buffer, three requests wait for their responses and hold none between them; the
+// one answered is lent a new one and reads its bytes (at most `max` a read); one whose wait is
+// cancelled (a deadline) and one whose server closes end without one. With a spare, a wait takes
+// it at once.
+TEST_F(UpstreamCacheTest, WithNoSpareBufferAResponseStillComingHoldsNoneUntilItsBytesArrive) {
+  std::array<Socket, 3> peers{Socket(io_.get_executor()), Socket(io_.get_executor()),
+                              Socket(io_.get_executor())};
+  std::array<std::unique_ptr<UpstreamConn>, 3> conns;
+  std::array<Read, 3> reads;
+  const auto read = [&](std::size_t i, std::size_t max) {
+    reads[i] = Read{};
+    net::co_spawn(io_, [&, i, max]() -> Task<> {
+      std::tie(reads[i].ec, reads[i].n) = co_await cache_.read_some(*conns[i], max);
+      reads[i].done = true;
+    }, net::detached);
+  };
+  for (std::size_t i = 0; i < 3; ++i) {
+    conns[i] = connect(peers[i], false);
+    read(i, 64 * 1024);
+  }
+  io_.poll();
+  io_.restart();
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_FALSE(reads[i].done) << i;
+    EXPECT_FALSE(conns[i]->buffer.has_storage()) << i;
+  }
+
+  const std::string head = "HTTP/1.1 204 No Content\r\n\r\n";
+  net::write(peers[1], net::buffer(head));
+  ASSERT_TRUE(run_until([&] { return reads[1].done; }));
+  EXPECT_EQ(reads[1].ec, error_code());
+  ASSERT_EQ(reads[1].n, head.size());
+  conns[1]->buffer.commit(reads[1].n);
+  EXPECT_EQ(conns[1]->buffer.view(), head);
+  EXPECT_EQ(conns[1]->buffer.capacity(), UpstreamConn::kBufferSize);
+  // With its buffer, a read takes at most `max`.
+  net::write(peers[1], net::buffer(std::string_view("abcdefgh")));
+  read(1, 3);
+  ASSERT_TRUE(run_until([&] { return reads[1].done; }));
+  EXPECT_EQ(reads[1].ec, error_code());
+  EXPECT_EQ(reads[1].n, 3u);
+  EXPECT_FALSE(reads[0].done);
+  EXPECT_FALSE(reads[2].done);
+
+  conns[2]->stream.socket().cancel();
+  ASSERT_TRUE(run_until([&] { return reads[2].done; }));
+  EXPECT_EQ(reads[2].ec, net::error::operation_aborted);
+  EXPECT_FALSE(conns[2]->buffer.has_storage());
+  EXPECT_EQ(cache_.spare_buffers(), 0u) << "no buffer was made for the cancel";
+
+  peers[0].close();
+  ASSERT_TRUE(run_until([&] { return reads[0].done; }));
+  EXPECT_EQ(reads[0].ec, net::error::eof);
+  EXPECT_EQ(reads[0].n, 0u);
+  EXPECT_FALSE(conns[0]->buffer.has_storage());
+  EXPECT_EQ(cache_.spare_buffers(), 1u) << "the buffer lent to the read that found EOF, back";
+
+  // With a spare, a new wait takes it at once and reads into it, as a worker with few requests
+  // in flight does for every response.
+  read(2, 64 * 1024);
+  io_.restart();  // the context may have stopped when it ran out of work
+  io_.poll();
+  EXPECT_FALSE(reads[2].done);
+  EXPECT_TRUE(conns[2]->buffer.has_storage()) << "a spare is taken while waiting";
   EXPECT_EQ(cache_.spare_buffers(), 0u);
+  net::write(peers[2], net::buffer(head));
+  ASSERT_TRUE(run_until([&] { return reads[2].done; }));
+  EXPECT_EQ(reads[2].ec, error_code());
+  EXPECT_EQ(reads[2].n, head.size());
+}
+
+// At most kMaxLentWaits reads waiting for a response hold a buffer: past that, a wait leaves a
+// spare for the bytes that arrive.
+TEST_F(UpstreamCacheTest, AtMostMaxLentWaitsHoldABufferWhileWaiting) {
+  constexpr std::size_t kLent = UpstreamCache::kMaxLentWaits;
+  static_assert(kLent <= UpstreamCache::kMaxSpareBuffers);
+  std::vector<ByteBuffer> spares(kLent);
+  for (ByteBuffer& b : spares) cache_.lend_buffer(b);
+  for (ByteBuffer& b : spares) cache_.return_buffer(b);
+  ASSERT_EQ(cache_.spare_buffers(), kLent);
+
+  std::vector<Socket> peers;
+  std::vector<std::unique_ptr<UpstreamConn>> conns;
+  std::vector<Read> reads(kLent + 2);
+  peers.reserve(kLent + 2);
+  const auto wait = [&] {
+    const std::size_t i = conns.size();
+    peers.emplace_back(io_.get_executor());
+    conns.push_back(connect(peers.back(), false));
+    net::co_spawn(io_, [&, i]() -> Task<> {
+      std::tie(reads[i].ec, reads[i].n) = co_await cache_.read_some(*conns[i], 64 * 1024);
+      reads[i].done = true;
+    }, net::detached);
+    io_.restart();
+    io_.poll();
+  };
+  for (std::size_t i = 0; i < kLent; ++i) wait();
+  for (std::size_t i = 0; i < kLent; ++i) EXPECT_TRUE(conns[i]->buffer.has_storage()) << i;
+  EXPECT_EQ(cache_.spare_buffers(), 0u);
+  wait();
+  EXPECT_FALSE(conns[kLent]->buffer.has_storage()) << "none spare";
+
+  ByteBuffer extra;
+  cache_.lend_buffer(extra);
+  cache_.return_buffer(extra);
+  wait();
+  EXPECT_FALSE(conns[kLent + 1]->buffer.has_storage()) << "kMaxLentWaits already hold one";
+  EXPECT_EQ(cache_.spare_buffers(), 1u) << "left for the bytes that arrive";
+
+  // One of the lent waits ends: the next wait may hold a buffer again.
+  const std::string head = "HTTP/1.1 204 No Content\r\n\r\n";
+  net::write(peers[0], net::buffer(head));
+  ASSERT_TRUE(run_until([&] { return reads[0].done; }));
+  EXPECT_EQ(reads[0].n, head.size());
+  peers.emplace_back(io_.get_executor());
+  auto conn = connect(peers.back(), false);
+  bool done = false;
+  net::co_spawn(io_, [&]() -> Task<> {
+    co_await cache_.read_some(*conn, 64 * 1024);
+    done = true;
+  }, net::detached);
+  io_.restart();
+  io_.poll();
+  EXPECT_FALSE(done);
+  EXPECT_TRUE(conn->buffer.has_storage());
+  EXPECT_EQ(cache_.spare_buffers(), 0u);
+  // Every wait ends before the test's locals go.
+  for (auto& c : conns) c->stream.socket().cancel();
+  conn->stream.socket().cancel();
+  io_.restart();
+  EXPECT_TRUE(run_until([&] {
+    return done && std::all_of(reads.begin(), reads.end(), [](const Read& r) { return r.done; });
+  }));
 }
 
 // A sweep once the connection has idled for kWatchAfter starts its watch; one before does not.
