@@ -174,7 +174,7 @@ Task<std::tuple<error_code, std::size_t>> UpstreamCache::read_some(UpstreamConn&
     co_return co_await read();
   }
   // A wait for readability, not a peek: a peek on each 1 MiB response cost 25% more CPU per
-  // response at 1000 connections (docs/benchmarks.md, runs 39 to 42).
+  // response at 1000 connections (docs/benchmarks.md, runs 39 to 43).
   Socket& socket = conn.stream.socket();
   auto [ec] = co_await socket.async_wait(Socket::wait_read, use_task);
   if (ec) co_return std::tuple{ec, std::size_t{0}};

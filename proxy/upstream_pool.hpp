@@ -104,7 +104,7 @@ class UpstreamCache {
   // thousand (HAProxy allocates its buffers the same way), and the spares stay for the bytes that
   // arrive. Only that path pays for it: an epoll_ctl for the wait where Asio's read makes a
   // recv() that finds nothing, and about 0.5 us of CPU more per response (docs/benchmarks.md,
-  // runs 39 to 42). A TLS connection is lent one at once: OpenSSL may already hold the bytes.
+  // runs 39 to 43). A TLS connection is lent one at once: OpenSSL may already hold the bytes.
   Task<std::tuple<error_code, std::size_t>> read_some(UpstreamConn& conn, std::size_t max);
 
   // A connection's read buffer goes back to the spares while the connection does not need it:
