@@ -159,7 +159,7 @@ Task<AttemptEnd> read_response_head(Worker& worker, Deadline& deadline, Upstream
       up.compact();
     }
     worker.arm(deadline, timeout);
-    // Without a buffer until the server has answered (UpstreamCache::read_some).
+    // Lent a buffer while waiting only within UpstreamCache::read_some's bound.
     auto [ec, n] = co_await worker.upstreams().read_some(conn, kHeadReadMax);
     if (ec) {
       if (deadline.fired) co_return AttemptEnd::timeout;

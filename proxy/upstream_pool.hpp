@@ -99,12 +99,12 @@ class UpstreamCache {
   // Reads what the server sent into `conn.buffer`, at most `max` bytes at its write end. A
   // connection waiting for a response without a buffer takes a spare one and reads as usual, as
   // long as fewer than kMaxLentWaits such waits hold one. Past that, or with none spare, a plain
-  // connection waits for readability without one, and is lent one only then:
-  // a thousand requests waiting for their responses hold at most kMaxLentWaits buffers, not a
-  // thousand (HAProxy allocates its buffers the same way), and the spares stay for the bytes that
-  // arrive. Only that path pays for it: an epoll_ctl for the wait where Asio's read makes a
-  // recv() that finds nothing, and about 0.5 us of CPU more per response (docs/benchmarks.md,
-  // runs 39 to 43). A TLS connection is lent one at once: OpenSSL may already hold the bytes.
+  // connection waits for readability without one, and is lent one only then: a thousand requests
+  // waiting for their responses hold at most kMaxLentWaits buffers, not a thousand (HAProxy
+  // allocates its buffers the same way), and the spares stay for the bytes that arrive. Only that
+  // path pays for it: an epoll_ctl for the wait where Asio's read makes a recv() that finds
+  // nothing, about 0.5 us of CPU more per response (docs/benchmarks.md, runs 39 to 43). A TLS
+  // connection is lent one at once: OpenSSL may already hold the bytes.
   Task<std::tuple<error_code, std::size_t>> read_some(UpstreamConn& conn, std::size_t max);
 
   // A connection's read buffer goes back to the spares while the connection does not need it:

@@ -28,6 +28,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// The outcome of one UpstreamCache::read_some.
+struct Read {
+  bool done = false;
+  error_code ec;
+  std::size_t n = 0;
+};
+
 class UpstreamCacheTest : public ::testing::Test {
  protected:
   UpstreamCacheTest() {
@@ -52,6 +59,15 @@ class UpstreamCacheTest : public ::testing::Test {
     EXPECT_FALSE(conn->buffer.has_storage()) << "a new connection has no buffer before a read";
     if (lent) cache_.lend_buffer(conn->buffer);
     return conn;
+  }
+
+  // Starts cache_.read_some on `conn`; `into` tells when it ended, and how.
+  void start_read(UpstreamConn& conn, Read& into, std::size_t max = 64 * 1024) {
+    into = Read{};
+    net::co_spawn(io_, [this, &conn, &into, max]() -> Task<> {
+      std::tie(into.ec, into.n) = co_await cache_.read_some(conn, max);
+      into.done = true;
+    }, net::detached);
   }
 
   // Runs handlers until `done` or two seconds have passed.
@@ -99,13 +115,6 @@ TEST_F(UpstreamCacheTest, ABufferGivenBackDuringARequestIsNotGivenBackTwice) {
   EXPECT_EQ(cache_.spare_buffers(), 1u);
 }
 
-// The outcome of one UpstreamCache::read_some.
-struct Read {
-  bool done = false;
-  error_code ec;
-  std::size_t n = 0;
-};
-
 // With no spare buffer, three requests wait for their responses and hold none between them; the
 // one answered is lent a new one and reads its bytes (at most `max` a read); one whose wait is
 // cancelled (a deadline) and one whose server closes end without one. With a spare, a wait takes
@@ -115,16 +124,9 @@ TEST_F(UpstreamCacheTest, WithNoSpareBufferAResponseStillComingHoldsNoneUntilIts
                               Socket(io_.get_executor())};
   std::array<std::unique_ptr<UpstreamConn>, 3> conns;
   std::array<Read, 3> reads;
-  const auto read = [&](std::size_t i, std::size_t max) {
-    reads[i] = Read{};
-    net::co_spawn(io_, [&, i, max]() -> Task<> {
-      std::tie(reads[i].ec, reads[i].n) = co_await cache_.read_some(*conns[i], max);
-      reads[i].done = true;
-    }, net::detached);
-  };
   for (std::size_t i = 0; i < 3; ++i) {
     conns[i] = connect(peers[i], false);
-    read(i, 64 * 1024);
+    start_read(*conns[i], reads[i]);
   }
   io_.poll();
   io_.restart();
@@ -143,7 +145,7 @@ TEST_F(UpstreamCacheTest, WithNoSpareBufferAResponseStillComingHoldsNoneUntilIts
   EXPECT_EQ(conns[1]->buffer.capacity(), UpstreamConn::kBufferSize);
   // With its buffer, a read takes at most `max`.
   net::write(peers[1], net::buffer(std::string_view("abcdefgh")));
-  read(1, 3);
+  start_read(*conns[1], reads[1], 3);
   ASSERT_TRUE(run_until([&] { return reads[1].done; }));
   EXPECT_EQ(reads[1].ec, error_code());
   EXPECT_EQ(reads[1].n, 3u);
@@ -165,7 +167,7 @@ TEST_F(UpstreamCacheTest, WithNoSpareBufferAResponseStillComingHoldsNoneUntilIts
 
   // With a spare, a new wait takes it at once and reads into it, as a worker with few requests
   // in flight does for every response.
-  read(2, 64 * 1024);
+  start_read(*conns[2], reads[2]);
   io_.restart();  // the context may have stopped when it ran out of work
   io_.poll();
   EXPECT_FALSE(reads[2].done);
@@ -189,16 +191,13 @@ TEST_F(UpstreamCacheTest, AtMostMaxLentWaitsHoldABufferWhileWaiting) {
 
   std::vector<Socket> peers;
   std::vector<std::unique_ptr<UpstreamConn>> conns;
-  std::vector<Read> reads(kLent + 2);
-  peers.reserve(kLent + 2);
+  std::vector<Read> reads(kLent + 3);
+  peers.reserve(kLent + 3);
   const auto wait = [&] {
     const std::size_t i = conns.size();
     peers.emplace_back(io_.get_executor());
     conns.push_back(connect(peers.back(), false));
-    net::co_spawn(io_, [&, i]() -> Task<> {
-      std::tie(reads[i].ec, reads[i].n) = co_await cache_.read_some(*conns[i], 64 * 1024);
-      reads[i].done = true;
-    }, net::detached);
+    start_read(*conns[i], reads[i]);
     io_.restart();
     io_.poll();
   };
@@ -220,24 +219,15 @@ TEST_F(UpstreamCacheTest, AtMostMaxLentWaitsHoldABufferWhileWaiting) {
   net::write(peers[0], net::buffer(head));
   ASSERT_TRUE(run_until([&] { return reads[0].done; }));
   EXPECT_EQ(reads[0].n, head.size());
-  peers.emplace_back(io_.get_executor());
-  auto conn = connect(peers.back(), false);
-  bool done = false;
-  net::co_spawn(io_, [&]() -> Task<> {
-    co_await cache_.read_some(*conn, 64 * 1024);
-    done = true;
-  }, net::detached);
-  io_.restart();
-  io_.poll();
-  EXPECT_FALSE(done);
-  EXPECT_TRUE(conn->buffer.has_storage());
+  wait();
+  EXPECT_FALSE(reads[kLent + 2].done);
+  EXPECT_TRUE(conns[kLent + 2]->buffer.has_storage());
   EXPECT_EQ(cache_.spare_buffers(), 0u);
   // Every wait ends before the test's locals go.
   for (auto& c : conns) c->stream.socket().cancel();
-  conn->stream.socket().cancel();
   io_.restart();
   EXPECT_TRUE(run_until([&] {
-    return done && std::all_of(reads.begin(), reads.end(), [](const Read& r) { return r.done; });
+    return std::all_of(reads.begin(), reads.end(), [](const Read& r) { return r.done; });
   }));
 }
 
