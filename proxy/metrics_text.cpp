@@ -242,8 +242,9 @@ std::string render_metrics(const ExpositionInput& input) {
   std::map<SeriesKey, RequestTotals> totals;
   std::map<std::tuple<std::string, std::string, std::size_t>, std::uint64_t> failures;
   std::vector<std::int64_t> connections(input.listeners.size(), 0);
-  for (const WorkerMetrics* worker : input.workers) {
-    worker->visit(
+  std::vector<std::int64_t> by_worker(input.workers.size(), 0);
+  for (std::size_t w = 0; w < input.workers.size(); ++w) {
+    input.workers[w]->visit(
         [&](const RequestSeries& s) {
           RequestTotals& t = totals[{s.route, s.slot, s.pool}];
           for (std::size_t i = 0; i < s.by_code.size(); ++i)
@@ -261,6 +262,7 @@ std::string render_metrics(const ExpositionInput& input) {
         },
         [&](std::size_t listener, std::int64_t n) {
           if (listener < connections.size()) connections[listener] += n;
+          by_worker[w] += n;
         });
   }
 
@@ -284,6 +286,10 @@ std::string render_metrics(const ExpositionInput& input) {
   Family active(out, "proxyd_connections_active", "gauge", "Open client connections, by listener.");
   for (std::size_t i = 0; i < input.listeners.size(); ++i)
     active.sample({{"listener", input.listeners[i]}}, std::to_string(connections[i]));
+  Family per_worker(out, "proxyd_worker_connections_active", "gauge",
+                    "Open client connections, by worker (each goes to the one with the fewest).");
+  for (std::size_t w = 0; w < by_worker.size(); ++w)
+    per_worker.sample({{"worker", std::to_string(w)}}, std::to_string(by_worker[w]));
   render_tls(out, input);
   Family protocols(out, "proxyd_requests_by_protocol_total", "counter",
                    "Requests finished, by the protocol the client spoke.");

@@ -234,6 +234,9 @@ bool Proxy::start(std::string& error, TakeoverGrant* takeover) {
     error = "no listener to open";
     return false;
   }
+  std::vector<Worker*> peers;
+  for (auto& worker : workers_) peers.push_back(worker.get());
+  for (auto& worker : workers_) worker->set_peers(peers);
   for (auto& worker : workers_) worker->start();
   health_.start();
   rollout_thread_ = std::thread([this] { run_rollouts(); });

@@ -179,6 +179,7 @@ class Session {
   Session& operator=(const Session&) = delete;
   ~Session() {
     worker_.metrics().connections(listener_.index).add(-1);
+    worker_.connection_closed();
     worker_.unlink(deadline_);
   }
 

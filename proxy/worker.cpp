@@ -4,8 +4,11 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <utility>
 
 #include "access_log.hpp"
 #include "allocator.hpp"
@@ -29,6 +32,22 @@ std::chrono::milliseconds sweep_period(const Config& config) {
 void log_ejection(const Ejection& ejection) {
   log::write(LogLevel::warning, "proxyd: passive: " + ejection_text(ejection));
 }
+
+// A connection on its way to another worker: closed if that worker stops before taking it.
+class OwnedFd {
+ public:
+  explicit OwnedFd(int fd) : fd_(fd) {}
+  OwnedFd(OwnedFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  OwnedFd& operator=(OwnedFd&&) = delete;
+  ~OwnedFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
 
 }  // namespace
 
@@ -146,6 +165,7 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
   constexpr std::size_t kPendingHandshakes = 4;
   const bool tls = listener.config->tls.has_value();
   error_code ec;
+  const tcp protocol = acceptor.local_endpoint(ec).protocol();
   acceptor.non_blocking(true, ec);  // the batch's accepts return would_block when none is left
   for (;;) {
     auto [accept_ec, socket] = co_await acceptor.async_accept(use_task);
@@ -159,15 +179,85 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
     }
     for (int n = 1;; ++n) {
       if (draining_) co_return;
-      socket.set_option(tcp::no_delay(true), ec);
-      if (tls) ++pending_handshakes_;  // Session::handshake counts it out
-      net::co_spawn(*io_, run_session(*this, std::move(socket), listener), net::detached);
+      dispatch(std::move(socket), listener, protocol);
       if (n == kAcceptBatch || (tls && pending_handshakes_ >= kPendingHandshakes)) break;
       socket = Socket(*io_);
       acceptor.accept(socket, ec);
       if (ec) break;  // none left (or an error, which the next async_accept reports)
     }
   }
+}
+
+// The kernel spreads new connections over the workers' SO_REUSEPORT sockets by a hash of their
+// addresses, blind to how many each worker already serves: eight long-lived connections split
+// 4 and 4 only 27% of the time, and the busier worker then set the pace (h2, 64 streams over
+// 8 connections: 58,600 requests/s unevenly split, 64,000 evenly; docs/benchmarks.md, run 44).
+// So each accepted connection goes to the worker with the fewest (this one when level, below), as
+// HAProxy's listeners pick the least loaded thread. Handing one over costs this worker an
+// epoll_ctl to let the socket go, the other a post and an epoll_ctl to take it: per connection,
+// never per request.
+void Worker::dispatch(Socket socket, const ListenerRuntime& listener, const tcp& protocol) {
+  Worker* target = this;
+  const std::int64_t own = load_.load(std::memory_order_relaxed);
+  std::int64_t least = own;
+  const auto consider = [&](Worker* peer) {
+    if (peer == this || !peer->accepting_.load(std::memory_order_relaxed)) return;
+    const std::int64_t load = peer->load_.load(std::memory_order_relaxed);
+    if (load < least) {
+      target = peer;
+      least = load;
+    }
+  };
+  // Up to 8 workers, every one is looked at; past that, two picked at random (the power of two
+  // choices), so that an accept does not read a thousand counters.
+  constexpr std::size_t kScanAll = 8;
+  if (peers_.size() <= kScanAll) {
+    for (Worker* peer : peers_) consider(peer);
+  } else {
+    for (int i = 0; i < 2; ++i) consider(peers_[rng_.next() % peers_.size()]);
+  }
+  // Within 1/32 of its own count, this worker keeps the connection: exact balance up to 32
+  // connections a worker, and few handovers where connections come and go by the hundred (a new
+  // TLS connection per request, 256 at once: moving one at every imbalance of one measured 3%
+  // more CPU per request there, within that row's noise; docs/benchmarks.md, run 44).
+  if (least + own / 32 >= own) target = this;
+  // Counted before its accepting flag is read again, and begin_drain() clears that flag before
+  // its drain reads the count (both sequentially consistent): either the target's drain waits
+  // for this connection, or this worker sees that it began and keeps the connection.
+  target->load_.fetch_add(1);
+  if (target != this) {
+    error_code ec;
+    if (target->accepting_.load()) {
+      const int fd = socket.release(ec);
+      if (!ec) {
+        net::post(*target->io_, [target, fd = OwnedFd(fd), listener, protocol]() mutable {
+          Socket adopted(*target->io_);
+          error_code assign_ec;
+          adopted.assign(protocol, fd.get(), assign_ec);
+          if (assign_ec) {  // closed unserved, as a failed accept would be
+            target->load_.fetch_sub(1);
+            target->maybe_finish_drain();
+            return;
+          }
+          fd.release();
+          target->serve(std::move(adopted), listener);
+        });
+        return;
+      }
+    }
+    target->load_.fetch_sub(1);
+    // Its drain may have counted this connection and wait for it: let it look again.
+    net::post(*target->io_, [target] { target->maybe_finish_drain(); });
+    load_.fetch_add(1);
+  }
+  serve(std::move(socket), listener);
+}
+
+void Worker::serve(Socket socket, const ListenerRuntime& listener) {
+  error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  if (listener.config->tls) ++pending_handshakes_;  // Session::handshake counts it out
+  net::co_spawn(*io_, run_session(*this, std::move(socket), listener), net::detached);
 }
 
 Task<void> Worker::sweep_loop() {
@@ -251,6 +341,7 @@ void Worker::begin_drain() {
   net::post(*io_, [this] {
     if (draining_) return;
     draining_ = true;
+    accepting_.store(false);  // before maybe_finish_drain() reads load_: see dispatch()
     for (auto& a : acceptors_) {
       error_code ignored;
       a->close(ignored);
@@ -267,7 +358,7 @@ void Worker::begin_drain() {
 }
 
 void Worker::maybe_finish_drain() {
-  if (sessions_ != 0 || finished_) return;
+  if (!draining_ || sessions_ != 0 || load_.load() != 0 || finished_) return;
   finished_ = true;
   upstreams_.clear();
   if (sweep_timer_) sweep_timer_->cancel();

@@ -1,9 +1,10 @@
 // One worker: a thread running its own single-threaded io_context, its acceptors (one per
-// listener, SO_REUSEPORT, so the kernel spreads connections), its sessions, its idle upstream
-// connections, its PRNG and round-robin cursors, and one coarse timer that sweeps deadlines
-// (one timer per worker instead of one per operation: docs/architecture.md, "Timeouts").
+// listener, SO_REUSEPORT), its sessions, its idle upstream connections, its PRNG and round-robin
+// cursors, and one coarse timer that sweeps deadlines (one timer per worker instead of one per
+// operation: docs/architecture.md, "Timeouts"). A connection accepted here is served by the
+// worker with the fewest connections, which may be another one (Worker::dispatch).
 // Everything here is touched only on the worker's thread, except begin_drain() and stop(), which
-// post into it.
+// post into it, and the load and accepting flags the other workers' accept loops read.
 #pragma once
 
 #include <atomic>
@@ -96,6 +97,9 @@ class Worker {
 
   // Adopts an acceptor bound by the Server; its accept loop starts with the thread.
   void add_acceptor(Acceptor acceptor, ListenerRuntime listener);
+  // Before start(): every worker of the server, this one included, among which accepted
+  // connections are spread.
+  void set_peers(std::vector<Worker*> peers) { peers_ = std::move(peers); }
   // Each acceptor's listener index and socket, for a takeover (takeover.hpp). Any thread: the
   // list is fixed once the worker started, and a socket only closes when it drains.
   std::vector<std::pair<std::size_t, int>> listening_sockets();
@@ -126,6 +130,8 @@ class Worker {
   Clock::time_point now() const { return now_; }
   // A TLS connection the accept loop counted in has ended its handshake (done or failed).
   void handshake_ended() { --pending_handshakes_; }
+  // A client connection closed (its session ends): one fewer for the accept loops to count.
+  void connection_closed() { load_.fetch_sub(1, std::memory_order_relaxed); }
 
   void link(Deadline& d);
   void unlink(Deadline& d);
@@ -137,6 +143,10 @@ class Worker {
 
  private:
   Task<void> accept_loop(Acceptor& acceptor, ListenerRuntime listener);
+  // Serves an accepted connection here, or hands it to the worker with the fewest connections.
+  void dispatch(Socket socket, const ListenerRuntime& listener, const tcp& protocol);
+  // Starts the session of a connection counted in load_ (this worker's thread).
+  void serve(Socket socket, const ListenerRuntime& listener);
   Task<void> sweep_loop();
   void sweep();
   void keep_serving(const RoutingSnapshot& current);
@@ -166,6 +176,13 @@ class Worker {
   Deadline* deadlines_ = nullptr;  // head of the intrusive list of live sessions
   std::size_t sessions_ = 0;
   std::size_t pending_handshakes_ = 0;  // TLS connections accepted, handshake not ended yet
+  std::vector<Worker*> peers_;
+  // Client connections this worker serves, counting those handed to it and not yet started:
+  // what accept loops compare. Changed by any worker's accept loop (+1) and by this worker when
+  // a session ends (-1).
+  std::atomic<std::int64_t> load_{0};
+  // False once begin_drain() ran here: no accept loop hands a connection to it any more.
+  std::atomic<bool> accepting_{true};
   MemoryTrim memory_trim_;
   Clock::time_point now_ = Clock::now();
   std::unique_ptr<SteadyTimer> sweep_timer_;

@@ -3,15 +3,17 @@
 // fake upstreams saw, and no counter went down; the exposition passes `promtool check metrics`;
 // scrapes under load and during reloads are complete; local replies and upstream failures are
 // counted by reason; /ready turns 503 while draining; the admin paths are not reachable through a
-// proxy listener.
+// proxy listener; new connections are spread over the workers by how many each serves.
 #include <gtest/gtest.h>
 
 #include <signal.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -235,6 +237,55 @@ TEST_F(MetricsTest, ScrapesUnderLoadAndDuringReloadsAreComplete) {
   load.stop();
   EXPECT_EQ(load.failures(), std::vector<std::string>{});
   EXPECT_GT(load.requests(), 0);
+}
+
+// Each connection accepted goes to the worker serving the fewest (the kernel's SO_REUSEPORT hash
+// would put each on either at random): opened one at a time, each answered before the next, the
+// two workers' counts never differ by more than one, also after the connections closed and
+// new ones came.
+TEST_F(MetricsTest, EachNewConnectionGoesToTheWorkerServingTheFewest) {
+  ASSERT_NO_FATAL_FAILURE(start(two_routes(blue_, green_, "50")));
+  const auto on = [](const Samples& s, int worker) {
+    const auto it =
+        s.find("proxyd_worker_connections_active{worker=\"" + std::to_string(worker) + "\"}");
+    return it == s.end() ? -1.0 : it->second;
+  };
+  const auto total = [&](const Samples& s) { return on(s, 0) + on(s, 1); };
+  std::vector<std::unique_ptr<HttpClient>> clients;
+  double open_now = 0;
+  // Opens one more connection and returns the counts once it was answered.
+  const auto open_one = [&](Samples& s) {
+    clients.push_back(std::make_unique<HttpClient>(port_));
+    ASSERT_EQ(clients.back()->get("/w").status, 200u);
+    ++open_now;
+    s = parse(scrape());
+    ASSERT_EQ(total(s), open_now);
+  };
+  Samples s;
+  for (int i = 0; i < 16; ++i) {
+    ASSERT_NO_FATAL_FAILURE(open_one(s));
+    EXPECT_LE(std::abs(on(s, 0) - on(s, 1)), 1) << open_now << " open";
+  }
+
+  // One of each pair opened one after the other closes: every pair had one on each worker, so
+  // the counts may now differ by anything from 0 to 8.
+  for (std::size_t i = 0; i < clients.size(); i += 2) clients[i]->close();
+  open_now -= 8;
+  s = scrape_until([&](const Samples& now) { return total(now) == open_now; });
+  ASSERT_EQ(total(s), 8);
+  // Each new one goes to the worker with fewer until they are level, then they alternate.
+  for (int i = 0; i < 8; ++i) {
+    const Samples before = s;
+    const int fewer = on(before, 0) < on(before, 1) ? 0 : 1;
+    ASSERT_NO_FATAL_FAILURE(open_one(s));
+    if (on(before, 0) != on(before, 1)) {
+      EXPECT_EQ(on(s, fewer), on(before, fewer) + 1) << "new connection " << i;
+    } else {
+      EXPECT_EQ(std::abs(on(s, 0) - on(s, 1)), 1) << "new connection " << i;
+    }
+  }
+  EXPECT_EQ(on(s, 0), 8);
+  EXPECT_EQ(on(s, 1), 8);
 }
 
 TEST_F(MetricsTest, ReadyTurns503WhileDrainingAndHealthzStays200) {
