@@ -102,11 +102,13 @@ class UpstreamCache {
   // connection waits for readability without one, and is lent one only then: a thousand requests
   // waiting for their responses hold at most kMaxLentWaits buffers, not a thousand (HAProxy
   // allocates its buffers the same way), and the spares stay for the bytes that arrive. Only that
-  // path pays for it: an epoll_ctl for the wait where Asio's read makes a recv() that finds
-  // nothing. Measured: 0.5 us of CPU per response when all waits take it at 64 in flight (runs 39
-  // to 43), but 3.4 us (+15%) per small response with a thousand waiting on one worker (run 46),
-  // for reasons not found yet (docs/benchmarks.md). A TLS connection is lent one at once:
-  // OpenSSL may already hold the bytes.
+  // path pays for it: the EPOLL_CTL_MOD Asio's reactor makes for every async_wait, where its read
+  // makes a recv() that finds nothing. Measured: 0.5 us of CPU per response when all waits take
+  // it at 64 in flight (runs 39 to 43), but 3.4 us (+15%) per small response with a thousand
+  // descriptors on one worker (runs 46 and 47). Waiting with a read of the first bytes instead
+  // avoids it, but cost 1 MiB responses at 1000 connections 7% of req/s and 27% more CPU (run 47,
+  // docs/benchmarks.md), so the wait stays. A TLS connection is lent one at once: OpenSSL may
+  // already hold the bytes.
   Task<std::tuple<error_code, std::size_t>> read_some(UpstreamConn& conn, std::size_t max);
 
   // A connection's read buffer goes back to the spares while the connection does not need it:
