@@ -173,24 +173,54 @@ Task<std::tuple<error_code, std::size_t>> UpstreamCache::read_some(UpstreamConn&
     } release{waits_lent_};
     co_return co_await read();
   }
-  // A wait for readability, not a peek: a peek on each 1 MiB response cost 25% more CPU per
-  // response at 1000 connections (docs/benchmarks.md, runs 39 to 43).
+  // Past the bound the wait holds no buffer, and is lent one when bytes come. How it waits
+  // depends on the connection's earlier responses (docs/benchmarks.md, runs 47 and 48):
+  // - Once one was small, with an Asio read of at most first_bytes: Asio tries it at once and
+  //   then waits without re-arming epoll. When the bytes fill first_bytes, the rest is read at
+  //   once, so that a response of a few KiB still leaves in one write.
+  // - Before that (a new connection) and after a large one (the read filled `max`), with a wait
+  //   for readability, which costs the EPOLL_CTL_MOD Asio makes for every async_wait (2.5 us
+  //   with a thousand descriptors on the worker). Reading the first bytes as they came on a new
+  //   connection cost every later 1 MiB response on it: 15% of their requests/s at 1000
+  //   connections, with the same system calls, for a reason in the kernel not traced further.
   Socket& socket = conn.stream.socket();
-  auto [ec] = co_await socket.async_wait(Socket::wait_read, use_task);
-  if (ec) co_return std::tuple{ec, std::size_t{0}};
-  lend_buffer(buffer);
-  const ssize_t n = ::recv(socket.native_handle(), buffer.write_ptr(),
-                           std::min(buffer.writable(), max), MSG_DONTWAIT);
-  if (n > 0) co_return std::tuple{error_code(), static_cast<std::size_t>(n)};
-  const int error = errno;
-  if (n == 0 || (error != EAGAIN && error != EWOULDBLOCK)) {
-    return_buffer(buffer);
-    co_return std::tuple{n == 0 ? error_code(net::error::eof)
-                                : error_code(error, boost::system::system_category()),
-                         std::size_t{0}};
+  const auto recv_more = [&](std::size_t have) {
+    return ::recv(socket.native_handle(), buffer.write_ptr() + have,
+                  std::min(buffer.writable(), max) - have, MSG_DONTWAIT);
+  };
+  std::size_t n = 0;
+  if (conn.small_responses) {
+    const std::size_t want = std::min(conn.first_bytes.size(), max);
+    auto [ec, got] =
+        co_await conn.stream.async_read_some(net::buffer(conn.first_bytes.data(), want), use_task);
+    if (ec) co_return std::tuple{ec, std::size_t{0}};
+    lend_buffer(buffer);
+    std::memcpy(buffer.write_ptr(), conn.first_bytes.data(), got);
+    n = got;
+    // Whatever else this finds (nothing yet, EOF, an error), the caller's next read finds too
+    // (an error as EOF).
+    if (n == want && n < max)
+      if (const ssize_t more = recv_more(n); more > 0) n += static_cast<std::size_t>(more);
+  } else {
+    auto [ec] = co_await socket.async_wait(Socket::wait_read, use_task);
+    if (ec) co_return std::tuple{ec, std::size_t{0}};
+    lend_buffer(buffer);
+    const ssize_t got = recv_more(0);
+    if (got <= 0) {
+      const int error = errno;
+      if (got == 0 || (error != EAGAIN && error != EWOULDBLOCK)) {
+        return_buffer(buffer);
+        co_return std::tuple{got == 0 ? error_code(net::error::eof)
+                                      : error_code(error, boost::system::system_category()),
+                             std::size_t{0}};
+      }
+      // Woken with nothing to read after all: wait again, with the buffer.
+      co_return co_await read();
+    }
+    n = static_cast<std::size_t>(got);
   }
-  // Woken with nothing to read after all: wait again, with the buffer.
-  co_return co_await read();
+  conn.small_responses = n < max;
+  co_return std::tuple{error_code(), n};
 }
 
 void UpstreamCache::lend_buffer(ByteBuffer& buffer) {

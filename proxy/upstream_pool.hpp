@@ -14,6 +14,7 @@
 // Owner: one Worker; used only on that worker's thread.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -41,6 +42,11 @@ struct UpstreamConn {
 
   Stream stream;
   ByteBuffer buffer;
+  // A response's first bytes, read while no buffer is lent (UpstreamCache::read_some).
+  std::array<char, 1024> first_bytes;
+  // The last read that waited without a buffer came back short of its `max`: how the next one
+  // waits (UpstreamCache::read_some).
+  bool small_responses = false;
   std::shared_ptr<ServerState> server;  // keeps the cache key alive while the connection lives
   ResolvedAddress address;
   Clock::time_point idle_since{};
@@ -99,15 +105,11 @@ class UpstreamCache {
   // Reads what the server sent into `conn.buffer`, at most `max` bytes at its write end. A
   // connection waiting for a response without a buffer takes a spare one and reads as usual, as
   // long as fewer than kMaxLentWaits such waits hold one. Past that, or with none spare, a plain
-  // connection waits for readability without one, and is lent one only then: a thousand requests
+  // connection waits without one, and is lent one only when bytes come: a thousand requests
   // waiting for their responses hold at most kMaxLentWaits buffers, not a thousand (HAProxy
-  // allocates its buffers the same way), and the spares stay for the bytes that arrive. Only that
-  // path pays for it: the EPOLL_CTL_MOD Asio's reactor makes for every async_wait, where its read
-  // makes a recv() that finds nothing. Measured: 0.5 us of CPU per response when all waits take
-  // it at 64 in flight (runs 39 to 43), but 3.4 us (+15%) per small response with a thousand
-  // descriptors on one worker (runs 46 and 47). Waiting with a read of the first bytes instead
-  // avoids it, but cost 1 MiB responses at 1000 connections 7% of req/s and 27% more CPU (run 47,
-  // docs/benchmarks.md), so the wait stays. A TLS connection is lent one at once: OpenSSL may
+  // allocates its buffers the same way), and the spares stay for the bytes that arrive. It waits
+  // by reading its first_bytes once its responses were seen to be small, else by a wait for
+  // readability (the definition says why). A TLS connection is lent one at once: OpenSSL may
   // already hold the bytes.
   Task<std::tuple<error_code, std::size_t>> read_some(UpstreamConn& conn, std::size_t max);
 

@@ -21,6 +21,7 @@
 
 #include "proxy/routing_snapshot.hpp"
 #include "proxy/upstream_pool.hpp"
+#include "syscall_counts.hpp"
 #include "tests/support/tls_fixtures.hpp"
 
 namespace proxyd {
@@ -177,6 +178,109 @@ TEST_F(UpstreamCacheTest, WithNoSpareBufferAResponseStillComingHoldsNoneUntilIts
   ASSERT_TRUE(run_until([&] { return reads[2].done; }));
   EXPECT_EQ(reads[2].ec, error_code());
   EXPECT_EQ(reads[2].n, head.size());
+}
+
+// On a connection whose responses were small, a wait without a buffer costs no epoll_ctl (which
+// a wait for readability would: Asio re-arms the descriptor for each): it reads at most the connection's first_bytes (and at most `max`),
+// those bytes move into a buffer lent then, and when they fill first_bytes the rest of a response
+// of a few KiB is read at once, in the same read.
+TEST_F(UpstreamCacheTest, AWaitWithoutABufferCostsNoEpollCtlAndReadsAFewKiBAtOnce) {
+  constexpr std::size_t kFirst = std::tuple_size_v<decltype(UpstreamConn::first_bytes)>;
+  std::string response = "HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n";
+  for (std::size_t i = 0; response.size() < 3000; ++i) response += static_cast<char>('a' + i % 26);
+  ASSERT_GT(response.size(), kFirst);
+  std::array<Socket, 2> peers{Socket(io_.get_executor()), Socket(io_.get_executor())};
+  std::array<std::unique_ptr<UpstreamConn>, 2> conns;
+  std::array<Read, 2> reads;
+  conns[0] = connect(peers[0], false);
+  conns[1] = connect(peers[1], false);
+  conns[0]->small_responses = conns[1]->small_responses = true;  // as after a small response
+  const test::SyscallWatch watch(conns[1]->stream.socket().native_handle());
+  start_read(*conns[0], reads[0], 10);
+  start_read(*conns[1], reads[1]);
+  io_.poll();
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_FALSE(reads[i].done) << i;
+    EXPECT_FALSE(conns[i]->buffer.has_storage()) << "no spare: the wait holds none";
+    net::write(peers[i], net::buffer(response));
+  }
+  ASSERT_TRUE(run_until([&] { return reads[0].done && reads[1].done; }));
+  EXPECT_EQ(reads[0].ec, error_code());
+  EXPECT_EQ(reads[0].n, 10u) << "at most max";
+  EXPECT_EQ(reads[1].ec, error_code());
+  ASSERT_EQ(reads[1].n, response.size()) << "the first bytes, then the rest at once";
+  EXPECT_EQ(watch.counts().epoll_ctls, 0);
+  EXPECT_EQ(watch.counts().socket_reads, 3) << "one that found nothing, the first bytes, the rest";
+  UpstreamConn& conn = *conns[1];
+  ASSERT_TRUE(conn.buffer.has_storage());
+  EXPECT_EQ(conn.buffer.capacity(), UpstreamConn::kBufferSize);
+  conn.buffer.commit(reads[1].n);
+  EXPECT_EQ(conn.buffer.view(), response);
+  EXPECT_TRUE(conn.small_responses) << "3000 bytes: short of max";
+  EXPECT_EQ(cache_.spare_buffers(), 0u);
+}
+
+// A new connection, and one whose last response filled `max` (a large one), wait without a
+// buffer for readability; once a response comes back short of `max`, the connection's waits read
+// its first bytes instead. Both deliver the same bytes; an EOF ends either without a buffer.
+TEST_F(UpstreamCacheTest, ANewConnectionWaitsForReadabilityUntilAResponseIsShortOfMax) {
+  std::string response(5000, 'x');
+  for (std::size_t i = 0; i < response.size(); ++i) response[i] = static_cast<char>('a' + i % 26);
+  Socket peer(io_.get_executor());
+  auto conn = connect(peer, false);
+  EXPECT_FALSE(conn->small_responses);
+  const int fd = conn->stream.socket().native_handle();
+  std::vector<ByteBuffer> held;  // the buffers each read gives back, so that none is spare
+  held.reserve(8);
+  Read read;
+  std::string got;
+  // One read_some without a buffer; returns its epoll_ctl calls.
+  const auto read_without_buffer = [&](std::size_t max) {
+    const test::SyscallWatch watch(fd);
+    io_.restart();
+    start_read(*conn, read, max);
+    EXPECT_TRUE(run_until([&] { return read.done; }));
+    conn->buffer.commit(read.n);
+    got += conn->buffer.view();
+    conn->buffer.consume(read.n);
+    cache_.return_buffer(conn->buffer);
+    held.emplace_back();
+    cache_.lend_buffer(held.back());
+    EXPECT_EQ(cache_.spare_buffers(), 0u);
+    return watch.counts().epoll_ctls;
+  };
+  net::write(peer, net::buffer(response));
+  EXPECT_EQ(read_without_buffer(2048), 1) << "a wait for readability";
+  EXPECT_EQ(read.ec, error_code());
+  EXPECT_EQ(read.n, 2048u);
+  EXPECT_FALSE(conn->small_responses) << "max filled";
+  EXPECT_EQ(read_without_buffer(2048), 1) << "again";
+  EXPECT_EQ(read.n, 2048u);
+  EXPECT_EQ(read_without_buffer(4096), 1);
+  EXPECT_EQ(read.n, 5000u - 4096u);
+  EXPECT_TRUE(conn->small_responses) << "short of max";
+  EXPECT_EQ(got, response);
+
+  got.clear();
+  net::write(peer, net::buffer(response));
+  EXPECT_EQ(read_without_buffer(4096), 0) << "the first bytes, then the rest at once";
+  EXPECT_EQ(read.ec, error_code());
+  EXPECT_EQ(read.n, 4096u);
+  EXPECT_FALSE(conn->small_responses) << "max filled";
+  EXPECT_EQ(read_without_buffer(4096), 1);
+  EXPECT_EQ(read.n, 5000u - 4096u);
+  EXPECT_EQ(got, response);
+
+  // Either way, an EOF ends the wait without a buffer.
+  EXPECT_TRUE(conn->small_responses);
+  peer.close();
+  io_.restart();
+  start_read(*conn, read);
+  ASSERT_TRUE(run_until([&] { return read.done; }));
+  EXPECT_EQ(read.ec, net::error::eof);
+  EXPECT_EQ(read.n, 0u);
+  EXPECT_FALSE(conn->buffer.has_storage());
+  EXPECT_EQ(cache_.spare_buffers(), 0u) << "no buffer was made for it";
 }
 
 // At most kMaxLentWaits reads waiting for a response hold a buffer: past that, a wait leaves a
