@@ -19,6 +19,7 @@
 #include <tuple>
 #include <vector>
 
+#include "proxy/read_readiness.hpp"
 #include "proxy/routing_snapshot.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "syscall_counts.hpp"
@@ -218,6 +219,59 @@ TEST_F(UpstreamCacheTest, AWaitWithoutABufferCostsNoEpollCtlAndReadsAFewKiBAtOnc
   EXPECT_EQ(conn.buffer.view(), response);
   EXPECT_TRUE(conn.small_responses) << "3000 bytes: short of max";
   EXPECT_EQ(cache_.spare_buffers(), 0u);
+}
+
+// A plain connection taken from the cache has just been found quiet, and its request goes out
+// before the worker's loop turns: the read for its response waits for the bytes' event, with no
+// recv() first that finds nothing (read_readiness.hpp). Bytes that come after the take, whether
+// the loop saw their event before the read started or after, are all read, exactly once each.
+TEST_F(UpstreamCacheTest, AReadAfterTakeWaitsForTheResponseWithoutARecvThatFindsNothing) {
+  Socket probe_peer(io_.get_executor());
+  auto probe = connect(probe_peer);
+  if (!read_on_next_event(probe->stream.socket()))
+    GTEST_SKIP() << "built against another Asio reactor: reads try at once, as Asio's do";
+  const std::string response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  for (int when : {0, 1, 2}) {  // bytes sent after the read started; before it; seen by the loop
+    Socket peer(io_.get_executor());
+    cache_.put(connect(peer), Clock::now(), 16);
+    std::unique_ptr<UpstreamConn> conn = cache_.take(server_, false);
+    ASSERT_NE(conn, nullptr) << when;
+    const test::SyscallWatch watch(conn->stream.socket().native_handle());
+    Read read;
+    io_.restart();
+    if (when != 0) net::write(peer, net::buffer(response));
+    if (when == 2) io_.poll();  // the loop takes the bytes' event before the read starts
+    io_.restart();
+    start_read(*conn, read);
+    io_.poll();
+    if (when == 0) {
+      EXPECT_FALSE(read.done);
+      EXPECT_EQ(watch.counts().socket_reads, 0) << "no recv() before the bytes' event";
+      net::write(peer, net::buffer(response));
+    }
+    ASSERT_TRUE(run_until([&] { return read.done; })) << when;
+    EXPECT_EQ(read.ec, error_code()) << when;
+    ASSERT_EQ(read.n, response.size()) << when;
+    conn->buffer.commit(read.n);
+    EXPECT_EQ(conn->buffer.view(), response) << when;
+    EXPECT_EQ(watch.counts().socket_reads, 1) << when;
+    EXPECT_EQ(watch.counts().epoll_ctls, 0) << when;
+    cache_.discard(std::move(conn));
+  }
+  // Without the take, Asio tries the read at once: the recv() the take saves.
+  Socket peer(io_.get_executor());
+  auto conn = connect(peer);
+  const test::SyscallWatch untaken(conn->stream.socket().native_handle());
+  Read read;
+  io_.restart();
+  start_read(*conn, read);
+  io_.poll();
+  EXPECT_FALSE(read.done);
+  EXPECT_EQ(untaken.counts().socket_reads, 1) << "a recv() that found nothing";
+  net::write(peer, net::buffer(response));
+  ASSERT_TRUE(run_until([&] { return read.done; }));
+  EXPECT_EQ(read.n, response.size());
+  EXPECT_EQ(untaken.counts().socket_reads, 2);
 }
 
 // A new connection, and one whose last response filled `max` (a large one), wait without a
