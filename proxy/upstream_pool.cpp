@@ -69,10 +69,10 @@ std::unique_ptr<UpstreamConn> UpstreamCache::take(const Server& server, bool tls
       ++closed_while_idle_;
       continue;
     }
-    // Nothing is there to read, and the caller writes its request before the worker's loop turns
-    // (both callers do): the read for the response can wait for the event its bytes raise rather
-    // than first try a recv() that cannot find them yet (read_readiness.hpp). A TLS stream reads
-    // through its own inbox.
+    // Nothing is there to read, as of the peek just made in this same turn of the worker's loop:
+    // the read for the response can wait for the event its bytes raise, which comes after this,
+    // rather than first try a recv() that cannot find them yet (read_readiness.hpp). A TLS stream
+    // reads through its own inbox.
     if (conn->stream.tls() == nullptr) read_on_next_event(conn->stream.socket());
     return conn;
   }

@@ -76,7 +76,8 @@ class UpstreamCache {
 
   // The most recently used idle connection to `server` (warm in cache and in the peer) that
   // received nothing while idle and speaks TLS iff `tls` (the pool's setting may have changed
-  // with a reload), without a relay buffer; null if there is none.
+  // with a reload), without a relay buffer; null if there is none. The first read on a plain one
+  // waits for the next readiness event without a recv() first (read_readiness.hpp).
   std::unique_ptr<UpstreamConn> take(const Server& server, bool tls);
 
   // Keeps `conn` (which must have nothing unread) for reuse and starts watching it, unless

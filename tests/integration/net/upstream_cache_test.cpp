@@ -221,10 +221,10 @@ TEST_F(UpstreamCacheTest, AWaitWithoutABufferCostsNoEpollCtlAndReadsAFewKiBAtOnc
   EXPECT_EQ(cache_.spare_buffers(), 0u);
 }
 
-// A plain connection taken from the cache has just been found quiet, and its request goes out
-// before the worker's loop turns: the read for its response waits for the bytes' event, with no
-// recv() first that finds nothing (read_readiness.hpp). Bytes that come after the take, whether
-// the loop saw their event before the read started or after, are all read, exactly once each.
+// A plain connection taken from the cache has just been found quiet: the read for its response
+// waits for the bytes' event, with no recv() first that finds nothing (read_readiness.hpp). Bytes
+// that come after the take, whether the loop saw their event before the read started or after,
+// are all read, exactly once each.
 TEST_F(UpstreamCacheTest, AReadAfterTakeWaitsForTheResponseWithoutARecvThatFindsNothing) {
   Socket probe_peer(io_.get_executor());
   auto probe = connect(probe_peer);
