@@ -1,7 +1,9 @@
 // The per-worker idle connection cache on real loopback sockets, driven by a test-owned
 // io_context: a connection holds a relay buffer only once its response arrives, anything that
-// arrives on it while it idles (data or EOF) closes it, and a connection is checked once more when
-// taken (on a TLS connection, OpenSSL's read-ahead too).
+// arrives on it while it idles (data or EOF) closes it, a connection is checked once more when
+// taken (on a TLS connection, OpenSSL's read-ahead too), and the system calls its waits cost are
+// counted (SyscallWatch): no epoll_ctl once its responses were small, no recv() before the bytes
+// of a response to a request on a connection just taken.
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
