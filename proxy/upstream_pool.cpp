@@ -182,9 +182,10 @@ Task<std::tuple<error_code, std::size_t>> UpstreamCache::read_some(UpstreamConn&
   }
   // Past the bound the wait holds no buffer, and is lent one when bytes come. How it waits
   // depends on the connection's earlier responses (docs/benchmarks.md, runs 47 and 48):
-  // - Once one was small, with an Asio read of at most first_bytes: Asio tries it at once and
-  //   then waits without re-arming epoll. When the bytes fill first_bytes, the rest is read at
-  //   once, so that a response of a few KiB still leaves in one write.
+  // - Once one was small, with an Asio read of at most first_bytes, which waits without
+  //   re-arming epoll (Asio tries it at once first, unless take() said not to). When the bytes
+  //   fill first_bytes, the rest is read at once, so that a response of a few KiB still leaves in
+  //   one write.
   // - Before that (a new connection) and after a large one (the read filled `max`), with a wait
   //   for readability, which costs the EPOLL_CTL_MOD Asio makes for every async_wait (2.5 us
   //   with a thousand descriptors on the worker). Reading the first bytes as they came on a new
