@@ -406,7 +406,8 @@ void Connection::maybe_goaway() {
 Task<void> Connection::read_loop() {
   for (;;) {
     rearm();
-    auto [ec, n] = co_await client_.async_read_some(net::buffer(in_.get(), kReadSize), use_task);
+    auto [ec, n] = co_await client_.async_read_some_tracked(net::buffer(in_.get(), kReadSize),
+                                                           use_task);
     if (ec) {
       if (worker_.draining()) {
         // The drain's grace ended the wait: GOAWAY, then keep reading (WINDOW_UPDATE, resets)

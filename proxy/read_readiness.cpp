@@ -1,29 +1,33 @@
-// read_on_next_event: clears the flag with which Asio 1.81's epoll reactor remembers that a
-// descriptor's last event said readable. The reactor tries a read at once ("speculatively") while
-// the flag is set, and only an EOF clears it; so every read for an upstream response, started
-// right after the request went out, began with a recv() that found nothing: one system call of
-// about five per proxied request (docs/benchmarks.md, run 51). Asio has no public way to clear
-// it, so this reaches the member through the one door C++ leaves open to it (an explicit
-// instantiation may name a private member). Built against any other Asio version, or another
-// reactor, the function does nothing: the test that counts the recv() calls then skips.
+// read_on_next_event and the tracked read: both act on the flag with which Asio 1.81's epoll
+// reactor remembers that a descriptor's last event said readable. The reactor tries a read at once
+// ("speculatively") while the flag is set, and only an EOF clears it; so every read for an
+// upstream response, started right after the request went out, and every read for a client's
+// next request, started right after the response went out, began with a recv() that found
+// nothing: two system calls of about six per proxied request (docs/benchmarks.md, runs 51 and 53).
+// Asio has no public way to clear the flag. read_on_next_event reaches the member through the one
+// door C++ leaves open to it (an explicit instantiation may name a private member); the tracked
+// read is a reactor operation of ours, which the reactor lets clear the flag by saying its recv
+// left the socket empty. Built against any other Asio version, or another reactor, neither is
+// compiled: the tests that count the recv() calls then skip.
 #include "read_readiness.hpp"
 
-#include <boost/version.hpp>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
-#if BOOST_VERSION == 108100 && defined(BOOST_ASIO_HAS_EPOLL) && \
-    !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
-#define PROXYD_READ_ON_NEXT_EVENT 1
-#include <boost/asio/detail/epoll_reactor.hpp>
-#endif
+#include <cerrno>
+#include <cstring>
 
 namespace proxyd {
 
-#ifdef PROXYD_READ_ON_NEXT_EVENT
+#ifdef PROXYD_READ_READINESS
 namespace {
 
 using Reactor = net::detail::epoll_reactor;
 using DescriptorState = Reactor::descriptor_state;
 using SpeculativeFlags = bool (DescriptorState::*)[Reactor::max_ops];
+using ReactorOf = Reactor* DescriptorState::*;
 
 // The socket's implementation (its descriptor and the reactor's per-descriptor state) is a
 // protected member of basic_socket: a derived class may form a pointer to it.
@@ -40,6 +44,14 @@ struct ExposeTrySpeculative {
 };
 template struct ExposeTrySpeculative<&DescriptorState::try_speculative_>;
 
+// descriptor_state::reactor_, the same way: the reactor a registered socket belongs to.
+ReactorOf reactor_member();
+template <ReactorOf Member>
+struct ExposeReactor {
+  friend ReactorOf reactor_member() { return Member; }
+};
+template struct ExposeReactor<&DescriptorState::reactor_>;
+
 }  // namespace
 
 bool read_on_next_event(Socket& socket) {
@@ -51,10 +63,71 @@ bool read_on_next_event(Socket& socket) {
   return true;
 }
 
+namespace read_readiness_detail {
+
+ReadTarget read_target(Socket& socket) {
+  auto& impl = SocketImpl::of(socket);
+  // A socket not open has no registration: start_op then completes the read with
+  // bad_descriptor, as Asio's own read would.
+  Reactor* reactor = impl.reactor_data_ != nullptr
+                         ? impl.reactor_data_->*reactor_member()
+                         : &net::use_service<Reactor>(socket.get_executor().context());
+  // Asio makes a socket non-blocking at its first asynchronous operation; this may be the first,
+  // and the socket's other users (splice(2) in the body pump) rely on it.
+  error_code ec;
+  if (impl.reactor_data_ != nullptr && (impl.state_ & net::detail::socket_ops::non_blocking) == 0)
+    net::detail::socket_ops::set_internal_non_blocking(impl.socket_, impl.state_, true, ec);
+  return {reactor, &impl.reactor_data_, impl.socket_, ec};
+}
+
+// One recvmsg(). Reported to the reactor as Asio's recv op reports its own, except that a read
+// after which the kernel says nothing is left (TCP_CM_INQ 0: no byte, no FIN) is
+// done_and_exhausted, on which the reactor clears the flag. An EOF or an error keeps the flag:
+// a read after it finds the same at once.
+ReactorOp::status TrackedRecvBase::perform(ReactorOp* base) {
+  auto* op = static_cast<TrackedRecvBase*>(base);
+  if (op->buffer_.size() == 0) return done;
+  iovec iov{op->buffer_.data(), op->buffer_.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n;
+  do n = ::recvmsg(op->fd_, &msg, MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return not_done;
+    op->ec_ = error_code(errno, boost::system::system_category());
+    return done;
+  }
+  if (n == 0) {
+    op->ec_ = net::error::eof;
+    return done;
+  }
+  op->bytes_transferred_ = static_cast<std::size_t>(n);
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_TCP && c->cmsg_type == TCP_CM_INQ) {
+      int left = 0;
+      std::memcpy(&left, CMSG_DATA(c), sizeof(left));
+      return left == 0 ? done_and_exhausted : done;
+    }
+  }
+  return done;  // the socket was not asked to say (report_bytes_left)
+}
+
+}  // namespace read_readiness_detail
+
 #else
 
 bool read_on_next_event(Socket&) { return false; }
 
 #endif
+
+bool report_bytes_left(Socket& socket) {
+  const int on = 1;
+  return ::setsockopt(socket.native_handle(), SOL_TCP, TCP_INQ, &on, sizeof(on)) == 0;
+}
 
 }  // namespace proxyd

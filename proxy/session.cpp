@@ -361,8 +361,8 @@ Task<HeadRead> Session::read_request_head(bool first) {
     } else {
       worker_.arm_until(deadline_, *header_deadline);
     }
-    auto [ec, n] =
-        co_await client_.async_read_some(net::buffer(in_.write_ptr(), in_.writable()), use_task);
+    auto [ec, n] = co_await client_.async_read_some_tracked(
+        net::buffer(in_.write_ptr(), in_.writable()), use_task);
     deadline_.idle = false;
     if (ec) {
       // A header begun and not finished in time gets its 408; EOF, a reset, an idle timeout or

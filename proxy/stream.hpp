@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "net.hpp"
+#include "read_readiness.hpp"
 #include "tls_stream.hpp"
 
 namespace proxyd {
@@ -58,6 +59,16 @@ class Stream {
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     if (tls_) return tls_->async_read_some(buffers, std::forward<Token>(token));
     return socket_.async_read_some(buffers, std::forward<Token>(token));
+  }
+
+  // As async_read_some, for a read whose socket may well be empty when the read is over (a client
+  // connection's next request): a plain socket's read tells Asio's reactor when it left the
+  // socket empty, so that the next read waits for an event without a recv() that finds nothing
+  // (read_readiness.hpp); TLS reads its inbox that way itself.
+  template <class Token>
+  auto async_read_some_tracked(net::mutable_buffer buffer, Token&& token) {
+    if (tls_) return tls_->async_read_some(buffer, std::forward<Token>(token));
+    return proxyd::async_read_some_tracked(socket_, buffer, std::forward<Token>(token));
   }
 
   template <class ConstBuffers, class Token>

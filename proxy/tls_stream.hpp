@@ -8,13 +8,14 @@
 //
 // Reads go through a BIO of ours. While the socket has bytes, OpenSSL's reads recv() straight
 // into its own buffer. Once a recv() comes back short (the socket is drained), the next read that
-// needs bytes does not try again: it is an Asio read of up to 4 KiB into the stream's inbox, and
-// OpenSSL then reads the inbox first. An Asio read waits on the descriptor's input edges, which
-// it registered once; async_wait, which this stream used before, re-arms the descriptor with an
-// EPOLL_CTL_MOD at every wait, and OpenSSL's read() that found nothing came before it. A
-// keep-alive request now costs two recv() (Asio tries one before it waits) and no epoll_ctl,
-// against three system calls. Either way a cancel on the socket ends the wait, as it ends a
-// plain read or write.
+// needs bytes does not try again: it is a tracked read (read_readiness.hpp) of up to 4 KiB into
+// the stream's inbox, and OpenSSL then reads the inbox first. Such a read waits on the
+// descriptor's input edges, which it registered once; async_wait, which this stream used before,
+// re-arms the descriptor with an EPOLL_CTL_MOD at every wait, and OpenSSL's read() that found
+// nothing came before it. A keep-alive request on a client connection (whose socket reports what
+// it still holds) now costs one recv() and no epoll_ctl, against three system calls; elsewhere
+// two recv() (Asio's read tries one before it waits). Either way a cancel on the socket ends the
+// wait, as it ends a plain read or write.
 //
 // Reads and writes may be pending at the same time (HTTP/2, a tunnel): each is one OpenSSL call
 // retried after a wait, on the worker's one thread, so they never run at once. One inbox read at a
@@ -44,6 +45,7 @@
 #include <utility>
 
 #include "net.hpp"
+#include "read_readiness.hpp"
 
 typedef struct ssl_st SSL;
 typedef struct bio_st BIO;
@@ -248,8 +250,8 @@ class TlsOp {
     waited_to_read_ = want == TlsStep::Want::read;
     if (waited_to_read_ && !stream.reading_) {
       stream.reading_ = true;
-      stream.socket_.async_read_some(net::buffer(stream.inbox_),
-                                     net::bind_cancellation_slot(slot, std::move(*this)));
+      async_read_some_tracked(stream.socket_, net::buffer(stream.inbox_),
+                              net::bind_cancellation_slot(slot, std::move(*this)));
       return;
     }
     stream.socket_.async_wait(waited_to_read_ ? Socket::wait_read : Socket::wait_write,

@@ -14,6 +14,7 @@
 #include "allocator.hpp"
 #include "log.hpp"
 #include "passive_check.hpp"
+#include "read_readiness.hpp"
 #include "session.hpp"
 
 namespace proxyd {
@@ -256,6 +257,9 @@ void Worker::dispatch(Socket socket, const ListenerRuntime& listener, const tcp&
 void Worker::serve(Socket socket, const ListenerRuntime& listener) {
   error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
+  // For the reads of its requests: each says whether it left the socket empty, which spares the
+  // recv() that would find nothing after every keep-alive response (read_readiness.hpp).
+  report_bytes_left(socket);
   if (listener.config->tls) ++pending_handshakes_;  // Session::handshake counts it out
   net::co_spawn(*io_, run_session(*this, std::move(socket), listener), net::detached);
 }

@@ -112,6 +112,30 @@ TEST_F(Lifecycle, AnUnsolicited408OnAnIdleConnectionIsNotTheNextAnswer) {
   EXPECT_EQ(blue_.requests_served(), 2u) << "the next request reached the backend";
 }
 
+// A client that sends its last request and its FIN together (a half-close) gets the answer and
+// then the close at once, not at client_idle (30 s here): the read after the response must not
+// take the request's read for one that left the socket empty (read_readiness.hpp). On a fresh
+// connection and on one kept alive across a first request.
+TEST_F(Lifecycle, AHalfCloseAfterTheLastRequestIsAnsweredThenClosedAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(start(one_pool({blue_.address()})));
+  for (const bool kept_alive : {false, true}) {
+    HttpClient client(port_, 2s);
+    ASSERT_TRUE(client.connected()) << client.connect_error();
+    if (kept_alive) {
+      Response first = client.get("/");
+      ASSERT_EQ(first.status, 200u) << first.error;
+    }
+    ASSERT_TRUE(client.send_raw("GET /last HTTP/1.1\r\nHost: test\r\n\r\n"));
+    client.shutdown_write();
+    Response last = client.read_response();
+    ASSERT_TRUE(last.ok()) << last.error;
+    EXPECT_EQ(last.status, 200u) << kept_alive;
+    const auto start = Clock::now();
+    EXPECT_TRUE(client.is_closed_by_peer()) << "kept alive: " << kept_alive;
+    EXPECT_LT(since(start), 1500ms) << kept_alive;
+  }
+}
+
 TEST_F(Lifecycle, APostIsNeverSentTwice) {
   ASSERT_NO_FATAL_FAILURE(start(one_pool({blue_.address()})));
   ASSERT_NO_FATAL_FAILURE(leave_one_idle_connection(blue_));

@@ -259,6 +259,37 @@ TEST_F(TlsStreamTest, AKeepAliveRequestCostsNoEpollCtlAndAtMostTwoRecvs) {
   }
 }
 
+// With the kernel's count of what is left (report_bytes_left, as a worker asks for every client
+// connection), the inbox read that brings a request says it left the socket empty, and the next
+// one waits for the next request's event: one recv() per keep-alive request, none before its
+// bytes come (read_readiness.hpp).
+TEST_F(TlsStreamTest, WithTheKernelsCountAKeepAliveRequestCostsOneRecv) {
+  ASSERT_TRUE(report_bytes_left(server_socket_));
+  handshake();
+  for (int request = 0; request < 4; ++request) {
+    const test::SyscallWatch watch(server_socket_.native_handle());
+    int finished = 0;
+    std::string got;
+    error_code ec;
+    start_waiting_read(finished, ec, &got);
+#ifdef PROXYD_READ_READINESS
+    if (request > 0) {
+      EXPECT_EQ(watch.counts().socket_reads, 0) << "request " << request;
+    }
+#endif
+    net::write(client_, net::buffer(std::string_view("GET / HTTP/1.1\r\n\r\n")));
+    ASSERT_TRUE(run_until_done(finished, 1));
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(got, "GET / HTTP/1.1\r\n\r\n");
+#ifdef PROXYD_READ_READINESS
+    if (request > 0) {
+      EXPECT_EQ(watch.counts().socket_reads, 1) << "request " << request;
+    }
+#endif
+    EXPECT_EQ(watch.counts().epoll_ctls, 0) << "request " << request;
+  }
+}
+
 TEST_F(TlsStreamTest, APeersCloseNotifyIsEof) {
   handshake();
   int finished = 0;
