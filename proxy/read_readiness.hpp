@@ -28,6 +28,7 @@
 #include <boost/asio/detail/handler_alloc_helpers.hpp>
 #include <boost/asio/detail/handler_cont_helpers.hpp>
 #include <boost/asio/detail/handler_work.hpp>
+#include <boost/asio/detail/reactive_socket_service_base.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
 #endif
 
@@ -120,17 +121,13 @@ class TrackedRecv : public TrackedRecvBase {
   net::detail::handler_work<Handler, Executor> work_;
 };
 
-// A cancellation slot's handler: cancels this read only (Asio's reactor_op_cancellation).
-struct CancelRead {
-  Reactor* reactor;
-  Reactor::per_descriptor_data* registration;
-  int fd;
-  void operator()(net::cancellation_type_t type) {
-    if (!!(type & (net::cancellation_type::terminal | net::cancellation_type::partial |
-                   net::cancellation_type::total)))
-      reactor->cancel_ops_by_key(fd, *registration, Reactor::read_op, this);
-  }
+// A cancellation slot's handler that cancels this read only: the one Asio's own socket reads
+// use, a protected type of its socket service, named through a class derived from it (never
+// instantiated).
+struct SocketServiceTypes : net::detail::reactive_socket_service_base {
+  using reactive_socket_service_base::reactor_op_cancellation;
 };
+using CancelRead = SocketServiceTypes::reactor_op_cancellation;
 
 template <class Handler>
 void start_tracked_read(Socket& socket, net::mutable_buffer buffer, Handler handler) {
@@ -142,7 +139,8 @@ void start_tracked_read(Socket& socket, net::mutable_buffer buffer, Handler hand
   p.p = new (p.v) Op(target.fd, buffer, handler, socket.get_executor());
   if (slot.is_connected())
     p.p->cancellation_key_ =
-        &slot.template emplace<CancelRead>(target.reactor, target.registration, target.fd);
+        &slot.template emplace<CancelRead>(target.reactor, target.registration, target.fd,
+                                           Reactor::read_op);
   if (target.ec) {
     p.p->ec_ = target.ec;
     target.reactor->post_immediate_completion(p.p, is_continuation);
