@@ -400,6 +400,23 @@ TEST_F(RelayTest, WebSocketUpgradeBecomesATunnel) {
   EXPECT_TRUE(client.is_closed_by_peer());
 }
 
+// A 101 must name the protocol it switches to (RFC 9110 7.8). Relayed without one, the client
+// would get a tunnel announced by `Upgrade: ` with an empty value.
+TEST_F(RelayTest, ASwitchWithoutAnUpgradeFieldGets502) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  HttpClient client(port_);
+  ASSERT_TRUE(client.connected()) << client.connect_error();
+  ASSERT_TRUE(client.send_raw(
+      "GET /upgrade-without-field HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n"
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n\r\n"));
+  Response r = client.read_response();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.status, 502u);
+  EXPECT_EQ(r.body, "502 Bad Gateway (bad_upstream_response)\n");
+  EXPECT_EQ(r.header("upgrade"), "");
+}
+
 TEST_F(RelayTest, PipelinedRequestsAreAnsweredInOrder) {
   ASSERT_NO_FATAL_FAILURE(start());
   HttpClient client(port_);

@@ -561,7 +561,11 @@ struct FakeUpstream::Impl {
   // After 101 the connection is a byte pipe: echo everything until EOF, then close.
   net::awaitable<bool> upgrade_echo(tcp::socket& sock, beast::flat_buffer& buf, Parser& parser,
                                     std::uint64_t seq) {
-    std::string fields = "upgrade: websocket\r\nconnection: Upgrade\r\n";
+    // /upgrade-without-field: a 101 that names no protocol (no Upgrade field), which RFC 9110
+    // 7.8 forbids.
+    const bool name_it = split_target(parser.get().target()).path != "/upgrade-without-field";
+    std::string fields = name_it ? "upgrade: websocket\r\nconnection: Upgrade\r\n"
+                                 : "connection: Upgrade\r\n";
     // Intermediaries may check the handshake (HAProxy does), so answer it as a real server would.
     if (auto key = parser.get()[http::field::sec_websocket_key]; !key.empty()) {
       beast::websocket::detail::sec_ws_accept_type accept;

@@ -47,7 +47,8 @@ namespace proxyd::test {
 //   anything else         200, body "<tag>\n"
 // set_every_status(N) makes every request, /healthz included, get status N (0: back to normal).
 // A request with `Upgrade: websocket` and `Connection: upgrade` gets 101 (with Sec-WebSocket-Accept
-// when a key was sent) and then a raw byte echo until EOF.
+// when a key was sent) and then a raw byte echo until EOF; on /upgrade-without-field the 101 has
+// `Connection: upgrade` and no Upgrade field (RFC 9110 7.8 forbids that).
 // A request with `Expect: 100-continue` gets `100 Continue` before its body is read.
 // Every reply carries `x-upstream: <tag>` and `x-conn-seq: <n>` (1 for the first TCP connection).
 class FakeUpstream {
