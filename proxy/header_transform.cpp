@@ -246,7 +246,9 @@ void write_upstream_request(const RequestHead& head, const RequestPlan& plan,
   out.append(head.target);
   out.append(" HTTP/1.1\r\n");
   for (const HeadField& f : head.fields) {
-    if (!forwarded(f, plan.connection)) continue;
+    // Host is kept even when the client's Connection names it: the request was routed on it,
+    // and an HTTP/1.1 request without Host is invalid (RFC 9112 3.2).
+    if (!forwarded(f, plan.connection) && f.id != F::host) continue;
     if (f.id == F::expect) continue;  // 100-continue is answered by proxyd itself
     if (f.id == F::unknown &&
         (iequals(f.name, "x-forwarded-for") || iequals(f.name, "x-forwarded-proto") ||
@@ -285,6 +287,9 @@ bool check_response(const ResponseHead& head, std::optional<std::uint64_t> lengt
                     bool head_request, ResponsePlan& plan) {
   plan = ResponsePlan{};
   if (head.version != 10 && head.version != 11) return false;
+  // RFC 9110 15: status codes outside 100..599 are invalid. A "010" would go out as "10", which
+  // is no status line at all, and nothing could tell a client what class a 7xx is in.
+  if (head.status < 100 || head.status > 599) return false;
   int transfer_encodings = 0;
   std::string_view transfer_encoding;
   for (const HeadField& f : head.fields) {

@@ -80,9 +80,9 @@ struct ForwardInfo {
   std::string_view default_host;
 };
 
-// Serializes the head sent upstream: HTTP/1.1, hop-by-hop and Connection-named fields removed,
-// framing re-stated, X-Forwarded-For appended, X-Forwarded-Proto and -Host set, and Host added
-// (forward.default_host) to an HTTP/1.0 request that has none.
+// Serializes the head sent upstream: HTTP/1.1, hop-by-hop and Connection-named fields removed
+// (Host stays even when named), framing re-stated, X-Forwarded-For appended, X-Forwarded-Proto
+// and -Host set, and Host added (forward.default_host) to an HTTP/1.0 request that has none.
 void write_upstream_request(const RequestHead& head, const RequestPlan& plan,
                             const ForwardInfo& forward, std::string& out);
 
@@ -95,8 +95,8 @@ struct ResponsePlan {
   ConnectionTokens connection;
 };
 
-// Applies the response policy: returns false on a response a proxy must not relay (a
-// Transfer-Encoding other than exactly chunked, a bad Connection list).
+// Applies the response policy: returns false on a response a proxy must not relay (a status
+// outside 100..599, a Transfer-Encoding other than exactly chunked, a bad Connection list).
 // `has_length`/`chunked` come from the parser; `head_request` and status decide bodyless replies.
 bool check_response(const ResponseHead& head, std::optional<std::uint64_t> length, bool chunked,
                     bool head_request, ResponsePlan& plan);

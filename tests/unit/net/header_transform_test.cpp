@@ -245,6 +245,21 @@ TEST(HeaderTransform, RemovesHopByHopAndConnectionNamedFields) {
             "X-Forwarded-Proto: http\r\nX-Forwarded-Host: site\r\n\r\n");
 }
 
+// A client cannot strip Host by naming it in Connection: proxyd routed on it, and HTTP/1.1
+// requires it upstream (RFC 9112 3.2). The other named fields still go.
+TEST(HeaderTransform, HostStaysWhenConnectionNamesIt) {
+  std::string out = upstream_head(
+      "GET /x HTTP/1.1\r\nHost: site\r\nConnection: Host, X-Secret\r\nX-Secret: 1\r\n\r\n");
+  EXPECT_EQ(out,
+            "GET /x HTTP/1.1\r\nHost: site\r\nX-Forwarded-For: 10.1.2.3\r\n"
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Host: site\r\n\r\n");
+  out = upstream_head(
+      "GET /x HTTP/1.0\r\nHost: site\r\nConnection: keep-alive, host\r\n\r\n");
+  EXPECT_EQ(out,
+            "GET /x HTTP/1.1\r\nHost: site\r\nX-Forwarded-For: 10.1.2.3\r\n"
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Host: site\r\n\r\n");
+}
+
 TEST(HeaderTransform, AppendsToXForwardedForAndReplacesProtoAndHost) {
   std::string out = upstream_head(
       "GET / HTTP/1.1\r\nHost: site\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n"
@@ -331,6 +346,17 @@ TEST(ResponseFraming, NonChunkedTransferEncodingIsRejected) {
   EXPECT_FALSE(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n")->accepted);
   EXPECT_FALSE(parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
                               "Content-Length: 3\r\n\r\n")->accepted);
+}
+
+// RFC 9110 15: 100..599 only. "010" parses (three digits) but could only go out as "10".
+TEST(ResponseFraming, StatusOutside100To599IsRejected) {
+  const auto with_status = [](const char* status) {
+    return std::string("HTTP/1.1 ") + status + " X\r\nContent-Length: 0\r\n\r\n";
+  };
+  for (const char* status : {"000", "010", "099", "600", "799", "999"})
+    EXPECT_FALSE(parse_response(with_status(status))->accepted) << status;
+  for (const char* status : {"100", "200", "599"})
+    EXPECT_TRUE(parse_response(with_status(status))->accepted) << status;
 }
 
 TEST(ResponseFraming, UpstreamConnectionClose) {
