@@ -16,6 +16,7 @@
 #include "proxy/header_transform.hpp"
 #include "proxy/http_head.hpp"
 #include "proxy/response_head.hpp"
+#include "tests/fuzz/head_roundtrip.hpp"
 
 namespace proxyd {
 namespace {
@@ -208,32 +209,13 @@ TEST(ResponseHead, AgreesWithBeastOnTwentyThousandMutatedHeads) {
       "HTTP/1.0 304 Not Modified\r\nContent-Length: 12, 12\r\nX-A: b\r\n\r\n",
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
   };
-  const std::string interesting = "\r\n\t :,;\"@/\x01\x7f\x80\xff" "0123456789HTTP/.chunked";
   std::mt19937 rng(20261130);
   auto pick = [&](std::size_t n) {
     return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
   };
   int compared = 0, accepted = 0;
   for (int i = 0; i < 20000; ++i) {
-    std::string s = seeds[pick(seeds.size())];
-    const std::size_t edits = 1 + pick(3);
-    for (std::size_t e = 0; e < edits && !s.empty(); ++e) {
-      const std::size_t at = pick(s.size());
-      const char c = pick(4) == 0 ? static_cast<char>(pick(256))
-                                  : interesting[pick(interesting.size())];
-      switch (pick(5)) {
-        case 0: s[at] = c; break;
-        case 1: s.insert(s.begin() + static_cast<std::ptrdiff_t>(at), c); break;
-        case 2: s.erase(at, 1); break;
-        case 3: {  // duplicate the line that holds `at`
-          const std::size_t b = s.rfind('\n', at) == std::string::npos ? 0 : s.rfind('\n', at) + 1;
-          const std::size_t l = s.find('\n', at);
-          if (l != std::string::npos) s.insert(b, s.substr(b, l + 1 - b));
-          break;
-        }
-        default: s.replace(at, 0, ",chunked"); break;
-      }
-    }
+    const std::string s = test::mutate(seeds[pick(seeds.size())], rng);
     auto head = complete_head(s);
     if (!head) continue;
     ++compared;
