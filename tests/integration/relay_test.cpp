@@ -467,6 +467,23 @@ TEST_F(RelayTest, HopByHopFieldsAreRemovedAndForwardedFieldsSet) {
 
 // An HTTP/1.0 request may come without Host; it goes upstream as HTTP/1.1, which must have one
 // (RFC 9112 3.2): proxyd names the address the client connected to, and sets no X-Forwarded-Host.
+// A client that names Host in Connection does not get it removed: proxyd routed on it, and the
+// upstream must see the same one (RFC 9112 3.2 requires Host in HTTP/1.1).
+TEST_F(RelayTest, HostNamedInConnectionIsStillForwarded) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  HttpClient client(port_);
+  ASSERT_TRUE(client.connected()) << client.connect_error();
+  Response r = client.get("/headers", {{"Host", "example.test"},
+                                       {"Connection", "Host, X-Hop"},
+                                       {"X-Hop", "secret"}});
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.status, 200u);
+  const auto fields = parse_echoed_headers(r.body);
+  EXPECT_EQ(only(fields, "host"), "example.test") << r.body;
+  EXPECT_EQ(fields.count("x-hop"), 0u) << r.body;
+  EXPECT_EQ(only(fields, "x-forwarded-host"), "example.test");
+}
+
 TEST_F(RelayTest, Http10RequestWithoutHostGetsTheListenerAddressAsHost) {
   ASSERT_NO_FATAL_FAILURE(start());
   HttpClient client(port_);
