@@ -300,6 +300,9 @@ bool check_response(const ResponseHead& head, std::optional<std::uint64_t> lengt
       plan.upgrade = trim(f.value);
     }
   }
+  // RFC 9110 7.8: a 101 names the protocol switched to; without it the client would be told of
+  // a tunnel to nothing.
+  if (head.status == 101 && plan.upgrade.empty()) return false;
   plan.connection = connection_tokens(head.fields);
   if (plan.connection.overflow) return false;
   plan.upstream_keep_alive = head.version == 11

@@ -96,7 +96,8 @@ struct ResponsePlan {
 };
 
 // Applies the response policy: returns false on a response a proxy must not relay (a status
-// outside 100..599, a Transfer-Encoding other than exactly chunked, a bad Connection list).
+// outside 100..599, a 101 without Upgrade, a Transfer-Encoding other than exactly chunked, a bad
+// Connection list).
 // `has_length`/`chunked` come from the parser; `head_request` and status decide bodyless replies.
 bool check_response(const ResponseHead& head, std::optional<std::uint64_t> length, bool chunked,
                     bool head_request, ResponsePlan& plan);

@@ -654,9 +654,8 @@ void Session::add_sticky_cookie(const RequestContext& ctx) {
 // client_idle. The connection is never reused.
 Task<bool> Session::tunnel(RequestContext& ctx) {
   // A 101 the client did not ask for cannot be relayed: the client would not expect a tunnel.
-  // Nor can one without an Upgrade field (RFC 9110 7.8: a 101 names the protocol switched to).
-  if (ctx.plan.upgrade.empty() || ctx.response_plan.upgrade.empty())
-    co_return co_await reply(ctx, LocalReason::bad_upstream_response);
+  // (One without an Upgrade field never gets here: check_response refuses it.)
+  if (ctx.plan.upgrade.empty()) co_return co_await reply(ctx, LocalReason::bad_upstream_response);
   ctx.outcome.status = 101;
   ctx.outcome.end = RequestEnd::tunnel;
   UpstreamConn& conn = ctx.lease.conn();

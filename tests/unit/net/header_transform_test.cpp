@@ -359,6 +359,14 @@ TEST(ResponseFraming, StatusOutside100To599IsRejected) {
     EXPECT_TRUE(parse_response(with_status(status))->accepted) << status;
 }
 
+TEST(ResponseFraming, SwitchingProtocolsWithoutUpgradeIsRejected) {
+  EXPECT_FALSE(
+      parse_response("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n")->accepted);
+  EXPECT_TRUE(parse_response("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             "Connection: Upgrade\r\n\r\n")
+                  ->accepted);
+}
+
 TEST(ResponseFraming, UpstreamConnectionClose) {
   EXPECT_FALSE(parse_response("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n")
                    ->plan.upstream_keep_alive);
