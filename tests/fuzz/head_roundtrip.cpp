@@ -14,15 +14,26 @@ namespace {
 constexpr std::uint64_t kMaxBody = 1 << 20;
 
 // The complete head at the start of `bytes`, as the session finds it; empty if there is none.
-// The same bytes arriving in two pieces must give the same answer (`consistent` says so).
-std::string_view complete_head(std::string_view bytes, bool& consistent) {
+std::string_view complete_head(std::string_view bytes) {
+  std::size_t scanned = 0;
+  const HeadScan scan = scan_head(bytes, scanned);
+  if (scan.state != HeadScan::State::complete) return {};
+  return bytes.substr(0, scan.length);
+}
+
+// The head of an input, once the same bytes arriving in two pieces scan as they do whole; when
+// they do not, empty with `fault` saying so.
+std::string_view input_head(std::string_view bytes, std::string& fault) {
   std::size_t scanned = 0;
   const HeadScan whole = scan_head(bytes, scanned);
   std::size_t resumed = 0;
   HeadScan split = scan_head(bytes.substr(0, bytes.size() / 2), resumed);
   if (split.state == HeadScan::State::incomplete) split = scan_head(bytes, resumed);
-  consistent = split.state == whole.state &&
-               (whole.state != HeadScan::State::complete || split.length == whole.length);
+  if (split.state != whole.state ||
+      (whole.state == HeadScan::State::complete && split.length != whole.length)) {
+    fault = "scan_head differs when the head arrives in two pieces";
+    return {};
+  }
   if (whole.state != HeadScan::State::complete) return {};
   return bytes.substr(0, whole.length);
 }
@@ -63,10 +74,9 @@ bool must_be_gone(const HeadField& f, const ConnectionTokens& named, std::string
 
 std::string request_roundtrip_fault(std::string_view bytes, bool* rewritten) {
   while (bytes.size() >= 2 && bytes[0] == '\r' && bytes[1] == '\n') bytes.remove_prefix(2);
-  bool consistent = true;
-  const std::string_view head = complete_head(bytes, consistent);
-  if (!consistent) return "scan_head differs when the head arrives in two pieces";
-  if (head.empty()) return {};
+  std::string fault;
+  const std::string_view head = input_head(bytes, fault);
+  if (head.empty()) return fault;
   RequestHead request;
   HeadParser<true> parser(request);
   if (!parse_request(head, parser)) return {};
@@ -76,8 +86,7 @@ std::string request_roundtrip_fault(std::string_view bytes, bool* rewritten) {
   if (rewritten != nullptr) *rewritten = true;
   std::string out;
   write_upstream_request(request, plan, ForwardInfo{"192.0.2.1", false, "127.0.0.1:8080"}, out);
-  bool out_consistent = true;
-  if (complete_head(out, out_consistent).size() != out.size())
+  if (complete_head(out).size() != out.size())
     return "the upstream head is not one complete head:\n" + out;
   RequestHead again;
   HeadParser<true> parser2(again);
@@ -102,10 +111,9 @@ std::string request_roundtrip_fault(std::string_view bytes, bool* rewritten) {
 
 std::string response_roundtrip_fault(std::string_view bytes, bool head_request,
                                      unsigned client_minor, bool keep_alive, bool* rewritten) {
-  bool consistent = true;
-  const std::string_view head = complete_head(bytes, consistent);
-  if (!consistent) return "scan_head differs when the head arrives in two pieces";
-  if (head.empty()) return {};
+  std::string fault;
+  const std::string_view head = input_head(bytes, fault);
+  if (head.empty()) return fault;
 
   ResponseHead beast_head;
   HeadParser<false> beast(beast_head);
@@ -141,8 +149,7 @@ std::string response_roundtrip_fault(std::string_view bytes, bool head_request,
   const bool keep = keep_alive && sent != BodyFraming::until_close;
   std::string out;
   write_client_response(response, plan, sent, keep, client_version, out);
-  bool out_consistent = true;
-  if (complete_head(out, out_consistent).size() != out.size())
+  if (complete_head(out).size() != out.size())
     return "the client head is not one complete head:\n" + out;
   ResponseHead again;
   ResponseFraming framing2;
