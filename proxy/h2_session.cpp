@@ -780,7 +780,14 @@ Task<void> Connection::proxy(H2Stream& s) {
       cookie += value;
       continue;
     }
-    if (id == http::field::host) has_host = true;
+    if (id == http::field::host) {
+      // RFC 9113 8.3.1: a Host naming another authority than :authority makes the request
+      // malformed; forwarded, the upstream would serve a site other than the one the client
+      // (or a layer in front that looked only at :authority) named.
+      if (!s.authority.empty() && !iequals(value, s.authority))
+        co_return co_await reply(s, LocalReason::bad_request);
+      has_host = true;
+    }
     head.fields.push_back({id, name, value});
   }
   if (!cookie.empty()) head.fields.push_back({http::field::cookie, "cookie", cookie});

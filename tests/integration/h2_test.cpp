@@ -460,6 +460,25 @@ TEST_F(H2Test, LocalRepliesAsInHttp11) {
   EXPECT_EQ(blue_.requests_served(), 0u);
 }
 
+// RFC 9113 8.3.1: a host field naming another authority than :authority makes the request
+// malformed: a 400, routed nowhere and never forwarded (routing on one and a layer in front
+// checking the other is the HTTP/2 desync). The same authority in another case is forwarded.
+TEST_F(H2Test, AHostOtherThanTheAuthorityIsA400) {
+  start();
+  H2TestClient client(h2c_);
+  ASSERT_TRUE(client.connected());
+  const std::int32_t other = client.request("GET", "/headers", {{"host", "admin.internal"}});
+  const std::int32_t same = client.request("GET", "/headers", {{"host", "LocalHost"}});
+  ASSERT_TRUE(client.wait_all_closed(5s));
+  EXPECT_EQ(client.result(other).status, 400u);
+  EXPECT_EQ(client.result(other).body, "400 Bad Request (bad_request)\n");
+  EXPECT_EQ(client.result(same).status, 200u);
+  EXPECT_NE(client.result(same).body.find("\nhost: LocalHost\n"), std::string::npos)
+      << client.result(same).body;
+  EXPECT_EQ(blue_.requests_served(), 1u);
+  EXPECT_FALSE(client.goaway());
+}
+
 // An upstream that fails: 502 on the stream, the connection goes on.
 TEST_F(H2Test, UpstreamFailuresAreStreamReplies) {
   start();
