@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "h2_request.hpp"
 #include "relay.hpp"
 #include "retry_policy.hpp"
 #include "stream.hpp"
@@ -107,7 +108,7 @@ class Connection;
 struct H2Stream {
   H2Stream(Worker& worker, std::int32_t id, Executor executor, std::shared_ptr<const Peer> peer)
       : worker(worker), id(id), signal(executor), peer(std::move(peer)) {
-    fields.reserve(kFieldsReserved);
+    request.fields.reserve(kFieldsReserved);
     worker.link(deadline);
   }
   H2Stream(const H2Stream&) = delete;
@@ -120,11 +121,7 @@ struct H2Stream {
   Deadline deadline;  // sockets[1]: the upstream connection while one is held
   std::shared_ptr<const Peer> peer;
 
-  // The request head as received (pseudo-header fields apart).
-  std::string method, path, authority;
-  std::vector<std::pair<std::string, std::string>> fields;
-  std::size_t header_bytes = 0;
-  bool header_too_large = false;
+  H2RequestFields request;  // the request head as received
   bool started = false;
   // nghttp2 reset the stream for breaking RFC 9113's message rules (RST_STREAM PROTOCOL_ERROR
   // sent by nghttp2 itself, never by us): recorded as the 400 HTTP/1.1 would answer.
@@ -524,21 +521,10 @@ int Connection::on_header(nghttp2_session* session, const nghttp2_frame* frame,
   auto* s = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
   // Trailers are dropped, as the HTTP/1.1 path drops them (they would follow a head already sent).
   if (s == nullptr || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  // The same limit as an HTTP/1.1 head, on the decoded list (RFC 9113 6.5.2's size: name, value
-  // and 32 per field), so an HPACK bomb ends in a 431, not in memory.
-  s->header_bytes += namelen + valuelen + 32;
-  if (s->header_bytes > c.peer_->max_header_list_size) {
-    s->header_too_large = true;
-    s->fields.clear();
-    return 0;
-  }
-  if (s->header_too_large) return 0;
-  const std::string_view n(reinterpret_cast<const char*>(name), namelen);
-  const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
-  if (n == ":method") s->method = v;
-  else if (n == ":path") s->path = v;
-  else if (n == ":authority") s->authority = v;
-  else if (!n.starts_with(':')) s->fields.emplace_back(n, v);
+  // The same limit as an HTTP/1.1 head, on the decoded list.
+  s->request.add(std::string_view(reinterpret_cast<const char*>(name), namelen),
+                 std::string_view(reinterpret_cast<const char*>(value), valuelen),
+                 c.peer_->max_header_list_size);
   return 0;
 }
 
@@ -690,8 +676,8 @@ Task<void> Connection::serve(std::shared_ptr<H2Stream> stream) {
   // way.
   if (s.rejected && s.outcome.status == 0) {
     if (worker_.logging() && s.outcome.method.empty()) {
-      s.outcome.method = s.method;
-      s.outcome.target = s.path;
+      s.outcome.method = s.request.method;
+      s.outcome.target = s.request.path;
     }
     local_reply_counters().add(LocalReason::bad_request);
     s.outcome.status = local_reply_info(LocalReason::bad_request).status;
@@ -760,50 +746,18 @@ Task<void> Connection::proxy(H2Stream& s) {
   s.snapshot = worker_.snapshot();
   const RoutingSnapshot& snapshot = *s.snapshot;
   const Config& config = *snapshot.config;
-  if (s.header_too_large) co_return co_await reply(s, LocalReason::header_too_large);
-
-  // Phase: check. nghttp2 already refused what RFC 9113 forbids (connection-specific fields, a
-  // TE other than trailers, uppercase names, bad pseudo-header fields, DATA against
-  // content-length) with a stream error; the head is then checked as an HTTP/1.1 head is.
-  RequestHead head;
-  head.fields.reserve(s.fields.size() + 2);
-  head.method = http::string_to_verb(s.method);
-  head.method_text = s.method;
-  head.target = s.path;
-  head.version = 11;
-  bool has_host = false;
-  std::string cookie;  // RFC 9113 8.2.3: cookie fields join with "; " for an HTTP/1.1 hop
-  for (const auto& [name, value] : s.fields) {
-    const http::field id = http::string_to_field(name);
-    if (id == http::field::cookie) {
-      if (!cookie.empty()) cookie += "; ";
-      cookie += value;
-      continue;
-    }
-    if (id == http::field::host) {
-      // RFC 9113 8.3.1: a Host naming another authority than :authority makes the request
-      // malformed; forwarded, the upstream would serve a site other than the one the client
-      // (or a layer in front that looked only at :authority) named.
-      if (!s.authority.empty() && !iequals(value, s.authority))
-        co_return co_await reply(s, LocalReason::bad_request);
-      has_host = true;
-    }
-    head.fields.push_back({id, name, value});
-  }
-  if (!cookie.empty()) head.fields.push_back({http::field::cookie, "cookie", cookie});
-  if (!has_host && !s.authority.empty())
-    head.fields.push_back({http::field::host, "host", s.authority});
   if (worker_.logging()) {
-    s.outcome.method = s.method;
-    s.outcome.target = s.path;
+    s.outcome.method = s.request.method;
+    s.outcome.target = s.request.path;
   }
+
+  // Phase: check (h2_request.hpp).
+  RequestHead head;
+  std::string cookie;
   RequestPlan plan;
-  if (auto refusal = check_request(head, config.limits.max_body_bytes, plan))
+  if (auto refusal = check_h2_request(s.request, s.request_ended, config.limits.max_body_bytes,
+                                      head, cookie, plan))
     co_return co_await reply(s, *refusal);
-  if (head.method == http::verb::connect) co_return co_await reply(s, LocalReason::bad_request);
-  // A body without content-length goes upstream chunked.
-  if (plan.framing == BodyFraming::none && !s.request_ended) plan.framing = BodyFraming::chunked;
-  plan.expect_continue = false;
 
   // Phase: route.
   RequestView view;

@@ -85,10 +85,15 @@ std::string request_roundtrip_fault(std::string_view bytes, bool* rewritten) {
 
   if (rewritten != nullptr) *rewritten = true;
   std::string out;
+  RequestHead again;
+  return upstream_head_fault(request, plan, out, again);
+}
+
+std::string upstream_head_fault(const RequestHead& request, const RequestPlan& plan,
+                                std::string& out, RequestHead& again) {
   write_upstream_request(request, plan, ForwardInfo{"192.0.2.1", false, "127.0.0.1:8080"}, out);
   if (complete_head(out).size() != out.size())
     return "the upstream head is not one complete head:\n" + out;
-  RequestHead again;
   HeadParser<true> parser2(again);
   if (!parse_request(out, parser2)) return "the upstream head does not parse:\n" + out;
   RequestPlan plan2;

@@ -9,12 +9,20 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/header_transform.hpp"
+
 namespace proxyd::test {
 
 // `bytes` as a client's request: scanned, parsed by Beast, checked, rewritten for the upstream.
 // Returns "" when the request is refused on the way or every property holds; otherwise what broke.
 // `rewritten`, when given, says whether the request got as far as the rewrite.
 std::string request_roundtrip_fault(std::string_view bytes, bool* rewritten = nullptr);
+
+// `request`, which passed check_request with `plan`, written for the upstream into `out`, which
+// must parse again (into `again`, whose views point into `out`) to the same request line, framing
+// and Host, without the fields proxyd promised to remove. "" or what broke.
+std::string upstream_head_fault(const RequestHead& request, const RequestPlan& plan,
+                                std::string& out, RequestHead& again);
 
 // `bytes` as an upstream's response to a request (HEAD when `head_request`) from a client of
 // HTTP/1.`client_minor` that wants its connection kept when `keep_alive`: parsed by proxyd and by
