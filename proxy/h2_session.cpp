@@ -878,7 +878,6 @@ Task<void> Connection::proxy(H2Stream& s) {
 // control only once written upstream; chunked when the client gave no content-length.
 Task<AttemptEnd> Connection::relay_request_body(H2Stream& s, UpstreamConn& conn,
                                                 const Config& config, bool chunked) {
-  static constexpr std::string_view kLastChunk = "0\r\n\r\n";
   std::array<char, 20> line;
   for (;;) {
     if (s.body_received > config.limits.max_body_bytes) co_return AttemptEnd::client_gone;

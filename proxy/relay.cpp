@@ -10,26 +10,12 @@
 
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <span>
 
 #include "pipe_pool.hpp"
 #include "worker.hpp"
 
 namespace proxyd {
-
-std::string_view chunk_size_line(std::size_t n, std::array<char, 20>& storage) {
-  auto [end, ec] = std::to_chars(storage.data(), storage.data() + 16, n, 16);
-  *end++ = '\r';
-  *end++ = '\n';
-  return {storage.data(), static_cast<std::size_t>(end - storage.data())};
-}
-
-namespace {
-
-constexpr std::string_view kLastChunk = "0\r\n\r\n";
-
-}  // namespace
 
 // The state of one relay call: the prefix not yet written, the fairness count, the byte count.
 class BodyPump::Run {
@@ -280,34 +266,6 @@ Task<PumpEnd> BodyPump::relay(HeadParser<isRequest>& parser, PumpEnds ends, Pump
   if (!run.finish_pending()) co_return PumpEnd::done;
   co_return co_await run.finish();
 }
-
-// One step of decoding a chunked body from `in` into the stage. Beast's parser, driven
-// non-eagerly, reports "consumed nothing" both for a full sink and for an empty input, so both
-// are checked here before calling it (an early version spun a worker on exactly that).
-template <bool isRequest>
-Decode decode_chunks(HeadParser<isRequest>& parser, ByteBuffer& in, std::size_t staged,
-                     std::size_t stage_size, error_code& ec) {
-  for (;;) {
-    if (parser.is_done()) return Decode::done;
-    if (staged == stage_size) return Decode::flush;
-    if (in.empty()) return Decode::need_more;
-    const std::size_t before = in.size();
-    const std::size_t used = parser.put(net::buffer(in.data(), in.size()), ec);
-    in.consume(used);
-    if (ec == http::error::need_more) {
-      ec = {};
-      return Decode::need_more;
-    }
-    if (ec) return Decode::error;
-    if (used == 0 && before == in.size()) return Decode::need_more;
-  }
-}
-
-
-template Decode decode_chunks<true>(HeadParser<true>&, ByteBuffer&, std::size_t, std::size_t,
-                                   error_code&);
-template Decode decode_chunks<false>(HeadParser<false>&, ByteBuffer&, std::size_t, std::size_t,
-                                    error_code&);
 
 template Task<PumpEnd> BodyPump::relay<true>(HeadParser<true>&, PumpEnds, PumpFraming,
                                             std::string_view, std::uint64_t&);

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "byte_buffer.hpp"
+#include "chunked.hpp"
 #include "config.hpp"
 #include "header_transform.hpp"
 #include "http_head.hpp"
@@ -86,18 +87,5 @@ class BodyPump {
   Deadline& deadline_;
   std::unique_ptr<char[]> stage_;  // allocated for the session's first chunked body
 };
-
-// "1f4\r\n": the chunk-size line for `n` bytes.
-std::string_view chunk_size_line(std::size_t n, std::array<char, 20>& storage);
-
-// One step of decoding a chunked body from `in` into a stage holding `staged` of `stage_size`
-// bytes (the parser's sink): flush the stage, read more, or the body is done. Beast's parser,
-// driven non-eagerly, reports "consumed nothing" both for a full sink and for an empty input, so
-// both are checked before calling it (an early version spun a worker on exactly that).
-enum class Decode { flush, need_more, done, error };
-
-template <bool isRequest>
-Decode decode_chunks(HeadParser<isRequest>& parser, ByteBuffer& in, std::size_t staged,
-                     std::size_t stage_size, error_code& ec);
 
 }  // namespace proxyd
