@@ -87,6 +87,9 @@ class HeadParser : public http::basic_parser<isRequest> {
   // consumed); null: dropped. As many as the upstream buffer holds at once.
   void set_trailer_sink(std::vector<std::pair<std::string, std::string>>* out) { trailers_ = out; }
 
+  // Whether a chunk header other than the last chunk's has been parsed.
+  bool seen_chunk() const { return seen_chunk_; }
+
   std::optional<std::uint64_t> length() const {
     auto n = this->content_length();
     return n ? std::optional<std::uint64_t>(*n) : std::nullopt;
@@ -139,6 +142,7 @@ class HeadParser : public http::basic_parser<isRequest> {
                             boost::system::error_code& ec) override {
     // Beast 1.81 puts no bound on chunk extensions; we forward none, so refuse long ones.
     if (extensions.size() > 256) ec = http::error::bad_chunk_extension;
+    seen_chunk_ = true;
   }
 
   std::size_t on_chunk_body_impl(std::uint64_t, boost::beast::string_view body,
@@ -161,6 +165,7 @@ class HeadParser : public http::basic_parser<isRequest> {
 
   Head* head_ = nullptr;  // null: BodyOnly
   bool head_done_ = false;
+  bool seen_chunk_ = false;
   char* sink_ = nullptr;
   std::size_t sink_capacity_ = 0;
   std::size_t* sink_size_ = nullptr;

@@ -3,6 +3,8 @@
 // Continue), the Upgrade tunnel, pipelining, the header transform and the access log.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <charconv>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -24,7 +26,9 @@ constexpr std::uint64_t kMiB = 1024 * 1024;
 
 class RelayTest : public ::testing::Test {
  protected:
-  void start(int workers = 2, const std::string& client_idle = "30s") {
+  void start(int workers = 2, const std::string& client_idle = "30s",
+             const std::string& limits = "max_header_bytes: 16KiB, max_body_bytes: 200MiB",
+             const std::string& more_timeouts = "") {
     // One pool, one catch-all route.
     proxy_ = ProxydProcess::start(
         ConfigBuilder()
@@ -32,8 +36,9 @@ class RelayTest : public ::testing::Test {
             .pool("blue", {blue_.address()})
             .route("web", "/", "blue")
             .timeouts("client_header: 5s, client_idle: " + client_idle +
-                      ", upstream_connect: 1s, upstream_response: 30s, drain: 2s")
-            .limits("max_header_bytes: 16KiB, max_body_bytes: 200MiB")
+                      ", upstream_connect: 1s, upstream_response: 30s, drain: 2s" +
+                      more_timeouts)
+            .limits(limits)
             .yaml());
     ASSERT_TRUE(proxy_);
     port_ = proxy_->port("public");
@@ -286,6 +291,27 @@ TEST_F(RelayTest, ChunkedRequestAndResponseBodies) {
   EXPECT_EQ(down.status, 200u);
   EXPECT_EQ(down.body_bytes, 300000u);
   EXPECT_TRUE(down.pattern_ok);
+}
+
+// A chunk larger than the 64 KiB stage it is decoded into, read whole with the rest of the body:
+// a client buffer above 64 KiB (a max_header_bytes over 63 KiB makes one) holds it. The stage is
+// sent when full and decoding goes on from the bytes already read; proxyd once waited for more
+// from the client instead, which had sent everything, until client_body ran out.
+TEST_F(RelayTest, AChunkLargerThanTheStageReadWholeIsRelayed) {
+  ASSERT_NO_FATAL_FAILURE(
+      start(2, "30s", "max_header_bytes: 512KiB, max_body_bytes: 200MiB", ", client_body: 3s"));
+  HttpClient client(port_);
+  ASSERT_TRUE(client.connected()) << client.connect_error();
+  const std::size_t n = 300000;
+  std::array<char, 20> hex{};
+  const auto end = std::to_chars(hex.data(), hex.data() + hex.size(), n, 16).ptr;
+  ASSERT_TRUE(client.send_raw("POST /sink HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked"
+                              "\r\n\r\n" + std::string(hex.data(), end) + "\r\n" +
+                              std::string(n, 'x') + "\r\n0\r\n\r\n"));
+  Response sink = client.read_response();
+  ASSERT_TRUE(sink.ok()) << sink.error;
+  EXPECT_EQ(sink.status, 200u);
+  EXPECT_EQ(sink.body, std::to_string(n));
 }
 
 TEST_F(RelayTest, CloseDelimitedResponseIsRelayedWhole) {
