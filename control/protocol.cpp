@@ -4,6 +4,7 @@
 // a newer proxyd. Nothing here throws on any input.
 #include "control/protocol.hpp"
 
+#include "proxy/json_parse.hpp"
 #include "proxy/rollout_json.hpp"
 
 #include <boost/json/array.hpp>
@@ -292,7 +293,7 @@ json::value to_json(const Operation& op) {
 DecodedRequest decode_request(std::string_view line) {
   DecodedRequest out;
   boost::system::error_code ec;
-  const json::value parsed = json::parse(line, ec);
+  const json::value parsed = parse_json(line, ec);
   if (ec) {
     out.error = bad("the request is not valid JSON: " + ec.message());
     return out;
@@ -468,7 +469,7 @@ std::string encode_request(const Request& request) {
 DecodedResponse decode_response(std::string_view line) {
   DecodedResponse out;
   boost::system::error_code ec;
-  const json::value parsed = json::parse(line, ec);
+  const json::value parsed = parse_json(line, ec);
   if (ec) {
     out.error = "not JSON (" + ec.message() + ")";
     return out;

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "proxy/json_parse.hpp"
+
 namespace proxyd {
 namespace {
 
@@ -56,7 +58,7 @@ std::optional<Desired> decode_desired(std::string_view text, std::string& error)
     return std::nullopt;
   };
   json::error_code ec;
-  const json::value root = json::parse(text, ec);
+  const json::value root = parse_json(text, ec);
   if (ec) return fail("not JSON: " + ec.message());
   const json::object* obj = root.if_object();
   if (obj == nullptr) return fail("not a JSON object");

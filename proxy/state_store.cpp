@@ -1,6 +1,7 @@
 // State file encoding (JSON, versioned) and its atomic, durable replacement.
 #include "state_store.hpp"
 
+#include "json_parse.hpp"
 #include "rollout_json.hpp"
 
 #include <boost/json.hpp>
@@ -71,7 +72,7 @@ std::string encode_state(const RuntimeState& state) {
 
 std::optional<RuntimeState> decode_state(std::string_view text, std::string& error) {
   json::error_code ec;
-  json::value root = json::parse(text, ec);
+  json::value root = parse_json(text, ec);
   if (ec) {
     error = "not JSON: " + ec.message();
     return std::nullopt;
