@@ -282,15 +282,26 @@ bool connection_specific(const HeadField& f, const ConnectionTokens& connection)
 
 // A response head as HTTP/2 fields: `:status`, then the upstream's fields without the
 // connection-specific ones. Names go as the upstream spelled them: nghttp2 lowercases the names
-// it copies (RFC 9113 8.2.1; nghttp2_nv_array_copy). `nva` points into `response` and `status`.
-void response_fields(const ResponseHead& response, const ConnectionTokens& connection,
-                     std::string& status, std::vector<nghttp2_nv>& nva) {
+// it copies (RFC 9113 8.2.1; nghttp2_nv_array_copy). content-length as an HTTP/1.1 client gets
+// it (write_client_response): one number, the body's or a bodyless response's, and none on a 1xx
+// or 204 (RFC 9110 8.6), where an HTTP/2 client refuses the stream for it (RFC 9113 8.1.1), as
+// it does for a list. `nva` points into `response`, `status` and `length`.
+void response_fields(const ResponseHead& response, const ResponsePlan& plan, std::string& status,
+                     std::string& length, std::vector<nghttp2_nv>& nva) {
   nva.clear();
   nva.reserve(response.fields.size() + 2);
   status = std::to_string(response.status);
   nva.push_back(make_nv(":status", status));
-  for (const HeadField& f : response.fields)
-    if (!connection_specific(f, connection)) nva.push_back(make_nv(f.name, f.value));
+  for (const HeadField& f : response.fields) {
+    if (f.id != http::field::content_length && !connection_specific(f, plan.connection))
+      nva.push_back(make_nv(f.name, f.value));
+  }
+  const std::optional<std::uint64_t> n =
+      plan.framing == BodyFraming::length ? std::optional(plan.length) : plan.content_length;
+  if (n && response.status / 100 != 1 && response.status != 204) {
+    length = std::to_string(*n);
+    nva.push_back(make_nv("content-length", length));
+  }
 }
 
 // Trailer fields as HTTP/2 sends them: without the connection-specific ones and those a trailer
@@ -853,8 +864,8 @@ Task<void> Connection::proxy(H2Stream& s) {
     if (interim == kMaxInterimResponses)
       co_return co_await reply(s, LocalReason::bad_upstream_response);
     if (response.status != 100 && !s.closed) {
-      std::string status;
-      response_fields(response, response_plan.connection, status, nv_list_);
+      std::string status, length;
+      response_fields(response, response_plan, status, length, nv_list_);
       nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, nv_list_.data(),
                              nv_list_.size(), nullptr);
       kick();
@@ -923,8 +934,8 @@ Task<void> Connection::relay_response(H2Stream& s, const Config& config, Upstrea
   UpstreamConn& conn = lease.conn();
   s.outcome.status = response.status;
   {
-    std::string status;
-    response_fields(response, plan.connection, status, nv_list_);
+    std::string status, length;
+    response_fields(response, plan, status, length, nv_list_);
     std::string cookie;
     if (routed.set_cookie && !response_sets_cookie(response, *s.outcome.route)) {
       cookie = sticky_cookie(*s.outcome.route, routed.new_cookie);

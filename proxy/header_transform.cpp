@@ -286,6 +286,7 @@ void write_upstream_request(const RequestHead& head, const RequestPlan& plan,
 bool check_response(const ResponseHead& head, std::optional<std::uint64_t> length, bool chunked,
                     bool head_request, ResponsePlan& plan) {
   plan = ResponsePlan{};
+  plan.content_length = length;
   if (head.version != 10 && head.version != 11) return false;
   // RFC 9110 15: status codes outside 100..599 are invalid. A "010" would go out as "10", which
   // is no status line at all, and nothing could tell a client what class a 7xx is in.
@@ -344,13 +345,17 @@ void write_client_response(const ResponseHead& head, const ResponsePlan& plan,
   out.push_back(' ');
   out.append(head.reason);
   out.append("\r\n");
-  // A bodyless response (HEAD, 304) keeps the upstream's Content-Length: it describes the
-  // representation, not this message's body.
+  // A bodyless response (HEAD, 304) keeps the upstream's Content-Length, as one value: it
+  // describes the representation, not this message's body. A 1xx or 204 has none (RFC 9110 8.6).
   bool keep_length = plan.framing == BodyFraming::none && head.status != 204 &&
-                     head.status / 100 != 1;
+                     head.status / 100 != 1 && plan.content_length.has_value();
   for (const HeadField& f : head.fields) {
     if (f.id == F::content_length && keep_length) {
-      append_field(out, f.name, f.value);
+      out.append(f.name);
+      out.append(": ");
+      append_number(out, *plan.content_length);
+      out.append("\r\n");
+      keep_length = false;  // once: a repeated field said the same
       continue;
     }
     if (!forwarded(f, plan.connection)) continue;

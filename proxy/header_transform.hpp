@@ -90,6 +90,9 @@ void write_upstream_request(const RequestHead& head, const RequestPlan& plan,
 struct ResponsePlan {
   BodyFraming framing = BodyFraming::none;
   std::uint64_t length = 0;
+  // The upstream's Content-Length as one number (a list of equal values is one): what a bodyless
+  // response (HEAD, 304) passes on, as one value.
+  std::optional<std::uint64_t> content_length;
   bool upstream_keep_alive = true;  // the upstream allows reusing the connection
   std::string_view upgrade;
   ConnectionTokens connection;

@@ -549,6 +549,33 @@ TEST_F(H2Test, FloodsEndTheFloodersConnectionOnly) {
   EXPECT_EQ(other.result(id).status, 200u);
 }
 
+// Content-Length as an HTTP/2 client accepts it (RFC 9113 8.1.1, RFC 9110 8.6), whatever the
+// upstream wrote: one value for a list of equal ones, none on a 204 or an interim response. As
+// the upstream sent them, each of these streams was reset by the client (PROTOCOL_ERROR).
+TEST_F(H2Test, ContentLengthReachesTheClientInAFormItAccepts) {
+  start();
+  H2TestClient client(h2c_);
+  const std::int32_t list = client.request("GET", "/odd-lengths?case=list");
+  const std::int32_t head = client.request("HEAD", "/odd-lengths?case=list");
+  const std::int32_t no_content = client.request("GET", "/odd-lengths?case=no-content");
+  const std::int32_t interim = client.request("GET", "/odd-lengths?case=interim");
+  ASSERT_TRUE(client.wait_all_closed(10s));
+  for (const std::int32_t id : {list, head, no_content, interim})
+    EXPECT_EQ(client.result(id).error, 0u) << id;
+  EXPECT_EQ(client.result(list).status, 200u);
+  EXPECT_EQ(client.result(list).header("content-length"), "2");
+  EXPECT_EQ(client.result(list).body, "ok");
+  EXPECT_EQ(client.result(head).status, 200u);
+  EXPECT_EQ(client.result(head).header("content-length"), "2");
+  EXPECT_EQ(client.result(head).body_bytes, 0u);
+  EXPECT_EQ(client.result(no_content).status, 204u);
+  EXPECT_EQ(client.result(no_content).header("content-length"), "");
+  EXPECT_EQ(client.result(interim).interim, std::vector<unsigned>{103});
+  EXPECT_EQ(client.result(interim).status, 200u);
+  EXPECT_EQ(client.result(interim).body, "ok");
+  EXPECT_EQ(blue_.requests_served(), 4u);
+}
+
 // A connection without streams for client_idle gets GOAWAY and is closed.
 TEST_F(H2Test, IdleConnectionGetsGoaway) {
   start("50", "", "client_idle: 300ms, drain: 2s");

@@ -470,6 +470,24 @@ struct FakeUpstream::Impl {
           "5\r\nhello\r\n0\r\nx-checksum: 5d41402a\r\nX-Count: 1\r\n\r\n";
       co_return (co_await write_all(sock, out)) && keep;
     }
+    if (target.path == "/odd-lengths") {
+      // Content-Length where an HTTP/2 client would refuse it as sent: a list of equal values
+      // (case=list), on a 204 (case=no-content), on a 103 before the final response
+      // (case=interim).
+      const std::string which = target.param("case");
+      if (which == "no-content") {
+        co_return (co_await write_all(sock, head(204, seq, "content-length: 5\r\n"))) && keep;
+      }
+      if (which == "interim" &&
+          !co_await write_all(sock, "HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n"
+                                    "content-length: 7\r\n\r\n")) {
+        co_return false;
+      }
+      // Built before the co_await: GCC 12 destroys a conditional temporary twice inside one.
+      std::string out = head(200, seq, "content-length: 2, 2\r\n");
+      if (!head_only) out += "ok";
+      co_return (co_await write_all(sock, out)) && keep;
+    }
     if (target.path == "/early-hints") {
       if (!co_await write_all(sock, "HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n")) {
         co_return false;

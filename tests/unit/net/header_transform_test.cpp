@@ -393,6 +393,26 @@ TEST(HeaderTransform, HeadResponseKeepsContentLength) {
   EXPECT_EQ(client_head(*r, true, 11), "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
 }
 
+// A list of equal values is one length (RFC 9110 8.6), passed on as one value, once; a 204 or a
+// 1xx passes none.
+TEST(HeaderTransform, ContentLengthGoesOnAsOneValueAndNeverOnA204) {
+  auto head = parse_response("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nX-A: 1\r\n"
+                             "content-length: 7\r\n\r\n",
+                             true);
+  ASSERT_TRUE(head->accepted);
+  EXPECT_EQ(head->plan.content_length, 7u);
+  EXPECT_EQ(client_head(*head, true, 11), "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nX-A: 1\r\n\r\n");
+  auto body = parse_response("HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n");
+  ASSERT_TRUE(body->accepted);
+  EXPECT_EQ(client_head(*body, true, 11), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+  auto no_content = parse_response("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n");
+  ASSERT_TRUE(no_content->accepted);
+  EXPECT_EQ(client_head(*no_content, true, 11), "HTTP/1.1 204 No Content\r\n\r\n");
+  auto hints = parse_response("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\nContent-Length: 7\r\n\r\n");
+  ASSERT_TRUE(hints->accepted);
+  EXPECT_EQ(client_head(*hints, true, 11), "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n");
+}
+
 TEST(HeaderTransform, KeepAliveForHttp10Client) {
   auto r = parse_response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
   EXPECT_EQ(client_head(*r, true, 10),
