@@ -46,7 +46,7 @@ class BodyPump::Run {
     pump_.worker_.arm(pump_.deadline_, ends_.write_timeout);
     auto [ec, n] = co_await ends_.to.write_all(std::span(b.data(), count));
     if (ec) co_return write_failure();
-    prefix_ = {};
+    written_prefix();
     moved_ += body.size();
     since_yield_ += body.size();
     if (since_yield_ >= kFairnessBytes) {
@@ -67,7 +67,9 @@ class BodyPump::Run {
     if (out_ == BodyFraming::chunked) b[count++] = net::buffer(kLastChunk);
     pump_.worker_.arm(pump_.deadline_, ends_.write_timeout);
     auto [ec, n] = co_await ends_.to.write_all(std::span(b.data(), count));
-    co_return ec ? write_failure() : PumpEnd::done;
+    if (ec) co_return write_failure();
+    written_prefix();
+    co_return PumpEnd::done;
   }
 
   // Whether the rest of a Content-Length body can go through a kernel pipe: both ends plain TCP
@@ -168,6 +170,11 @@ class BodyPump::Run {
   }
 
  private:
+  void written_prefix() {
+    if (!prefix_.empty()) pump_.prefix_written_ = true;
+    prefix_ = {};
+  }
+
   PumpEnd write_failure() const {
     return pump_.deadline_.fired ? PumpEnd::write_timeout : PumpEnd::write_failed;
   }
@@ -199,6 +206,7 @@ template <bool isRequest>
 Task<PumpEnd> BodyPump::relay(HeadParser<isRequest>& parser, PumpEnds ends, PumpFraming framing,
                               std::string_view prefix, std::uint64_t& moved) {
   Run run(*this, ends, framing.out, prefix, moved);
+  prefix_written_ = prefix.empty();
   ByteBuffer& in = ends.from_buffer;
   switch (framing.in) {
     case BodyFraming::none:

@@ -69,6 +69,10 @@ class BodyPump {
   Task<PumpEnd> relay(HeadParser<isRequest>& parser, PumpEnds ends, PumpFraming framing,
                       std::string_view prefix, std::uint64_t& moved);
 
+  // Whether the last relay() wrote its prefix (true when it had none). A response whose upstream
+  // failed before any of it reached the client can still be answered with a local reply.
+  bool prefix_written() const { return prefix_written_; }
+
   // A connection that moved this much without waiting yields to the worker's other sessions
   // (docs/architecture.md, "Performance choices").
   static constexpr std::uint64_t kFairnessBytes = 256 * 1024;
@@ -86,6 +90,7 @@ class BodyPump {
   Worker& worker_;
   Deadline& deadline_;
   std::unique_ptr<char[]> stage_;  // allocated for the session's first chunked body
+  bool prefix_written_ = true;
 };
 
 }  // namespace proxyd

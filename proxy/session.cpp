@@ -634,6 +634,14 @@ Task<bool> Session::relay_response(RequestContext& ctx) {
       ctx.outcome.end = RequestEnd::client_gone;
       co_return false;
     default:
+      // Nothing reached the client yet (a chunked body that failed before its first byte, which
+      // the head waits for): it gets the reply a failed head would get.
+      if (!pump_.prefix_written()) {
+        const LocalReason reason = end == PumpEnd::read_timeout
+                                       ? LocalReason::upstream_timeout
+                                       : LocalReason::bad_upstream_response;
+        co_return co_await reply(ctx, reason, ctx.plan.keep_alive && !worker_.draining());
+      }
       ctx.outcome.end = RequestEnd::upstream_cut;
       co_return false;
   }

@@ -314,6 +314,24 @@ TEST_F(RelayTest, AChunkLargerThanTheStageReadWholeIsRelayed) {
   EXPECT_EQ(sink.body, std::to_string(n));
 }
 
+// A chunked response whose body fails before its first byte, which its head waits for (a bad
+// chunk-size line, or the upstream closing): nothing reached the client, so it gets the 502 a bad
+// head gets instead of a closed connection, and its connection goes on.
+TEST_F(RelayTest, AChunkedBodyThatFailsBeforeItsFirstByteIsA502) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  HttpClient client(port_);
+  ASSERT_TRUE(client.connected()) << client.connect_error();
+  for (const std::string which : {"line", "close"}) {
+    Response r = client.get("/bad-chunks?case=" + which);
+    ASSERT_TRUE(r.ok()) << which << ": " << r.error;
+    EXPECT_EQ(r.status, 502u) << which;
+    EXPECT_EQ(r.body, "502 Bad Gateway (bad_upstream_response)\n") << which;
+  }
+  Response after = client.get("/");
+  ASSERT_TRUE(after.ok()) << after.error;
+  EXPECT_EQ(after.body, "blue-1\n");
+}
+
 TEST_F(RelayTest, CloseDelimitedResponseIsRelayedWhole) {
   ASSERT_NO_FATAL_FAILURE(start());
   HttpClient client(port_);

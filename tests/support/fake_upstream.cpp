@@ -470,6 +470,14 @@ struct FakeUpstream::Impl {
           "5\r\nhello\r\n0\r\nx-checksum: 5d41402a\r\nX-Count: 1\r\n\r\n";
       co_return (co_await write_all(sock, out)) && keep;
     }
+    if (target.path == "/bad-chunks") {
+      // A chunked response that fails before its first byte of body: a chunk-size line that is
+      // not hex (case=line), or the connection closed after the head (case=close).
+      std::string out = head(200, seq, "transfer-encoding: chunked\r\n");
+      if (target.param("case") == "line") out += "zz\r\nhello\r\n";
+      if (co_await write_all(sock, out)) graceful_close(sock);
+      co_return false;
+    }
     if (target.path == "/odd-lengths") {
       // Content-Length where an HTTP/2 client would refuse it as sent: a list of equal values
       // (case=list), on a 204 (case=no-content), on a 103 before the final response
