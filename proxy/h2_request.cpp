@@ -51,7 +51,8 @@ std::optional<LocalReason> check_h2_request(const H2RequestFields& in, bool ende
   if (!has_host && !in.authority.empty())
     head.fields.push_back({http::field::host, "host", in.authority});
   if (auto refusal = check_request(head, max_body_bytes, plan)) return refusal;
-  if (head.method == http::verb::connect) return LocalReason::bad_request;
+  // :path is origin-form or "*" (RFC 9113 8.3.1); the authority is :authority's alone.
+  if (plan.absolute || head.method == http::verb::connect) return LocalReason::bad_request;
   if (plan.framing == BodyFraming::none && !ended) plan.framing = BodyFraming::chunked;
   plan.expect_continue = false;  // no 100 Continue on a stream: flow control paces its body
   return std::nullopt;

@@ -773,7 +773,7 @@ Task<void> Connection::proxy(H2Stream& s) {
   // Phase: route.
   RequestView view;
   view.host = plan.host;
-  view.path = head.target;
+  view.path = plan.target;
   view.cookie_header = plan.cookie;
   view.client_ip = s.peer->ip;
   view.header = &find_field;

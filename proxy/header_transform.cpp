@@ -50,6 +50,22 @@ bool valid_target(http::verb method, std::string_view target) {
   return true;
 }
 
+// An absolute-form target's authority and path ("http://a.example:8080/p?q" -> "a.example:8080",
+// "/p?q"); false for any other form. The scheme is http or https in any case; a target without
+// a path ("http://a.example" or "...?q") is refused with the rest, as no client sends one.
+bool split_absolute_form(std::string_view target, std::string_view& authority,
+                         std::string_view& path) {
+  std::size_t scheme = 0;
+  if (target.size() > 7 && iequals(target.substr(0, 7), "http://")) scheme = 7;
+  else if (target.size() > 8 && iequals(target.substr(0, 8), "https://")) scheme = 8;
+  if (scheme == 0) return false;
+  const std::size_t slash = target.find('/', scheme);
+  if (slash == std::string_view::npos) return false;
+  authority = target.substr(scheme, slash - scheme);
+  path = target.substr(slash);
+  return true;
+}
+
 bool valid_host(std::string_view host) {
   if (host.empty() || host.size() > 255) return false;
   for (char c : host) {
@@ -173,7 +189,11 @@ std::optional<LocalReason> check_request(const RequestHead& head, std::uint64_t 
                                          RequestPlan& plan) {
   plan = RequestPlan{};
   if (head.version != 10 && head.version != 11) return LocalReason::bad_request;
-  if (!valid_target(head.method, head.target)) return LocalReason::bad_request;
+  // RFC 9112 3.2.2: a server accepts the absolute-form, and its authority wins over Host.
+  std::string_view authority;
+  plan.target = head.target;
+  plan.absolute = split_absolute_form(head.target, authority, plan.target);
+  if (!valid_target(head.method, plan.target)) return LocalReason::bad_request;
 
   int hosts = 0, transfer_encodings = 0, lengths = 0;
   std::string_view transfer_encoding, content_length, expect;
@@ -204,9 +224,11 @@ std::optional<LocalReason> check_request(const RequestHead& head, std::uint64_t 
         break;
     }
   }
-  // Host: exactly one in HTTP/1.1 (RFC 9112 3.2), at most one in 1.0, and well-formed.
+  // Host: exactly one in HTTP/1.1 (RFC 9112 3.2), at most one in 1.0, and well-formed. An
+  // absolute-form target's authority is the host instead, whatever Host says (RFC 9112 3.2.2).
   if (hosts > 1 || (hosts == 0 && head.version == 11)) return LocalReason::bad_request;
-  if (hosts == 1 && !valid_host(plan.host)) return LocalReason::bad_request;
+  if (plan.absolute) plan.host = authority;
+  if ((hosts == 1 || plan.absolute) && !valid_host(plan.host)) return LocalReason::bad_request;
 
   // Framing: Transfer-Encoding is exactly "chunked", alone, in HTTP/1.1, without Content-Length.
   if (transfer_encodings > 0) {
@@ -243,11 +265,13 @@ void write_upstream_request(const RequestHead& head, const RequestPlan& plan,
   out.clear();
   out.append(head.method_text);
   out.push_back(' ');
-  out.append(head.target);
+  out.append(plan.target);
   out.append(" HTTP/1.1\r\n");
   for (const HeadField& f : head.fields) {
     // Host is kept even when the client's Connection names it: the request was routed on it,
-    // and an HTTP/1.1 request without Host is invalid (RFC 9112 3.2).
+    // and an HTTP/1.1 request without Host is invalid (RFC 9112 3.2). After an absolute-form
+    // target, the target's authority goes instead.
+    if (f.id == F::host && plan.absolute) continue;
     if (!forwarded(f, plan.connection) && f.id != F::host) continue;
     if (f.id == F::expect) continue;  // 100-continue is answered by proxyd itself
     if (f.id == F::unknown &&
@@ -257,6 +281,7 @@ void write_upstream_request(const RequestHead& head, const RequestPlan& plan,
     append_field(out, f.name, f.value);
   }
   if (plan.host.empty()) append_field(out, "Host", forward.default_host);
+  else if (plan.absolute) append_field(out, "Host", plan.host);
   if (plan.framing == BodyFraming::length) {
     out.append("Content-Length: ");
     append_number(out, plan.length);

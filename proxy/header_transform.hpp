@@ -37,6 +37,11 @@ ConnectionTokens connection_tokens(const std::vector<HeadField>& fields);
 struct RequestPlan {
   BodyFraming framing = BodyFraming::none;  // none, length or chunked (never until_close)
   std::uint64_t length = 0;
+  // The request-target in origin-form ("/path?query", or "*"): what routing matches and the
+  // upstream gets. An absolute-form target ("http://host/path", RFC 9112 3.2.2) is split: its
+  // authority is the host (`absolute`), its path this.
+  std::string_view target;
+  bool absolute = false;
   std::string_view host;
   std::string_view cookie;  // the first Cookie field
   std::string_view upgrade;  // the Upgrade value when the client asks for a protocol switch

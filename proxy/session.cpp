@@ -442,7 +442,7 @@ std::optional<LocalReason> Session::check(RequestContext& ctx, std::size_t heade
 std::optional<LocalReason> Session::route(RequestContext& ctx) {
   RequestView view;
   view.host = ctx.plan.host;
-  view.path = request_.target;
+  view.path = ctx.plan.target;
   view.cookie_header = ctx.plan.cookie;
   view.client_ip = client_ip_;
   view.header = &find_request_header;

@@ -98,8 +98,9 @@ std::string upstream_head_fault(const RequestHead& request, const RequestPlan& p
   if (!parse_request(out, parser2)) return "the upstream head does not parse:\n" + out;
   RequestPlan plan2;
   if (check_request(again, kMaxBody, plan2)) return "the upstream head is refused:\n" + out;
-  if (again.method_text != request.method_text || again.target != request.target ||
-      again.version != 11)
+  // The target in origin-form: an absolute-form one's path (its authority is the Host).
+  if (again.method_text != request.method_text || again.target != plan.target ||
+      again.version != 11 || plan2.absolute)
     return "the request line changed:\n" + out;
   if (plan2.framing != plan.framing ||
       (plan.framing == BodyFraming::length && plan2.length != plan.length) ||

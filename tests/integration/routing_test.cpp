@@ -130,6 +130,21 @@ TEST_F(RoutingTest, HostMatchIsCaseInsensitiveIgnoresPortAndFirstMatchWins) {
             (std::map<std::string, int>{{"blue-1", 5}}));
 }
 
+// An absolute-form target (RFC 9112 3.2.2) routes on its own authority and path, whatever Host
+// says; the upstream gets the origin-form, with that authority as Host.
+TEST_F(RoutingTest, AnAbsoluteFormTargetRoutesOnItsAuthority) {
+  EXPECT_EQ(tally(public_, "http://api.example.test/zero/x", 5, {{"Host", "other.example.test"}}),
+            (std::map<std::string, int>{{"green-1", 5}}));
+  EXPECT_EQ(tally(public_, "http://other.example.test/zero/x", 5, {{"Host", "api.example.test"}}),
+            (std::map<std::string, int>{{"blue-1", 5}}));
+  HttpClient client(public_);
+  Response r = client.get("http://api.example.test/headers", {{"Host", "other.example.test"}});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_NE(r.body.find("GET /headers HTTP/1.1\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\nHost: api.example.test\n"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("other.example.test"), std::string::npos) << r.body;
+}
+
 TEST(RoutingNoRoute, RequestNoRouteMatchesGets404) {
   FakeUpstream blue("blue-1");
   auto proxy = ProxydProcess::start(ConfigBuilder()

@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "proxy/h2_request.hpp"
 #include "tests/fuzz/h2_roundtrip.hpp"
 
 namespace proxyd::test {
@@ -48,6 +49,11 @@ TEST(H2RoundTrip, KnownListsGetTheirVerdicts) {
       {{{":method", "GET"}, {":path", "/"}, {":scheme", "http"}, {"host", "localhost"}}, false,
        H2Verdict::rewritten},  // host without :authority (RFC 9113 8.3.1 allows it)
       {with({{"content-length", "104857600000"}}), true, H2Verdict::refused_by_proxyd},  // 413
+      // :path in absolute-form (HTTP/1.1 accepts it): nghttp2 refuses it first (and proxyd would,
+      // below), so no authority but :authority's ever routes a stream.
+      {{{":method", "GET"}, {":path", "http://evil.example/x"}, {":scheme", "http"},
+        {":authority", "localhost"}},
+       false, H2Verdict::refused_by_nghttp2},
       {{{":method", "CONNECT"}, {":authority", "localhost:443"}}, true,
        H2Verdict::refused_by_proxyd},
   };
@@ -56,6 +62,22 @@ TEST(H2RoundTrip, KnownListsGetTheirVerdicts) {
     EXPECT_EQ(h2_request_fault(c.fields, c.body, &verdict), "") << describe(c.fields, c.body);
     EXPECT_EQ(verdict, c.verdict) << describe(c.fields, c.body);
   }
+}
+
+// check_h2_request on its own, past nghttp2: an absolute-form :path is refused, not split into an
+// authority that would win over :authority as it does over Host in HTTP/1.1.
+TEST(H2RoundTrip, AnAbsoluteFormPathIsRefusedByProxydToo) {
+  H2RequestFields in;
+  in.method = "GET";
+  in.path = "http://evil.example/x";
+  in.authority = "localhost";
+  RequestHead head;
+  std::string cookie;
+  RequestPlan plan;
+  EXPECT_EQ(check_h2_request(in, true, 1024, head, cookie, plan), LocalReason::bad_request);
+  in.path = "/x";
+  EXPECT_EQ(check_h2_request(in, true, 1024, head, cookie, plan), std::nullopt);
+  EXPECT_EQ(plan.host, "localhost");
 }
 
 // Twenty thousand generated lists: every one that reaches the upstream is the client's request.

@@ -194,9 +194,10 @@ TEST(RequestFraming, HostIsRequiredOnceInHttp11) {
   EXPECT_FALSE(verdict("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"));
 }
 
-TEST(RequestFraming, TargetMustBeOriginForm) {
+TEST(RequestFraming, TargetMustBeOriginOrAbsoluteForm) {
   EXPECT_EQ(verdict("GET foo HTTP/1.1\r\nHost: a\r\n\r\n"), LocalReason::bad_request);
-  EXPECT_EQ(verdict("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n"), LocalReason::bad_request);
+  EXPECT_FALSE(verdict("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n"));
+  EXPECT_EQ(verdict("GET //a/ HTTP/1.1\r\nHost: a\r\n\r\n"), std::nullopt);  // a path
   EXPECT_EQ(verdict("GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n"), LocalReason::bad_request);
   EXPECT_EQ(verdict("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), LocalReason::bad_request);
   EXPECT_EQ(verdict("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), LocalReason::bad_request);
@@ -233,6 +234,34 @@ std::string upstream_head(const std::string& raw, bool tls = false) {
   std::string out;
   write_upstream_request(p->head, p->plan, ForwardInfo{"10.1.2.3", tls, "192.0.2.1:8080"}, out);
   return out;
+}
+
+// RFC 9112 3.2.2: a server accepts the absolute-form; its authority is the host, whatever Host
+// says, and the upstream gets the origin-form with that authority as Host.
+TEST(RequestFraming, AbsoluteFormIsAcceptedAndItsAuthorityIsTheHost) {
+  auto p = parse_request("GET http://a.example:8080/p?q=1 HTTP/1.1\r\nHost: other\r\n\r\n");
+  ASSERT_FALSE(p->refusal);
+  EXPECT_TRUE(p->plan.absolute);
+  EXPECT_EQ(p->plan.target, "/p?q=1");
+  EXPECT_EQ(p->plan.host, "a.example:8080");
+  EXPECT_EQ(upstream_head("GET http://a.example:8080/p?q=1 HTTP/1.1\r\nHost: other\r\n\r\n"),
+            "GET /p?q=1 HTTP/1.1\r\nHost: a.example:8080\r\nX-Forwarded-For: 10.1.2.3\r\n"
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Host: a.example:8080\r\n\r\n");
+  auto https = parse_request("GET HTTPS://A.Example/x HTTP/1.1\r\nHost: a\r\n\r\n");
+  ASSERT_FALSE(https->refusal);
+  EXPECT_EQ(https->plan.target, "/x");
+  EXPECT_EQ(https->plan.host, "A.Example");
+  // An origin-form target is its own.
+  auto origin = parse_request("GET /o HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_FALSE(origin->plan.absolute);
+  EXPECT_EQ(origin->plan.target, "/o");
+  // Still a 400: no path, another scheme, an empty or bad authority, no Host in HTTP/1.1.
+  for (const char* bad : {"GET http://a.example HTTP/1.1\r\nHost: a\r\n\r\n",
+                          "GET ftp://a.example/x HTTP/1.1\r\nHost: a\r\n\r\n",
+                          "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
+                          "GET http://a@b/x HTTP/1.1\r\nHost: a\r\n\r\n",
+                          "GET http://a.example/x HTTP/1.1\r\n\r\n"})
+    EXPECT_EQ(verdict(bad), LocalReason::bad_request) << bad;
 }
 
 TEST(HeaderTransform, RemovesHopByHopAndConnectionNamedFields) {
