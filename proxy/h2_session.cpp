@@ -283,9 +283,8 @@ bool connection_specific(const HeadField& f, const ConnectionTokens& connection)
 // A response head as HTTP/2 fields: `:status`, then the upstream's fields without the
 // connection-specific ones. Names go as the upstream spelled them: nghttp2 lowercases the names
 // it copies (RFC 9113 8.2.1; nghttp2_nv_array_copy). content-length as an HTTP/1.1 client gets
-// it (write_client_response): one number, the body's or a bodyless response's, and none on a 1xx
-// or 204 (RFC 9110 8.6), where an HTTP/2 client refuses the stream for it (RFC 9113 8.1.1), as
-// it does for a list. `nva` points into `response`, `status` and `length`.
+// it (client_content_length): an HTTP/2 client refuses a stream whose content-length is a list,
+// or is on a 1xx or 204 (RFC 9113 8.1.1). `nva` points into `response`, `status` and `length`.
 void response_fields(const ResponseHead& response, const ResponsePlan& plan, std::string& status,
                      std::string& length, std::vector<nghttp2_nv>& nva) {
   nva.clear();
@@ -296,9 +295,7 @@ void response_fields(const ResponseHead& response, const ResponsePlan& plan, std
     if (f.id != http::field::content_length && !connection_specific(f, plan.connection))
       nva.push_back(make_nv(f.name, f.value));
   }
-  const std::optional<std::uint64_t> n =
-      plan.framing == BodyFraming::length ? std::optional(plan.length) : plan.content_length;
-  if (n && response.status / 100 != 1 && response.status != 204) {
+  if (const std::optional<std::uint64_t> n = client_content_length(response, plan)) {
     length = std::to_string(*n);
     nva.push_back(make_nv("content-length", length));
   }

@@ -55,6 +55,7 @@ bool valid_target(http::verb method, std::string_view target) {
 // a path ("http://a.example" or "...?q") is refused with the rest, as no client sends one.
 bool split_absolute_form(std::string_view target, std::string_view& authority,
                          std::string_view& path) {
+  if (target.empty() || target.front() == '/') return false;  // origin-form, the usual case
   std::size_t scheme = 0;
   if (target.size() > 7 && iequals(target.substr(0, 7), "http://")) scheme = 7;
   else if (target.size() > 8 && iequals(target.substr(0, 8), "https://")) scheme = 8;
@@ -361,6 +362,14 @@ BodyFraming client_framing(BodyFraming upstream, unsigned client_version) {
   return upstream;
 }
 
+std::optional<std::uint64_t> client_content_length(const ResponseHead& head,
+                                                   const ResponsePlan& plan) {
+  if (plan.framing == BodyFraming::length) return plan.length;
+  if (plan.framing != BodyFraming::none || head.status / 100 == 1 || head.status == 204)
+    return std::nullopt;
+  return plan.content_length;
+}
+
 void write_client_response(const ResponseHead& head, const ResponsePlan& plan,
                            BodyFraming framing, bool keep_alive, unsigned client_version,
                            std::string& out) {
@@ -370,15 +379,15 @@ void write_client_response(const ResponseHead& head, const ResponsePlan& plan,
   out.push_back(' ');
   out.append(head.reason);
   out.append("\r\n");
-  // A bodyless response (HEAD, 304) keeps the upstream's Content-Length, as one value: it
-  // describes the representation, not this message's body. A 1xx or 204 has none (RFC 9110 8.6).
-  bool keep_length = plan.framing == BodyFraming::none && head.status != 204 &&
-                     head.status / 100 != 1 && plan.content_length.has_value();
+  // A bodyless response (HEAD, 304) keeps the upstream's Content-Length where it was, as one
+  // value: it describes the representation, not this message's body.
+  const std::optional<std::uint64_t> length = client_content_length(head, plan);
+  bool keep_length = plan.framing == BodyFraming::none && length.has_value();
   for (const HeadField& f : head.fields) {
     if (f.id == F::content_length && keep_length) {
       out.append(f.name);
       out.append(": ");
-      append_number(out, *plan.content_length);
+      append_number(out, *length);
       out.append("\r\n");
       keep_length = false;  // once: a repeated field said the same
       continue;

@@ -110,6 +110,12 @@ struct ResponsePlan {
 bool check_response(const ResponseHead& head, std::optional<std::uint64_t> length, bool chunked,
                     bool head_request, ResponsePlan& plan);
 
+// The Content-Length a client gets with a checked response, over HTTP/1.1 and HTTP/2 alike: the
+// body's when it is framed by length; a bodyless response's own (HEAD, 304) as one number; none
+// on a 1xx or 204 (RFC 9110 8.6) or a body framed otherwise.
+std::optional<std::uint64_t> client_content_length(const ResponseHead& head,
+                                                   const ResponsePlan& plan);
+
 // How the body is framed towards the client: a chunked or close-delimited upstream body is sent
 // chunked to HTTP/1.1 clients (so their connection stays open) and close-delimited to HTTP/1.0.
 BodyFraming client_framing(BodyFraming upstream, unsigned client_version);
