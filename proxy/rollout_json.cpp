@@ -162,11 +162,11 @@ std::optional<RolloutStatus> rollout_from_json(const json::value& value, std::st
   r.string("live", rollout.live);
   r.string("passive", rollout.passive);
   if (const json::value* plan = r.find("plan"); plan != nullptr) {
-    std::string plan_error;
-    if (auto parsed = plan_from_json(*plan, plan_error)) {
+    std::string why;
+    if (auto parsed = plan_from_json(*plan, why)) {
       rollout.plan = std::move(*parsed);
     } else if (error.empty()) {
-      error = "plan: " + plan_error;
+      error = "plan: " + why;
     }
   }
   std::string phase(phase_name(rollout.phase));
@@ -190,6 +190,12 @@ std::optional<RolloutStatus> rollout_from_json(const json::value& value, std::st
   if (r.ok() && rollout.route.empty()) r.fail("route", "a route name");
   if (r.ok() && rollout.step >= rollout.plan.steps_ppm.size()) r.fail("step", "a step of the plan");
   if (!r.ok()) return std::nullopt;
+  // A plan proxyd would not have started (a ratio above 1, steps out of order) is no rollout proxyd
+  // wrote: refused as the control socket refuses it.
+  if (std::string refused = plan_error(rollout.plan); !refused.empty()) {
+    error = "plan: " + refused;
+    return std::nullopt;
+  }
   return rollout;
 }
 

@@ -82,6 +82,18 @@ TEST_F(StateStoreTest, ABadRolloutEntryMakesTheFileCorrupt) {
       R"({"version":1,"generation":3,"routes":{},"servers":[],"rollouts":[{"route":"api","step":7}]})",
       error));
   EXPECT_EQ(error, "a rollout entry: step must be a step of the plan");
+  // A plan the control socket would have refused: a ratio of 5, steps not increasing.
+  EXPECT_FALSE(decode_state(
+      R"({"version":1,"generation":3,"routes":{},"servers":[],"rollouts":[{"route":"api",)"
+      R"("plan":{"steps_ppm":[1000],"max_error_ratio":5}}]})",
+      error));
+  EXPECT_EQ(error,
+            "a rollout entry: plan: --max-error-ratio: must be from 0 up to (not including) 1");
+  EXPECT_FALSE(decode_state(
+      R"({"version":1,"generation":3,"routes":{},"servers":[],"rollouts":[{"route":"api",)"
+      R"("plan":{"steps_ppm":[50000,5000]}}]})",
+      error));
+  EXPECT_EQ(error, "a rollout entry: plan: --steps: steps must increase");
   // A file from before rollouts existed has none.
   const auto old = decode_state(R"({"version":1,"generation":3,"routes":{},"servers":[]})", error);
   ASSERT_TRUE(old);
