@@ -822,6 +822,9 @@ Task<void> Connection::proxy(H2Stream& s) {
       else if (last == AttemptEnd::client_gone && !s.closed)
         client_error = LocalReason::client_body_timeout;
     }
+    // Closed while the last step's completion was on its way: on_stream_close's cancel found no
+    // upstream wait to end, so none may start now (it would last upstream_response).
+    if (last == AttemptEnd::ok && s.closed) last = AttemptEnd::client_gone;
     if (last == AttemptEnd::ok)
       last = co_await read_response_head(worker_, s.deadline, lease.conn(),
                                          config.timeouts.upstream_response, record.reused,
@@ -868,9 +871,11 @@ Task<void> Connection::proxy(H2Stream& s) {
       kick();
     }
     lease.conn().buffer.consume(header_len);
-    const AttemptEnd end = co_await read_response_head(worker_, s.deadline, lease.conn(),
-                                                       config.timeouts.upstream_response, false,
-                                                       s.outcome, header_len);
+    AttemptEnd end = AttemptEnd::client_gone;  // as above: no new upstream wait once closed
+    if (!s.closed)
+      end = co_await read_response_head(worker_, s.deadline, lease.conn(),
+                                        config.timeouts.upstream_response, false, s.outcome,
+                                        header_len);
     if (end != AttemptEnd::ok) {
       if (s.closed) {
         s.outcome.end = RequestEnd::client_gone;
@@ -907,8 +912,9 @@ Task<AttemptEnd> Connection::relay_request_body(H2Stream& s, UpstreamConn& conn,
       s.sending.clear();
       continue;
     }
-    if (s.request_ended) break;
+    // Closed first: a reset that came in the same read as the body's end leaves both set.
     if (s.closed) co_return AttemptEnd::client_gone;
+    if (s.request_ended) break;
     const bool woken = co_await s.signal.wait(worker_.now() + config.timeouts.client_body);
     if (!woken)
       co_return AttemptEnd::client_gone;

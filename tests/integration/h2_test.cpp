@@ -549,6 +549,35 @@ TEST_F(H2Test, FloodsEndTheFloodersConnectionOnly) {
   EXPECT_EQ(other.result(id).status, 200u);
 }
 
+// A stream whose body's end and reset come in one read, while it waits for that body: its
+// upstream request stops at once (the upstream connection closed, the stream client_gone), not
+// after upstream_response (60 s) with the upstream connection and the client's connection held.
+// Found by random frame sequences: such connections stayed in CLOSE-WAIT for a minute.
+TEST_F(H2Test, AStreamEndedAndResetInOneReadStopsItsUpstreamRequestAtOnce) {
+  start();
+  constexpr std::uint8_t kData = 0, kHeaders = 1, kRstStream = 3;
+  H2TestClient client(h2c_);
+  // POST /stall (":method: POST", ":scheme: http", ":path: /stall", ":authority: localhost"),
+  // its body to come; the upstream reads it all and never answers.
+  ASSERT_TRUE(
+      client.send_raw(frame(kHeaders, 0x4, 1, "\x83\x86\x04\x06/stall\x01\x09localhost")));
+  ASSERT_TRUE(blue_.wait_for_requests(1, 5s));
+  // An empty DATA that ends the stream, then RST_STREAM (CANCEL), in one write.
+  const std::string cancel("\0\0\0\x08", 4);
+  ASSERT_TRUE(client.send_raw(frame(kData, 0x1, 1, "") + frame(kRstStream, 0, 1, cancel)));
+  EXPECT_TRUE(blue_.wait_for_closed(1, 5s));
+  EXPECT_EQ(blue_.connections_closed(), 1u);
+  // Its counts are taken with its access-log line.
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(1, 5s));
+  auto line = log_fields(proxy_->stdout_lines()[0]);
+  EXPECT_EQ(line["target"], "/stall");
+  EXPECT_EQ(line["status"], "0");
+  EXPECT_EQ(line["end"], "client_gone");
+  EXPECT_EQ(metric_value(admin_, "proxyd_requests_total{route=\"web\",slot=\"live\","
+                                 "pool=\"blue\",code=\"none\"}"),
+            1);
+}
+
 // Content-Length as an HTTP/2 client accepts it (RFC 9113 8.1.1, RFC 9110 8.6), whatever the
 // upstream wrote: one value for a list of equal ones, none on a 204 or an interim response. As
 // the upstream sent them, each of these streams was reset by the client (PROTOCOL_ERROR).
