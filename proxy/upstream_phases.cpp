@@ -140,6 +140,13 @@ constexpr std::size_t kHeadReadMax = 32 * 1024;
 Task<AttemptEnd> read_response_head(Worker& worker, Deadline& deadline, UpstreamConn& conn,
                                     Duration timeout, bool reused, RequestOutcome& outcome,
                                     std::size_t& header_len) {
+  // Watched by the sweep for a client that hangs up meanwhile (Deadline::head_wait_since).
+  struct Waiting {
+    Deadline& d;
+    ~Waiting() { d.head_wait_since = Clock::time_point::max(); }
+  } waiting{deadline};
+  deadline.head_wait_since = worker.now();
+  deadline.client_left = false;
   std::size_t scanned = 0;
   bool got_bytes = false;
   for (;;) {
@@ -162,6 +169,7 @@ Task<AttemptEnd> read_response_head(Worker& worker, Deadline& deadline, Upstream
     // Lent a buffer while waiting only within UpstreamCache::read_some's bound.
     auto [ec, n] = co_await worker.upstreams().read_some(conn, kHeadReadMax);
     if (ec) {
+      if (deadline.client_left) co_return AttemptEnd::client_gone;
       if (deadline.fired) co_return AttemptEnd::timeout;
       if (got_bytes || !up.empty()) co_return AttemptEnd::bad_response;
       co_return reused ? AttemptEnd::closed : AttemptEnd::reset;

@@ -4,6 +4,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,6 +28,15 @@ std::chrono::milliseconds sweep_period(const Config& config) {
   auto shortest = std::min({t.client_header, t.client_idle, t.client_body, t.upstream_connect,
                             t.upstream_response, t.upstream_idle});
   return std::clamp(shortest / 8, std::chrono::milliseconds(5), std::chrono::milliseconds(100));
+}
+
+// Whether the peer shut its side down or reset the connection, asked without reading: bytes it
+// sent before (a pipelined request) stay where they are. A client that half-closes after its
+// request counts as gone, as nginx counts it.
+bool hung_up(Socket& socket) {
+  if (!socket.is_open()) return false;
+  pollfd p{socket.native_handle(), POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 // An ejection is rare and worth a line: one write, so lines of two workers do not mix.
@@ -281,6 +291,12 @@ void Worker::sweep() {
   for (Deadline* d = deadlines_; d != nullptr; d = d->next) {
     if (d->tunnel_route != nullptr && d->tunnel_checked != snapshot_version_)
       check_tunnel(*d, current);
+    if (d->head_wait_since <= now_ - kClientCheckAfter && !d->client_left &&
+        d->sockets[0] != nullptr && hung_up(*d->sockets[0])) {
+      d->client_left = true;
+      error_code ignored;
+      if (d->sockets[1] != nullptr && d->sockets[1]->is_open()) d->sockets[1]->cancel(ignored);
+    }
     if ((d->at > now_ && d->drain_at > now_) || d->fired) continue;
     d->fired = true;
     for (Socket* s : d->sockets) {

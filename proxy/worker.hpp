@@ -32,6 +32,10 @@ namespace proxyd {
 
 class AccessLog;
 
+// How long a request waits for its upstream's response head before the sweep starts checking,
+// each period, whether its client hung up: a fast response is never checked (no system call).
+inline constexpr std::chrono::milliseconds kClientCheckAfter{1000};
+
 // A session's deadline, linked into its worker's list while the session lives. Set right before
 // each wait; when it passes, the sweep marks it fired and cancels the session's sockets, so the
 // pending operation completes with operation_aborted and the session maps it to its reply.
@@ -42,6 +46,11 @@ struct Deadline {
   Socket* sockets[2] = {nullptr, nullptr};
   bool fired = false;
   bool idle = false;  // waiting for the next request: closed at once when draining
+  // Waiting for an upstream's response head since then (max: not waiting). Once that wait is
+  // kClientCheckAfter old, each sweep asks the kernel whether the client (sockets[0]) hung up; if
+  // it did, `client_left` is set and the upstream wait cancelled: nobody will read the answer.
+  Clock::time_point head_wait_since = Clock::time_point::max();
+  bool client_left = false;
 
   // An open tunnel (after a 101): its route and pool, in the snapshot its request holds. Once the
   // pool has left the route's slots, `drain_at` ends it, however busy it is (arm() never moves

@@ -9,6 +9,7 @@
 #include "tests/support/config_builder.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/log_fields.hpp"
 #include "tests/support/proxyd_process.hpp"
 
 namespace proxyd::test {
@@ -98,6 +99,43 @@ TEST(Failures, StalledUpstreamGets504) {
   EXPECT_GE(elapsed, 250ms) << "upstream_response is 300ms";
   EXPECT_LT(elapsed, 3s);
   // The stalled connection is not handed to the next request.
+  Response next = fetch(proxy->port("public"), "/");
+  ASSERT_TRUE(next.ok()) << next.error;
+  EXPECT_EQ(next.status, 200u);
+}
+
+// A client that hangs up while its request waits for the upstream's response head: once that
+// wait is a second old, proxyd sees it (Deadline::head_wait_since) and ends the upstream request,
+// as nginx does (its 499): the upstream connection closes, the request is logged client_gone and
+// the server is not blamed. A client that stays gets its slow response.
+TEST(Failures, AClientThatHangsUpEndsItsUpstreamRequest) {
+  FakeUpstream blue("blue-1");
+  auto proxy = ProxydProcess::start(ConfigBuilder()
+                                        .pool("blue", {blue.address()})
+                                        .route("web", "/", "blue")
+                                        .timeouts("upstream_response: 30s")
+                                        .yaml());
+  ASSERT_TRUE(proxy);
+  Response slow = fetch(proxy->port("public"), "/delay?ms=1500");
+  ASSERT_TRUE(slow.ok()) << slow.error;
+  EXPECT_EQ(slow.status, 200u);
+  EXPECT_EQ(slow.body, "blue-1\n");
+  {
+    HttpClient client(proxy->port("public"));
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.send_raw("GET /stall HTTP/1.1\r\nHost: a\r\n\r\n"));
+    ASSERT_TRUE(blue.wait_for_requests(2, 5s));
+  }  // closed
+  const auto start = Clock::now();
+  ASSERT_TRUE(blue.wait_for_closed(1, 5s));
+  EXPECT_LT(since(start), 3s) << "upstream_response is 30s";
+  ASSERT_TRUE(proxy->wait_for_stdout_lines(2, 5s));
+  auto line = log_fields(proxy->stdout_lines()[1]);
+  EXPECT_EQ(line["target"], "/stall");
+  EXPECT_EQ(line["status"], "0");
+  EXPECT_EQ(line["end"], "client_gone");
+  EXPECT_EQ(line["failed"], blue.address() + "/client_gone");
+  // The server was not blamed: the next request goes to it.
   Response next = fetch(proxy->port("public"), "/");
   ASSERT_TRUE(next.ok()) << next.error;
   EXPECT_EQ(next.status, 200u);
