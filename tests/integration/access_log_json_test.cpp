@@ -20,7 +20,8 @@ namespace json = boost::json;
 
 TEST(AccessLogJson, EveryLineParsesBackWithTheRequestsFields) {
   FakeUpstream blue("blue");
-  const std::string refused = "127.0.0.1:" + std::to_string(unused_port());
+  const RefusingPort refusing;
+  const std::string refused = refusing.address();
   const std::string yaml = substitute(ConfigBuilder()
                                           .pool("blue", {refused, blue.address()})
                                           .route("web", "/", "blue")

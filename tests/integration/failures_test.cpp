@@ -29,15 +29,14 @@ std::unique_ptr<ProxydProcess> start_proxy(const std::string& servers) {
           .yaml());
 }
 
-std::string refused() { return "127.0.0.1:" + std::to_string(unused_port()); }
-
 std::chrono::milliseconds since(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
 }
 
 TEST(Failures, RefusedServerIsSkippedForAHealthyOne) {
   FakeUpstream blue("blue-1");
-  auto proxy = start_proxy(refused() + ", " + blue.address());
+  RefusingPort refused;
+  auto proxy = start_proxy(refused.address() + ", " + blue.address());
   ASSERT_TRUE(proxy);
   // Round robin starts some of these on the refusing server; each must still succeed.
   for (int i = 0; i < 10; ++i) {
@@ -49,7 +48,8 @@ TEST(Failures, RefusedServerIsSkippedForAHealthyOne) {
 }
 
 TEST(Failures, AllServersRefusingGets502) {
-  auto proxy = start_proxy(refused() + ", " + refused());
+  RefusingPort a, b;
+  auto proxy = start_proxy(a.address() + ", " + b.address());
   ASSERT_TRUE(proxy);
   for (int i = 0; i < 3; ++i) {
     Response r = fetch(proxy->port("public"), "/");

@@ -197,7 +197,8 @@ TEST_F(MetricsTest, TheExpositionPassesPromtool) {
 }
 
 TEST_F(MetricsTest, UpstreamFailuresAndLocalRepliesByReason) {
-  const std::string refused = "127.0.0.1:" + std::to_string(unused_port());
+  const RefusingPort refusing;
+  const std::string refused = refusing.address();
   ASSERT_NO_FATAL_FAILURE(start(ConfigBuilder()
                                     .metrics()
                                     .pool("blue", {refused})

@@ -684,7 +684,10 @@ bool FakeUpstream::wait_for_requests(std::uint64_t n, std::chrono::milliseconds 
   return impl_->cv.wait_for(lock, timeout, [&] { return impl_->requests.load() >= n; });
 }
 
-std::uint16_t unused_port() {
+namespace {
+
+// A TCP socket bound to a free loopback port, not listening; the port through `port`.
+int bind_loopback(std::uint16_t& port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
   sockaddr_in addr{};
@@ -697,9 +700,23 @@ std::uint16_t unused_port() {
     ::close(fd);
     throw std::system_error(err, std::generic_category(), "bind 127.0.0.1:0");
   }
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  port = ntohs(addr.sin_port);
+  return fd;
 }
+
+}  // namespace
+
+std::uint16_t unused_port() {
+  std::uint16_t port = 0;
+  ::close(bind_loopback(port));
+  return port;
+}
+
+RefusingPort::RefusingPort() { fd_ = bind_loopback(port_); }
+
+RefusingPort::~RefusingPort() { ::close(fd_); }
+
+std::string RefusingPort::address() const { return "127.0.0.1:" + std::to_string(port_); }
 
 Blackhole::Blackhole() {
   auto fail = [this](const char* what) {

@@ -102,8 +102,27 @@ class FakeUpstream {
   std::unique_ptr<Impl> impl_;
 };
 
-// A loopback port nothing listens on (bound to 127.0.0.1:0, then closed): connecting is refused.
+// A loopback port free when asked (bound to 127.0.0.1:0, then closed), for a process to bind.
+// Anything may take it meanwhile: for a server that refuses, use RefusingPort.
 std::uint16_t unused_port();
+
+// A loopback port that refuses connections for as long as this lives, and that nothing else can
+// take meanwhile: a TCP socket bound to 127.0.0.1 that never listens (a SYN to it gets a RST).
+// A closed port from unused_port() could be handed to another test's server or proxyd in between
+// (under ctest -j2 a "refused" server once answered, and a proxyd listened on one).
+class RefusingPort {
+ public:
+  RefusingPort();
+  ~RefusingPort();
+  RefusingPort(const RefusingPort&) = delete;
+  RefusingPort& operator=(const RefusingPort&) = delete;
+  std::uint16_t port() const { return port_; }
+  std::string address() const;  // "127.0.0.1:PORT", as a pool's server entry
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
 
 // A loopback address whose connect() never completes, for connect-timeout tests.
 // How: a listening socket with backlog 0 that never accepts; the Blackhole fills its accept queue

@@ -143,7 +143,8 @@ TEST(EtcdClientTest, ADeadEndpointIsSkippedAndAllDeadIsAnError) {
   auto etcd = test::EtcdProcess::launch();
   ASSERT_TRUE(etcd);
   net::io_context io;
-  const std::uint16_t dead = test::unused_port();
+  const test::RefusingPort refusing;
+  const std::uint16_t dead = refusing.port();
   etcd::Client client(io.get_executor(), {local(dead), local(etcd->port())}, 2s);
   ASSERT_EQ(run(io, client.put("/t/k", "v")).error, "");
   EXPECT_EQ(client.endpoint(), "127.0.0.1:" + std::to_string(etcd->port()));
