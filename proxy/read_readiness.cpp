@@ -63,6 +63,11 @@ bool read_on_next_event(Socket& socket) {
   return true;
 }
 
+void read_at_once(Socket& socket) {
+  DescriptorState* state = SocketImpl::of(socket).reactor_data_;
+  if (state != nullptr) (state->*try_speculative_member())[Reactor::read_op] = true;
+}
+
 namespace read_readiness_detail {
 
 ReadTarget read_target(Socket& socket) {
@@ -122,6 +127,8 @@ ReactorOp::status TrackedRecvBase::perform(ReactorOp* base) {
 #else
 
 bool read_on_next_event(Socket&) { return false; }
+
+void read_at_once(Socket&) {}
 
 #endif
 

@@ -44,6 +44,13 @@ namespace proxyd {
 // (Boost.Asio 1.81's epoll reactor); the read then tries at once, as before.
 bool read_on_next_event(Socket& socket);
 
+// The next read started on `socket` tries recv() at once, as Asio's first read does. For a read
+// that continues what a tracked read began (the rest of a request head, its body): the tracked
+// read clears the flag when the kernel says nothing is left, which it also says after a reset
+// that came with the bytes read (TCP_INQ counts a FIN, not an RST), and that reset's event is
+// spent, so waiting for the next event would wait until the timeout.
+void read_at_once(Socket& socket);
+
 // Asks the kernel to say, with each read by async_read_some_tracked, how much the socket still
 // holds, a FIN counting as one byte (TCP_INQ, Linux 4.18). Once per connection. Without it the
 // tracked reads are Asio's reads. False when the kernel refused, or the socket is not TCP.
