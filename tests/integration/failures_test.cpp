@@ -24,15 +24,13 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// One pool of the given servers, one catch-all route, short timeouts.
-std::unique_ptr<ProxydProcess> start_proxy(const std::string& servers) {
+// One pool of the given servers, one catch-all route, short timeouts unless given.
+std::unique_ptr<ProxydProcess> start_proxy(
+    const std::string& servers,
+    const std::string& timeouts = "client_header: 300ms, client_idle: 500ms, client_body: 300ms, "
+                                  "upstream_connect: 200ms, upstream_response: 300ms, drain: 2s") {
   return ProxydProcess::start(
-      ConfigBuilder()
-          .pool("blue", {servers})
-          .route("web", "/", "blue")
-          .timeouts("client_header: 300ms, client_idle: 500ms, client_body: 300ms, "
-                    "upstream_connect: 200ms, upstream_response: 300ms, drain: 2s")
-          .yaml());
+      ConfigBuilder().pool("blue", {servers}).route("web", "/", "blue").timeouts(timeouts).yaml());
 }
 
 std::chrono::milliseconds since(Clock::time_point start) {
@@ -116,11 +114,7 @@ TEST(Failures, StalledUpstreamGets504) {
 // the server is not blamed. A client that stays gets its slow response.
 TEST(Failures, AClientThatHangsUpEndsItsUpstreamRequest) {
   FakeUpstream blue("blue-1");
-  auto proxy = ProxydProcess::start(ConfigBuilder()
-                                        .pool("blue", {blue.address()})
-                                        .route("web", "/", "blue")
-                                        .timeouts("upstream_response: 30s")
-                                        .yaml());
+  auto proxy = start_proxy(blue.address(), "upstream_response: 30s");
   ASSERT_TRUE(proxy);
   Response slow = fetch(proxy->port("public"), "/delay?ms=1500");
   ASSERT_TRUE(slow.ok()) << slow.error;
@@ -154,11 +148,7 @@ TEST(Failures, AClientThatHangsUpEndsItsUpstreamRequest) {
 // bytes' (read_at_once). A random-close probe held 1.7% of such uploads for the whole timeout.
 TEST(Failures, AnUploadCutByAResetEndsAtOnce) {
   FakeUpstream blue("blue-1");
-  auto proxy = ProxydProcess::start(ConfigBuilder()
-                                        .pool("blue", {blue.address()})
-                                        .route("web", "/", "blue")
-                                        .timeouts("client_header: 30s, client_body: 30s")
-                                        .yaml());
+  auto proxy = start_proxy(blue.address(), "client_header: 30s, client_body: 30s");
   ASSERT_TRUE(proxy);
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_GE(fd, 0);
