@@ -114,6 +114,8 @@ TEST_F(Takeover, ANewProxydThatFailsLeavesTheOldOneServing) {
   auto old_proxy = ProxydProcess::start(yaml(0));
   ASSERT_TRUE(old_proxy);
   const std::uint16_t port = old_proxy->port("public");
+  // Blue answers once its first check passed (before it, 503: it failed once in .ci/run).
+  ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
   // The new config adds a listener on a port that is taken: the new proxyd gets the sockets,
   // then fails to bind, and exits without saying ok.
   std::string with_taken = yaml(port);
