@@ -1000,33 +1000,70 @@ std::string usage_message(const Parsed& parsed) {
   return out;
 }
 
+namespace {
+
+// `proxyctl help` fits an 80-column terminal: a usage longer than that goes on over more lines,
+// each break before an argument ("[--then flip|hold]" stays whole), the continuation lines lined
+// up under the first argument, as in a manual page's synopsis.
+constexpr std::size_t kHelpWidth = 80;
+
+std::string wrapped_usage(const CommandRow& row) {
+  const std::size_t indent = 2 + command_name(row).size() + 1;
+  std::string out = "  ";
+  std::size_t column = 2;
+  std::size_t depth = 0;  // inside how many [ ]
+  std::size_t start = 0;
+  const std::string_view usage = row.usage;
+  for (std::size_t i = 0; i <= usage.size(); ++i) {
+    if (i < usage.size()) {
+      if (usage[i] == '[') ++depth;
+      if (usage[i] == ']' && depth > 0) --depth;
+      if (usage[i] != ' ' || depth > 0) continue;
+    }
+    const std::string_view word = usage.substr(start, i - start);
+    if (start > 0 && column + 1 + word.size() > kHelpWidth && column > indent) {
+      out += "\n" + std::string(indent, ' ');
+      column = indent;
+    } else if (start > 0) {
+      out += ' ';
+      ++column;
+    }
+    out += word;
+    column += word.size();
+    start = i + 1;
+  }
+  return out + "\n";
+}
+
+}  // namespace
+
 std::string help_text() {
-  std::size_t width = 0;
-  for (const CommandRow& row : command_table()) width = std::max(width, row.usage.size());
   std::string out =
-      "usage: proxyctl [-s PATH] [--json] [--if-generation N] [--local] COMMAND [ARGS...]\n";
+      "usage: proxyctl [-s PATH] [--json] [--if-generation N] [--local]\n"
+      "                COMMAND [ARGS...]\n";
   out += "\ncommands:\n";
   for (const CommandRow& row : command_table()) {
-    out += "  " + std::string(row.usage) + std::string(width - row.usage.size() + 2, ' ') +
-           std::string(row.summary) + "\n";
+    out += wrapped_usage(row) + "      " + std::string(row.summary) + "\n";
   }
   out +=
       "\noptions:\n"
       "  -s, --socket PATH   the control socket; default: $" +
-      std::string(kSocketEnv) + ", else " + std::string(kDefaultSocketPath) +
+      std::string(kSocketEnv) + ",\n                      else " +
+      std::string(kDefaultSocketPath) +
       "\n"
       "  --json              print proxyd's reply as one line of JSON instead of tables\n"
       "  --if-generation N   with a command that changes something: refuse unless the\n"
       "                      generation is still N (see status)\n"
-      "  --local             on a fleet member: make a change (or start a rollout) on this\n"
-      "                      host alone, reported as drift until the fleet's next revision\n"
+      "  --local             on a fleet member: make a change (or start a rollout) on\n"
+      "                      this host alone, reported as drift until the fleet's next\n"
+      "                      revision\n"
       "  -h, --help          this text; `proxyctl help COMMAND` for one command\n"
       "\nenvironment:\n"
       "  PROXYD_SOCKET       the control socket when -s is not given\n"
       "  PROXYCTL_TIMEOUT    seconds to wait for proxyd's reply (default 60)\n"
-      "\nexit codes: 0 done, 1 refused (the message says why; nothing changed), 2 usage error,\n"
-      "            3 cannot reach proxyd, 4 a fleet change written but not applied by every\n"
-      "            member in time (it stays in force)\n";
+      "\nexit codes: 0 done, 1 refused (the message says why; nothing changed),\n"
+      "            2 usage error, 3 cannot reach proxyd, 4 a fleet change written but\n"
+      "            not applied by every member in time (it stays in force)\n";
   return out;
 }
 

@@ -83,7 +83,7 @@ std::string man_page() {
   std::string out = roff::header("proxyctl", PROXYD_VERSION, "control a running proxyd");
   out += roff::section("SYNOPSIS");
   for (const std::string_view block : blocks(help)) {
-    if (block.starts_with("usage: ")) out += roff::escape(block.substr(7));
+    if (block.starts_with("usage: ")) out += roff::escape(unindented(block.substr(7)));
   }
   out += roff::section("DESCRIPTION");
   out += roff::escape(

@@ -85,6 +85,25 @@ std::vector<std::string> help_terms(const std::string& help, const std::string& 
   return out;
 }
 
+// The usages of `proxyctl help`'s command list: a usage starts on a line indented by two spaces
+// and goes on over the lines indented by more than six (a long one is wrapped); the line indented
+// by exactly six is its summary.
+std::vector<std::string> help_usages(const std::string& help) {
+  std::vector<std::string> out;
+  bool in_list = false;
+  for (const std::string& line : lines(help)) {
+    if (line.empty() || line == "commands:") {
+      in_list = !line.empty();
+      continue;
+    }
+    const std::size_t indent = line.find_first_not_of(' ');
+    if (!in_list || indent == std::string::npos || indent == 6) continue;
+    if (indent == 2) out.push_back(line.substr(2));
+    if (indent > 6 && !out.empty()) out.back() += " " + line.substr(indent);
+  }
+  return out;
+}
+
 // What lintian runs on every manual page (manpage-has-errors-from-man): any output is a warning.
 std::string man_warnings(const std::string& page) {
   const CommandResult r = run_program(
@@ -101,7 +120,7 @@ TEST(ManPages, ProxyctlHasEveryCommandAndOptionOfProxyctlHelp) {
   const PageFile page(PROXYCTL_BINARY, "proxyctl");
   ASSERT_FALSE(page.path.empty());
   const std::string text = rendered(page.path);
-  const std::vector<std::string> commands = help_terms(help.output, "commands:");
+  const std::vector<std::string> commands = help_usages(help.output);
   ASSERT_GE(commands.size(), 15u) << help.output;
   EXPECT_EQ(tags(text, "COMMANDS"), commands) << text;
   EXPECT_EQ(tags(text, "OPTIONS"), help_terms(help.output, "options:")) << text;

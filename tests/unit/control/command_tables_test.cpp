@@ -47,28 +47,48 @@ const CommandRow* row_starting(std::string_view text) {
   return found;
 }
 
+// help_text() with each wrapped usage joined back into one line: a line indented by more than
+// six spaces goes on the usage above it.
+std::string help_unwrapped() {
+  std::string help = help_text();
+  for (std::size_t at = help.find("\n       "); at != std::string::npos;
+       at = help.find("\n       ", at)) {
+    help.replace(at, help.find_first_not_of(' ', at + 1) - at, " ");
+  }
+  return help;
+}
+
 // proxyctl sends a row's command to proxyd when it renders proxyd's reply to it; wait-healthy
 // (which polls status) and help run in proxyctl.
 bool sent_to_proxyd(const CommandRow& row) { return row.render != nullptr; }
 
 TEST(CommandTables, EveryProxyctlRowIsInHelpAndTheDocs) {
-  const std::string help = help_text();
+  const std::string help = help_unwrapped();
   const std::string docs = read_docs();
   for (const CommandRow& row : command_table()) {
-    EXPECT_NE(help.find("\n  " + std::string(row.usage) + "  "), std::string::npos) << row.usage;
+    EXPECT_NE(help.find("\n  " + std::string(row.usage) + "\n      " + std::string(row.summary) +
+                        "\n"),
+              std::string::npos)
+        << row.usage;
     EXPECT_NE(docs.find("proxyctl " + std::string(row.usage)), std::string::npos) << row.usage;
     EXPECT_NE(docs.find(std::string(row.summary)), std::string::npos) << row.summary;
   }
 }
 
 TEST(CommandTables, HelpListsNothingElse) {
-  const std::vector<std::string> lines = lines_of(help_text());
+  // Each command is a usage line (indented by two) and a summary line (by six), in table order.
+  const std::vector<std::string> lines = lines_of(help_unwrapped());
   auto line = std::find(lines.begin(), lines.end(), "commands:");
   ASSERT_NE(line, lines.end());
   std::size_t listed = 0;
   for (++line; line != lines.end() && !line->empty(); ++line, ++listed) {
-    ASSERT_TRUE(line->starts_with("  ")) << *line;
-    EXPECT_NE(row_starting(std::string_view(*line).substr(2)), nullptr) << *line;
+    ASSERT_TRUE(line->starts_with("  ") && (*line)[2] != ' ') << *line;
+    const CommandRow* row = row_starting(std::string_view(*line).substr(2));
+    ASSERT_NE(row, nullptr) << *line;
+    EXPECT_EQ(row, &command_table()[listed]) << *line;
+    ++line;
+    ASSERT_NE(line, lines.end());
+    EXPECT_EQ(*line, "      " + std::string(row->summary));
   }
   EXPECT_EQ(listed, command_table().size());
 }

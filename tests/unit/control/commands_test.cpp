@@ -445,11 +445,12 @@ TEST(CommandBatch, ABadLineIsAUsageErrorNamingTheLine) {
             "usage: proxyctl apply FILE|- [--force]\n");
 }
 
+// The command list itself, row by row and in order: CommandTables.HelpListsNothingElse.
 TEST(CommandHelp, ListsEveryRow) {
   const std::string help = help_text();
   for (const CommandRow& row : command_table()) {
-    EXPECT_NE(help.find("  " + std::string(row.usage) + "  "), std::string::npos) << row.usage;
-    EXPECT_NE(help.find(std::string(row.summary)), std::string::npos) << row.summary;
+    EXPECT_NE(help.find("\n      " + std::string(row.summary) + "\n"), std::string::npos)
+        << row.summary;
   }
   EXPECT_NE(help.find("exit codes: 0 done, 1 refused"), std::string::npos);
   EXPECT_NE(help.find("PROXYD_SOCKET"), std::string::npos);
