@@ -58,6 +58,9 @@ struct AdminListener::Impl {
   tcp::acceptor acceptor{io};
   std::thread thread;
   std::set<tcp::socket*> open;  // admin thread only
+  std::size_t serving = 0;      // connections accepted and not ended yet (admin thread only)
+  // Cancelled when a connection ends: the accept loop waits on it while kMaxConnections are open.
+  net::steady_timer slot_free{io, net::steady_timer::time_point::max()};
   std::uint16_t port = 0;
 
   net::awaitable<void> accept_loop();
@@ -105,6 +108,7 @@ void AdminListener::stop() {
   net::post(i.io, [&i] {
     error_code ignored;
     i.acceptor.close(ignored);
+    i.slot_free.cancel();
     for (tcp::socket* s : i.open) s->close(ignored);
   });
   i.thread.join();
@@ -112,12 +116,18 @@ void AdminListener::stop() {
 
 std::uint16_t AdminListener::port() const { return impl_->port; }
 
+// At kMaxConnections open, the next connections wait in the listen backlog, as at nginx's
+// worker_connections or HAProxy's maxconn, and each is served when one ends (each gets at most
+// kDeadline): a scrape or a probe of /healthz behind a burst is late, not refused.
 net::awaitable<void> AdminListener::Impl::accept_loop() {
   for (;;) {
+    while (serving >= kMaxConnections && acceptor.is_open()) {
+      co_await slot_free.async_wait(use_tuple);
+    }
     auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
     if (!acceptor.is_open()) co_return;
     if (ec) continue;
-    if (open.size() >= kMaxConnections) continue;  // closed as `socket` goes out of scope
+    ++serving;
     net::co_spawn(io, serve(std::move(socket)), net::detached);
   }
 }
@@ -128,8 +138,13 @@ net::awaitable<void> AdminListener::Impl::serve(tcp::socket socket) {
   struct Forget {
     Impl& impl;
     tcp::socket* socket;
-    ~Forget() { impl.open.erase(socket); }
+    ~Forget() {
+      impl.open.erase(socket);
+      --impl.serving;
+      impl.slot_free.cancel();
+    }
   } forget{*this, &socket};
+  if (!acceptor.is_open()) co_return;  // accepted just before stop(), which closes `open`
   net::steady_timer deadline(io);
   deadline.expires_after(kDeadline);
   boost::beast::flat_buffer buffer;

@@ -322,6 +322,24 @@ TEST_F(MetricsTest, SilentScrapersStallNothing) {
   EXPECT_NE(scrape().find("proxyd_requests_total"), std::string::npos);
 }
 
+// Past the 64 admin connections served at once, the next one waits in the listen backlog and is
+// served when one ends; it used to be accepted and closed at once, so a burst of silent
+// connections made health probes and scrapes fail.
+TEST_F(MetricsTest, AnAdminConnectionPastTheCapWaitsItsTurn) {
+  ASSERT_NO_FATAL_FAILURE(start(two_routes(blue_, green_, "0")));
+  std::vector<std::unique_ptr<HttpClient>> silent;
+  for (int i = 0; i < 64; ++i) {
+    silent.push_back(std::make_unique<HttpClient>(admin_));
+    ASSERT_TRUE(silent.back()->send_raw("GET /metr"));  // a head that never ends
+  }
+  HttpClient probe(admin_);
+  ASSERT_TRUE(probe.send_raw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  silent.front().reset();  // one ends: the probe's turn
+  const Response r = probe.read_response();
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body, "ok\n");
+}
+
 TEST_F(MetricsTest, AdminPathsAreNotReachableThroughAProxyListener) {
   ASSERT_NO_FATAL_FAILURE(start(two_routes(blue_, green_, "0")));
   for (const char* path : {"/metrics", "/ready", "/healthz"}) {
