@@ -101,9 +101,12 @@ int main(int argc, char** argv) {
       ->type_name("FILE");
   app.add_flag("--check", check_only, "validate the configuration and exit");
   bool takeover = false;
+  // The newlines keep --help within 80 columns (CLI11 indents the lines after one; it does not
+  // wrap); the manual page joins them.
   app.add_flag("--takeover", takeover,
-               "take the listening sockets over from the proxyd running with this config (an "
-               "upgrade without dropping a connection); it drains and exits");
+               "take the listening sockets over from the proxyd\n"
+               "running with this config (an upgrade without\n"
+               "dropping a connection); it drains and exits");
   app.set_version_flag("--version", "proxyd " PROXYD_VERSION);
   // Hidden (group ""): the build runs it to write proxyd.8 (proxy/man_page.hpp).
   app.add_flag("--man", man)->group("");

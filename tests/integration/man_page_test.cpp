@@ -131,6 +131,17 @@ TEST(ManPages, ProxyctlHasEveryCommandAndOptionOfProxyctlHelp) {
   EXPECT_NE(text.find("EXIT STATUS\n       0 done, 1 refused"), std::string::npos) << text;
 }
 
+// `proxyctl help` is checked in ProxyctlTest.Help.
+TEST(ManPages, ProxydHelpFitsAnEightyColumnTerminal) {
+  const CommandResult help = run_program({PROXYD_BINARY, "--help"});
+  ASSERT_EQ(help.exit_code, 0);
+  for (const std::string& line : lines(help.output)) EXPECT_LE(line.size(), 80u) << line;
+  EXPECT_NE(help.output.find("  --takeover                  take the listening sockets over from "
+                             "the proxyd\n                              running with this config"),
+            std::string::npos)
+      << help.output;
+}
+
 TEST(ManPages, ProxydHasEveryOptionOfProxydHelpAndEverySignal) {
   const CommandResult help = run_program({PROXYD_BINARY, "--help"});
   ASSERT_EQ(help.exit_code, 0);
