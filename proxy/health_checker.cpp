@@ -25,6 +25,7 @@
 #include <set>
 
 #include "proxy/header_transform.hpp"
+#include "proxy/local_resources.hpp"
 #include "proxy/log.hpp"
 #include "proxy/split_policy.hpp"
 #include "proxy/tls.hpp"
@@ -115,6 +116,7 @@ struct HealthChecker::Impl {
 
   mutable std::mutex records_mutex;
   CheckRecords records;  // guarded by records_mutex
+  std::int64_t skipped_warned_ms = 0;  // the last warning of a check not run (checker thread)
 
   void apply(std::shared_ptr<const RoutingSnapshot> snapshot);
   net::awaitable<void> run(std::shared_ptr<Target> target);
@@ -256,6 +258,9 @@ net::awaitable<CheckResult> HealthChecker::Impl::check(Target& target) {
       connected = true;
       break;
     }
+    if (out_of_local_resources(failure)) {
+      co_return CheckResult{false, "not run: cannot open a socket: " + failure.message(), true};
+    }
   }
   if (!connected) {
     if (failure == net::error::connection_refused) co_return CheckResult{false, "connect refused"};
@@ -313,6 +318,22 @@ void HealthChecker::Impl::record(Target& target, const CheckResult& result) {
   // Someone else moved it (a passive ejection marks a checked server unhealthy): count afresh,
   // so coming back takes `rise` passes from now.
   const Health current = state.health.load();
+  const std::int64_t now = unix_ms_now();
+  if (result.skipped) {
+    {
+      std::lock_guard lock(records_mutex);
+      CheckRecord& r = records[target.state.get()];
+      r.last_check = result.text;
+      r.last_check_at = now;
+    }
+    if (now - skipped_warned_ms >= 10'000) {
+      skipped_warned_ms = now;
+      log_line(LogLevel::warning, "pool " + target.pool + " server " + target.server + ": check " +
+                                      result.text + "; health unchanged (the next 10 s of these " +
+                                      "are not logged)");
+    }
+    return;
+  }
   if (current != target.seen) target.passes = target.failures = 0;
   if (result.passed) {
     ++target.passes;
@@ -323,7 +344,6 @@ void HealthChecker::Impl::record(Target& target, const CheckResult& result) {
   }
   const Health next =
       next_health(current, target.passes, target.failures, target.config.rise, target.config.fall);
-  const std::int64_t now = unix_ms_now();
   {
     std::lock_guard lock(records_mutex);
     CheckRecord& r = records[target.state.get()];

@@ -47,6 +47,9 @@ class HealthChecker {
 struct CheckResult {
   bool passed = false;
   std::string text;
+  // Not run: proxyd could not open a socket for want of its own resources (descriptors, memory,
+  // local ports). Neither a pass nor a failure: proxyd's shortage must not mark servers down.
+  bool skipped = false;
 };
 
 // Whether `status` is one `expect` accepts.

@@ -23,6 +23,8 @@ enum class LocalReason : std::uint8_t {
   no_healthy_server,      // 503: the pool has enabled servers, none healthy (not fail_open)
   upstream_timeout,       // 504: the upstream did not answer within upstream_response
   upstream_tls,           // 502: the TLS handshake with every server tried failed (verification)
+  no_socket,              // 503: proxyd could not open an upstream socket (out of descriptors,
+                          // memory or local ports)
   count_
 };
 
@@ -48,6 +50,7 @@ inline constexpr std::array<LocalReplyInfo, static_cast<std::size_t>(LocalReason
         {LocalReason::no_healthy_server, "no_healthy_server", 503, "Service Unavailable"},
         {LocalReason::upstream_timeout, "upstream_timeout", 504, "Gateway Timeout"},
         {LocalReason::upstream_tls, "upstream_tls", 502, "Bad Gateway"},
+        {LocalReason::no_socket, "no_socket", 503, "Service Unavailable"},
     }};
 
 constexpr const LocalReplyInfo& local_reply_info(LocalReason reason) {

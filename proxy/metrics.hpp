@@ -93,7 +93,8 @@ inline void count_second(RequestSeries& series, std::int64_t second, bool error,
 
 // One server's failed upstream attempts in one worker, by how they ended.
 struct FailureSeries {
-  static constexpr std::size_t kEnds = 9;  // AttemptEnd values
+  // AttemptEnd values up to tls_failed (no_socket, after it, is proxyd's shortage: never counted)
+  static constexpr std::size_t kEnds = 9;
 
   std::string pool;
   std::string server;

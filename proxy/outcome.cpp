@@ -14,6 +14,7 @@ std::string_view attempt_end_name(AttemptEnd end) {
     case AttemptEnd::bad_response: return "bad_response";
     case AttemptEnd::client_gone: return "client_gone";
     case AttemptEnd::tls_failed: return "tls_failed";
+    case AttemptEnd::no_socket: return "no_socket";
   }
   return "unknown";
 }

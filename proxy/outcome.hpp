@@ -34,6 +34,7 @@ enum class AttemptEnd : std::uint8_t {
   bad_response,      // the response head was malformed or refused by the framing policy
   client_gone,       // the client went away while its body was being relayed
   tls_failed,        // the TLS handshake with the server failed (verification included)
+  no_socket,         // proxyd could not open a socket (out_of_local_resources): not the server's
 };
 
 std::string_view attempt_end_name(AttemptEnd end);

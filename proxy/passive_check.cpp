@@ -21,6 +21,7 @@ Verdict verdict_of(const RequestOutcome& outcome, std::size_t attempt) {
       return Verdict::failed;
     case AttemptEnd::closed:  // the server dropped an idle connection: its right
     case AttemptEnd::client_gone:
+    case AttemptEnd::no_socket:  // proxyd's own shortage
       return Verdict::neither;
     case AttemptEnd::ok:
       break;

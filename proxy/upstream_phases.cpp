@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "local_resources.hpp"
 #include "response_head.hpp"
 #include "tls.hpp"
 
@@ -42,6 +43,12 @@ Task<AttemptEnd> connect(Worker& worker, Deadline& deadline, UpstreamConn& conn,
     conn.stream.close();
     auto [connect_error] =
         co_await conn.stream.socket().async_connect(to_endpoint(address), use_task);
+    if (out_of_local_resources(connect_error)) {
+      worker.warn_out_of_resources(Worker::Shortage::upstream,
+                                   "cannot open a socket to " + server.name + " (503 no_socket)",
+                                   connect_error);
+      co_return AttemptEnd::no_socket;
+    }
     if (connect_error) continue;
     conn.stream.socket().set_option(tcp::no_delay(true), ec);
     conn.server = server.state;
@@ -105,6 +112,8 @@ LocalReason failure_reason(AttemptEnd end) {
       return LocalReason::upstream_timeout;
     case AttemptEnd::tls_failed:
       return LocalReason::upstream_tls;
+    case AttemptEnd::no_socket:
+      return LocalReason::no_socket;
     default:
       return LocalReason::bad_upstream_response;
   }

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include <poll.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 
 #include "access_log.hpp"
 #include "allocator.hpp"
+#include "local_resources.hpp"
 #include "log.hpp"
 #include "passive_check.hpp"
 #include "read_readiness.hpp"
@@ -88,6 +90,19 @@ Worker::~Worker() {
 
 bool Worker::logging() const { return access_log_.enabled(); }
 
+void Worker::warn_out_of_resources(Shortage kind, std::string_view what, const error_code& ec) {
+  constexpr auto kEvery = std::chrono::seconds(10);
+  std::optional<Clock::time_point>& warned = resources_warned_[static_cast<std::size_t>(kind)];
+  if (warned && now_ - *warned < kEvery) return;
+  warned = now_;
+  std::string text = "proxyd: worker " + std::to_string(index_) + ": " + std::string(what) +
+                     ": " + ec.message();
+  rlimit limit{};
+  if (ec.value() == EMFILE && getrlimit(RLIMIT_NOFILE, &limit) == 0)
+    text += " (open files limit " + std::to_string(limit.rlim_cur) + ")";
+  log::write(LogLevel::warning, text + "; the next 10 s of these are not logged");
+}
+
 void Worker::finish(const RequestOutcome& outcome) {
   if (auto ejection = passive_check(outcome, now_.time_since_epoch().count()))
     log_ejection(*ejection);
@@ -99,7 +114,8 @@ void Worker::finish(const RequestOutcome& outcome) {
   for (std::size_t i = 0; i < outcome.attempt_count; ++i) {
     const AttemptRecord& attempt = outcome.attempts[i];
     if (attempt.end != AttemptEnd::ok && attempt.end != AttemptEnd::client_gone &&
-        attempt.server != nullptr && outcome.pool != nullptr)
+        attempt.end != AttemptEnd::no_socket && attempt.server != nullptr &&
+        outcome.pool != nullptr)
       metrics_.count_failure(*outcome.pool, *attempt.server, attempt.end);
   }
   if (!access_log_.enabled()) return;
@@ -183,6 +199,9 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
     if (accept_ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
     if (accept_ec) {
       // Out of descriptors or memory: back off briefly instead of spinning on accept.
+      if (out_of_local_resources(accept_ec))
+        warn_out_of_resources(Shortage::accept,
+                              "cannot accept a connection (it waits in the backlog)", accept_ec);
       SteadyTimer pause(*io_);
       pause.expires_after(std::chrono::milliseconds(50));
       co_await pause.async_wait(use_task);

@@ -7,6 +7,7 @@
 // post into it, and the load and accepting flags the other workers' accept loops read.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -137,6 +138,11 @@ class Worker {
   void finish(const RequestOutcome& outcome);
   bool draining() const { return draining_; }
   Clock::time_point now() const { return now_; }
+  // proxyd could not accept a connection or open an upstream socket for want of its own
+  // resources (out_of_local_resources): a warning with the open files limit, at most every 10 s
+  // per worker and kind, so that a flood of them is a line and not one per request.
+  enum class Shortage : std::uint8_t { accept, upstream };
+  void warn_out_of_resources(Shortage kind, std::string_view what, const error_code& ec);
   // A TLS connection the accept loop counted in has ended its handshake (done or failed).
   void handshake_ended() { --pending_handshakes_; }
   // A client connection closed (its session ends): one fewer for the accept loops to count.
@@ -194,6 +200,7 @@ class Worker {
   std::atomic<bool> accepting_{true};
   MemoryTrim memory_trim_;
   Clock::time_point now_ = Clock::now();
+  std::array<std::optional<Clock::time_point>, 2> resources_warned_;  // by Shortage
   std::unique_ptr<SteadyTimer> sweep_timer_;
   bool draining_ = false;
   bool finished_ = false;

@@ -9,10 +9,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "tests/support/config_builder.hpp"
+#include "tests/support/descriptors.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/log_fields.hpp"
@@ -35,6 +41,70 @@ std::unique_ptr<ProxydProcess> start_proxy(
 
 std::chrono::milliseconds since(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+}
+
+// proxyd out of descriptors (its RLIMIT_NOFILE lowered to what it has open, the rest taken by
+// idle clients): a request that cannot get an upstream socket gets 503 no_socket at once, with no
+// retry, and that is proxyd's shortage, not the server's: no passive failure (with `failures: 1`
+// one would eject the server), no proxyd_upstream_failures_total. Once descriptors are free
+// again, both servers take requests. Before, it was 502 upstream_unavailable, retried on the next
+// server, and counted against both.
+TEST(Failures, OutOfDescriptorsIsProxydsShortageNotTheServers) {
+  if (kSanitized) GTEST_SKIP() << kSanitizedSkip;
+  FakeUpstream a("a"), b("b");
+  auto proxy = ProxydProcess::start(ConfigBuilder()
+                                        .pool("blue", {a.address(), b.address()},
+                                              "passive: {failures: 1}")
+                                        .route("web", "/", "blue")
+                                        .limits("upstream_idle_per_server: 0")
+                                        .metrics()
+                                        .yaml());
+  ASSERT_TRUE(proxy);
+  const std::uint16_t port = proxy->port("public");
+  // Three clients whose connections proxyd accepted while it could.
+  std::vector<std::unique_ptr<HttpClient>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(std::make_unique<HttpClient>(port));
+    ASSERT_EQ(clients.back()->request("GET", "/").status, 200u);
+  }
+  const std::size_t lines = proxy->line_count();
+  const std::size_t limit = open_fds(proxy->pid()) + 4;
+  LoweredFileLimit lowered(proxy->pid(), limit);
+  ASSERT_TRUE(lowered.ok()) << std::strerror(errno);
+  std::vector<std::unique_ptr<HttpClient>> idle;  // proxyd accepts 4 of them, the rest wait
+  for (int i = 0; i < 16; ++i) idle.push_back(std::make_unique<HttpClient>(port));
+  ASSERT_TRUE(poll_until([&] { return open_fds(proxy->pid()) == limit; }));
+
+  for (const auto& client : clients) {
+    const Response r = client->request("GET", "/");
+    EXPECT_EQ(r.status, 503u);
+    EXPECT_NE(r.body.find("(no_socket)"), std::string::npos) << r.body;
+  }
+  ASSERT_TRUE(proxy->wait_for_stdout_lines(6, 5s));
+  std::size_t refused = 0;
+  for (const std::string& line : proxy->stdout_lines()) {
+    if (line.find(" status=503 ") == std::string::npos) continue;
+    ++refused;
+    EXPECT_NE(line.find(" attempts=1 failed=127.0.0.1:"), std::string::npos) << line;
+    EXPECT_NE(line.find("/no_socket end=local_reply reason=no_socket "), std::string::npos) << line;
+  }
+  EXPECT_EQ(refused, 3u);
+  EXPECT_TRUE(proxy->wait_for_line("cannot open a socket to 127.0.0.1:", 5s, lines));
+
+  idle.clear();
+  ASSERT_TRUE(lowered.restore()) << std::strerror(errno);
+  std::set<std::string> answered_by;
+  for (int i = 0; i < 4; ++i) {
+    const Response r = fetch(port, "/");
+    EXPECT_EQ(r.status, 200u);
+    answered_by.insert(r.header("x-upstream"));
+  }
+  EXPECT_EQ(answered_by, (std::set<std::string>{"a", "b"})) << "a server was ejected";
+  const std::string metrics = fetch(proxy->port("admin.metrics"), "/metrics").body;
+  EXPECT_NE(metrics.find("proxyd_local_replies_total{reason=\"no_socket\"} 3\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_EQ(metrics.find("proxyd_upstream_failures_total{"), std::string::npos) << metrics;
 }
 
 TEST(Failures, RefusedServerIsSkippedForAHealthyOne) {

@@ -6,11 +6,16 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cerrno>
+#include <cstring>
 #include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/support/backend_process.hpp"
 #include "tests/support/config_builder.hpp"
+#include "tests/support/descriptors.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/load_loop.hpp"
@@ -209,6 +214,41 @@ TEST(Health, AFrozenServerIsTakenOutAndThroughputRecovers) {
   }
   EXPECT_EQ(after, (Spread{{"blue-1", 100}}));
   two.thaw();
+}
+
+// A check proxyd cannot run for want of a descriptor (its RLIMIT_NOFILE lowered to what it has
+// open, the rest taken by idle clients) is neither a pass nor a failure: with `fall: 1` a failure
+// would take the server out, and `rise: 5` would keep it out for half a second after.
+TEST(Health, ACheckProxydHasNoSocketForChangesNothing) {
+  if (kSanitized) GTEST_SKIP() << kSanitizedSkip;
+  FakeUpstream blue("blue-1");
+  auto proxy = ProxydProcess::start(
+      ConfigBuilder()
+          .pool("blue", {blue.address()},
+                "health: {interval: 100ms, timeout: 100ms, rise: 5, fall: 1}")
+          .route("web", "/", "blue")
+          .yaml());
+  ASSERT_TRUE(proxy);
+  ASSERT_TRUE(wait_health(*proxy, blue.address(), "healthy"));
+  const std::size_t lines = proxy->line_count();
+  const std::size_t limit = open_fds(proxy->pid()) + 2;
+  LoweredFileLimit lowered(proxy->pid(), limit);
+  ASSERT_TRUE(lowered.ok()) << std::strerror(errno);
+  std::vector<std::unique_ptr<HttpClient>> idle;  // proxyd accepts 2 of them, the rest wait
+  for (int i = 0; i < 8; ++i) idle.push_back(std::make_unique<HttpClient>(proxy->port("public")));
+  ASSERT_TRUE(poll_until([&] { return open_fds(proxy->pid()) == limit; }));
+  const auto line = proxy->wait_for_line("proxyd: health: pool blue server " + blue.address() +
+                                             ": check not run: cannot open a socket: Too many "
+                                             "open files; health unchanged",
+                                         5s, lines);
+  EXPECT_TRUE(line) << proxy->stderr_text();
+
+  idle.clear();
+  ASSERT_TRUE(lowered.restore()) << std::strerror(errno);
+  const Response r = fetch(proxy->port("public"), "/");
+  EXPECT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(r.header("x-upstream"), "blue-1");
+  EXPECT_EQ(proxy->stderr_text().find(" is unhealthy"), std::string::npos) << proxy->stderr_text();
 }
 
 TEST(Health, NoHealthyServerGets503UnlessThePoolFailsOpen) {

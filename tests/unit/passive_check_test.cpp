@@ -109,10 +109,12 @@ TEST(PassiveCheck, AFailedTlsHandshakeIsAFailure) {
   EXPECT_EQ(state(pool, 0).consecutive_failures.load(), 1u);
 }
 
+// Nor is proxyd's own shortage of descriptors (no_socket): with `failures: 1` it would eject.
 TEST(PassiveCheck, AClosedIdleConnectionOrAClientThatLeftIsNobodysFailure) {
   const Pool pool = make_pool(2, 1);
   EXPECT_FALSE(passive_check(one_attempt(pool, 0, AttemptEnd::closed), kSecond));
   EXPECT_FALSE(passive_check(one_attempt(pool, 0, AttemptEnd::client_gone), kSecond));
+  EXPECT_FALSE(passive_check(one_attempt(pool, 0, AttemptEnd::no_socket), kSecond));
   EXPECT_EQ(state(pool, 0).consecutive_failures.load(), 0u);
 }
 

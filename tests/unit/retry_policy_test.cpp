@@ -39,9 +39,11 @@ TEST(RetryPolicy, AKeptAliveConnectionClosedIsRetriedOnlyWhenSafe) {
   EXPECT_FALSE(retry_allowed(fresh)) << "a new connection closed: the server means it";
 }
 
-TEST(RetryPolicy, NoRetryAfterTheRequestMayHaveBeenProcessed) {
+// no_socket: proxyd had no descriptor (memory, local port) for the connect; the next server
+// would not get one either.
+TEST(RetryPolicy, NoRetryAfterTheRequestMayHaveBeenProcessedOrWhenProxydHasNoSocket) {
   for (AttemptEnd end : {AttemptEnd::reset, AttemptEnd::timeout, AttemptEnd::bad_response,
-                         AttemptEnd::client_gone, AttemptEnd::ok}) {
+                         AttemptEnd::client_gone, AttemptEnd::ok, AttemptEnd::no_socket}) {
     RetryInput in = failed(end);
     in.reused = in.idempotent = in.replayable = true;
     EXPECT_FALSE(retry_allowed(in)) << attempt_end_name(end);
