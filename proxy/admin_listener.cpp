@@ -38,6 +38,9 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 constexpr auto kDeadline = std::chrono::seconds(5);
 constexpr std::size_t kMaxConnections = 64;
 constexpr std::uint32_t kMaxHead = 8 * 1024;
+// How long the accept loop pauses after an accept error (out of descriptors, say): the pending
+// connection stays in the backlog, and retrying at once would spin this thread at 100%.
+constexpr auto kAcceptErrorPause = std::chrono::milliseconds(100);
 
 std::string response(unsigned status, std::string_view reason, std::string_view content_type,
                      std::string_view body, bool head_only) {
@@ -126,7 +129,11 @@ net::awaitable<void> AdminListener::Impl::accept_loop() {
     }
     auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
     if (!acceptor.is_open()) co_return;
-    if (ec) continue;
+    if (ec) {
+      net::steady_timer pause(io, kAcceptErrorPause);
+      co_await pause.async_wait(use_tuple);
+      continue;
+    }
     ++serving;
     net::co_spawn(io, serve(std::move(socket)), net::detached);
   }

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -271,7 +272,10 @@ bool TakeoverListener::start(const std::string& path, int signal, std::string& e
     return false;
   }
   path_ = path;
-  thread_ = std::thread([this, signal] { run(signal); });
+  thread_ = std::thread([this, signal] {
+    pthread_setname_np(pthread_self(), "proxyd-takeover");
+    run(signal);
+  });
   return true;
 }
 
@@ -284,7 +288,15 @@ void TakeoverListener::run(int signal) {
     }
     if (p[1].revents != 0) return;
     const int connection = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (connection < 0) continue;
+    if (connection < 0) {
+      // Out of descriptors, say: the connection stays in the backlog, and polling again at once
+      // would spin this thread at 100% while that lasts. Pause 100 ms (a stop still wakes it).
+      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+        pollfd wake{wake_[0], POLLIN, 0};
+        if (::poll(&wake, 1, 100) > 0) return;
+      }
+      continue;
+    }
     // Only this process's own user (or root) may take its sockets.
     ucred peer{};
     socklen_t size = sizeof peer;

@@ -68,12 +68,8 @@ TEST(Failures, OutOfDescriptorsIsProxydsShortageNotTheServers) {
     ASSERT_EQ(clients.back()->request("GET", "/").status, 200u);
   }
   const std::size_t lines = proxy->line_count();
-  const std::size_t limit = open_fds(proxy->pid()) + 4;
-  LoweredFileLimit lowered(proxy->pid(), limit);
-  ASSERT_TRUE(lowered.ok()) << std::strerror(errno);
-  std::vector<std::unique_ptr<HttpClient>> idle;  // proxyd accepts 4 of them, the rest wait
-  for (int i = 0; i < 16; ++i) idle.push_back(std::make_unique<HttpClient>(port));
-  ASSERT_TRUE(poll_until([&] { return open_fds(proxy->pid()) == limit; }));
+  OutOfDescriptors out(proxy->pid(), port, 4);
+  ASSERT_TRUE(out.ok()) << std::strerror(errno);
 
   for (const auto& client : clients) {
     const Response r = client->request("GET", "/");
@@ -91,8 +87,7 @@ TEST(Failures, OutOfDescriptorsIsProxydsShortageNotTheServers) {
   EXPECT_EQ(refused, 3u);
   EXPECT_TRUE(proxy->wait_for_line("cannot open a socket to 127.0.0.1:", 5s, lines));
 
-  idle.clear();
-  ASSERT_TRUE(lowered.restore()) << std::strerror(errno);
+  ASSERT_TRUE(out.end()) << std::strerror(errno);
   std::set<std::string> answered_by;
   for (int i = 0; i < 4; ++i) {
     const Response r = fetch(port, "/");

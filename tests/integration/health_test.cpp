@@ -231,20 +231,15 @@ TEST(Health, ACheckProxydHasNoSocketForChangesNothing) {
   ASSERT_TRUE(proxy);
   ASSERT_TRUE(wait_health(*proxy, blue.address(), "healthy"));
   const std::size_t lines = proxy->line_count();
-  const std::size_t limit = open_fds(proxy->pid()) + 2;
-  LoweredFileLimit lowered(proxy->pid(), limit);
-  ASSERT_TRUE(lowered.ok()) << std::strerror(errno);
-  std::vector<std::unique_ptr<HttpClient>> idle;  // proxyd accepts 2 of them, the rest wait
-  for (int i = 0; i < 8; ++i) idle.push_back(std::make_unique<HttpClient>(proxy->port("public")));
-  ASSERT_TRUE(poll_until([&] { return open_fds(proxy->pid()) == limit; }));
+  OutOfDescriptors out(proxy->pid(), proxy->port("public"));
+  ASSERT_TRUE(out.ok()) << std::strerror(errno);
   const auto line = proxy->wait_for_line("proxyd: health: pool blue server " + blue.address() +
                                              ": check not run: cannot open a socket: Too many "
                                              "open files; health unchanged",
                                          5s, lines);
   EXPECT_TRUE(line) << proxy->stderr_text();
 
-  idle.clear();
-  ASSERT_TRUE(lowered.restore()) << std::strerror(errno);
+  ASSERT_TRUE(out.end()) << std::strerror(errno);
   const Response r = fetch(proxy->port("public"), "/");
   EXPECT_EQ(r.status, 200u) << r.body;
   EXPECT_EQ(r.header("x-upstream"), "blue-1");

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "tests/support/config_builder.hpp"
+#include "tests/support/descriptors.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/load_loop.hpp"
@@ -335,6 +336,28 @@ TEST_F(MetricsTest, AnAdminConnectionPastTheCapWaitsItsTurn) {
   HttpClient probe(admin_);
   ASSERT_TRUE(probe.send_raw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
   silent.front().reset();  // one ends: the probe's turn
+  const Response r = probe.read_response();
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body, "ok\n");
+}
+
+// Out of descriptors (RLIMIT_NOFILE lowered to what proxyd has open, the rest taken by idle
+// clients), a connection to the admin listener waits in the backlog while the listener pauses
+// between accepts; it used to retry at once, a busy loop at 100% of a CPU on the admin thread.
+// The window is a measurement of the thread's CPU time, not a wait for an event.
+TEST_F(MetricsTest, OutOfDescriptorsTheAdminListenerWaitsWithoutSpinning) {
+  if (kSanitized) GTEST_SKIP() << kSanitizedSkip;
+  ASSERT_NO_FATAL_FAILURE(start(two_routes(blue_, green_, "0")));
+  OutOfDescriptors out(proxy_->pid(), port_);
+  ASSERT_TRUE(out.ok());
+  HttpClient probe(admin_);
+  ASSERT_TRUE(probe.send_raw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const long before = thread_cpu_ticks(proxy_->pid(), "proxyd-admin");
+  ASSERT_GE(before, 0);
+  std::this_thread::sleep_for(500ms);  // the measurement window (100 ticks/s: 50 if spinning)
+  EXPECT_LE(thread_cpu_ticks(proxy_->pid(), "proxyd-admin") - before, 5);
+
+  ASSERT_TRUE(out.end());
   const Response r = probe.read_response();
   EXPECT_EQ(r.status, 200u);
   EXPECT_EQ(r.body, "ok\n");

@@ -9,11 +9,21 @@
 #include <boost/json/parse.hpp>
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
+#include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "tests/support/descriptors.hpp"
 #include "tests/support/fake_upstream.hpp"
+#include "tests/support/http_client.hpp"
 #include "tests/support/load_loop.hpp"
 #include "tests/support/proxyd_process.hpp"
 
@@ -212,6 +222,40 @@ TEST_F(Takeover, WrkSeesNoErrorThroughAnUpgrade) {
   EXPECT_EQ(wrk.output.find("Socket errors"), std::string::npos) << wrk.output;
   EXPECT_EQ(wrk.output.find("Non-2xx"), std::string::npos) << wrk.output;
   EXPECT_GT(upgraded.pid, 0);
+}
+
+// Out of descriptors (RLIMIT_NOFILE lowered to what proxyd has open, the rest taken by idle
+// clients), a connection to the takeover socket waits in the backlog while its thread pauses
+// between accepts; it used to poll and fail again at once, a busy loop at 100% of a CPU. The window
+// is a measurement of the thread's CPU time, not a wait for an event.
+TEST_F(Takeover, OutOfDescriptorsTheTakeoverSocketWaitsWithoutSpinning) {
+  if (kSanitized) GTEST_SKIP() << kSanitizedSkip;
+  auto proxy = ProxydProcess::start(yaml(0));
+  ASSERT_TRUE(proxy);
+  OutOfDescriptors out(proxy->pid(), proxy->port("public"));
+  ASSERT_TRUE(out.ok());
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  const std::string path = state_dir_ + "/control.sock.takeover";
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::write(fd, "hello\n", 6), 6);
+  const long before = thread_cpu_ticks(proxy->pid(), "proxyd-takeover");
+  ASSERT_GE(before, 0);
+  std::this_thread::sleep_for(500ms);  // the measurement window (100 ticks/s: 50 if spinning)
+  EXPECT_LE(thread_cpu_ticks(proxy->pid(), "proxyd-takeover") - before, 5);
+
+  ASSERT_TRUE(out.end());
+  const timeval five_seconds{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof five_seconds);
+  char reply[128];
+  const ssize_t n = ::read(fd, reply, sizeof reply);
+  ::close(fd);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(reply, static_cast<std::size_t>(n)),
+            "{\"error\":\"not a takeover request\"}\n");
 }
 
 TEST_F(Takeover, WithNoProxydToTakeOverItExits1) {

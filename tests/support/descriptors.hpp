@@ -7,8 +7,15 @@
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
+#include <memory>
 #include <thread>
+#include <vector>
+
+#include "tests/support/http_client.hpp"
 
 namespace proxyd::test {
 
@@ -44,6 +51,28 @@ bool poll_until(Done done, std::chrono::milliseconds timeout = std::chrono::seco
   return true;
 }
 
+// The CPU time (user and system, in clock ticks) of `pid`'s thread named `name`; -1 if none is.
+inline long thread_cpu_ticks(int pid, const std::string& name) {
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string thread;
+    if (!std::getline(comm, thread) || thread != name) continue;
+    std::ifstream stat(task.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    // Fields 14 and 15 (utime, stime), counted after the ")" that ends the name (field 2).
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::string field;
+    long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i == 14) utime = std::stol(field);
+      if (i == 15) stime = std::stol(field);
+    }
+    return utime + stime;
+  }
+  return -1;
+}
+
 // Sets `pid`'s soft RLIMIT_NOFILE to `soft` (the hard limit stays) for the object's life.
 class LoweredFileLimit {
  public:
@@ -66,6 +95,31 @@ class LoweredFileLimit {
  private:
   int pid_;
   rlimit before_{};
+  bool ok_ = false;
+};
+
+// proxyd `pid` out of descriptors for the object's life: its soft limit lowered to what it has
+// open plus `spare`, then idle client connections to `port` until it has accepted `spare` of them
+// and has none left (the other connections wait in its listen backlog).
+class OutOfDescriptors {
+ public:
+  OutOfDescriptors(int pid, std::uint16_t port, std::size_t spare = 2)
+      : full_(open_fds(pid) + spare), limit_(pid, static_cast<rlim_t>(full_)) {
+    for (std::size_t i = 0; i < spare + 6; ++i) idle_.push_back(std::make_unique<HttpClient>(port));
+    ok_ = limit_.ok() && poll_until([&] { return open_fds(pid) == full_; });
+  }
+  // Whether the limit was lowered and every descriptor taken (within 5 s).
+  bool ok() const { return ok_; }
+  // The idle connections closed and the limit put back; whether that worked.
+  bool end() {
+    idle_.clear();
+    return limit_.restore();
+  }
+
+ private:
+  std::size_t full_;  // the lowered limit: descriptors open when none is left
+  LoweredFileLimit limit_;
+  std::vector<std::unique_ptr<HttpClient>> idle_;
   bool ok_ = false;
 };
 
