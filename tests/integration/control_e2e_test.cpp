@@ -11,6 +11,7 @@
 
 #include <boost/json/parse.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -19,6 +20,8 @@
 #include <string>
 #include <thread>
 
+#include "tests/integration/control/control_harness.hpp"
+#include "tests/support/descriptors.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/load_loop.hpp"
@@ -135,6 +138,35 @@ TEST_F(ControlE2E, FlipIsSeenByEveryRequestThatStartsAfterProxyctlReturns) {
   ASSERT_EQ(flip.exit_code, 0) << flip.output;
   for (int i = 0; i < 20; ++i) EXPECT_EQ(kept.get("/after").header("x-upstream"), "green-1");
   EXPECT_EQ(tags(30), all(30, "green-1"));
+}
+
+// Out of descriptors (RLIMIT_NOFILE lowered to what proxyd has open, the rest taken by idle
+// clients), a proxyctl connection waits in the backlog while the accept loop pauses, and the
+// failed accept is logged once per 10 s; before, after every 100 ms pause. The window counts
+// the lines that came in it; it does not wait for an event.
+TEST_F(ControlE2E, OutOfDescriptorsAFailedAcceptIsLoggedOncePerTenSeconds) {
+  if (kSanitized) GTEST_SKIP() << kSanitizedSkip;
+  ASSERT_NO_FATAL_FAILURE(start());
+  const std::size_t from = proxy_->line_count();
+  OutOfDescriptors out(proxy_->pid(), port_);
+  ASSERT_TRUE(out.ok());
+  control::test::RawClient client(proxy_->dir() + "/control.sock");
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.send("{\"v\":1,\"command\":\"status\"}\n"));
+  const std::string line = "proxyd: control: accept: Too many open files (the next 10 s of these "
+                           "are not logged)";
+  ASSERT_TRUE(proxy_->wait_for_line(line, 5s, from)) << proxy_->stderr_text();
+  std::this_thread::sleep_for(500ms);  // the window: five pauses of 100 ms
+  const std::vector<std::string> lines = proxy_->stderr_lines();
+  EXPECT_EQ(std::count_if(lines.begin() + static_cast<std::ptrdiff_t>(from), lines.end(),
+                          [](const std::string& l) { return l.find("control: accept:") != l.npos; }),
+            1)
+      << proxy_->stderr_text();
+
+  ASSERT_TRUE(out.end());
+  const std::optional<std::string> reply = client.read_line();
+  ASSERT_TRUE(reply);
+  EXPECT_TRUE(reply->starts_with("{\"v\":1,\"ok\":true,")) << *reply;
 }
 
 TEST_F(ControlE2E, HundredFlipsUnderLoadFailNoRequest) {

@@ -9,18 +9,14 @@
 #include <boost/json/parse.hpp>
 
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "tests/integration/control/control_harness.hpp"
 #include "tests/support/descriptors.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
@@ -234,28 +230,18 @@ TEST_F(Takeover, OutOfDescriptorsTheTakeoverSocketWaitsWithoutSpinning) {
   ASSERT_TRUE(proxy);
   OutOfDescriptors out(proxy->pid(), proxy->port("public"));
   ASSERT_TRUE(out.ok());
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  const std::string path = state_dir_ + "/control.sock.takeover";
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  ASSERT_EQ(::write(fd, "hello\n", 6), 6);
+  control::test::RawClient client(state_dir_ + "/control.sock.takeover");
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.send("hello\n"));
   const long before = thread_cpu_ticks(proxy->pid(), "proxyd-takeover");
   ASSERT_GE(before, 0);
   std::this_thread::sleep_for(500ms);  // the measurement window (100 ticks/s: 50 if spinning)
   EXPECT_LE(thread_cpu_ticks(proxy->pid(), "proxyd-takeover") - before, 5);
 
   ASSERT_TRUE(out.end());
-  const timeval five_seconds{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof five_seconds);
-  char reply[128];
-  const ssize_t n = ::read(fd, reply, sizeof reply);
-  ::close(fd);
-  ASSERT_GT(n, 0);
-  EXPECT_EQ(std::string(reply, static_cast<std::size_t>(n)),
-            "{\"error\":\"not a takeover request\"}\n");
+  const std::optional<std::string> reply = client.read_line();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(*reply, "{\"error\":\"not a takeover request\"}");
 }
 
 TEST_F(Takeover, WithNoProxydToTakeOverItExits1) {
