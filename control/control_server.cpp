@@ -30,6 +30,7 @@
 #include <utility>
 
 #include "control/server_commands.hpp"
+#include "proxy/log.hpp"
 
 namespace proxyd::control {
 
@@ -45,7 +46,6 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 // How long the accept loop pauses after an accept error (say, out of descriptors) so that it does
 // not spin this thread at 100% while the condition lasts.
 constexpr std::chrono::milliseconds kAcceptErrorPause{100};
-constexpr std::chrono::seconds kAcceptLogEvery{10};
 
 void log_exception(std::exception_ptr error) {
   if (!error) return;
@@ -194,7 +194,7 @@ struct ControlServer::Impl {
   const Options options_;
   const uid_t self_uid_ = ::geteuid();
   std::size_t open_connections_ = 0;  // the server thread only
-  std::optional<std::chrono::steady_clock::time_point> accept_logged_;  // the server thread only
+  log::Throttle accept_logged_{std::chrono::seconds(10)};  // the server thread only
   // The socket file this server created, so stop() never removes another process's socket.
   bool created_ = false;
   dev_t device_ = 0;
@@ -320,12 +320,9 @@ net::awaitable<void> ControlServer::Impl::accept_loop() {
     auto [ec, socket] = co_await acceptor_->async_accept(use_tuple);
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor_->is_open()) co_return;
-      // At most a line every 10 s: out of descriptors, this comes back after every pause.
-      const auto now = std::chrono::steady_clock::now();
-      if (!accept_logged_ || now - *accept_logged_ >= kAcceptLogEvery) {
-        accept_logged_ = now;
+      // Out of descriptors, this comes back after every pause.
+      if (accept_logged_.allow(std::chrono::steady_clock::now()))
         log_line("accept: " + ec.message() + " (the next 10 s of these are not logged)");
-      }
       net::steady_timer pause(*io_, kAcceptErrorPause);
       co_await pause.async_wait(use_tuple);
       continue;

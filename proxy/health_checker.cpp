@@ -116,7 +116,7 @@ struct HealthChecker::Impl {
 
   mutable std::mutex records_mutex;
   CheckRecords records;  // guarded by records_mutex
-  std::int64_t skipped_warned_ms = 0;  // the last warning of a check not run (checker thread)
+  log::Throttle skipped_warned{std::chrono::seconds(10)};  // checks not run (checker thread)
 
   void apply(std::shared_ptr<const RoutingSnapshot> snapshot);
   net::awaitable<void> run(std::shared_ptr<Target> target);
@@ -315,25 +315,24 @@ net::awaitable<CheckResult> HealthChecker::Impl::exchange(Stream& socket, Target
 
 void HealthChecker::Impl::record(Target& target, const CheckResult& result) {
   ServerState& state = *target.state;
-  // Someone else moved it (a passive ejection marks a checked server unhealthy): count afresh,
-  // so coming back takes `rise` passes from now.
-  const Health current = state.health.load();
   const std::int64_t now = unix_ms_now();
-  if (result.skipped) {
+  if (result.skipped) {  // shown as the last check; no pass, no failure
     {
       std::lock_guard lock(records_mutex);
       CheckRecord& r = records[target.state.get()];
       r.last_check = result.text;
       r.last_check_at = now;
     }
-    if (now - skipped_warned_ms >= 10'000) {
-      skipped_warned_ms = now;
+    if (skipped_warned.allow(std::chrono::steady_clock::now())) {
       log_line(LogLevel::warning, "pool " + target.pool + " server " + target.server + ": check " +
                                       result.text + "; health unchanged (the next 10 s of these " +
                                       "are not logged)");
     }
     return;
   }
+  // Someone else moved it (a passive ejection marks a checked server unhealthy): count afresh,
+  // so coming back takes `rise` passes from now.
+  const Health current = state.health.load();
   if (current != target.seen) target.passes = target.failures = 0;
   if (result.passed) {
     ++target.passes;

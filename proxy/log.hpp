@@ -5,6 +5,8 @@
 // the prefix; anywhere else the text is written as is. Plain: no Asio, usable from every thread.
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,6 +30,26 @@ void debug(std::string_view text);
 void info(std::string_view text);
 void warning(std::string_view text);
 void error(std::string_view text);
+
+// Lets a line through at most once per `every`, for a warning whose cause can come back with
+// every request or retry (proxyd out of descriptors): a line every `every`, not a flood. The
+// lines say so: "the next 10 s of these are not logged". One per thread that logs (a worker,
+// the health checker, the control thread); no lock.
+class Throttle {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit Throttle(Clock::duration every) : every_(every) {}
+  // Whether a line may go now; if so, the next one waits `every` from `now`.
+  bool allow(Clock::time_point now) {
+    if (last_ && now - *last_ < every_) return false;
+    last_ = now;
+    return true;
+  }
+
+ private:
+  Clock::duration every_;
+  std::optional<Clock::time_point> last_;
+};
 
 // The bytes write() sends: `text` ending in a newline, each line prefixed "<N>" when `journal`.
 // Pure, for the tests.

@@ -91,10 +91,7 @@ Worker::~Worker() {
 bool Worker::logging() const { return access_log_.enabled(); }
 
 void Worker::warn_out_of_resources(Shortage kind, std::string_view what, const error_code& ec) {
-  constexpr auto kEvery = std::chrono::seconds(10);
-  std::optional<Clock::time_point>& warned = resources_warned_[static_cast<std::size_t>(kind)];
-  if (warned && now_ - *warned < kEvery) return;
-  warned = now_;
+  if (!resources_warned_[static_cast<std::size_t>(kind)].allow(now_)) return;
   std::string text = "proxyd: worker " + std::to_string(index_) + ": " + std::string(what) +
                      ": " + ec.message();
   rlimit limit{};

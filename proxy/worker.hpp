@@ -20,6 +20,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "log.hpp"
 #include "net.hpp"
 #include "memory_trim.hpp"
 #include "metrics.hpp"
@@ -200,7 +201,9 @@ class Worker {
   std::atomic<bool> accepting_{true};
   MemoryTrim memory_trim_;
   Clock::time_point now_ = Clock::now();
-  std::array<std::optional<Clock::time_point>, 2> resources_warned_;  // by Shortage
+  // By Shortage: see warn_out_of_resources.
+  std::array<log::Throttle, 2> resources_warned_{log::Throttle(std::chrono::seconds(10)),
+                                                 log::Throttle(std::chrono::seconds(10))};
   std::unique_ptr<SteadyTimer> sweep_timer_;
   bool draining_ = false;
   bool finished_ = false;

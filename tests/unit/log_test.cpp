@@ -48,5 +48,18 @@ TEST(LogTest, LevelFilter) {
   EXPECT_TRUE(log::enabled(LogLevel::info));
 }
 
+// The first line goes, then none until `every` has passed since the last one that went.
+TEST(LogTest, AThrottleLetsALineThroughOncePerInterval) {
+  using namespace std::chrono_literals;
+  log::Throttle throttle(10s);
+  const log::Throttle::Clock::time_point t0{};
+  EXPECT_TRUE(throttle.allow(t0 + 1s));
+  EXPECT_FALSE(throttle.allow(t0 + 1s));
+  EXPECT_FALSE(throttle.allow(t0 + 10s));
+  EXPECT_TRUE(throttle.allow(t0 + 11s));
+  EXPECT_FALSE(throttle.allow(t0 + 20s));
+  EXPECT_TRUE(throttle.allow(t0 + 21s));
+}
+
 }  // namespace
 }  // namespace proxyd
