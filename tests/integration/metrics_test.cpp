@@ -105,6 +105,16 @@ class MetricsTest : public ::testing::Test {
     }
   }
 
+  // `n` admin connections, each with a head that never ends; empty if one could not be sent.
+  std::vector<std::unique_ptr<HttpClient>> silent_scrapers(int n) const {
+    std::vector<std::unique_ptr<HttpClient>> out;
+    for (int i = 0; i < n; ++i) {
+      out.push_back(std::make_unique<HttpClient>(admin_));
+      if (!out.back()->send_raw("GET /metr")) return {};
+    }
+    return out;
+  }
+
   FakeUpstream blue_{"blue"};
   FakeUpstream green_{"green"};
   std::unique_ptr<ProxydProcess> proxy_;
@@ -313,11 +323,8 @@ TEST_F(MetricsTest, ReadyTurns503WhileDrainingAndHealthzStays200) {
 // proxied requests go on.
 TEST_F(MetricsTest, SilentScrapersStallNothing) {
   ASSERT_NO_FATAL_FAILURE(start(two_routes(blue_, green_, "0")));
-  std::vector<std::unique_ptr<HttpClient>> silent;
-  for (int i = 0; i < 8; ++i) {
-    silent.push_back(std::make_unique<HttpClient>(admin_));
-    ASSERT_TRUE(silent.back()->send_raw("GET /metr"));  // a head that never ends
-  }
+  std::vector<std::unique_ptr<HttpClient>> silent = silent_scrapers(8);
+  ASSERT_EQ(silent.size(), 8u);
   EXPECT_EQ(fetch(admin_, "/healthz", {}, 2s).status, 200u);
   EXPECT_EQ(fetch(port_, "/", {}, 2s).status, 200u);
   EXPECT_NE(scrape().find("proxyd_requests_total"), std::string::npos);
@@ -328,11 +335,8 @@ TEST_F(MetricsTest, SilentScrapersStallNothing) {
 // connections made health probes and scrapes fail.
 TEST_F(MetricsTest, AnAdminConnectionPastTheCapWaitsItsTurn) {
   ASSERT_NO_FATAL_FAILURE(start(two_routes(blue_, green_, "0")));
-  std::vector<std::unique_ptr<HttpClient>> silent;
-  for (int i = 0; i < 64; ++i) {
-    silent.push_back(std::make_unique<HttpClient>(admin_));
-    ASSERT_TRUE(silent.back()->send_raw("GET /metr"));  // a head that never ends
-  }
+  std::vector<std::unique_ptr<HttpClient>> silent = silent_scrapers(64);
+  ASSERT_EQ(silent.size(), 64u);
   HttpClient probe(admin_);
   ASSERT_TRUE(probe.send_raw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
   silent.front().reset();  // one ends: the probe's turn
