@@ -23,6 +23,9 @@ struct ConnectionTokens {
   static constexpr std::size_t kMax = 16;
   std::array<std::string_view, kMax> names{};
   std::size_t count = 0;
+  // Bit n set: a token of n bytes (bit 63: of 63 or more). Most fields are told apart from every
+  // token by their length alone, without comparing a byte.
+  std::uint64_t lengths = 0;
   bool close = false;
   bool keep_alive = false;
   bool upgrade = false;

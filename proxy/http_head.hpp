@@ -44,8 +44,16 @@ struct ResponseHead {
   std::string_view reason;
   unsigned version = 11;
   std::vector<HeadField> fields;
+  // The head as received, from the status line through the CRLF of its last field line, when
+  // parse_response (response_head.hpp) read it: `reason` and the fields are views into it, and
+  // every field line in it ends with CRLF. write_client_response copies the lines it forwards
+  // unchanged from here. Empty when the head came from elsewhere.
+  std::string_view raw;
 
-  void clear() { fields.clear(); }
+  void clear() {
+    fields.clear();
+    raw = {};
+  }
 };
 
 // Parses one message head into `Head`, then (optionally) one chunked body, handing decoded body

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cstring>
 
@@ -37,8 +38,9 @@ constexpr std::array<bool, 256> kText = [] {
 
 bool digit(char c) { return c >= '0' && c <= '9'; }
 
-// From p, the first byte that is not text; `end` if none. Eight bytes at a time while none of
-// them is below 0x20 or 0x7f (a tab among them sends that word through the table).
+// From p, the first byte that is not text; `end` if none. Eight bytes at a time: a word with a
+// byte below 0x20 or equal to 0x7f says where the first such byte is (the borrows of the
+// subtractions can only mark bytes after it); a tab there is text, and the scan goes on past it.
 const char* skip_text(const char* p, const char* end) {
   constexpr std::uint64_t kOnes = 0x0101010101010101ull;
   constexpr std::uint64_t kHighs = 0x8080808080808080ull;
@@ -49,8 +51,17 @@ const char* skip_text(const char* p, const char* end) {
     // of 0x80 and up are excluded by ~w: obs-text is text).
     const std::uint64_t below_space = (w - kOnes * 0x20) & ~w & kHighs;
     const std::uint64_t del = ((w ^ (kOnes * 0x7f)) - kOnes) & ~(w ^ (kOnes * 0x7f)) & kHighs;
-    if ((below_space | del) != 0) break;
-    p += 8;
+    const std::uint64_t found = below_space | del;
+    if (found == 0) {
+      p += 8;
+      continue;
+    }
+    if constexpr (std::endian::native == std::endian::little)
+      p += std::countr_zero(found) / 8;
+    else
+      p += std::countl_zero(found) / 8;
+    if (*p != '\t') return p;
+    ++p;
   }
   while (p != end && kText[static_cast<unsigned char>(*p)]) ++p;
   return p;
@@ -109,7 +120,9 @@ bool framing_field(F id, std::string_view value, ResponseFraming& framing) {
 bool parse_response(std::string_view bytes, ResponseHead& head, ResponseFraming& framing) {
   head.clear();
   framing = ResponseFraming{};
-  if (bytes.size() > kMaxResponseHead) return false;
+  // A complete head ends with CRLF; every scan below stops at that CR at the latest (it is
+  // neither a token nor text nor OWS), so none of them checks for the end of the bytes.
+  if (bytes.size() > kMaxResponseHead || !bytes.ends_with("\r\n")) return false;
   const char* p = bytes.data();
   const char* const end = p + bytes.size();
 
@@ -130,13 +143,17 @@ bool parse_response(std::string_view bytes, ResponseHead& head, ResponseFraming&
   // *( field-name ":" OWS field-value OWS CRLF ) CRLF
   for (;;) {
     if (end - p < 2) return false;
-    if (p[0] == '\r') return p[1] == '\n' && p + 2 == end;
+    if (p[0] == '\r') {
+      if (p[1] != '\n' || p + 2 != end) return false;
+      head.raw = std::string_view(bytes.data(), static_cast<std::size_t>(p - bytes.data()));
+      return true;
+    }
     const char* name_begin = p;
-    while (p != end && kToken[static_cast<unsigned char>(*p)]) ++p;
-    if (p == name_begin || p == end || *p != ':') return false;
+    while (kToken[static_cast<unsigned char>(*p)]) ++p;
+    if (p == name_begin || *p != ':') return false;
     const std::string_view name(name_begin, static_cast<std::size_t>(p - name_begin));
     ++p;
-    while (p != end && is_ows(*p)) ++p;
+    while (is_ows(*p)) ++p;
     const char* value_begin = p;
     p = skip_text(p, end);
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return false;

@@ -155,6 +155,14 @@ std::string response_roundtrip_fault(std::string_view bytes, bool head_request,
   const bool keep = keep_alive && sent != BodyFraming::until_close;
   std::string out;
   write_client_response(response, plan, sent, keep, client_version, out);
+  // Lines copied as received and lines written field by field must give the same bytes.
+  ResponseHead by_field = response;
+  by_field.raw = {};
+  std::string written;
+  write_client_response(by_field, plan, sent, keep, client_version, written);
+  if (written != out)
+    return "the head copied as received differs from the head written field by field:\n" + out +
+           "\nwritten:\n" + written;
   if (complete_head(out).size() != out.size())
     return "the client head is not one complete head:\n" + out;
   ResponseHead again;
