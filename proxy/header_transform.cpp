@@ -279,6 +279,12 @@ std::optional<LocalReason> check_request(const RequestHead& head, std::uint64_t 
 void write_upstream_request(const RequestHead& head, const RequestPlan& plan,
                             const ForwardInfo& forward, std::string& out) {
   out.clear();
+  // Room for all of it at once: an HTTP/2 stream writes into a string of its own, which grew
+  // four times per request (470 instructions of an h2 request's 34,900, callgrind).
+  std::size_t room = head.method_text.size() + plan.target.size() + forward.client_ip.size() +
+                     forward.default_host.size() + 2 * plan.host.size() + 160;
+  for (const HeadField& f : head.fields) room += f.name.size() + f.value.size() + 4;
+  out.reserve(room);
   out.append(head.method_text);
   out.push_back(' ');
   out.append(plan.target);
