@@ -39,8 +39,9 @@ constexpr std::array<bool, 256> kText = [] {
 bool digit(char c) { return c >= '0' && c <= '9'; }
 
 // From p, the first byte that is not text; `end` if none. Eight bytes at a time: a word with a
-// byte below 0x20 or equal to 0x7f says where the first such byte is (the borrows of the
-// subtractions can only mark bytes after it); a tab there is text, and the scan goes on past it.
+// byte below 0x20 or equal to 0x7f says where the first such byte is (little-endian: the borrows
+// of the subtractions can only mark bytes after it); a tab there is text, and the scan goes on
+// past it.
 const char* skip_text(const char* p, const char* end) {
   constexpr std::uint64_t kOnes = 0x0101010101010101ull;
   constexpr std::uint64_t kHighs = 0x8080808080808080ull;
@@ -56,10 +57,9 @@ const char* skip_text(const char* p, const char* end) {
       p += 8;
       continue;
     }
-    if constexpr (std::endian::native == std::endian::little)
-      p += std::countr_zero(found) / 8;
-    else
-      p += std::countl_zero(found) / 8;
+    // Big-endian: the borrows mark bytes before the first one, not after; the byte loop finds it.
+    if constexpr (std::endian::native != std::endian::little) break;
+    p += std::countr_zero(found) / 8;
     if (*p != '\t') return p;
     ++p;
   }

@@ -7,6 +7,8 @@
 #include <boost/asio/buffer.hpp>
 
 #include <cstddef>
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -179,6 +181,23 @@ TEST(ResponseHead, AgreesWithBeastOnEdgeCases) {
     auto head = complete_head(raw);
     ASSERT_TRUE(head.has_value()) << escaped(raw);
     EXPECT_EQ(difference(*head), "") << escaped(raw);
+  }
+}
+
+// The scans rely on the head's final CRLF instead of checking for the end of the bytes at every
+// byte: every shorter piece of a head, and a head with bytes after its end, is refused without a
+// read past the bytes given. Each piece is parsed from a heap block of exactly its size, so that
+// AddressSanitizer (the sanitizer build) reports any read beyond it.
+TEST(ResponseHead, EveryTruncatedHeadIsRefusedWithoutAReadPastItsEnd) {
+  const std::string long_value = "HTTP/1.1 200 OK\r\nX: " + std::string(37, 'v') + "\r\n\r\n";
+  for (const std::string& head : {kNginx, long_value}) {
+    for (std::size_t n = 0; n <= head.size() + 1; ++n) {
+      const std::string bytes = n <= head.size() ? head.substr(0, n) : head + "X";
+      const auto block = std::make_unique<char[]>(bytes.size() + (bytes.empty() ? 1 : 0));
+      std::memcpy(block.get(), bytes.data(), bytes.size());
+      const bool whole = n == head.size();
+      EXPECT_EQ(ours(std::string_view(block.get(), bytes.size())).ok, whole) << n;
+    }
   }
 }
 
