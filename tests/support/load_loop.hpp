@@ -20,11 +20,11 @@ class LoadLoop {
   // A max_requests that only the test's stop() (or the 20 seconds) ends.
   static constexpr int kUntilStopped = 10'000'000;
 
-  // At most `max_requests`, and never past 20 seconds.
+  // At most `max_requests`, and never past `limit`.
   LoadLoop(std::uint16_t port, bool keep_alive, std::string target = "/r",
-           int max_requests = 20000) {
-    thread_ = std::thread([this, port, keep_alive, target, max_requests] {
-      run(port, keep_alive, target, max_requests);
+           int max_requests = 20000, std::chrono::seconds limit = std::chrono::seconds(20)) {
+    thread_ = std::thread([this, port, keep_alive, target, max_requests, limit] {
+      run(port, keep_alive, target, max_requests, limit);
     });
   }
   ~LoadLoop() { stop(); }
@@ -46,9 +46,9 @@ class LoadLoop {
   }
 
  private:
-  void run(std::uint16_t port, bool keep_alive, const std::string& target, int max_requests) {
-    using namespace std::chrono_literals;
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
+  void run(std::uint16_t port, bool keep_alive, const std::string& target, int max_requests,
+           std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
     std::unique_ptr<HttpClient> client;
     for (int i = 0; i < max_requests && !stop_ && std::chrono::steady_clock::now() < deadline;
          ++i) {
