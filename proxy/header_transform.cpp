@@ -108,6 +108,9 @@ bool written_as_is(const HeadField& f) {
          f.value.data()[f.value.size()] == '\r';
 }
 
+// A Connection token's or a field name's bit in ConnectionTokens::lengths.
+std::uint64_t length_bit(std::size_t n) { return std::uint64_t{1} << std::min<std::size_t>(n, 63); }
+
 bool forwarded(const HeadField& f, const ConnectionTokens& tokens) {
   return !dropped_on_forward(f.id) && !tokens.names_field(f.name);
 }
@@ -120,10 +123,6 @@ bool iequals(std::string_view a, std::string_view b) {
     if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
   return true;
 }
-
-namespace {
-std::uint64_t length_bit(std::size_t n) { return std::uint64_t{1} << std::min<std::size_t>(n, 63); }
-}  // namespace
 
 bool ConnectionTokens::names_field(std::string_view field_name) const {
   if ((lengths & length_bit(field_name.size())) == 0) return false;

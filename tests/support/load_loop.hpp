@@ -17,7 +17,7 @@ namespace proxyd::test {
 
 class LoadLoop {
  public:
-  // A max_requests that only the test's stop() (or the 20 seconds) ends.
+  // A max_requests that only the test's stop() (or the time limit) ends.
   static constexpr int kUntilStopped = 10'000'000;
 
   // At most `max_requests`, and never past `limit`.
