@@ -947,6 +947,7 @@ constexpr Key<LimitsConfig> kLimitKeys[] = {
     {"max_body_bytes", store<&LimitsConfig::max_body_bytes, size<UINT64_MAX>>},
     // One host cannot hold more than 65535 connections to one server address anyway.
     {"upstream_idle_per_server", store<&LimitsConfig::upstream_idle_per_server, whole<0, 65535>>},
+    {"max_connections", store<&LimitsConfig::max_connections, whole<1, 10'000'000>>},
 };
 
 // An etcd client URL: http://HOST:PORT or https://HOST:PORT (no path: the gateway's paths are

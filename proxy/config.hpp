@@ -191,6 +191,11 @@ struct LimitsConfig {
   // flight to one server at peak: below that, returning connections are closed and the next
   // requests reconnect, which measured as a 4x longer p99 at 256 connections (benchmarks.md).
   std::uint32_t upstream_idle_per_server = 1024;
+  // Client connections open at once in the whole process (HAProxy's maxconn). At the limit a new
+  // connection waits in the kernel's backlog and idle keep-alive connections are closed to make
+  // room (docs/architecture.md, "Connection limit"). Unset: derived from the descriptor limit
+  // (default_max_connections, worker.hpp).
+  std::optional<std::uint32_t> max_connections;
 };
 
 // `fleet:` (docs/fleet.md): the desired routing state lives in etcd under `prefix`; this proxyd

@@ -6,7 +6,9 @@
 #include <pthread.h>
 
 #include <spawn.h>
+#include <sys/resource.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <cstdio>
@@ -84,6 +86,17 @@ bool control_options(const proxyd::AdminConfig& admin, proxyd::control::ControlS
   for (auto uid : admin.control_read_uids) out.read_uids.push_back(static_cast<uid_t>(uid));
   for (auto gid : admin.control_read_gids) out.read_gids.push_back(static_cast<gid_t>(gid));
   return true;
+}
+
+// The soft RLIMIT_NOFILE up to the hard one. The usual soft limit, 1024, is there for programs
+// that use select(), which proxyd does not: systemd advises such services to raise it themselves
+// (Go's runtime does the same). limits.max_connections' default follows from it.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
+    proxyd::log_warning(std::string("cannot raise the open files limit: ") + std::strerror(errno));
 }
 
 }  // namespace
@@ -165,6 +178,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  raise_descriptor_limit();
   proxyd::Proxy proxy(config, std::move(built.snapshot));
   for (const auto& warning : proxy.restore()) proxyd::log_warning(warning);
   if (takeover) proxy.seed_health(grant.healthy());

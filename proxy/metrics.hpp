@@ -156,6 +156,14 @@ class WorkerMetrics {
     return by_protocol_[static_cast<std::size_t>(protocol)].get();
   }
   TlsCounts& tls(std::size_t listener) { return tls_[listener]; }
+  // An accept loop found limits.max_connections reached with a connection waiting, and closed
+  // `idle_closed` idle connections to make room.
+  void count_limit_reached(std::size_t idle_closed) {
+    limit_reached_.add(1);
+    closed_for_room_.add(static_cast<std::int64_t>(idle_closed));
+  }
+  std::int64_t limit_reached() const { return limit_reached_.get(); }
+  std::int64_t closed_for_room() const { return closed_for_room_.get(); }
 
   // Calls tls(index, const TlsCounts&) for every listener (plain ones count nothing).
   template <class OnTls>
@@ -184,6 +192,8 @@ class WorkerMetrics {
   std::vector<WorkerCount> connections_;  // by listener index
   std::vector<TlsCounts> tls_;            // by listener index
   std::array<WorkerCount, static_cast<std::size_t>(ClientProtocol::count_)> by_protocol_{};
+  WorkerCount limit_reached_;
+  WorkerCount closed_for_room_;
   // Handles for the snapshot followed last: [route index * 2 + slot].
   const RoutingSnapshot* followed_ = nullptr;
   std::vector<RequestSeries*> handles_;

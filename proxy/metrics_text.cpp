@@ -290,6 +290,20 @@ std::string render_metrics(const ExpositionInput& input) {
                     "Open client connections, by worker (each goes to the one with the fewest).");
   for (std::size_t w = 0; w < by_worker.size(); ++w)
     per_worker.sample({{"worker", std::to_string(w)}}, std::to_string(by_worker[w]));
+  std::int64_t limit_reached = 0, closed_for_room = 0;
+  for (const WorkerMetrics* worker : input.workers) {
+    limit_reached += worker->limit_reached();
+    closed_for_room += worker->closed_for_room();
+  }
+  Family max(out, "proxyd_max_connections", "gauge",
+             "limits.max_connections: client connections open at once, at most.");
+  max.sample({}, std::to_string(input.max_connections));
+  Family reached(out, "proxyd_connection_limit_reached_total", "counter",
+                 "Times a new connection found limits.max_connections reached and waited.");
+  reached.sample({}, std::to_string(limit_reached));
+  Family closed(out, "proxyd_connections_closed_for_room_total", "counter",
+                "Idle client connections closed to make room at limits.max_connections.");
+  closed.sample({}, std::to_string(closed_for_room));
   render_tls(out, input);
   Family protocols(out, "proxyd_requests_by_protocol_total", "counter",
                    "Requests finished, by the protocol the client spoke.");

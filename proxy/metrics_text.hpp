@@ -34,6 +34,7 @@ struct ExpositionInput {
   std::vector<const WorkerMetrics*> workers;
   std::vector<std::string> listeners;  // names, by listener index
   std::vector<bool> listener_tls;      // by listener index: terminates TLS
+  std::int64_t max_connections = 0;    // limits.max_connections in effect (set or derived)
   std::int64_t now_ns = 0;             // steady clock, for ejections
   std::uint64_t reloads_ok = 0;
   std::uint64_t reloads_failed = 0;

@@ -155,7 +155,7 @@ bool Proxy::start(std::string& error, TakeoverGrant* takeover) {
     return false;
   const unsigned count = configured_workers(*config_);
   for (unsigned i = 0; i < count; ++i)
-    workers_.push_back(std::make_unique<Worker>(i, store_, access_log_, latch_));
+    workers_.push_back(std::make_unique<Worker>(i, store_, access_log_, latch_, limit_));
 
   std::size_t opened = 0;
   for (std::size_t index = 0; index < config_->listeners.size(); ++index) {
@@ -345,6 +345,8 @@ std::string Proxy::metrics_text() const {
   ExpositionInput input;
   const std::shared_ptr<const RoutingSnapshot> snapshot = store_.load();
   input.snapshot = snapshot.get();
+  input.max_connections =
+      snapshot->config->limits.max_connections.value_or(limit_.default_max());
   for (const auto& worker : workers_) input.workers.push_back(&worker->metrics());
   for (const ListenerConfig& listener : config_->listeners) {
     input.listeners.push_back(listener.name);

@@ -164,6 +164,7 @@ class Proxy final : public AdminApi {
   SnapshotStore store_;
   AccessLog access_log_;
   WorkerLatch latch_;
+  ConnectionLimit limit_{default_max_connections()};  // limits.max_connections, all workers
   std::vector<std::unique_ptr<Worker>> workers_;
 
   mutable std::mutex mutex_;  // serializes changes; guards the members below

@@ -4,8 +4,11 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,15 +65,33 @@ class OwnedFd {
   int fd_;
 };
 
+// The connections waiting in a listening socket's accept queue (Linux reports the queue's length
+// as a listener's tcpi_unacked); 1 if the kernel does not say.
+std::size_t accept_queue_length(Acceptor& acceptor) {
+  tcp_info info{};
+  socklen_t size = sizeof info;
+  if (::getsockopt(acceptor.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &size) != 0) return 1;
+  return info.tcpi_unacked;
+}
+
 }  // namespace
 
+std::int64_t default_max_connections() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+    return 10'000'000;  // the largest max_connections a config may set
+  const auto descriptors = static_cast<std::int64_t>(limit.rlim_cur);
+  return std::max<std::int64_t>((descriptors - 64) * 3 / 8, 1);
+}
+
 Worker::Worker(unsigned index, const SnapshotStore& store, AccessLog& access_log,
-               WorkerLatch& latch)
+               WorkerLatch& latch, ConnectionLimit& limit)
     : index_(index),
       store_(store),
       access_log_(access_log),
       io_(std::in_place, BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
       latch_(latch),
+      limit_(limit),
       rng_(0x5eed0000ull + index * 0x9e3779b97f4a7c15ull +
            static_cast<std::uint64_t>(Clock::now().time_since_epoch().count())) {
   log_buffer_.reserve(64 * 1024);
@@ -83,6 +104,7 @@ Worker::~Worker() {
   // its request's outcome as it goes, so the cut requests reach the access log.
   acceptors_.clear();
   sweep_timer_.reset();
+  room_timer_.reset();
   upstreams_.clear();
   io_.reset();
   access_log_.write(log_buffer_);
@@ -141,6 +163,7 @@ void Worker::start() {
   for (std::size_t i = 0; i < acceptors_.size(); ++i)
     net::co_spawn(*io_, accept_loop(*acceptors_[i], listeners_[i]), net::detached);
   sweep_timer_ = std::make_unique<SteadyTimer>(*io_);
+  room_timer_ = std::make_unique<SteadyTimer>(*io_);
   net::co_spawn(*io_, sweep_loop(), net::detached);
   latch_.add();
   thread_ = std::thread([this] {
@@ -163,6 +186,7 @@ const std::shared_ptr<const RoutingSnapshot>& Worker::snapshot() {
     snapshot_version_ = version;
     metrics_.follow(*snapshot_);
     keep_serving(*snapshot_);
+    if (room_waiters_.load() > 0) room_freed();  // limits.max_connections may have grown
   }
   return snapshot_;
 }
@@ -172,7 +196,7 @@ std::uint64_t& Worker::rr_cursor(const Pool& pool) {
   return rr_cursors_[pool.index];
 }
 
-// Each accept that completes takes, without waiting, up to kAcceptBatch - 1 more connections
+// Each time the listening socket is readable, the loop accepts up to kAcceptBatch connections
 // already in the backlog (HAProxy's tune.maxaccept does the same). One accept per turn of the
 // worker's queue left a burst of new connections waiting while the turns were long: with a
 // thousand 1 MiB responses in flight, the last of a thousand new clients waited over 2 s to be
@@ -184,35 +208,122 @@ std::uint64_t& Worker::rr_cursor(const Pool& pool) {
 // TLS connections, p99 was 41 ms at 64 connections and 182 at 256, against HAProxy's 24 and 74
 // (docs/benchmarks.md, run 31; 20 and 55 ms with the cap). Past the cap, new connections wait in
 // the backlog and come in one per turn, as nginx's (one accept per event) do.
+//
+// Each accept first takes a place under limits.max_connections; with none left, the connection
+// stays in the backlog until wait_for_room() made one.
 Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
   constexpr int kAcceptBatch = 64;
   constexpr std::size_t kPendingHandshakes = 4;
   const bool tls = listener.config->tls.has_value();
   error_code ec;
   const tcp protocol = acceptor.local_endpoint(ec).protocol();
-  acceptor.non_blocking(true, ec);  // the batch's accepts return would_block when none is left
+  acceptor.non_blocking(true, ec);  // an accept returns would_block when none is left
   for (;;) {
-    auto [accept_ec, socket] = co_await acceptor.async_accept(use_task);
-    if (accept_ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
-    if (accept_ec) {
-      // Out of descriptors or memory: back off briefly instead of spinning on accept.
-      if (out_of_local_resources(accept_ec))
-        warn_out_of_resources(Shortage::accept,
-                              "cannot accept a connection (it waits in the backlog)", accept_ec);
-      SteadyTimer pause(*io_);
-      pause.expires_after(std::chrono::milliseconds(50));
-      co_await pause.async_wait(use_task);
-      continue;
-    }
+    auto [wait_ec] = co_await acceptor.async_wait(Acceptor::wait_read, use_task);
+    if (wait_ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
     for (int n = 1;; ++n) {
       if (draining_) co_return;
+      const std::int64_t max = max_connections();
+      if (!limit_.try_open(max)) {
+        // Past the batch's first accept, the backlog may be empty: looked at again first.
+        if (n == 1) co_await wait_for_room(acceptor, max);
+        break;  // and wait again for a connection, which a client may have given up meanwhile
+      }
+      Socket socket(*io_);
+      acceptor.accept(socket, ec);
+      if (ec) {
+        place_freed();
+        if (ec == net::error::would_block || ec == net::error::try_again ||
+            ec == net::error::connection_aborted)
+          break;
+        // Out of descriptors or memory: back off briefly instead of spinning on accept.
+        if (out_of_local_resources(ec))
+          warn_out_of_resources(Shortage::accept,
+                                "cannot accept a connection (it waits in the backlog)", ec);
+        SteadyTimer pause(*io_);
+        pause.expires_after(std::chrono::milliseconds(50));
+        co_await pause.async_wait(use_task);
+        break;
+      }
       dispatch(std::move(socket), listener, protocol);
       if (n == kAcceptBatch || (tls && pending_handshakes_ >= kPendingHandshakes)) break;
-      socket = Socket(*io_);
-      acceptor.accept(socket, ec);
-      if (ec) break;  // none left (or an error, which the next async_accept reports)
     }
   }
+}
+
+std::int64_t Worker::max_connections() {
+  const std::optional<std::uint32_t>& configured = snapshot()->config->limits.max_connections;
+  return configured ? static_cast<std::int64_t>(*configured) : limit_.default_max();
+}
+
+// At limits.max_connections with a connection waiting in the backlog, nginx's way: as many of
+// this worker's idle sessions as connections wait are closed (keep-alive ones between requests,
+// new ones that sent nothing yet: a client resends on a kept-alive connection closed before its
+// response, RFC 9112 9.3.1), so that idle clients cannot keep new ones out; then the loop waits
+// until a connection of any worker ends. HAProxy only waits; with nothing idle, so does proxyd.
+Task<void> Worker::wait_for_room(Acceptor& acceptor, std::int64_t max) {
+  const std::uint64_t seen = room_freed_;
+  struct Waiting {
+    Worker& worker;
+    explicit Waiting(Worker& w) : worker(w) {
+      worker.room_waiters_.fetch_add(1);
+      worker.limit_.wait_begins();
+    }
+    ~Waiting() {
+      worker.limit_.wait_ends();
+      worker.room_waiters_.fetch_sub(1);
+    }
+  } waiting(*this);
+  if (limit_.open() < max) co_return;  // a connection ended before this loop said it waits
+  const std::size_t closed = close_idle_sessions(accept_queue_length(acceptor));
+  metrics_.count_limit_reached(closed);
+  if (limit_warned_.allow(now_)) {
+    log::write(LogLevel::warning,
+               "proxyd: worker " + std::to_string(index_) + ": limits.max_connections (" +
+                   std::to_string(max) + ") reached: new connections wait in the backlog; " +
+                   std::to_string(closed) +
+                   " idle connections closed to make room; the next 10 s of these are not logged");
+  }
+  if (room_freed_ != seen) co_return;
+  room_timer_->expires_at(Clock::time_point::max());
+  co_await room_timer_->async_wait(use_task);
+}
+
+std::size_t Worker::close_idle_sessions(std::size_t n) {
+  std::vector<Deadline*> idle;
+  for (Deadline* d = deadlines_; d != nullptr; d = d->next) {
+    // An HTTP/2 connection with streams running has no idle deadline: not closed.
+    if (d->idle && !d->fired && d->at != Clock::time_point::max() && d->sockets[0] != nullptr)
+      idle.push_back(d);
+  }
+  n = std::min(n, idle.size());
+  std::partial_sort(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(n), idle.end(),
+                    [](const Deadline* a, const Deadline* b) { return a->at < b->at; });
+  for (std::size_t i = 0; i < n; ++i) {
+    idle[i]->fired = true;
+    error_code ignored;
+    if (idle[i]->sockets[0]->is_open()) idle[i]->sockets[0]->cancel(ignored);
+  }
+  return n;
+}
+
+void Worker::connection_closed() {
+  load_.fetch_sub(1, std::memory_order_relaxed);
+  place_freed();
+}
+
+void Worker::place_freed() {
+  if (!limit_.close()) return;
+  for (Worker* peer : peers_) {
+    if (peer->room_waiters_.load() == 0) continue;
+    if (peer == this) room_freed();
+    else net::post(*peer->io_, [peer] { peer->room_freed(); });
+  }
+}
+
+void Worker::room_freed() {
+  ++room_freed_;
+  if (room_timer_) room_timer_->cancel();
 }
 
 // The kernel spreads new connections over the workers' SO_REUSEPORT sockets by a hash of their
@@ -262,7 +373,7 @@ void Worker::dispatch(Socket socket, const ListenerRuntime& listener, const tcp&
           error_code assign_ec;
           adopted.assign(protocol, fd.get(), assign_ec);
           if (assign_ec) {  // closed unserved, as a failed accept would be
-            target->load_.fetch_sub(1);
+            target->connection_closed();
             target->maybe_finish_drain();
             return;
           }
@@ -382,6 +493,7 @@ void Worker::begin_drain() {
       error_code ignored;
       a->close(ignored);
     }
+    if (room_timer_) room_timer_->cancel();  // accept loops waiting for room end
     // Sessions waiting for their next request get kDrainIdleGrace to send it (answered with
     // Connection: close) before the sweep closes them: closing at once races a request already
     // on its way, which the client would see fail. Sessions in a request finish it and close.

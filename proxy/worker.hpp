@@ -86,6 +86,46 @@ class WorkerLatch {
   int running_ = 0;
 };
 
+// Client connections open in the whole process, against limits.max_connections. Shared by the
+// server's workers: each accept takes a place (try_open) and each connection's end gives it back
+// (close). An accept loop that found no place says it waits (wait_begins, wait_ends) so that the
+// workers closing connections wake it: both sides are sequentially consistent, so either the
+// waiter sees the place freed or the closer sees the waiter.
+class ConnectionLimit {
+ public:
+  // The limit when the config sets none, from the descriptor limit at start-up.
+  explicit ConnectionLimit(std::int64_t default_max) : default_max_(default_max) {}
+
+  std::int64_t default_max() const { return default_max_; }
+  std::int64_t open() const { return open_.load(); }
+  // One more connection, unless `max` are open already.
+  bool try_open(std::int64_t max) {
+    std::int64_t n = open_.load();
+    do {
+      if (n >= max) return false;
+    } while (!open_.compare_exchange_weak(n, n + 1));
+    return true;
+  }
+  // One fewer: true when some accept loop waits for a place.
+  bool close() {
+    open_.fetch_sub(1);
+    return waiting_.load() > 0;
+  }
+  void wait_begins() { waiting_.fetch_add(1); }
+  void wait_ends() { waiting_.fetch_sub(1); }
+
+ private:
+  const std::int64_t default_max_;
+  std::atomic<std::int64_t> open_{0};
+  std::atomic<int> waiting_{0};
+};
+
+// limits.max_connections when the config sets none: the descriptors of RLIMIT_NOFILE's soft limit
+// after 64 kept for listeners, files and health checks, less the quarter splice pipes may take
+// (pipe_pool.hpp), two per connection (the client's and an upstream's), as HAProxy derives its
+// maxconn from the same limit. 24,552 under the systemd unit's LimitNOFILE=65536.
+std::int64_t default_max_connections();
+
 struct ListenerRuntime {
   const ListenerConfig* config = nullptr;  // lives in the Config the server started with
   std::string name;
@@ -98,7 +138,8 @@ inline constexpr std::chrono::milliseconds kDrainIdleGrace{1000};
 
 class Worker {
  public:
-  Worker(unsigned index, const SnapshotStore& store, AccessLog& access_log, WorkerLatch& latch);
+  Worker(unsigned index, const SnapshotStore& store, AccessLog& access_log, WorkerLatch& latch,
+         ConnectionLimit& limit);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
@@ -146,8 +187,9 @@ class Worker {
   void warn_out_of_resources(Shortage kind, std::string_view what, const error_code& ec);
   // A TLS connection the accept loop counted in has ended its handshake (done or failed).
   void handshake_ended() { --pending_handshakes_; }
-  // A client connection closed (its session ends): one fewer for the accept loops to count.
-  void connection_closed() { load_.fetch_sub(1, std::memory_order_relaxed); }
+  // A client connection closed (its session ends): one fewer for the accept loops to count,
+  // and a place for an accept loop waiting at limits.max_connections.
+  void connection_closed();
 
   void link(Deadline& d);
   void unlink(Deadline& d);
@@ -159,6 +201,16 @@ class Worker {
 
  private:
   Task<void> accept_loop(Acceptor& acceptor, ListenerRuntime listener);
+  // The accept loop found limits.max_connections reached: makes room and waits for it.
+  Task<void> wait_for_room(Acceptor& acceptor, std::int64_t max);
+  std::int64_t max_connections();
+  // Fires the deadlines of up to `n` idle sessions, those nearest their idle timeout first.
+  std::size_t close_idle_sessions(std::size_t n);
+  // A place under limits.max_connections given back: waiting accept loops, here or in other
+  // workers, are woken.
+  void place_freed();
+  // Some connection closed while an accept loop here waits for room (this worker's thread).
+  void room_freed();
   // Serves an accepted connection here, or hands it to the worker with the fewest connections.
   void dispatch(Socket socket, const ListenerRuntime& listener, const tcp& protocol);
   // Starts the session of a connection counted in load_ (this worker's thread).
@@ -176,6 +228,7 @@ class Worker {
   // Destroyed first, in ~Worker, while everything its sessions touch is still alive.
   std::optional<net::io_context> io_;
   WorkerLatch& latch_;
+  ConnectionLimit& limit_;
   std::thread thread_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::vector<ListenerRuntime> listeners_;
@@ -205,6 +258,13 @@ class Worker {
   std::array<log::Throttle, 2> resources_warned_{log::Throttle(std::chrono::seconds(10)),
                                                  log::Throttle(std::chrono::seconds(10))};
   std::unique_ptr<SteadyTimer> sweep_timer_;
+  // Accept loops waiting at limits.max_connections wait on this timer (never expiring): a
+  // connection's end cancels it. room_freed_ counts those ends, so that one between a loop's
+  // check and its wait is not missed; room_waiters_ counts the loops, read by other workers.
+  std::unique_ptr<SteadyTimer> room_timer_;
+  std::uint64_t room_freed_ = 0;
+  std::atomic<int> room_waiters_{0};
+  log::Throttle limit_warned_{std::chrono::seconds(10)};
   bool draining_ = false;
   bool finished_ = false;
 };

@@ -45,18 +45,6 @@ std::string failures_sample(const std::string& listener, const std::string& reas
          "\"}";
 }
 
-// Polls /metrics until `sample` reaches `want` or 5 s pass (a count lands just after the
-// connection closes).
-double wait_metric(std::uint16_t admin, const std::string& sample, double want) {
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  double value = metric_value(admin, sample);
-  while (value < want && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-    value = metric_value(admin, sample);
-  }
-  return value;
-}
-
 class TlsTest : public ::testing::Test {
  protected:
   TlsTest() : blue_("blue-1") {}

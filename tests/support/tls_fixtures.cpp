@@ -16,12 +16,14 @@
 #include <boost/beast/http.hpp>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "tests/support/beast_response.hpp"
 #include "tests/support/proxyd_process.hpp"
@@ -336,6 +338,16 @@ double metric_value(std::uint16_t admin_port, const std::string& sample) {
     if (line.rfind(sample + " ", 0) == 0) return std::stod(line.substr(sample.size() + 1));
   }
   return -1;
+}
+
+double wait_metric(std::uint16_t admin_port, const std::string& sample, double want) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  double value = metric_value(admin_port, sample);
+  while (value < want && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    value = metric_value(admin_port, sample);
+  }
+  return value;
 }
 
 }  // namespace proxyd::test

@@ -104,5 +104,8 @@ class TlsClient {
 // The value of one sample (`name{labels}` exactly as exposed) from GET /metrics on the admin
 // port; -1 when it is not there.
 double metric_value(std::uint16_t admin_port, const std::string& sample);
+// Polls /metrics until `sample` reaches `want` or 5 s pass (a count lands just after what it
+// counts, e.g. a connection's close); its last value.
+double wait_metric(std::uint16_t admin_port, const std::string& sample, double want);
 
 }  // namespace proxyd::test

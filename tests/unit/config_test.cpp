@@ -121,6 +121,7 @@ TEST(ConfigTest, MinimalConfigGetsEveryDefault) {
   EXPECT_EQ(config.limits.max_header_bytes, 16384u);
   EXPECT_EQ(config.limits.max_body_bytes, 100u * 1024 * 1024);
   EXPECT_EQ(config.limits.upstream_idle_per_server, 1024u);
+  EXPECT_FALSE(config.limits.max_connections.has_value());  // derived from the descriptor limit
 }
 
 TEST(ConfigTest, EveryKeyIsRead) {
@@ -178,7 +179,8 @@ timeouts:
   upstream_response: 1h
   upstream_idle: 5s
   drain: 7s
-limits: {max_header_bytes: 8KiB, max_body_bytes: 1GiB, upstream_idle_per_server: 0}
+limits: {max_header_bytes: 8KiB, max_body_bytes: 1GiB, upstream_idle_per_server: 0,
+         max_connections: 5000}
 )");
   EXPECT_EQ(config.workers, 4);
 
@@ -255,6 +257,7 @@ limits: {max_header_bytes: 8KiB, max_body_bytes: 1GiB, upstream_idle_per_server:
   EXPECT_EQ(config.limits.max_header_bytes, 8192u);
   EXPECT_EQ(config.limits.max_body_bytes, 1024u * 1024 * 1024);
   EXPECT_EQ(config.limits.upstream_idle_per_server, 0u);
+  EXPECT_EQ(config.limits.max_connections, 5000u);
 }
 
 TEST(ConfigTest, WorkersAuto) { EXPECT_EQ(valid(kBase + "workers: auto\n").workers, 0); }
@@ -528,7 +531,8 @@ INSTANTIATE_TEST_SUITE_P(
                        "upstream_response, upstream_idle, tls_handshake, drain)"},
         UnknownKeyCase{"limits", kBase + "limits: {max_body: 1}\n",
                        "t.yaml:8: limits.max_body: unknown key (expected one of: "
-                       "max_header_bytes, max_body_bytes, upstream_idle_per_server)"}),
+                       "max_header_bytes, max_body_bytes, upstream_idle_per_server, "
+                       "max_connections)"}),
     [](const testing::TestParamInfo<UnknownKeyCase>& info) { return info.param.name; });
 
 // --- errors: workers --------------------------------------------------------------------------
@@ -1163,6 +1167,15 @@ TEST(ConfigErrorTest, IdlePerServerOutOfRange) {
   EXPECT_EQ(errors_of(kBase + "limits: {upstream_idle_per_server: 65536}\n"),
             Errors{"t.yaml:8: limits.upstream_idle_per_server: expected a whole number from 0 to "
                    "65535, got \"65536\""});
+}
+
+TEST(ConfigErrorTest, MaxConnectionsOutOfRange) {
+  EXPECT_EQ(errors_of(kBase + "limits: {max_connections: 0}\n"),
+            Errors{"t.yaml:8: limits.max_connections: expected a whole number from 1 to "
+                   "10000000, got \"0\""});
+  EXPECT_EQ(errors_of(kBase + "limits: {max_connections: 10000001}\n"),
+            Errors{"t.yaml:8: limits.max_connections: expected a whole number from 1 to "
+                   "10000000, got \"10000001\""});
 }
 
 // --- warnings: keys that are read and checked but do nothing yet --------------------------------
