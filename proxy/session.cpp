@@ -9,9 +9,11 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -217,9 +219,12 @@ class Session {
   Task<bool> write_client(std::span<const net::const_buffer> buffers);
   Task<void> linger();
   Task<bool> handshake();                                                 // TLS handshake
-  // HTTP/2: ALPN chose h2, or a plaintext listener with `http2: true` (prior knowledge).
+  // What the client speaks: ALPN's choice on TLS; on a plaintext listener with `http2: true`,
+  // what its first bytes say (sniff_preface); HTTP/1.1 otherwise. Nothing when it left first.
+  enum class Protocol : std::uint8_t { http1, h2, none };
+  Task<Protocol> client_protocol();
+  Task<Protocol> sniff_preface();
   bool negotiated_h2() {
-    if (client_.tls() == nullptr) return listener_.config->speaks_h2() && !listener_.config->tls;
     const unsigned char* protocol = nullptr;
     unsigned length = 0;
     SSL_get0_alpn_selected(client_.tls()->native_handle(), &protocol, &length);
@@ -253,15 +258,15 @@ class Session {
 
 Task<void> Session::run() {
   if (!listener_.config->tls || co_await handshake()) {
-    const bool h2 = negotiated_h2();
-    if (h2) {
+    const Protocol protocol = co_await client_protocol();
+    if (protocol == Protocol::h2) {
       co_await run_h2_session(worker_, client_, deadline_,
                               H2Client{listener_.name, listener_.index, listener_.config->slot,
                                        listener_.config->tls.has_value(), client_ip_,
                                        client_address_, tls_version_, tls_cipher_,
                                        listener_.config->http2_limits});
     }
-    for (bool first = true; !h2; first = false) {
+    for (bool first = true; protocol == Protocol::http1; first = false) {
       const HeadRead head = co_await read_request_head(first);
       if (head.state == HeadRead::State::closed) break;
       // Draining, a response said Connection: close, unless the drain began after it went
@@ -274,6 +279,42 @@ Task<void> Session::run() {
   error_code ec;
   client_.socket().shutdown(tcp::socket::shutdown_both, ec);
   client_.close();
+}
+
+Task<Session::Protocol> Session::client_protocol() {
+  if (client_.tls() != nullptr) co_return negotiated_h2() ? Protocol::h2 : Protocol::http1;
+  if (!listener_.config->speaks_h2()) co_return Protocol::http1;
+  co_return co_await sniff_preface();
+}
+
+// A plaintext listener with `http2: true` serves HTTP/2 by prior knowledge and HTTP/1.1 on the
+// same port, told apart by the first bytes as nginx and HAProxy do: a connection that begins
+// with HTTP/2's client preface (RFC 9113 3.4) is h2c, any other HTTP/1.1 (no request line
+// begins "PRI * HTTP/2.0"; most differ at the first byte). The bytes are peeked (MSG_PEEK), not
+// read: the protocol chosen reads them itself. The client has client_header to send enough of
+// them; one that leaves or stays silent is closed without a word, as an idle one.
+Task<Session::Protocol> Session::sniff_preface() {
+  static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  std::array<char, kPreface.size()> bytes{};
+  deadline_.idle = true;
+  worker_.arm(deadline_, worker_.snapshot()->config->timeouts.client_header);
+  for (;;) {
+    const ssize_t n = ::recv(client_.socket().native_handle(), bytes.data(), bytes.size(),
+                             MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+      const std::string_view got(bytes.data(), static_cast<std::size_t>(n));
+      if (!kPreface.starts_with(got) || got.size() == kPreface.size()) break;
+    } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      co_return Protocol::none;
+    }
+    // Nothing yet, or the start of the preface: its next bytes raise a new event.
+    auto [ec] = co_await client_.socket().async_wait(Socket::wait_read, use_task);
+    if (ec) co_return Protocol::none;
+  }
+  deadline_.idle = false;
+  read_at_once(client_.socket());  // the bytes peeked are there for the first read
+  co_return std::string_view(bytes.data(), kPreface.size()) == kPreface ? Protocol::h2
+                                                                         : Protocol::http1;
 }
 
 // Phase: TLS handshake (a TLS listener's connections only), with the contexts of the snapshot

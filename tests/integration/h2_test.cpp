@@ -75,7 +75,8 @@ class H2Test : public ::testing::Test {
 };
 
 // curl: h2 chosen by ALPN on a TLS listener, by prior knowledge on `http2: true`; a TLS listener
-// with `http2: false` and a plain listener stay HTTP/1.1.
+// with `http2: false` and a plain listener stay HTTP/1.1. HTTP/1.1 clients are served on the
+// `http2: true` plaintext listener too, a POST (first byte 'P', as the preface's) included.
 TEST_F(H2Test, CurlOverTlsAlpnAndPriorKnowledge) {
   start();
   const auto curl = [&](std::vector<std::string> args) {
@@ -94,6 +95,12 @@ TEST_F(H2Test, CurlOverTlsAlpnAndPriorKnowledge) {
   EXPECT_EQ(r.output, "blue-1\n\n1.1 200");
   r = curl({"--http2", url("public", "/hello")});  // curl asks for an upgrade, which is ignored
   EXPECT_EQ(r.output, "blue-1\n\n1.1 200");
+  r = curl({url("h2c", "/hello")});
+  EXPECT_EQ(r.output, "blue-1\n\n1.1 200");
+  r = curl({"--http2", url("h2c", "/hello")});
+  EXPECT_EQ(r.output, "blue-1\n\n1.1 200");
+  r = curl({"--data-binary", "pong", url("h2c", "/echo")});
+  EXPECT_EQ(r.output, "pong\n1.1 200");
   // A body up and back, and the upstream hears HTTPS in X-Forwarded-Proto.
   r = curl({"--http2", "--data-binary", "ping", url("secure", "/echo")});
   EXPECT_EQ(r.output, "ping\n2 200");
@@ -702,6 +709,33 @@ TEST_F(H2Test, ConfiguredLimitsAreAnnouncedInSettings) {
   EXPECT_EQ(tuned.result(big).status, 431u);
   H2TestClient plain(proxy_->port("h2c"));
   EXPECT_EQ(settings_of(plain), (std::array<std::uint32_t, 3>{128, 262144, 16384}));
+}
+
+// On the `http2: true` plaintext listener, a preface that comes in pieces is still h2c: after
+// its first three bytes ("PRI", which a request line could begin with too) proxyd waits for the
+// rest, and then answers the client's SETTINGS with its own. Waiting holds up no other client
+// (a silent connection comes first here), and a client that sends nothing decisive within
+// client_header is closed without a byte.
+TEST_F(H2Test, PlaintextListenerWaitsForTheWholePrefaceBeforeChoosingH2) {
+  start("50", "", "client_header: 500ms");
+  HttpClient silent(h2c_);
+  HttpClient client(h2c_);
+  ASSERT_TRUE(client.send_raw("PRI"));
+  // A whole HTTP/1.1 exchange on the same (single) worker meanwhile: the three bytes were
+  // looked at before it ended.
+  HttpClient other(h2c_);
+  ASSERT_EQ(other.get("/hello").status, 200u);
+  ASSERT_TRUE(client.send_raw(std::string(" * HTTP/2.0\r\n\r\nSM\r\n\r\n") +
+                              std::string("\0\0\0\x04\0\0\0\0\0", 9)));  // empty SETTINGS
+  const std::string frame = client.read_raw(9);
+  ASSERT_EQ(frame.size(), 9u);
+  EXPECT_EQ(frame[3], '\x04');  // SETTINGS
+  EXPECT_EQ(frame[4], '\x00');  // not an ACK: the server's own, first
+
+  HttpClient undecided(h2c_);
+  ASSERT_TRUE(undecided.send_raw("PRI * HTTP/2"));
+  EXPECT_TRUE(undecided.is_closed_by_peer());  // false had a byte come first
+  EXPECT_TRUE(silent.is_closed_by_peer());
 }
 
 // Drain (SIGTERM): GOAWAY with the last stream id while the stream in flight still runs (within
