@@ -74,6 +74,7 @@ struct Peer {
   std::uint32_t max_concurrent_streams = 0;
   std::uint32_t max_header_list_size = 0;  // limits.max_header_bytes unless the listener says
   std::uint32_t stream_window = 0;
+  bool preface_read = false;  // nghttp2 is not to expect the client's preface
 };
 
 // Wakes one coroutine waiting on it; a notify before the wait is kept. Worker thread only.
@@ -337,6 +338,7 @@ bool Connection::open_session() {
   nghttp2_option_set_max_continuations(option, 8);
   nghttp2_option_set_max_settings(option, 32);
   nghttp2_option_set_max_outbound_ack(option, 1000);
+  if (peer_->preface_read) nghttp2_option_set_no_recv_client_magic(option, 1);
   const int rv = nghttp2_session_server_new2(&session_, callbacks, this, option);
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(callbacks);
@@ -1070,6 +1072,7 @@ Task<void> run_h2_session(Worker& worker, Stream& client, Deadline& deadline, co
   peer->max_header_list_size = who.limits.max_header_list_size.value_or(
       static_cast<std::uint32_t>(worker.snapshot()->config->limits.max_header_bytes));
   peer->stream_window = who.limits.initial_window_size;
+  peer->preface_read = who.preface_read;
   auto connection = std::make_shared<Connection>(worker, client, deadline, std::move(peer));
   struct Detach {
     Connection& c;

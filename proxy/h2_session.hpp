@@ -27,6 +27,7 @@ struct H2Client {
   std::string_view tls_version;  // OpenSSL's static names
   std::string_view tls_cipher;
   Http2Limits limits;  // the listener's
+  bool preface_read = false;  // the client's preface was taken off the socket already
 };
 
 // Serves the connection until it closes: the client's GOAWAY or EOF, an idle timeout, a drain

@@ -156,12 +156,10 @@ class WorkerMetrics {
     return by_protocol_[static_cast<std::size_t>(protocol)].get();
   }
   TlsCounts& tls(std::size_t listener) { return tls_[listener]; }
-  // An accept loop found limits.max_connections reached with a connection waiting, and closed
-  // `idle_closed` idle connections to make room.
-  void count_limit_reached(std::size_t idle_closed) {
-    limit_reached_.add(1);
-    closed_for_room_.add(static_cast<std::int64_t>(idle_closed));
-  }
+  // An accept loop found limits.max_connections reached with a connection waiting.
+  void count_limit_reached() { limit_reached_.add(1); }
+  // A session closed to make room at that limit ended.
+  void count_closed_for_room() { closed_for_room_.add(1); }
   std::int64_t limit_reached() const { return limit_reached_.get(); }
   std::int64_t closed_for_room() const { return closed_for_room_.get(); }
 

@@ -254,6 +254,10 @@ class Session {
   std::string log_target_;
   bool linger_on_close_ = false;  // a local reply closes the connection: drain what follows
   std::optional<RequestContext> context_;  // the request in progress (handle_request)
+  // Set by sniff_preface: the first request head's deadline (from the accept), and whether the
+  // HTTP/2 preface was taken off the socket.
+  std::optional<Clock::time_point> first_head_deadline_;
+  bool preface_read_ = false;
 };
 
 Task<void> Session::run() {
@@ -264,7 +268,7 @@ Task<void> Session::run() {
                               H2Client{listener_.name, listener_.index, listener_.config->slot,
                                        listener_.config->tls.has_value(), client_ip_,
                                        client_address_, tls_version_, tls_cipher_,
-                                       listener_.config->http2_limits});
+                                       listener_.config->http2_limits, preface_read_});
     }
     for (bool first = true; protocol == Protocol::http1; first = false) {
       const HeadRead head = co_await read_request_head(first);
@@ -278,6 +282,7 @@ Task<void> Session::run() {
   }
   error_code ec;
   client_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  deadline_.tls = nullptr;
   client_.close();
 }
 
@@ -290,31 +295,60 @@ Task<Session::Protocol> Session::client_protocol() {
 // A plaintext listener with `http2: true` serves HTTP/2 by prior knowledge and HTTP/1.1 on the
 // same port, told apart by the first bytes as nginx and HAProxy do: a connection that begins
 // with HTTP/2's client preface (RFC 9113 3.4) is h2c, any other HTTP/1.1 (no request line
-// begins "PRI * HTTP/2.0"; most differ at the first byte). The bytes are peeked (MSG_PEEK), not
-// read: the protocol chosen reads them itself. The client has client_header to send enough of
-// them; one that leaves or stays silent is closed without a word, as an idle one.
+// begins "PRI * HTTP/2.0"; most differ at the first byte). The first bytes are peeked
+// (MSG_PEEK), so the usual ones decide at once and stay for the chosen protocol to read. A piece
+// of the preface is taken off the socket instead: bytes left there would end every wait for more
+// at once (the reactor re-arms a readable socket), and the rest is waited for. The pieces taken
+// go to the chosen protocol: HTTP/1.1's buffer, or nghttp2 told the preface was read. The client
+// has client_header from the accept for its first request head, sniffing included; one that
+// leaves or stays silent is closed without a word, as an idle one.
 Task<Session::Protocol> Session::sniff_preface() {
   static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
   std::array<char, kPreface.size()> bytes{};
+  std::size_t taken = 0;  // bytes of a piece of the preface, taken off the socket
+  const Clock::time_point now = worker_.now();
+  first_head_deadline_ = now + worker_.snapshot()->config->timeouts.client_header;
   deadline_.idle = true;
-  worker_.arm(deadline_, worker_.snapshot()->config->timeouts.client_header);
+  worker_.arm_until(deadline_, worker_.draining()
+                                   ? std::min(*first_head_deadline_, now + kDrainIdleGrace)
+                                   : *first_head_deadline_);
+  const int fd = client_.socket().native_handle();
   for (;;) {
-    const ssize_t n = ::recv(client_.socket().native_handle(), bytes.data(), bytes.size(),
-                             MSG_PEEK | MSG_DONTWAIT);
+    const ssize_t n =
+        taken == 0
+            ? ::recv(fd, bytes.data(), bytes.size(), MSG_PEEK | MSG_DONTWAIT)
+            : ::recv(fd, bytes.data() + taken, bytes.size() - taken, MSG_DONTWAIT);
     if (n > 0) {
-      const std::string_view got(bytes.data(), static_cast<std::size_t>(n));
-      if (!kPreface.starts_with(got) || got.size() == kPreface.size()) break;
+      const std::size_t seen = taken + static_cast<std::size_t>(n);
+      const std::string_view got(bytes.data(), seen);
+      const bool h2 = got == kPreface;
+      if (h2 || !kPreface.starts_with(got)) {
+        if (taken > 0) taken = seen;  // this read took its bytes too
+        deadline_.idle = false;
+        read_at_once(client_.socket());  // bytes may be left for the first read
+        if (h2) {
+          preface_read_ = taken > 0;
+          co_return Protocol::h2;
+        }
+        std::memcpy(in_.write_ptr(), bytes.data(), taken);
+        in_.commit(taken);
+        co_return Protocol::http1;
+      }
+      if (taken == 0) {  // the bytes peeked, taken now
+        const ssize_t took = ::recv(fd, bytes.data(), static_cast<std::size_t>(n), MSG_DONTWAIT);
+        if (took <= 0) co_return Protocol::none;
+        taken = static_cast<std::size_t>(took);
+      } else {
+        taken = seen;
+      }
+      deadline_.idle = false;  // a request of some kind is on its way
     } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
       co_return Protocol::none;
     }
-    // Nothing yet, or the start of the preface: its next bytes raise a new event.
+    if (n < 0 && errno == EINTR) continue;
     auto [ec] = co_await client_.socket().async_wait(Socket::wait_read, use_task);
     if (ec) co_return Protocol::none;
   }
-  deadline_.idle = false;
-  read_at_once(client_.socket());  // the bytes peeked are there for the first read
-  co_return std::string_view(bytes.data(), kPreface.size()) == kPreface ? Protocol::h2
-                                                                         : Protocol::http1;
 }
 
 // Phase: TLS handshake (a TLS listener's connections only), with the contexts of the snapshot
@@ -344,6 +378,7 @@ Task<bool> Session::handshake() {
     co_return false;
   }
   counts.handshakes.add(1);
+  deadline_.tls = client_.tls();
   tls_version_ = SSL_get_version(ssl);
   tls_cipher_ = SSL_get_cipher_name(ssl);
   co_return true;
@@ -369,7 +404,8 @@ Task<HeadRead> Session::read_request_head(bool first) {
   const Config& config = *worker_.snapshot()->config;
   const std::size_t max_header = config.limits.max_header_bytes;
   std::optional<Clock::time_point> header_deadline;
-  if (first) header_deadline = worker_.now() + config.timeouts.client_header;
+  if (first)
+    header_deadline = first_head_deadline_.value_or(worker_.now() + config.timeouts.client_header);
   std::size_t scanned = 0;
   for (;;) {
     // Empty lines before a request line are tolerated (RFC 9112 2.2).

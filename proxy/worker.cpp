@@ -7,6 +7,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #include "passive_check.hpp"
 #include "read_readiness.hpp"
 #include "session.hpp"
+#include "tls_stream.hpp"
 
 namespace proxyd {
 namespace {
@@ -66,7 +69,7 @@ class OwnedFd {
 };
 
 // The connections waiting in a listening socket's accept queue (Linux reports the queue's length
-// as a listener's tcpi_unacked); 1 if the kernel does not say.
+// as a listener's tcpi_unacked); 1 if the kernel does not say (an accept per event, as nginx's).
 std::size_t accept_queue_length(Acceptor& acceptor) {
   tcp_info info{};
   socklen_t size = sizeof info;
@@ -164,9 +167,13 @@ void Worker::start() {
     net::co_spawn(*io_, accept_loop(*acceptors_[i], listeners_[i]), net::detached);
   sweep_timer_ = std::make_unique<SteadyTimer>(*io_);
   room_timer_ = std::make_unique<SteadyTimer>(*io_);
+  // Set once: setting the expiry again would cancel the waits of the other listeners' loops.
+  room_timer_->expires_at(Clock::time_point::max());
   net::co_spawn(*io_, sweep_loop(), net::detached);
   latch_.add();
   thread_ = std::thread([this] {
+    // "proxyd-w0", "proxyd-w1", ...: a worker in `top -H` and /proc/PID/task/*/comm.
+    pthread_setname_np(pthread_self(), ("proxyd-w" + std::to_string(index_)).c_str());
     io_->run();
     access_log_.write(log_buffer_);
   });
@@ -212,7 +219,7 @@ std::uint64_t& Worker::rr_cursor(const Pool& pool) {
 // Each accept first takes a place under limits.max_connections; with none left, the connection
 // stays in the backlog until wait_for_room() made one.
 Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
-  constexpr int kAcceptBatch = 64;
+  constexpr std::size_t kAcceptBatch = 64;
   constexpr std::size_t kPendingHandshakes = 4;
   const bool tls = listener.config->tls.has_value();
   error_code ec;
@@ -221,12 +228,14 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
   for (;;) {
     auto [wait_ec] = co_await acceptor.async_wait(Acceptor::wait_read, use_task);
     if (wait_ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
-    for (int n = 1;; ++n) {
+    // As many accepts as connections wait: none takes a place it then finds no connection for
+    // (another worker could see the limit reached meanwhile), and none ends in would_block.
+    const std::size_t batch = std::min<std::size_t>(accept_queue_length(acceptor), kAcceptBatch);
+    for (std::size_t n = 1; n <= batch; ++n) {
       if (draining_) co_return;
       const std::int64_t max = max_connections();
       if (!limit_.try_open(max)) {
-        // Past the batch's first accept, the backlog may be empty: looked at again first.
-        if (n == 1) co_await wait_for_room(acceptor, max);
+        co_await wait_for_room(acceptor, max);
         break;  // and wait again for a connection, which a client may have given up meanwhile
       }
       Socket socket(*io_);
@@ -246,7 +255,7 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
         break;
       }
       dispatch(std::move(socket), listener, protocol);
-      if (n == kAcceptBatch || (tls && pending_handshakes_ >= kPendingHandshakes)) break;
+      if (tls && pending_handshakes_ >= kPendingHandshakes) break;
     }
   }
 }
@@ -276,35 +285,73 @@ Task<void> Worker::wait_for_room(Acceptor& acceptor, std::int64_t max) {
   } waiting(*this);
   if (limit_.open() < max) co_return;  // a connection ended before this loop said it waits
   const std::size_t closed = close_idle_sessions(accept_queue_length(acceptor));
-  metrics_.count_limit_reached(closed);
+  metrics_.count_limit_reached();
   if (limit_warned_.allow(now_)) {
     log::write(LogLevel::warning,
                "proxyd: worker " + std::to_string(index_) + ": limits.max_connections (" +
                    std::to_string(max) + ") reached: new connections wait in the backlog; " +
-                   std::to_string(closed) +
-                   " idle connections closed to make room; the next 10 s of these are not logged");
+                   "closing " + std::to_string(closed) +
+                   " idle connections to make room; the next 10 s of these are not logged");
   }
   if (room_freed_ != seen) co_return;
-  room_timer_->expires_at(Clock::time_point::max());
   co_await room_timer_->async_wait(use_task);
 }
 
+namespace {
+
+// A session that may be closed to make room: waiting for a request, not fired. An HTTP/2
+// connection with streams running has no idle deadline: not closed. Nor is a TLS connection
+// holding part of a record (a request on its way).
+bool closable(const Deadline& d) {
+  return d.idle && !d.fired && d.at != Clock::time_point::max() && d.sockets[0] != nullptr &&
+         d.sockets[0]->is_open() && (d.tls == nullptr || !d.tls->has_pending());
+}
+
+// Closed for room and not ended yet: a place on its way back.
+bool closing_for_room(const Deadline& d) { return d.closed_for_room && d.fired; }
+
+}  // namespace
+
 std::size_t Worker::close_idle_sessions(std::size_t n) {
   std::vector<Deadline*> idle;
+  std::size_t closing = 0;
   for (Deadline* d = deadlines_; d != nullptr; d = d->next) {
-    // An HTTP/2 connection with streams running has no idle deadline: not closed.
-    if (d->idle && !d->fired && d->at != Clock::time_point::max() && d->sockets[0] != nullptr)
-      idle.push_back(d);
+    if (closing_for_room(*d)) ++closing;
+    if (closable(*d)) idle.push_back(d);
   }
-  n = std::min(n, idle.size());
-  std::partial_sort(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(n), idle.end(),
-                    [](const Deadline* a, const Deadline* b) { return a->at < b->at; });
-  for (std::size_t i = 0; i < n; ++i) {
-    idle[i]->fired = true;
+  n = n > closing ? n - closing : 0;
+  if (n == 0) return 0;
+  std::sort(idle.begin(), idle.end(),
+            [](const Deadline* a, const Deadline* b) { return a->at < b->at; });
+  // A session whose read took its request a moment ago, its completion not run yet, looks idle
+  // and is not stopped by the cancel: it goes on, and the sweep has the loops look again
+  // (room_check).
+  std::size_t closed = 0;
+  for (Deadline* d : idle) {
+    if (closed == n) break;
+    // Bytes in the socket are a request on its way (a connection accepted a moment ago whose
+    // first read has not run yet, or a kept-alive one's next request): not idle.
+    int unread = 0;
+    if (::ioctl(d->sockets[0]->native_handle(), FIONREAD, &unread) == 0 && unread > 0) continue;
+    d->fired = true;
+    d->closed_for_room = true;
     error_code ignored;
-    if (idle[i]->sockets[0]->is_open()) idle[i]->sockets[0]->cancel(ignored);
+    d->sockets[0]->cancel(ignored);
+    ++closed;
   }
-  return n;
+  return closed;
+}
+
+// While accept loops wait for room: if no session closed for room is still on its way out and
+// some session is closable, they look again (a close that did not stop its session, or a session
+// idle since they looked). Otherwise they wait for a connection to end, as before.
+void Worker::room_check() {
+  bool closing = false, candidates = false;
+  for (Deadline* d = deadlines_; d != nullptr && !closing; d = d->next) {
+    closing = closing_for_room(*d);
+    candidates = candidates || closable(*d);
+  }
+  if (!closing && candidates) room_freed();
 }
 
 void Worker::connection_closed() {
@@ -433,6 +480,7 @@ void Worker::sweep() {
   }
   // Every sweep, not only on a change: a request that was in flight to a pool when it left its
   // slots hands its connection back afterwards.
+  if (room_waiters_.load(std::memory_order_relaxed) > 0) room_check();
   upstreams_.close_unless(serving_);
   upstreams_.sweep(now_, current.config->timeouts.upstream_idle);
   if (memory_trim_.due(sessions_, now_)) allocator::release_free_memory();
@@ -476,6 +524,7 @@ void Worker::link(Deadline& d) {
 }
 
 void Worker::unlink(Deadline& d) {
+  if (closing_for_room(d)) metrics_.count_closed_for_room();
   if (d.prev != nullptr) d.prev->next = d.next;
   else deadlines_ = d.next;
   if (d.next != nullptr) d.next->prev = d.prev;

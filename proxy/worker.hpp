@@ -33,6 +33,7 @@
 namespace proxyd {
 
 class AccessLog;
+class TlsStream;
 
 // How long a request waits for its upstream's response head before the sweep starts checking,
 // each period, whether its client hung up: a fast response is never checked (no system call).
@@ -48,6 +49,10 @@ struct Deadline {
   Socket* sockets[2] = {nullptr, nullptr};
   bool fired = false;
   bool idle = false;  // waiting for the next request: closed at once when draining
+  // Fired by close_idle_sessions at limits.max_connections (its place is on its way back while
+  // it is still fired).
+  bool closed_for_room = false;
+  const TlsStream* tls = nullptr;  // the client's TLS, once handshaken: its pending bytes
   // Waiting for an upstream's response head since then (max: not waiting). Once that wait is
   // kClientCheckAfter old, each sweep asks the kernel whether the client (sockets[0]) hung up; if
   // it did, `client_left` is set and the upstream wait cancelled: nobody will read the answer.
@@ -204,11 +209,14 @@ class Worker {
   // The accept loop found limits.max_connections reached: makes room and waits for it.
   Task<void> wait_for_room(Acceptor& acceptor, std::int64_t max);
   std::int64_t max_connections();
-  // Fires the deadlines of up to `n` idle sessions, those nearest their idle timeout first.
+  // Fires the deadlines of idle sessions, those nearest their idle timeout first, until `n`
+  // are on their way out (counting those fired for room before and not ended yet).
   std::size_t close_idle_sessions(std::size_t n);
   // A place under limits.max_connections given back: waiting accept loops, here or in other
   // workers, are woken.
   void place_freed();
+  // At each sweep while accept loops wait for room: has them look again if a close may help.
+  void room_check();
   // Some connection closed while an accept loop here waits for room (this worker's thread).
   void room_freed();
   // Serves an accepted connection here, or hands it to the worker with the fewest connections.

@@ -119,6 +119,43 @@ TEST_F(ConnectionLimitTest, IdleConnectionsAreClosedToMakeRoomNearestTimeoutFirs
   EXPECT_EQ(upstream.requests_served(), 3u);
 }
 
+// One worker, two listeners, a connection waiting on each at a limit of 2: each listener's accept
+// loop waits for room once, and each freed place lets one of them in. (The loops used to cancel
+// each other's wait over and over, spinning and closing every idle connection.) The first place
+// wakes both loops; the one that loses the race waits again: 3 waits in all. The two stall too,
+// so that no connection is idle and none is closed for room.
+TEST_F(ConnectionLimitTest, TwoListenersWaitingOnOneWorkerEachGetAPlace) {
+  FakeUpstream upstream("blue");
+  start(ConfigBuilder()
+            .listener("public")
+            .listener("second")
+            .pool("blue", {upstream.address()})
+            .route("web", "/", "blue")
+            .limits("max_connections: 2")
+            .metrics()
+            .yaml());
+  std::vector<std::unique_ptr<HttpClient>> busy;
+  busy.push_back(busy_client(port_));
+  busy.push_back(busy_client(port_));
+  ASSERT_TRUE(upstream.wait_for_requests(2, 5s));
+  HttpClient first(port_, 10s);
+  ASSERT_TRUE(first.send_raw("GET /stall HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_EQ(wait_metric(admin_, kReached, 1), 1);
+  HttpClient second(proxy_->port("second"), 10s);
+  ASSERT_TRUE(second.send_raw("GET /stall HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_EQ(wait_metric(admin_, kReached, 2), 2);
+
+  busy[0]->close();
+  ASSERT_TRUE(upstream.wait_for_requests(3, 5s));  // one of the two got in, and stalls
+  EXPECT_EQ(wait_metric(admin_, kReached, 3), 3);
+  busy[1]->close();
+  ASSERT_TRUE(upstream.wait_for_requests(4, 5s));  // and the other
+  EXPECT_EQ(metric_value(admin_, kReached), 3);
+  EXPECT_EQ(metric_value(admin_, kActive), 1);
+  EXPECT_EQ(metric_value(admin_, "proxyd_connections_active{listener=\"second\"}"), 1);
+  EXPECT_EQ(metric_value(admin_, kClosedForRoom), 0);
+}
+
 // A reload that raises the limit lets the waiting connection in, with nothing closed.
 TEST_F(ConnectionLimitTest, AReloadRaisingTheLimitLetsAWaitingConnectionIn) {
   FakeUpstream upstream("blue");

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "tests/support/config_builder.hpp"
+#include "tests/support/descriptors.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/h2_client.hpp"
 #include "tests/support/http_client.hpp"
@@ -732,10 +733,30 @@ TEST_F(H2Test, PlaintextListenerWaitsForTheWholePrefaceBeforeChoosingH2) {
   EXPECT_EQ(frame[3], '\x04');  // SETTINGS
   EXPECT_EQ(frame[4], '\x00');  // not an ACK: the server's own, first
 
+  // A piece of the preface, then nothing: the worker waits for more without spinning (the
+  // window measures the worker thread's CPU time; spinning, it spends about 50 ticks), and
+  // closes the connection at client_header.
   HttpClient undecided(h2c_);
   ASSERT_TRUE(undecided.send_raw("PRI * HTTP/2"));
+  const long ticks = thread_cpu_ticks_in_half_a_second(proxy_->pid(), "proxyd-w0");
+  EXPECT_GE(ticks, 0);
+  EXPECT_LE(ticks, 10);
   EXPECT_TRUE(undecided.is_closed_by_peer());  // false had a byte come first
   EXPECT_TRUE(silent.is_closed_by_peer());
+}
+
+// A request whose method begins as the preface does ("PR" of PROPFIND) is HTTP/1.1, the bytes
+// proxyd took while it could not tell included: the upstream gets the whole request line.
+TEST_F(H2Test, PlaintextListenerHandsABeginningLikeThePrefaceToHttp11) {
+  start();
+  HttpClient client(h2c_);
+  ASSERT_TRUE(client.send_raw("PR"));
+  HttpClient other(h2c_);  // as above: the two bytes were looked at before this ends
+  ASSERT_EQ(other.get("/hello").status, 200u);
+  ASSERT_TRUE(client.send_raw("OPFIND /headers HTTP/1.1\r\nHost: t\r\n\r\n"));
+  const Response r = client.read_response();
+  ASSERT_EQ(r.status, 200u) << r.error;
+  EXPECT_EQ(r.body.rfind("PROPFIND /headers HTTP/1.1\n", 0), 0u) << r.body;
 }
 
 // Drain (SIGTERM): GOAWAY with the last stream id while the stream in flight still runs (within
