@@ -415,6 +415,7 @@ Task<void> Connection::read_loop() {
     rearm();
     auto [ec, n] = co_await client_.async_read_some_tracked(net::buffer(in_.get(), kReadSize),
                                                            use_task);
+    if (!ec && deadline_.closed_for_room) worker_.survived_room_close(deadline_);
     if (ec) {
       if (worker_.draining()) {
         // The drain's grace ended the wait: GOAWAY, then keep reading (WINDOW_UPDATE, resets)

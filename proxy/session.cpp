@@ -348,6 +348,7 @@ Task<Session::Protocol> Session::sniff_preface() {
     if (n < 0 && errno == EINTR) continue;
     auto [ec] = co_await client_.socket().async_wait(Socket::wait_read, use_task);
     if (ec) co_return Protocol::none;
+    if (deadline_.closed_for_room) worker_.survived_room_close(deadline_);
   }
 }
 
@@ -442,6 +443,7 @@ Task<HeadRead> Session::read_request_head(bool first) {
     auto [ec, n] = co_await client_.async_read_some_tracked(
         net::buffer(in_.write_ptr(), in_.writable()), use_task);
     deadline_.idle = false;
+    if (!ec && deadline_.closed_for_room) worker_.survived_room_close(deadline_);
     if (ec) {
       // A header begun and not finished in time gets its 408; EOF, a reset, an idle timeout or
       // a drain close the connection without a word.

@@ -299,33 +299,34 @@ Task<void> Worker::wait_for_room(Acceptor& acceptor, std::int64_t max) {
 
 namespace {
 
-// A session that may be closed to make room: waiting for a request, not fired. An HTTP/2
-// connection with streams running has no idle deadline: not closed. Nor is a TLS connection
-// holding part of a record (a request on its way).
+// A session that may be closed to make room: waiting for a request, not fired, not closed for
+// room already (an HTTP/2 connection re-arms while it says GOAWAY). An HTTP/2 connection with
+// streams running has no idle deadline: not closed. Nor is a TLS connection holding part of a
+// record (a request on its way).
 bool closable(const Deadline& d) {
-  return d.idle && !d.fired && d.at != Clock::time_point::max() && d.sockets[0] != nullptr &&
-         d.sockets[0]->is_open() && (d.tls == nullptr || !d.tls->has_pending());
+  return d.idle && !d.fired && !d.closed_for_room && d.at != Clock::time_point::max() &&
+         d.sockets[0] != nullptr && d.sockets[0]->is_open() &&
+         (d.tls == nullptr || !d.tls->has_pending());
 }
-
-// Closed for room and not ended yet: a place on its way back.
-bool closing_for_room(const Deadline& d) { return d.closed_for_room && d.fired; }
 
 }  // namespace
 
+// Walks the sessions at most once per sweep period (now_ moves at each sweep): at the limit,
+// every connection's end wakes the waiting loops, and a walk per wake-up would cost a walk of
+// every session per connection. room_check() has the loops look again at the next sweep.
 std::size_t Worker::close_idle_sessions(std::size_t n) {
+  n = n > closing_for_room_ ? n - closing_for_room_ : 0;
+  if (n == 0 || room_walked_at_ == now_) return 0;
+  room_walked_at_ = now_;
   std::vector<Deadline*> idle;
-  std::size_t closing = 0;
   for (Deadline* d = deadlines_; d != nullptr; d = d->next) {
-    if (closing_for_room(*d)) ++closing;
     if (closable(*d)) idle.push_back(d);
   }
-  n = n > closing ? n - closing : 0;
-  if (n == 0) return 0;
   std::sort(idle.begin(), idle.end(),
             [](const Deadline* a, const Deadline* b) { return a->at < b->at; });
   // A session whose read took its request a moment ago, its completion not run yet, looks idle
-  // and is not stopped by the cancel: it goes on, and the sweep has the loops look again
-  // (room_check).
+  // and is not stopped by the cancel: its next read says it survived (survived_room_close), and
+  // the sweep has the loops look again (room_check).
   std::size_t closed = 0;
   for (Deadline* d : idle) {
     if (closed == n) break;
@@ -335,6 +336,7 @@ std::size_t Worker::close_idle_sessions(std::size_t n) {
     if (::ioctl(d->sockets[0]->native_handle(), FIONREAD, &unread) == 0 && unread > 0) continue;
     d->fired = true;
     d->closed_for_room = true;
+    ++closing_for_room_;
     error_code ignored;
     d->sockets[0]->cancel(ignored);
     ++closed;
@@ -346,12 +348,10 @@ std::size_t Worker::close_idle_sessions(std::size_t n) {
 // some session is closable, they look again (a close that did not stop its session, or a session
 // idle since they looked). Otherwise they wait for a connection to end, as before.
 void Worker::room_check() {
-  bool closing = false, candidates = false;
-  for (Deadline* d = deadlines_; d != nullptr && !closing; d = d->next) {
-    closing = closing_for_room(*d);
-    candidates = candidates || closable(*d);
+  if (closing_for_room_ > 0) return;
+  for (Deadline* d = deadlines_; d != nullptr; d = d->next) {
+    if (closable(*d)) return room_freed();
   }
-  if (!closing && candidates) room_freed();
 }
 
 void Worker::connection_closed() {
@@ -524,7 +524,10 @@ void Worker::link(Deadline& d) {
 }
 
 void Worker::unlink(Deadline& d) {
-  if (closing_for_room(d)) metrics_.count_closed_for_room();
+  if (d.closed_for_room) {
+    --closing_for_room_;
+    metrics_.count_closed_for_room();
+  }
   if (d.prev != nullptr) d.prev->next = d.next;
   else deadlines_ = d.next;
   if (d.next != nullptr) d.next->prev = d.prev;

@@ -49,8 +49,8 @@ struct Deadline {
   Socket* sockets[2] = {nullptr, nullptr};
   bool fired = false;
   bool idle = false;  // waiting for the next request: closed at once when draining
-  // Fired by close_idle_sessions at limits.max_connections (its place is on its way back while
-  // it is still fired).
+  // Closed by close_idle_sessions at limits.max_connections: its place is on its way back,
+  // until it ends or its next read says the close came too late (survived_room_close).
   bool closed_for_room = false;
   const TlsStream* tls = nullptr;  // the client's TLS, once handshaken: its pending bytes
   // Waiting for an upstream's response head since then (max: not waiting). Once that wait is
@@ -199,6 +199,12 @@ class Worker {
   void link(Deadline& d);
   void unlink(Deadline& d);
   void arm(Deadline& d, std::chrono::milliseconds timeout) { arm_until(d, now_ + timeout); }
+  // A read of the client's completed after its session was closed for room: the close came too
+  // late (the read had its bytes), and the session goes on.
+  void survived_room_close(Deadline& d) {
+    d.closed_for_room = false;
+    --closing_for_room_;
+  }
   void arm_until(Deadline& d, Clock::time_point at) {
     d.at = at;
     d.fired = false;
@@ -271,6 +277,8 @@ class Worker {
   // check and its wait is not missed; room_waiters_ counts the loops, read by other workers.
   std::unique_ptr<SteadyTimer> room_timer_;
   std::uint64_t room_freed_ = 0;
+  std::size_t closing_for_room_ = 0;  // sessions closed for room, not ended (nor survived) yet
+  Clock::time_point room_walked_at_{};  // now_ at close_idle_sessions' last walk
   std::atomic<int> room_waiters_{0};
   log::Throttle limit_warned_{std::chrono::seconds(10)};
   bool draining_ = false;

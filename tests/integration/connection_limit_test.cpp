@@ -16,6 +16,7 @@
 
 #include "tests/support/config_builder.hpp"
 #include "tests/support/fake_upstream.hpp"
+#include "tests/support/h2_client.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/proxyd_process.hpp"
 #include "tests/support/tls_fixtures.hpp"
@@ -154,6 +155,31 @@ TEST_F(ConnectionLimitTest, TwoListenersWaitingOnOneWorkerEachGetAPlace) {
   EXPECT_EQ(metric_value(admin_, kActive), 1);
   EXPECT_EQ(metric_value(admin_, "proxyd_connections_active{listener=\"second\"}"), 1);
   EXPECT_EQ(metric_value(admin_, kClosedForRoom), 0);
+}
+
+// An idle HTTP/2 connection (its stream done) is closed for room too, with a GOAWAY, and counted
+// once it ended, though it re-arms its deadline while it says goodbye.
+TEST_F(ConnectionLimitTest, AnIdleHttp2ConnectionIsClosedForRoomWithAGoaway) {
+  FakeUpstream upstream("blue");
+  start(ConfigBuilder()
+            .listener("public", "http2: true")
+            .pool("blue", {upstream.address()})
+            .route("web", "/", "blue")
+            .limits("max_connections: 1")
+            .metrics()
+            .yaml());
+  H2TestClient h2(port_);
+  const std::int32_t id = h2.request("GET", "/first");
+  ASSERT_TRUE(h2.wait_closed(id, 5s));
+  EXPECT_EQ(h2.result(id).status, 200u);
+
+  HttpClient next(port_);  // HTTP/1.1 on the same listener
+  const Response r = next.get("/next");
+  ASSERT_EQ(r.status, 200u) << r.error;
+  ASSERT_TRUE(h2.run_until([&] { return h2.goaway(); }, 5s));
+  EXPECT_EQ(h2.goaway_error(), 0u);  // NO_ERROR
+  EXPECT_EQ(wait_metric(admin_, kClosedForRoom, 1), 1);
+  EXPECT_EQ(metric_value(admin_, kReached), 1);
 }
 
 // A reload that raises the limit lets the waiting connection in, with nothing closed.
