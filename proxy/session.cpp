@@ -370,6 +370,7 @@ Task<bool> Session::handshake() {
     co_return false;
   }
   client_.start_tls(ssl);
+  deadline_.tls = client_.tls();
   worker_.arm(deadline_, snapshot.config->timeouts.tls_handshake);
   auto [ec] = co_await client_.tls()->async_handshake(TlsStream::Role::server, use_task);
   server_tls_.reset();  // the SSL object holds the context it ended on
@@ -379,7 +380,6 @@ Task<bool> Session::handshake() {
     co_return false;
   }
   counts.handshakes.add(1);
-  deadline_.tls = client_.tls();
   tls_version_ = SSL_get_version(ssl);
   tls_cipher_ = SSL_get_cipher_name(ssl);
   co_return true;

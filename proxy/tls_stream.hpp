@@ -87,6 +87,11 @@ class TlsStream {
   // Whether bytes read from the socket are not yet handed out (in the inbox, or read ahead by
   // OpenSSL).
   bool has_pending() const;
+  // The socket's pending operations were cancelled (a deadline fired, the session was closed for
+  // room): an operation between two of its waits (its last one completed, its next not started)
+  // ends with operation_aborted too, as one in a wait does. Without it, a partial record read in
+  // that gap started a new wait that nothing cancelled, with no deadline left to end it.
+  void cancelled() { ++cancels_; }
   executor_type get_executor() { return socket_.get_executor(); }
 
   // Completes with (error_code).
@@ -179,6 +184,7 @@ class TlsStream {
   bool reading_ = false;  // an inbox read is pending
   bool eof_ = false;      // the peer's FIN was read
   int read_errno_ = 0;    // a read failed with this errno
+  std::uint32_t cancels_ = 0;  // cancelled() calls: operations begun before one end
   std::uint16_t inbox_begin_ = 0;
   std::uint16_t inbox_end_ = 0;
   std::array<unsigned char, kInboxSize> inbox_;
@@ -200,7 +206,8 @@ class TlsOp {
         step_(std::move(step)),
         handler_(std::move(handler)),
         cancellation_(net::get_associated_cancellation_slot(handler_),
-                      net::enable_total_cancellation()) {}
+                      net::enable_total_cancellation()),
+        cancels_(stream.cancels_) {}
 
   void start() {
     const TlsStep result = step_(*stream_);
@@ -236,7 +243,8 @@ class TlsOp {
   }
 
   void resume(error_code ec) {
-    if (!ec && cancellation_.cancelled() != net::cancellation_type::none)
+    if (!ec && (cancellation_.cancelled() != net::cancellation_type::none ||
+                stream_->cancels_ != cancels_))
       ec = net::error::operation_aborted;
     if (ec) return complete(ec, 0);
     const TlsStep result = step_(*stream_);
@@ -262,6 +270,7 @@ class TlsOp {
   Step step_;
   Handler handler_;
   net::cancellation_state cancellation_;
+  std::uint32_t cancels_;  // the stream's count when this operation began
   bool waited_to_read_ = false;
 };
 

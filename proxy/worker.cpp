@@ -339,6 +339,7 @@ std::size_t Worker::close_idle_sessions(std::size_t n) {
     ++closing_for_room_;
     error_code ignored;
     d->sockets[0]->cancel(ignored);
+    if (d->tls != nullptr) d->tls->cancelled();
     ++closed;
   }
   return closed;
@@ -477,6 +478,7 @@ void Worker::sweep() {
       error_code ignored;
       if (s != nullptr && s->is_open()) s->cancel(ignored);
     }
+    if (d->tls != nullptr) d->tls->cancelled();
   }
   // Every sweep, not only on a change: a request that was in flight to a pool when it left its
   // slots hands its connection back afterwards.

@@ -378,6 +378,26 @@ TEST_F(TlsStreamTest, ACancelThroughTheSlotEndsAReadWaitingForTheRestOfARecord) 
   EXPECT_EQ(read_ec, net::error::operation_aborted) << read_ec.message();
 }
 
+// A deadline's cancel that lands between two of a read's waits: the read took part of a record
+// at once (its bytes were there) and its completion has not run yet, so the socket's cancel finds
+// nothing to cancel. The stream's cancelled() ends the read anyway; it used to start a wait for
+// the rest of the record that nothing ended.
+TEST_F(TlsStreamTest, ACancelBetweenTwoWaitsEndsAReadWhoseRecordIsPartial) {
+  handshake();
+  const std::array<unsigned char, 5> header{0x17, 0x03, 0x03, 0x00, 0x40};
+  net::write(client_.next_layer(), net::buffer(header));
+  int finished = 0;
+  error_code read_ec;
+  start_read(finished, read_ec);
+  io_.restart();
+  io_.poll_one();  // the read begins: its first recv takes the header, its completion is queued
+  EXPECT_EQ(finished, 0);
+  server_socket_.cancel();
+  server_->cancelled();
+  ASSERT_TRUE(run_until_done(finished, 1));
+  EXPECT_EQ(read_ec, net::error::operation_aborted) << read_ec.message();
+}
+
 TEST_F(TlsStreamTest, PlaintextIsAnSslErrorWithOpenSslsReason) {
   const std::string_view request = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
   net::write(client_.next_layer(), net::buffer(request));
