@@ -265,11 +265,12 @@ std::int64_t Worker::max_connections() {
   return configured ? static_cast<std::int64_t>(*configured) : limit_.default_max();
 }
 
-// At limits.max_connections with a connection waiting in the backlog, nginx's way: as many of
-// this worker's idle sessions as connections wait are closed (keep-alive ones between requests,
-// new ones that sent nothing yet: a client resends on a kept-alive connection closed before its
-// response, RFC 9112 9.3.1), so that idle clients cannot keep new ones out; then the loop waits
-// until a connection of any worker ends. HAProxy only waits; with nothing idle, so does proxyd.
+// At limits.max_connections with a connection waiting in the backlog, nginx's way: this worker's
+// idle sessions are closed until as many are on their way out as connections wait (kept-alive
+// ones between requests, new ones that sent nothing yet: a client resends on a kept-alive
+// connection closed before its response, RFC 9112 9.3.1), so that idle clients cannot keep new
+// ones out; then the loop waits until a connection of any worker ends. HAProxy only waits; with
+// nothing idle, so does proxyd.
 Task<void> Worker::wait_for_room(Acceptor& acceptor, std::int64_t max) {
   const std::uint64_t seen = room_freed_;
   struct Waiting {
