@@ -123,6 +123,9 @@ Proxy::~Proxy() {
   if (rollout_thread_.joinable()) rollout_thread_.join();
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
+  // Each worker's teardown ends sessions, which would wake the waiting accept loops of workers
+  // already destroyed: none is looked for any more.
+  for (auto& w : workers_) w->set_peers({});
 }
 
 std::vector<std::string> Proxy::restore() {

@@ -216,7 +216,7 @@ class Worker {
   Task<void> wait_for_room(Acceptor& acceptor, std::int64_t max);
   std::int64_t max_connections();
   // Fires the deadlines of idle sessions, those nearest their idle timeout first, until `n`
-  // are on their way out (counting those fired for room before and not ended yet).
+  // are on their way out (counting those closed for room before that neither ended nor survived).
   std::size_t close_idle_sessions(std::size_t n);
   // A place under limits.max_connections given back: waiting accept loops, here or in other
   // workers, are woken.
