@@ -282,7 +282,7 @@ Task<void> Session::run() {
   }
   error_code ec;
   client_.socket().shutdown(tcp::socket::shutdown_both, ec);
-  deadline_.tls = nullptr;
+  deadline_.tls[0] = nullptr;
   client_.close();
 }
 
@@ -370,7 +370,7 @@ Task<bool> Session::handshake() {
     co_return false;
   }
   client_.start_tls(ssl);
-  deadline_.tls = client_.tls();
+  deadline_.tls[0] = client_.tls();
   worker_.arm(deadline_, snapshot.config->timeouts.tls_handshake);
   auto [ec] = co_await client_.tls()->async_handshake(TlsStream::Role::server, use_task);
   server_tls_.reset();  // the SSL object holds the context it ended on

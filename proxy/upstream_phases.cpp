@@ -23,6 +23,7 @@ Task<AttemptEnd> upstream_handshake(Deadline& deadline, UpstreamConn& conn, cons
   SSL* ssl = tls.new_connection(server.name);
   if (ssl == nullptr) co_return AttemptEnd::tls_failed;
   conn.stream.start_tls(ssl);
+  deadline.tls[1] = conn.stream.tls();  // the lease's connection: cancelled with its socket
   auto [ec] = co_await conn.stream.tls()->async_handshake(TlsStream::Role::client, use_task);
   if (!ec) co_return AttemptEnd::ok;
   if (deadline.fired) co_return AttemptEnd::connect_timeout;

@@ -58,6 +58,7 @@ class UpstreamLease {
     reset();
     conn_ = std::move(conn);
     deadline_.sockets[1] = &conn_->stream.socket();
+    deadline_.tls[1] = conn_->stream.tls();  // a reused TLS connection's; a new one's is set later
   }
   bool held() const { return conn_ != nullptr; }
   UpstreamConn& conn() { return *conn_; }
@@ -65,11 +66,13 @@ class UpstreamLease {
   void reset() {
     if (!conn_) return;
     deadline_.sockets[1] = nullptr;
+    deadline_.tls[1] = nullptr;
     worker_.upstreams().discard(std::move(conn_));
   }
 
   void release_for_reuse(std::uint32_t max_idle_per_server) {
     deadline_.sockets[1] = nullptr;
+    deadline_.tls[1] = nullptr;
     ++conn_->requests;
     worker_.upstreams().put(std::move(conn_), worker_.now(), max_idle_per_server);
   }

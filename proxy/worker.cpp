@@ -307,7 +307,7 @@ namespace {
 bool closable(const Deadline& d) {
   return d.idle && !d.fired && !d.closed_for_room && d.at != Clock::time_point::max() &&
          d.sockets[0] != nullptr && d.sockets[0]->is_open() &&
-         (d.tls == nullptr || !d.tls->has_pending());
+         (d.tls[0] == nullptr || !d.tls[0]->has_pending());
 }
 
 }  // namespace
@@ -340,7 +340,7 @@ std::size_t Worker::close_idle_sessions(std::size_t n) {
     ++closing_for_room_;
     error_code ignored;
     d->sockets[0]->cancel(ignored);
-    if (d->tls != nullptr) d->tls->cancelled();
+    if (d->tls[0] != nullptr) d->tls[0]->cancelled();
     ++closed;
   }
   return closed;
@@ -472,14 +472,15 @@ void Worker::sweep() {
       d->client_left = true;
       error_code ignored;
       if (d->sockets[1] != nullptr && d->sockets[1]->is_open()) d->sockets[1]->cancel(ignored);
+      if (d->tls[1] != nullptr) d->tls[1]->cancelled();
     }
     if ((d->at > now_ && d->drain_at > now_) || d->fired) continue;
     d->fired = true;
-    for (Socket* s : d->sockets) {
+    for (std::size_t i = 0; i < 2; ++i) {
       error_code ignored;
-      if (s != nullptr && s->is_open()) s->cancel(ignored);
+      if (d->sockets[i] != nullptr && d->sockets[i]->is_open()) d->sockets[i]->cancel(ignored);
+      if (d->tls[i] != nullptr) d->tls[i]->cancelled();
     }
-    if (d->tls != nullptr) d->tls->cancelled();
   }
   // Every sweep, not only on a change: a request that was in flight to a pool when it left its
   // slots hands its connection back afterwards.

@@ -52,7 +52,8 @@ struct Deadline {
   // Closed by close_idle_sessions at limits.max_connections: its place is on its way back,
   // until it ends or its next read says the close came too late (survived_room_close).
   bool closed_for_room = false;
-  TlsStream* tls = nullptr;  // the client's TLS (sockets[0]'s): cancelled with the socket
+  // The TLS over each of `sockets`, if any: cancelled with its socket (TlsStream::cancelled).
+  TlsStream* tls[2] = {nullptr, nullptr};
   // Waiting for an upstream's response head since then (max: not waiting). Once that wait is
   // kClientCheckAfter old, each sweep asks the kernel whether the client (sockets[0]) hung up; if
   // it did, `client_left` is set and the upstream wait cancelled: nobody will read the answer.
