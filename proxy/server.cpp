@@ -348,8 +348,7 @@ std::string Proxy::metrics_text() const {
   ExpositionInput input;
   const std::shared_ptr<const RoutingSnapshot> snapshot = store_.load();
   input.snapshot = snapshot.get();
-  input.max_connections =
-      snapshot->config->limits.max_connections.value_or(limit_.default_max());
+  input.max_connections = limit_.max(snapshot->config->limits);
   for (const auto& worker : workers_) input.workers.push_back(&worker->metrics());
   for (const ListenerConfig& listener : config_->listeners) {
     input.listeners.push_back(listener.name);

@@ -231,9 +231,9 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
     // As many accepts as connections wait: none takes a place it then finds no connection for
     // (another worker could see the limit reached meanwhile), and none ends in would_block.
     const std::size_t batch = std::min<std::size_t>(accept_queue_length(acceptor), kAcceptBatch);
+    const std::int64_t max = limit_.max(snapshot()->config->limits);
     for (std::size_t n = 1; n <= batch; ++n) {
       if (draining_) co_return;
-      const std::int64_t max = max_connections();
       if (!limit_.try_open(max)) {
         co_await wait_for_room(acceptor, max);
         break;  // and wait again for a connection, which a client may have given up meanwhile
@@ -258,11 +258,6 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
       if (tls && pending_handshakes_ >= kPendingHandshakes) break;
     }
   }
-}
-
-std::int64_t Worker::max_connections() {
-  const std::optional<std::uint32_t>& configured = snapshot()->config->limits.max_connections;
-  return configured ? static_cast<std::int64_t>(*configured) : limit_.default_max();
 }
 
 // At limits.max_connections with a connection waiting in the backlog, nginx's way: this worker's

@@ -102,7 +102,11 @@ class ConnectionLimit {
   // The limit when the config sets none, from the descriptor limit at start-up.
   explicit ConnectionLimit(std::int64_t default_max) : default_max_(default_max) {}
 
-  std::int64_t default_max() const { return default_max_; }
+  // The limit in effect: the config's, else the default.
+  std::int64_t max(const LimitsConfig& limits) const {
+    return limits.max_connections ? static_cast<std::int64_t>(*limits.max_connections)
+                                  : default_max_;
+  }
   std::int64_t open() const { return open_.load(); }
   // One more connection, unless `max` are open already.
   bool try_open(std::int64_t max) {
@@ -215,7 +219,6 @@ class Worker {
   Task<void> accept_loop(Acceptor& acceptor, ListenerRuntime listener);
   // The accept loop found limits.max_connections reached: makes room and waits for it.
   Task<void> wait_for_room(Acceptor& acceptor, std::int64_t max);
-  std::int64_t max_connections();
   // Fires the deadlines of idle sessions, those nearest their idle timeout first, until `n`
   // are on their way out (counting those closed for room before that neither ended nor survived).
   std::size_t close_idle_sessions(std::size_t n);
