@@ -51,17 +51,24 @@ bool valid_target(http::verb method, std::string_view target) {
 }
 
 // An absolute-form target's authority and path ("http://a.example:8080/p?q" -> "a.example:8080",
-// "/p?q"); false for any other form. The scheme is http or https in any case; a target without
-// a path ("http://a.example" or "...?q") is refused with the rest, as no client sends one.
-bool split_absolute_form(std::string_view target, std::string_view& authority,
-                         std::string_view& path) {
+// "/p?q"); false for any other form. The scheme is http or https in any case. An empty path is
+// "/" (RFC 9112 3.2.1), and "*" for OPTIONS, which the last proxy sends for an OPTIONS with
+// neither path nor query (RFC 9112 3.2.4). A query without a path ("http://a.example?q") is
+// false, so valid_target refuses it, as HAProxy does (nginx would send "?q" as the target).
+bool split_absolute_form(http::verb method, std::string_view target,
+                         std::string_view& authority, std::string_view& path) {
   if (target.empty() || target.front() == '/') return false;  // origin-form, the usual case
   std::size_t scheme = 0;
   if (target.size() > 7 && iequals(target.substr(0, 7), "http://")) scheme = 7;
   else if (target.size() > 8 && iequals(target.substr(0, 8), "https://")) scheme = 8;
   if (scheme == 0) return false;
   const std::size_t slash = target.find('/', scheme);
-  if (slash == std::string_view::npos) return false;
+  if (slash == std::string_view::npos) {
+    if (target.find('?', scheme) != std::string_view::npos) return false;
+    authority = target.substr(scheme);
+    path = method == http::verb::options ? "*" : "/";
+    return true;
+  }
   authority = target.substr(scheme, slash - scheme);
   path = target.substr(slash);
   return true;
@@ -207,7 +214,7 @@ std::optional<LocalReason> check_request(const RequestHead& head, std::uint64_t 
   // RFC 9112 3.2.2: a server accepts the absolute-form, and its authority wins over Host.
   std::string_view authority;
   plan.target = head.target;
-  plan.absolute = split_absolute_form(head.target, authority, plan.target);
+  plan.absolute = split_absolute_form(head.method, head.target, authority, plan.target);
   if (!valid_target(head.method, plan.target)) return LocalReason::bad_request;
 
   int hosts = 0, transfer_encodings = 0, lengths = 0;

@@ -143,6 +143,12 @@ TEST_F(RoutingTest, AnAbsoluteFormTargetRoutesOnItsAuthority) {
   EXPECT_NE(r.body.find("GET /headers HTTP/1.1\n"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("\nHost: api.example.test\n"), std::string::npos) << r.body;
   EXPECT_EQ(r.body.find("other.example.test"), std::string::npos) << r.body;
+  // Nothing after the authority: accepted (the path is "/", as the unit tests show byte for
+  // byte) and routed on the authority.
+  Response root = client.get("http://api.example.test", {{"Host", "other.example.test"}});
+  ASSERT_TRUE(root.ok()) << root.error;
+  EXPECT_EQ(root.status, 200u);
+  EXPECT_EQ(root.header("x-upstream"), "green-1");
 }
 
 TEST(RoutingNoRoute, RequestNoRouteMatchesGets404) {

@@ -255,13 +255,35 @@ TEST(RequestFraming, AbsoluteFormIsAcceptedAndItsAuthorityIsTheHost) {
   auto origin = parse_request("GET /o HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_FALSE(origin->plan.absolute);
   EXPECT_EQ(origin->plan.target, "/o");
-  // Still a 400: no path, another scheme, an empty or bad authority, no Host in HTTP/1.1.
-  for (const char* bad : {"GET http://a.example HTTP/1.1\r\nHost: a\r\n\r\n",
+  // Still a 400: a query without a path, another scheme, an empty or bad authority, no Host in
+  // HTTP/1.1.
+  for (const char* bad : {"GET http://a.example?q=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+                          "GET http://a.example#f HTTP/1.1\r\nHost: a\r\n\r\n",
+                          "GET http:// HTTP/1.1\r\nHost: a\r\n\r\n",
                           "GET ftp://a.example/x HTTP/1.1\r\nHost: a\r\n\r\n",
                           "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
                           "GET http://a@b/x HTTP/1.1\r\nHost: a\r\n\r\n",
                           "GET http://a.example/x HTTP/1.1\r\n\r\n"})
     EXPECT_EQ(verdict(bad), LocalReason::bad_request) << bad;
+}
+
+// An empty path is "/" (RFC 9112 3.2.1), as nginx and HAProxy forward it; for OPTIONS it is "*",
+// which the last proxy sends for an OPTIONS with neither path nor query (RFC 9112 3.2.4).
+TEST(RequestFraming, AnAbsoluteFormTargetWithoutAPathIsTheRoot) {
+  auto get = parse_request("GET http://a.example:8080 HTTP/1.1\r\nHost: other\r\n\r\n");
+  ASSERT_FALSE(get->refusal);
+  EXPECT_TRUE(get->plan.absolute);
+  EXPECT_EQ(get->plan.target, "/");
+  EXPECT_EQ(get->plan.host, "a.example:8080");
+  EXPECT_EQ(upstream_head("HEAD HTTPS://A.Example HTTP/1.1\r\nHost: other\r\n\r\n"),
+            "HEAD / HTTP/1.1\r\nHost: A.Example\r\nX-Forwarded-For: 10.1.2.3\r\n"
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Host: A.Example\r\n\r\n");
+  EXPECT_EQ(upstream_head("OPTIONS http://a.example HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+            "OPTIONS * HTTP/1.1\r\nHost: a.example\r\nX-Forwarded-For: 10.1.2.3\r\n"
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Host: a.example\r\n\r\n");
+  // With a path, OPTIONS keeps it.
+  EXPECT_EQ(parse_request("OPTIONS http://a.example/ HTTP/1.1\r\nHost: a\r\n\r\n")->plan.target,
+            "/");
 }
 
 TEST(HeaderTransform, RemovesHopByHopAndConnectionNamedFields) {
