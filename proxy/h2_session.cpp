@@ -27,6 +27,7 @@
 #include "h2_request.hpp"
 #include "relay.hpp"
 #include "retry_policy.hpp"
+#include "signal.hpp"
 #include "stream.hpp"
 #include "upstream_phases.hpp"
 
@@ -77,39 +78,17 @@ struct Peer {
   bool preface_read = false;  // nghttp2 is not to expect the client's preface
 };
 
-// Wakes one coroutine waiting on it; a notify before the wait is kept. Worker thread only.
-class Signal {
- public:
-  explicit Signal(Executor executor) : timer_(executor) {}
-  void notify() {
-    notified_ = true;
-    timer_.cancel();
-  }
-  // False when `until` passed first.
-  Task<bool> wait(Clock::time_point until) {
-    if (!notified_) {
-      timer_.expires_at(until);
-      auto [ec] = co_await timer_.async_wait(use_task);
-      if (!ec && !notified_) co_return false;
-    }
-    notified_ = false;
-    co_return true;
-  }
-
- private:
-  SteadyTimer timer_;
-  bool notified_ = false;
-};
-
 class Connection;
 
 // One request stream. Owner: shared by the connection's table of open streams and the stream's
 // coroutine; worker thread only. nghttp2 holds a raw pointer (stream user data) while the stream
 // is open in its state machine.
 struct H2Stream {
-  H2Stream(Worker& worker, std::int32_t id, Executor executor, std::shared_ptr<const Peer> peer)
-      : worker(worker), id(id), signal(executor), peer(std::move(peer)) {
+  H2Stream(Worker& worker, std::int32_t id, SignalService& signals,
+           std::shared_ptr<const Peer> peer)
+      : worker(worker), id(id), signal(worker.executor(), signals), peer(std::move(peer)) {
     request.fields.reserve(kFieldsReserved);
+    deadline.waiter = &signal;
     worker.link(deadline);
   }
   H2Stream(const H2Stream&) = delete;
@@ -118,8 +97,9 @@ struct H2Stream {
 
   Worker& worker;
   const std::int32_t id;
-  Signal signal;  // the stream's coroutine waits here for the client's side
-  Deadline deadline;  // sockets[1]: the upstream connection while one is held
+  Signal signal;  // the stream's coroutine waits here for the client's side (arm_client_wait)
+  // sockets[1]: the upstream connection while one is held. Its firing also wakes `signal`.
+  Deadline deadline;
   std::shared_ptr<const Peer> peer;
 
   H2RequestFields request;  // the request head as received
@@ -161,8 +141,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
         client_(client),
         deadline_(deadline),
         peer_(std::move(peer)),
-        write_signal_(worker.executor()),
-        done_signal_(worker.executor()) {}
+        signals_(signal_service(worker.executor())),
+        write_signal_(worker.executor(), signals_),
+        done_signal_(worker.executor(), signals_) {}
   ~Connection() {
     if (session_ != nullptr) nghttp2_session_del(session_);
   }
@@ -206,6 +187,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
                             const RouteResult& routed);
   Task<void> reply(H2Stream& s, LocalReason reason);
   Task<bool> wait_response_sent(H2Stream& s, const Config& config);
+  // Waits for the stream's signal (wait_for_client), at most until `timeout` from now.
+  bool arm_client_wait(H2Stream& s, Duration timeout);
   void reset_stream(H2Stream& s, std::uint32_t code);
   bool submit_response(H2Stream& s, const std::vector<nghttp2_nv>& nva, bool body);
 
@@ -231,6 +214,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   nghttp2_session* session_ = nullptr;
   std::unordered_map<std::int32_t, std::shared_ptr<H2Stream>> streams_;  // open, by id
   std::size_t running_ = 0;  // stream coroutines not yet ended
+  SignalService& signals_;
   Signal write_signal_;
   Signal done_signal_;
   std::string out_;
@@ -372,7 +356,9 @@ Task<void> Connection::run() {
     stream->signal.notify();
   }
   streams_.clear();
-  while (running_ > 0) co_await done_signal_.wait(Clock::time_point::max());
+  while (running_ > 0) {
+    if (!done_signal_.consume()) co_await done_signal_.wait();
+  }
 }
 
 // The connection's deadline: a write in progress has client_idle to finish; with no stream
@@ -477,7 +463,7 @@ Task<void> Connection::write_loop() {
     const bool finished =
         !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
     if (failed || reading_done_ || closing_ || finished) break;
-    co_await write_signal_.wait(Clock::time_point::max());
+    if (!write_signal_.consume()) co_await write_signal_.wait();
   }
   // Everything said: end the read loop's wait too.
   closing_ = true;
@@ -517,7 +503,7 @@ int Connection::on_begin_headers(nghttp2_session* session, const nghttp2_frame* 
                               NGHTTP2_REFUSED_STREAM);
     return 0;
   }
-  auto stream = std::make_shared<H2Stream>(c.worker_, frame->hd.stream_id, c.worker_.executor(),
+  auto stream = std::make_shared<H2Stream>(c.worker_, frame->hd.stream_id, c.signals_,
                                            c.peer_);
   nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream.get());
   c.streams_.emplace(frame->hd.stream_id, std::move(stream));
@@ -713,12 +699,20 @@ bool Connection::submit_response(H2Stream& s, const std::vector<nghttp2_nv>& nva
   return rv == 0;
 }
 
+// Arms the stream's deadline for a wait for its client, `timeout` from now; its firing notifies
+// the stream's signal (and sets s.deadline.fired). True when the caller is to wait for the
+// signal, false when a notify came since the last wait.
+bool Connection::arm_client_wait(H2Stream& s, Duration timeout) {
+  worker_.arm_until(s.deadline, worker_.now() + timeout);
+  return !s.signal.consume();
+}
+
 // Waits until the response's END_STREAM went out or the stream closed; the client has
 // client_idle to make room (flow control) between two pieces.
 Task<bool> Connection::wait_response_sent(H2Stream& s, const Config& config) {
   while (!s.response_done && !s.closed) {
-    const bool woken = co_await s.signal.wait(worker_.now() + config.timeouts.client_idle);
-    if (!woken) {
+    if (arm_client_wait(s, config.timeouts.client_idle)) co_await s.signal.wait();
+    if (s.deadline.fired) {
       reset_stream(s, NGHTTP2_CANCEL);
       co_return false;
     }
@@ -918,9 +912,8 @@ Task<AttemptEnd> Connection::relay_request_body(H2Stream& s, UpstreamConn& conn,
     // Closed first: a reset that came in the same read as the body's end leaves both set.
     if (s.closed) co_return AttemptEnd::client_gone;
     if (s.request_ended) break;
-    const bool woken = co_await s.signal.wait(worker_.now() + config.timeouts.client_body);
-    if (!woken)
-      co_return AttemptEnd::client_gone;
+    if (arm_client_wait(s, config.timeouts.client_body)) co_await s.signal.wait();
+    if (s.deadline.fired) co_return AttemptEnd::client_gone;
   }
   if (chunked) {
     worker_.arm(s.deadline, config.timeouts.upstream_response);
@@ -1035,8 +1028,8 @@ Task<void> Connection::relay_response(H2Stream& s, const Config& config, Upstrea
         kick();
         continue;
       }
-      const bool woken = co_await s.signal.wait(worker_.now() + config.timeouts.client_idle);
-      if (!woken) {
+      if (arm_client_wait(s, config.timeouts.client_idle)) co_await s.signal.wait();
+      if (s.deadline.fired) {
         reset_stream(s, NGHTTP2_CANCEL);
         break;
       }

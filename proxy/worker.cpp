@@ -476,6 +476,7 @@ void Worker::sweep() {
       if (d->sockets[i] != nullptr && d->sockets[i]->is_open()) d->sockets[i]->cancel(ignored);
       if (d->tls[i] != nullptr) d->tls[i]->cancelled();
     }
+    if (d->waiter != nullptr) d->waiter->deadline_fired();
   }
   // Every sweep, not only on a change: a request that was in flight to a pool when it left its
   // slots hands its connection back afterwards.

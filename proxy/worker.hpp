@@ -42,6 +42,16 @@ inline constexpr std::chrono::milliseconds kClientCheckAfter{1000};
 // A session's deadline, linked into its worker's list while the session lives. Set right before
 // each wait; when it passes, the sweep marks it fired and cancels the session's sockets, so the
 // pending operation completes with operation_aborted and the session maps it to its reply.
+// What a deadline wakes when it fires, besides cancelling its sockets' operations: a wait on no
+// socket (an HTTP/2 stream waiting for its client: signal.hpp).
+class DeadlineWaiter {
+ public:
+  virtual void deadline_fired() = 0;
+
+ protected:
+  ~DeadlineWaiter() = default;
+};
+
 struct Deadline {
   Deadline* prev = nullptr;
   Deadline* next = nullptr;
@@ -54,6 +64,7 @@ struct Deadline {
   bool closed_for_room = false;
   // The TLS over each of `sockets`, if any: cancelled with its socket (TlsStream::cancelled).
   TlsStream* tls[2] = {nullptr, nullptr};
+  DeadlineWaiter* waiter = nullptr;  // woken when the deadline fires
   // Waiting for an upstream's response head since then (max: not waiting). Once that wait is
   // kClientCheckAfter old, each sweep asks the kernel whether the client (sockets[0]) hung up; if
   // it did, `client_left` is set and the upstream wait cancelled: nobody will read the answer.

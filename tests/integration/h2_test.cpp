@@ -626,6 +626,55 @@ TEST_F(H2Test, IdleConnectionGetsGoaway) {
   EXPECT_EQ(client.goaway_error(), 0u);
 }
 
+// A stream whose client stops taking its response (its window stays at 16 bytes) is reset with
+// CANCEL once it has waited client_idle for room; the connection and its other streams go on.
+TEST_F(H2Test, AStreamWhoseClientTakesNothingIsResetAfterClientIdle) {
+  start("50", "", "client_idle: 300ms");
+  constexpr std::uint32_t kCancel = 8;  // RFC 9113 7
+  H2TestClient client(h2c_, 0, 16);
+  const auto began = std::chrono::steady_clock::now();
+  const std::int32_t stuck = client.request("GET", "/bytes?n=100000");
+  ASSERT_TRUE(client.wait_closed(stuck, 5s));
+  const auto waited = std::chrono::steady_clock::now() - began;
+  EXPECT_EQ(client.result(stuck).status, 200u);
+  EXPECT_EQ(client.result(stuck).body_bytes, 16u);
+  EXPECT_EQ(client.result(stuck).error, kCancel);
+  // Not before client_idle (less the sweep's period, 37 ms here, by which "now" may be late).
+  EXPECT_GE(waited, 250ms);
+  const std::int32_t next = client.request("GET", "/next");
+  ASSERT_TRUE(client.wait_closed(next, 5s));
+  EXPECT_EQ(client.result(next).status, 200u);
+  EXPECT_EQ(client.result(next).body, "blue-1\n");
+  EXPECT_EQ(client.result(next).error, 0u);
+  EXPECT_FALSE(client.goaway());
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(2, 5s));
+  auto line = log_fields(proxy_->stdout_lines()[0]);
+  EXPECT_EQ(line["target"], "/bytes?n=100000");
+  EXPECT_EQ(line["status"], "200");
+  EXPECT_EQ(line["end"], "client_gone");
+}
+
+// A stream whose client stops sending its request body gets a 408 once it has waited
+// client_body for more; the upstream connection that had the body's beginning is closed.
+TEST_F(H2Test, AStreamWhoseBodyStopsGetsA408AfterClientBody) {
+  start("50", "", "client_body: 300ms");
+  H2TestClient client(h2c_);
+  const auto began = std::chrono::steady_clock::now();
+  // Five bytes of a body of ten, and no more.
+  const std::int32_t id = client.request_generated("POST", "/sink", 10, {}, 5);
+  ASSERT_TRUE(client.wait_closed(id, 5s));
+  const auto waited = std::chrono::steady_clock::now() - began;
+  EXPECT_EQ(client.body_sent(id), 5u);
+  EXPECT_EQ(client.result(id).status, 408u);
+  EXPECT_EQ(client.result(id).body, "408 Request Timeout (client_body_timeout)\n");
+  EXPECT_EQ(client.result(id).error, 0u);
+  EXPECT_GE(waited, 250ms);
+  EXPECT_TRUE(blue_.wait_for_closed(1, 5s));
+  EXPECT_EQ(blue_.connections_closed(), 1u);
+  EXPECT_EQ(metric_value(admin_, "proxyd_local_replies_total{reason=\"client_body_timeout\"}"),
+            1);
+}
+
 // Every framing of an upstream response reaches an HTTP/2 client whole: HEAD (a length, no body),
 // 204, chunked and close-delimited bodies; interim responses as HEADERS before the final one (103
 // Early Hints with its fields, 102s), at most 16 as in HTTP/1.1 (a 17th is a 502); a chunked

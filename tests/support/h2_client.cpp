@@ -18,6 +18,7 @@ struct H2TestClient::Body {
   std::string data;
   std::uint64_t size = 0;  // data.size(), or the generated length
   std::uint64_t sent = 0;
+  std::uint64_t stop = UINT64_MAX;  // no byte past this is sent: the stream stays open
   bool generated = false;
 };
 
@@ -70,7 +71,9 @@ struct H2TestCallbacks {
   static ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
                            std::uint32_t* flags, nghttp2_data_source* source, void*) {
     auto* body = static_cast<H2TestClient::Body*>(source->ptr);
-    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(length, body->size - body->sent));
+    const std::uint64_t end = std::min(body->size, body->stop);
+    if (body->sent == end && end < body->size) return NGHTTP2_ERR_DEFERRED;
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(length, end - body->sent));
     if (body->generated) {
       for (std::size_t i = 0; i < n; ++i) buf[i] = static_cast<std::uint8_t>('a' + (body->sent + i) % 26);
     } else {
@@ -107,7 +110,8 @@ std::string H2TestClient::Result::header(const std::string& name) const {
   return {};
 }
 
-H2TestClient::H2TestClient(std::uint16_t port, int receive_buffer) {
+H2TestClient::H2TestClient(std::uint16_t port, int receive_buffer,
+                           std::uint32_t fixed_stream_window) {
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
   if (receive_buffer > 0)
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
@@ -130,12 +134,17 @@ H2TestClient::H2TestClient(std::uint16_t port, int receive_buffer) {
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, H2TestCallbacks::on_data);
   nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, H2TestCallbacks::on_close);
   nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, H2TestCallbacks::on_frame_recv);
+  nghttp2_option* option = nullptr;
+  nghttp2_option_new(&option);
+  if (fixed_stream_window != 0) nghttp2_option_set_no_auto_window_update(option, 1);
   nghttp2_session* session = nullptr;
-  nghttp2_session_client_new(&session, callbacks, this);
+  nghttp2_session_client_new2(&session, callbacks, this, option);
+  nghttp2_option_del(option);
   nghttp2_session_callbacks_del(callbacks);
   session_ = session;
+  const std::uint32_t window = fixed_stream_window != 0 ? fixed_stream_window : 1u << 20;
   const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1000},
-                                             {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}};
+                                             {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window}};
   nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, 2);
   nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
 }
@@ -179,9 +188,10 @@ std::int32_t H2TestClient::request(const std::string& method, const std::string&
 
 std::int32_t H2TestClient::request_generated(
     const std::string& method, const std::string& path, std::uint64_t size,
-    const std::vector<std::pair<std::string, std::string>>& fields) {
+    const std::vector<std::pair<std::string, std::string>>& fields, std::uint64_t stop_after) {
   auto owned = std::make_unique<Body>();
   owned->size = size;
+  owned->stop = stop_after;
   owned->generated = true;
   const std::string m = ":method", p = ":path", s = ":scheme", a = ":authority", http = "http",
                     host = "localhost";
