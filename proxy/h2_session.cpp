@@ -357,7 +357,9 @@ Task<void> Connection::run() {
   }
   streams_.clear();
   while (running_ > 0) {
-    if (!done_signal_.consume()) co_await done_signal_.wait();
+    if (done_signal_.consume()) continue;
+    co_await done_signal_.wait();
+    done_signal_.consume();  // the notify that woke it
   }
 }
 
@@ -463,7 +465,9 @@ Task<void> Connection::write_loop() {
     const bool finished =
         !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
     if (failed || reading_done_ || closing_ || finished) break;
-    if (!write_signal_.consume()) co_await write_signal_.wait();
+    if (write_signal_.consume()) continue;
+    co_await write_signal_.wait();
+    write_signal_.consume();  // the notify that woke it: the next turn sends what it was for
   }
   // Everything said: end the read loop's wait too.
   closing_ = true;
@@ -699,9 +703,10 @@ bool Connection::submit_response(H2Stream& s, const std::vector<nghttp2_nv>& nva
   return rv == 0;
 }
 
-// Arms the stream's deadline for a wait for its client, `timeout` from now; its firing notifies
-// the stream's signal (and sets s.deadline.fired). True when the caller is to wait for the
-// signal, false when a notify came since the last wait.
+// Arms the stream's deadline for a wait for its client, `timeout` from now; its firing wakes
+// the stream's signal. True when the caller is to wait for the signal, false when a notify came
+// since the last wait. After the wait, s.signal.consume() is false when only the deadline ended
+// it: a notify in the same turn counts as the client's progress.
 bool Connection::arm_client_wait(H2Stream& s, Duration timeout) {
   worker_.arm_until(s.deadline, worker_.now() + timeout);
   return !s.signal.consume();
@@ -711,8 +716,9 @@ bool Connection::arm_client_wait(H2Stream& s, Duration timeout) {
 // client_idle to make room (flow control) between two pieces.
 Task<bool> Connection::wait_response_sent(H2Stream& s, const Config& config) {
   while (!s.response_done && !s.closed) {
-    if (arm_client_wait(s, config.timeouts.client_idle)) co_await s.signal.wait();
-    if (s.deadline.fired) {
+    if (!arm_client_wait(s, config.timeouts.client_idle)) continue;
+    co_await s.signal.wait();
+    if (!s.signal.consume()) {
       reset_stream(s, NGHTTP2_CANCEL);
       co_return false;
     }
@@ -912,8 +918,9 @@ Task<AttemptEnd> Connection::relay_request_body(H2Stream& s, UpstreamConn& conn,
     // Closed first: a reset that came in the same read as the body's end leaves both set.
     if (s.closed) co_return AttemptEnd::client_gone;
     if (s.request_ended) break;
-    if (arm_client_wait(s, config.timeouts.client_body)) co_await s.signal.wait();
-    if (s.deadline.fired) co_return AttemptEnd::client_gone;
+    if (!arm_client_wait(s, config.timeouts.client_body)) continue;
+    co_await s.signal.wait();
+    if (!s.signal.consume()) co_return AttemptEnd::client_gone;
   }
   if (chunked) {
     worker_.arm(s.deadline, config.timeouts.upstream_response);
@@ -1028,8 +1035,9 @@ Task<void> Connection::relay_response(H2Stream& s, const Config& config, Upstrea
         kick();
         continue;
       }
-      if (arm_client_wait(s, config.timeouts.client_idle)) co_await s.signal.wait();
-      if (s.deadline.fired) {
+      if (!arm_client_wait(s, config.timeouts.client_idle)) continue;
+      co_await s.signal.wait();
+      if (!s.signal.consume()) {
         reset_stream(s, NGHTTP2_CANCEL);
         break;
       }

@@ -3,23 +3,29 @@
 // room in the flow-control window, its END_STREAM sent), its connection's write loop for output.
 //
 // No timer: a wait has no timeout of its own. A wait that must end at a time arms a Deadline of
-// the worker and names the signal as its waiter; the worker's sweep notifies it when the deadline
-// fires, as it cancels a socket's wait. A steady timer per wait (scheduled, then cancelled under
-// the reactor's lock) cost about 1,100 instructions per wait, a stream waiting once or twice.
+// the worker that names the signal as its waiter; when the sweep fires that deadline, it wakes the
+// wait (deadline_fired) as it cancels a socket's wait. After waking, the waiter tells the two
+// apart with consume(): true if a notify came, which wins over a deadline that fired in the same
+// turn (as a timer's expiry did not count once the notify was in). A steady timer per wait
+// (scheduled, then cancelled under the reactor's lock, in a coroutine frame of its own) cost about
+// 1,100 instructions per wait, a stream waiting once or twice.
 //
 // Built against Boost.Asio 1.81, a wait is Asio's own timer operation (`wait_handler`) parked in
-// the signal instead of a timer queue, and a notify hands it to the scheduler as a timer's expiry
+// the signal instead of a timer queue, and a wake-up hands it to the scheduler as a timer's expiry
 // does. Parked waits count as the io_context's work, as a timer's do; the io_context's destruction
-// destroys them with its other pending operations (SignalService::shutdown), so a coroutine frame
-// suspended here is freed as one suspended on a socket is. Built against another version, a wait
-// is a timer that never expires, cancelled by a notify: the same behaviour, at the timer's cost.
+// destroys them with its other pending operations (SignalService::shutdown), and the coroutine
+// suspended on one is unwound as one suspended on a socket is. A cancellation through the
+// waiter's slot (an awaitable operator cancelling its other branch) ends the wait with
+// operation_aborted, as it ends a timer's. Built against another version, a wait is a timer that
+// never expires, cancelled by a wake-up: the same behaviour, at the timer's cost.
 //
-// Owner: the object that holds it (a stream, a connection); worker thread only. The waiter
-// ignores cancellation slots (nothing in proxyd cancels these waits through one).
+// Owner: the object that holds it (a stream, a connection); worker thread only. One wait at a
+// time, and the signal outlives it.
 #pragma once
 
 #include <boost/version.hpp>
 
+#include <cassert>
 #include <utility>
 
 #include "net.hpp"
@@ -27,10 +33,13 @@
 
 #if BOOST_VERSION == 108100
 #define PROXYD_PARKED_SIGNAL 1
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/detail/handler_alloc_helpers.hpp>
 #include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/detail/wait_handler.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/execution_context.hpp>
 #endif
 
@@ -64,30 +73,30 @@ class Signal final : public DeadlineWaiter {
   Signal(Executor executor, SignalService& service) : executor_(executor), service_(&service) {}
   Signal(const Signal&) = delete;
   Signal& operator=(const Signal&) = delete;
-  // A wait still parked (its coroutine gone another way, never in proxyd) is destroyed, and its
-  // work given back.
+  // Never with a wait parked in proxyd: its coroutine holds what holds the signal. Were one
+  // parked, it is destroyed and its work given back (the coroutine is unwound on a later turn).
   ~Signal() {
     if (op_ == nullptr) return;
     take()->destroy();
     service_->scheduler_.work_finished();
   }
 
-  // Wakes the wait in progress, else the next wait returns at once.
+  // Wakes the wait in progress; counted until consume() either way.
   void notify() {
-    if (op_ == nullptr) {
-      notified_ = true;
-      return;
-    }
-    service_->scheduler_.post_deferred_completion(take());
+    notified_ = true;
+    if (op_ != nullptr) service_->scheduler_.post_deferred_completion(take());
   }
-  void deadline_fired() override { notify(); }
+  // The waiter's deadline fired: wakes the wait in progress, without counting as a notify.
+  void deadline_fired() override {
+    if (op_ != nullptr) service_->scheduler_.post_deferred_completion(take());
+  }
 
-  // True, and forgotten, if notified since the last wait: the caller need not wait. Saves a
-  // turn of the worker's queue over wait(), which would complete at once.
+  // True, and forgotten, if notified since the last call. Before a wait: true means no need to
+  // wait. After one: false means only the deadline ended it.
   bool consume() { return std::exchange(notified_, false); }
 
-  // co_await signal.wait(): until notified (at once, through the worker's queue, if notified
-  // since the last wait). One wait at a time.
+  // co_await signal.wait(): until notified or the deadline fires (at once, through the worker's
+  // queue, if notified since the last consume()). Throws operation_aborted when cancelled.
   auto wait() {
     return net::async_initiate<const net::use_awaitable_t<Executor>&, void(error_code)>(
         [this](auto handler) { park(std::move(handler)); }, net::use_awaitable_t<Executor>{});
@@ -96,14 +105,32 @@ class Signal final : public DeadlineWaiter {
  private:
   friend class SignalService;
 
+  // Ends the parked wait with operation_aborted: the cancellation slot's handler, as Asio's timer
+  // installs one.
+  struct Cancel {
+    Signal* signal;
+    void operator()(net::cancellation_type_t type) {
+      const bool cancels = !!(type & (net::cancellation_type::terminal |
+                                      net::cancellation_type::partial |
+                                      net::cancellation_type::total));
+      if (!cancels || signal->op_ == nullptr) return;
+      net::detail::wait_op* op = signal->take();
+      op->ec_ = net::error::operation_aborted;
+      signal->service_->scheduler_.post_deferred_completion(op);
+    }
+  };
+
   template <class Handler>
   void park(Handler handler) {
+    assert(op_ == nullptr);  // one wait at a time
+    auto slot = net::get_associated_cancellation_slot(handler);
     using Op = net::detail::wait_handler<Handler, Executor>;
     typename Op::ptr p = {net::detail::addressof(handler), Op::ptr::allocate(handler), nullptr};
     p.p = new (p.v) Op(handler, executor_);
-    if (consume()) {
+    if (notified_) {
       service_->scheduler_.post_immediate_completion(p.p, false);
     } else {
+      if (slot.is_connected()) slot.template emplace<Cancel>(this);
       op_ = p.p;
       service_->scheduler_.work_started();
       next_ = service_->parked_;
@@ -113,7 +140,7 @@ class Signal final : public DeadlineWaiter {
     p.v = p.p = nullptr;
   }
   // The parked wait, off the service's list.
-  net::detail::scheduler_operation* take() {
+  net::detail::wait_op* take() {
     if (prev_ != nullptr) prev_->next_ = next_;
     else service_->parked_ = next_;
     if (next_ != nullptr) next_->prev_ = prev_;
@@ -123,14 +150,13 @@ class Signal final : public DeadlineWaiter {
 
   Executor executor_;
   SignalService* service_;
-  net::detail::scheduler_operation* op_ = nullptr;
+  net::detail::wait_op* op_ = nullptr;
   Signal* prev_ = nullptr;
   Signal* next_ = nullptr;
   bool notified_ = false;
 };
 
-// Each parked wait is taken off its signal before it is destroyed: destroying it frees the frame
-// suspended on it, which may end other signals (a stream's) whose waits are on the list too.
+// Each parked wait is taken off its signal before it is destroyed.
 inline void SignalService::shutdown() {
   while (parked_ != nullptr) parked_->take()->destroy();
 }
@@ -154,11 +180,12 @@ class Signal final : public DeadlineWaiter {
     notified_ = true;
     timer_.cancel();
   }
-  void deadline_fired() override { notify(); }
+  void deadline_fired() override { timer_.cancel(); }
   bool consume() { return std::exchange(notified_, false); }
+  // A cancellation through the waiter's slot ends the wait as a wake-up does.
   Task<void> wait() {
-    if (!notified_) co_await timer_.async_wait(use_task);
-    notified_ = false;
+    if (notified_) co_return;
+    co_await timer_.async_wait(use_task);
   }
 
  private:

@@ -1,14 +1,18 @@
-// Signal (proxy/signal.hpp): a wait ends at a notify and only then, a notify before the wait is
-// kept, a parked wait is the io_context's work, and a coroutine suspended on one is freed with
-// the io_context or with the signal, as one suspended on a socket is.
+// Signal (proxy/signal.hpp): a wait ends at a notify, a deadline or a cancel and only then, a
+// notify before the wait is kept, and a coroutine suspended on one is freed with the io_context
+// or with the signal, as one suspended on a socket is.
 #include "proxy/signal.hpp"
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 
+#include <chrono>
 #include <memory>
-#include <optional>
+#include <vector>
 
 #include "proxy/awaitable_frames.hpp"
 
@@ -20,12 +24,13 @@ struct SetOnDestruction {
   ~SetOnDestruction() { flag = true; }
 };
 
-// Waits on `s` twice, counting each wake-up in `woken`.
+// Waits on `s` twice, as proxyd's waiters do (consuming the notify that woke it), counting each
+// wake-up by a notify in `woken`.
 Task<void> wait_twice(Signal& s, int& woken) {
-  co_await s.wait();
-  ++woken;
-  co_await s.wait();
-  ++woken;
+  for (int i = 0; i < 2; ++i) {
+    co_await s.wait();
+    if (s.consume()) ++woken;
+  }
 }
 
 TEST(SignalTest, AWaitEndsAtANotifyAndOnlyThen) {
@@ -35,7 +40,7 @@ TEST(SignalTest, AWaitEndsAtANotifyAndOnlyThen) {
   net::co_spawn(io, wait_twice(signal, woken), net::detached);
   io.poll();
   EXPECT_EQ(woken, 0);
-  EXPECT_FALSE(io.stopped());  // the parked wait is work: run() would not return
+  EXPECT_FALSE(io.stopped());
   signal.notify();
   io.poll();
   EXPECT_EQ(woken, 1);
@@ -53,7 +58,8 @@ TEST(SignalTest, ANotifyBeforeTheWaitIsKeptOnce) {
   signal.notify();
   EXPECT_TRUE(signal.consume());
   EXPECT_FALSE(signal.consume());
-  // Through wait(): it completes without another notify, and the next wait waits.
+  // Through wait(): it completes without another notify, and once that notify is consumed the
+  // next wait waits.
   signal.notify();
   int woken = 0;
   net::co_spawn(io, wait_twice(signal, woken), net::detached);
@@ -63,6 +69,64 @@ TEST(SignalTest, ANotifyBeforeTheWaitIsKeptOnce) {
   signal.notify();
   io.run();
   EXPECT_EQ(woken, 2);
+}
+
+// As a worker runs it (one thread, the UNSAFE_IO hint, so wake-ups go through the thread's own
+// queue) and as a stream uses it: the deadline's firing wakes the wait without counting as a
+// notify, and a notify in the same turn as the firing counts.
+TEST(SignalTest, TheDeadlineWakesAWaitWithoutCountingAsANotify) {
+  net::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  Signal signal(io.get_executor(), signal_service(io.get_executor()));
+  std::vector<bool> notified;
+  net::co_spawn(
+      io,
+      [](Signal& s, std::vector<bool>& notified) -> Task<void> {
+        for (int i = 0; i < 3; ++i) {
+          co_await s.wait();
+          notified.push_back(s.consume());
+        }
+      }(signal, notified),
+      net::detached);
+  signal.deadline_fired();  // no wait parked yet: nothing to wake, nothing kept
+  io.poll();
+  EXPECT_TRUE(notified.empty());
+  net::post(io, [&] { signal.deadline_fired(); });
+  io.poll();
+  net::post(io, [&] { signal.notify(); });
+  io.poll();
+  net::post(io, [&] {
+    signal.deadline_fired();
+    signal.notify();
+  });
+  io.run();
+  EXPECT_EQ(notified, (std::vector<bool>{false, true, true}));
+}
+
+// A cancellation through the waiter's slot (what an awaitable operator does to its other branch)
+// ends the wait with operation_aborted.
+TEST(SignalTest, ACancelThroughTheSlotEndsTheWait) {
+  net::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  Signal signal(io.get_executor(), signal_service(io.get_executor()));
+  net::cancellation_signal cancel;
+  error_code ended;
+  net::co_spawn(
+      io,
+      [](Signal& s, error_code& ended) -> Task<void> {
+        try {
+          co_await s.wait();
+        } catch (const boost::system::system_error& e) {
+          ended = e.code();
+        }
+      }(signal, ended),
+      net::bind_cancellation_slot(cancel.slot(), net::detached));
+  io.poll();
+  EXPECT_FALSE(ended);
+  cancel.emit(net::cancellation_type::terminal);
+  io.run_for(std::chrono::seconds(10));  // bounded: a wait the cancel missed would stay parked
+  EXPECT_EQ(ended, net::error::operation_aborted);
+  // The signal is free for the next wait.
+  signal.notify();
+  EXPECT_TRUE(signal.consume());
 }
 
 // As an HTTP/2 stream: the coroutine holds the object that holds the signal it waits on, a
@@ -94,8 +158,8 @@ TEST(SignalTest, ACoroutineParkedOnTheSignalOfItsOwnObjectIsFreedWithTheIoContex
   EXPECT_FALSE(resumed);
 }
 
-// A signal destroyed with a wait parked on it: the wait's coroutine is freed and its work given
-// back, so run() returns.
+// A signal destroyed with a wait parked on it (never in proxyd): the wait's coroutine is unwound
+// and its work given back, so run() returns.
 TEST(SignalTest, ASignalDestroyedWithAParkedWaitFreesItsCoroutine) {
   net::io_context io;
   auto signal = std::make_unique<Signal>(io.get_executor(), signal_service(io.get_executor()));
