@@ -187,7 +187,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                             const RouteResult& routed);
   Task<void> reply(H2Stream& s, LocalReason reason);
   Task<bool> wait_response_sent(H2Stream& s, const Config& config);
-  // Waits for the stream's signal (wait_for_client), at most until `timeout` from now.
+  // Before a wait for the stream's client: arms its deadline, and says whether to wait.
   bool arm_client_wait(H2Stream& s, Duration timeout);
   void reset_stream(H2Stream& s, std::uint32_t code);
   bool submit_response(H2Stream& s, const std::vector<nghttp2_nv>& nva, bool body);

@@ -17,15 +17,18 @@
 // suspended on one is unwound as one suspended on a socket is. A cancellation through the
 // waiter's slot (an awaitable operator cancelling its other branch) ends the wait with
 // operation_aborted, as it ends a timer's. Built against another version, a wait is a timer that
-// never expires, cancelled by a wake-up: the same behaviour, at the timer's cost.
+// never expires, cancelled by a wake-up: the same behaviour, at the timer's cost (that branch is
+// not built on Debian 12, whose Boost is 1.81).
 //
 // Owner: the object that holds it (a stream, a connection); worker thread only. One wait at a
-// time, and the signal outlives it.
+// time (a second aborts the process), and the signal outlives it.
 #pragma once
 
+#include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
 #include <boost/version.hpp>
 
-#include <cassert>
+#include <cstdlib>
 #include <utility>
 
 #include "net.hpp"
@@ -35,11 +38,11 @@
 #define PROXYD_PARKED_SIGNAL 1
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/detail/handler_alloc_helpers.hpp>
 #include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/detail/wait_handler.hpp>
-#include <boost/asio/error.hpp>
 #include <boost/asio/execution_context.hpp>
 #endif
 
@@ -105,24 +108,27 @@ class Signal final : public DeadlineWaiter {
  private:
   friend class SignalService;
 
-  // Ends the parked wait with operation_aborted: the cancellation slot's handler, as Asio's timer
-  // installs one.
+  // Ends its parked wait with operation_aborted: the handler in the waiter's cancellation slot,
+  // as Asio's timer installs one. Installed while that wait is parked, and only then: every
+  // other way the wait leaves the signal clears the slot.
   struct Cancel {
     Signal* signal;
+    net::detail::wait_op* op;
     void operator()(net::cancellation_type_t type) {
       const bool cancels = !!(type & (net::cancellation_type::terminal |
                                       net::cancellation_type::partial |
                                       net::cancellation_type::total));
-      if (!cancels || signal->op_ == nullptr) return;
-      net::detail::wait_op* op = signal->take();
-      op->ec_ = net::error::operation_aborted;
-      signal->service_->scheduler_.post_deferred_completion(op);
+      if (!cancels || signal->op_ != op) return;
+      net::detail::wait_op* taken = signal->take(false);
+      taken->ec_ = net::error::operation_aborted;
+      signal->service_->scheduler_.post_deferred_completion(taken);
     }
   };
 
   template <class Handler>
   void park(Handler handler) {
-    assert(op_ == nullptr);  // one wait at a time
+    // One wait at a time: a second would orphan the first, its frame and its work.
+    if (op_ != nullptr) std::abort();
     auto slot = net::get_associated_cancellation_slot(handler);
     using Op = net::detail::wait_handler<Handler, Executor>;
     typename Op::ptr p = {net::detail::addressof(handler), Op::ptr::allocate(handler), nullptr};
@@ -130,7 +136,10 @@ class Signal final : public DeadlineWaiter {
     if (notified_) {
       service_->scheduler_.post_immediate_completion(p.p, false);
     } else {
-      if (slot.is_connected()) slot.template emplace<Cancel>(this);
+      if (slot.is_connected()) {
+        slot.template emplace<Cancel>(this, p.p);
+        slot_ = slot;
+      }
       op_ = p.p;
       service_->scheduler_.work_started();
       next_ = service_->parked_;
@@ -139,18 +148,22 @@ class Signal final : public DeadlineWaiter {
     }
     p.v = p.p = nullptr;
   }
-  // The parked wait, off the service's list.
-  net::detail::wait_op* take() {
+  // The parked wait, off the service's list and out of its cancellation slot (unless the slot's
+  // own handler is taking it: a handler may not clear itself while it runs).
+  net::detail::wait_op* take(bool clear_slot = true) {
     if (prev_ != nullptr) prev_->next_ = next_;
     else service_->parked_ = next_;
     if (next_ != nullptr) next_->prev_ = prev_;
     prev_ = next_ = nullptr;
+    if (clear_slot && slot_.is_connected()) slot_.clear();
+    slot_ = net::cancellation_slot();
     return std::exchange(op_, nullptr);
   }
 
   Executor executor_;
   SignalService* service_;
   net::detail::wait_op* op_ = nullptr;
+  net::cancellation_slot slot_;  // the parked wait's, when it has one
   Signal* prev_ = nullptr;
   Signal* next_ = nullptr;
   bool notified_ = false;
@@ -177,20 +190,27 @@ class Signal final : public DeadlineWaiter {
   }
 
   void notify() {
-    notified_ = true;
+    notified_ = woken_ = true;
     timer_.cancel();
   }
-  void deadline_fired() override { timer_.cancel(); }
+  void deadline_fired() override {
+    woken_ = true;
+    timer_.cancel();
+  }
   bool consume() { return std::exchange(notified_, false); }
-  // A cancellation through the waiter's slot ends the wait as a wake-up does.
+  // The timer's wait ends with operation_aborted both when a wake-up cancels it and when its
+  // slot does: `woken_` tells the two apart.
   Task<void> wait() {
     if (notified_) co_return;
-    co_await timer_.async_wait(use_task);
+    woken_ = false;
+    auto [ec] = co_await timer_.async_wait(use_task);
+    if (ec && !woken_) throw boost::system::system_error(net::error::operation_aborted);
   }
 
  private:
   SteadyTimer timer_;
   bool notified_ = false;
+  bool woken_ = false;
 };
 
 #endif

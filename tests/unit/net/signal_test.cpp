@@ -92,14 +92,17 @@ TEST(SignalTest, TheDeadlineWakesAWaitWithoutCountingAsANotify) {
   EXPECT_TRUE(notified.empty());
   net::post(io, [&] { signal.deadline_fired(); });
   io.poll();
+  EXPECT_EQ(notified, (std::vector<bool>{false}));
   net::post(io, [&] { signal.notify(); });
   io.poll();
+  EXPECT_EQ(notified, (std::vector<bool>{false, true}));
   net::post(io, [&] {
     signal.deadline_fired();
     signal.notify();
   });
-  io.run();
+  io.run_for(std::chrono::seconds(10));  // bounded: a wake-up missed would leave it parked
   EXPECT_EQ(notified, (std::vector<bool>{false, true, true}));
+  EXPECT_TRUE(io.stopped());
 }
 
 // A cancellation through the waiter's slot (what an awaitable operator does to its other branch)
@@ -124,9 +127,46 @@ TEST(SignalTest, ACancelThroughTheSlotEndsTheWait) {
   cancel.emit(net::cancellation_type::terminal);
   io.run_for(std::chrono::seconds(10));  // bounded: a wait the cancel missed would stay parked
   EXPECT_EQ(ended, net::error::operation_aborted);
-  // The signal is free for the next wait.
+  EXPECT_TRUE(io.stopped());  // the wait and its work were given back
+}
+
+// A woken wait is out of its slot: a cancel emitted before it resumes ends nothing, not even the
+// next wait parked on the same signal meanwhile. (Woken here by its deadline: a notify would be
+// kept for the next wait, which would then not park.)
+TEST(SignalTest, ACancelAfterTheWakeUpReachesNoWait) {
+  net::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  Signal signal(io.get_executor(), signal_service(io.get_executor()));
+  auto waiter = [](Signal& s, int& woken, error_code& ended) -> Task<void> {
+    try {
+      co_await s.wait();
+      if (s.consume()) ++woken;
+    } catch (const boost::system::system_error& e) {
+      ended = e.code();
+    }
+  };
+  net::cancellation_signal first_cancel, second_cancel;
+  int first_woken = 0, second_woken = 0;
+  error_code first_ended, second_ended;
+  net::co_spawn(io, waiter(signal, first_woken, first_ended),
+                net::bind_cancellation_slot(first_cancel.slot(), net::detached));
+  io.poll();  // the first wait is parked
+  // In this order in the worker's queue: the second waiter starts (and parks), the first one's
+  // slot is cancelled, the first waiter resumes from its deadline.
+  net::co_spawn(io, waiter(signal, second_woken, second_ended),
+                net::bind_cancellation_slot(second_cancel.slot(), net::detached));
+  net::post(io, [&] { first_cancel.emit(net::cancellation_type::terminal); });
+  signal.deadline_fired();
+  io.poll();
+  EXPECT_EQ(first_woken, 0);
+  EXPECT_FALSE(first_ended);  // woken by the deadline, not ended by the cancel
+  EXPECT_EQ(second_woken, 0);
+  EXPECT_FALSE(second_ended);
+  EXPECT_FALSE(io.stopped());  // the second wait is still parked
   signal.notify();
-  EXPECT_TRUE(signal.consume());
+  io.run_for(std::chrono::seconds(10));
+  EXPECT_EQ(second_woken, 1);
+  EXPECT_FALSE(second_ended);
+  EXPECT_TRUE(io.stopped());
 }
 
 // As an HTTP/2 stream: the coroutine holds the object that holds the signal it waits on, a
