@@ -109,8 +109,9 @@ class Signal final : public DeadlineWaiter {
   friend class SignalService;
 
   // Ends its parked wait with operation_aborted: the handler in the waiter's cancellation slot,
-  // as Asio's timer installs one. Installed while that wait is parked, and only then: every
-  // other way the wait leaves the signal clears the slot.
+  // as Asio's timer installs one. Every other way the wait leaves the signal clears the slot;
+  // after Cancel itself took the wait, it stays there until the waiter resumes, and acts on no
+  // other wait (`op`).
   struct Cancel {
     Signal* signal;
     net::detail::wait_op* op;
@@ -189,13 +190,14 @@ class Signal final : public DeadlineWaiter {
     timer_.expires_at(Clock::time_point::max());
   }
 
+  // A wake-up counts only if it ended the wait: after a cancel through the slot, the timer has
+  // none left, and the wait ends with operation_aborted as the parked version's does.
   void notify() {
-    notified_ = woken_ = true;
-    timer_.cancel();
+    notified_ = true;
+    if (timer_.cancel() > 0) woken_ = true;
   }
   void deadline_fired() override {
-    woken_ = true;
-    timer_.cancel();
+    if (timer_.cancel() > 0) woken_ = true;
   }
   bool consume() { return std::exchange(notified_, false); }
   // The timer's wait ends with operation_aborted both when a wake-up cancels it and when its
