@@ -39,9 +39,6 @@ class TlsStream;
 // each period, whether its client hung up: a fast response is never checked (no system call).
 inline constexpr std::chrono::milliseconds kClientCheckAfter{1000};
 
-// A session's deadline, linked into its worker's list while the session lives. Set right before
-// each wait; when it passes, the sweep marks it fired and cancels the session's sockets, so the
-// pending operation completes with operation_aborted and the session maps it to its reply.
 // What a deadline wakes when it fires, besides cancelling its sockets' operations: a wait on no
 // socket (an HTTP/2 stream waiting for its client: signal.hpp).
 class DeadlineWaiter {
@@ -52,6 +49,9 @@ class DeadlineWaiter {
   ~DeadlineWaiter() = default;
 };
 
+// A session's deadline, linked into its worker's list while the session lives. Set right before
+// each wait; when it passes, the sweep marks it fired and cancels the session's sockets, so the
+// pending operation completes with operation_aborted and the session maps it to its reply.
 struct Deadline {
   Deadline* prev = nullptr;
   Deadline* next = nullptr;
