@@ -74,10 +74,13 @@ inline long thread_cpu_ticks(int pid, const std::string& name) {
 }
 
 // The CPU ticks `pid`'s thread `name` spends in the next 500 ms (100 ticks a second: a thread
-// spinning on one CPU spends about 50); -1 if there is no such thread. A measurement window, not
-// a wait for an event.
+// spinning on one CPU spends about 50); -1 if no thread takes that name within 5 s. The 500 ms
+// are a measurement window, not a wait for an event.
 inline long thread_cpu_ticks_in_half_a_second(int pid, const std::string& name) {
-  const long before = thread_cpu_ticks(pid, name);
+  // A thread takes its name once it runs (pthread_setname_np on itself): until then it is called
+  // as the thread that started it. Wait, bounded, until one answers to the name.
+  long before = -1;
+  poll_until([&] { return (before = thread_cpu_ticks(pid, name)) >= 0; });
   if (before < 0) return -1;
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   return thread_cpu_ticks(pid, name) - before;
