@@ -349,10 +349,7 @@ Task<void> Connection::run() {
   for (auto& [id, stream] : streams_) {
     stream->closed = true;
     stream->close_code = NGHTTP2_CANCEL;
-    if (stream->deadline.sockets[1] != nullptr) {
-      error_code ignored;
-      stream->deadline.sockets[1]->cancel(ignored);
-    }
+    cancel_side(stream->deadline, 1);
     stream->signal.notify();
   }
   streams_.clear();
@@ -613,10 +610,7 @@ int Connection::on_stream_close(nghttp2_session*, std::int32_t stream_id,
   s->close_code = code;
   s->body_in.clear();
   // Cut short (a reset, or the response not all sent): its upstream work stops now.
-  if (!s->response_done && s->deadline.sockets[1] != nullptr) {
-    error_code ignored;
-    s->deadline.sockets[1]->cancel(ignored);
-  }
+  if (!s->response_done) cancel_side(s->deadline, 1);
   s->signal.notify();
   return 0;
 }

@@ -333,9 +333,7 @@ std::size_t Worker::close_idle_sessions(std::size_t n) {
     d->fired = true;
     d->closed_for_room = true;
     ++closing_for_room_;
-    error_code ignored;
-    d->sockets[0]->cancel(ignored);
-    if (d->tls[0] != nullptr) d->tls[0]->cancelled();
+    cancel_side(*d, 0);
     ++closed;
   }
   return closed;
@@ -465,17 +463,12 @@ void Worker::sweep() {
     if (d->head_wait_since <= now_ - kClientCheckAfter && !d->client_left &&
         d->sockets[0] != nullptr && hung_up(*d->sockets[0])) {
       d->client_left = true;
-      error_code ignored;
-      if (d->sockets[1] != nullptr && d->sockets[1]->is_open()) d->sockets[1]->cancel(ignored);
-      if (d->tls[1] != nullptr) d->tls[1]->cancelled();
+      cancel_side(*d, 1);
     }
     if ((d->at > now_ && d->drain_at > now_) || d->fired) continue;
     d->fired = true;
-    for (std::size_t i = 0; i < 2; ++i) {
-      error_code ignored;
-      if (d->sockets[i] != nullptr && d->sockets[i]->is_open()) d->sockets[i]->cancel(ignored);
-      if (d->tls[i] != nullptr) d->tls[i]->cancelled();
-    }
+    cancel_side(*d, 0);
+    cancel_side(*d, 1);
     if (d->waiter != nullptr) d->waiter->deadline_fired();
   }
   // Every sweep, not only on a change: a request that was in flight to a pool when it left its
@@ -513,6 +506,12 @@ void Worker::check_tunnel(Deadline& d, const RoutingSnapshot& current) {
   } else if (d.drain_at == Clock::time_point::max()) {
     d.drain_at = now_ + (route != nullptr ? route->drain : d.tunnel_route->drain);
   }
+}
+
+void cancel_side(Deadline& d, std::size_t i) {
+  error_code ignored;
+  if (d.sockets[i] != nullptr && d.sockets[i]->is_open()) d.sockets[i]->cancel(ignored);
+  if (d.tls[i] != nullptr) d.tls[i]->cancelled();
 }
 
 void Worker::link(Deadline& d) {

@@ -80,6 +80,10 @@ struct Deadline {
   Clock::time_point drain_at = Clock::time_point::max();
 };
 
+// Cancels what waits on side `i` of `d` (0: the client, 1: the upstream): its socket's pending
+// operations, and a TLS operation over it between two of its waits (TlsStream::cancelled).
+void cancel_side(Deadline& d, std::size_t i);
+
 // Counts running workers; drain waits on it with a deadline. Shared by the server's workers.
 class WorkerLatch {
  public:
