@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -124,11 +125,45 @@ ReactorOp::status TrackedRecvBase::perform(ReactorOp* base) {
 
 }  // namespace read_readiness_detail
 
+void accept_connection(Acceptor& acceptor, Socket& socket, tcp::endpoint& peer, error_code& ec) {
+  if (socket.is_open()) {  // as Asio's accept: the connection stays for another
+    ec = net::error::already_open;
+    return;
+  }
+  socklen_t size = static_cast<socklen_t>(peer.capacity());
+  int fd;
+  // Asio's accept skips a connection reset while it waited (ECONNABORTED, EPROTO) too.
+  do fd = ::accept4(acceptor.native_handle(), peer.data(), &size, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  while (fd < 0 && (errno == EINTR || errno == ECONNABORTED || errno == EPROTO));
+  if (fd < 0) {
+    ec = error_code(errno, boost::system::system_category());
+    return;
+  }
+  peer.resize(size);
+  adopt_connection(socket, peer.protocol(), fd, ec);
+  if (ec) ::close(fd);
+}
+
+void adopt_connection(Socket& socket, const tcp& protocol, int fd, error_code& ec) {
+  socket.assign(protocol, fd, ec);
+  // Both of Asio's flags: its own operations skip the ioctl(FIONBIO) that sets the first, and
+  // socket.non_blocking() (which TlsStream asks) reads the second.
+  if (!ec) SocketImpl::of(socket).state_ |= net::detail::socket_ops::non_blocking;
+}
+
 #else
 
 bool read_on_next_event(Socket&) { return false; }
 
 void read_at_once(Socket&) {}
+
+void accept_connection(Acceptor& acceptor, Socket& socket, tcp::endpoint& peer, error_code& ec) {
+  acceptor.accept(socket, peer, ec);
+}
+
+void adopt_connection(Socket& socket, const tcp& protocol, int fd, error_code& ec) {
+  socket.assign(protocol, fd, ec);
+}
 
 #endif
 

@@ -7,6 +7,8 @@
 // Both act on the flag with which Asio 1.81's epoll reactor remembers that a descriptor's last
 // event said readable: while it is set, a new read first tries recv() at once, and only an EOF
 // clears it. Built against any other Asio version or reactor, both do what Asio's own reads do.
+// And an accept that spares two system calls per connection (accept_connection), which tells the
+// socket's state what accept4() already made of the descriptor.
 // Owner: the caller's socket, on its worker's thread (the thread that runs its reactor).
 #pragma once
 
@@ -55,6 +57,19 @@ void read_at_once(Socket& socket);
 // holds, a FIN counting as one byte (TCP_INQ, Linux 4.18). Once per connection. Without it the
 // tracked reads are Asio's reads. False when the kernel refused, or the socket is not TCP.
 bool report_bytes_left(Socket& socket);
+
+// Accepts a connection waiting on `acceptor` into `socket` (closed) with its peer's address in
+// `peer`, as acceptor.accept(socket, peer, ec) does, in one system call: accept4() makes the
+// descriptor non-blocking and close-on-exec, and the socket's state says it is non-blocking.
+// Asio's accept takes two more per connection: ioctl(FIONBIO) at the socket's first
+// asynchronous operation (or TlsStream's), and getpeername() for the address. `ec` as Asio's:
+// would_block when no connection waits on the (non-blocking) acceptor; one that was reset while
+// it waited is skipped, as Asio skips it.
+void accept_connection(Acceptor& acceptor, Socket& socket, tcp::endpoint& peer, error_code& ec);
+
+// Opens `socket` (closed) on `fd`, a descriptor that accept_connection() accepted and a Socket
+// then released (a connection handed to another worker): non-blocking still, as its state says.
+void adopt_connection(Socket& socket, const tcp& protocol, int fd, error_code& ec);
 
 // Reads into `buffer` as socket.async_read_some does, with one difference: a read that leaves
 // the socket empty (the kernel says nothing is left, not even a FIN; report_bytes_left) clears

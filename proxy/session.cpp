@@ -161,7 +161,7 @@ TlsFailure tls_failure(const error_code& ec, bool deadline_fired) {
 // time (context_), so per-request state never outlives its request.
 class Session {
  public:
-  Session(Worker& worker, Socket socket, ListenerRuntime listener)
+  Session(Worker& worker, Socket socket, const tcp::endpoint& peer, ListenerRuntime listener)
       : worker_(worker),
         client_(std::move(socket)),
         listener_(std::move(listener)),
@@ -170,12 +170,8 @@ class Session {
     deadline_.sockets[0] = &client_.socket();
     worker_.link(deadline_);
     worker_.metrics().connections(listener_.index).add(1);
-    error_code ec;
-    auto remote = client_.socket().remote_endpoint(ec);
-    if (!ec) {
-      client_ip_ = remote.address().to_string();
-      client_address_ = client_ip_ + ":" + std::to_string(remote.port());
-    }
+    client_ip_ = peer.address().to_string();
+    client_address_ = client_ip_ + ":" + std::to_string(peer.port());
   }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -833,8 +829,9 @@ Task<void> Session::linger() {
 
 }  // namespace
 
-Task<void> run_session(Worker& worker, Socket socket, ListenerRuntime listener) {
-  Session session(worker, std::move(socket), std::move(listener));
+Task<void> run_session(Worker& worker, Socket socket, tcp::endpoint peer,
+                       ListenerRuntime listener) {
+  Session session(worker, std::move(socket), peer, std::move(listener));
   co_await session.run();
 }
 

@@ -11,6 +11,8 @@ class Worker;
 struct ListenerRuntime;
 
 // Runs a session to completion on the worker's thread. The coroutine frame owns the session.
-Task<void> run_session(Worker& worker, Socket socket, ListenerRuntime listener);
+// `peer`: the client's address, as the accept gave it.
+Task<void> run_session(Worker& worker, Socket socket, tcp::endpoint peer,
+                       ListenerRuntime listener);
 
 }  // namespace proxyd

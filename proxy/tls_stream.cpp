@@ -59,8 +59,9 @@ TlsStep step_result(SSL* ssl, int ret, int sys_errno, std::size_t bytes) {
 }  // namespace
 
 TlsStream::TlsStream(Socket& socket, SSL* ssl) : socket_(socket), ssl_(ssl) {
+  // An accepted connection is non-blocking already (accept_connection): no ioctl again.
   error_code ignored;
-  socket_.non_blocking(true, ignored);
+  if (!socket_.non_blocking()) socket_.non_blocking(true, ignored);
   // Reads through the inbox BIO, whose method is made once for the process (a BIO_METHOD is
   // shared and read-only); writes through a socket BIO that does not close the descriptor (the
   // Socket owns it). Failing (out of memory) leaves the SSL without a BIO: its handshake fails.
@@ -139,7 +140,10 @@ int TlsStream::bio_read(BIO* bio, char* out, int size) {
       s.read_errno_ = errno;
       return -1;
     }
+    // Found empty: the inbox read that follows waits for the socket's next event instead of
+    // trying recv() once more at once (a new connection's handshake, before its ClientHello).
     s.drained_ = true;
+    read_on_next_event(s.socket_);
   }
   BIO_set_retry_read(bio);
   return -1;

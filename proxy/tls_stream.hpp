@@ -14,8 +14,10 @@
 // re-arms the descriptor with an EPOLL_CTL_MOD at every wait, and OpenSSL's read() that found
 // nothing came before it. A keep-alive request on a client connection (whose socket reports what
 // it still holds) now costs one recv() and no epoll_ctl, against three system calls; elsewhere
-// two recv() (Asio's read tries one before it waits). Either way a cancel on the socket ends the
-// wait, as it ends a plain read or write.
+// two recv() (Asio's read tries one before it waits). A recv() of OpenSSL's that found nothing
+// at all tells the reactor not to try once more before the next event: a new connection's
+// handshake, begun before its ClientHello came, costs one recv() before it waits, not two.
+// Either way a cancel on the socket ends the wait, as it ends a plain read or write.
 //
 // Reads and writes may be pending at the same time (HTTP/2, a tunnel): each is one OpenSSL call
 // retried after a wait, on the worker's one thread, so they never run at once. One inbox read at a

@@ -239,7 +239,8 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
         break;  // and wait again for a connection, which a client may have given up meanwhile
       }
       Socket socket(*io_);
-      acceptor.accept(socket, ec);
+      tcp::endpoint peer;
+      accept_connection(acceptor, socket, peer, ec);
       if (ec) {
         place_freed();
         if (ec == net::error::would_block || ec == net::error::try_again ||
@@ -254,7 +255,7 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
         co_await pause.async_wait(use_task);
         break;
       }
-      dispatch(std::move(socket), listener, protocol);
+      dispatch(std::move(socket), peer, listener, protocol);
       if (tls && pending_handshakes_ >= kPendingHandshakes) break;
     }
   }
@@ -376,7 +377,8 @@ void Worker::room_freed() {
 // HAProxy's listeners pick the least loaded thread. Handing one over costs this worker an
 // epoll_ctl to let the socket go, the other a post and an epoll_ctl to take it: per connection,
 // never per request.
-void Worker::dispatch(Socket socket, const ListenerRuntime& listener, const tcp& protocol) {
+void Worker::dispatch(Socket socket, const tcp::endpoint& peer, const ListenerRuntime& listener,
+                      const tcp& protocol) {
   Worker* target = this;
   const std::int64_t own = load_.load(std::memory_order_relaxed);
   std::int64_t least = own;
@@ -410,17 +412,17 @@ void Worker::dispatch(Socket socket, const ListenerRuntime& listener, const tcp&
     if (target->accepting_.load()) {
       const int fd = socket.release(ec);
       if (!ec) {
-        net::post(*target->io_, [target, fd = OwnedFd(fd), listener, protocol]() mutable {
+        net::post(*target->io_, [target, fd = OwnedFd(fd), peer, listener, protocol]() mutable {
           Socket adopted(*target->io_);
           error_code assign_ec;
-          adopted.assign(protocol, fd.get(), assign_ec);
+          adopt_connection(adopted, protocol, fd.get(), assign_ec);
           if (assign_ec) {  // closed unserved, as a failed accept would be
             target->connection_closed();
             target->maybe_finish_drain();
             return;
           }
           fd.release();
-          target->serve(std::move(adopted), listener);
+          target->serve(std::move(adopted), peer, listener);
         });
         return;
       }
@@ -430,17 +432,17 @@ void Worker::dispatch(Socket socket, const ListenerRuntime& listener, const tcp&
     net::post(*target->io_, [target] { target->maybe_finish_drain(); });
     load_.fetch_add(1);
   }
-  serve(std::move(socket), listener);
+  serve(std::move(socket), peer, listener);
 }
 
-void Worker::serve(Socket socket, const ListenerRuntime& listener) {
+void Worker::serve(Socket socket, const tcp::endpoint& peer, const ListenerRuntime& listener) {
   error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
   // For the reads of its requests: each says whether it left the socket empty, which spares the
   // recv() that would find nothing after every keep-alive response (read_readiness.hpp).
   report_bytes_left(socket);
   if (listener.config->tls) ++pending_handshakes_;  // Session::handshake counts it out
-  net::co_spawn(*io_, run_session(*this, std::move(socket), listener), net::detached);
+  net::co_spawn(*io_, run_session(*this, std::move(socket), peer, listener), net::detached);
 }
 
 Task<void> Worker::sweep_loop() {

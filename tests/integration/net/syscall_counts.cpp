@@ -1,17 +1,22 @@
-// Counting definitions of recv, recvfrom, recvmsg and epoll_ctl (syscall_counts.hpp).
+// Counting definitions of recv, recvfrom, recvmsg, epoll_ctl, ioctl and getpeername
+// (syscall_counts.hpp).
 #include "syscall_counts.hpp"
 
 #include <dlfcn.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cstdarg>
 
 namespace {
 
 std::atomic<int> watched{-1};
 std::atomic<int> socket_reads{0};
 std::atomic<int> epoll_ctls{0};
+std::atomic<int> ioctls{0};
+std::atomic<int> getpeernames{0};
 
 // The definition this executable's hides: the C library's, or a sanitizer's in front of it.
 template <class Function>
@@ -54,6 +59,23 @@ int epoll_ctl(int epoll_fd, int op, int fd, epoll_event* event) noexcept {
   return real(epoll_fd, op, fd, event);
 }
 
+// Every ioctl request the executable makes takes one pointer argument, or none.
+int ioctl(int fd, unsigned long request, ...) noexcept {
+  static const auto real = next<int (*)(int, unsigned long, ...)>("ioctl");
+  va_list args;
+  va_start(args, request);
+  void* argument = va_arg(args, void*);
+  va_end(args);
+  count(ioctls, fd);
+  return real(fd, request, argument);
+}
+
+int getpeername(int fd, sockaddr* address, socklen_t* size) noexcept {
+  static const auto real = next<int (*)(int, sockaddr*, socklen_t*)>("getpeername");
+  count(getpeernames, fd);
+  return real(fd, address, size);
+}
+
 }  // extern "C"
 
 namespace proxyd::test {
@@ -61,11 +83,15 @@ namespace proxyd::test {
 SyscallWatch::SyscallWatch(int fd) {
   socket_reads.store(0);
   epoll_ctls.store(0);
+  ioctls.store(0);
+  getpeernames.store(0);
   watched.store(fd);
 }
 
 SyscallWatch::~SyscallWatch() { watched.store(-1); }
 
-SyscallCounts SyscallWatch::counts() const { return {socket_reads.load(), epoll_ctls.load()}; }
+SyscallCounts SyscallWatch::counts() const {
+  return {socket_reads.load(), epoll_ctls.load(), ioctls.load(), getpeernames.load()};
+}
 
 }  // namespace proxyd::test

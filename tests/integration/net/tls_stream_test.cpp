@@ -235,6 +235,46 @@ TEST_F(TlsStreamTest, BytesThatArriveWithACancelAreReadNext) {
   EXPECT_EQ(got, "hello");
 }
 
+// A handshake begun before the client sent anything (a connection just accepted): OpenSSL's
+// recv() finds the socket empty, and the inbox read that follows waits for the socket's next event
+// instead of trying again at once: one recv() before the ClientHello comes, no epoll_ctl.
+TEST_F(TlsStreamTest, AHandshakeBegunBeforeTheClientHelloTriesTheSocketOnce) {
+  int finished = 0;
+  error_code server_ec = net::error::would_block, client_ec = net::error::would_block;
+  {
+    const test::SyscallWatch watch(server_socket_.native_handle());
+    spawn([&]() -> Task<> {
+      std::tie(server_ec) = co_await server_->async_handshake(TlsStream::Role::server, use_task);
+      ++finished;
+    });
+    io_.restart();
+    io_.poll();
+    EXPECT_EQ(finished, 0) << "the handshake waits for the ClientHello";
+#ifdef PROXYD_READ_READINESS
+    EXPECT_EQ(watch.counts().socket_reads, 1);
+#else
+    EXPECT_EQ(watch.counts().socket_reads, 2);  // Asio's read tries once more before it waits
+#endif
+    EXPECT_EQ(watch.counts().epoll_ctls, 0);
+  }
+  spawn([&]() -> Task<> {
+    std::tie(client_ec) = co_await client_.async_handshake(ClientTls::client, use_task);
+    ++finished;
+  });
+  ASSERT_TRUE(run_until_done(finished, 2));
+  EXPECT_FALSE(server_ec) << server_ec.message();
+  EXPECT_FALSE(client_ec) << client_ec.message();
+  // And the connection works both ways after it.
+  net::write(client_, net::buffer(std::string_view("ping")));
+  std::string got;
+  int read = 0;
+  error_code ec;
+  start_read(read, ec, &got);
+  ASSERT_TRUE(run_until_done(read, 1));
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(got, "ping");
+}
+
 // A keep-alive connection's wait for its next request: no epoll_ctl, which a wait for the
 // socket's readiness would cost (Asio re-arms the descriptor for each such wait), and no read
 // that finds the socket empty beyond the one Asio's read tries before it waits (Boost 1.81 tries
