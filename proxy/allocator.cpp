@@ -13,11 +13,15 @@ namespace proxyd::allocator {
 
 void configure() {
 #if defined(PROXYD_MIMALLOC)
-  // How long a freed page stays committed. mimalloc's default (25 ms) left a burst of 256 new TLS
-  // connections a second peaking at 63 MiB, against 52 MiB with glibc; 10 ms peaks at 56 MiB and
-  // costs about 600 page faults a second under steady load (0 ms: 49 MiB, but 4,500 faults a
-  // second). Measured with 2 workers, wrk and /proc/PID/status (docs/benchmarks.md).
-  mi_option_set(mi_option_decommit_delay, 10);
+  // How long a freed page stays committed before mimalloc gives it back. Under a new TLS
+  // connection per request, a page freed by one handshake is taken again by another within tens
+  // of milliseconds: given back after 10 ms, that cost 0.8 to 1.8 page faults and 0.04 to 0.08
+  // madvise() per handshake, and in a process of several threads each madvise() interrupts the
+  // other cores to flush their TLBs. 50 ms: 0.02 to 0.6 faults and at most 0.01 madvise, 3 to
+  // 29% more handshakes a second, and a higher peak (tls-new x 256: 34 to 40 MiB against 32 to
+  // 36, HAProxy's 40; docs/benchmarks.md, run 68). Longer delays left more resident once the load
+  // stopped (docs/architecture.md, "Memory given back after a burst").
+  mi_option_set(mi_option_decommit_delay, 50);
 #endif
 }
 
