@@ -18,9 +18,10 @@ void configure() {
   // of milliseconds: given back after 10 ms, that cost 0.8 to 1.8 page faults and 0.04 to 0.08
   // madvise() per handshake, and in a process of several threads each madvise() interrupts the
   // other cores to flush their TLBs. 50 ms: 0.02 to 0.6 faults and at most 0.01 madvise, 3 to
-  // 29% more handshakes a second, and a higher peak (tls-new x 256: 34 to 40 MiB against 32 to
-  // 36, HAProxy's 40; docs/benchmarks.md, run 68). Longer delays left more resident once the load
-  // stopped (docs/architecture.md, "Memory given back after a burst").
+  // 29% more handshakes a second, and a higher peak (bench/run's tls-new x 256: 33.6 to 38.9 MiB
+  // against 31.0 to 34.9, HAProxy's 39.1 to 39.4; docs/benchmarks.md, run 68). Longer delays left
+  // more resident once the load stopped (docs/architecture.md, "Memory given back after a
+  // burst").
   mi_option_set(mi_option_decommit_delay, 50);
 #endif
 }

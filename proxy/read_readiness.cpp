@@ -125,16 +125,68 @@ ReactorOp::status TrackedRecvBase::perform(ReactorOp* base) {
 
 }  // namespace read_readiness_detail
 
+namespace {
+
+// Tells the socket's state that its descriptor is non-blocking already: both of Asio's flags,
+// so that its own operations skip the ioctl(FIONBIO) that sets the first, and
+// socket.non_blocking() (which TlsStream asks) reads the second.
+void mark_non_blocking(Socket& socket, error_code&) {
+  SocketImpl::of(socket).state_ |= net::detail::socket_ops::non_blocking;
+}
+
+}  // namespace
+
+#else
+
+bool read_on_next_event(Socket&) { return false; }
+
+void read_at_once(Socket&) {}
+
+namespace {
+
+// Without the door to Asio's state: its own way, one ioctl(FIONBIO).
+void mark_non_blocking(Socket& socket, error_code& ec) { socket.non_blocking(true, ec); }
+
+}  // namespace
+
+#endif
+
+namespace {
+
+// An error that accept() reports for the connection it took, not for the listener: Linux passes
+// a network error already pending on the new connection (accept(2) asks to retry on these), and
+// a connection reset while it waited is ECONNABORTED, which Asio's accept skips too.
+bool skip_connection(int error) {
+  switch (error) {
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 void accept_connection(Acceptor& acceptor, Socket& socket, tcp::endpoint& peer, error_code& ec) {
   if (socket.is_open()) {  // as Asio's accept: the connection stays for another
     ec = net::error::already_open;
     return;
   }
-  socklen_t size = static_cast<socklen_t>(peer.capacity());
+  socklen_t size;
   int fd;
-  // Asio's accept skips a connection reset while it waited (ECONNABORTED, EPROTO) too.
-  do fd = ::accept4(acceptor.native_handle(), peer.data(), &size, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  while (fd < 0 && (errno == EINTR || errno == ECONNABORTED || errno == EPROTO));
+  do {
+    size = static_cast<socklen_t>(peer.capacity());
+    fd = ::accept4(acceptor.native_handle(), peer.data(), &size, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  } while (fd < 0 && skip_connection(errno));
   if (fd < 0) {
     ec = error_code(errno, boost::system::system_category());
     return;
@@ -146,26 +198,10 @@ void accept_connection(Acceptor& acceptor, Socket& socket, tcp::endpoint& peer, 
 
 void adopt_connection(Socket& socket, const tcp& protocol, int fd, error_code& ec) {
   socket.assign(protocol, fd, ec);
-  // Both of Asio's flags: its own operations skip the ioctl(FIONBIO) that sets the first, and
-  // socket.non_blocking() (which TlsStream asks) reads the second.
-  if (!ec) SocketImpl::of(socket).state_ |= net::detail::socket_ops::non_blocking;
+  if (!ec) mark_non_blocking(socket, ec);
+  error_code ignored;
+  if (ec && socket.is_open()) socket.release(ignored);  // the caller closes `fd`, as on failure
 }
-
-#else
-
-bool read_on_next_event(Socket&) { return false; }
-
-void read_at_once(Socket&) {}
-
-void accept_connection(Acceptor& acceptor, Socket& socket, tcp::endpoint& peer, error_code& ec) {
-  acceptor.accept(socket, peer, ec);
-}
-
-void adopt_connection(Socket& socket, const tcp& protocol, int fd, error_code& ec) {
-  socket.assign(protocol, fd, ec);
-}
-
-#endif
 
 bool report_bytes_left(Socket& socket) {
   const int on = 1;

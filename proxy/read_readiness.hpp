@@ -61,14 +61,17 @@ bool report_bytes_left(Socket& socket);
 // Accepts a connection waiting on `acceptor` into `socket` (closed) with its peer's address in
 // `peer`, as acceptor.accept(socket, peer, ec) does, in one system call: accept4() makes the
 // descriptor non-blocking and close-on-exec, and the socket's state says it is non-blocking.
-// Asio's accept takes two more per connection: ioctl(FIONBIO) at the socket's first
-// asynchronous operation (or TlsStream's), and getpeername() for the address. `ec` as Asio's:
-// would_block when no connection waits on the (non-blocking) acceptor; one that was reset while
-// it waited is skipped, as Asio skips it.
+// With Asio's accept, the session took the address with getpeername(), and Asio's first
+// asynchronous operation (or TlsStream) set ioctl(FIONBIO). `ec` as Asio's: would_block when no
+// connection waits on the (non-blocking) acceptor. A connection that failed while it waited (a
+// reset, or a network error Linux passes on, accept(2)) is skipped for the next one. Built
+// against another Asio, the state is set with Asio's own ioctl.
 void accept_connection(Acceptor& acceptor, Socket& socket, tcp::endpoint& peer, error_code& ec);
 
 // Opens `socket` (closed) on `fd`, a descriptor that accept_connection() accepted and a Socket
-// then released (a connection handed to another worker): non-blocking still, as its state says.
+// then released (a connection handed to another worker), which must still be non-blocking: its
+// state says so, and Asio's operations would otherwise block the worker. On failure `socket`
+// stays closed and the caller keeps `fd`.
 void adopt_connection(Socket& socket, const tcp& protocol, int fd, error_code& ec);
 
 // Reads into `buffer` as socket.async_read_some does, with one difference: a read that leaves

@@ -1,5 +1,4 @@
-// Counting definitions of recv, recvfrom, recvmsg, epoll_ctl, ioctl and getpeername
-// (syscall_counts.hpp).
+// Counting definitions of recv, recvfrom, recvmsg, epoll_ctl and ioctl (syscall_counts.hpp).
 #include "syscall_counts.hpp"
 
 #include <dlfcn.h>
@@ -16,7 +15,6 @@ std::atomic<int> watched{-1};
 std::atomic<int> socket_reads{0};
 std::atomic<int> epoll_ctls{0};
 std::atomic<int> ioctls{0};
-std::atomic<int> getpeernames{0};
 
 // The definition this executable's hides: the C library's, or a sanitizer's in front of it.
 template <class Function>
@@ -59,7 +57,8 @@ int epoll_ctl(int epoll_fd, int op, int fd, epoll_event* event) noexcept {
   return real(epoll_fd, op, fd, event);
 }
 
-// Every ioctl request the executable makes takes one pointer argument, or none.
+// Every ioctl request this executable makes (Asio's FIONBIO and FIONREAD, the tests' own) passes
+// exactly one pointer argument, which is forwarded as one.
 int ioctl(int fd, unsigned long request, ...) noexcept {
   static const auto real = next<int (*)(int, unsigned long, ...)>("ioctl");
   va_list args;
@@ -70,12 +69,6 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
   return real(fd, request, argument);
 }
 
-int getpeername(int fd, sockaddr* address, socklen_t* size) noexcept {
-  static const auto real = next<int (*)(int, sockaddr*, socklen_t*)>("getpeername");
-  count(getpeernames, fd);
-  return real(fd, address, size);
-}
-
 }  // extern "C"
 
 namespace proxyd::test {
@@ -84,14 +77,13 @@ SyscallWatch::SyscallWatch(int fd) {
   socket_reads.store(0);
   epoll_ctls.store(0);
   ioctls.store(0);
-  getpeernames.store(0);
   watched.store(fd);
 }
 
 SyscallWatch::~SyscallWatch() { watched.store(-1); }
 
 SyscallCounts SyscallWatch::counts() const {
-  return {socket_reads.load(), epoll_ctls.load(), ioctls.load(), getpeernames.load()};
+  return {socket_reads.load(), epoll_ctls.load(), ioctls.load()};
 }
 
 }  // namespace proxyd::test

@@ -1,5 +1,5 @@
 // The system calls a test counts on one descriptor: the reads of a socket (recv, recvfrom,
-// recvmsg), epoll_ctl, ioctl and getpeername. This test executable defines those functions itself
+// recvmsg), epoll_ctl and ioctl. This test executable defines those functions itself
 // (syscall_counts.cpp); the linker binds every call made by the executable's code, Asio's and
 // proxyd's included, to them, and each counts a call on the watched descriptor and then calls
 // the next definition (the C library's, or a sanitizer's interceptor).
@@ -11,7 +11,6 @@ struct SyscallCounts {
   int socket_reads = 0;
   int epoll_ctls = 0;
   int ioctls = 0;
-  int getpeernames = 0;
 };
 
 // Counts calls on `fd` while it lives; one at a time.
