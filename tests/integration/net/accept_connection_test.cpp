@@ -69,6 +69,15 @@ class AcceptConnectionTest : public ::testing::Test {
     return socket;
   }
 
+  // A read on `socket` to its end, with no ioctl where Asio's state can be told that the
+  // descriptor is non-blocking (Boost 1.81; elsewhere Asio's own ioctl sets it once).
+  void expect_read_without_ioctl(Socket& socket) {
+    [[maybe_unused]] const test::SyscallCounts counts = read_one_byte(socket);
+#ifdef PROXYD_READ_READINESS
+    EXPECT_EQ(counts.ioctls, 0);
+#endif
+  }
+
   static bool non_blocking(int fd) { return (::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0; }
   static bool close_on_exec(int fd) { return (::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0; }
 
@@ -86,11 +95,7 @@ TEST_F(AcceptConnectionTest, ThePeersAddressComesWithTheAcceptAndNoIoctlSetsItNo
   EXPECT_TRUE(non_blocking(fd));
   EXPECT_TRUE(socket.non_blocking());
   EXPECT_TRUE(close_on_exec(fd));
-#ifdef PROXYD_READ_READINESS
-  EXPECT_EQ(read_one_byte(socket).ioctls, 0);
-#else
-  read_one_byte(socket);
-#endif
+  expect_read_without_ioctl(socket);
 }
 
 // TlsStream makes a socket non-blocking unless it is already: on an accepted one, no ioctl.
@@ -125,11 +130,7 @@ TEST_F(AcceptConnectionTest, AnAdoptedConnectionStaysNonBlockingWithoutAnIoctl) 
   ASSERT_FALSE(ec) << ec.message();
   EXPECT_TRUE(adopted.non_blocking());
   EXPECT_TRUE(non_blocking(fd));
-#ifdef PROXYD_READ_READINESS
-  EXPECT_EQ(read_one_byte(adopted).ioctls, 0);
-#else
-  read_one_byte(adopted);
-#endif
+  expect_read_without_ioctl(adopted);
 }
 
 // No connection waiting: would_block, as the workers' loops expect to end a batch, and the
