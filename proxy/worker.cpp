@@ -223,7 +223,6 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
   constexpr std::size_t kPendingHandshakes = 4;
   const bool tls = listener.config->tls.has_value();
   error_code ec;
-  const tcp protocol = acceptor.local_endpoint(ec).protocol();
   acceptor.non_blocking(true, ec);  // an accept returns would_block when none is left
   for (;;) {
     auto [wait_ec] = co_await acceptor.async_wait(Acceptor::wait_read, use_task);
@@ -243,9 +242,7 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
       accept_connection(acceptor, socket, peer, ec);
       if (ec) {
         place_freed();
-        if (ec == net::error::would_block || ec == net::error::try_again ||
-            ec == net::error::connection_aborted)
-          break;
+        if (ec == net::error::would_block || ec == net::error::try_again) break;
         // Out of descriptors or memory: back off briefly instead of spinning on accept.
         if (out_of_local_resources(ec))
           warn_out_of_resources(Shortage::accept,
@@ -255,7 +252,7 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
         co_await pause.async_wait(use_task);
         break;
       }
-      dispatch(std::move(socket), peer, listener, protocol);
+      dispatch(std::move(socket), peer, listener);
       if (tls && pending_handshakes_ >= kPendingHandshakes) break;
     }
   }
@@ -377,8 +374,7 @@ void Worker::room_freed() {
 // HAProxy's listeners pick the least loaded thread. Handing one over costs this worker an
 // epoll_ctl to let the socket go, the other a post and an epoll_ctl to take it: per connection,
 // never per request.
-void Worker::dispatch(Socket socket, const tcp::endpoint& peer, const ListenerRuntime& listener,
-                      const tcp& protocol) {
+void Worker::dispatch(Socket socket, const tcp::endpoint& peer, const ListenerRuntime& listener) {
   Worker* target = this;
   const std::int64_t own = load_.load(std::memory_order_relaxed);
   std::int64_t least = own;
@@ -412,10 +408,10 @@ void Worker::dispatch(Socket socket, const tcp::endpoint& peer, const ListenerRu
     if (target->accepting_.load()) {
       const int fd = socket.release(ec);
       if (!ec) {
-        net::post(*target->io_, [target, fd = OwnedFd(fd), peer, listener, protocol]() mutable {
+        net::post(*target->io_, [target, fd = OwnedFd(fd), peer, listener]() mutable {
           Socket adopted(*target->io_);
           error_code assign_ec;
-          adopt_connection(adopted, protocol, fd.get(), assign_ec);
+          adopt_connection(adopted, peer.protocol(), fd.get(), assign_ec);
           if (assign_ec) {  // closed unserved, as a failed accept would be
             target->connection_closed();
             target->maybe_finish_drain();

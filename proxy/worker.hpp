@@ -245,8 +245,7 @@ class Worker {
   // Some connection closed while an accept loop here waits for room (this worker's thread).
   void room_freed();
   // Serves an accepted connection here, or hands it to the worker with the fewest connections.
-  void dispatch(Socket socket, const tcp::endpoint& peer, const ListenerRuntime& listener,
-                const tcp& protocol);
+  void dispatch(Socket socket, const tcp::endpoint& peer, const ListenerRuntime& listener);
   // Starts the session of a connection counted in load_ (this worker's thread).
   void serve(Socket socket, const tcp::endpoint& peer, const ListenerRuntime& listener);
   Task<void> sweep_loop();

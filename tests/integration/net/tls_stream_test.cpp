@@ -67,18 +67,27 @@ class TlsStreamTest : public ::testing::Test {
     return finished == n;
   }
 
+  // Starts one side's handshake in a coroutine of its own: when it ends, `ec` is its error and
+  // `finished` counts up.
+  void start_server_handshake(int& finished, error_code& ec) {
+    spawn([&]() -> Task<> {
+      std::tie(ec) = co_await server_->async_handshake(TlsStream::Role::server, use_task);
+      ++finished;
+    });
+  }
+  void start_client_handshake(int& finished, error_code& ec) {
+    spawn([&]() -> Task<> {
+      std::tie(ec) = co_await client_.async_handshake(ClientTls::client, use_task);
+      ++finished;
+    });
+  }
+
   // Both handshakes, each side in its own coroutine.
   void handshake() {
     int finished = 0;
     error_code server_ec = net::error::would_block, client_ec = net::error::would_block;
-    spawn([&]() -> Task<> {
-      std::tie(server_ec) = co_await server_->async_handshake(TlsStream::Role::server, use_task);
-      ++finished;
-    });
-    spawn([&]() -> Task<> {
-      std::tie(client_ec) = co_await client_.async_handshake(ClientTls::client, use_task);
-      ++finished;
-    });
+    start_server_handshake(finished, server_ec);
+    start_client_handshake(finished, client_ec);
     ASSERT_TRUE(run_until_done(finished, 2));
     ASSERT_FALSE(server_ec) << server_ec.message();
     ASSERT_FALSE(client_ec) << client_ec.message();
@@ -243,10 +252,7 @@ TEST_F(TlsStreamTest, AHandshakeBegunBeforeTheClientHelloTriesTheSocketOnce) {
   error_code server_ec = net::error::would_block, client_ec = net::error::would_block;
   {
     const test::SyscallWatch watch(server_socket_.native_handle());
-    spawn([&]() -> Task<> {
-      std::tie(server_ec) = co_await server_->async_handshake(TlsStream::Role::server, use_task);
-      ++finished;
-    });
+    start_server_handshake(finished, server_ec);
     io_.restart();
     io_.poll();
     EXPECT_EQ(finished, 0) << "the handshake waits for the ClientHello";
@@ -257,10 +263,7 @@ TEST_F(TlsStreamTest, AHandshakeBegunBeforeTheClientHelloTriesTheSocketOnce) {
 #endif
     EXPECT_EQ(watch.counts().epoll_ctls, 0);
   }
-  spawn([&]() -> Task<> {
-    std::tie(client_ec) = co_await client_.async_handshake(ClientTls::client, use_task);
-    ++finished;
-  });
+  start_client_handshake(finished, client_ec);
   ASSERT_TRUE(run_until_done(finished, 2));
   EXPECT_FALSE(server_ec) << server_ec.message();
   EXPECT_FALSE(client_ec) << client_ec.message();
