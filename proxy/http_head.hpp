@@ -60,7 +60,8 @@ struct ResponseHead {
 // bytes to a sink one piece at a time. Non-eager: each put() does one step, so a full sink can
 // stop the parser (an eager Beast parser would spin when a callback consumes nothing).
 // Trailer fields are dropped (they arrive after the head has been forwarded), unless a trailer
-// sink is set: the HTTP/2 path relays a response's trailers as a trailing HEADERS frame.
+// sink is set: the HTTP/2 path relays a response's trailers as a trailing HEADERS frame. A
+// Content-Length or Transfer-Encoding among them is ignored, not an error (decode_chunks).
 template <bool isRequest>
 class HeadParser : public http::basic_parser<isRequest> {
  public:
@@ -95,8 +96,20 @@ class HeadParser : public http::basic_parser<isRequest> {
   // consumed); null: dropped. As many as the upstream buffer holds at once.
   void set_trailer_sink(std::vector<std::pair<std::string, std::string>>* out) { trailers_ = out; }
 
-  // Whether a chunk header other than the last chunk's has been parsed.
+  std::vector<std::pair<std::string, std::string>>* trailer_sink() const { return trailers_; }
+
+  // Whether a chunk header has been parsed, the last chunk's included.
   bool seen_chunk() const { return seen_chunk_; }
+
+  // Where the trailer section starts, in the bytes of the put() that reached the last chunk (null
+  // before it): Beast has found the whole section in them before it parses any field. Read right
+  // after that put(), by decode_chunks when Beast refused a field of the section.
+  const char* trailer_begin() const { return trailer_begin_; }
+
+  // The message is complete: Beast's parser is, or decode_chunks parsed a trailer section Beast
+  // refused again without its framing fields (chunked.cpp), leaving Beast at the refused field.
+  bool finished() const { return this->is_done() || trailer_reparsed_; }
+  void set_trailer_reparsed() { trailer_reparsed_ = true; }
 
   std::optional<std::uint64_t> length() const {
     auto n = this->content_length();
@@ -146,10 +159,13 @@ class HeadParser : public http::basic_parser<isRequest> {
     return deliver(body, ec);
   }
 
-  void on_chunk_header_impl(std::uint64_t, boost::beast::string_view extensions,
+  void on_chunk_header_impl(std::uint64_t size, boost::beast::string_view extensions,
                             boost::system::error_code& ec) override {
     // Beast 1.81 puts no bound on chunk extensions; we forward none, so refuse long ones.
     if (extensions.size() > 256) ec = http::error::bad_chunk_extension;
+    // The last chunk's line ends with CRLF right after its extensions; Beast calls this for it
+    // only once the whole trailer section is in the input (basic_parser::parse_chunk_header).
+    if (size == 0) trailer_begin_ = extensions.data() + extensions.size() + 2;
     seen_chunk_ = true;
   }
 
@@ -171,9 +187,14 @@ class HeadParser : public http::basic_parser<isRequest> {
     return n;
   }
 
+  // Beast's own "done" misses a section parsed again: ask finished().
+  using http::basic_parser<isRequest>::is_done;
+
   Head* head_ = nullptr;  // null: BodyOnly
   bool head_done_ = false;
   bool seen_chunk_ = false;
+  bool trailer_reparsed_ = false;
+  const char* trailer_begin_ = nullptr;
   char* sink_ = nullptr;
   std::size_t sink_capacity_ = 0;
   std::size_t* sink_size_ = nullptr;

@@ -1,9 +1,11 @@
 // Chunked bodies (proxy/chunked.hpp) checked on any bytes: decode_chunks, driven as the relay
 // drives it (an input buffer filled in pieces, a stage flushed when full, the parser set up as the
-// session and the upstream phases set it up), must reach the verdict Beast's own string_body
-// parser reaches on the whole message at once, with the same decoded bytes and the same bytes
-// left over after the body; and the body proxyd re-chunks from the stage must parse back to those
-// bytes. Used by the libFuzzer harness fuzz_chunked_body and, on fixed-seed mutations, by
+// session and the upstream phases set it up), must reach the verdict Beast's own string_body parser
+// reaches on the whole message at once, with the same decoded bytes and the same bytes left over
+// after the body, and the same trailer fields; and the body proxyd re-chunks from the stage must
+// parse back to those bytes. A Content-Length or Transfer-Encoding in the trailer section, which
+// Beast refuses and proxyd ignores, is renamed in the message Beast gets. Used by the libFuzzer
+// harness fuzz_chunked_body and, on fixed-seed mutations, by
 // tests/unit/net/chunked_roundtrip_test.cpp.
 #pragma once
 

@@ -732,6 +732,36 @@ TEST_F(H2Test, ResponseFramings) {
   EXPECT_EQ(r.body, "hello");
 }
 
+// An upstream that puts Content-Length and Transfer-Encoding among a chunked response's trailer
+// fields (RFC 9110 6.5.1: a sender must not): both are ignored, as nginx and HAProxy do. An
+// HTTP/2 client gets the body and the other trailer fields; an HTTP/1.1 client gets the body, and
+// the upstream connection serves the next request (the message ended where it should).
+TEST_F(H2Test, FramingFieldsInATrailerSectionAreIgnored) {
+  start();
+  H2TestClient client(h2c_);
+  const std::int32_t id = client.request("GET", "/trailers?framing=1", {{"te", "trailers"}});
+  ASSERT_TRUE(client.wait_all_closed(10s));
+  const H2TestClient::Result& t = client.result(id);
+  EXPECT_EQ(t.error, 0u);
+  EXPECT_EQ(t.status, 200u);
+  EXPECT_EQ(t.body, "hello");
+  const std::vector<std::pair<std::string, std::string>> want = {{"x-checksum", "5d41402a"},
+                                                                 {"x-count", "1"}};
+  EXPECT_EQ(t.trailers, want);
+
+  for (int i = 0; i < 3; ++i) {
+    const Response r = fetch(proxy_->port("public"), "/trailers?framing=1");
+    EXPECT_EQ(r.status, 200u);
+    EXPECT_EQ(r.body, "hello");
+  }
+  EXPECT_EQ(blue_.requests_served(), 4u);
+  EXPECT_EQ(blue_.connections_accepted(), 1u);
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(4, 5s));  // counted with each access-log line
+  EXPECT_EQ(metric_value(admin_, "proxyd_requests_total{route=\"web\",slot=\"live\","
+                                 "pool=\"blue\",code=\"200\"}"),
+            4);
+}
+
 // A listener's `http2: {...}` limits are what its connections announce in SETTINGS, and the
 // smaller stream window is what a client may send ahead; the defaults elsewhere stay.
 TEST_F(H2Test, ConfiguredLimitsAreAnnouncedInSettings) {

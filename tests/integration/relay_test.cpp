@@ -293,6 +293,36 @@ TEST_F(RelayTest, ChunkedRequestAndResponseBodies) {
   EXPECT_TRUE(down.pattern_ok);
 }
 
+// A client's chunked body whose trailer section carries Content-Length and Transfer-Encoding
+// (RFC 9110 6.5.1: a sender must not): they are ignored, the body reaches the upstream whole (it
+// echoes it back), and the pipelined request after the section is the next one. A malformed
+// trailer field after an ignored one is still a 400.
+TEST_F(RelayTest, FramingFieldsInARequestTrailerAreIgnored) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  HttpClient client(port_);
+  ASSERT_TRUE(client.connected()) << client.connect_error();
+  ASSERT_TRUE(client.send_raw(
+      "POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n0\r\nContent-Length: 12\r\nX-A: 1\r\nTransfer-Encoding: gzip\r\n\r\n"
+      "GET /status?code=202 HTTP/1.1\r\nHost: test\r\n\r\n"));
+  Response echo = client.read_response();
+  Response next = client.read_response();
+  ASSERT_TRUE(echo.ok()) << echo.error;
+  ASSERT_TRUE(next.ok()) << next.error;
+  EXPECT_EQ(echo.status, 200u);
+  EXPECT_EQ(echo.body, "hello");
+  EXPECT_EQ(next.status, 202u);
+
+  HttpClient bad(port_);
+  ASSERT_TRUE(bad.connected()) << bad.connect_error();
+  ASSERT_TRUE(bad.send_raw(
+      "POST /sink HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n0\r\nContent-Length: 12\r\nX A: 1\r\n\r\n"));
+  Response refused = bad.read_response();
+  ASSERT_TRUE(refused.ok()) << refused.error;
+  EXPECT_EQ(refused.status, 400u);
+}
+
 // A chunk larger than the 64 KiB stage it is decoded into, read whole with the rest of the body:
 // a client buffer above 64 KiB (a max_header_bytes over 63 KiB makes one) holds it. The stage is
 // sent when full and decoding goes on from the bytes already read; proxyd once waited for more

@@ -463,11 +463,16 @@ struct FakeUpstream::Impl {
     if (target.path == "/trailers") {
       // A chunked body "hello" then two trailer fields; field names in both cases, as HTTP/1.1
       // allows (HTTP/2 needs them lowercase).
+      // framing=1: a Content-Length and a Transfer-Encoding among them too, which a sender must
+      // not put in trailers (RFC 9110 6.5.1).
+      const std::string framing = target.param("framing") == "1"
+                                      ? "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+                                      : "";
       const std::string out =
           head(200, seq,
                "transfer-encoding: chunked\r\ntrailer: x-checksum, x-count\r\n"
                "X-Mixed-Case: Yes\r\n") +
-          "5\r\nhello\r\n0\r\nx-checksum: 5d41402a\r\nX-Count: 1\r\n\r\n";
+          "5\r\nhello\r\n0\r\nx-checksum: 5d41402a\r\n" + framing + "X-Count: 1\r\n\r\n";
       co_return (co_await write_all(sock, out)) && keep;
     }
     if (target.path == "/bad-chunks") {

@@ -28,7 +28,8 @@ namespace proxyd::test {
 //   /stall                reads the request, never replies; closes when the peer does or at stop
 //   /hold                 reads the head only, never the body, never replies; held until stop
 //   /trailers             200 (with X-Mixed-Case: Yes), chunked body "hello", trailers
-//                         x-checksum: 5d41402a, X-Count: 1
+//                         x-checksum: 5d41402a, X-Count: 1; ?framing=1 puts Content-Length: 5
+//                         and Transfer-Encoding: chunked between them
 //   /reset                closes with SO_LINGER{1,0} (RST) without replying
 //   /garbage              writes a malformed status line, then closes
 //   /status?code=N        replies with status N (204/304 without a body)
