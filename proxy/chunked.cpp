@@ -1,7 +1,6 @@
 #include "chunked.hpp"
 
 #include <boost/asio/buffer.hpp>
-#include <boost/beast/core/string.hpp>
 #include <boost/version.hpp>
 
 #include <charconv>
@@ -28,10 +27,10 @@ bool framing_field_refused(const boost::system::error_code& ec) {
   return ec == http::error::bad_content_length || ec == http::error::bad_transfer_encoding;
 }
 
+// By Beast's own name lookup, the one its do_field goes by.
 bool is_framing_name(std::string_view name) {
-  const boost::beast::string_view n(name.data(), name.size());
-  return boost::beast::iequals(n, "content-length") ||
-         boost::beast::iequals(n, "transfer-encoding");
+  const http::field id = http::string_to_field({name.data(), name.size()});
+  return id == http::field::content_length || id == http::field::transfer_encoding;
 }
 
 // The trailer section at `offset` in `in` (whole there: Beast found its end before it parsed a
