@@ -92,6 +92,12 @@ bool TlsStream::has_pending() const {
   return inbox_begin_ != inbox_end_ || SSL_has_pending(ssl_) == 1;
 }
 
+// Part of a header is read-ahead data OpenSSL has not processed (SSL_has_pending); a whole header
+// is taken out of that count, and the record layer then says it reads the body ("RB").
+bool TlsStream::holds_partial_record() const {
+  return SSL_has_pending(ssl_) == 1 || std::strcmp(SSL_rstate_string(ssl_), "RB") == 0;
+}
+
 void TlsStream::filled(const error_code& ec, std::size_t bytes) {
   reading_ = false;
   if (ec == net::error::operation_aborted) return;

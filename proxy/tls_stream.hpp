@@ -155,6 +155,8 @@ class TlsStream {
   static unsigned char* staging_buffer();
   // The inbox read of a wait ended: its bytes, or the EOF or error OpenSSL's next read returns.
   void filled(const error_code& ec, std::size_t bytes);
+  // Whether OpenSSL holds part of a record it read (the inbox is empty when it asks for more).
+  bool holds_partial_record() const;
   // The read BIO's calls (tls_stream.cpp).
   static int bio_read(BIO* bio, char* out, int size);
   static long bio_ctrl(BIO* bio, int command, long number, void* pointer);
@@ -260,6 +262,9 @@ class TlsOp {
     waited_to_read_ = want == TlsStep::Want::read;
     if (waited_to_read_ && !stream.reading_) {
       stream.reading_ = true;
+      // The rest of a record: the read that took its first part may have taken a reset's event
+      // with it (read_readiness.hpp, read_at_once), so this one tries the socket first.
+      if (stream.holds_partial_record()) read_at_once(stream.socket_);
       async_read_some_tracked(stream.socket_, net::buffer(stream.inbox_),
                               net::bind_cancellation_slot(slot, std::move(*this)));
       return;
