@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "h2_frame_cursor.hpp"
 #include "h2_request.hpp"
 #include "relay.hpp"
 #include "retry_policy.hpp"
@@ -143,7 +144,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         peer_(std::move(peer)),
         signals_(signal_service(worker.executor())),
         write_signal_(worker.executor(), signals_),
-        done_signal_(worker.executor(), signals_) {}
+        done_signal_(worker.executor(), signals_),
+        frames_(!peer_->preface_read) {}
   ~Connection() {
     if (session_ != nullptr) nghttp2_session_del(session_);
   }
@@ -219,6 +221,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Signal done_signal_;
   std::string out_;
   std::unique_ptr<std::uint8_t[]> in_;
+  H2FrameCursor frames_;  // where the bytes read so far end: inside a frame or not
   // A response head's HTTP/2 fields, built and handed to nghttp2 (which copies them) without a
   // suspension in between, so one list serves every stream of the connection: no allocation per
   // response once it has grown.
@@ -398,6 +401,9 @@ void Connection::maybe_goaway() {
 Task<void> Connection::read_loop() {
   for (;;) {
     rearm();
+    // The rest of a frame: the read that took its first part may have taken a client's reset
+    // with it (read_readiness.hpp, read_at_once), so this one tries the socket first.
+    if (frames_.mid_frame()) read_at_once(client_.socket());
     auto [ec, n] = co_await client_.async_read_some_tracked(net::buffer(in_.get(), kReadSize),
                                                            use_task);
     if (!ec && deadline_.closed_for_room) worker_.survived_room_close(deadline_);
@@ -416,6 +422,7 @@ Task<void> Connection::read_loop() {
       }
       break;
     }
+    frames_.advance(in_.get(), n);
     const ssize_t used = nghttp2_session_mem_recv(session_, in_.get(), n);
     if (used < 0) {
       // A fatal error (a flood, too many CONTINUATIONs, not the HTTP/2 preface): GOAWAY with

@@ -3,11 +3,15 @@
 // (tests/support/h2_client.hpp) for what curl will not send: streams split at exact weights with
 // sticky cookies honoured per stream, 100 MiB each way on one stream while others complete,
 // fields RFC 9113 forbids, a rapid reset answered by GOAWAY while another client carries on, the
-// access log's `proto` and the metrics' `protocol`, local replies, and GOAWAY on drain while the
-// stream in flight finishes.
+// access log's `proto` and the metrics' `protocol`, local replies, GOAWAY on drain while the
+// stream in flight finishes, and a client's reset in the middle of a frame.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
 #include <chrono>
@@ -624,6 +628,60 @@ TEST_F(H2Test, IdleConnectionGetsGoaway) {
   ASSERT_TRUE(client.run_until([&] { return client.eof(); }, 5s));
   EXPECT_TRUE(client.goaway());
   EXPECT_EQ(client.goaway_error(), 0u);
+}
+
+// Part of a frame, then a reset, both there before proxyd reads them (stopped here, as a busy
+// worker would be): the kernel's count of bytes left after a read (TCP_INQ) counts a FIN but not
+// a reset, so the read loop's read that takes the part says the socket is empty, and the reset's
+// event is spent with the bytes'. The connection must end at once, not at client_idle (30 s):
+// the read for the rest of the frame tries the socket first (H2FrameCursor).
+TEST_F(H2Test, AResetRightAfterPartOfAFrameEndsTheConnectionAtOnce) {
+  start("50", "", "client_idle: 30s");
+  const std::string active = "proxyd_connections_active{listener=\"h2c\"}";
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(h2c_);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const timeval five{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &five, sizeof five);
+  // The preface and an empty SETTINGS; proxyd's SETTINGS ACK says it read them, and its read
+  // loop now waits for the next frame.
+  const std::string hello =
+      "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + std::string("\0\0\0\x04\0\0\0\0\0", 9);
+  ASSERT_EQ(::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(hello.size()));
+  std::string got;
+  const auto has_settings_ack = [&] {
+    for (std::size_t at = 0; at + 9 <= got.size();) {
+      const std::size_t length = (std::size_t{static_cast<unsigned char>(got[at])} << 16) |
+                                 (std::size_t{static_cast<unsigned char>(got[at + 1])} << 8) |
+                                 static_cast<unsigned char>(got[at + 2]);
+      if (got[at + 3] == '\x04' && got[at + 4] == '\x01') return true;
+      at += 9 + length;
+    }
+    return false;
+  };
+  while (!has_settings_ack()) {
+    char buf[512];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << got.size() << " bytes before";
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  ASSERT_EQ(metric_value(admin_, active), 1);
+
+  ASSERT_TRUE(proxy_->signal(SIGSTOP));
+  const std::string ping_head("\0\0\x08\x06\0", 5);  // a PING's header, cut after its type
+  ASSERT_EQ(::send(fd, ping_head.data(), ping_head.size(), MSG_NOSIGNAL), 5);
+  const linger reset{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  ::close(fd);
+  ASSERT_TRUE(proxy_->signal(SIGCONT));
+  const auto began = std::chrono::steady_clock::now();
+  EXPECT_EQ(wait_metric_down(admin_, active, 0), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 3s) << "client_idle is 30s";
 }
 
 // A stream whose client stops taking its response (its window stays at 16 bytes) is reset with

@@ -340,14 +340,29 @@ double metric_value(std::uint16_t admin_port, const std::string& sample) {
   return -1;
 }
 
-double wait_metric(std::uint16_t admin_port, const std::string& sample, double want) {
+namespace {
+
+// Polls /metrics every 20 ms until `reached(value)` or 5 s pass; the last value.
+template <class Reached>
+double poll_metric(std::uint16_t admin_port, const std::string& sample, Reached reached) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   double value = metric_value(admin_port, sample);
-  while (value < want && std::chrono::steady_clock::now() < deadline) {
+  while (!reached(value) && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     value = metric_value(admin_port, sample);
   }
   return value;
+}
+
+}  // namespace
+
+double wait_metric(std::uint16_t admin_port, const std::string& sample, double want) {
+  return poll_metric(admin_port, sample, [want](double value) { return value >= want; });
+}
+
+double wait_metric_down(std::uint16_t admin_port, const std::string& sample, double want) {
+  return poll_metric(admin_port, sample,
+                     [want](double value) { return value >= 0 && value <= want; });
 }
 
 }  // namespace proxyd::test

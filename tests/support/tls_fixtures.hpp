@@ -107,5 +107,7 @@ double metric_value(std::uint16_t admin_port, const std::string& sample);
 // Polls /metrics until `sample` reaches `want` or 5 s pass (a count lands just after what it
 // counts, e.g. a connection's close); its last value.
 double wait_metric(std::uint16_t admin_port, const std::string& sample, double want);
+// The same for a gauge that falls: until `sample` is `want` or less.
+double wait_metric_down(std::uint16_t admin_port, const std::string& sample, double want);
 
 }  // namespace proxyd::test
