@@ -18,6 +18,7 @@
 #include "control/control_server.hpp"
 
 #include "allocator.hpp"
+#include "build_revision.hpp"
 #include "config.hpp"
 #include "man_page.hpp"
 #include "routing_snapshot.hpp"
@@ -120,7 +121,11 @@ int main(int argc, char** argv) {
                "take the listening sockets over from the proxyd\n"
                "running with this config (an upgrade without\n"
                "dropping a connection); it drains and exits");
-  app.set_version_flag("--version", "proxyd " PROXYD_VERSION);
+  // "proxyd 0.1.0 (git 1a3b080)"; without the commit when built outside a git checkout.
+  std::string version = "proxyd " PROXYD_VERSION;
+  if (*proxyd::kBuildRevision != '\0')
+    version += std::string(" (git ") + proxyd::kBuildRevision + ")";
+  app.set_version_flag("--version", version);
   // Hidden (group ""): the build runs it to write proxyd.8 (proxy/man_page.hpp).
   app.add_flag("--man", man)->group("");
   CLI11_PARSE(app, argc, argv);

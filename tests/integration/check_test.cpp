@@ -1,7 +1,7 @@
 // The command line of the real binary: `proxyd --check -c FILE` reports each problem as
 // `FILE:LINE: key: message` and exits 1 (0 for a good file), every example config in conf/ passes
 // the check (with the TLS files it names made for the test), and `proxyd --version` prints
-// `proxyd VERSION`.
+// `proxyd VERSION (git COMMIT)`.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/build_revision.hpp"
 #include "tests/support/proxyd_process.hpp"
 #include "tests/support/tls_fixtures.hpp"
 
@@ -130,10 +131,26 @@ TEST(Check, MissingFileExitsOne) {
   EXPECT_NE(r.output.find("/nonexistent/proxyd.yaml"), std::string::npos) << r.output;
 }
 
-TEST(Check, VersionIsPrinted) {
+// With the commit it was built from, when built in a git checkout (this one is, unless the
+// source came as a tarball): a commit of this repository, seven hex digits, "-dirty" when tracked
+// files had changes.
+TEST(Check, VersionIsPrintedWithTheCommitItWasBuiltFrom) {
   CommandResult r = ProxydProcess::run({"--version"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(r.output, "proxyd " PROXYD_VERSION "\n");
+  const std::string revision = kBuildRevision;
+  if (revision.empty()) {
+    EXPECT_FALSE(std::filesystem::exists(PROXYD_SOURCE_DIR "/.git"));
+    EXPECT_EQ(r.output, "proxyd " PROXYD_VERSION "\n");
+    return;
+  }
+  EXPECT_EQ(r.output, "proxyd " PROXYD_VERSION " (git " + revision + ")\n");
+  const std::string commit = revision.substr(0, revision.find('-'));
+  EXPECT_EQ(commit.size(), 7u) << revision;
+  EXPECT_EQ(commit.find_first_not_of("0123456789abcdef"), std::string::npos) << revision;
+  EXPECT_TRUE(revision.size() == 7 || revision.substr(7) == "-dirty") << revision;
+  const CommandResult known =
+      run_program({"/usr/bin/git", "-C", PROXYD_SOURCE_DIR, "cat-file", "-t", commit});
+  EXPECT_EQ(known.output, "commit\n") << revision;
 }
 
 // conf/ holds the example configs; each one must keep passing the check, printing nothing but
