@@ -127,11 +127,20 @@ ReactorOp::status TrackedRecvBase::perform(ReactorOp* base) {
 
 namespace {
 
-// Tells the socket's state that its descriptor is non-blocking already: both of Asio's flags,
-// so that its own operations skip the ioctl(FIONBIO) that sets the first, and
-// socket.non_blocking() (which TlsStream asks) reads the second.
-void mark_non_blocking(Socket& socket, error_code&) {
-  SocketImpl::of(socket).state_ |= net::detail::socket_ops::non_blocking;
+// Tells the socket's state what accept4() made of its descriptor, as Asio's own accept would
+// have it:
+// - non-blocking already: both of Asio's flags, so that its own operations skip the
+//   ioctl(FIONBIO) that sets the first, and socket.non_blocking() (which TlsStream asks) reads
+//   the second;
+// - no duplicate of another descriptor: assign() cannot know that and marks it `possible_dup`,
+//   for which Asio's close first takes the descriptor out of the epoll set (EPOLL_CTL_DEL). A
+//   descriptor nothing duplicated leaves the set with its close, as every socket Asio opens or
+//   accepts itself does: one system call fewer per connection. (release(), which hands a
+//   connection to another worker, still takes it out.)
+void mark_accepted(Socket& socket, error_code&) {
+  auto& state = SocketImpl::of(socket).state_;
+  state |= net::detail::socket_ops::non_blocking;
+  state &= static_cast<net::detail::socket_ops::state_type>(~net::detail::socket_ops::possible_dup);
 }
 
 }  // namespace
@@ -145,7 +154,7 @@ void read_at_once(Socket&) {}
 namespace {
 
 // Without the door to Asio's state: its own way, one ioctl(FIONBIO).
-void mark_non_blocking(Socket& socket, error_code& ec) { socket.non_blocking(true, ec); }
+void mark_accepted(Socket& socket, error_code& ec) { socket.non_blocking(true, ec); }
 
 }  // namespace
 
@@ -198,7 +207,7 @@ void accept_connection(Acceptor& acceptor, Socket& socket, tcp::endpoint& peer, 
 
 void adopt_connection(Socket& socket, const tcp& protocol, int fd, error_code& ec) {
   socket.assign(protocol, fd, ec);
-  if (!ec) mark_non_blocking(socket, ec);
+  if (!ec) mark_accepted(socket, ec);
   error_code ignored;
   if (ec && socket.is_open()) socket.release(ignored);  // the caller closes `fd`, as on failure
 }

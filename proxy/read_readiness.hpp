@@ -60,12 +60,15 @@ bool report_bytes_left(Socket& socket);
 
 // Accepts a connection waiting on `acceptor` into `socket` (closed) with its peer's address in
 // `peer`, as acceptor.accept(socket, peer, ec) does, in one system call: accept4() makes the
-// descriptor non-blocking and close-on-exec, and the socket's state says it is non-blocking.
-// With Asio's accept, the session took the address with getpeername(), and Asio's first
-// asynchronous operation (or TlsStream) set ioctl(FIONBIO). `ec` as Asio's: would_block when no
-// connection waits on the (non-blocking) acceptor. A connection that failed while it waited (a
-// reset, or a network error Linux passes on, accept(2)) is skipped for the next one. Built
-// against another Asio, the state is set with Asio's own ioctl.
+// descriptor non-blocking and close-on-exec, and the socket's state says it is non-blocking and,
+// as for a socket Asio accepts itself, no duplicate of another descriptor, so that its close
+// makes no EPOLL_CTL_DEL first (assign() could not know). With Asio's accept, the session took
+// the address with getpeername(), and Asio's first asynchronous operation (or TlsStream) set
+// ioctl(FIONBIO); with assign() alone, the close took the descriptor out of the epoll set first.
+// `ec` as Asio's: would_block when no connection waits on the (non-blocking) acceptor. A
+// connection that failed while it waited (a reset, or a network error Linux passes on,
+// accept(2)) is skipped for the next one. Built against another Asio, the state is set with
+// Asio's own ioctl, and the close takes the descriptor out first.
 void accept_connection(Acceptor& acceptor, Socket& socket, tcp::endpoint& peer, error_code& ec);
 
 // Opens `socket` (closed) on `fd`, a descriptor that accept_connection() accepted and a Socket

@@ -2,8 +2,8 @@
 // driven by a test-owned io_context, with the system calls counted on the accepted descriptor
 // (syscall_counts.hpp): the peer's address comes with the accept, the descriptor is non-blocking
 // and close-on-exec from the start, and neither Asio's operations nor TlsStream make it
-// non-blocking again (Boost 1.81's Asio; elsewhere Asio's own ioctl does it once); a connection
-// handed to another Socket keeps all of that.
+// non-blocking again (Boost 1.81's Asio; elsewhere Asio's own ioctl does it once), its close
+// makes no epoll_ctl; a connection handed to another Socket keeps all of that.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
@@ -131,6 +131,45 @@ TEST_F(AcceptConnectionTest, AnAdoptedConnectionStaysNonBlockingWithoutAnIoctl) 
   EXPECT_TRUE(adopted.non_blocking());
   EXPECT_TRUE(non_blocking(fd));
   expect_read_without_ioctl(adopted);
+}
+
+// Closing an accepted connection makes no epoll_ctl: its descriptor is no duplicate, so its close
+// takes it out of the reactor's epoll set, as for a socket Asio accepts itself (assign() alone
+// left an EPOLL_CTL_DEL first). The set is then clean: the next connection, which gets the same
+// descriptor number, is registered and read as usual. A connection handed to another Socket
+// closes the same way.
+TEST_F(AcceptConnectionTest, ClosingAnAcceptedConnectionMakesNoEpollCtl) {
+  tcp::endpoint from;
+  std::optional<Socket> first(accept_peer(from));
+  ASSERT_TRUE(first->is_open());
+  read_one_byte(*first);  // registered with the reactor and read through it
+  const int fd = first->native_handle();
+  {
+    const test::SyscallWatch watch(fd);
+    first.reset();
+#ifdef PROXYD_READ_READINESS
+    EXPECT_EQ(watch.counts().epoll_ctls, 0);
+#endif
+  }
+  peer_.close();
+  tcp::endpoint again;
+  Socket second = accept_peer(again);
+  ASSERT_TRUE(second.is_open());
+  EXPECT_EQ(second.native_handle(), fd);
+  read_one_byte(second);
+
+  error_code ec;
+  const int handed = second.release(ec);
+  ASSERT_FALSE(ec) << ec.message();
+  std::optional<Socket> adopted(std::in_place, io_.get_executor());
+  adopt_connection(*adopted, again.protocol(), handed, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  read_one_byte(*adopted);
+  const test::SyscallWatch watch(handed);
+  adopted.reset();
+#ifdef PROXYD_READ_READINESS
+  EXPECT_EQ(watch.counts().epoll_ctls, 0);
+#endif
 }
 
 // No connection waiting: would_block, as the workers' loops expect to end a batch, and the
