@@ -21,12 +21,16 @@ class H2FrameCursor {
 
   // `preface`: the client preface is still to come through the loop's reads (it was not taken
   // off the socket before, as a plaintext listener's sniffing does).
-  explicit H2FrameCursor(bool preface) : left_(preface ? kPrefaceSize : 0) {}
+  explicit H2FrameCursor(bool preface) : preface_left_(preface ? kPrefaceSize : 0) {}
 
   // Steps over the next `n` bytes of the stream.
   void advance(const std::uint8_t* data, std::size_t n) {
+    const std::size_t preface = std::min<std::size_t>(preface_left_, n);
+    preface_left_ -= static_cast<std::uint32_t>(preface);
+    data += preface;
+    n -= preface;
     while (n > 0) {
-      if (left_ > 0) {  // inside the preface or a frame's payload
+      if (left_ > 0) {  // inside a frame's payload
         const std::size_t step = std::min<std::size_t>(left_, n);
         left_ -= static_cast<std::uint32_t>(step);
         data += step;
@@ -55,11 +59,15 @@ class H2FrameCursor {
     }
   }
 
-  // The bytes so far end inside the preface, a frame header or a frame's payload.
-  bool mid_frame() const { return left_ > 0 || header_taken_ > 0; }
+  // The bytes so far end inside the preface, a frame header or a frame's payload (not before the
+  // preface: the first read begins something new, as a read at a frame's boundary does).
+  bool mid_frame() const {
+    return (preface_left_ > 0 && preface_left_ < kPrefaceSize) || left_ > 0 || header_taken_ > 0;
+  }
 
  private:
-  std::uint32_t left_;             // bytes of the preface or the current payload still to come
+  std::uint32_t preface_left_;     // bytes of the preface still to come
+  std::uint32_t left_ = 0;         // bytes of the current payload still to come
   std::uint32_t length_ = 0;       // the length read so far from a header begun
   std::uint32_t header_taken_ = 0;  // bytes of the current frame header taken
 };

@@ -403,7 +403,7 @@ Task<void> Connection::read_loop() {
     rearm();
     // The rest of a frame: the read that took its first part may have taken a client's reset
     // with it (read_readiness.hpp, read_at_once), so this one tries the socket first.
-    if (frames_.mid_frame()) read_at_once(client_.socket());
+    if (frames_.mid_frame()) client_.read_next_at_once();
     auto [ec, n] = co_await client_.async_read_some_tracked(net::buffer(in_.get(), kReadSize),
                                                            use_task);
     if (!ec && deadline_.closed_for_room) worker_.survived_room_close(deadline_);

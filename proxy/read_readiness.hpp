@@ -50,7 +50,8 @@ bool read_on_next_event(Socket& socket);
 // that continues what a tracked read began (the rest of a request head, its body): the tracked
 // read clears the flag when the kernel says nothing is left, which it also says after a reset
 // that came with the bytes read (TCP_INQ counts a FIN, not an RST), and that reset's event is
-// spent, so waiting for the next event would wait until the timeout.
+// spent, so waiting for the next event would wait until the timeout. Over TLS, a session asks it
+// through Stream::read_next_at_once, which sets it only for a read that needs the socket.
 void read_at_once(Socket& socket);
 
 // Asks the kernel to say, with each read by async_read_some_tracked, how much the socket still

@@ -425,7 +425,7 @@ Task<HeadRead> Session::read_request_head(bool first) {
 
     const bool idle = in_.empty();
     deadline_.idle = idle;
-    if (!idle) read_at_once(client_.socket());  // the rest of a head begun (read_readiness.hpp)
+    if (!idle) client_.read_next_at_once();  // the rest of a head begun (read_readiness.hpp)
     if (idle && worker_.draining()) {
       // One more request may be on its way; it gets an answer with Connection: close.
       worker_.arm(deadline_, std::min<std::chrono::milliseconds>(
@@ -627,7 +627,7 @@ Task<AttemptEnd> Session::attempt(RequestContext& ctx, const Server& server) {
 Task<AttemptEnd> Session::relay_request_body(RequestContext& ctx) {
   in_.consume(ctx.buffered_body);
   ctx.outcome.bytes_in = ctx.buffered_body;
-  read_at_once(client_.socket());  // the body's next bytes, or a reset (read_readiness.hpp)
+  client_.read_next_at_once();  // the body's next bytes, or a reset (read_readiness.hpp)
   if (ctx.plan.expect_continue && ctx.client_version == 11 && !ctx.sent_continue) {
     ctx.sent_continue = true;
     std::array<net::const_buffer, 1> b{net::buffer(kContinue)};

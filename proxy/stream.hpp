@@ -71,6 +71,17 @@ class Stream {
     return proxyd::async_read_some_tracked(socket_, buffer, std::forward<Token>(token));
   }
 
+  // The next read continues something begun (the rest of a head, a body, an HTTP/2 frame): it
+  // tries the socket at once rather than wait for its next event, so that a reset that came with
+  // the bytes read last is found now, not at a timeout (read_readiness.hpp, read_at_once). Over
+  // TLS only if that read needs the socket (TlsStream::read_next_at_once).
+  void read_next_at_once() {
+    if (tls_)
+      tls_->read_next_at_once();
+    else
+      read_at_once(socket_);
+  }
+
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     if (tls_) return tls_->async_write_some(buffers, std::forward<Token>(token));

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace proxyd {
 namespace {
@@ -92,10 +93,13 @@ bool TlsStream::has_pending() const {
   return inbox_begin_ != inbox_end_ || SSL_has_pending(ssl_) == 1;
 }
 
-// Part of a header is read-ahead data OpenSSL has not processed (SSL_has_pending); a whole header
-// is taken out of that count, and the record layer then says it reads the body ("RB").
-bool TlsStream::holds_partial_record() const {
-  return SSL_has_pending(ssl_) == 1 || std::strcmp(SSL_rstate_string(ssl_), "RB") == 0;
+bool TlsStream::inbox_read_at_once() {
+  const bool asked = std::exchange(next_read_at_once_, false);
+  if (found_empty_) return false;
+  // Part of a header is read-ahead data OpenSSL has not processed (SSL_has_pending); a whole
+  // header is taken out of that count, and the record layer then says it reads the body ("RB").
+  return asked || SSL_has_pending(ssl_) == 1 ||
+         std::strcmp(SSL_rstate_string(ssl_), "RB") == 0;
 }
 
 void TlsStream::filled(const error_code& ec, std::size_t bytes) {
@@ -149,6 +153,7 @@ int TlsStream::bio_read(BIO* bio, char* out, int size) {
     // Found empty: the inbox read that follows waits for the socket's next event instead of
     // trying recv() once more at once (a new connection's handshake, before its ClientHello).
     s.drained_ = true;
+    s.found_empty_ = true;
     read_on_next_event(s.socket_);
   }
   BIO_set_retry_read(bio);
@@ -183,12 +188,14 @@ unsigned char* TlsStream::staging_buffer() {
 
 TlsStep TlsStream::handshake_step() {
   before_call();
+  found_empty_ = false;
   const int ret = SSL_do_handshake(ssl_);
   return step_result(ssl_, ret, errno, 0);
 }
 
 TlsStep TlsStream::shutdown_step() {
   before_call();
+  found_empty_ = false;
   int ret = SSL_shutdown(ssl_);
   // 0: ours is sent and the peer's not yet read; the second call reads it (as Asio does).
   if (ret == 0) ret = SSL_shutdown(ssl_);
@@ -198,14 +205,17 @@ TlsStep TlsStream::shutdown_step() {
 TlsStep TlsStream::read_step(void* data, std::size_t size) {
   if (size == 0) return {};
   before_call();
+  found_empty_ = false;
   std::size_t read = 0;
   const int ret = SSL_read_ex(ssl_, data, size, &read);
+  if (ret > 0) next_read_at_once_ = false;  // served without waiting: the request lapses
   return step_result(ssl_, ret, errno, read);
 }
 
 TlsStep TlsStream::write_step(const void* data, std::size_t size) {
   if (size == 0) return {};
   before_call();
+  found_empty_ = false;
   std::size_t written = 0;
   const int ret = SSL_write_ex(ssl_, data, size, &written);
   return step_result(ssl_, ret, errno, written);

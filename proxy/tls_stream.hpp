@@ -89,6 +89,11 @@ class TlsStream {
   // Whether bytes read from the socket are not yet handed out (in the inbox, or read ahead by
   // OpenSSL).
   bool has_pending() const;
+  // The next read continues something begun in the layer above (a request's head or body, an
+  // HTTP/2 frame): if it waits for the socket, it tries it at once first, as a plain socket's
+  // read after read_at_once() does. Bytes OpenSSL read ahead are served without the socket, and
+  // the request then lapses, so that it does not make a later read try an empty socket.
+  void read_next_at_once() { next_read_at_once_ = true; }
   // The socket's pending operations were cancelled (a deadline fired, the session was closed for
   // room): an operation between two of its waits (its last one completed, its next not started)
   // ends with operation_aborted too, as one in a wait does. Without it, a partial record read in
@@ -155,8 +160,12 @@ class TlsStream {
   static unsigned char* staging_buffer();
   // The inbox read of a wait ended: its bytes, or the EOF or error OpenSSL's next read returns.
   void filled(const error_code& ec, std::size_t bytes);
-  // Whether OpenSSL holds part of a record it read (the inbox is empty when it asks for more).
-  bool holds_partial_record() const;
+  // Whether the inbox read about to start tries the socket at once rather than wait for its
+  // next event: it continues something begun, the rest of a record OpenSSL holds part of or what
+  // read_next_at_once() asked for, and the read that took the part may have taken a reset's
+  // event with it (read_readiness.hpp, read_at_once). Not when this step's own recv() found the
+  // socket empty: a reset there would have failed it, and a later one raises an event.
+  bool inbox_read_at_once();
   // The read BIO's calls (tls_stream.cpp).
   static int bio_read(BIO* bio, char* out, int size);
   static long bio_ctrl(BIO* bio, int command, long number, void* pointer);
@@ -187,6 +196,8 @@ class TlsStream {
   bool drained_ = false;
   bool reading_ = false;  // an inbox read is pending
   bool eof_ = false;      // the peer's FIN was read
+  bool found_empty_ = false;        // this step's own recv() found the socket empty
+  bool next_read_at_once_ = false;  // read_next_at_once() asked it of the next inbox read
   int read_errno_ = 0;    // a read failed with this errno
   std::uint32_t cancels_ = 0;  // cancelled() calls: operations begun before one end
   std::uint16_t inbox_begin_ = 0;
@@ -262,9 +273,7 @@ class TlsOp {
     waited_to_read_ = want == TlsStep::Want::read;
     if (waited_to_read_ && !stream.reading_) {
       stream.reading_ = true;
-      // The rest of a record: the read that took its first part may have taken a reset's event
-      // with it (read_readiness.hpp, read_at_once), so this one tries the socket first.
-      if (stream.holds_partial_record()) read_at_once(stream.socket_);
+      if (stream.inbox_read_at_once()) read_at_once(stream.socket_);
       async_read_some_tracked(stream.socket_, net::buffer(stream.inbox_),
                               net::bind_cancellation_slot(slot, std::move(*this)));
       return;

@@ -673,7 +673,7 @@ TEST_F(H2Test, AResetRightAfterPartOfAFrameEndsTheConnectionAtOnce) {
   ASSERT_EQ(metric_value(admin_, active), 1);
 
   ASSERT_TRUE(proxy_->signal(SIGSTOP));
-  const std::string ping_head("\0\0\x08\x06\0", 5);  // a PING's header, cut after its type
+  const std::string ping_head("\0\0\x08\x06\0", 5);  // a PING's header, cut after its flags
   ASSERT_EQ(::send(fd, ping_head.data(), ping_head.size(), MSG_NOSIGNAL), 5);
   const linger reset{1, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);

@@ -2,8 +2,8 @@
 // by the openssl command line (tests/support/tls_fixtures.hpp): curl over HTTPS, SNI, versions,
 // a reload that swaps the certificate under an open keep-alive connection, a reload refused for
 // a key that does not match, plaintext, garbage and a stalled handshake on the TLS port, pools
-// that speak TLS (verification passing and failing, connections reused), WebSocket over TLS, and
-// --check reading the files.
+// that speak TLS (verification passing and failing, connections reused), WebSocket over TLS, an
+// upload cut by a reset, and --check reading the files.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -17,6 +17,7 @@
 #include "tests/support/config_builder.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/log_fields.hpp"
 #include "tests/support/proxyd_process.hpp"
 #include "tests/support/tls_fixtures.hpp"
 
@@ -98,6 +99,32 @@ TEST_F(TlsTest, CurlOverHttpsWithTheTestCa) {
   EXPECT_NE(fetch(proxy_->port("public"), "/headers").body.find("\nX-Forwarded-Proto: http\n"),
             std::string::npos);
   EXPECT_EQ(wait_metric(admin_, "proxyd_tls_handshakes_total{listener=\"secure\"}", 2), 2);
+}
+
+// An upload over TLS cut by a reset that reaches proxyd with the body's next bytes (here while
+// proxyd is stopped, so one event carries both): the request ends at once, client_gone, not at
+// client_body. The inbox read that takes the bytes hears from the kernel that nothing is left
+// (TCP_INQ counts no reset) and spends the reset's event; each read of the body asks to try the
+// socket at once if it needs it (Stream::read_next_at_once).
+TEST_F(TlsTest, AnUploadCutByAResetInTheMiddleOfItsBodyEndsAtOnce) {
+  start(tls_block(pki_.issue("site", "site")), "client_body: 30s");
+  TlsClient client(port_, trusted());
+  ASSERT_TRUE(client.ok()) << client.error();
+  ASSERT_TRUE(client.send("PUT /sink HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "3e8\r\n" + std::string(1000, 'b') + "\r\n"));
+  ASSERT_TRUE(blue_.wait_for_requests(1, 5s));  // the head went upstream: the body is relayed
+  ASSERT_TRUE(proxy_->signal(SIGSTOP));
+  ASSERT_TRUE(client.send("1000\r\n" + std::string(100, 'b')));
+  client.reset();
+  ASSERT_TRUE(proxy_->signal(SIGCONT));
+  const auto began = std::chrono::steady_clock::now();
+  ASSERT_TRUE(proxy_->wait_for_stdout_lines(1, 5s));
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 3s) << "client_body is 30s";
+  auto line = log_fields(proxy_->stdout_lines().back());
+  EXPECT_EQ(line["target"], "/sink");
+  EXPECT_EQ(line["status"], "0");
+  EXPECT_EQ(line["end"], "client_gone");
+  EXPECT_EQ(line["bytes_in"], "1100");
 }
 
 TEST_F(TlsTest, SniPicksTheCertificateAndAnUnknownNameGetsTheDefault) {

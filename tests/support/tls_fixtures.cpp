@@ -320,6 +320,15 @@ std::string TlsClient::read_some(std::size_t n) {
   return out;
 }
 
+void TlsClient::reset() {
+  if (impl_->fd < 0) return;
+  const linger abort{1, 0};
+  ::setsockopt(impl_->fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+  ::close(impl_->fd);
+  impl_->fd = -1;
+  impl_->ok = false;  // no close_notify from the destructor
+}
+
 bool TlsClient::is_closed_by_peer() {
   if (!impl_->ok) return true;
   char byte = 0;

@@ -95,6 +95,8 @@ class TlsClient {
   std::string read_some(std::size_t n);
   // Waits for the server to close (close_notify, EOF or reset): true if it did.
   bool is_closed_by_peer();
+  // Gives up: closes the connection with a reset (SO_LINGER 0) and no close_notify.
+  void reset();
 
  private:
   struct Impl;

@@ -35,6 +35,7 @@ struct Stream {
 // byte is set (300), and one over 65,535 (its first byte is set).
 Stream client_stream(bool preface) {
   Stream s;
+  s.boundaries.insert(0);  // nothing begun yet
   if (preface) s.bytes = kPreface;
   s.boundaries.insert(s.bytes.size());
   for (std::uint32_t length : {0u, 5u, 300u, 0u, 70000u, 8u}) {
@@ -53,7 +54,7 @@ const std::uint8_t* at(const std::string& bytes, std::size_t offset) {
 void expect_after_each_read(bool preface, std::size_t size) {
   const Stream s = client_stream(preface);
   H2FrameCursor cursor(preface);
-  EXPECT_EQ(cursor.mid_frame(), preface);  // the preface is still to come
+  EXPECT_FALSE(cursor.mid_frame());  // the preface (if any) still to come, none of it read
   for (std::size_t offset = 0; offset < s.bytes.size(); offset += size) {
     const std::size_t n = std::min(size, s.bytes.size() - offset);
     cursor.advance(at(s.bytes, offset), n);

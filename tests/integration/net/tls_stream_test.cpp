@@ -419,6 +419,84 @@ TEST_F(TlsStreamTest, AResetRightAfterARecordHeaderEndsTheReadAtOnce) {
   reset_after_part_of_a_record(5);
 }
 
+// A whole record and a reset together: the read that takes the record leaves the kernel's count
+// at 0 and spends the reset's event. The next read continues what the layer above began (the rest
+// of a request), says so (read_next_at_once), and finds the reset at once.
+TEST_F(TlsStreamTest, AReadAskedToContinueFindsAResetThatCameWithTheLastRecord) {
+  ASSERT_TRUE(report_bytes_left(server_socket_));
+  handshake();
+  int finished = 0;
+  error_code first_ec;
+  std::string got;
+  start_waiting_read(finished, first_ec, &got);
+  net::write(client_, net::buffer(std::string_view("PUT /x HTTP/1.1\r\n")));
+  client_.next_layer().set_option(net::socket_base::linger(true, 0));
+  client_.next_layer().close();
+  ASSERT_TRUE(run_until_done(finished, 1));
+  EXPECT_FALSE(first_ec) << first_ec.message();
+  EXPECT_EQ(got, "PUT /x HTTP/1.1\r\n");
+  server_->read_next_at_once();
+  EXPECT_EQ(read_once(), net::error::connection_reset);
+}
+
+// The request lapses when OpenSSL serves the read from bytes it read ahead: a later read, for
+// something new, still waits for the socket's event without a recv() first.
+TEST_F(TlsStreamTest, AReadServedFromReadAheadBytesLeavesNoRequestForTheNextOne) {
+  ASSERT_TRUE(report_bytes_left(server_socket_));
+  handshake();
+  int finished = 0;
+  error_code ec;
+  std::string got;
+  start_waiting_read(finished, ec, &got);
+  // Two records, both there when the waiting read runs: its inbox read takes both, and OpenSSL
+  // hands out one record per read.
+  net::write(client_, net::buffer(std::string_view("first")));
+  net::write(client_, net::buffer(std::string_view("second")));
+  ASSERT_TRUE(run_until_done(finished, 1));
+  EXPECT_EQ(got, "first");
+  server_->read_next_at_once();
+  finished = 0;
+  start_read(finished, ec, &got);
+  ASSERT_TRUE(run_until_done(finished, 1));
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(got, "second");
+  const test::SyscallWatch watch(server_socket_.native_handle());
+  finished = 0;
+  start_waiting_read(finished, ec, &got);
+#ifdef PROXYD_READ_READINESS
+  EXPECT_EQ(watch.counts().socket_reads, 0);
+#endif
+  net::write(client_, net::buffer(std::string_view("third")));
+  ASSERT_TRUE(run_until_done(finished, 1));
+  EXPECT_EQ(got, "third");
+}
+
+// A read whose own recv() (straight into OpenSSL's buffer, after an inbox read that filled the
+// inbox) found the socket empty in the middle of a record does not try it a second time: a reset
+// there would have failed that recv(), and a later one raises an event.
+TEST_F(TlsStreamTest, ARecvThatFoundTheSocketEmptyInARecordIsNotRepeated) {
+  ASSERT_TRUE(report_bytes_left(server_socket_));
+  handshake();
+  int finished = 0;
+  error_code ec;
+  start_waiting_read(finished, ec);
+  // The first 4,096 bytes (the inbox's size) of a record announcing 5,000.
+  std::string part(TlsStream::kInboxSize, 'x');
+  part.replace(0, 5, std::string("\x17\x03\x03\x13\x88", 5));
+  const test::SyscallWatch watch(server_socket_.native_handle());
+  net::write(client_.next_layer(), net::buffer(part));
+  io_.restart();
+  for (int i = 0; i < 100 && watch.counts().socket_reads < 2; ++i) io_.run_one_for(50ms);
+  io_.poll();
+  EXPECT_EQ(finished, 0) << "the read waits for the rest of the record";
+#ifdef PROXYD_READ_READINESS
+  EXPECT_EQ(watch.counts().socket_reads, 2);  // the inbox read, and OpenSSL's own recv()
+#endif
+  server_socket_.cancel();
+  ASSERT_TRUE(run_until_done(finished, 1));
+  EXPECT_EQ(ec, net::error::operation_aborted) << ec.message();
+}
+
 // A deadline cancels the socket: a read waiting on it ends with operation_aborted.
 TEST_F(TlsStreamTest, CancellingTheSocketEndsAPendingRead) {
   handshake();
