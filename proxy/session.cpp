@@ -627,7 +627,6 @@ Task<AttemptEnd> Session::attempt(RequestContext& ctx, const Server& server) {
 Task<AttemptEnd> Session::relay_request_body(RequestContext& ctx) {
   in_.consume(ctx.buffered_body);
   ctx.outcome.bytes_in = ctx.buffered_body;
-  client_.read_next_at_once();  // the body's next bytes, or a reset (read_readiness.hpp)
   if (ctx.plan.expect_continue && ctx.client_version == 11 && !ctx.sent_continue) {
     ctx.sent_continue = true;
     std::array<net::const_buffer, 1> b{net::buffer(kContinue)};
