@@ -127,16 +127,19 @@ ReactorOp::status TrackedRecvBase::perform(ReactorOp* base) {
 
 namespace {
 
-// Tells the socket's state what accept4() made of its descriptor, as Asio's own accept would
-// have it:
+// Tells the socket's state what accept4() made of its descriptor:
 // - non-blocking already: both of Asio's flags, so that its own operations skip the
 //   ioctl(FIONBIO) that sets the first, and socket.non_blocking() (which TlsStream asks) reads
 //   the second;
-// - no duplicate of another descriptor: assign() cannot know that and marks it `possible_dup`,
-//   for which Asio's close first takes the descriptor out of the epoll set (EPOLL_CTL_DEL). A
-//   descriptor nothing duplicated leaves the set with its close, as every socket Asio opens or
-//   accepts itself does: one system call fewer per connection. (release(), which hands a
-//   connection to another worker, still takes it out.)
+// - no duplicate of another descriptor: assign() (through which Asio's own accept goes too)
+//   cannot know that and marks it `possible_dup`, for which Asio's close first takes the
+//   descriptor out of the epoll set (EPOLL_CTL_DEL). A descriptor nothing duplicated leaves the
+//   set with its close, as a socket Asio opens itself does: one system call fewer per
+//   connection. proxyd duplicates no client connection: takeover passes listeners only, a
+//   connection handed to another worker is release()d (which still takes it out), and the one
+//   posix_spawn (an upgrade) closes every inherited descriptor in the child; in the microseconds
+//   before it does, a connection closed meanwhile may stay in the set, and at worst wakes the
+//   socket that reuses its registration once, as an upstream connection, opened by Asio, may.
 void mark_accepted(Socket& socket, error_code&) {
   auto& state = SocketImpl::of(socket).state_;
   state |= net::detail::socket_ops::non_blocking;

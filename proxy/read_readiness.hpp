@@ -61,11 +61,11 @@ bool report_bytes_left(Socket& socket);
 
 // Accepts a connection waiting on `acceptor` into `socket` (closed) with its peer's address in
 // `peer`, as acceptor.accept(socket, peer, ec) does, in one system call: accept4() makes the
-// descriptor non-blocking and close-on-exec, and the socket's state says it is non-blocking and,
-// as for a socket Asio accepts itself, no duplicate of another descriptor, so that its close
-// makes no EPOLL_CTL_DEL first (assign() could not know). With Asio's accept, the session took
-// the address with getpeername(), and Asio's first asynchronous operation (or TlsStream) set
-// ioctl(FIONBIO); with assign() alone, the close took the descriptor out of the epoll set first.
+// descriptor non-blocking and close-on-exec, and the socket's state says it is non-blocking and
+// no duplicate of another descriptor, so that its close makes no EPOLL_CTL_DEL first, as for a
+// socket Asio opens itself (assign(), which Asio's accept uses too, could not know). With Asio's
+// accept, the session took the address with getpeername(), Asio's first asynchronous operation
+// (or TlsStream) set ioctl(FIONBIO), and the close took the descriptor out of the epoll set.
 // `ec` as Asio's: would_block when no connection waits on the (non-blocking) acceptor. A
 // connection that failed while it waited (a reset, or a network error Linux passes on,
 // accept(2)) is skipped for the next one. Built against another Asio, the state is set with

@@ -134,10 +134,10 @@ TEST_F(AcceptConnectionTest, AnAdoptedConnectionStaysNonBlockingWithoutAnIoctl) 
 }
 
 // Closing an accepted connection makes no epoll_ctl: its descriptor is no duplicate, so its close
-// takes it out of the reactor's epoll set, as for a socket Asio accepts itself (assign() alone
-// left an EPOLL_CTL_DEL first). The set is then clean: the next connection, which gets the same
-// descriptor number, is registered and read as usual. A connection handed to another Socket
-// closes the same way.
+// takes it out of the reactor's epoll set, as for a socket Asio opens itself (assign(), which
+// Asio's own accept uses too, left an EPOLL_CTL_DEL first). The set is then clean: the next
+// connection, which gets the same descriptor number, is registered and read as usual. A
+// connection handed to another Socket closes the same way.
 TEST_F(AcceptConnectionTest, ClosingAnAcceptedConnectionMakesNoEpollCtl) {
   tcp::endpoint from;
   std::optional<Socket> first(accept_peer(from));
