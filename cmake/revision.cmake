@@ -13,8 +13,9 @@ if(GIT_FOUND AND EXISTS "${SOURCE_DIR}/.git")
                   RESULT_VARIABLE head_failed)
   if(NOT head_failed)
     set(revision "${head}")
-    execute_process(COMMAND "${GIT_EXECUTABLE}" -C "${SOURCE_DIR}" status --porcelain
-                            --untracked-files=no
+    # No optional locks: a git command run meanwhile must not find the index locked by the build.
+    execute_process(COMMAND "${GIT_EXECUTABLE}" --no-optional-locks -C "${SOURCE_DIR}" status
+                            --porcelain --untracked-files=no
                     OUTPUT_VARIABLE changes ERROR_QUIET RESULT_VARIABLE status_failed)
     if(NOT status_failed AND NOT changes STREQUAL "")
       string(APPEND revision "-dirty")
