@@ -162,8 +162,8 @@ class BodyPump::Run {
     in.compact();
     const std::size_t want = std::min(in.writable(), limit);
     pump_.worker_.arm(pump_.deadline_, ends_.read_timeout);
-    // A body's next bytes, or a reset that came with the last ones: over TLS the inbox read that
-    // took them may have spent its event (a plain socket's reads here always try at once).
+    // A body's next bytes, or a reset that came with the last ones, whose event the tracked read
+    // that took them (the head's, or over TLS the inbox read) may have spent: try at once.
     ends_.from.read_next_at_once();
     auto [ec, n] = co_await ends_.from.async_read_some(net::buffer(in.write_ptr(), want), use_task);
     in.commit(n);
