@@ -93,6 +93,11 @@ bool TlsStream::has_pending() const {
   return inbox_begin_ != inbox_end_ || SSL_has_pending(ssl_) == 1;
 }
 
+void TlsStream::begin_step() {
+  before_call();
+  found_empty_ = false;
+}
+
 bool TlsStream::inbox_read_at_once() {
   const bool asked = std::exchange(next_read_at_once_, false);
   if (found_empty_) return false;
@@ -187,15 +192,13 @@ unsigned char* TlsStream::staging_buffer() {
 }
 
 TlsStep TlsStream::handshake_step() {
-  before_call();
-  found_empty_ = false;
+  begin_step();
   const int ret = SSL_do_handshake(ssl_);
   return step_result(ssl_, ret, errno, 0);
 }
 
 TlsStep TlsStream::shutdown_step() {
-  before_call();
-  found_empty_ = false;
+  begin_step();
   int ret = SSL_shutdown(ssl_);
   // 0: ours is sent and the peer's not yet read; the second call reads it (as Asio does).
   if (ret == 0) ret = SSL_shutdown(ssl_);
@@ -204,8 +207,7 @@ TlsStep TlsStream::shutdown_step() {
 
 TlsStep TlsStream::read_step(void* data, std::size_t size) {
   if (size == 0) return {};
-  before_call();
-  found_empty_ = false;
+  begin_step();
   std::size_t read = 0;
   const int ret = SSL_read_ex(ssl_, data, size, &read);
   if (ret > 0) next_read_at_once_ = false;  // served without waiting: the request lapses
@@ -214,8 +216,7 @@ TlsStep TlsStream::read_step(void* data, std::size_t size) {
 
 TlsStep TlsStream::write_step(const void* data, std::size_t size) {
   if (size == 0) return {};
-  before_call();
-  found_empty_ = false;
+  begin_step();
   std::size_t written = 0;
   const int ret = SSL_write_ex(ssl_, data, size, &written);
   return step_result(ssl_, ret, errno, written);

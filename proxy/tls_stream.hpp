@@ -151,7 +151,9 @@ class TlsStream {
   template <class Step, class Handler, bool kBytes>
   friend class detail::TlsOp;
 
-  // Each makes one OpenSSL call.
+  // Each makes one OpenSSL call, after begin_step(): an empty error queue and errno, and no
+  // recv() of this step's yet (found_empty_).
+  void begin_step();
   TlsStep handshake_step();
   TlsStep shutdown_step();
   TlsStep read_step(void* data, std::size_t size);

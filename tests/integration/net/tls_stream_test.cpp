@@ -145,10 +145,15 @@ class TlsStreamTest : public ::testing::Test {
     start_waiting_read(finished, reset_ec);
     const std::array<unsigned char, 5> header{0x17, 0x03, 0x03, 0x00, 0x40};
     net::write(client_.next_layer(), net::buffer(header.data(), part));
-    client_.next_layer().set_option(net::socket_base::linger(true, 0));
-    client_.next_layer().close();
+    reset_client();
     ASSERT_TRUE(run_until_done(finished, 1));
     EXPECT_EQ(reset_ec, net::error::connection_reset) << reset_ec.message();
+  }
+
+  // The client gives up: a reset (SO_LINGER 0), no close_notify.
+  void reset_client() {
+    client_.next_layer().set_option(net::socket_base::linger(true, 0));
+    client_.next_layer().close();
   }
 
   // One read on the server side, to its end.
@@ -384,8 +389,7 @@ TEST_F(TlsStreamTest, AFinWithoutCloseNotifyIsStreamTruncated) {
 
 TEST_F(TlsStreamTest, AResetIsConnectionReset) {
   handshake();
-  client_.next_layer().set_option(net::socket_base::linger(true, 0));
-  client_.next_layer().close();
+  reset_client();
   EXPECT_EQ(read_once(), net::error::connection_reset);
 }
 
@@ -405,8 +409,7 @@ TEST_F(TlsStreamTest, AResetEndsAReadAlreadyWaiting) {
   int finished = 0;
   error_code reset_ec;
   start_waiting_read(finished, reset_ec);
-  client_.next_layer().set_option(net::socket_base::linger(true, 0));
-  client_.next_layer().close();
+  reset_client();
   ASSERT_TRUE(run_until_done(finished, 1));
   EXPECT_EQ(reset_ec, net::error::connection_reset) << reset_ec.message();
 }
@@ -430,8 +433,7 @@ TEST_F(TlsStreamTest, AReadAskedToContinueFindsAResetThatCameWithTheLastRecord) 
   std::string got;
   start_waiting_read(finished, first_ec, &got);
   net::write(client_, net::buffer(std::string_view("PUT /x HTTP/1.1\r\n")));
-  client_.next_layer().set_option(net::socket_base::linger(true, 0));
-  client_.next_layer().close();
+  reset_client();
   ASSERT_TRUE(run_until_done(finished, 1));
   EXPECT_FALSE(first_ec) << first_ec.message();
   EXPECT_EQ(got, "PUT /x HTTP/1.1\r\n");
