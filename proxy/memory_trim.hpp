@@ -32,6 +32,10 @@ class MemoryTrim {
     return fell;
   }
 
+  // No session in the last whole period and none now: due() cannot be true until sessions come
+  // back, so the sweep may stop calling it.
+  bool settled() const { return peak_ == 0; }
+
  private:
   std::size_t peak_ = 0;
   Clock::time_point period_end_{};

@@ -262,7 +262,18 @@ ChangeResult Proxy::rollout(const RolloutCommand& command) {
 
 void Proxy::run_rollouts() {
   std::unique_lock lock(mutex_);
+  const auto any_active = [this] {
+    for (const auto& [route, rollout] : state_.rollouts)
+      if (rollout_active(rollout.phase)) return true;
+    return false;
+  };
   while (!rollout_stop_) {
+    if (!any_active()) {
+      // Nothing to tick: no wake-up until a change (publish_locked) or the end. The first tick
+      // of a rollout that starts comes a whole kRolloutTick later, as it did before.
+      rollout_wake_.wait(lock, [&] { return rollout_stop_ || any_active(); });
+      continue;
+    }
     rollout_wake_.wait_for(lock, kRolloutTick, [this] { return rollout_stop_; });
     if (rollout_stop_ || draining_.load()) break;
     tick_rollouts_locked();

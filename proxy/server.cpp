@@ -19,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -149,7 +150,7 @@ std::vector<std::string> Proxy::restore() {
   }
   auto snapshot = with_runtime(*base_, state_, warnings);
   health_.update(snapshot);
-  store_.publish(std::move(snapshot));
+  publish_locked(std::move(snapshot));
   return warnings;
 }
 
@@ -242,7 +243,10 @@ bool Proxy::start(std::string& error, TakeoverGrant* takeover) {
   for (auto& worker : workers_) worker->set_peers(peers);
   for (auto& worker : workers_) worker->start();
   health_.start();
-  rollout_thread_ = std::thread([this] { run_rollouts(); });
+  rollout_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "proxyd-rollout");
+    run_rollouts();
+  });
   if (config_->fleet) start_fleet();
   if (const auto& address = config_->admin.metrics) {
     admin_ = std::make_unique<AdminListener>([this] { return metrics_text(); },
@@ -423,9 +427,15 @@ std::optional<std::string> Proxy::commit(Staged staged) {
   state_ = std::move(staged.state);
   base_ = std::move(staged.base);
   health_.update(staged.snapshot);
-  store_.publish(std::move(staged.snapshot));
+  publish_locked(std::move(staged.snapshot));
   for (const auto& w : staged.warnings) log_warning(w);
   return std::nullopt;
+}
+
+void Proxy::publish_locked(std::shared_ptr<const RoutingSnapshot> snapshot) {
+  store_.publish(std::move(snapshot));
+  for (auto& w : workers_) w->snapshot_published();
+  rollout_wake_.notify_all();  // a rollout may have started: the thread ticks again
 }
 
 ChangeResult Proxy::apply(const ChangeRequest& request) {

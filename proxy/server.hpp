@@ -112,6 +112,9 @@ class Proxy final : public AdminApi {
   static Staged stage(RuntimeState next, std::shared_ptr<const RoutingSnapshot> base);
   // Saves the staged state, publishes its snapshot, and makes both current. Caller holds mutex_.
   std::optional<std::string> commit(Staged staged);
+  // Makes `snapshot` the one every request loads next, and wakes what sleeps while nothing
+  // changes: the workers' sweeps and the rollout thread. Caller holds mutex_.
+  void publish_locked(std::shared_ptr<const RoutingSnapshot> snapshot);
   // Appends one structured record: who, the command as typed, the routes and servers it is about
   // (`touched`) and their values before and after, the generation and the result.
   // `forced`: the caller gave --force (the entry says so, and what it overrode, if anything).
@@ -143,7 +146,8 @@ class Proxy final : public AdminApi {
   // A rollout thread's tick: analysis of every active rollout, then the step, completion or abort
   // it calls for. Caller holds mutex_.
   void tick_rollouts_locked();
-  void run_rollouts();  // the thread: a tick every kRolloutTick until the Proxy stops
+  // The thread: a tick every kRolloutTick while a rollout is active, until the Proxy stops.
+  void run_rollouts();
   // Every worker's counts so far of `route`'s `slot` served by `pool`.
   WindowCounts slot_totals(const std::string& route, SlotName slot, const std::string& pool) const;
   // A step begins: its counts start from here; `new_reference`: so does live's reference (a

@@ -116,6 +116,7 @@ Worker::~Worker() {
 bool Worker::logging() const { return access_log_.enabled(); }
 
 void Worker::warn_out_of_resources(Shortage kind, std::string_view what, const error_code& ec) {
+  wake();  // an accept that failed on a worker with no session: its clock may stand still
   if (!resources_warned_[static_cast<std::size_t>(kind)].allow(now_)) return;
   std::string text = "proxyd: worker " + std::to_string(index_) + ": " + std::string(what) +
                      ": " + ec.message();
@@ -447,10 +448,30 @@ Task<void> Worker::sweep_loop() {
     sweep();
     access_log_.write(log_buffer_);
     if (finished_) co_return;
-    sweep_timer_->expires_after(sweep_period(*snapshot()->config));
-    auto [ec] = co_await sweep_timer_->async_wait(use_task);
-    if (ec) co_return;
+    // With nothing left to watch, the timer waits for wake() instead of firing every period: an
+    // idle worker makes no wake-ups (docs/architecture.md, "Timeouts").
+    asleep_ = quiet();
+    if (asleep_) sweep_timer_->expires_at(Clock::time_point::max());
+    else sweep_timer_->expires_after(sweep_period(*snapshot()->config));
+    co_await sweep_timer_->async_wait(use_task);  // cancelled by wake() or at a drain's end
+    if (finished_) co_return;
   }
+}
+
+bool Worker::quiet() const {
+  return deadlines_ == nullptr && !draining_ && room_waiters_.load() == 0 &&
+         upstreams_.idle_count() == 0 && log_buffer_.empty() && memory_trim_.settled();
+}
+
+void Worker::wake() {
+  if (!asleep_) return;
+  asleep_ = false;
+  now_ = Clock::now();  // the sweep's clock stood still while it slept
+  sweep_timer_->cancel();
+}
+
+void Worker::snapshot_published() {
+  net::post(*io_, [this] { wake(); });
 }
 
 void Worker::sweep() {
@@ -513,6 +534,7 @@ void cancel_side(Deadline& d, std::size_t i) {
 }
 
 void Worker::link(Deadline& d) {
+  wake();
   d.next = deadlines_;
   d.prev = nullptr;
   if (deadlines_ != nullptr) deadlines_->prev = &d;
@@ -536,6 +558,7 @@ void Worker::unlink(Deadline& d) {
 void Worker::begin_drain() {
   net::post(*io_, [this] {
     if (draining_) return;
+    wake();
     draining_ = true;
     accepting_.store(false);  // before maybe_finish_drain() reads load_: see dispatch()
     for (auto& a : acceptors_) {

@@ -188,6 +188,9 @@ class Worker {
   void begin_drain();
   // Stops at once (drain timeout passed). Thread-safe.
   void stop();
+  // A new routing snapshot was published: a sleeping sweep wakes to follow it (metrics series,
+  // idle upstream connections to keep) as a busy worker does within a period. Thread-safe.
+  void snapshot_published();
 
   // --- used by sessions, on this worker's thread only ---
   // The current snapshot, as a pointer whose control block only this worker touches: a
@@ -216,6 +219,7 @@ class Worker {
   // and a place for an accept loop waiting at limits.max_connections.
   void connection_closed();
 
+  // Links a session's deadline, waking the sweep if it slept (quiet()).
   void link(Deadline& d);
   void unlink(Deadline& d);
   void arm(Deadline& d, std::chrono::milliseconds timeout) { arm_until(d, now_ + timeout); }
@@ -250,6 +254,12 @@ class Worker {
   void serve(Socket socket, const tcp::endpoint& peer, const ListenerRuntime& listener);
   Task<void> sweep_loop();
   void sweep();
+  // Nothing for a sweep to do until something arrives: no session (so no deadline, no log line
+  // to come), no idle upstream connection, no accept loop waiting for room, no drain, the
+  // access-log buffer written, and no memory to give back (MemoryTrim::settled).
+  bool quiet() const;
+  // Starts the sweep again if it slept, with its clock (now_) read afresh. This thread only.
+  void wake();
   void keep_serving(const RoutingSnapshot& current);
   void check_tunnel(Deadline& d, const RoutingSnapshot& snapshot);
   void maybe_finish_drain();
@@ -291,6 +301,7 @@ class Worker {
   std::array<log::Throttle, 2> resources_warned_{log::Throttle(std::chrono::seconds(10)),
                                                  log::Throttle(std::chrono::seconds(10))};
   std::unique_ptr<SteadyTimer> sweep_timer_;
+  bool asleep_ = false;  // the sweep timer waits for wake(), not for its period (quiet())
   // Accept loops waiting at limits.max_connections wait on this timer (never expiring): a
   // connection's end cancels it. room_freed_ counts those ends, so that one between a loop's
   // check and its wait is not missed; room_waiters_ counts the loops, read by other workers.

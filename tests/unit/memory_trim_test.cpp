@@ -1,5 +1,6 @@
 // MemoryTrim's decision: trim once a worker's sessions fell to half of the last period's peak,
-// by at least kMinDrop, at most once a period; never under steady load.
+// by at least kMinDrop, at most once a period; never under steady load; settled once a whole
+// period passed without sessions.
 #include "proxy/memory_trim.hpp"
 
 #include <gtest/gtest.h>
@@ -41,6 +42,24 @@ TEST(MemoryTrim, ASmallFallDoesNotTrimHoweverLargeItsRatio) {
   EXPECT_FALSE(trim.due(0, t0 + 1s));  // 31 -> 0: below kMinDrop
   EXPECT_FALSE(trim.due(MemoryTrim::kMinDrop, t0 + 1500ms));
   EXPECT_TRUE(trim.due(0, t0 + 2s));  // 32 -> 0
+}
+
+// The sweep of a worker without sessions may stop once due() cannot be true any more: after a
+// whole period without one, the trim a fall called for has been decided.
+TEST(MemoryTrim, SettlesAfterAWholePeriodWithoutSessions) {
+  MemoryTrim trim;
+  const Clock::time_point t0{1h};
+  EXPECT_TRUE(trim.settled());  // a worker that never had a session
+  EXPECT_FALSE(trim.due(64, t0));
+  EXPECT_FALSE(trim.settled());
+  EXPECT_FALSE(trim.due(0, t0 + 500ms));
+  EXPECT_FALSE(trim.settled()) << "the fall from 64 is not decided yet";
+  EXPECT_TRUE(trim.due(0, t0 + 1s));  // the period ends: 64 -> 0
+  EXPECT_TRUE(trim.settled());
+  EXPECT_FALSE(trim.due(3, t0 + 1100ms));
+  EXPECT_FALSE(trim.settled());
+  EXPECT_FALSE(trim.due(0, t0 + 2s));  // the period of the 3 ends with none: nothing to trim
+  EXPECT_TRUE(trim.settled());
 }
 
 }  // namespace
