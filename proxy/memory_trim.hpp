@@ -32,8 +32,9 @@ class MemoryTrim {
     return fell;
   }
 
-  // No session in the last whole period and none now: due() cannot be true until sessions come
-  // back, so the sweep may stop calling it.
+  // The last period ended with no session and none came since: due() cannot be true until
+  // sessions come back, so the sweep may stop calling it. True at the first period end after
+  // the last session (0 to kPeriod after it), once that period's fall was decided.
   bool settled() const { return peak_ == 0; }
 
  private:

@@ -266,6 +266,7 @@ Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
 // ones out; then the loop waits until a connection of any worker ends. HAProxy only waits; with
 // nothing idle, so does proxyd.
 Task<void> Worker::wait_for_room(Acceptor& acceptor, std::int64_t max) {
+  wake();  // the sweep's clock paces the warning and close_idle_sessions' walks
   const std::uint64_t seen = room_freed_;
   struct Waiting {
     Worker& worker;

@@ -3,8 +3,9 @@
 // cursors, and one coarse timer that sweeps deadlines (one timer per worker instead of one per
 // operation: docs/architecture.md, "Timeouts"). A connection accepted here is served by the
 // worker with the fewest connections, which may be another one (Worker::dispatch).
-// Everything here is touched only on the worker's thread, except begin_drain() and stop(), which
-// post into it, and the load and accepting flags the other workers' accept loops read.
+// Everything here is touched only on the worker's thread, except begin_drain(), stop() and
+// snapshot_published(), which post into it, and the load and accepting flags the other workers'
+// accept loops read.
 #pragma once
 
 #include <array>

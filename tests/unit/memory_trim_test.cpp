@@ -1,6 +1,6 @@
 // MemoryTrim's decision: trim once a worker's sessions fell to half of the last period's peak,
-// by at least kMinDrop, at most once a period; never under steady load; settled once a whole
-// period passed without sessions.
+// by at least kMinDrop, at most once a period; never under steady load; settled once a period
+// ended without sessions.
 #include "proxy/memory_trim.hpp"
 
 #include <gtest/gtest.h>
@@ -44,8 +44,8 @@ TEST(MemoryTrim, ASmallFallDoesNotTrimHoweverLargeItsRatio) {
   EXPECT_TRUE(trim.due(0, t0 + 2s));  // 32 -> 0
 }
 
-// The sweep of a worker without sessions may stop once due() cannot be true any more: after a
-// whole period without one, the trim a fall called for has been decided.
+// The sweep of a worker without sessions may stop once due() cannot be true any more: at the
+// first period end after its last session, where the trim a fall called for was decided.
 TEST(MemoryTrim, SettlesAfterAWholePeriodWithoutSessions) {
   MemoryTrim trim;
   const Clock::time_point t0{1h};
