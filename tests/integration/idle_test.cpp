@@ -52,7 +52,9 @@ std::string timed_wait(const std::string& name, const std::string& syscall) {
   std::vector<std::uint64_t> args;
   while (args.size() < 6 && in >> word) args.push_back(std::stoull(word, nullptr, 16));
   if (args.size() < 6) return name + ": unreadable " + syscall;
-  const auto as_int = [](std::uint64_t v) { return static_cast<int>(static_cast<std::uint32_t>(v)); };
+  const auto as_int = [](std::uint64_t v) {
+    return static_cast<int>(static_cast<std::uint32_t>(v));
+  };
   bool timed = false;
   // The calls a thread of proxyd can block in with a timeout; some exist on some architectures
   // only (epoll_wait and poll not on arm64, futex_time64 on 32-bit ones).
