@@ -209,6 +209,7 @@ int main(int argc, char** argv) {
   // Type=notify: READY=1 (and MAINPID= after a takeover); reloads and the drain notify on their
   // own.
   proxy.notify_ready(takeover);
+  bool handed_over = false;
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
@@ -227,6 +228,7 @@ int main(int argc, char** argv) {
       proxy.hand_over_begin();
       if (proxyd::hand_over(connection, proxy.takeover_offer(), std::chrono::seconds(60), error)) {
         proxyd::log::info("handed the listeners over to a new proxyd");
+        handed_over = true;
         break;
       }
       // The new proxyd failed: this one serves on as if nothing happened.
@@ -263,7 +265,7 @@ int main(int argc, char** argv) {
   }
   control_server->stop();
   takeover_listener.stop();
-  const bool clean = proxy.drain();
+  const bool clean = proxy.drain(handed_over);
   proxyd::log::info(std::string("stopped") + (clean ? "" : " (drain timeout: requests cut)"));
   return 0;
 }

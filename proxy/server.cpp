@@ -375,9 +375,9 @@ std::string Proxy::metrics_text() const {
   return render_metrics(input);
 }
 
-bool Proxy::drain() {
+bool Proxy::drain(bool handed_over) {
   draining_ = true;  // /ready says 503 from here on: said before the line that announces it
-  systemd_.stopping(status_line());
+  if (!handed_over) systemd_.stopping(status_line());
   log::info("draining");
   health_.stop();
   const auto deadline = std::chrono::steady_clock::now() + store_.load()->config->timeouts.drain;

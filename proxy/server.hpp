@@ -69,7 +69,10 @@ class Proxy final : public AdminApi {
   // Prints `proxyd: draining` (from then on /ready answers 503), stops accepting, lets in-flight
   // requests finish within timeouts.drain, then stops.
   // Returns true when every request finished in time.
-  bool drain();
+  // Tells systemd STOPPING=1 first, unless this proxyd handed its listeners over (`handed_over`):
+  // then the service goes on in the new process, and under the unit's NotifyAccess=all systemd
+  // would take the old one's STOPPING=1 for the whole service stopping, and stop the new one.
+  bool drain(bool handed_over = false);
 
   // AdminApi.
   Status status() const override;

@@ -183,6 +183,8 @@ std::vector<int> TakeoverGrant::take(const std::string& name, const std::string&
 }
 
 bool TakeoverGrant::done() {
+  for (auto& listener : offer_.listeners)
+    for (const int fd : std::exchange(listener.fds, {})) ::close(fd);
   if (connection_ < 0) return false;
   const bool ok = write_all(connection_, kTakeoverDone);
   ::close(std::exchange(connection_, -1));

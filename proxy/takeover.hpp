@@ -55,7 +55,10 @@ class TakeoverGrant {
   // An address with port 0 (the kernel chooses) matches the same host on any port.
   std::vector<int> take(const std::string& name, const std::string& address);
   const std::vector<std::string>& healthy() const { return offer_.healthy; }
-  // The new proxyd serves: the old one may drain. False if it could not be told.
+  // The new proxyd serves: the old one may drain. False if it could not be told. The sockets of
+  // listeners this proxyd did not take (removed from the config, or moved to another address)
+  // are closed first, so that their ports refuse connections instead of queueing them for
+  // nobody, and can be bound again.
   bool done();
 
  private:

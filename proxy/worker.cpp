@@ -563,8 +563,13 @@ void Worker::begin_drain() {
     draining_ = true;
     accepting_.store(false);  // before maybe_finish_drain() reads load_: see dispatch()
     for (auto& a : acceptors_) {
+      // Out of this worker's epoll set before the close. After a hand-over the new proxyd holds
+      // the same listening socket, and an epoll registration lasts as long as the socket, not
+      // the descriptor: Asio's close of a socket it opened itself skips EPOLL_CTL_DEL, which
+      // left this draining worker woken by every connection the new one accepted.
       error_code ignored;
-      a->close(ignored);
+      const int fd = a->release(ignored);
+      if (fd >= 0) ::close(fd);
     }
     if (room_timer_) room_timer_->cancel();  // accept loops waiting for room end
     // Sessions waiting for their next request get kDrainIdleGrace to send it (answered with

@@ -10,8 +10,12 @@
 
 #include <signal.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +25,7 @@
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/load_loop.hpp"
+#include "tests/support/notify_socket.hpp"
 #include "tests/support/proxyd_process.hpp"
 
 namespace proxyd::test {
@@ -241,6 +246,121 @@ TEST_F(Takeover, OutOfDescriptorsTheTakeoverSocketWaitsWithoutSpinning) {
   const std::optional<std::string> reply = client.read_line();
   ASSERT_TRUE(reply);
   EXPECT_EQ(*reply, "{\"error\":\"not a takeover request\"}");
+}
+
+// Under systemd (Type=notify, NotifyAccess=all) the new proxyd says MAINPID= and READY=1; the
+// old one then drains without STOPPING=1, which systemd would take from any process of the
+// unit as the whole service stopping (it would stop the new proxyd too). The new one says
+// STOPPING=1 when it drains in turn.
+TEST_F(Takeover, TheOldProxydDoesNotTellSystemdTheServiceStops) {
+  NotifySocket notify;
+  ASSERT_TRUE(notify.bound()) << notify.path();
+  setenv("NOTIFY_SOCKET", notify.path().c_str(), 1);  // inherited by both proxyd processes
+  auto old_proxy = ProxydProcess::start(yaml(0));
+  ASSERT_TRUE(old_proxy);
+  EXPECT_TRUE(notify.next().starts_with("READY=1\nSTATUS=")) << "the old proxyd is ready";
+  const std::uint16_t port = old_proxy->port("public");
+  ProxydProcess new_proxy(yaml(port), {"--takeover"});
+  unsetenv("NOTIFY_SOCKET");
+  ASSERT_TRUE(new_proxy.wait_ready(15s)) << new_proxy.stderr_text();
+  EXPECT_TRUE(notify.next().starts_with("MAINPID=" + std::to_string(new_proxy.pid()) +
+                                        "\nREADY=1\nSTATUS="));
+  ASSERT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
+  // Whatever the old proxyd sent is queued by now: nothing.
+  EXPECT_EQ(notify.next(0ms), "");
+  ASSERT_TRUE(new_proxy.signal(SIGTERM));
+  EXPECT_TRUE(notify.next().starts_with("STOPPING=1\nSTATUS=")) << "the new proxyd drains";
+  EXPECT_EQ(new_proxy.wait_exit(10s), std::optional<int>(0));
+}
+
+// An upgrade whose config drops a listener: the new proxyd closes the socket it did not take,
+// and once the old one has drained, that port refuses connections instead of queueing them for
+// nobody (and can be bound again).
+TEST_F(Takeover, AListenerTheNewConfigDropsIsClosed) {
+  const std::uint16_t extra_port = unused_port();
+  std::string with_extra = yaml(0);
+  with_extra.replace(with_extra.find("admin:"), 0,
+                     "  - {name: extra, address: 127.0.0.1:" + std::to_string(extra_port) + "}\n");
+  auto old_proxy = ProxydProcess::start(with_extra);
+  ASSERT_TRUE(old_proxy);
+  ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
+  ASSERT_EQ(fetch(extra_port, "/").status, 200u);
+  const std::uint16_t port = old_proxy->port("public");
+  ProxydProcess new_proxy(yaml(port), {"--takeover"});
+  ASSERT_TRUE(new_proxy.wait_ready(15s)) << new_proxy.stderr_text();
+  ASSERT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
+  EXPECT_EQ(fetch(port, "/").status, 200u);
+  HttpClient refused(extra_port, 2s);
+  EXPECT_FALSE(refused.connected()) << "the dropped listener's port still accepts connections";
+  EXPECT_NE(refused.connect_error().find("refused"), std::string::npos) << refused.connect_error();
+}
+
+// The socket inodes (`socket:[N]`) process `pid` holds that listen on 127.0.0.1:`port`.
+std::vector<std::string> listening_sockets(int pid, std::uint16_t port) {
+  std::set<std::string> listening;
+  std::ifstream tcp("/proc/net/tcp");
+  char local[16];
+  std::snprintf(local, sizeof local, "0100007F:%04X", port);
+  for (std::string line; std::getline(tcp, line);) {
+    std::istringstream in(line);
+    std::string slot, address, remote, state, queues, timer, retransmits, uid, timeout, inode;
+    in >> slot >> address >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >>
+        inode;
+    if (address == local && state == "0A") listening.insert("socket:[" + inode + "]");
+  }
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& fd : std::filesystem::directory_iterator(
+           "/proc/" + std::to_string(pid) + "/fd", ec)) {
+    const std::string target = std::filesystem::read_symlink(fd.path(), ec).string();
+    if (listening.count(target)) out.push_back(target);
+  }
+  return out;
+}
+
+// Entries of `pid`'s epoll sets whose descriptor the process no longer has open: a socket it
+// closed while another process still holds it, whose events it would go on receiving.
+std::vector<std::string> stale_epoll_entries(int pid) {
+  const std::filesystem::path proc = "/proc/" + std::to_string(pid);
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& fd : std::filesystem::directory_iterator(proc / "fd", ec)) {
+    if (std::filesystem::read_symlink(fd.path(), ec).string() != "anon_inode:[eventpoll]") continue;
+    std::ifstream info(proc / "fdinfo" / fd.path().filename());
+    for (std::string line; std::getline(info, line);) {
+      int target = -1;
+      if (std::sscanf(line.c_str(), "tfd: %d", &target) != 1) continue;
+      if (!std::filesystem::exists(proc / "fd" / std::to_string(target), ec))
+        out.push_back("epoll " + fd.path().filename().string() + ": closed descriptor " +
+                      std::to_string(target));
+    }
+  }
+  return out;
+}
+
+// A proxyd that handed its listeners over takes them out of its workers' epoll sets before it
+// closes them: the new proxyd holds the same sockets, and a registration lasts as long as the
+// socket, so the draining one was woken by every connection the new one accepted.
+TEST_F(Takeover, TheDrainingProxydKeepsNoEpollRegistrationOfTheListeners) {
+  auto old_proxy = ProxydProcess::start(yaml(0));
+  ASSERT_TRUE(old_proxy);
+  const std::uint16_t port = old_proxy->port("public");
+  ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
+  // A request in flight keeps the old proxyd draining while the test looks at it.
+  Response held;
+  std::thread request([&] { held = fetch(port, "/delay?ms=3000", {}, 10s); });
+  ASSERT_TRUE(poll_until([&] { return blue_.requests_served() > blue_.health_checks(); }));
+  ProxydProcess new_proxy(yaml(port), {"--takeover"});
+  ASSERT_TRUE(new_proxy.wait_ready(15s)) << new_proxy.stderr_text();
+  ASSERT_TRUE(old_proxy->wait_for_line("proxyd: draining", 10s)) << old_proxy->stderr_text();
+  ASSERT_TRUE(poll_until([&] { return listening_sockets(old_proxy->pid(), port).empty(); }))
+      << "the draining proxyd still holds its listening sockets";
+  EXPECT_TRUE(old_proxy->running()) << "the test needs it draining";
+  EXPECT_EQ(stale_epoll_entries(old_proxy->pid()), std::vector<std::string>{});
+  request.join();
+  EXPECT_EQ(held.status, 200u) << held.error;
+  EXPECT_EQ(held.body, "blue-1\n");
+  EXPECT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
 }
 
 TEST_F(Takeover, WithNoProxydToTakeOverItExits1) {
