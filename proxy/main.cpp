@@ -192,16 +192,18 @@ int main(int argc, char** argv) {
     proxyd::log::error(error);
     return 1;
   }
+  // From here the workers serve: a failure drains what they accepted before exiting 1 (in a
+  // takeover the old proxyd, never told ok, serves on; systemd hears nothing from this one).
+  const auto fail_serving = [&](const std::string& what) {
+    proxyd::log::error(what);
+    proxy.drain(takeover);
+    return 1;
+  };
   auto control_server = std::make_unique<proxyd::control::ControlServer>(proxy, control);
-  if (!control_server->start(error)) {
-    proxyd::log::error("control socket: " + error);
-    return 1;
-  }
+  if (!control_server->start(error)) return fail_serving("control socket: " + error);
   proxyd::TakeoverListener takeover_listener;
-  if (!takeover_listener.start(takeover_path, kTakeoverSignal, error)) {
-    proxyd::log::error("takeover socket: " + error);
-    return 1;
-  }
+  if (!takeover_listener.start(takeover_path, kTakeoverSignal, error))
+    return fail_serving("takeover socket: " + error);
   proxyd::log::info("ready workers=" + std::to_string(proxy.worker_count()) +
                     " generation=" + std::to_string(proxy.status().generation) +
                     " allocator=" + std::string(proxyd::allocator::name()));

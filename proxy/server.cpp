@@ -238,6 +238,14 @@ bool Proxy::start(std::string& error, TakeoverGrant* takeover) {
     error = "no listener to open";
     return false;
   }
+  // The metrics listener before any worker accepts: a start that fails here (its port taken)
+  // has served no connection, so it drops none (in a takeover, the old proxyd serves on).
+  if (const auto& address = config_->admin.metrics) {
+    admin_ = std::make_unique<AdminListener>([this] { return metrics_text(); },
+                                             [this] { return !draining_.load(); });
+    if (!admin_->start(*address, error)) return false;
+    log::info("listening admin.metrics " + address->host + ":" + std::to_string(admin_->port()));
+  }
   std::vector<Worker*> peers;
   for (auto& worker : workers_) peers.push_back(worker.get());
   for (auto& worker : workers_) worker->set_peers(peers);
@@ -248,12 +256,6 @@ bool Proxy::start(std::string& error, TakeoverGrant* takeover) {
     run_rollouts();
   });
   if (config_->fleet) start_fleet();
-  if (const auto& address = config_->admin.metrics) {
-    admin_ = std::make_unique<AdminListener>([this] { return metrics_text(); },
-                                             [this] { return !draining_.load(); });
-    if (!admin_->start(*address, error)) return false;
-    log::info("listening admin.metrics " + address->host + ":" + std::to_string(admin_->port()));
-  }
   return true;
 }
 
@@ -375,9 +377,9 @@ std::string Proxy::metrics_text() const {
   return render_metrics(input);
 }
 
-bool Proxy::drain(bool handed_over) {
+bool Proxy::drain(bool service_goes_on) {
   draining_ = true;  // /ready says 503 from here on: said before the line that announces it
-  if (!handed_over) systemd_.stopping(status_line());
+  if (!service_goes_on) systemd_.stopping(status_line());
   log::info("draining");
   health_.stop();
   const auto deadline = std::chrono::steady_clock::now() + store_.load()->config->timeouts.drain;

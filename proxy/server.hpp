@@ -69,10 +69,10 @@ class Proxy final : public AdminApi {
   // Prints `proxyd: draining` (from then on /ready answers 503), stops accepting, lets in-flight
   // requests finish within timeouts.drain, then stops.
   // Returns true when every request finished in time.
-  // Tells systemd STOPPING=1 first, unless this proxyd handed its listeners over (`handed_over`):
-  // then the service goes on in the new process, and under the unit's NotifyAccess=all systemd
-  // would take the old one's STOPPING=1 for the whole service stopping, and stop the new one.
-  bool drain(bool handed_over = false);
+  // Tells systemd STOPPING=1 first, unless another proxyd serves on (`service_goes_on`: this one
+  // handed its listeners over, or failed to take them over): under the unit's NotifyAccess=all
+  // systemd would take that STOPPING=1 for the whole service stopping, and stop the other one.
+  bool drain(bool service_goes_on = false);
 
   // AdminApi.
   Status status() const override;

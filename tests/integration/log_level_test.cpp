@@ -118,19 +118,22 @@ std::vector<std::string> stderr_under_journal(std::string yaml, bool matching) {
 
 TEST(LogLevel, JournalLinesCarryTheirSyslogPriority) {
   // The control socket's directory would be a regular file: proxyd opens its listener
-  // (information), then cannot open the control socket (an error) and exits 1.
+  // (information), then cannot open the control socket (an error), drains what its workers may
+  // have accepted meanwhile (information) and exits 1.
   std::string yaml =
       ConfigBuilder().pool("blue", {"127.0.0.1:9"}).route("web", "/", "blue").yaml();
   const std::string socket = "@DIR@/control.sock";
   yaml.replace(yaml.find(socket), socket.size(), "@DIR@/proxyd.yaml/control.sock");
   const std::vector<std::string> journal = stderr_under_journal(yaml, true);
-  ASSERT_EQ(journal.size(), 2u);
+  ASSERT_EQ(journal.size(), 3u);
   EXPECT_TRUE(journal[0].starts_with("<6>proxyd: listening public 127.0.0.1:")) << journal[0];
   EXPECT_TRUE(journal[1].starts_with("<3>proxyd: control socket: ")) << journal[1];
+  EXPECT_EQ(journal[2], "<6>proxyd: draining");
   const std::vector<std::string> plain = stderr_under_journal(yaml, false);
-  ASSERT_EQ(plain.size(), 2u);
+  ASSERT_EQ(plain.size(), 3u);
   EXPECT_TRUE(plain[0].starts_with("proxyd: listening public 127.0.0.1:")) << plain[0];
   EXPECT_TRUE(plain[1].starts_with("proxyd: control socket: ")) << plain[1];
+  EXPECT_EQ(plain[2], "proxyd: draining");
 }
 
 }  // namespace
