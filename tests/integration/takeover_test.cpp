@@ -68,6 +68,14 @@ class Takeover : public ::testing::Test {
     args.insert(args.begin(), {PROXYCTL_BINARY, "-s", state_dir_ + "/control.sock"});
     return run_program(args, 20s);
   }
+  // Writes `yaml` to `name` in STATE_DIR, for a proxyd run by hand; returns its path.
+  std::string config_file(const std::string& name, const std::string& yaml) const {
+    const std::string path = state_dir_ + "/" + name;
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(yaml.c_str(), f);
+    std::fclose(f);
+    return path;
+  }
   // Waits (bounded) until `loop` has made `n` more requests than it had.
   static bool more_requests(const LoadLoop& loop, int n) {
     const int target = loop.requests() + n;
@@ -132,13 +140,8 @@ TEST_F(Takeover, ANewProxydThatFailsLeavesTheOldOneServing) {
   std::string with_taken = yaml(port);
   with_taken.replace(with_taken.find("admin:"), 0,
                      "  - {name: extra, address: " + blue_.address() + "}\n");
-  const CommandResult failed = ProxydProcess::run({"-c", [&] {
-    const std::string path = state_dir_ + "/new.yaml";
-    std::FILE* f = std::fopen(path.c_str(), "w");
-    std::fputs(with_taken.c_str(), f);
-    std::fclose(f);
-    return path;
-  }(), "--takeover"}, 20s);
+  const CommandResult failed =
+      ProxydProcess::run({"-c", config_file("new.yaml", with_taken), "--takeover"}, 20s);
   EXPECT_EQ(failed.exit_code, 1) << failed.output;
   EXPECT_NE(failed.output.find("cannot listen on " + blue_.address() + " (listener extra)"),
             std::string::npos)
@@ -169,10 +172,7 @@ TEST_F(Takeover, ANewProxydWhoseMetricsPortIsTakenDropsNoConnection) {
   ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
   std::string taken = yaml(port);
   taken.replace(taken.find("  access_log:"), 0, "  metrics: " + blue_.address() + "\n");
-  const std::string path = state_dir_ + "/taken.yaml";
-  std::FILE* f = std::fopen(path.c_str(), "w");
-  std::fputs(taken.c_str(), f);
-  std::fclose(f);
+  const std::string path = config_file("taken.yaml", taken);
 
   LoadLoop fresh(port, false, "/f", LoadLoop::kUntilStopped);
   ASSERT_TRUE(more_requests(fresh, 50));
@@ -397,10 +397,7 @@ TEST_F(Takeover, TheDrainingProxydKeepsNoEpollRegistrationOfTheListeners) {
 }
 
 TEST_F(Takeover, WithNoProxydToTakeOverItExits1) {
-  const std::string path = state_dir_ + "/alone.yaml";
-  std::FILE* f = std::fopen(path.c_str(), "w");
-  std::fputs(yaml(0).c_str(), f);
-  std::fclose(f);
+  const std::string path = config_file("alone.yaml", yaml(0));
   const CommandResult r = ProxydProcess::run({"-c", path, "--takeover"}, 20s);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("proxyd: takeover: cannot connect to " + state_dir_ +
