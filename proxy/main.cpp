@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include <spawn.h>
+#include <sys/wait.h>
 #include <sys/resource.h>
 
 #include <cerrno>
@@ -168,6 +169,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   for (const proxyd::SignalRow& row : proxyd::kSignals) sigaddset(&signals, row.number);
   sigaddset(&signals, kTakeoverSignal);
+  sigaddset(&signals, SIGCHLD);  // an upgrade's process that failed: reaped, not left a zombie
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -215,6 +217,11 @@ int main(int argc, char** argv) {
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
+    if (signal == SIGCHLD) {
+      while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+      }
+      continue;
+    }
     if (signal == kTakeoverSignal) {
       const int connection = takeover_listener.take();
       if (connection < 0) {

@@ -53,6 +53,13 @@ timeouts: {drain: 5s}
 )";
 
 
+std::string first_line_of(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
 class Takeover : public ::testing::Test {
  protected:
   void SetUp() override { state_dir_ = make_temp_dir("proxyd-takeover"); }
@@ -229,6 +236,25 @@ TEST_F(Takeover, SigusrTwoStartsTheInstalledBinaryWhichTakesOver) {
   const CommandResult status = ctl({"status", "--json"});
   ASSERT_EQ(status.exit_code, 0) << status.output;
   EXPECT_EQ(json::parse(status.output).at("result").at("routes").at(0).at("weight_ppm"), 200'000);
+}
+
+// An upgrade whose new process fails (the config file was broken meanwhile): the old proxyd
+// serves on and reaps the failed process instead of keeping it as a zombie for its lifetime.
+TEST_F(Takeover, AFailedUpgradeProcessIsReaped) {
+  auto old_proxy = ProxydProcess::start(yaml(0));
+  ASSERT_TRUE(old_proxy);
+  old_proxy->write_config("workers: [this is not a config\n");
+  ASSERT_TRUE(old_proxy->signal(SIGUSR2));
+  const std::optional<std::string> started =
+      old_proxy->wait_for_line("proxyd: upgrade: started " + proxyd_binary() + " --takeover, pid ",
+                               10s);
+  ASSERT_TRUE(started) << old_proxy->stderr_text();
+  const std::string child = "/proc/" + started->substr(started->rfind(' ') + 1);
+  // A zombie keeps its /proc entry (state Z) until its parent reaps it.
+  EXPECT_TRUE(poll_until([&] { return !std::filesystem::exists(child); }, 10s))
+      << first_line_of(child + "/stat");
+  EXPECT_TRUE(old_proxy->running());
+  EXPECT_EQ(fetch(old_proxy->port("public"), "/").status, 200u);
 }
 
 // The issue's own check: wrk's 16 keep-alive connections through an upgrade (SIGUSR2) report no
