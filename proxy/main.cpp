@@ -1,13 +1,14 @@
 // proxyd: args, load config (fatal on error), start the Proxy and the control socket, then wait
-// for signals: SIGHUP reloads, SIGUSR1 reopens the access log, SIGTERM/SIGINT drain and exit 0.
+// for signals: SIGHUP reloads, SIGUSR1 reopens the access log, SIGUSR2 upgrades (takeover),
+// SIGCHLD reaps an upgrade's process that failed, SIGTERM/SIGINT drain and exit 0.
 #include <CLI/CLI.hpp>
 
 #include <grp.h>
 #include <pthread.h>
 
 #include <spawn.h>
-#include <sys/wait.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include <cerrno>
 #include <csignal>
