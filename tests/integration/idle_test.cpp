@@ -32,13 +32,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::string first_line(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
 // Why thread `name` would wake with nothing arriving, from /proc/PID/task/TID/syscall (the system
 // call it is blocked in and its arguments): "" when it waits without a timeout.
 std::string timed_wait(const std::string& name, const std::string& syscall) {

@@ -53,13 +53,6 @@ timeouts: {drain: 5s}
 )";
 
 
-std::string first_line_of(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
 class Takeover : public ::testing::Test {
  protected:
   void SetUp() override { state_dir_ = make_temp_dir("proxyd-takeover"); }
@@ -74,6 +67,21 @@ class Takeover : public ::testing::Test {
   CommandResult ctl(std::vector<std::string> args) {
     args.insert(args.begin(), {PROXYCTL_BINARY, "-s", state_dir_ + "/control.sock"});
     return run_program(args, 20s);
+  }
+  // The proxyd to take over from, once blue passed its first check (before it, blue answers
+  // 503: that failed once in .ci/run). Null, with a failure recorded, if either step failed.
+  std::unique_ptr<ProxydProcess> start_serving() {
+    auto proxy = ProxydProcess::start(yaml(0));
+    if (!proxy) {
+      ADD_FAILURE() << "proxyd did not start";
+      return nullptr;
+    }
+    const CommandResult healthy = ctl({"wait-healthy", "blue", "--timeout", "10"});
+    if (healthy.exit_code != 0) {
+      ADD_FAILURE() << "blue never became healthy: " << healthy.output;
+      return nullptr;
+    }
+    return proxy;
   }
   // Writes `yaml` to `name` in STATE_DIR, for a proxyd run by hand; returns its path.
   std::string config_file(const std::string& name, const std::string& yaml) const {
@@ -98,10 +106,9 @@ class Takeover : public ::testing::Test {
 };
 
 TEST_F(Takeover, ANewProxydTakesOverUnderLoadWithoutAFailedRequest) {
-  auto old_proxy = ProxydProcess::start(yaml(0));
+  auto old_proxy = start_serving();
   ASSERT_TRUE(old_proxy);
   const std::uint16_t port = old_proxy->port("public");
-  ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
   ASSERT_EQ(ctl({"set-weight", "api", "20"}).exit_code, 0);
 
   LoadLoop kept(port, true, "/k", LoadLoop::kUntilStopped);
@@ -137,11 +144,9 @@ TEST_F(Takeover, ANewProxydTakesOverUnderLoadWithoutAFailedRequest) {
 }
 
 TEST_F(Takeover, ANewProxydThatFailsLeavesTheOldOneServing) {
-  auto old_proxy = ProxydProcess::start(yaml(0));
+  auto old_proxy = start_serving();
   ASSERT_TRUE(old_proxy);
   const std::uint16_t port = old_proxy->port("public");
-  // Blue answers once its first check passed (before it, 503: it failed once in .ci/run).
-  ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
   // The new config adds a listener on a port that is taken: the new proxyd gets the sockets,
   // then fails to bind, and exits without saying ok.
   std::string with_taken = yaml(port);
@@ -173,10 +178,9 @@ TEST_F(Takeover, ANewProxydThatFailsLeavesTheOldOneServing) {
 // of a few microseconds caught no connection here either: this guards the failure path under
 // load, not the order.)
 TEST_F(Takeover, ANewProxydWhoseMetricsPortIsTakenDropsNoConnection) {
-  auto old_proxy = ProxydProcess::start(yaml(0));
+  auto old_proxy = start_serving();
   ASSERT_TRUE(old_proxy);
   const std::uint16_t port = old_proxy->port("public");
-  ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
   std::string taken = yaml(port);
   taken.replace(taken.find("  access_log:"), 0, "  metrics: " + blue_.address() + "\n");
   const std::string path = config_file("taken.yaml", taken);
@@ -212,11 +216,10 @@ struct StopByPid {
 };
 
 TEST_F(Takeover, SigusrTwoStartsTheInstalledBinaryWhichTakesOver) {
-  auto old_proxy = ProxydProcess::start(yaml(0));
+  auto old_proxy = start_serving();
   ASSERT_TRUE(old_proxy);
   StopByPid upgraded;  // destroyed first: the new proxyd holds the old one's stderr open
   const std::uint16_t port = old_proxy->port("public");
-  ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
   ASSERT_EQ(ctl({"set-weight", "api", "20"}).exit_code, 0);
   LoadLoop kept(port, true, "/k", LoadLoop::kUntilStopped);
   ASSERT_TRUE(more_requests(kept, 50));
@@ -252,7 +255,7 @@ TEST_F(Takeover, AFailedUpgradeProcessIsReaped) {
   const std::string child = "/proc/" + started->substr(started->rfind(' ') + 1);
   // A zombie keeps its /proc entry (state Z) until its parent reaps it.
   EXPECT_TRUE(poll_until([&] { return !std::filesystem::exists(child); }, 10s))
-      << first_line_of(child + "/stat");
+      << first_line(child + "/stat");
   EXPECT_TRUE(old_proxy->running());
   EXPECT_EQ(fetch(old_proxy->port("public"), "/").status, 200u);
 }
@@ -260,10 +263,9 @@ TEST_F(Takeover, AFailedUpgradeProcessIsReaped) {
 // The issue's own check: wrk's 16 keep-alive connections through an upgrade (SIGUSR2) report no
 // socket error and no non-2xx response.
 TEST_F(Takeover, WrkSeesNoErrorThroughAnUpgrade) {
-  auto old_proxy = ProxydProcess::start(yaml(0));
+  auto old_proxy = start_serving();
   ASSERT_TRUE(old_proxy);
   StopByPid upgraded;
-  ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
   const std::string url = "http://127.0.0.1:" + std::to_string(old_proxy->port("public")) + "/";
   CommandResult wrk;
   std::thread load([&] { wrk = run_program({"/usr/bin/wrk", "-t2", "-c16", "-d4s", url}, 30s); });
@@ -401,10 +403,9 @@ std::vector<std::string> stale_epoll_entries(int pid) {
 // closes them: the new proxyd holds the same sockets, and a registration lasts as long as the
 // socket, so the draining one was woken by every connection the new one accepted.
 TEST_F(Takeover, TheDrainingProxydKeepsNoEpollRegistrationOfTheListeners) {
-  auto old_proxy = ProxydProcess::start(yaml(0));
+  auto old_proxy = start_serving();
   ASSERT_TRUE(old_proxy);
   const std::uint16_t port = old_proxy->port("public");
-  ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
   // A request in flight keeps the old proxyd draining while the test looks at it.
   Response held;
   std::thread request([&] { held = fetch(port, "/delay?ms=3000", {}, 10s); });

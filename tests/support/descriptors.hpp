@@ -40,6 +40,14 @@ inline std::size_t open_fds(int pid) {
   return n;
 }
 
+// The first line of a file (a /proc entry), or "" if it cannot be read.
+inline std::string first_line(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
 // Polls `done` every 10 ms until it holds or `timeout` passes; whether it held.
 template <class Done>
 bool poll_until(Done done, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
