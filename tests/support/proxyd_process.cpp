@@ -435,8 +435,10 @@ CommandResult ProxydProcess::run(const std::vector<std::string>& args,
   return run_program(argv, timeout);
 }
 
-CommandResult run_program(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+CommandResult run_program(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                          const std::function<void(int pid)>& started) {
   Spawned child = spawn(argv, true);
+  if (started) started(child.pid);
 
   std::mutex mu;
   std::condition_variable cv;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -36,9 +37,11 @@ struct CommandResult {
 };
 
 // Runs argv[0] with the rest as arguments, no standard input, and collects its output until it
-// exits or `timeout` passes (then it is killed and exit_code is -1).
+// exits or `timeout` passes (then it is killed and exit_code is -1). `started`, if set, is given
+// the child's pid once it is forked (to signal it while it runs; it is reaped before this returns).
 CommandResult run_program(const std::vector<std::string>& argv,
-                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
+                          std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                          const std::function<void(int pid)>& started = {});
 
 // One proxyd process.
 // Owner: the test. Threads: two reader threads (stdout, stderr) and a reaper thread, all internal;
