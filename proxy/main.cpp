@@ -54,7 +54,11 @@ void spawn_takeover(const std::string& binary, const std::string& config_path) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   pid_t pid = -1;
-  const int rc = posix_spawn(&pid, binary.c_str(), &actions, &attributes, argv.data(), environ);
+  // A bare name (`proxyd`, started from a shell) is looked up in PATH now, as the shell did:
+  // the binary installed there now, not the running one.
+  const bool bare = binary.find('/') == std::string::npos;
+  const int rc = (bare ? posix_spawnp : posix_spawn)(&pid, binary.c_str(), &actions, &attributes,
+                                                      argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   if (rc != 0) {
@@ -106,8 +110,10 @@ void raise_descriptor_limit() {
 
 int main(int argc, char** argv) {
   proxyd::allocator::configure();
-  // The path this proxyd was started from: an upgrade starts what is there now.
-  const std::string binary = std::strchr(argv[0], '/') != nullptr ? argv[0] : "/proc/self/exe";
+  // The path or command name this proxyd was started by: an upgrade starts what is there now.
+  // Without one (an empty argv[0]) only the running binary can be named.
+  const std::string binary =
+      argc > 0 && argv[0] != nullptr && *argv[0] != '\0' ? argv[0] : "/proc/self/exe";
   CLI::App app{"proxyd: a reverse proxy for blue/green deploys and canaries"};
   std::string config_path = "/etc/proxyd/proxyd.yaml";
   bool check_only = false;
@@ -227,8 +233,8 @@ int main(int argc, char** argv) {
       const int connection = takeover_listener.take();
       if (connection < 0) {
         // SIGUSR2 from outside (`systemctl kill -s USR2 --kill-whom=main proxyd`): an upgrade.
-        // The binary at the path this one was started from (the upgraded one, after a package
-        // upgrade) takes over; its request raises SIGUSR2 again, with a connection this time.
+        // The binary at the path (or PATH name) this one was started by (the upgraded one, after
+        // a package upgrade) takes over; its request raises SIGUSR2 again, with a connection.
         spawn_takeover(binary, config_path);
         continue;
       }

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -259,6 +260,37 @@ TEST_F(Takeover, AFailedUpgradeProcessIsReaped) {
       << first_line(child + "/stat");
   EXPECT_TRUE(old_proxy->running());
   EXPECT_EQ(fetch(old_proxy->port("public"), "/").status, 200u);
+}
+
+// Started by a bare command name (from a shell, which found it in PATH), an upgrade looks the
+// name up in PATH again: the binary installed there now. It used to start /proc/self/exe, the
+// running binary, which after a package upgrade is the old one. bin/proxyd here is a script that
+// counts its starts and runs the real proxyd under the bare name, with PATH=bin.
+TEST_F(Takeover, AProxydStartedByABareNameUpgradesToWhatPathNamesNow) {
+  const std::string bin = state_dir_ + "/bin";
+  const std::string starts = state_dir_ + "/starts";
+  std::filesystem::create_directory(bin);
+  {
+    std::ofstream script(bin + "/proxyd");
+    script << "#!/bin/bash\necho start >> '" << starts << "'\nexport PATH='" << bin
+           << "'\nexec -a proxyd '" << proxyd_binary() << "' \"$@\"\n";
+  }
+  std::filesystem::permissions(bin + "/proxyd", std::filesystem::perms::owner_all);
+  ProxydProcess old_proxy(yaml(0), {}, bin + "/proxyd");
+  ASSERT_TRUE(old_proxy.wait_ready(10s)) << old_proxy.stderr_text();
+  ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
+  StopByPid upgraded;
+  ASSERT_TRUE(old_proxy.signal(SIGUSR2));
+  const std::optional<std::string> started =
+      old_proxy.wait_for_line("proxyd: upgrade: started proxyd --takeover, pid ", 10s);
+  ASSERT_TRUE(started) << old_proxy.stderr_text();
+  upgraded.pid = std::stoi(started->substr(started->rfind(' ') + 1));
+  EXPECT_EQ(old_proxy.wait_exit(15s), std::optional<int>(0)) << old_proxy.stderr_text();
+  std::ifstream in(starts);
+  const std::string counted{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  EXPECT_EQ(counted, "start\nstart\n");
+  EXPECT_EQ(::kill(upgraded.pid, 0), 0);
+  EXPECT_EQ(fetch(old_proxy.port("public"), "/").status, 200u);
 }
 
 // The issue's own check: wrk's 16 keep-alive connections through an upgrade (SIGUSR2) report no

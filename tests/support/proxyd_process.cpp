@@ -245,12 +245,14 @@ struct ProxydProcess::Impl {
   }
 };
 
-ProxydProcess::ProxydProcess(const std::string& yaml, std::vector<std::string> extra_args)
+ProxydProcess::ProxydProcess(const std::string& yaml, std::vector<std::string> extra_args,
+                             const std::string& binary)
     : impl_(std::make_unique<Impl>()) {
   impl_->dir = make_temp_dir();
   impl_->config_path = impl_->dir + "/proxyd.yaml";
   write_config(yaml);
-  std::vector<std::string> args{proxyd_binary(), "-c", impl_->config_path};
+  std::vector<std::string> args{binary.empty() ? proxyd_binary() : binary, "-c",
+                                impl_->config_path};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   impl_->wake_fd = ::eventfd(0, EFD_CLOEXEC);
   if (impl_->wake_fd < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));

@@ -53,8 +53,10 @@ CommandResult run_program(const std::vector<std::string>& argv,
 class ProxydProcess {
  public:
   // Every "@DIR@" in `yaml` becomes the temp dir (use it for control_socket, state_file and the
-  // like). Runs `proxyd -c DIR/proxyd.yaml` followed by extra_args.
-  explicit ProxydProcess(const std::string& yaml, std::vector<std::string> extra_args = {});
+  // like). Runs `proxyd -c DIR/proxyd.yaml` followed by extra_args; `binary`, if not empty, is
+  // run instead of proxyd_binary() (a wrapper that starts it).
+  explicit ProxydProcess(const std::string& yaml, std::vector<std::string> extra_args = {},
+                         const std::string& binary = {});
   ~ProxydProcess();
   ProxydProcess(const ProxydProcess&) = delete;
   ProxydProcess& operator=(const ProxydProcess&) = delete;
