@@ -25,10 +25,12 @@
 #include "tests/integration/control/control_harness.hpp"
 #include "tests/support/descriptors.hpp"
 #include "tests/support/fake_upstream.hpp"
+#include "tests/support/h2_client.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/load_loop.hpp"
 #include "tests/support/notify_socket.hpp"
 #include "tests/support/proxyd_process.hpp"
+#include "tests/support/tls_fixtures.hpp"
 
 namespace proxyd::test {
 namespace {
@@ -72,8 +74,8 @@ class Takeover : public ::testing::Test {
   }
   // The proxyd to take over from, once blue passed its first check (before it, blue answers
   // 503: that failed once in .ci/run). Null, with a failure recorded, if either step failed.
-  std::unique_ptr<ProxydProcess> start_serving() {
-    auto proxy = ProxydProcess::start(yaml(0));
+  std::unique_ptr<ProxydProcess> start_serving(const std::string& config = {}) {
+    auto proxy = ProxydProcess::start(config.empty() ? yaml(0) : config);
     if (!proxy) {
       ADD_FAILURE() << "proxyd did not start";
       return nullptr;
@@ -338,6 +340,90 @@ TEST_F(Takeover, WrkSeesNoErrorThroughAnUpgrade) {
   EXPECT_NE(report.output.find(" requests in "), std::string::npos) << report.output;
   EXPECT_EQ(report.output.find("Socket errors"), std::string::npos) << report.output;
   EXPECT_EQ(report.output.find("Non-2xx"), std::string::npos) << report.output;
+}
+
+// HTTPS and HTTP/2 across an upgrade: a request in flight on each kind of connection when SIGUSR2
+// comes (blue holds each answer 4 s: /delay) is answered whole by the old proxyd, which then
+// lets those connections go (Connection: close on HTTP/1.1 over TLS, GOAWAY on HTTP/2); new
+// connections, TLS handshakes and both kinds of HTTP/2 included, are served by the new proxyd.
+TEST_F(Takeover, HttpsAndHttp2RequestsInFlightFinishAcrossAnUpgrade) {
+  TestPki pki;
+  const CertFiles cert = pki.issue("site", "site", {"localhost"});
+  std::string config = substitute(
+      yaml(0), {{"timeouts: {drain: 5s}", "timeouts: {drain: 20s}"},
+                {"  - {name: public, address: 127.0.0.1:0}\n",
+                 "  - {name: public, address: 127.0.0.1:0}\n"
+                 "  - {name: h2c, address: 127.0.0.1:0, http2: true}\n"
+                 "  - {name: secure, address: 127.0.0.1:0, tls: {cert: " + cert.cert + ", key: " +
+                     cert.key + "}}\n"}});
+  auto old_proxy = start_serving(config);
+  ASSERT_TRUE(old_proxy);
+  StopByPid upgraded;
+  const std::uint16_t secure = old_proxy->port("secure");
+  const std::uint16_t h2c = old_proxy->port("h2c");
+  const std::string https_url = "https://127.0.0.1:" + std::to_string(secure);
+  const auto curl_h2 = [&](const std::string& path) {
+    return run_program({"/usr/bin/curl", "-sS", "--http2", "--cacert", pki.ca(), "-w",
+                        "\n%{http_version} %{http_code}", https_url + path},
+                       30s);
+  };
+  // Requests blue has read, its health checks left out (read first: a check counted between the
+  // two reads makes the count smaller, never larger).
+  const auto delayed = [&] {
+    const std::uint64_t served = blue_.requests_served();
+    return served - blue_.health_checks();
+  };
+  const std::uint64_t before = delayed();
+
+  // In flight: HTTP/1.1 over TLS, HTTP/2 over TLS (curl, ALPN), HTTP/2 by prior knowledge.
+  TlsOptions http1;
+  http1.ca = pki.ca();
+  http1.alpn = "http/1.1";
+  TlsClient https(secure, http1, 15s);
+  ASSERT_TRUE(https.ok()) << https.error();
+  ASSERT_TRUE(https.send("GET /delay?ms=4000 HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  CommandResult curl;
+  std::thread curl_thread([&] { curl = curl_h2("/delay?ms=4000"); });
+  H2TestClient h2(h2c);
+  const std::int32_t stream = h2.request("GET", "/delay?ms=4000");
+  const bool in_flight = h2.run_until([&] { return delayed() >= before + 3; }, 10s);
+  if (!in_flight) curl_thread.join();
+  ASSERT_TRUE(in_flight) << delayed() - before;
+
+  ASSERT_TRUE(old_proxy->signal(SIGUSR2));
+  const std::optional<std::string> started =
+      old_proxy->wait_for_line("proxyd: upgrade: started", 10s);
+  if (started) upgraded.pid = std::stoi(started->substr(started->rfind(' ') + 1));
+  EXPECT_TRUE(old_proxy->wait_for_line("proxyd: draining", 10s)) << old_proxy->stderr_text();
+
+  const Response answered = https.read_response();
+  EXPECT_EQ(answered.status, 200u) << answered.error;
+  EXPECT_EQ(answered.body, "blue-1\n");
+  EXPECT_FALSE(answered.keep_alive);
+  EXPECT_TRUE(https.is_closed_by_peer());
+  ASSERT_TRUE(h2.wait_closed(stream, 10s));
+  EXPECT_EQ(h2.result(stream).status, 200u);
+  EXPECT_EQ(h2.result(stream).body, "blue-1\n");
+  EXPECT_TRUE(h2.goaway());
+  EXPECT_EQ(h2.goaway_error(), 0u);
+  curl_thread.join();
+  EXPECT_EQ(curl.exit_code, 0) << curl.output;
+  EXPECT_EQ(curl.output, "blue-1\n\n2 200");
+  EXPECT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
+
+  // The new proxyd alone from here: a TLS handshake, HTTP/2 over TLS, HTTP/2 by prior knowledge.
+  ASSERT_GT(upgraded.pid, 0);
+  EXPECT_EQ(::kill(upgraded.pid, 0), 0);
+  TlsClient fresh(secure, http1);
+  ASSERT_TRUE(fresh.ok()) << fresh.error();
+  EXPECT_EQ(fresh.get("/").status, 200u);
+  const CommandResult after = curl_h2("/");
+  EXPECT_EQ(after.output, "blue-1\n\n2 200");
+  H2TestClient h2_after(h2c);
+  const std::int32_t next = h2_after.request("GET", "/");
+  ASSERT_TRUE(h2_after.wait_closed(next, 10s));
+  EXPECT_EQ(h2_after.result(next).status, 200u);
+  EXPECT_EQ(h2_after.result(next).body, "blue-1\n");
 }
 
 // Out of descriptors (RLIMIT_NOFILE lowered to what proxyd has open, the rest taken by idle
