@@ -194,7 +194,7 @@ int main(int argc, char** argv) {
   }
   raise_descriptor_limit();
   proxyd::Proxy proxy(config, std::move(built.snapshot));
-  for (const auto& warning : proxy.restore()) proxyd::log_warning(warning);
+  for (const auto& warning : proxy.restore(grant.state())) proxyd::log_warning(warning);
   if (takeover) proxy.seed_health(grant.healthy());
   proxyd::control::ControlServerOptions control;
   if (!control_options(config->admin, control, error) || !proxy.start(error, &grant)) {

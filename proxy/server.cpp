@@ -129,10 +129,22 @@ Proxy::~Proxy() {
   for (auto& w : workers_) w->set_peers({});
 }
 
-std::vector<std::string> Proxy::restore() {
+std::vector<std::string> Proxy::restore(const std::optional<std::string>& carried) {
   std::lock_guard lock(mutex_);
   std::vector<std::string> warnings;
-  StateLoad loaded = state_store_.load();
+  StateLoad loaded;
+  if (carried) {
+    loaded.state = decode_state(*carried, loaded.error);
+    if (loaded.state) {
+      if (const auto failed = state_store_.save(*loaded.state))
+        warnings.push_back("state taken over, but not saved to " + state_store_.path() + ": " +
+                           *failed);
+    } else {
+      warnings.push_back("the state taken over is not valid (" + loaded.error +
+                         "); reading the state file");
+    }
+  }
+  if (!loaded.state) loaded = state_store_.load();
   if (!loaded.error.empty()) {
     warnings.push_back("state file " + loaded.error +
                        (loaded.moved_to.empty() ? "" : "; moved to " + loaded.moved_to) +
@@ -288,6 +300,8 @@ TakeoverOffer Proxy::takeover_offer() {
     for (const ServerStatus& server : pool.servers)
       if (server.health == Health::healthy) offer.healthy.push_back(pool.name + "/" + server.name);
   }
+  std::lock_guard lock(mutex_);
+  offer.state = encode_state(state_);
   return offer;
 }
 

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -48,7 +49,9 @@ class Proxy final : public AdminApi {
   // Reads admin.state_file and applies it on top of the config. Problems (a corrupt file moved
   // aside, entries for routes or servers that no longer exist) are returned as warnings; proxyd
   // then starts from what is left, or from the config alone.
-  std::vector<std::string> restore();
+  // `carried`: the state a proxyd taken over from handed over (TakeoverOffer::state), used
+  // instead of the file and saved to it at once (the new config may name another state_file).
+  std::vector<std::string> restore(const std::optional<std::string>& carried = std::nullopt);
 
   // Opens the access log, binds every listener on every worker and starts the worker threads.
   // Prints `proxyd: listening NAME ADDRESS:PORT` per listener, then `proxyd: ready`. With a

@@ -23,7 +23,8 @@ using Clock = std::chrono::steady_clock;
 
 // The most sockets one offer carries: listeners x workers, far above any real config.
 constexpr std::size_t kMaxFds = 1024;
-constexpr std::size_t kMaxOfferBytes = 1 << 20;
+// The most bytes of the offer's line: the runtime state it carries grows with routes and servers.
+constexpr std::size_t kMaxOfferBytes = 16 << 20;
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -248,6 +249,8 @@ TakeoverGrant request_takeover(const std::string& path, std::chrono::millisecond
     for (const json::value& server : healthy->get_array())
       if (server.is_string()) offer.healthy.emplace_back(server.get_string());
   }
+  if (const json::value* state = root->if_contains("state"); state && state->is_string())
+    offer.state = std::string(state->get_string());
   fds.clear();  // owned by the offer from here
   return TakeoverGrant(fd, std::move(offer));
 }
@@ -353,10 +356,9 @@ bool hand_over(int connection, const TakeoverOffer& offer, std::chrono::millisec
   }
   json::array healthy;
   for (const std::string& server : offer.healthy) healthy.emplace_back(server);
-  const std::string text =
-      json::serialize(json::object{{"listeners", std::move(listeners)},
-                                   {"healthy", std::move(healthy)}}) +
-      "\n";
+  json::object reply{{"listeners", std::move(listeners)}, {"healthy", std::move(healthy)}};
+  if (offer.state) reply["state"] = *offer.state;
+  const std::string text = json::serialize(reply) + "\n";
   bool ok = fds.size() <= kMaxFds && send_with_fds(connection, text, fds);
   std::string line;
   if (!ok) {

@@ -95,6 +95,14 @@ class Takeover : public ::testing::Test {
     std::fclose(f);
     return path;
   }
+  // SIGUSR2 to `old_proxy` (an upgrade from inside); the pid of the process it started, from its
+  // line "proxyd: upgrade: started BINARY --takeover, pid N" (BINARY checked when given), or -1.
+  static int upgrade(ProxydProcess& old_proxy, const std::string& binary = {}) {
+    if (!old_proxy.signal(SIGUSR2)) return -1;
+    const std::optional<std::string> started = old_proxy.wait_for_line(
+        "proxyd: upgrade: started " + (binary.empty() ? "" : binary + " --takeover, pid "), 10s);
+    return started ? std::stoi(started->substr(started->rfind(' ') + 1)) : -1;
+  }
   // Waits (bounded) until `loop` has made `n` more requests than it had.
   static bool more_requests(const LoadLoop& loop, int n) {
     const int target = loop.requests() + n;
@@ -228,12 +236,8 @@ TEST_F(Takeover, SigusrTwoStartsTheInstalledBinaryWhichTakesOver) {
   LoadLoop kept(port, true, "/k", LoadLoop::kUntilStopped);
   ASSERT_TRUE(more_requests(kept, 50));
 
-  ASSERT_TRUE(old_proxy->signal(SIGUSR2));
-  const std::optional<std::string> started =
-      old_proxy->wait_for_line("proxyd: upgrade: started " + proxyd_binary() + " --takeover, pid ",
-                               10s);
-  ASSERT_TRUE(started) << old_proxy->stderr_text();
-  upgraded.pid = std::stoi(started->substr(started->rfind(' ') + 1));
+  upgraded.pid = upgrade(*old_proxy, proxyd_binary());
+  ASSERT_GT(upgraded.pid, 0) << old_proxy->stderr_text();
   EXPECT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
   EXPECT_NE(upgraded.pid, old_proxy->pid());
   EXPECT_EQ(::kill(upgraded.pid, 0), 0);  // the new one serves
@@ -245,18 +249,41 @@ TEST_F(Takeover, SigusrTwoStartsTheInstalledBinaryWhichTakesOver) {
   EXPECT_EQ(json::parse(status.output).at("result").at("routes").at(0).at("weight_ppm"), 200'000);
 }
 
+// The runtime state comes with the sockets: an upgrade whose config names another state_file
+// keeps the weight set with proxyctl, and the new proxyd saves it to its own file at once.
+// Before, the new proxyd read its own file, found none and came up on the config's weight.
+TEST_F(Takeover, TheRuntimeStateComesAlongWhenTheNewConfigNamesAnotherStateFile) {
+  auto old_proxy = start_serving();
+  ASSERT_TRUE(old_proxy);
+  StopByPid upgraded;
+  ASSERT_EQ(ctl({"set-weight", "api", "20"}).exit_code, 0);
+  old_proxy->write_config(substitute(yaml(0), {{"/state.json", "/moved.json"}}));
+  upgraded.pid = upgrade(*old_proxy);
+  ASSERT_GT(upgraded.pid, 0) << old_proxy->stderr_text();
+  ASSERT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
+
+  const CommandResult status = ctl({"status", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_EQ(json::parse(status.output).at("result").at("routes").at(0).at("weight_ppm"), 200'000);
+  std::ifstream in(state_dir_ + "/moved.json");
+  const std::string saved{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  ASSERT_FALSE(saved.empty());
+  EXPECT_EQ(json::parse(saved).at("routes").at("api").at("weight_ppm"), 200'000) << saved;
+  // The new proxyd writes to the old one's standard error: no warning from either (a state
+  // taken over that did not decode, or could not be saved).
+  EXPECT_EQ(old_proxy->stderr_text().find("warning"), std::string::npos)
+      << old_proxy->stderr_text();
+}
+
 // An upgrade whose new process fails (the config file was broken meanwhile): the old proxyd
 // serves on and reaps the failed process instead of keeping it as a zombie for its lifetime.
 TEST_F(Takeover, AFailedUpgradeProcessIsReaped) {
   auto old_proxy = ProxydProcess::start(yaml(0));
   ASSERT_TRUE(old_proxy);
   old_proxy->write_config("workers: [this is not a config\n");
-  ASSERT_TRUE(old_proxy->signal(SIGUSR2));
-  const std::optional<std::string> started =
-      old_proxy->wait_for_line("proxyd: upgrade: started " + proxyd_binary() + " --takeover, pid ",
-                               10s);
-  ASSERT_TRUE(started) << old_proxy->stderr_text();
-  const std::string child = "/proc/" + started->substr(started->rfind(' ') + 1);
+  const int pid = upgrade(*old_proxy, proxyd_binary());
+  ASSERT_GT(pid, 0) << old_proxy->stderr_text();
+  const std::string child = "/proc/" + std::to_string(pid);
   // A zombie keeps its /proc entry (state Z) until its parent reaps it.
   EXPECT_TRUE(poll_until([&] { return !std::filesystem::exists(child); }, 10s))
       << first_line(child + "/stat");
@@ -282,11 +309,8 @@ TEST_F(Takeover, AProxydStartedByABareNameUpgradesToWhatPathNamesNow) {
   ASSERT_TRUE(old_proxy.wait_ready(10s)) << old_proxy.stderr_text();
   ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
   StopByPid upgraded;
-  ASSERT_TRUE(old_proxy.signal(SIGUSR2));
-  const std::optional<std::string> started =
-      old_proxy.wait_for_line("proxyd: upgrade: started proxyd --takeover, pid ", 10s);
-  ASSERT_TRUE(started) << old_proxy.stderr_text();
-  upgraded.pid = std::stoi(started->substr(started->rfind(' ') + 1));
+  upgraded.pid = upgrade(old_proxy, "proxyd");
+  ASSERT_GT(upgraded.pid, 0) << old_proxy.stderr_text();
   EXPECT_EQ(old_proxy.wait_exit(15s), std::optional<int>(0)) << old_proxy.stderr_text();
   std::ifstream in(starts);
   const std::string counted{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -324,11 +348,8 @@ TEST_F(Takeover, WrkSeesNoErrorThroughAnUpgrade) {
 
   // Once wrk's requests flow, the upgrade.
   ASSERT_TRUE(blue_.wait_for_requests(200, 10s)) << blue_.requests_served();
-  ASSERT_TRUE(old_proxy->signal(SIGUSR2));
-  const std::optional<std::string> started =
-      old_proxy->wait_for_line("proxyd: upgrade: started", 10s);
-  ASSERT_TRUE(started) << old_proxy->stderr_text();
-  upgraded.pid = std::stoi(started->substr(started->rfind(' ') + 1));
+  upgraded.pid = upgrade(*old_proxy);
+  ASSERT_GT(upgraded.pid, 0) << old_proxy->stderr_text();
   EXPECT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
   // The old proxyd is gone: what blue serves from here on came through the new one.
   const std::uint64_t at_exit = blue_.requests_served();
@@ -390,10 +411,7 @@ TEST_F(Takeover, HttpsAndHttp2RequestsInFlightFinishAcrossAnUpgrade) {
   if (!in_flight) curl_thread.join();
   ASSERT_TRUE(in_flight) << delayed() - before;
 
-  ASSERT_TRUE(old_proxy->signal(SIGUSR2));
-  const std::optional<std::string> started =
-      old_proxy->wait_for_line("proxyd: upgrade: started", 10s);
-  if (started) upgraded.pid = std::stoi(started->substr(started->rfind(' ') + 1));
+  upgraded.pid = upgrade(*old_proxy);
   EXPECT_TRUE(old_proxy->wait_for_line("proxyd: draining", 10s)) << old_proxy->stderr_text();
 
   const Response answered = https.read_response();
