@@ -106,11 +106,26 @@ class Takeover : public ::testing::Test {
   // Waits (bounded) until `loop` has made `n` more requests than it had.
   static bool more_requests(const LoadLoop& loop, int n) {
     const int target = loop.requests() + n;
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (loop.requests() < target && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(10ms);
-    return loop.requests() >= target;
+    return poll_until([&] { return loop.requests() >= target; }, 10s);
   }
+  // Both kinds of client at once, on `port`: keep-alive, and a connection per request.
+  struct Clients {
+    explicit Clients(std::uint16_t port)
+        : kept(port, true, "/k", LoadLoop::kUntilStopped),
+          fresh(port, false, "/f", LoadLoop::kUntilStopped) {}
+    // Waits (bounded) until each has made `n` more requests.
+    bool more(int n) const { return more_requests(kept, n) && more_requests(fresh, n); }
+    // Stops both; what failed, in either.
+    std::vector<std::string> stop() {
+      kept.stop();
+      fresh.stop();
+      std::vector<std::string> failed = kept.failures();
+      for (std::string& f : fresh.failures()) failed.push_back(std::move(f));
+      return failed;
+    }
+    LoadLoop kept;
+    LoadLoop fresh;
+  };
 
   std::string state_dir_;
   FakeUpstream blue_{"blue-1"};
@@ -123,23 +138,16 @@ TEST_F(Takeover, ANewProxydTakesOverUnderLoadWithoutAFailedRequest) {
   const std::uint16_t port = old_proxy->port("public");
   ASSERT_EQ(ctl({"set-weight", "api", "20"}).exit_code, 0);
 
-  LoadLoop kept(port, true, "/k", LoadLoop::kUntilStopped);
-  LoadLoop fresh(port, false, "/f", LoadLoop::kUntilStopped);
-  ASSERT_TRUE(more_requests(kept, 50));
-  ASSERT_TRUE(more_requests(fresh, 50));
+  Clients clients(port);
+  ASSERT_TRUE(clients.more(50));
 
   // The new process reads the same file; its listener is the port the old one got.
   ProxydProcess new_proxy(yaml(port), {"--takeover"});
   ASSERT_TRUE(new_proxy.wait_ready(15s)) << new_proxy.stderr_text();
   EXPECT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
   // Load goes on through the new process alone.
-  EXPECT_TRUE(more_requests(kept, 200));
-  EXPECT_TRUE(more_requests(fresh, 200));
-  kept.stop();
-  fresh.stop();
-
-  EXPECT_EQ(kept.failures(), std::vector<std::string>{});
-  EXPECT_EQ(fresh.failures(), std::vector<std::string>{});
+  EXPECT_TRUE(clients.more(200));
+  EXPECT_EQ(clients.stop(), std::vector<std::string>{});
   EXPECT_NE(new_proxy.stderr_text().find("proxyd: listening public 127.0.0.1:" +
                                          std::to_string(port) + " (taken over)"),
             std::string::npos)
@@ -153,6 +161,30 @@ TEST_F(Takeover, ANewProxydTakesOverUnderLoadWithoutAFailedRequest) {
   EXPECT_EQ(result.at("routes").at(0).at("weight_ppm"), 200'000);
   EXPECT_EQ(result.at("pools").at(0).at("servers").at(0).at("health"), "healthy");
   EXPECT_EQ(ctl({"set-weight", "api", "5"}).exit_code, 0);
+}
+
+// Two takeovers in a row, each with another worker count (2, then 1, then 3): the one worker
+// adopts both listening sockets of the two it replaces (a socket left unadopted would queue
+// its share of new connections for nobody), and the three share the two they get. Not a
+// request fails, and each proxyd taken over from exits 0.
+TEST_F(Takeover, TwoTakeoversInARowWithOtherWorkerCountsLoseNoRequest) {
+  auto first = start_serving();
+  ASSERT_TRUE(first);
+  const std::uint16_t port = first->port("public");
+  Clients clients(port);
+  ASSERT_TRUE(clients.more(50));
+
+  ProxydProcess second(substitute(yaml(port), {{"workers: 2", "workers: 1"}}), {"--takeover"});
+  ASSERT_TRUE(second.wait_ready(15s)) << second.stderr_text();
+  EXPECT_EQ(first->wait_exit(15s), std::optional<int>(0)) << first->stderr_text();
+  EXPECT_TRUE(clients.more(200));
+
+  ProxydProcess third(substitute(yaml(port), {{"workers: 2", "workers: 3"}}), {"--takeover"});
+  ASSERT_TRUE(third.wait_ready(15s)) << third.stderr_text();
+  EXPECT_EQ(second.wait_exit(15s), std::optional<int>(0)) << second.stderr_text();
+  EXPECT_TRUE(clients.more(200));
+  EXPECT_EQ(clients.stop(), std::vector<std::string>{});
+  EXPECT_NE(third.stderr_text().find("ready workers=3"), std::string::npos) << third.stderr_text();
 }
 
 TEST_F(Takeover, ANewProxydThatFailsLeavesTheOldOneServing) {
