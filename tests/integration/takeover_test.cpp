@@ -108,6 +108,12 @@ class Takeover : public ::testing::Test {
     const int target = loop.requests() + n;
     return poll_until([&] { return loop.requests() >= target; }, 10s);
   }
+  // Opens `upstream`'s gate (/gate) when it goes out of scope, however the test ends: declared
+  // after a thread whose request the gate holds, it lets that request end before the join.
+  struct OpenGateOnExit {
+    FakeUpstream& upstream;
+    ~OpenGateOnExit() { upstream.open_gate(); }
+  };
   // Both kinds of client at once, on `port`: keep-alive, and a connection per request.
   struct Clients {
     explicit Clients(std::uint16_t port)
@@ -141,7 +147,7 @@ TEST_F(Takeover, ANewProxydTakesOverUnderLoadWithoutAFailedRequest) {
   Clients clients(port);
   ASSERT_TRUE(clients.more(50));
 
-  // The new process reads the same file; its listener is the port the old one got.
+  // The new process's config names the port the old one got.
   ProxydProcess new_proxy(yaml(port), {"--takeover"});
   ASSERT_TRUE(new_proxy.wait_ready(15s)) << new_proxy.stderr_text();
   EXPECT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
@@ -395,87 +401,6 @@ TEST_F(Takeover, WrkSeesNoErrorThroughAnUpgrade) {
   EXPECT_EQ(report.output.find("Non-2xx"), std::string::npos) << report.output;
 }
 
-// HTTPS and HTTP/2 across an upgrade: a request in flight on each kind of connection when SIGUSR2
-// comes (blue holds each answer 4 s: /delay) is answered whole by the old proxyd, which then
-// lets those connections go (Connection: close on HTTP/1.1 over TLS, GOAWAY on HTTP/2); new
-// connections, TLS handshakes and both kinds of HTTP/2 included, are served by the new proxyd.
-TEST_F(Takeover, HttpsAndHttp2RequestsInFlightFinishAcrossAnUpgrade) {
-  TestPki pki;
-  const CertFiles cert = pki.issue("site", "site", {"localhost"});
-  std::string config = substitute(
-      yaml(0), {{"timeouts: {drain: 5s}", "timeouts: {drain: 20s}"},
-                {"  - {name: public, address: 127.0.0.1:0}\n",
-                 "  - {name: public, address: 127.0.0.1:0}\n"
-                 "  - {name: h2c, address: 127.0.0.1:0, http2: true}\n"
-                 "  - {name: secure, address: 127.0.0.1:0, tls: {cert: " + cert.cert + ", key: " +
-                     cert.key + "}}\n"}});
-  auto old_proxy = start_serving(config);
-  ASSERT_TRUE(old_proxy);
-  StopByPid upgraded;
-  const std::uint16_t secure = old_proxy->port("secure");
-  const std::uint16_t h2c = old_proxy->port("h2c");
-  const std::string https_url = "https://127.0.0.1:" + std::to_string(secure);
-  const auto curl_h2 = [&](const std::string& path) {
-    return run_program({"/usr/bin/curl", "-sS", "--http2", "--cacert", pki.ca(), "-w",
-                        "\n%{http_version} %{http_code}", https_url + path},
-                       30s);
-  };
-  // Requests blue has read, its health checks left out (read first: a check counted between the
-  // two reads makes the count smaller, never larger).
-  const auto delayed = [&] {
-    const std::uint64_t served = blue_.requests_served();
-    return served - blue_.health_checks();
-  };
-  const std::uint64_t before = delayed();
-
-  // In flight: HTTP/1.1 over TLS, HTTP/2 over TLS (curl, ALPN), HTTP/2 by prior knowledge.
-  TlsOptions http1;
-  http1.ca = pki.ca();
-  http1.alpn = "http/1.1";
-  TlsClient https(secure, http1, 15s);
-  ASSERT_TRUE(https.ok()) << https.error();
-  ASSERT_TRUE(https.send("GET /delay?ms=4000 HTTP/1.1\r\nHost: localhost\r\n\r\n"));
-  CommandResult curl;
-  std::thread curl_thread([&] { curl = curl_h2("/delay?ms=4000"); });
-  H2TestClient h2(h2c);
-  const std::int32_t stream = h2.request("GET", "/delay?ms=4000");
-  const bool in_flight = h2.run_until([&] { return delayed() >= before + 3; }, 10s);
-  if (!in_flight) curl_thread.join();
-  ASSERT_TRUE(in_flight) << delayed() - before;
-
-  upgraded.pid = upgrade(*old_proxy);
-  EXPECT_TRUE(old_proxy->wait_for_line("proxyd: draining", 10s)) << old_proxy->stderr_text();
-
-  const Response answered = https.read_response();
-  EXPECT_EQ(answered.status, 200u) << answered.error;
-  EXPECT_EQ(answered.body, "blue-1\n");
-  EXPECT_FALSE(answered.keep_alive);
-  EXPECT_TRUE(https.is_closed_by_peer());
-  ASSERT_TRUE(h2.wait_closed(stream, 10s));
-  EXPECT_EQ(h2.result(stream).status, 200u);
-  EXPECT_EQ(h2.result(stream).body, "blue-1\n");
-  EXPECT_TRUE(h2.goaway());
-  EXPECT_EQ(h2.goaway_error(), 0u);
-  curl_thread.join();
-  EXPECT_EQ(curl.exit_code, 0) << curl.output;
-  EXPECT_EQ(curl.output, "blue-1\n\n2 200");
-  EXPECT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
-
-  // The new proxyd alone from here: a TLS handshake, HTTP/2 over TLS, HTTP/2 by prior knowledge.
-  ASSERT_GT(upgraded.pid, 0);
-  EXPECT_EQ(::kill(upgraded.pid, 0), 0);
-  TlsClient fresh(secure, http1);
-  ASSERT_TRUE(fresh.ok()) << fresh.error();
-  EXPECT_EQ(fresh.get("/").status, 200u);
-  const CommandResult after = curl_h2("/");
-  EXPECT_EQ(after.output, "blue-1\n\n2 200");
-  H2TestClient h2_after(h2c);
-  const std::int32_t next = h2_after.request("GET", "/");
-  ASSERT_TRUE(h2_after.wait_closed(next, 10s));
-  EXPECT_EQ(h2_after.result(next).status, 200u);
-  EXPECT_EQ(h2_after.result(next).body, "blue-1\n");
-}
-
 // Out of descriptors (RLIMIT_NOFILE lowered to what proxyd has open, the rest taken by idle
 // clients), a connection to the takeover socket waits in the backlog while its thread pauses
 // between accepts; it used to poll and fail again at once, a busy loop at 100% of a CPU. The window
@@ -596,9 +521,11 @@ TEST_F(Takeover, TheDrainingProxydKeepsNoEpollRegistrationOfTheListeners) {
   auto old_proxy = start_serving();
   ASSERT_TRUE(old_proxy);
   const std::uint16_t port = old_proxy->port("public");
-  // A request in flight keeps the old proxyd draining while the test looks at it.
+  // A request in flight (blue holds it: /gate) keeps the old proxyd draining while the test
+  // looks at it; however the test ends, the gate opens before the request's thread is joined.
   Response held;
-  std::thread request([&] { held = fetch(port, "/delay?ms=3000", {}, 10s); });
+  std::jthread request([&] { held = fetch(port, "/gate", {}, 20s); });
+  OpenGateOnExit open_gate_on_exit{blue_};
   ASSERT_TRUE(poll_until([&] { return blue_.requests_served() > blue_.health_checks(); }));
   ProxydProcess new_proxy(yaml(port), {"--takeover"});
   ASSERT_TRUE(new_proxy.wait_ready(15s)) << new_proxy.stderr_text();
@@ -607,10 +534,96 @@ TEST_F(Takeover, TheDrainingProxydKeepsNoEpollRegistrationOfTheListeners) {
       << "the draining proxyd still holds its listening sockets";
   EXPECT_TRUE(old_proxy->running()) << "the test needs it draining";
   EXPECT_EQ(stale_epoll_entries(old_proxy->pid()), std::vector<std::string>{});
+  blue_.open_gate();
   request.join();
   EXPECT_EQ(held.status, 200u) << held.error;
   EXPECT_EQ(held.body, "blue-1\n");
   EXPECT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
+}
+
+// HTTPS and HTTP/2 across an upgrade: a request in flight on each kind of connection when SIGUSR2
+// comes (blue holds each answer until the old proxyd is draining: /gate) is answered whole by
+// the old proxyd, which then lets those connections go (Connection: close on HTTP/1.1 over TLS,
+// GOAWAY on HTTP/2); new connections, TLS handshakes and both kinds of HTTP/2 included, are
+// served by the new proxyd.
+TEST_F(Takeover, HttpsAndHttp2RequestsInFlightFinishAcrossAnUpgrade) {
+  TestPki pki;
+  const CertFiles cert = pki.issue("site", "site", {"localhost"});
+  std::string config = substitute(
+      yaml(0), {{"timeouts: {drain: 5s}", "timeouts: {drain: 20s}"},
+                {"  - {name: public, address: 127.0.0.1:0}\n",
+                 "  - {name: public, address: 127.0.0.1:0}\n"
+                 "  - {name: h2c, address: 127.0.0.1:0, http2: true}\n"
+                 "  - {name: secure, address: 127.0.0.1:0, tls: {cert: " + cert.cert + ", key: " +
+                     cert.key + "}}\n"}});
+  auto old_proxy = start_serving(config);
+  ASSERT_TRUE(old_proxy);
+  StopByPid upgraded;
+  const std::uint16_t secure = old_proxy->port("secure");
+  const std::uint16_t h2c = old_proxy->port("h2c");
+  const std::string https_url = "https://127.0.0.1:" + std::to_string(secure);
+  const auto curl_h2 = [&](const std::string& path) {
+    return run_program({"/usr/bin/curl", "-sS", "--http2", "--cacert", pki.ca(), "-w",
+                        "\n%{http_version} %{http_code}", https_url + path},
+                       30s);
+  };
+  // Requests blue has read, its health checks left out (read first: a check counted between the
+  // two reads makes the count smaller, never larger).
+  const auto reached = [&] {
+    const std::uint64_t served = blue_.requests_served();
+    return served - blue_.health_checks();
+  };
+  const std::uint64_t before = reached();
+
+  // In flight: HTTP/1.1 over TLS, HTTP/2 over TLS (curl, ALPN), HTTP/2 by prior knowledge.
+  TlsOptions http1;
+  http1.ca = pki.ca();
+  http1.alpn = "http/1.1";
+  TlsClient https(secure, http1, 15s);
+  ASSERT_TRUE(https.ok()) << https.error();
+  ASSERT_TRUE(https.send("GET /gate HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  CommandResult curl;
+  std::jthread curl_thread([&] { curl = curl_h2("/gate"); });  // joined however the test ends
+  OpenGateOnExit open_gate_on_exit{blue_};  // before that join: curl is not left waiting
+  H2TestClient h2(h2c);
+  const std::int32_t stream = h2.request("GET", "/gate");
+  ASSERT_TRUE(h2.run_until([&] { return reached() >= before + 3; }, 10s)) << reached() - before;
+
+  upgraded.pid = upgrade(*old_proxy);
+  // Every worker of the old proxyd is draining (each lets its listening sockets go as it
+  // begins) before blue answers: the answers go out after the drain began.
+  EXPECT_TRUE(poll_until([&] { return listening_sockets(old_proxy->pid(), secure).empty(); }, 10s))
+      << old_proxy->stderr_text();
+  blue_.open_gate();
+
+  const Response answered = https.read_response();
+  EXPECT_EQ(answered.status, 200u) << answered.error;
+  EXPECT_EQ(answered.body, "blue-1\n");
+  EXPECT_FALSE(answered.keep_alive);
+  EXPECT_TRUE(https.is_closed_by_peer());
+  ASSERT_TRUE(h2.wait_closed(stream, 10s));
+  EXPECT_EQ(h2.result(stream).status, 200u);
+  EXPECT_EQ(h2.result(stream).body, "blue-1\n");
+  EXPECT_TRUE(h2.goaway());
+  EXPECT_EQ(h2.goaway_error(), 0u);
+  curl_thread.join();
+  EXPECT_EQ(curl.exit_code, 0) << curl.output;
+  EXPECT_EQ(curl.output, "blue-1\n\n2 200");
+  EXPECT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
+
+  // The new proxyd alone from here: a TLS handshake, HTTP/2 over TLS, HTTP/2 by prior knowledge.
+  ASSERT_GT(upgraded.pid, 0);
+  EXPECT_EQ(::kill(upgraded.pid, 0), 0);
+  TlsClient fresh(secure, http1);
+  ASSERT_TRUE(fresh.ok()) << fresh.error();
+  EXPECT_EQ(fresh.get("/").status, 200u);
+  const CommandResult after = curl_h2("/");
+  EXPECT_EQ(after.output, "blue-1\n\n2 200");
+  H2TestClient h2_after(h2c);
+  const std::int32_t next = h2_after.request("GET", "/");
+  ASSERT_TRUE(h2_after.wait_closed(next, 10s));
+  EXPECT_EQ(h2_after.result(next).status, 200u);
+  EXPECT_EQ(h2_after.result(next).body, "blue-1\n");
 }
 
 TEST_F(Takeover, WithNoProxydToTakeOverItExits1) {

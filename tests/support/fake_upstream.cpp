@@ -130,6 +130,9 @@ struct FakeUpstream::Impl {
   std::set<tcp::socket*> idle;
   // Keys of /close-silently?once=KEY already closed once; I/O thread only.
   std::set<std::string> closed_once;
+  // The timers of /gate requests held until open_gate(), and whether it was called; I/O thread.
+  std::set<net::steady_timer*> gates;
+  bool gate_open = false;
   net::io_context ioc{1};
   net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
   tcp::acceptor acceptor{ioc};
@@ -388,6 +391,15 @@ struct FakeUpstream::Impl {
       if (ec) co_return false;
       co_return co_await reply(sock, seq, 200, tag + "\n", keep, head_only);
     }
+    if (target.path == "/gate") {
+      if (!gate_open) {
+        net::steady_timer held(ioc, net::steady_timer::time_point::max());
+        gates.insert(&held);
+        co_await held.async_wait(kUseTuple);  // cancelled by open_gate()
+        gates.erase(&held);
+      }
+      co_return co_await reply(sock, seq, 200, tag + "\n", keep, head_only);
+    }
     if (target.path == "/stall") {
       // Never answer; hold the socket until the peer closes it or the server stops.
       std::array<char, 4096> sink{};
@@ -639,6 +651,13 @@ std::uint64_t FakeUpstream::connections_closed() const { return impl_->closed.lo
 std::uint64_t FakeUpstream::health_checks() const { return impl_->health_checks.load(); }
 void FakeUpstream::set_health_status(unsigned code) { impl_->health_status.store(code); }
 void FakeUpstream::set_every_status(unsigned code) { impl_->every_status.store(code); }
+void FakeUpstream::open_gate() {
+  net::post(impl_->ioc, [impl = impl_.get()] {
+    impl->gate_open = true;
+    for (net::steady_timer* held : impl->gates) held->cancel();
+  });
+}
+
 void FakeUpstream::set_faults(unsigned error_every, unsigned delay_ms) {
   impl_->fault_error_every.store(error_every);
   impl_->fault_delay_ms.store(delay_ms);

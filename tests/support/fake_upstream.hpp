@@ -25,6 +25,7 @@ namespace proxyd::test {
 //                         chunked, close (no length, Connection: close, then close), or
 //                         short (Content-Length: N, then N/2 bytes and close)
 //   /delay?ms=N           replies "<tag>\n" after N ms (async timer)
+//   /gate                 replies "<tag>\n" once open_gate() was called (at once after it)
 //   /stall                reads the request, never replies; closes when the peer does or at stop
 //   /hold                 reads the head only, never the body, never replies; held until stop
 //   /trailers             200 (with X-Mixed-Case: Yes), chunked body "hello", trailers
@@ -97,6 +98,8 @@ class FakeUpstream {
 
   // What /metrics answers from now on, in the Prometheus text format (`name{labels} value` lines).
   void set_metrics_text(std::string text);
+  // Answers every /gate request held so far, and every later one at once.
+  void open_gate();
 
  private:
   struct Impl;
