@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "control/control_server.hpp"
 
@@ -182,8 +183,8 @@ int main(int argc, char** argv) {
 
   std::string error;
   const std::string takeover_path = config->admin.control_socket + std::string(proxyd::kTakeoverSuffix);
-  // An upgrade: the running proxyd's sockets first, then its state file (it changes nothing
-  // from the moment it answers).
+  // An upgrade: the running proxyd's sockets and runtime state (it changes nothing from the
+  // moment it answers).
   proxyd::TakeoverGrant grant;
   if (takeover) {
     grant = proxyd::request_takeover(takeover_path, std::chrono::seconds(30), error);
@@ -194,7 +195,14 @@ int main(int argc, char** argv) {
   }
   raise_descriptor_limit();
   proxyd::Proxy proxy(config, std::move(built.snapshot));
-  for (const auto& warning : proxy.restore(grant.state())) proxyd::log_warning(warning);
+  std::string state_error;
+  const std::vector<std::string> warnings =
+      proxy.restore(grant.state(), grant.state_file(), &state_error);
+  if (!state_error.empty()) {  // the old proxyd, never told ok, serves on with its state
+    proxyd::log::error("takeover: " + state_error);
+    return 1;
+  }
+  for (const auto& warning : warnings) proxyd::log_warning(warning);
   if (takeover) proxy.seed_health(grant.healthy());
   proxyd::control::ControlServerOptions control;
   if (!control_options(config->admin, control, error) || !proxy.start(error, &grant)) {

@@ -14,7 +14,9 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include <arpa/inet.h>
@@ -129,22 +131,31 @@ Proxy::~Proxy() {
   for (auto& w : workers_) w->set_peers({});
 }
 
-std::vector<std::string> Proxy::restore(const std::optional<std::string>& carried) {
+std::vector<std::string> Proxy::restore(const std::optional<std::string>& carried,
+                                        const std::string& carried_file, std::string* error) {
   std::lock_guard lock(mutex_);
   std::vector<std::string> warnings;
   StateLoad loaded;
   if (carried) {
-    loaded.state = decode_state(*carried, loaded.error);
-    if (loaded.state) {
-      if (const auto failed = state_store_.save(*loaded.state))
-        warnings.push_back("state taken over, but not saved to " + state_store_.path() + ": " +
-                           *failed);
-    } else {
-      warnings.push_back("the state taken over is not valid (" + loaded.error +
-                         "); reading the state file");
+    // Falling back to a file would lose the state: the old proxyd's file is written by the same
+    // encoder, and this config's may be another, older one.
+    std::string why;
+    loaded.state = decode_state(*carried, why);
+    if (!loaded.state) {
+      if (error != nullptr) *error = "the state handed over cannot be read: " + why;
+      return warnings;
     }
+    std::error_code ignored;
+    if (carried_file != state_store_.path() &&
+        !std::filesystem::equivalent(carried_file, state_store_.path(), ignored)) {
+      if (const auto failed = state_store_.save(*loaded.state)) {
+        if (error != nullptr) *error = "the state handed over cannot be saved: " + *failed;
+        return warnings;
+      }
+    }
+  } else {
+    loaded = state_store_.load();
   }
-  if (!loaded.state) loaded = state_store_.load();
   if (!loaded.error.empty()) {
     warnings.push_back("state file " + loaded.error +
                        (loaded.moved_to.empty() ? "" : "; moved to " + loaded.moved_to) +
@@ -302,6 +313,7 @@ TakeoverOffer Proxy::takeover_offer() {
   }
   std::lock_guard lock(mutex_);
   offer.state = encode_state(state_);
+  offer.state_file = state_store_.path();
   return offer;
 }
 

@@ -49,9 +49,13 @@ class Proxy final : public AdminApi {
   // Reads admin.state_file and applies it on top of the config. Problems (a corrupt file moved
   // aside, entries for routes or servers that no longer exist) are returned as warnings; proxyd
   // then starts from what is left, or from the config alone.
-  // `carried`: the state a proxyd taken over from handed over (TakeoverOffer::state), used
-  // instead of the file and saved to it at once (the new config may name another state_file).
-  std::vector<std::string> restore(const std::optional<std::string>& carried = std::nullopt);
+  // In a takeover, `carried` is the state the old proxyd handed over (TakeoverOffer::state, kept
+  // in `carried_file`): it is used instead of the file, and saved first when this config's
+  // state_file is another file. If it does not decode, or cannot be saved, `error` says so and
+  // nothing is applied: the takeover fails and the old proxyd serves on with the state it has.
+  std::vector<std::string> restore(const std::optional<std::string>& carried = std::nullopt,
+                                   const std::string& carried_file = {},
+                                   std::string* error = nullptr);
 
   // Opens the access log, binds every listener on every worker and starts the worker threads.
   // Prints `proxyd: listening NAME ADDRESS:PORT` per listener, then `proxyd: ready`. With a
@@ -60,8 +64,8 @@ class Proxy final : public AdminApi {
   bool start(std::string& error, TakeoverGrant* takeover = nullptr);
 
   // Takeover, the old side: what to hand over (every listening socket, the servers proven
-  // healthy). hand_over_begin() stops the metrics listener and the rollout thread's steps and
-  // refuses changes, so nothing moves once the new proxyd reads the state file;
+  // healthy, the runtime state). hand_over_begin() stops the metrics listener and the rollout
+  // thread's steps and refuses changes, so nothing moves once the state is handed over;
   // hand_over_abort() undoes it when the new proxyd did not take over.
   TakeoverOffer takeover_offer();
   void hand_over_begin();

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -251,6 +252,8 @@ TakeoverGrant request_takeover(const std::string& path, std::chrono::millisecond
   }
   if (const json::value* state = root->if_contains("state"); state && state->is_string())
     offer.state = std::string(state->get_string());
+  if (const json::value* file = root->if_contains("state_file"); file && file->is_string())
+    offer.state_file = std::string(file->get_string());
   fds.clear();  // owned by the offer from here
   return TakeoverGrant(fd, std::move(offer));
 }
@@ -357,16 +360,28 @@ bool hand_over(int connection, const TakeoverOffer& offer, std::chrono::millisec
   json::array healthy;
   for (const std::string& server : offer.healthy) healthy.emplace_back(server);
   json::object reply{{"listeners", std::move(listeners)}, {"healthy", std::move(healthy)}};
-  if (offer.state) reply["state"] = *offer.state;
+  if (offer.state) {
+    reply["state"] = *offer.state;
+    reply["state_file"] = offer.state_file;
+  }
   const std::string text = json::serialize(reply) + "\n";
-  bool ok = fds.size() <= kMaxFds && send_with_fds(connection, text, fds);
+  // A new proxyd that stops reading (stopped, or swapped out) cannot hold this thread, which
+  // refuses every change meanwhile, past the timeout.
+  const timeval send_timeout{static_cast<time_t>(timeout.count() / 1000),
+                             static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+  ::setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+  bool ok = false;
   std::string line;
-  if (!ok) {
+  if (text.size() > kMaxOfferBytes || fds.size() > kMaxFds) {
+    error = "the offer is too large (" + std::to_string(text.size()) + " bytes, " +
+            std::to_string(fds.size()) + " sockets)";
+  } else if (!send_with_fds(connection, text, fds)) {
     error = errno_text("cannot send the sockets");
   } else if (!read_line(connection, Clock::now() + timeout, line, nullptr, error) ||
              line + "\n" != kTakeoverDone) {
     if (error.empty()) error = "the new proxyd answered " + line;
-    ok = false;
+  } else {
+    ok = true;
   }
   ::close(connection);
   return ok;

@@ -5,10 +5,10 @@
 //   new: connects to ADMIN.CONTROL_SOCKET.takeover, sends "takeover 1\n"
 //   old: stops its control socket, metrics listener and rollouts (nothing changes from here),
 //        replies one JSON line {"listeners":[{"name","address","fds":N}...],"healthy":[...],
-//        "state":"..."} with every listening socket attached, in that order
-//   new: takes the runtime state from "state" (the state file's text; an older proxyd sends
-//        none, and then the state file is read), starts serving on those sockets, opens the
-//        control socket, sends "ok\n"
+//        "state":"...","state_file":"..."} with every listening socket attached, in that order
+//   new: takes the runtime state from "state" (encode_state's text; an older proxyd sends
+//        none, and then the state file is read) and saves it if its own state_file is another
+//        file, starts serving on those sockets, opens the control socket, sends "ok\n"
 //   old: drains like SIGTERM and exits. Without "ok" (the new one failed) it serves on as before.
 // Plain POSIX, no Asio: each side runs it once, on the main thread.
 #pragma once
@@ -30,8 +30,9 @@ inline constexpr std::string_view kTakeoverSuffix = ".takeover";
 // What the running proxyd hands over: each listener's sockets (by listener name; the address
 // is checked against the new config's), the servers its health checks had proven healthy
 // ("pool/server"), so the new proxyd does not start them unhealthy and answer 503, and its
-// runtime state as the state file holds it (encode_state), so that a new config naming another
-// state_file, or a state file the new proxyd cannot read, loses no weight, slot or server state.
+// runtime state (encode_state) with the path of its state file, so that a new config naming
+// another state_file, or a state file the new proxyd cannot read, loses no weight, slot or
+// server state.
 struct TakeoverOffer {
   struct Listener {
     std::string name;
@@ -41,6 +42,7 @@ struct TakeoverOffer {
   std::vector<Listener> listeners;
   std::vector<std::string> healthy;
   std::optional<std::string> state;  // nullopt: not sent (a proxyd from before it was)
+  std::string state_file;            // where the old proxyd keeps `state`
 };
 
 // Owns what a new proxyd received: the sockets it has not adopted are closed with it, and
@@ -61,6 +63,7 @@ class TakeoverGrant {
   std::vector<int> take(const std::string& name, const std::string& address);
   const std::vector<std::string>& healthy() const { return offer_.healthy; }
   const std::optional<std::string>& state() const { return offer_.state; }
+  const std::string& state_file() const { return offer_.state_file; }
   // The new proxyd serves: the old one may drain. False if it could not be told. The sockets of
   // listeners this proxyd did not take (removed from the config, or moved to another address)
   // are closed first, so that their ports refuse connections instead of queueing them for

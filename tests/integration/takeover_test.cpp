@@ -307,10 +307,36 @@ TEST_F(Takeover, TheRuntimeStateComesAlongWhenTheNewConfigNamesAnotherStateFile)
   const std::string saved{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   ASSERT_FALSE(saved.empty());
   EXPECT_EQ(json::parse(saved).at("routes").at("api").at("weight_ppm"), 200'000) << saved;
-  // The new proxyd writes to the old one's standard error: no warning from either (a state
-  // taken over that did not decode, or could not be saved).
+  // The new proxyd writes to the old one's standard error, and restores the state before it
+  // listens: once its "(taken over)" line is in, a warning of either would be too.
+  EXPECT_TRUE(old_proxy->wait_for_line("(taken over)", 10s)) << old_proxy->stderr_text();
   EXPECT_EQ(old_proxy->stderr_text().find("warning"), std::string::npos)
       << old_proxy->stderr_text();
+}
+
+// A state handed over that cannot be saved to the new config's state_file (here its directory
+// is a file) fails the takeover before the new proxyd serves: the old one serves on with its
+// state, rather than hand over to a proxyd whose every later change would fail to save.
+TEST_F(Takeover, AStateThatCannotBeSavedFailsTheTakeoverAndTheOldProxydServesOn) {
+  auto old_proxy = start_serving();
+  ASSERT_TRUE(old_proxy);
+  const std::uint16_t port = old_proxy->port("public");
+  ASSERT_EQ(ctl({"set-weight", "api", "20"}).exit_code, 0);
+  const std::string path = config_file(
+      "unsaveable.yaml", substitute(yaml(port), {{"/state.json", "/audit.log/state.json"}}));
+  const CommandResult failed = ProxydProcess::run({"-c", path, "--takeover"}, 20s);
+  EXPECT_EQ(failed.exit_code, 1) << failed.output;
+  EXPECT_NE(failed.output.find("proxyd: takeover: the state handed over cannot be saved: "),
+            std::string::npos)
+      << failed.output;
+  EXPECT_EQ(failed.output.find("proxyd: listening"), std::string::npos) << failed.output;
+  EXPECT_TRUE(old_proxy->wait_for_line("takeover failed, serving on", 10s))
+      << old_proxy->stderr_text();
+  EXPECT_TRUE(old_proxy->running());
+  EXPECT_EQ(fetch(port, "/").status, 200u);
+  const CommandResult status = ctl({"status", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_EQ(json::parse(status.output).at("result").at("routes").at(0).at("weight_ppm"), 200'000);
 }
 
 // An upgrade whose new process fails (the config file was broken meanwhile): the old proxyd
