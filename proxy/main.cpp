@@ -8,14 +8,18 @@
 
 #include <spawn.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "control/control_server.hpp"
@@ -35,10 +39,38 @@ namespace {
 // from anyone else, it asks for an upgrade: proxyd starts `proxyd --takeover` itself.
 constexpr int kTakeoverSignal = SIGUSR2;
 
+// The file a bare command name runs, looked up in PATH now as a shell does (an empty entry is the
+// current directory); "" when no directory of PATH has it.
+std::string find_in_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (;;) {
+    const std::size_t colon = dirs.find(':');
+    const std::string_view dir = dirs.substr(0, colon);
+    const std::string candidate = (dir.empty() ? std::string(".") : std::string(dir)) + "/" + name;
+    struct stat file {};
+    if (::stat(candidate.c_str(), &file) == 0 && S_ISREG(file.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+    if (colon == std::string_view::npos) return "";
+    dirs.remove_prefix(colon + 1);
+  }
+}
+
 // Starts `BINARY -c CONFIG --takeover` with proxyd's environment and output (NOTIFY_SOCKET
-// included, so under systemd the new process becomes the unit's main process).
+// included, so under systemd the new process becomes the unit's main process). A bare name
+// (`proxyd`, started from a shell) is looked up in PATH now, as the shell did: the binary
+// installed there now, not the running one, which is started only if PATH has none.
 void spawn_takeover(const std::string& binary, const std::string& config_path) {
-  std::vector<std::string> words{binary, "-c", config_path, "--takeover"};
+  std::string program = binary;
+  if (binary.find('/') == std::string::npos) {
+    program = find_in_path(binary);
+    if (program.empty()) {
+      proxyd::log_warning("upgrade: no " + binary + " in PATH; starting the running binary");
+      program = "/proc/self/exe";
+    }
+  }
+  std::vector<std::string> words{program, "-c", config_path, "--takeover"};
   std::vector<char*> argv;
   for (std::string& word : words) argv.push_back(word.data());
   argv.push_back(nullptr);
@@ -55,18 +87,14 @@ void spawn_takeover(const std::string& binary, const std::string& config_path) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   pid_t pid = -1;
-  // A bare name (`proxyd`, started from a shell) is looked up in PATH now, as the shell did:
-  // the binary installed there now, not the running one.
-  const bool bare = binary.find('/') == std::string::npos;
-  const int rc = (bare ? posix_spawnp : posix_spawn)(&pid, binary.c_str(), &actions, &attributes,
-                                                      argv.data(), environ);
+  const int rc = posix_spawn(&pid, program.c_str(), &actions, &attributes, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   if (rc != 0) {
-    proxyd::log::error("upgrade: cannot start " + binary + ": " + std::strerror(rc));
+    proxyd::log::error("upgrade: cannot start " + program + ": " + std::strerror(rc));
     return;
   }
-  proxyd::log::info("upgrade: started " + binary + " --takeover, pid " + std::to_string(pid));
+  proxyd::log::info("upgrade: started " + program + " --takeover, pid " + std::to_string(pid));
 }
 
 void print_errors(const std::vector<proxyd::ConfigError>& errors) {

@@ -356,9 +356,10 @@ TEST_F(Takeover, AFailedUpgradeProcessIsReaped) {
 }
 
 // Started by a bare command name (from a shell, which found it in PATH), an upgrade looks the
-// name up in PATH again: the binary installed there now. It used to start /proc/self/exe, the
-// running binary, which after a package upgrade is the old one. bin/proxyd here is a script that
-// counts its starts and runs the real proxyd under the bare name, with PATH=bin.
+// name up in PATH again and logs the file it found: the binary installed there now. It used to
+// start /proc/self/exe, the running binary, which after a package upgrade is the old one.
+// bin/proxyd here is a script that counts its starts and runs the real proxyd under the bare
+// name, with PATH=bin.
 TEST_F(Takeover, AProxydStartedByABareNameUpgradesToWhatPathNamesNow) {
   const std::string bin = state_dir_ + "/bin";
   const std::string starts = state_dir_ + "/starts";
@@ -373,7 +374,7 @@ TEST_F(Takeover, AProxydStartedByABareNameUpgradesToWhatPathNamesNow) {
   ASSERT_TRUE(old_proxy.wait_ready(10s)) << old_proxy.stderr_text();
   ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
   StopByPid upgraded;
-  upgraded.pid = upgrade(old_proxy, "proxyd");
+  upgraded.pid = upgrade(old_proxy, bin + "/proxyd");
   ASSERT_GT(upgraded.pid, 0) << old_proxy.stderr_text();
   EXPECT_EQ(old_proxy.wait_exit(15s), std::optional<int>(0)) << old_proxy.stderr_text();
   std::ifstream in(starts);
