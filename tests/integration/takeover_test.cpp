@@ -96,12 +96,17 @@ class Takeover : public ::testing::Test {
     return path;
   }
   // SIGUSR2 to `old_proxy` (an upgrade from inside); the pid of the process it started, from its
-  // line "proxyd: upgrade: started BINARY --takeover, pid N" (BINARY checked when given), or -1.
-  static int upgrade(ProxydProcess& old_proxy, const std::string& binary = {}) {
+  // line "proxyd: upgrade: started BINARY --takeover, pid N", or -1; BINARY into `binary`. The
+  // pid is returned whatever BINARY is, so that the test can stop that process either way.
+  static int upgrade(ProxydProcess& old_proxy, std::string* binary = nullptr) {
     if (!old_proxy.signal(SIGUSR2)) return -1;
-    const std::optional<std::string> started = old_proxy.wait_for_line(
-        "proxyd: upgrade: started " + (binary.empty() ? "" : binary + " --takeover, pid "), 10s);
-    return started ? std::stoi(started->substr(started->rfind(' ') + 1)) : -1;
+    const std::optional<std::string> started =
+        old_proxy.wait_for_line("proxyd: upgrade: started ", 10s);
+    if (!started) return -1;
+    const std::size_t from = started->find("started ") + 8;
+    const std::size_t to = started->find(" --takeover, pid ");
+    if (binary != nullptr && to != std::string::npos) *binary = started->substr(from, to - from);
+    return std::stoi(started->substr(started->rfind(' ') + 1));
   }
   // Waits (bounded) until `loop` has made `n` more requests than it had.
   static bool more_requests(const LoadLoop& loop, int n) {
@@ -274,8 +279,10 @@ TEST_F(Takeover, SigusrTwoStartsTheInstalledBinaryWhichTakesOver) {
   LoadLoop kept(port, true, "/k", LoadLoop::kUntilStopped);
   ASSERT_TRUE(more_requests(kept, 50));
 
-  upgraded.pid = upgrade(*old_proxy, proxyd_binary());
+  std::string binary;
+  upgraded.pid = upgrade(*old_proxy, &binary);
   ASSERT_GT(upgraded.pid, 0) << old_proxy->stderr_text();
+  EXPECT_EQ(binary, proxyd_binary());
   EXPECT_EQ(old_proxy->wait_exit(15s), std::optional<int>(0)) << old_proxy->stderr_text();
   EXPECT_NE(upgraded.pid, old_proxy->pid());
   EXPECT_EQ(::kill(upgraded.pid, 0), 0);  // the new one serves
@@ -345,8 +352,10 @@ TEST_F(Takeover, AFailedUpgradeProcessIsReaped) {
   auto old_proxy = ProxydProcess::start(yaml(0));
   ASSERT_TRUE(old_proxy);
   old_proxy->write_config("workers: [this is not a config\n");
-  const int pid = upgrade(*old_proxy, proxyd_binary());
+  std::string binary;
+  const int pid = upgrade(*old_proxy, &binary);
   ASSERT_GT(pid, 0) << old_proxy->stderr_text();
+  EXPECT_EQ(binary, proxyd_binary());
   const std::string child = "/proc/" + std::to_string(pid);
   // A zombie keeps its /proc entry (state Z) until its parent reaps it.
   EXPECT_TRUE(poll_until([&] { return !std::filesystem::exists(child); }, 10s))
@@ -374,8 +383,10 @@ TEST_F(Takeover, AProxydStartedByABareNameUpgradesToWhatPathNamesNow) {
   ASSERT_TRUE(old_proxy.wait_ready(10s)) << old_proxy.stderr_text();
   ASSERT_EQ(ctl({"wait-healthy", "blue", "--timeout", "10"}).exit_code, 0);
   StopByPid upgraded;
-  upgraded.pid = upgrade(old_proxy, bin + "/proxyd");
+  std::string binary;
+  upgraded.pid = upgrade(old_proxy, &binary);
   ASSERT_GT(upgraded.pid, 0) << old_proxy.stderr_text();
+  EXPECT_EQ(binary, bin + "/proxyd");
   EXPECT_EQ(old_proxy.wait_exit(15s), std::optional<int>(0)) << old_proxy.stderr_text();
   std::ifstream in(starts);
   const std::string counted{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
