@@ -204,11 +204,15 @@ std::uint64_t& Worker::rr_cursor(const Pool& pool) {
   return rr_cursors_[pool.index];
 }
 
-// Each time the listening socket is readable, the loop accepts up to kAcceptBatch connections
-// already in the backlog (HAProxy's tune.maxaccept does the same). One accept per turn of the
-// worker's queue left a burst of new connections waiting while the turns were long: with a
-// thousand 1 MiB responses in flight, the last of a thousand new clients waited over 2 s to be
-// accepted, their requests already sent (docs/benchmarks.md, run 26).
+// Each time the listening socket is readable, the loop accepts the connections already in the
+// backlog, up to kAcceptBatch (HAProxy's tune.maxaccept is the same kind of cap). One accept per
+// turn of the worker's queue left a burst of new connections waiting while the turns were long:
+// with a thousand 1 MiB responses in flight, the last of a thousand new clients waited over 2 s
+// to be accepted, their requests already sent (docs/benchmarks.md, run 26). A batch of 64 was
+// not enough on a faster machine, where a turn moves more bytes (each session up to its fairness
+// quota): 64 accepts per turn of about 150 ms left a thousand clients 2.3 s to be all accepted,
+// and a fifth of their first requests timed out (runs 77 to 79). An accept costs a system call
+// and a session's set-up, far less than the turn it would otherwise wait for.
 //
 // A TLS listener's batch also stops once kPendingHandshakes of this worker's handshakes are
 // unfinished. A handshake costs hundreds of microseconds of CPU, and a batch of them put ahead
@@ -220,7 +224,7 @@ std::uint64_t& Worker::rr_cursor(const Pool& pool) {
 // Each accept first takes a place under limits.max_connections; with none left, the connection
 // stays in the backlog until wait_for_room() made one.
 Task<void> Worker::accept_loop(Acceptor& acceptor, ListenerRuntime listener) {
-  constexpr std::size_t kAcceptBatch = 64;
+  constexpr std::size_t kAcceptBatch = 1024;
   constexpr std::size_t kPendingHandshakes = 4;
   const bool tls = listener.config->tls.has_value();
   error_code ec;
