@@ -283,13 +283,16 @@ int main(int argc, char** argv) {
         handed_over = true;
         break;
       }
-      // The new proxyd failed: this one serves on as if nothing happened.
-      proxyd::log_warning("takeover failed, serving on: " + error);
+      // The new proxyd failed: this one serves on as if nothing happened. Said once the
+      // control and takeover sockets are back, so that whoever acts on the line (a retried
+      // upgrade, proxyctl) finds them.
+      const std::string why = error;
       proxy.hand_over_abort();
       control_server = std::make_unique<proxyd::control::ControlServer>(proxy, control);
       if (!control_server->start(error)) proxyd::log::error("control socket: " + error);
       if (!takeover_listener.start(takeover_path, kTakeoverSignal, error))
         proxyd::log::error("takeover socket: " + error);
+      proxyd::log_warning("takeover failed, serving on: " + why);
       continue;
     }
     if (signal == SIGUSR1) {
