@@ -224,8 +224,7 @@ int main(int argc, char** argv) {
   raise_descriptor_limit();
   proxyd::Proxy proxy(config, std::move(built.snapshot));
   std::string state_error;
-  const std::vector<std::string> warnings =
-      proxy.restore(grant.state(), grant.state_file(), &state_error);
+  const std::vector<std::string> warnings = proxy.restore(state_error, &grant);
   if (!state_error.empty()) {  // the old proxyd, never told ok, serves on with its state
     proxyd::log::error("takeover: " + state_error);
     return 1;

@@ -131,25 +131,25 @@ Proxy::~Proxy() {
   for (auto& w : workers_) w->set_peers({});
 }
 
-std::vector<std::string> Proxy::restore(const std::optional<std::string>& carried,
-                                        const std::string& carried_file, std::string* error) {
+std::vector<std::string> Proxy::restore(std::string& error, const TakeoverGrant* takeover) {
   std::lock_guard lock(mutex_);
   std::vector<std::string> warnings;
   StateLoad loaded;
-  if (carried) {
+  if (takeover != nullptr && takeover->state()) {
     // Falling back to a file would lose the state: the old proxyd's file is written by the same
     // encoder, and this config's may be another, older one.
     std::string why;
-    loaded.state = decode_state(*carried, why);
+    loaded.state = decode_state(*takeover->state(), why);
     if (!loaded.state) {
-      if (error != nullptr) *error = "the state handed over cannot be read: " + why;
+      error = "the state handed over cannot be read: " + why;
       return warnings;
     }
+    const std::string& old_file = takeover->state_file();
     std::error_code ignored;
-    if (carried_file != state_store_.path() &&
-        !std::filesystem::equivalent(carried_file, state_store_.path(), ignored)) {
+    if (old_file != state_store_.path() &&
+        !std::filesystem::equivalent(old_file, state_store_.path(), ignored)) {
       if (const auto failed = state_store_.save(*loaded.state)) {
-        if (error != nullptr) *error = "the state handed over cannot be saved: " + *failed;
+        error = "the state handed over cannot be saved: " + *failed;
         return warnings;
       }
     }

@@ -49,13 +49,11 @@ class Proxy final : public AdminApi {
   // Reads admin.state_file and applies it on top of the config. Problems (a corrupt file moved
   // aside, entries for routes or servers that no longer exist) are returned as warnings; proxyd
   // then starts from what is left, or from the config alone.
-  // In a takeover, `carried` is the state the old proxyd handed over (TakeoverOffer::state, kept
-  // in `carried_file`): it is used instead of the file, and saved first when this config's
-  // state_file is another file. If it does not decode, or cannot be saved, `error` says so and
-  // nothing is applied: the takeover fails and the old proxyd serves on with the state it has.
-  std::vector<std::string> restore(const std::optional<std::string>& carried = std::nullopt,
-                                   const std::string& carried_file = {},
-                                   std::string* error = nullptr);
+  // In a takeover whose old proxyd handed its state over (`takeover->state()`), that state is
+  // used instead of the file, and saved first when this config's state_file is another file.
+  // If it does not decode, or cannot be saved, `error` says so and nothing is applied: the
+  // takeover fails and the old proxyd serves on with the state it has.
+  std::vector<std::string> restore(std::string& error, const TakeoverGrant* takeover = nullptr);
 
   // Opens the access log, binds every listener on every worker and starts the worker threads.
   // Prints `proxyd: listening NAME ADDRESS:PORT` per listener, then `proxyd: ready`. With a
