@@ -939,6 +939,7 @@ constexpr Key<TimeoutsConfig> kTimeoutKeys[] = {
     {"upstream_idle", store<&TimeoutsConfig::upstream_idle, duration>},
     {"tls_handshake", store<&TimeoutsConfig::tls_handshake, duration>},
     {"drain", store<&TimeoutsConfig::drain, duration>},
+    {"takeover", store<&TimeoutsConfig::takeover, duration>},
 };
 
 constexpr Key<LimitsConfig> kLimitKeys[] = {

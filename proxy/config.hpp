@@ -182,6 +182,8 @@ struct TimeoutsConfig {
   Duration upstream_idle{30'000};  // an idle kept-alive upstream connection is closed after this
   Duration tls_handshake{10'000};  // a client's TLS handshake, from the accept
   Duration drain{30'000};
+  // The running proxyd's wait for a new one taking over (an upgrade) to say it serves.
+  Duration takeover{60'000};
 };
 
 struct LimitsConfig {

@@ -27,8 +27,13 @@ void Proxy::start_fleet() {
     return apply_fleet(document, revision);
   };
   hooks.report = [this] { return fleet_report(); };
-  fleet_started_ms_ = Moment::now().unix_ms;
-  fleet_ = std::make_unique<FleetAgent>(*config_->fleet, std::move(hooks));
+  auto agent = std::make_unique<FleetAgent>(*config_->fleet, std::move(hooks));
+  {
+    // Under the lock: after a takeover this runs while the control socket serves status().
+    std::lock_guard lock(mutex_);
+    fleet_started_ms_ = Moment::now().unix_ms;
+    fleet_ = std::move(agent);
+  }
   fleet_->start();
 }
 

@@ -38,6 +38,9 @@ namespace {
 // Raised by the takeover socket's thread when a new proxyd asks for the listeners (takeover.hpp);
 // from anyone else, it asks for an upgrade: proxyd starts `proxyd --takeover` itself.
 constexpr int kTakeoverSignal = SIGUSR2;
+// How long a proxyd that told a late new one it serves on waits for it to close what it opened
+// (control socket, takeover socket, metrics listener) before opening them again.
+constexpr std::chrono::milliseconds kLetGoWait{10'000};
 
 // The file a bare command name runs, looked up in PATH now as a shell does (an empty entry is the
 // current directory); "" when no directory of PATH has it.
@@ -236,22 +239,44 @@ int main(int argc, char** argv) {
     proxyd::log::error(error);
     return 1;
   }
-  // From here the workers serve: a failure drains what they accepted before exiting 1 (in a
-  // takeover the old proxyd, never told ok, serves on; systemd hears nothing from this one).
+  auto control_server = std::make_unique<proxyd::control::ControlServer>(proxy, control);
+  proxyd::TakeoverListener takeover_listener;
+  // From here the workers serve: a failure drains what they accepted before exiting 1 (systemd
+  // hears nothing from this one). In a takeover the old proxyd serves on: what it takes back
+  // (control socket, takeover socket, metrics listener) is closed first, then the connection it
+  // waits for.
   const auto fail_serving = [&](const std::string& what) {
     proxyd::log::error(what);
+    if (takeover) {
+      control_server->stop();
+      takeover_listener.stop();
+      proxy.hand_over_begin();
+      grant.let_go();
+    }
     proxy.drain(takeover);
     return 1;
   };
-  auto control_server = std::make_unique<proxyd::control::ControlServer>(proxy, control);
   if (!control_server->start(error)) return fail_serving("control socket: " + error);
-  proxyd::TakeoverListener takeover_listener;
   if (!takeover_listener.start(takeover_path, kTakeoverSignal, error))
     return fail_serving("takeover socket: " + error);
+  if (takeover) {
+    std::string why;
+    switch (grant.done(why)) {
+      case proxyd::TakeoverVerdict::draining:
+        break;
+      case proxyd::TakeoverVerdict::gone:
+        proxyd::log_warning("takeover: the old proxyd went away first (" + why + ")");
+        break;
+      case proxyd::TakeoverVerdict::serving_on:
+        return fail_serving(
+            "takeover: the old proxyd gave up waiting for this one (its timeouts.takeover) and "
+            "serves on; this one stops");
+    }
+    proxy.take_over_done();
+  }
   proxyd::log::info("ready workers=" + std::to_string(proxy.worker_count()) +
                     " generation=" + std::to_string(proxy.status().generation) +
                     " allocator=" + std::string(proxyd::allocator::name()));
-  if (takeover && !grant.done()) proxyd::log_warning("takeover: the old proxyd went away first");
   // Type=notify: READY=1 (and MAINPID= after a takeover); reloads and the drain notify on their
   // own.
   proxy.notify_ready(takeover);
@@ -277,7 +302,23 @@ int main(int argc, char** argv) {
       control_server->stop();
       takeover_listener.stop();
       proxy.hand_over_begin();
-      if (proxyd::hand_over(connection, proxy.takeover_offer(), std::chrono::seconds(60), error)) {
+      const proxyd::TakeoverOffer offer = proxy.takeover_offer();
+      proxyd::OkWait outcome = proxyd::OkWait::failed;
+      if (proxyd::send_offer(connection, offer, error)) {
+        outcome = proxyd::await_ok(connection, std::chrono::steady_clock::now() + offer.ok_within,
+                                   error);
+      }
+      if (outcome == proxyd::OkWait::late) {
+        // Told so: the new proxyd closes what it opened, then the connection.
+        error = "the new proxyd did not say it serves within " +
+                proxyd::format_duration(offer.ok_within) + " (timeouts.takeover)";
+        proxyd::log_warning("takeover: " + error + "; told it this one serves on");
+        if (!proxyd::wait_let_go(connection, kLetGoWait))
+          proxyd::log_warning("takeover: the new proxyd did not close its connection within " +
+                              proxyd::format_duration(kLetGoWait));
+      }
+      ::close(connection);
+      if (outcome == proxyd::OkWait::ok) {
         proxyd::log::info("handed the listeners over to a new proxyd");
         handed_over = true;
         break;

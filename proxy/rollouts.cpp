@@ -137,10 +137,8 @@ ChangeResult Proxy::abort_rollout_locked(const std::string& route, const Caller&
 
 ChangeResult Proxy::rollout(const RolloutCommand& command) {
   std::lock_guard lock(mutex_);
-  if (handing_over_) {
-    return ChangeResult::refused("proxyd is handing over to a new proxyd process; ask the new one",
-                                 state_.generation);
-  }
+  if (auto handover = handover_refusal_locked())
+    return ChangeResult::refused(std::move(*handover), state_.generation);
   const auto refused = [&](std::string why) {
     ChangeResult result = ChangeResult::refused(std::move(why), state_.generation);
     Touched touched;
@@ -281,7 +279,7 @@ void Proxy::run_rollouts() {
 }
 
 void Proxy::tick_rollouts_locked() {
-  if (handing_over_) return;  // the new proxyd takes the rollouts over, paused
+  if (handover_ != Handover::none) return;  // the new proxyd takes the rollouts over, paused
   const auto now = std::chrono::steady_clock::now();
   // Copied: a step or an abort replaces state_ while this walks it.
   std::vector<std::string> routes;

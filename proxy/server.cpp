@@ -278,8 +278,33 @@ bool Proxy::start(std::string& error, TakeoverGrant* takeover) {
     pthread_setname_np(pthread_self(), "proxyd-rollout");
     run_rollouts();
   });
-  if (config_->fleet) start_fleet();
+  if (takeover != nullptr && !takeover->empty()) {
+    std::lock_guard lock(mutex_);
+    handover_ = Handover::taking;  // until the old proxyd drains: it may yet serve on
+  } else if (config_->fleet) {
+    start_fleet();
+  }
   return true;
+}
+
+void Proxy::take_over_done() {
+  {
+    std::lock_guard lock(mutex_);
+    handover_ = Handover::none;
+  }
+  if (config_->fleet) start_fleet();
+}
+
+std::optional<std::string> Proxy::handover_refusal_locked() const {
+  switch (handover_) {
+    case Handover::none:
+      return std::nullopt;
+    case Handover::giving:
+      return "proxyd is handing over to a new proxyd process; ask the new one";
+    case Handover::taking:
+      return "proxyd is still taking over from the old proxyd process; try again";
+  }
+  return std::nullopt;
 }
 
 TakeoverOffer Proxy::takeover_offer() {
@@ -311,6 +336,7 @@ TakeoverOffer Proxy::takeover_offer() {
     for (const ServerStatus& server : pool.servers)
       if (server.health == Health::healthy) offer.healthy.push_back(pool.name + "/" + server.name);
   }
+  offer.ok_within = store_.load()->config->timeouts.takeover;
   std::lock_guard lock(mutex_);
   offer.state = encode_state(state_);
   offer.state_file = state_store_.path();
@@ -320,7 +346,7 @@ TakeoverOffer Proxy::takeover_offer() {
 void Proxy::hand_over_begin() {
   {
     std::lock_guard lock(mutex_);
-    handing_over_ = true;
+    handover_ = Handover::giving;
   }
   // Its port is the new proxyd's to bind; its fleet membership (the host's report) the new
   // proxyd's to keep.
@@ -337,7 +363,7 @@ void Proxy::hand_over_begin() {
 void Proxy::hand_over_abort() {
   {
     std::lock_guard lock(mutex_);
-    handing_over_ = false;
+    handover_ = Handover::none;
   }
   if (config_->fleet) start_fleet();
   if (const auto& address = config_->admin.metrics) {
@@ -516,9 +542,8 @@ ChangeResult Proxy::change_locked(const ChangeRequest& request, const Edit& edit
   result.touched = touched_by(*base_, state_, request.operations);
   const Status before = make_status(*store_.load(), state_);
   std::optional<Refusal> refusal;
-  if (handing_over_) {
-    refusal = Refusal{"proxyd is handing over to a new proxyd process; ask the new one",
-                      std::nullopt};
+  if (auto handover = handover_refusal_locked()) {
+    refusal = Refusal{std::move(*handover), std::nullopt};
   } else if (request.if_generation && *request.if_generation != state_.generation) {
     refusal = Refusal{"the generation is " + std::to_string(state_.generation) + ", not " +
                           std::to_string(*request.if_generation),
@@ -599,8 +624,8 @@ ChangeResult Proxy::reload(const Caller& caller, std::optional<std::uint64_t> if
   } ready_again{*this};
   const Status before = make_status(*store_.load(), state_);
   std::optional<std::string> refusal;
-  if (handing_over_) {
-    refusal = "proxyd is handing over to a new proxyd process; nothing was reloaded";
+  if (auto handover = handover_refusal_locked()) {
+    refusal = *handover + "; nothing was reloaded";
   } else if (if_generation && *if_generation != state_.generation) {
     refusal = "the generation is " + std::to_string(state_.generation) + ", not " +
               std::to_string(*if_generation) + "; nothing was reloaded";

@@ -62,14 +62,18 @@ class Proxy final : public AdminApi {
   bool start(std::string& error, TakeoverGrant* takeover = nullptr);
 
   // Takeover, the old side: what to hand over (every listening socket, the servers proven
-  // healthy, the runtime state). hand_over_begin() stops the metrics listener and the rollout
-  // thread's steps and refuses changes, so nothing moves once the state is handed over;
-  // hand_over_abort() undoes it when the new proxyd did not take over.
+  // healthy, the runtime state). hand_over_begin() stops the metrics listener, the fleet member
+  // and the rollout thread's steps and refuses changes, so nothing moves once the state is
+  // handed over; hand_over_abort() undoes it when the new proxyd did not take over. A new proxyd
+  // that lets go (the old one serves on) calls hand_over_begin() too.
   TakeoverOffer takeover_offer();
   void hand_over_begin();
   void hand_over_abort();
   // Takeover, the new side: servers "pool/server" start healthy, as the old proxyd knew them.
   void seed_health(const std::vector<std::string>& healthy);
+  // Takeover, the new side: start() with a grant refuses changes and starts no fleet member
+  // until the old proxyd says it drains; then this.
+  void take_over_done();
 
   // Prints `proxyd: draining` (from then on /ready answers 503), stops accepting, lets in-flight
   // requests finish within timeouts.drain, then stops.
@@ -194,7 +198,12 @@ class Proxy final : public AdminApi {
 
   std::map<std::string, RolloutProgress> progress_;  // by route; under mutex_
   std::map<std::pair<std::string, std::string>, std::uint64_t> rollout_aborts_;  // (route, code)
-  bool handing_over_ = false;             // under mutex_: changes are refused, rollouts hold
+  // Under mutex_. While two proxyds hold the listeners (a takeover), changes are refused and
+  // rollouts hold: `giving` on the old side (or a new one letting go), `taking` on the new side
+  // until the old one says it drains.
+  enum class Handover { none, giving, taking };
+  Handover handover_ = Handover::none;
+  std::optional<std::string> handover_refusal_locked() const;
   // Fleet mode (fleet.cpp). Applies the desired state of `revision` as one change by "fleet",
   // unless it is not newer than the one applied; "" when applied or skipped, else why not.
   std::string apply_fleet(const std::string& document, std::int64_t revision);

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -26,6 +27,11 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kMaxFds = 1024;
 // The most bytes of the offer's line: the runtime state it carries grows with routes and servers.
 constexpr std::size_t kMaxOfferBytes = 16 << 20;
+// How long after the old proxyd's own deadline (ok_within after its offer) the new one still
+// waits for the verdict: the old one answers the moment "ok" arrives, or at that deadline.
+constexpr std::chrono::seconds kVerdictGrace{10};
+// read_line's error when `deadline` passed.
+constexpr std::string_view kNoAnswer = "no answer in time";
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -59,7 +65,7 @@ bool read_line(int fd, Clock::time_point deadline, std::string& line, std::vecto
   line.clear();
   for (;;) {
     if (!wait_readable(fd, deadline)) {
-      error = "no answer in time";
+      error = kNoAnswer;
       return false;
     }
     char buffer[64 * 1024];
@@ -150,7 +156,7 @@ bool send_with_fds(int fd, std::string_view text, const std::vector<int>& fds) {
 }  // namespace
 
 TakeoverGrant::TakeoverGrant(int connection, TakeoverOffer offer)
-    : connection_(connection), offer_(std::move(offer)) {}
+    : connection_(connection), offer_(std::move(offer)), received_(Clock::now()) {}
 
 TakeoverGrant::~TakeoverGrant() {
   for (const auto& listener : offer_.listeners)
@@ -159,7 +165,9 @@ TakeoverGrant::~TakeoverGrant() {
 }
 
 TakeoverGrant::TakeoverGrant(TakeoverGrant&& other) noexcept
-    : connection_(std::exchange(other.connection_, -1)), offer_(std::move(other.offer_)) {
+    : connection_(std::exchange(other.connection_, -1)),
+      offer_(std::move(other.offer_)),
+      received_(other.received_) {
   other.offer_ = {};
 }
 
@@ -168,6 +176,7 @@ TakeoverGrant& TakeoverGrant::operator=(TakeoverGrant&& other) noexcept {
     TakeoverGrant gone(std::move(*this));
     connection_ = std::exchange(other.connection_, -1);
     offer_ = std::move(other.offer_);
+    received_ = other.received_;
     other.offer_ = {};
   }
   return *this;
@@ -184,13 +193,38 @@ std::vector<int> TakeoverGrant::take(const std::string& name, const std::string&
   return {};
 }
 
-bool TakeoverGrant::done() {
+TakeoverVerdict TakeoverGrant::done(std::string& why) {
   for (auto& listener : offer_.listeners)
     for (const int fd : std::exchange(listener.fds, {})) ::close(fd);
-  if (connection_ < 0) return false;
-  const bool ok = write_all(connection_, kTakeoverDone);
-  ::close(std::exchange(connection_, -1));
-  return ok;
+  if (connection_ < 0) {
+    why = "no connection to the old proxyd";
+    return TakeoverVerdict::gone;
+  }
+  if (!write_all(connection_, kTakeoverDone)) {
+    why = errno_text("cannot send ok");
+    let_go();
+    return TakeoverVerdict::gone;
+  }
+  if (offer_.protocol < 2) {  // it says nothing: "ok" sent is done
+    let_go();
+    return TakeoverVerdict::draining;
+  }
+  std::string line;
+  if (!read_line(connection_, received_ + offer_.ok_within + kVerdictGrace, line, nullptr, why)) {
+    let_go();
+    return TakeoverVerdict::gone;
+  }
+  if (line + "\n" == kTakeoverServingOn) return TakeoverVerdict::serving_on;
+  let_go();
+  if (line + "\n" == kTakeoverDraining) return TakeoverVerdict::draining;
+  why = "the old proxyd answered \"" + line.substr(0, 100) + "\"";
+  return TakeoverVerdict::gone;
+}
+
+void TakeoverGrant::let_go() {
+  for (auto& listener : offer_.listeners)
+    for (const int fd : std::exchange(listener.fds, {})) ::close(fd);
+  if (connection_ >= 0) ::close(std::exchange(connection_, -1));
 }
 
 TakeoverGrant request_takeover(const std::string& path, std::chrono::milliseconds timeout,
@@ -254,6 +288,12 @@ TakeoverGrant request_takeover(const std::string& path, std::chrono::millisecond
     offer.state = std::string(state->get_string());
   if (const json::value* file = root->if_contains("state_file"); file && file->is_string())
     offer.state_file = std::string(file->get_string());
+  const json::value* protocol = root->if_contains("protocol");
+  offer.protocol = protocol && protocol->is_int64() ? static_cast<int>(protocol->get_int64()) : 1;
+  if (const json::value* within = root->if_contains("ok_within_ms");
+      within && within->is_int64() && within->get_int64() > 0)  // at most a day: no overflow
+    offer.ok_within = std::chrono::milliseconds(std::min<std::int64_t>(within->get_int64(),
+                                                                       86'400'000));
   fds.clear();  // owned by the offer from here
   return TakeoverGrant(fd, std::move(offer));
 }
@@ -347,8 +387,7 @@ void TakeoverListener::stop() {
   if (!path_.empty()) ::unlink(std::exchange(path_, {}).c_str());
 }
 
-bool hand_over(int connection, const TakeoverOffer& offer, std::chrono::milliseconds timeout,
-               std::string& error) {
+bool send_offer(int connection, const TakeoverOffer& offer, std::string& error) {
   json::array listeners;
   std::vector<int> fds;
   for (const auto& listener : offer.listeners) {
@@ -360,6 +399,10 @@ bool hand_over(int connection, const TakeoverOffer& offer, std::chrono::millisec
   json::array healthy;
   for (const std::string& server : offer.healthy) healthy.emplace_back(server);
   json::object reply{{"listeners", std::move(listeners)}, {"healthy", std::move(healthy)}};
+  if (offer.protocol >= 2) {  // protocol 1 (a test plays an older proxyd) says neither
+    reply["protocol"] = offer.protocol;
+    reply["ok_within_ms"] = static_cast<std::int64_t>(offer.ok_within.count());
+  }
   if (offer.state) {
     reply["state"] = *offer.state;
     reply["state_file"] = offer.state_file;
@@ -367,24 +410,47 @@ bool hand_over(int connection, const TakeoverOffer& offer, std::chrono::millisec
   const std::string text = json::serialize(reply) + "\n";
   // A new proxyd that stops reading (stopped, or swapped out) cannot hold this thread, which
   // refuses every change meanwhile, past the timeout.
-  const timeval send_timeout{static_cast<time_t>(timeout.count() / 1000),
-                             static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+  const auto timeout = offer.ok_within.count();
+  const timeval send_timeout{static_cast<time_t>(timeout / 1000),
+                             static_cast<suseconds_t>(timeout % 1000 * 1000)};
   ::setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
-  bool ok = false;
-  std::string line;
   if (text.size() > kMaxOfferBytes || fds.size() > kMaxFds) {
     error = "the offer is too large (" + std::to_string(text.size()) + " bytes, " +
             std::to_string(fds.size()) + " sockets)";
-  } else if (!send_with_fds(connection, text, fds)) {
-    error = errno_text("cannot send the sockets");
-  } else if (!read_line(connection, Clock::now() + timeout, line, nullptr, error) ||
-             line + "\n" != kTakeoverDone) {
-    if (error.empty()) error = "the new proxyd answered " + line;
-  } else {
-    ok = true;
+    return false;
   }
-  ::close(connection);
-  return ok;
+  if (!send_with_fds(connection, text, fds)) {
+    error = errno_text("cannot send the sockets");
+    return false;
+  }
+  return true;
+}
+
+OkWait await_ok(int connection, Clock::time_point deadline, std::string& error) {
+  std::string line;
+  if (read_line(connection, deadline, line, nullptr, error)) {
+    if (line + "\n" != kTakeoverDone) {
+      error = "the new proxyd answered \"" + line.substr(0, 100) + "\"";
+      return OkWait::failed;
+    }
+    // Best effort: a protocol 1 proxyd does not read it, and may have closed already.
+    write_all(connection, kTakeoverDraining);
+    return OkWait::ok;
+  }
+  if (error != kNoAnswer) return OkWait::failed;
+  // Said whether or not "ok" is on its way: this proxyd serves on from here, whatever comes.
+  write_all(connection, kTakeoverServingOn);
+  return OkWait::late;
+}
+
+bool wait_let_go(int connection, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (!wait_readable(connection, deadline)) return false;
+    char discarded[256];  // a late "ok"
+    const ssize_t n = ::recv(connection, discarded, sizeof discarded, 0);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return true;
+  }
 }
 
 }  // namespace proxyd

@@ -118,6 +118,7 @@ TEST(ConfigTest, MinimalConfigGetsEveryDefault) {
   EXPECT_EQ(config.timeouts.upstream_response, 60s);
   EXPECT_EQ(config.timeouts.upstream_idle, 30s);
   EXPECT_EQ(config.timeouts.drain, 30s);
+  EXPECT_EQ(config.timeouts.takeover, 60s);
   EXPECT_EQ(config.limits.max_header_bytes, 16384u);
   EXPECT_EQ(config.limits.max_body_bytes, 100u * 1024 * 1024);
   EXPECT_EQ(config.limits.upstream_idle_per_server, 1024u);
@@ -179,6 +180,7 @@ timeouts:
   upstream_response: 1h
   upstream_idle: 5s
   drain: 7s
+  takeover: 90s
 limits: {max_header_bytes: 8KiB, max_body_bytes: 1GiB, upstream_idle_per_server: 0,
          max_connections: 5000}
 )");
@@ -254,6 +256,7 @@ limits: {max_header_bytes: 8KiB, max_body_bytes: 1GiB, upstream_idle_per_server:
   EXPECT_EQ(config.timeouts.upstream_response, 1h);
   EXPECT_EQ(config.timeouts.upstream_idle, 5s);
   EXPECT_EQ(config.timeouts.drain, 7s);
+  EXPECT_EQ(config.timeouts.takeover, 90s);
   EXPECT_EQ(config.limits.max_header_bytes, 8192u);
   EXPECT_EQ(config.limits.max_body_bytes, 1024u * 1024 * 1024);
   EXPECT_EQ(config.limits.upstream_idle_per_server, 0u);
@@ -528,7 +531,7 @@ INSTANTIATE_TEST_SUITE_P(
         UnknownKeyCase{"timeouts", kBase + "timeouts: {upstream_read: 1s}\n",
                        "t.yaml:8: timeouts.upstream_read: unknown key (expected one of: "
                        "client_header, client_idle, client_body, upstream_connect, "
-                       "upstream_response, upstream_idle, tls_handshake, drain)"},
+                       "upstream_response, upstream_idle, tls_handshake, drain, takeover)"},
         UnknownKeyCase{"limits", kBase + "limits: {max_body: 1}\n",
                        "t.yaml:8: limits.max_body: unknown key (expected one of: "
                        "max_header_bytes, max_body_bytes, upstream_idle_per_server, "

@@ -12,10 +12,6 @@
 
 #include "tests/support/etcd_process.hpp"
 #include "tests/support/fake_upstream.hpp"
-#include "tests/support/proxyd_process.hpp"
-
-// The test support library asks its executable for proxyd's path; net_tests start no proxyd.
-const char* proxyd::test::proxyd_binary_path() { return ""; }
 
 namespace proxyd {
 namespace {
