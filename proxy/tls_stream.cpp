@@ -103,8 +103,10 @@ bool TlsStream::inbox_read_at_once() {
   if (found_empty_) return false;
   // Part of a header is read-ahead data OpenSSL has not processed (SSL_has_pending); a whole
   // header is taken out of that count, and the record layer then says it reads the body ("RB").
+  // During the handshake a record may end where its message does not, and a short read says
+  // nothing of a reset that came in the same event: one recv() more per handshake.
   return asked || SSL_has_pending(ssl_) == 1 ||
-         std::strcmp(SSL_rstate_string(ssl_), "RB") == 0;
+         std::strcmp(SSL_rstate_string(ssl_), "RB") == 0 || SSL_in_init(ssl_) == 1;
 }
 
 void TlsStream::filled(const error_code& ec, std::size_t bytes) {

@@ -127,6 +127,40 @@ TEST_F(TlsTest, AnUploadCutByAResetInTheMiddleOfItsBodyEndsAtOnce) {
   EXPECT_EQ(line["bytes_in"], "1100");
 }
 
+// A ClientHello's first record, whole, with the message it begins cut short, then a reset, both
+// there before proxyd reads them (stopped here, as a busy worker would be): the read that takes
+// the record comes back short, and the reset's event is spent with it. The handshake must end at
+// once, counted as `closed`, not at tls_handshake (30 s): while a handshake is under way, the
+// read for its next record tries the socket first. (A FIN in its place, which the kernel's count
+// of bytes left reports, ended it at once before that too: checked as well.)
+TEST_F(TlsTest, AHandshakeCutAtARecordBoundaryThenResetOrClosedEndsAtOnce) {
+  start(tls_block(pki_.issue("site", "site")), "tls_handshake: 30s");
+  const std::string active = "proxyd_connections_active{listener=\"secure\"}";
+  for (const bool with_reset : {true, false}) {
+    SCOPED_TRACE(with_reset ? "reset" : "FIN");
+    HttpClient client(port_);
+    ASSERT_TRUE(client.connected()) << client.connect_error();
+    // Accepted: its handshake waits for the ClientHello.
+    ASSERT_EQ(wait_metric(admin_, active, 1), 1);
+
+    ASSERT_TRUE(proxy_->signal(SIGSTOP));
+    // A handshake record of 8 bytes: a ClientHello header announcing 256 bytes, and 4 of them.
+    ASSERT_TRUE(client.send_raw(
+        std::string("\x16\x03\x01\x00\x08\x01\x00\x01\x00\x03\x03\x00\x00", 13)));
+    if (with_reset)
+      client.reset();
+    else
+      client.close();
+    ASSERT_TRUE(proxy_->signal(SIGCONT));
+    const auto began = std::chrono::steady_clock::now();
+    const double closed = with_reset ? 1 : 2;
+    EXPECT_EQ(wait_metric(admin_, failures_sample("secure", "closed"), closed), closed);
+    EXPECT_LT(std::chrono::steady_clock::now() - began, 3s) << "tls_handshake is 30s";
+    EXPECT_EQ(wait_metric_down(admin_, active, 0), 0);
+  }
+  EXPECT_EQ(metric_value(admin_, failures_sample("secure", "timeout")), 0);
+}
+
 TEST_F(TlsTest, SniPicksTheCertificateAndAnUnknownNameGetsTheDefault) {
   const CertFiles a = pki_.issue("a", "a", {"a.test"});
   const CertFiles b = pki_.issue("b", "b", {"b.test", "*.apps.test"});

@@ -347,6 +347,14 @@ void HttpClient::close() {
   }
 }
 
+void HttpClient::reset() {
+  if (impl_ && impl_->fd >= 0) {
+    const linger abort{1, 0};
+    ::setsockopt(impl_->fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+  }
+  close();
+}
+
 Response fetch(std::uint16_t port, std::string_view target, const Headers& headers,
                std::chrono::milliseconds timeout) {
   HttpClient client(port, timeout);

@@ -87,6 +87,8 @@ class HttpClient {
   bool is_closed_by_peer();
   void shutdown_write();
   void close();
+  // Closes with a reset (SO_LINGER 0) instead of a FIN.
+  void reset();
 
  private:
   struct Impl;
